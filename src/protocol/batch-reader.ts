@@ -1,0 +1,83 @@
+/**
+ * Reads stored records (as delivered to consumers) into message objects. Key and headers are
+ * decoded lazily: most consumers never look at every field, and decoding UTF-8 is the costliest
+ * part of a short message.
+ */
+import {
+  F_HEADER_COUNT,
+  F_KEY_LENGTH,
+  F_VALUE_LENGTH,
+  RECORD_HEADER_BYTES,
+  readU16,
+  readU32,
+  readU53,
+  F_OFFSET,
+  F_TIMESTAMP,
+} from './record.js';
+
+const decoder = new TextDecoder();
+
+export class Message {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly buf: Uint8Array,
+    private readonly at: number,
+  ) {}
+
+  get offset(): number {
+    return readU53(this.buf, this.at + F_OFFSET);
+  }
+  get timestamp(): number {
+    return readU53(this.buf, this.at + F_TIMESTAMP);
+  }
+  /** The key's bytes, or null when the message had no key. A view: copy it to keep it beyond the handler. */
+  get keyBytes(): Uint8Array | null {
+    const kl = readU32(this.buf, this.at + F_KEY_LENGTH) | 0;
+    if (kl < 0) return null;
+    const s = this.at + RECORD_HEADER_BYTES;
+    return this.buf.subarray(s, s + kl);
+  }
+  /** The key as UTF-8 text, or null. */
+  get key(): string | null {
+    const kb = this.keyBytes;
+    return kb === null ? null : decoder.decode(kb);
+  }
+  get value(): Uint8Array {
+    const kl = readU32(this.buf, this.at + F_KEY_LENGTH) | 0;
+    const s = this.at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0);
+    return this.buf.subarray(s, s + readU32(this.buf, this.at + F_VALUE_LENGTH));
+  }
+  /** Header values decoded as UTF-8 text. */
+  get headers(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of this.rawHeaders()) out[name] = decoder.decode(value);
+    return out;
+  }
+  rawHeaders(): Array<[string, Uint8Array]> {
+    const b = this.buf;
+    const kl = readU32(b, this.at + F_KEY_LENGTH) | 0;
+    let p = this.at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + readU32(b, this.at + F_VALUE_LENGTH);
+    const n = readU16(b, this.at + F_HEADER_COUNT);
+    const out: Array<[string, Uint8Array]> = [];
+    for (let h = 0; h < n; h++) {
+      const nl = readU16(b, p);
+      const name = decoder.decode(b.subarray(p + 2, p + 2 + nl));
+      p += 2 + nl;
+      const vl = readU32(b, p);
+      out.push([name, b.subarray(p + 4, p + 4 + vl)]);
+      p += 4 + vl;
+    }
+    return out;
+  }
+  toJSON(): object {
+    return { topic: this.topic, partition: this.partition, offset: this.offset, timestamp: this.timestamp, key: this.key, headers: this.headers, valueBytes: this.value.length };
+  }
+}
+
+/** Split stored records into messages (views into `buf`). */
+export function readMessages(topic: string, partition: number, buf: Uint8Array): Message[] {
+  const out: Message[] = [];
+  for (let at = 0; at + 4 <= buf.length; at += 4 + readU32(buf, at)) out.push(new Message(topic, partition, buf, at));
+  return out;
+}

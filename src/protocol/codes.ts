@@ -1,0 +1,52 @@
+/**
+ * Stable error codes: clients switch on these. Never renumber or rename; add new ones at the end.
+ * `retryable` codes mean the request was not applied (or may be retried safely at-least-once).
+ */
+export const ErrorCode = {
+  BAD_FRAME: 'BAD_FRAME', // not CBOR, not a map, or no string `op`
+  UNKNOWN_OP: 'UNKNOWN_OP',
+  BAD_REQUEST: 'BAD_REQUEST', // a field is missing or has the wrong type/range
+  UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  BAD_BATCH: 'BAD_BATCH', // record batch framing is inconsistent; nothing of it was appended
+  MESSAGE_TOO_LARGE: 'MESSAGE_TOO_LARGE',
+  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE', // also the WebSocket close reason with code 1009
+  INVALID_TOPIC_NAME: 'INVALID_TOPIC_NAME',
+  INVALID_PARTITIONS: 'INVALID_PARTITIONS',
+  TOPIC_NOT_FOUND: 'TOPIC_NOT_FOUND',
+  TOPIC_EXISTS: 'TOPIC_EXISTS', // exists with a different partition count
+  PARTITION_NOT_FOUND: 'PARTITION_NOT_FOUND',
+  OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
+  UNKNOWN_SUBSCRIPTION: 'UNKNOWN_SUBSCRIPTION',
+  NOT_ASSIGNED: 'NOT_ASSIGNED', // commit for a partition this member does not own (rebalanced away)
+  PARTITION_UNAVAILABLE: 'PARTITION_UNAVAILABLE', // actor crashed/restarting: retry
+  THROTTLED: 'THROTTLED', // connection exceeded its in-flight produce budget: retry after in-flight acks
+  STORAGE_FULL: 'STORAGE_FULL', // ENOSPC/EDQUOT on the log: retry after space is freed
+  STORAGE_ERROR: 'STORAGE_ERROR',
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  INTERNAL: 'INTERNAL',
+  // client-side only
+  TIMEOUT: 'TIMEOUT',
+  CONNECTION_CLOSED: 'CONNECTION_CLOSED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const RETRYABLE: ReadonlySet<string> = new Set<string>([
+  ErrorCode.PARTITION_UNAVAILABLE,
+  ErrorCode.THROTTLED,
+  ErrorCode.STORAGE_FULL,
+  ErrorCode.SHUTTING_DOWN,
+  ErrorCode.TIMEOUT,
+  ErrorCode.CONNECTION_CLOSED,
+]);
+
+/** Numeric form used inside the partition rings (no strings cross the ring). */
+export const RING_ERROR_CODES: readonly ErrorCode[] = [
+  ErrorCode.INTERNAL,
+  ErrorCode.STORAGE_FULL,
+  ErrorCode.STORAGE_ERROR,
+  ErrorCode.OFFSET_OUT_OF_RANGE,
+  ErrorCode.SHUTTING_DOWN,
+  ErrorCode.MESSAGE_TOO_LARGE,
+  ErrorCode.PARTITION_UNAVAILABLE,
+];

@@ -1,0 +1,86 @@
+/**
+ * Weir wire protocol v1: every WebSocket message is one binary frame holding one CBOR map.
+ * This file is the single source of the protocol's types (docs/protocol.md is its prose form).
+ * Control fields travel as CBOR; messages travel as one record batch (record.ts) in a byte string.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** Where a subscription starts when no committed offset applies. */
+export type StartPosition =
+  | 'earliest'
+  | 'latest'
+  | { offset: number } // same offset for every partition
+  | { offsets: Record<string, number> } // per partition; others start at 'latest'
+  | { timestamp: number }; // first message at or after this time (ms since epoch)
+
+// ---------------------------------------------------------------- client → broker requests
+export interface HelloRequest { op: 'hello'; id: number; version: number; client?: string; token?: string }
+export interface CreateTopicRequest { op: 'create_topic'; id: number; topic: string; partitions: number }
+export interface ListTopicsRequest { op: 'list_topics'; id: number }
+export interface DescribeTopicRequest { op: 'describe_topic'; id: number; topic: string }
+/** `records` is a record batch. `partition` forces one partition; otherwise keyed messages go to
+ *  murmur2(key) mod partitions and unkeyed ones to a partition picked round-robin per request. */
+export interface ProduceRequest { op: 'produce'; id: number; topic: string; records: Uint8Array; partition?: number }
+export interface FetchRequest {
+  op: 'fetch'; id: number; topic: string; partition: number; offset: number;
+  maxBytes?: number; maxRecords?: number; maxWaitMs?: number;
+}
+export interface SubscribeRequest {
+  op: 'subscribe'; id: number; topic: string; group?: string; from?: StartPosition;
+  /** Initial credit (messages) granted per assigned partition. */
+  credits: number;
+}
+export interface CreditRequest { op: 'credit'; sub: number; partition: number; credits: number }
+export interface CommitRequest { op: 'commit'; id: number; sub: number; offsets: Array<[partition: number, nextOffset: number]> }
+export interface RevokedRequest { op: 'revoked'; sub: number; generation: number }
+export interface UnsubscribeRequest { op: 'unsubscribe'; id: number; sub: number }
+export interface PingRequest { op: 'ping'; id: number }
+
+export type Request =
+  | HelloRequest | CreateTopicRequest | ListTopicsRequest | DescribeTopicRequest | ProduceRequest
+  | FetchRequest | SubscribeRequest | CreditRequest | CommitRequest | RevokedRequest
+  | UnsubscribeRequest | PingRequest;
+export type RequestOp = Request['op'];
+
+// ---------------------------------------------------------------- broker → client
+export interface HelloResult { version: number; broker: string; maxFrameBytes: number; maxMessageBytes: number; maxInFlightBytes: number; fsync: string }
+export interface TopicInfo { topic: string; partitions: number }
+export interface CreateTopicResult extends TopicInfo { created: boolean }
+export interface ListTopicsResult { topics: TopicInfo[] }
+export interface DescribeTopicResult extends TopicInfo {
+  offsets: Array<{ partition: number; start: number; end: number }>;
+}
+/**
+ * `parts[j] = [partition, baseOffset, count]` for each partition the batch touched.
+ * `route`, present when more than one partition was touched, is a byte string of u16
+ * little-endian partition numbers, one per message in request order; message i's offset is
+ * baseOffset(route[i]) + (number of earlier messages with the same partition).
+ */
+export interface ProduceResult { parts: Array<[partition: number, baseOffset: number, count: number]>; route?: Uint8Array }
+export interface FetchResult { topic: string; partition: number; records: Uint8Array; count: number; next: number; end: number }
+export interface SubscribeResult { sub: number }
+
+export interface ResultFrame { op: 'result'; id: number; [field: string]: unknown }
+export interface ErrorFrame {
+  op: 'error'; id?: number; sub?: number; code: string; message: string; retryable: boolean;
+  details?: Record<string, unknown>;
+}
+/** Push: a batch of stored records for a subscription. Uses one credit per record. */
+export interface DeliverFrame { op: 'deliver'; sub: number; topic: string; partition: number; records: Uint8Array; count: number; next: number }
+/** Push: partitions this subscription now owns, with the offset delivery starts from. */
+export interface AssignFrame { op: 'assign'; sub: number; generation: number; partitions: Array<[partition: number, offset: number]> }
+/** Push (groups): stop, commit what was processed, then answer with `revoked`. */
+export interface RevokeFrame { op: 'revoke'; sub: number; generation: number }
+
+export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame | RevokeFrame;
+
+/** Topic names: 1–249 of [A-Za-z0-9._-], not "." or "..", not starting with "__" (reserved). */
+export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+export function topicNameProblem(name: unknown): string | null {
+  if (typeof name !== 'string') return 'topic name must be a string';
+  if (!TOPIC_NAME.test(name)) return 'topic name must be 1-249 characters of A-Z a-z 0-9 . _ -';
+  if (name === '.' || name === '..') return 'topic name cannot be "." or ".."';
+  if (name.startsWith('__')) return 'topic names starting with "__" are reserved';
+  return null;
+}
+export const GROUP_NAME = /^[A-Za-z0-9._-]{1,249}$/;
