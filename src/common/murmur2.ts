@@ -16,16 +16,13 @@ export function murmur2(data: Uint8Array, start = 0, end = data.length): number 
     h = Math.imul(h, m) ^ k;
   }
   const tail = start + (length & ~3);
-  switch (length & 3) {
-    case 3:
-      h ^= data[tail + 2]! << 16;
-    // falls through
-    case 2:
-      h ^= data[tail + 1]! << 8;
-    // falls through
-    case 1:
-      h ^= data[tail]!;
-      h = Math.imul(h, m);
+  const rest = length & 3;
+  // Kafka's switch falls through 3 → 2 → 1.
+  if (rest === 3) h ^= data[tail + 2]! << 16;
+  if (rest >= 2) h ^= data[tail + 1]! << 8;
+  if (rest >= 1) {
+    h ^= data[tail]!;
+    h = Math.imul(h, m);
   }
   h ^= h >>> 13;
   h = Math.imul(h, m);

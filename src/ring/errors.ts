@@ -1,17 +1,13 @@
 /**
- * Typed errors of the ring module. Every error carries a stable `code` (what callers and the wire
- * protocol match on), a `name`, an optional `cause`, and the cross-realm brand
- * `Symbol.for('weir.error')` so code in another module or realm can recognise a weir error without
- * `instanceof` (undici style).
+ * Typed errors of the ring module. They subclass the project's `WeirError`, so each carries a stable
+ * `code` (what callers match on), a per-class `name`, `retryable`, `details`, an optional `cause`,
+ * and the `Symbol.for('weir.error')` brand (`WeirError.isWeirError` works across module copies).
  *
- * Errors do not survive `postMessage` as classes (house-style pitfall 8): use `toPlain()` to send
- * `{code, message, stack, details}` across a thread boundary.
- *
- * NOTE for the integrator: `src/common/errors.ts` did not exist when this module was written. Once it
- * provides `WeirError`, `RingError` should extend it instead of `Error`; nothing else here changes.
+ * Classes do not survive `postMessage` (house-style pitfall 8): send `err.toPlain()` across a thread
+ * boundary and rehydrate with `WeirError.fromPlain()`; branch on `code`, not on the class.
  */
 
-export const WEIR_ERROR_BRAND: unique symbol = Symbol.for('weir.error');
+import { WeirError } from '../common/errors.js';
 
 export const RingErrorCode = {
   /** A payload larger than `maxRecordBytes()`: it can never fit, waiting will not help. */
@@ -20,7 +16,7 @@ export const RingErrorCode = {
   CLOSED: 'RING_CLOSED',
   /** A bounded wait or retry budget ran out. */
   TIMEOUT: 'RING_TIMEOUT',
-  /** API misuse: begin() twice, append() past the declared length, commit() short, etc. */
+  /** API misuse: begin() twice, append() past the declared length, commit() short, two waits at once. */
   BAD_STATE: 'RING_BAD_STATE',
   /** The SharedArrayBuffer is not a ring created by `createRing` (bad size, magic or capacity). */
   BAD_LAYOUT: 'RING_BAD_LAYOUT',
@@ -29,35 +25,16 @@ export const RingErrorCode = {
 } as const;
 export type RingErrorCode = (typeof RingErrorCode)[keyof typeof RingErrorCode];
 
-export interface PlainRingError {
-  code: RingErrorCode;
-  message: string;
-  stack: string | undefined;
-  details: Record<string, number | string> | undefined;
-}
-
-export class RingError extends Error {
-  readonly code: RingErrorCode;
-  readonly details: Record<string, number | string> | undefined;
+/** Base class of the ring's errors; `code` is always one of `RingErrorCode`. */
+export class RingError extends WeirError {
+  declare readonly code: RingErrorCode;
 
   constructor(
     code: RingErrorCode,
     message: string,
-    options?: { cause?: unknown; details?: Record<string, number | string> },
+    options: { retryable?: boolean; details?: Record<string, unknown>; cause?: unknown } = {},
   ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    // Subclass name, e.g. 'RingClosedError'; stable because the classes below are never renamed.
-    this.name = new.target.name;
-    this.code = code;
-    this.details = options?.details;
-  }
-
-  get [WEIR_ERROR_BRAND](): true {
-    return true;
-  }
-
-  toPlain(): PlainRingError {
-    return { code: this.code, message: this.message, stack: this.stack, details: this.details };
+    super(code, message, options);
   }
 }
 
@@ -79,7 +56,9 @@ export class RingClosedError extends RingError {
 
 export class RingTimeoutError extends RingError {
   constructor(what: string, timeoutMs: number) {
+    // Retryable: the other side may just be slow; a later attempt can succeed.
     super(RingErrorCode.TIMEOUT, `${what} did not complete within ${timeoutMs} ms`, {
+      retryable: true,
       details: { timeoutMs },
     });
   }
@@ -98,16 +77,7 @@ export class RingLayoutError extends RingError {
 }
 
 export class RingCorruptError extends RingError {
-  constructor(message: string, details: Record<string, number | string>) {
+  constructor(message: string, details: Record<string, unknown>) {
     super(RingErrorCode.CORRUPT, message, { details });
   }
-}
-
-/** Brand check that works across realms and module copies. */
-export function isWeirError(value: unknown): value is { code: string; message: string } {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    (value as { [WEIR_ERROR_BRAND]?: unknown })[WEIR_ERROR_BRAND] === true
-  );
 }

@@ -1,0 +1,273 @@
+/**
+ * The partition actor's behaviour, run inside its worker thread: drain the input ring, append every
+ * PRODUCE chunk to the log, commit the group with one write (and one fdatasync under `always`), then
+ * acknowledge every chunk and answer fetches from the output ring. It is the only writer of its log.
+ *
+ * Threading is not this class's business: it is driven by `step()` (see partition-worker/main.ts),
+ * and only touches the log and the two rings, so it can be driven from a test thread as well.
+ */
+import { readU32 } from '../../protocol/record.js';
+import { ErrorCode } from '../../protocol/codes.js';
+import {
+  ACK_BYTES,
+  DATA_HEADER_BYTES,
+  FAIL_HEADER_BYTES,
+  FailKind,
+  FetchMode,
+  In,
+  Out,
+  PRODUCE_HEADER_BYTES,
+  errorIndex,
+} from '../../partition-worker/protocol.js';
+import type { PartitionLog } from '../../log/index.js';
+import type { RingReader, RingWriter } from '../../ring/index.js';
+
+const TWO_32 = 0x1_0000_0000;
+const encoder = new TextEncoder();
+
+/** Ring ends the core talks through; the doorbell side is injected so tests can drive it. */
+export interface PartitionPorts {
+  input: RingReader;
+  output: RingWriter;
+  /** After releasing input space: wake a gateway waiting for space. */
+  inputReleased(): void;
+  /** After publishing output: wake the gateway if it waits. */
+  outputPublished(): void;
+  /** Block until the output ring has room for `bytes` (bounded wait; returns false on timeout). */
+  waitForOutputSpace(bytes: number, timeoutMs: number): boolean;
+}
+
+interface Fetch {
+  id: number;
+  offset: number;
+  maxBytes: number;
+  maxRecords: number;
+  deadline: number;
+}
+
+/** A chunk appended but not yet flushed: acknowledged once the group commit succeeds. */
+interface PendingAck {
+  chunkId: number;
+  base: number;
+  count: number;
+}
+
+export interface PartitionCoreOptions {
+  /** Stop draining input into one group commit past this many bytes (bounds ack latency). */
+  maxGroupBytes: number;
+  /** Cap on the bytes of one DATA answer (must fit the output ring comfortably). */
+  maxFetchBytes: number;
+  retentionCheckMs: number;
+}
+
+export class PartitionCore {
+  private pending: PendingAck[] = [];
+  private pendingCount = 0;
+  private parked: Fetch[] = [];
+  private nextRetentionCheck = 0;
+
+  constructor(
+    private readonly log: PartitionLog,
+    private readonly ports: PartitionPorts,
+    private readonly opts: PartitionCoreOptions,
+  ) {}
+
+  /** The earliest time at which `step` has timed work to do (parked fetch deadlines). */
+  nextDeadline(now: number): number {
+    let d = now + 1000;
+    for (const f of this.parked) if (f.deadline < d) d = f.deadline;
+    return d;
+  }
+
+  /** One turn of the actor. Returns true when it consumed input or answered anything. */
+  step(now: number): boolean {
+    const { input } = this.ports;
+    let consumed = 0;
+    let groupBytes = 0;
+    let entry: Uint8Array | null;
+    const fetches: Fetch[] = [];
+    while (groupBytes < this.opts.maxGroupBytes && (entry = input.next()) !== null) {
+      consumed++;
+      const type = readU32(entry, 0);
+      if (type === In.PRODUCE) {
+        const chunkId = readU32(entry, 4);
+        const count = readU32(entry, 8);
+        // append() copies the records out of the ring into the log's group-commit buffer.
+        const { baseOffset } = this.log.append(entry, PRODUCE_HEADER_BYTES, entry.length, count);
+        this.pendingPush(chunkId, baseOffset, count);
+        groupBytes += entry.length;
+      } else if (type === In.FETCH) {
+        fetches.push(this.parseFetch(entry, now));
+      } else {
+        throw new Error(`partition: unknown input entry type ${type}`);
+      }
+    }
+    if (consumed > 0) {
+      input.release();
+      this.ports.inputReleased();
+    }
+    let answered = this.commitGroup();
+    for (const f of fetches) answered = this.serveFetch(f, now) || answered;
+    if (this.parked.length > 0) answered = this.serveParked(now) || answered;
+    this.log.maybeSync(now);
+    if (now >= this.nextRetentionCheck) {
+      this.nextRetentionCheck = now + this.opts.retentionCheckMs;
+      this.log.applyRetention(now);
+    }
+    if (answered) this.publish();
+    return consumed > 0 || answered;
+  }
+
+  /** Flush and fsync everything; used at shutdown after the input ring is drained. */
+  close(): void {
+    this.commitGroup();
+    const now = Date.now();
+    for (const f of this.parked) this.sendData(f, now, true);
+    this.parked = [];
+    this.publish();
+    this.log.close();
+  }
+
+  private pendingPush(chunkId: number, base: number, count: number): void {
+    const p = this.pending[this.pendingCount];
+    if (p) {
+      p.chunkId = chunkId;
+      p.base = base;
+      p.count = count;
+    } else this.pending.push({ chunkId, base, count });
+    this.pendingCount++;
+  }
+
+  /** One write (and fsync per policy) for every chunk appended this turn, then their ACKs. */
+  private commitGroup(): boolean {
+    if (this.pendingCount === 0) return false;
+    const n = this.pendingCount;
+    this.pendingCount = 0;
+    let end: number;
+    try {
+      end = this.log.flush();
+    } catch (err) {
+      const code = storageCode(err);
+      const message = err instanceof Error ? err.message : String(err);
+      for (let i = 0; i < n; i++) this.sendFail(FailKind.PRODUCE, this.pending[i]!.chunkId, code, message, 0, 0);
+      if (code === ErrorCode.STORAGE_ERROR) throw err; // unknown I/O state: crash, the supervisor replays the WAL
+      return true;
+    }
+    for (let i = 0; i < n; i++) {
+      const p = this.pending[i]!;
+      const w = this.beginOut(ACK_BYTES);
+      w.appendU32(Out.ACK);
+      w.appendU32(p.chunkId);
+      appendU53(w, p.base);
+      w.appendU32(p.count);
+      appendU53(w, end);
+      w.commit();
+    }
+    return true;
+  }
+
+  private parseFetch(e: Uint8Array, now: number): Fetch {
+    const mode = readU32(e, 8) as FetchMode;
+    const pos = readU32(e, 16) * TWO_32 + readU32(e, 12);
+    let offset: number;
+    if (mode === FetchMode.EARLIEST) offset = this.log.logStartOffset;
+    else if (mode === FetchMode.LATEST) offset = this.log.durableOffset;
+    else if (mode === FetchMode.TIMESTAMP) offset = this.log.offsetForTimestamp(pos);
+    else offset = pos;
+    return {
+      id: readU32(e, 4),
+      offset,
+      maxBytes: Math.min(readU32(e, 20), this.opts.maxFetchBytes),
+      maxRecords: readU32(e, 24),
+      deadline: now + readU32(e, 28),
+    };
+  }
+
+  private serveFetch(f: Fetch, now: number): boolean {
+    const end = this.log.durableOffset;
+    if (f.offset < this.log.logStartOffset || f.offset > end) {
+      this.sendFail(FailKind.FETCH, f.id, ErrorCode.OFFSET_OUT_OF_RANGE,
+        `offset ${f.offset} is outside the log [${this.log.logStartOffset}, ${end}]`, this.log.logStartOffset, end);
+      return true;
+    }
+    if (f.offset === end && f.deadline > now) {
+      this.parked.push(f); // long poll: answered when data arrives or at the deadline
+      return false;
+    }
+    this.sendData(f, now, false);
+    return true;
+  }
+
+  private serveParked(now: number): boolean {
+    const end = this.log.durableOffset;
+    let answered = false;
+    let keep = 0;
+    for (const f of this.parked) {
+      if (f.offset < end || f.deadline <= now) {
+        if (f.offset < this.log.logStartOffset) {
+          this.sendFail(FailKind.FETCH, f.id, ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${f.offset} was deleted by retention`, this.log.logStartOffset, end);
+        } else this.sendData(f, now, false);
+        answered = true;
+      } else this.parked[keep++] = f;
+    }
+    this.parked.length = keep;
+    return answered;
+  }
+
+  private sendData(f: Fetch, _now: number, empty: boolean): void {
+    const end = this.log.durableOffset;
+    const r = empty || f.offset >= end
+      ? { records: EMPTY, count: 0, nextOffset: f.offset }
+      : this.log.read(f.offset, f.maxBytes, f.maxRecords);
+    const w = this.beginOut(DATA_HEADER_BYTES + r.records.length);
+    w.appendU32(Out.DATA);
+    w.appendU32(f.id);
+    w.appendU32(r.count);
+    appendU53(w, r.nextOffset);
+    appendU53(w, end);
+    if (r.records.length > 0) w.append(r.records);
+    w.commit();
+  }
+
+  private sendFail(kind: number, id: number, code: ErrorCode, message: string, start: number, end: number): void {
+    const text = encoder.encode(message.slice(0, 512));
+    const w = this.beginOut(FAIL_HEADER_BYTES + text.length);
+    w.appendU32(Out.FAIL);
+    w.appendU32(id);
+    w.appendU32(kind);
+    w.appendU32(errorIndex(code));
+    appendU53(w, start);
+    appendU53(w, end);
+    w.append(text);
+    w.commit();
+  }
+
+  /** Reserve an output record, publishing and waiting for the gateway to drain when full. */
+  private beginOut(bytes: number): RingWriter {
+    const out = this.ports.output;
+    for (let waited = 0; !out.begin(bytes); waited++) {
+      this.publish();
+      if (!this.ports.waitForOutputSpace(bytes, 100) && waited > 600) {
+        throw new Error('partition: output ring stayed full for 60 s; is the gateway alive?');
+      }
+    }
+    return out;
+  }
+
+  private publish(): void {
+    if (this.ports.output.publish()) this.ports.outputPublished();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function appendU53(w: RingWriter, v: number): void {
+  w.appendU32(v >>> 0);
+  w.appendU32(Math.floor(v / TWO_32));
+}
+
+function storageCode(err: unknown): ErrorCode {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === ErrorCode.STORAGE_FULL || code === 'ENOSPC' || code === 'EDQUOT') return ErrorCode.STORAGE_FULL;
+  return ErrorCode.STORAGE_ERROR;
+}

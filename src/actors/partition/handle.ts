@@ -1,0 +1,358 @@
+/**
+ * The gateway's side of one partition actor: it owns the actor's two rings, writes PRODUCE and
+ * FETCH entries, drains ACK/DATA/FAIL entries and hands them to whoever asked, and turns the
+ * actor's death into PARTITION_UNAVAILABLE for everything still in flight (nothing is silently
+ * dropped: a request either gets its answer or an error). It is the supervisor's ChildHandle.
+ */
+import { readU32 } from '../../protocol/record.js';
+import { ErrorCode } from '../../protocol/codes.js';
+import { createRing, Doorbell, RingReader, RingWriter } from '../../ring/index.js';
+import { startWorkerChild, type WorkerChild } from '../../supervisor/index.js';
+import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
+import { workerEntry } from '../../common/worker-entry.js';
+import {
+  FETCH_BYTES,
+  FailKind,
+  In,
+  Out,
+  PRODUCE_HEADER_BYTES,
+  errorCodeAt,
+  type ControlReply,
+  type FetchMode,
+  type PartitionWorkerData,
+} from '../../partition-worker/protocol.js';
+
+const TWO_32 = 0x1_0000_0000;
+const decoder = new TextDecoder();
+
+export interface ProduceWaiter {
+  acked(baseOffset: number, count: number, end: number): void;
+  failed(code: ErrorCode, message: string): void;
+}
+export interface FetchWaiter {
+  /** `records` is a view into shared memory, valid only during this call: copy or encode it now. */
+  data(records: Uint8Array, count: number, next: number, end: number): void;
+  failed(code: ErrorCode, message: string, start: number, end: number): void;
+}
+
+/** Anything records can be appended to: the input ring, or a holding buffer when the ring is full. */
+export interface ByteSink {
+  append(src: Uint8Array, start?: number, end?: number): void;
+}
+
+export interface PartitionActorConfig {
+  topic: string;
+  partition: number;
+  dir: string;
+  ringBytes: number;
+  log: PartitionWorkerData['log'];
+  testHooks: boolean;
+  readyTimeoutMs: number;
+  /** Bytes held for this partition while its input ring is full, before producers are refused. */
+  maxQueuedBytes: number;
+}
+
+type Held = { kind: 'produce'; id: number; count: number; bytes: Uint8Array } | { kind: 'fetch'; entry: Uint8Array };
+
+class HoldingBuffer implements ByteSink {
+  buf: Uint8Array;
+  at = 0;
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+  append(src: Uint8Array, start = 0, end = src.length): void {
+    this.buf.set(src.subarray(start, end), this.at);
+    this.at += end - start;
+  }
+}
+
+export class PartitionActor implements ChildHandle {
+  readonly topic: string;
+  readonly partition: number;
+  /** Log start/end as last reported by the actor (end = durable end offset). */
+  start = 0;
+  end = 0;
+  private readonly writer: RingWriter;
+  private readonly reader: RingReader;
+  private readonly inBell: Doorbell;
+  private readonly outBell: Doorbell;
+  private nextId = 1;
+  private readonly produces = new Map<number, ProduceWaiter>();
+  private readonly fetches = new Map<number, FetchWaiter>();
+  private readonly held: Held[] = [];
+  private heldBytes = 0;
+  private heldWaiters = new Map<number, ProduceWaiter | FetchWaiter>();
+  private alive = true;
+  private draining = false;
+  private spaceWaiting = false;
+  private describes = new Map<number, (r: { start: number; end: number }) => void>();
+  private readonly exitListeners: Array<(e: ChildExit) => void> = [];
+
+  private constructor(
+    private readonly config: PartitionActorConfig,
+    private readonly child: WorkerChild<Extract<ControlReply, { type: 'ready' }>>,
+    input: SharedArrayBuffer,
+    output: SharedArrayBuffer,
+    ready: Extract<ControlReply, { type: 'ready' }>,
+  ) {
+    this.topic = config.topic;
+    this.partition = config.partition;
+    this.writer = new RingWriter(input);
+    this.reader = new RingReader(output);
+    this.inBell = new Doorbell(input);
+    this.outBell = new Doorbell(output);
+    this.start = ready.start;
+    this.end = ready.end;
+    child.worker.on('message', (m: ControlReply) => {
+      if (m.type === 'described') {
+        this.start = m.start;
+        this.end = m.end;
+        this.describes.get(m.id)?.({ start: m.start, end: m.end });
+        this.describes.delete(m.id);
+      }
+    });
+    child.onExit((e) => this.died(e));
+    void this.drainLoop();
+  }
+
+  /** Spawn the worker, wait until it has replayed its log, and wire the rings. */
+  static async start(config: PartitionActorConfig): Promise<PartitionActor> {
+    const input = createRing(config.ringBytes);
+    const output = createRing(config.ringBytes);
+    const workerData: PartitionWorkerData = {
+      topic: config.topic,
+      partition: config.partition,
+      dir: config.dir,
+      input,
+      output,
+      log: config.log,
+      testHooks: config.testHooks,
+    };
+    const child = await startWorkerChild<Extract<ControlReply, { type: 'ready' }>>({
+      entry: workerEntry('../../partition-worker/main.ts', import.meta.url),
+      workerData,
+      name: `partition ${config.topic}/${config.partition}`,
+      readyTimeoutMs: config.readyTimeoutMs,
+      resourceLimits: { maxOldGenerationSizeMb: 256 },
+    });
+    return new PartitionActor(config, child, input, output, child.ready);
+  }
+
+  get available(): boolean {
+    return this.alive;
+  }
+  /** Largest record bytes one PRODUCE entry may carry. */
+  get maxEntryBytes(): number {
+    return Math.floor(this.writer.maxRecordBytes() / 2) - PRODUCE_HEADER_BYTES;
+  }
+  get worker(): WorkerChild['worker'] {
+    return this.child.worker;
+  }
+
+  /**
+   * Append `count` records (`bytes` long, written by `fill`) as one chunk. Written straight into the
+   * ring when it has room and nothing is held before it; otherwise held (in order) until it does.
+   * Returns false, touching nothing, if the actor is down or the holding budget is exhausted.
+   */
+  produce(count: number, bytes: number, fill: (sink: ByteSink) => void, waiter: ProduceWaiter): boolean {
+    if (!this.alive) return false;
+    const id = this.allocId();
+    if (this.held.length === 0 && this.writer.begin(PRODUCE_HEADER_BYTES + bytes)) {
+      this.writer.appendU32(In.PRODUCE);
+      this.writer.appendU32(id);
+      this.writer.appendU32(count);
+      fill(this.writer);
+      this.writer.commit();
+      this.produces.set(id, waiter);
+      return true;
+    }
+    if (this.heldBytes + bytes > this.config.maxQueuedBytes) return false;
+    const hold = new HoldingBuffer(bytes);
+    fill(hold);
+    this.held.push({ kind: 'produce', id, count, bytes: hold.buf });
+    this.heldBytes += bytes;
+    this.heldWaiters.set(id, waiter);
+    this.waitForSpace();
+    return true;
+  }
+
+  fetch(mode: FetchMode, position: number, maxBytes: number, maxRecords: number, maxWaitMs: number, waiter: FetchWaiter): boolean {
+    if (!this.alive) return false;
+    const id = this.allocId();
+    const e = new Uint8Array(FETCH_BYTES);
+    const v = new DataView(e.buffer);
+    v.setUint32(0, In.FETCH, true);
+    v.setUint32(4, id, true);
+    v.setUint32(8, mode, true);
+    v.setUint32(12, position >>> 0, true);
+    v.setUint32(16, Math.floor(position / TWO_32), true);
+    v.setUint32(20, maxBytes, true);
+    v.setUint32(24, maxRecords, true);
+    v.setUint32(28, maxWaitMs, true);
+    if (this.held.length === 0 && this.writer.tryWrite(e)) {
+      this.fetches.set(id, waiter);
+    } else {
+      this.held.push({ kind: 'fetch', entry: e });
+      this.heldWaiters.set(id, waiter);
+      this.waitForSpace();
+    }
+    return true;
+  }
+
+  /** Make everything written since the last call visible to the actor; at most one wake-up. */
+  flush(): void {
+    if (this.writer.publish()) this.inBell.ring();
+  }
+
+  describe(): Promise<{ start: number; end: number }> {
+    if (!this.alive) return Promise.resolve({ start: this.start, end: this.end });
+    const id = this.allocId();
+    return new Promise((resolve) => {
+      this.describes.set(id, resolve);
+      this.child.worker.postMessage({ type: 'describe', id });
+    });
+  }
+
+  /** Test hook: crash the actor from inside (needs testHooks). */
+  crash(how: 'throw' | 'oom'): void {
+    this.child.worker.postMessage({ type: 'crash', how });
+  }
+
+  close(): Promise<void> {
+    return this.child.close();
+  }
+  destroy(): void {
+    this.child.destroy();
+  }
+  onExit(listener: (e: ChildExit) => void): void {
+    this.exitListeners.push(listener);
+  }
+
+  private allocId(): number {
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) >>> 0 || 1;
+    return id;
+  }
+
+  private async waitForSpace(): Promise<void> {
+    if (this.spaceWaiting) return;
+    this.spaceWaiting = true;
+    try {
+      while (this.alive && this.held.length > 0) {
+        this.moveHeld();
+        if (this.held.length === 0) break;
+        const first = this.held[0]!;
+        const need = first.kind === 'produce' ? PRODUCE_HEADER_BYTES + first.bytes.length : FETCH_BYTES;
+        await this.inBell.waitForSpaceAsync(need, 50);
+      }
+    } finally {
+      this.spaceWaiting = false;
+    }
+  }
+
+  private moveHeld(): void {
+    let moved = false;
+    while (this.held.length > 0) {
+      const h = this.held[0]!;
+      if (h.kind === 'produce') {
+        if (!this.writer.begin(PRODUCE_HEADER_BYTES + h.bytes.length)) break;
+        this.writer.appendU32(In.PRODUCE);
+        this.writer.appendU32(h.id);
+        this.writer.appendU32(h.count);
+        this.writer.append(h.bytes);
+        this.writer.commit();
+        this.heldBytes -= h.bytes.length;
+        this.produces.set(h.id, this.heldWaiters.get(h.id) as ProduceWaiter);
+        this.heldWaiters.delete(h.id);
+      } else {
+        if (!this.writer.tryWrite(h.entry)) break;
+        const id = readU32(h.entry, 4);
+        this.fetches.set(id, this.heldWaiters.get(id) as FetchWaiter);
+        this.heldWaiters.delete(id);
+      }
+      this.held.shift();
+      moved = true;
+    }
+    if (moved) this.flush();
+  }
+
+  private async drainLoop(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    while (this.alive) {
+      this.drainOutput();
+      if (!this.alive) break;
+      await this.outBell.waitForDataAsync(1000);
+    }
+    this.draining = false;
+  }
+
+  /** Handle every published output entry; returns how many. */
+  private drainOutput(): number {
+    let n = 0;
+    let e: Uint8Array | null;
+    while ((e = this.reader.next()) !== null) {
+      n++;
+      const type = readU32(e, 0);
+      const id = readU32(e, 4);
+      if (type === Out.ACK) {
+        const end = u53(e, 20);
+        if (end > this.end) this.end = end;
+        const w = this.produces.get(id);
+        this.produces.delete(id);
+        w?.acked(u53(e, 8), readU32(e, 16), end);
+      } else if (type === Out.DATA) {
+        const end = u53(e, 20);
+        if (end > this.end) this.end = end;
+        const w = this.fetches.get(id);
+        this.fetches.delete(id);
+        w?.data(e.subarray(28), readU32(e, 8), u53(e, 12), end);
+      } else if (type === Out.FAIL) {
+        const code = errorCodeAt(readU32(e, 12));
+        const message = decoder.decode(e.subarray(32));
+        if (readU32(e, 8) === FailKind.PRODUCE) {
+          const w = this.produces.get(id);
+          this.produces.delete(id);
+          w?.failed(code, message);
+        } else {
+          const w = this.fetches.get(id);
+          this.fetches.delete(id);
+          w?.failed(code, message, u53(e, 16), u53(e, 24));
+        }
+      }
+    }
+    if (n > 0) {
+      this.reader.release();
+      this.outBell.notifySpace();
+    }
+    return n;
+  }
+
+  private died(exit: ChildExit): void {
+    if (!this.alive) return;
+    this.alive = false;
+    // Answers the actor published before dying are real: deliver them first.
+    this.drainOutput();
+    const why = exit.normal ? 'was stopped' : `crashed (${exit.reason?.message ?? 'exited'})`;
+    const message = `partition ${this.topic}/${this.partition} ${why}; retry`;
+    for (const w of this.produces.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
+    for (const w of this.fetches.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
+    for (const w of this.heldWaiters.values()) {
+      if ('acked' in w) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
+      else w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
+    }
+    this.produces.clear();
+    this.fetches.clear();
+    this.heldWaiters.clear();
+    this.held.length = 0;
+    this.heldBytes = 0;
+    for (const r of this.describes.values()) r({ start: this.start, end: this.end });
+    this.describes.clear();
+    this.outBell.close?.();
+    for (const l of this.exitListeners) l(exit);
+  }
+}
+
+function u53(b: Uint8Array, at: number): number {
+  return readU32(b, at + 4) * TWO_32 + readU32(b, at);
+}

@@ -1,0 +1,243 @@
+/**
+ * A whole broker in one process:
+ *
+ *   root supervisor (rest_for_one)
+ *   ├── partitions supervisor (one_for_one, backoff, intensity)  ← one worker thread per partition
+ *   └── gateway (uWebSockets.js on the main thread)
+ *
+ * Started in that order and stopped in reverse: the gateway stops accepting and lets in-flight
+ * requests finish, then every partition drains its ring, flushes, fsyncs and closes its files.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
+import { PartitionActor, type PartitionActorConfig } from './actors/partition/handle.js';
+import { TopicRegistry, type PartitionHost } from './actors/topics/registry.js';
+import { GroupCoordinator } from './actors/group/coordinator.js';
+import { OffsetStore } from './actors/group/offset-store.js';
+import { Gateway } from './gateway/server.js';
+import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
+import { channels } from './common/diagnostics.js';
+import { WeirError } from './common/errors.js';
+import type { PartitionWorkerData } from './partition-worker/protocol.js';
+
+export type FsyncPolicy = PartitionWorkerData['log']['fsync'];
+
+export interface BrokerOptions {
+  dataDir?: string;
+  host?: string;
+  port?: number;
+  /** Partition count for `create_topic` without one. */
+  defaultPartitions?: number;
+  fsync?: FsyncPolicy | string;
+  segmentBytes?: number;
+  retentionBytes?: number;
+  retentionMs?: number;
+  /** Bytes of each of a partition's two shared-memory rings. */
+  ringBytes?: number;
+  gateway?: Partial<GatewayConfig>;
+  /** Partition supervisor: restarts allowed within `period` ms before it escalates. */
+  restartIntensity?: number;
+  restartPeriodMs?: number;
+  restartBackoff?: { initialMs: number; maxMs: number };
+  /** Enables the crash hooks tests use. */
+  testHooks?: boolean;
+}
+
+export function parseFsync(v: FsyncPolicy | string | undefined): FsyncPolicy {
+  if (v === undefined || v === 'never') return { mode: 'never' };
+  if (typeof v !== 'string') return v;
+  if (v === 'always') return { mode: 'always' };
+  const m = /^interval:(\d+)$/.exec(v);
+  if (m) return { mode: 'interval', intervalMs: Math.max(1, Number(m[1])) };
+  throw new WeirError('BAD_CONFIG', `--fsync must be never, always or interval:MS (got ${JSON.stringify(v)})`);
+}
+
+export function fsyncLabel(f: FsyncPolicy): string {
+  return f.mode === 'interval' ? `interval:${f.intervalMs}` : f.mode;
+}
+
+export class Broker {
+  readonly topics: TopicRegistry;
+  readonly groups = new GroupCoordinator();
+  readonly offsets: OffsetStore;
+  private partitions: Supervisor<PartitionActor> | null = null;
+  private gateway: Gateway | null = null;
+  private readonly root: Supervisor;
+  private readonly fsync: FsyncPolicy;
+  private closed = false;
+  private readonly fatalListeners: Array<(err: Error) => void> = [];
+
+  private constructor(private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions) {
+    fs.mkdirSync(opts.dataDir, { recursive: true });
+    this.fsync = parseFsync(opts.fsync);
+    this.topics = new TopicRegistry(opts.dataDir);
+    this.offsets = new OffsetStore(path.join(opts.dataDir, 'groups'), this.fsync.mode === 'always');
+    const partitionsSpec: ChildSpec = {
+      id: 'partitions',
+      start: () => this.startPartitionSupervisor(),
+      restart: 'permanent',
+      shutdown: Infinity,
+    };
+    const gatewaySpec: ChildSpec = {
+      id: 'gateway',
+      start: () => this.startGateway(),
+      restart: 'permanent',
+      shutdown: 15_000,
+    };
+    this.root = new Supervisor('weir', { strategy: 'rest_for_one', intensity: 3, period: 60_000 }, [partitionsSpec, gatewaySpec]);
+    this.root.onExit((exit) => {
+      if (!exit.normal && !this.closed) for (const l of this.fatalListeners) l(exit.reason ?? new Error('broker supervisor exited'));
+    });
+  }
+
+  static async start(options: BrokerOptions = {}): Promise<Broker> {
+    const broker = new Broker({ ...options, dataDir: path.resolve(options.dataDir ?? './data') });
+    await broker.root.start();
+    return broker;
+  }
+
+  get port(): number {
+    return this.gateway?.port ?? 0;
+  }
+  get url(): string {
+    return `ws://${this.opts.host ?? defaultGatewayConfig.host}:${this.port}`;
+  }
+
+  /** Called when supervision gives up (restart intensity exceeded at the root). */
+  onFatal(listener: (err: Error) => void): void {
+    this.fatalListeners.push(listener);
+  }
+
+  /** The live actor of a partition (tests and tools). */
+  partitionActor(topic: string, partition: number): PartitionActor {
+    const a = this.topics.get(topic)?.actors[partition];
+    if (!a) throw new WeirError('PARTITION_NOT_FOUND', `no partition ${topic}/${partition}`);
+    return a;
+  }
+
+  /** Wait until every partition actor serves (e.g. after a crash, once the supervisor restarted it). */
+  async waitHealthy(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let ok = true;
+      for (const t of this.topics.all()) for (const a of t.actors) if (!a.available) ok = false;
+      if (ok) return;
+      if (Date.now() > deadline) throw new WeirError('TIMEOUT', 'partitions did not come back in time');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.root.close();
+    this.groups.close();
+    this.offsets.close();
+  }
+
+  private actorConfig(topic: string, partition: number): PartitionActorConfig {
+    const o = this.opts;
+    const log: PartitionWorkerData['log'] = {
+      segmentBytes: o.segmentBytes ?? 64 * 1024 * 1024,
+      indexIntervalBytes: 4096,
+      fsync: this.fsync,
+    };
+    if (o.retentionBytes !== undefined) log.retentionBytes = o.retentionBytes;
+    if (o.retentionMs !== undefined) log.retentionMs = o.retentionMs;
+    return {
+      topic,
+      partition,
+      dir: this.topics.partitionDir(topic, partition),
+      ringBytes: o.ringBytes ?? 4 * 1024 * 1024,
+      log,
+      testHooks: o.testHooks ?? false,
+      readyTimeoutMs: 120_000,
+      maxQueuedBytes: 64 * 1024 * 1024,
+    };
+  }
+
+  private partitionSpec(topic: string, partition: number): ChildSpec<PartitionActor> {
+    return {
+      id: `${topic}/${partition}`,
+      start: () => PartitionActor.start(this.actorConfig(topic, partition)),
+      restart: 'permanent',
+      shutdown: 30_000,
+    };
+  }
+
+  private async startPartitionSupervisor(): Promise<ChildHandle> {
+    const o = this.opts;
+    const stored = this.topics.stored();
+    const specs = stored.flatMap((t) => Array.from({ length: t.partitions }, (_, p) => this.partitionSpec(t.topic, p)));
+    const sup = new Supervisor<PartitionActor>(
+      'partitions',
+      {
+        strategy: 'one_for_one',
+        intensity: o.restartIntensity ?? 20,
+        period: o.restartPeriodMs ?? 60_000,
+        backoff: o.restartBackoff ?? { initialMs: 10, maxMs: 2_000, factor: 2, jitter: 0.2 },
+      },
+      specs,
+    );
+    sup.on('restart', (id, handle) => {
+      const slash = id.lastIndexOf('/');
+      const topic = id.slice(0, slash);
+      const partition = Number(id.slice(slash + 1));
+      this.topics.replace(topic, partition, handle);
+      if (channels.partitionRestart.hasSubscribers) channels.partitionRestart.publish({ topic, partition });
+    });
+    await sup.start();
+    this.partitions = sup;
+    for (const t of stored) {
+      const actors = Array.from({ length: t.partitions }, (_, p) => sup.getChild(`${t.topic}/${p}`)!);
+      this.topics.adopt(t.topic, actors);
+    }
+    return sup;
+  }
+
+  private readonly host: PartitionHost = {
+    startPartitions: async (topic, count) => {
+      const sup = this.partitions;
+      if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
+      const actors: PartitionActor[] = [];
+      for (let p = 0; p < count; p++) actors.push(await sup.startChild(this.partitionSpec(topic, p)));
+      return actors;
+    },
+  };
+
+  private async startGateway(): Promise<ChildHandle> {
+    const o = this.opts;
+    const config: GatewayConfig = {
+      ...defaultGatewayConfig,
+      ...o.gateway,
+      host: o.host ?? o.gateway?.host ?? defaultGatewayConfig.host,
+      port: o.port ?? o.gateway?.port ?? defaultGatewayConfig.port,
+      fsyncLabel: fsyncLabel(this.fsync),
+    };
+    const gateway = new Gateway(config, {
+      topics: this.topics,
+      host: this.host,
+      groups: this.groups,
+      offsets: this.offsets,
+      brokerName: 'weir/0.1.0',
+      defaultPartitions: o.defaultPartitions ?? 8,
+    });
+    await gateway.listen();
+    this.gateway = gateway;
+    const listeners: Array<(e: ChildExit) => void> = [];
+    return {
+      close: async () => {
+        await gateway.close();
+        for (const l of listeners) l({ normal: true, reason: null });
+      },
+      destroy: () => {
+        void gateway.close(0);
+        for (const l of listeners) l({ normal: false, reason: null });
+      },
+      onExit: (l) => listeners.push(l),
+    };
+  }
+}
+
+export const startBroker = Broker.start;

@@ -1,0 +1,104 @@
+/**
+ * `weir start | produce | consume | topics`. `start` runs a broker in this process until SIGINT or
+ * SIGTERM, then shuts down gracefully (stop accepting, drain rings, flush, fsync, close).
+ */
+import { parseArgs } from 'node:util';
+import { Broker } from '../broker.js';
+
+const USAGE = `usage:
+  weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
+             [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
+  weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
+  weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...]   (one message per stdin line)
+  weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'produce':
+      return (await import('./commands/produce.js')).run(rest, io);
+    case 'consume':
+      return (await import('./commands/consume.js')).run(rest, io);
+    case 'topics':
+      return (await import('./commands/topics.js')).run(rest, io);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`weir: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      return 2;
+  }
+}
+
+function int(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+async function start(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: '7070' },
+      host: { type: 'string', default: '127.0.0.1' },
+      data: { type: 'string', default: './data' },
+      partitions: { type: 'string', default: '8' },
+      fsync: { type: 'string', default: 'never' },
+      'segment-bytes': { type: 'string' },
+      'retention-bytes': { type: 'string' },
+      'retention-ms': { type: 'string' },
+      'max-frame-bytes': { type: 'string' },
+      'max-message-bytes': { type: 'string' },
+      'test-hooks': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const gateway: Record<string, number> = {};
+  const mf = int(values['max-frame-bytes'], 'max-frame-bytes');
+  const mm = int(values['max-message-bytes'], 'max-message-bytes');
+  if (mf !== undefined) gateway.maxFrameBytes = mf;
+  if (mm !== undefined) gateway.maxMessageBytes = mm;
+  const broker = await Broker.start({
+    dataDir: values.data!,
+    host: values.host!,
+    port: int(values.port, 'port')!,
+    defaultPartitions: int(values.partitions, 'partitions')!,
+    fsync: values.fsync!,
+    ...(values['segment-bytes'] ? { segmentBytes: int(values['segment-bytes'], 'segment-bytes')! } : {}),
+    ...(values['retention-bytes'] ? { retentionBytes: int(values['retention-bytes'], 'retention-bytes')! } : {}),
+    ...(values['retention-ms'] ? { retentionMs: int(values['retention-ms'], 'retention-ms')! } : {}),
+    gateway,
+    testHooks: values['test-hooks']!,
+  });
+  process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync})\n`);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stdout.write(`weir: ${signal}, shutting down\n`);
+      broker.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          process.stderr.write(`weir: shutdown failed: ${(err as Error).message}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    broker.onFatal((err) => {
+      process.stderr.write(`weir: supervision gave up: ${err.message}\n`);
+      resolve(1);
+    });
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * Typed errors of the client SDK. Every error carries the broker's stable `code` (docs/protocol.md,
+ * src/protocol/codes.ts) or one the SDK detects itself (`TIMEOUT`, `CONNECTION_CLOSED`,
+ * `HANDLER_ERROR`), whether retrying can help (`retryable`), optional `details`, and the cross-realm
+ * brand `Symbol.for('weir.error')` (undici style) so callers can recognise a weir error without
+ * `instanceof`.
+ *
+ * NOTE for the integrator: `src/common/errors.ts` did not exist when this module was written. Once
+ * it provides `WeirError`, `WeirClientError` should extend it; the fields here already match.
+ */
+import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
+import type { ErrorFrame } from '../protocol/frames.js';
+
+export const WEIR_ERROR_BRAND: unique symbol = Symbol.for('weir.error');
+
+/** Codes only the SDK produces (never on the wire). */
+export const ClientErrorCode = {
+  TIMEOUT: ErrorCode.TIMEOUT,
+  CONNECTION_CLOSED: ErrorCode.CONNECTION_CLOSED,
+  /** A subscription handler threw; `cause` is what it threw. */
+  HANDLER_ERROR: 'HANDLER_ERROR',
+  /** The broker answered with something that does not follow the protocol. */
+  BAD_RESPONSE: 'BAD_RESPONSE',
+} as const;
+
+export interface WeirClientErrorOptions {
+  retryable?: boolean;
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class WeirClientError extends Error {
+  /** The broker's error code (see codes.ts) or one of `ClientErrorCode`. */
+  readonly code: string;
+  /** True when the same request may succeed if sent again (the SDK retries produce itself). */
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: string, message: string, options: WeirClientErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'WeirClientError';
+    this.code = code;
+    this.retryable = options.retryable ?? RETRYABLE.has(code);
+    this.details = options.details;
+  }
+
+  get [WEIR_ERROR_BRAND](): true {
+    return true;
+  }
+
+  toJSON(): { code: string; message: string; retryable: boolean; details: Record<string, unknown> | undefined } {
+    return { code: this.code, message: this.message, retryable: this.retryable, details: this.details };
+  }
+}
+
+/** Rehydrate a broker `error` frame. The frame's own `retryable` wins over the local table. */
+export function errorFromFrame(frame: ErrorFrame): WeirClientError {
+  const opts: WeirClientErrorOptions = {
+    retryable: typeof frame.retryable === 'boolean' ? frame.retryable : RETRYABLE.has(frame.code),
+  };
+  if (frame.details !== undefined) opts.details = frame.details;
+  return new WeirClientError(String(frame.code), typeof frame.message === 'string' ? frame.message : String(frame.code), opts);
+}
+
+export function timeoutError(what: string, timeoutMs: number): WeirClientError {
+  return new WeirClientError(ErrorCode.TIMEOUT, `${what} got no answer within ${timeoutMs} ms`, { details: { timeoutMs } });
+}
+
+/**
+ * `retryable` is true when the connection dropped under a live client (the SDK reconnects), false
+ * when the client itself was closed or destroyed (nothing will ever answer).
+ */
+export function connectionClosedError(message: string, retryable = true, cause?: unknown): WeirClientError {
+  return new WeirClientError(ErrorCode.CONNECTION_CLOSED, message, { retryable, cause });
+}
+
+export function handlerError(topic: string, partition: number, offset: number, cause: unknown): WeirClientError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new WeirClientError(
+    ClientErrorCode.HANDLER_ERROR,
+    `handler failed on ${topic}/${partition}@${offset}: ${why}; delivery of partition ${partition} stopped for this subscription`,
+    { retryable: false, details: { topic, partition, offset }, cause },
+  );
+}
+
+export function badResponse(message: string, details?: Record<string, unknown>): WeirClientError {
+  return new WeirClientError(ClientErrorCode.BAD_RESPONSE, message, details ? { retryable: false, details } : { retryable: false });
+}
+
+/** Brand check that works across realms and module copies. */
+export function isWeirError(value: unknown): value is WeirClientError {
+  return typeof value === 'object' && value !== null && (value as { [WEIR_ERROR_BRAND]?: unknown })[WEIR_ERROR_BRAND] === true;
+}

@@ -1,0 +1,144 @@
+/**
+ * Public types of the client SDK. Wire shapes come from src/protocol/frames.ts; this file only adds
+ * the SDK's own options and results.
+ */
+import type { Message } from '../protocol/batch-reader.js';
+import type { StartPosition } from '../protocol/frames.js';
+import type { WeirClientError } from './errors.js';
+
+export type {
+  StartPosition,
+  TopicInfo,
+  CreateTopicResult,
+  ListTopicsResult,
+  DescribeTopicResult,
+  HelloResult,
+} from '../protocol/frames.js';
+export type { Message } from '../protocol/batch-reader.js';
+
+/** Strings are encoded as UTF-8. */
+export type Bytes = string | Uint8Array;
+
+export interface ProduceMessage {
+  /** Messages with a key go to murmur2(key) mod partitions; without one, to a round-robin partition. */
+  key?: Bytes | null;
+  value: Bytes;
+  headers?: Record<string, Bytes>;
+}
+
+/** Where message i of a produce() call was stored. */
+export interface Ack {
+  partition: number;
+  offset: number;
+}
+
+export interface ProduceOptions {
+  /** Send every message of this call to this partition. */
+  partition?: number;
+}
+
+export interface FetchOptions {
+  maxBytes?: number;
+  maxRecords?: number;
+  maxWaitMs?: number;
+}
+
+export interface FetchResult {
+  messages: Message[];
+  /** Offset after the last message returned (fetch from here next). */
+  next: number;
+  /** Log end offset of the partition. */
+  end: number;
+}
+
+export type MessageHandler = (message: Message) => void | Promise<void>;
+
+export interface SubscribeOptions {
+  /** Consumer group: partitions are shared among the group's members and offsets are committed. */
+  group?: string;
+  /** Where to start when there is no committed offset. Default 'latest' (the broker's default). */
+  from?: StartPosition;
+  /** Credit window per partition: messages the broker may send ahead of processing. Default 1000. */
+  credits?: number;
+  /** Groups: how often processed offsets are committed. Default 100 ms. */
+  commitIntervalMs?: number;
+  /** Called for handler failures and subscription-level broker errors. */
+  onError?: (error: WeirClientError) => void;
+}
+
+/**
+ * The constructor the SDK needs: the browser's `WebSocket`, `ws`'s, or a test double. Only the
+ * WHATWG subset below is used (`onopen`/`onmessage`/`onclose`/`onerror`, `send`, `close`).
+ */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly bufferedAmount?: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code?: number; reason?: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface ClientOptions {
+  /** Default ws://127.0.0.1:7070 */
+  url?: string;
+  token?: string;
+  /** Sent in `hello.client`. */
+  clientName?: string;
+  /** WebSocket implementation. Default: `ws` in Node, the global `WebSocket` elsewhere. */
+  WebSocket?: WebSocketConstructor;
+
+  /** Per-request answer timeout (error code TIMEOUT). Default 30 000. */
+  requestTimeoutMs?: number;
+  /** Time to open the socket and get the `hello` answer. Default 10 000. */
+  connectTimeoutMs?: number;
+
+  /** Reconnect after an unexpected close. Default true. */
+  reconnect?: boolean;
+  /** First reconnect delay, doubled per attempt up to reconnectMaxDelayMs. Default 50. */
+  reconnectDelayMs?: number;
+  /** Default 2 000. */
+  reconnectMaxDelayMs?: number;
+  /** Give up (and close the client with CONNECTION_CLOSED) after this long without a connection. Default 300 000. */
+  reconnectForMs?: number;
+
+  /** How long produce() calls are coalesced into one frame. 0 = until the current tick's microtasks ran. Default 1. */
+  lingerMs?: number;
+  /** Target record bytes per produce frame. Default 256 KiB. */
+  batchBytes?: number;
+  /** Messages per produce frame. Default 10 000. */
+  batchMessages?: number;
+  /** Unanswered produce frames. Default 32. Use 1 to keep per-key order under retries. */
+  maxInFlightRequests?: number;
+  /** Lower the broker's per-connection in-flight budget (hello.maxInFlightBytes); never raises it. */
+  maxInFlightBytes?: number;
+  /** Record bytes accepted but not yet sent; beyond it produce() waits. Default 64 MiB. */
+  maxQueuedBytes?: number;
+  /** Retry retryable produce errors for this long (from the first attempt). Default 30 000. */
+  retryForMs?: number;
+  /** Default 20. */
+  retryBackoffMs?: number;
+  /** Default 1 000. */
+  retryBackoffMaxMs?: number;
+}
+
+export interface ClientStats {
+  /** Record bytes of produce frames sent (or waiting to be re-sent) and not finally answered. */
+  inFlightBytes: number;
+  inFlightRequests: number;
+  /** Record bytes accepted by produce() but not yet sent (open and sealed batches). */
+  queuedBytes: number;
+  queuedMessages: number;
+  /** produce() calls waiting for queue space (back-pressure). */
+  waitingProducers: number;
+  produceFrames: number;
+  retries: number;
+  reconnects: number;
+  subscriptions: number;
+  /** The limits in force (from hello and options). */
+  limits: { maxFrameBytes: number; maxMessageBytes: number; maxInFlightBytes: number };
+}

@@ -1,0 +1,35 @@
+/**
+ * Registry of weir's named `diagnostics_channel` channels (after undici `lib/core/diagnostics.js`).
+ * Publishers check `channel.hasSubscribers` before building a message. Subscribe with
+ * `diagnostics_channel.subscribe(name, fn)` or `channels.x.subscribe(fn)`.
+ *
+ * Message shapes (all plain objects; `reason`/`error` are live Error objects, not plain ones):
+ *
+ * - `weir:child:start`          `{ supervisor, id, kind: 'initial'|'dynamic'|'restart', handle }`
+ *                               published by a Supervisor after a child's `start()` resolved.
+ * - `weir:child:exit`           `{ supervisor, id, normal, reason, requested }`
+ *                               every child exit seen by a Supervisor; `requested` = the supervisor
+ *                               had asked it to stop (close/terminate/strategy), not a crash.
+ * - `weir:supervisor:restart`   `{ supervisor, id, ids, delayMs, restartsInPeriod }`
+ *                               a restart was scheduled for failed child `id`; `ids` = the children
+ *                               that will be started (strategy set), after `delayMs` of backoff.
+ * - `weir:supervisor:escalate`  `{ supervisor, id, intensity, period, error }`
+ *                               restart intensity exceeded; the supervisor stops its children and
+ *                               exits abnormally with `error` (SUPERVISOR_ESCALATED).
+ * - `weir:partition:restart`    owned by the broker (published when a partition worker is replaced).
+ * - `weir:wal:truncated`        owned by the WAL module.
+ * - `weir:gateway:backpressure` owned by the gateway.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+
+export const channels = Object.freeze({
+  childStart: diagnostics_channel.channel('weir:child:start'),
+  childExit: diagnostics_channel.channel('weir:child:exit'),
+  supervisorRestart: diagnostics_channel.channel('weir:supervisor:restart'),
+  supervisorEscalate: diagnostics_channel.channel('weir:supervisor:escalate'),
+  partitionRestart: diagnostics_channel.channel('weir:partition:restart'),
+  walTruncated: diagnostics_channel.channel('weir:wal:truncated'),
+  gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),
+});
+
+export type ChannelName = keyof typeof channels;

@@ -1,0 +1,37 @@
+/** Gateway limits and their defaults (the broker's CLI and startBroker options fill these). */
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  /** Frames above this close the connection with 1009. */
+  maxFrameBytes: number;
+  /** Largest single record (header + key + value + headers). */
+  maxMessageBytes: number;
+  /** Unanswered produce bytes per connection. */
+  maxInFlightBytes: number;
+  maxRecordsPerBatch: number;
+  /** Stop fetching for a connection whose unsent WebSocket buffer exceeds this; resume on drain. */
+  maxBufferedBytes: number;
+  /** Largest DATA answer a partition returns for one fetch. */
+  maxFetchBytes: number;
+  /** How long a subscription's fetch waits at the partition for new data. */
+  longPollMs: number;
+  idleTimeoutSec: number;
+  /** If set, clients must send it in `hello`. */
+  token?: string;
+  /** Shown in hello: the fsync policy acknowledgements follow. */
+  fsyncLabel: string;
+}
+
+export const defaultGatewayConfig: GatewayConfig = {
+  host: '127.0.0.1',
+  port: 7070,
+  maxFrameBytes: 8 * 1024 * 1024,
+  maxMessageBytes: 1024 * 1024,
+  maxInFlightBytes: 32 * 1024 * 1024,
+  maxRecordsPerBatch: 100_000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxFetchBytes: 1024 * 1024,
+  longPollMs: 500,
+  idleTimeoutSec: 120,
+  fsyncLabel: 'never',
+};

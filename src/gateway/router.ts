@@ -1,0 +1,74 @@
+/**
+ * Which partition each record of a batch goes to. Pure: bytes and counts in, a route out.
+ * Keyed records: Kafka's murmur2 partitioner. Unkeyed: one partition per batch (sticky).
+ */
+import { partitionForKey } from '../common/murmur2.js';
+import type { RecordIndex } from '../protocol/record.js';
+
+export interface Route {
+  /** Partition of record i. */
+  partitionOf: Uint16Array;
+  /** Records and bytes per partition (indexes 0..partitions-1). */
+  counts: Uint32Array;
+  bytes: Float64Array;
+  /** Partitions touched, ascending. */
+  touched: number[];
+  /** First record of each partition, and the next record of the same partition (-1 ends a chain). */
+  head: Int32Array;
+  nextSame: Int32Array;
+}
+
+export class Router {
+  private route: Route = {
+    partitionOf: new Uint16Array(1024),
+    counts: new Uint32Array(16),
+    bytes: new Float64Array(16),
+    touched: [],
+    head: new Int32Array(16),
+    nextSame: new Int32Array(1024),
+  };
+  private tail = new Int32Array(16);
+
+  /** Route `index.count` records of `batch`; the result is reused by the next call. */
+  routeBatch(batch: Uint8Array, index: RecordIndex, partitions: number, sticky: number, forced?: number): Route {
+    const r = this.ensure(index.count, partitions);
+    r.counts.fill(0, 0, partitions);
+    r.bytes.fill(0, 0, partitions);
+    r.touched.length = 0;
+    const n = index.count;
+    for (let i = 0; i < n; i++) {
+      let p: number;
+      if (forced !== undefined) p = forced;
+      else {
+        const kl = index.keyLength[i]!;
+        p = kl >= 0 ? partitionForKey(batch, index.keyStart[i]!, index.keyStart[i]! + kl, partitions) : sticky;
+      }
+      r.partitionOf[i] = p;
+      r.nextSame[i] = -1;
+      if (r.counts[p]++ === 0) {
+        r.touched.push(p);
+        r.head[p] = i;
+      } else r.nextSame[this.tail[p]!] = i;
+      this.tail[p] = i;
+      r.bytes[p]! += index.size[i]!;
+    }
+    r.touched.sort((a, b) => a - b);
+    return r;
+  }
+
+  private ensure(records: number, partitions: number): Route {
+    const r = this.route;
+    if (r.partitionOf.length < records) {
+      const cap = Math.max(records, r.partitionOf.length * 2);
+      r.partitionOf = new Uint16Array(cap);
+      r.nextSame = new Int32Array(cap);
+    }
+    if (r.counts.length < partitions) {
+      r.counts = new Uint32Array(partitions);
+      r.bytes = new Float64Array(partitions);
+      r.head = new Int32Array(partitions);
+      this.tail = new Int32Array(partitions);
+    }
+    return r;
+  }
+}

@@ -1,0 +1,743 @@
+/**
+ * The gateway: a uWebSockets.js server speaking the CBOR protocol of docs/protocol.md. It decodes
+ * the envelope, routes produce batches by key into the partitions' rings without building an
+ * object per message, answers once the partitions acknowledge, and pushes subscriptions' records
+ * under credit. Everything here runs on the main thread's event loop and never blocks it.
+ */
+import type { HttpResponse, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import { WeirError } from '../common/errors.js';
+import { channels } from '../common/diagnostics.js';
+import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
+import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
+import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition } from '../protocol/frames.js';
+import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
+import { FetchMode } from '../partition-worker/protocol.js';
+import type { PartitionActor, ProduceWaiter } from '../actors/partition/handle.js';
+import type { Topic, TopicRegistry, PartitionHost } from '../actors/topics/registry.js';
+import type { GroupCoordinator, GroupMember } from '../actors/group/coordinator.js';
+import type { OffsetStore } from '../actors/group/offset-store.js';
+import { loadNativeUws } from './native.js';
+import { Router } from './router.js';
+import type { GatewayConfig } from './config.js';
+
+type Frame = Record<string, unknown>;
+
+interface ConnData {
+  conn?: Connection;
+}
+
+/** One WebSocket client. */
+class Connection {
+  closed = false;
+  helloDone = false;
+  inFlightBytes = 0;
+  /** Encoded frames waiting for the end of this tick, sent corked together. */
+  outbox: Uint8Array[] = [];
+  readonly subs = new Map<number, Subscription>();
+  nextSub = 1;
+  constructor(
+    readonly id: number,
+    readonly ws: WebSocket<ConnData>,
+  ) {}
+}
+
+class Cursor {
+  credits = 0;
+  inFlight = false;
+  active = true;
+  retry: ReturnType<typeof setTimeout> | null = null;
+  constructor(
+    readonly partition: number,
+    public next: number,
+  ) {}
+}
+
+class Subscription implements GroupMember {
+  readonly cursors = new Map<number, Cursor>();
+  generation = 0;
+  constructor(
+    readonly id: number,
+    readonly conn: Connection,
+    readonly topic: Topic,
+    readonly group: string | undefined,
+    readonly from: StartPosition,
+    readonly credits: number,
+    private readonly gateway: Gateway,
+  ) {}
+  get memberId(): string {
+    return `${this.conn.id}.${this.id}`;
+  }
+  revoke(generation: number): void {
+    this.generation = generation;
+    this.stopCursors();
+    this.gateway.send(this.conn, { op: 'revoke', sub: this.id, generation });
+  }
+  assign(generation: number, partitions: number[]): void {
+    this.generation = generation;
+    this.stopCursors();
+    void this.gateway.startDelivery(this, generation, partitions);
+  }
+  stopCursors(): void {
+    for (const c of this.cursors.values()) {
+      c.active = false;
+      if (c.retry) clearTimeout(c.retry);
+    }
+    this.cursors.clear();
+  }
+}
+
+/** One produce request on its way through the partitions. */
+class PendingProduce {
+  /** Chunks not yet answered, plus one hold while the request is still being written. */
+  private remaining = 1;
+  failed = false;
+  readonly parts: Array<[number, number, number]> = [];
+  constructor(
+    private readonly gateway: Gateway,
+    readonly conn: Connection,
+    readonly id: number,
+    readonly bytes: number,
+    readonly route: Uint8Array | undefined,
+  ) {}
+
+  waiter(partitionIndex: number): ProduceWaiter {
+    this.remaining++;
+    return {
+      acked: (base, count) => {
+        const part = this.parts[partitionIndex]!;
+        if (part[2] === 0 || base < part[1]) part[1] = base;
+        part[2] += count;
+        this.settled();
+      },
+      failed: (code, message) => {
+        this.fail(code, message);
+        this.settled();
+      },
+    };
+  }
+
+  /** A waiter whose chunk was never handed to a partition. */
+  unwait(): void {
+    this.remaining--;
+  }
+
+  /** Drop the writer's hold: answers the request if every chunk already settled. */
+  release(): void {
+    this.settled();
+  }
+
+  fail(code: ErrorCode, message: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.gateway.sendError(this.conn, this.id, new WeirError(code, message, { retryable: RETRYABLE.has(code) }));
+  }
+
+  private settled(): void {
+    if (--this.remaining > 0) return;
+    this.conn.inFlightBytes -= this.bytes;
+    if (this.failed) return;
+    const result: Frame = { op: 'result', id: this.id, parts: this.parts };
+    if (this.route) result.route = this.route;
+    this.gateway.send(this.conn, result);
+  }
+}
+
+export interface GatewayDeps {
+  topics: TopicRegistry;
+  host: PartitionHost;
+  groups: GroupCoordinator;
+  offsets: OffsetStore;
+  brokerName: string;
+  /** Partition count for create_topic without one. */
+  defaultPartitions: number;
+}
+
+export class Gateway {
+  private readonly uws = loadNativeUws();
+  private listenSocket: us_listen_socket | null = null;
+  private readonly conns = new Set<Connection>();
+  private nextConn = 1;
+  private closing = false;
+  private readonly index = new RecordIndex();
+  private readonly router = new Router();
+  private readonly dirty = new Set<Connection>();
+  private readonly dirtyActors = new Set<PartitionActor>();
+  private flushScheduled = false;
+  port = 0;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly deps: GatewayDeps,
+  ) {}
+
+  listen(): Promise<number> {
+    const cfg = this.config;
+    const app = this.uws.App();
+    app.ws<ConnData>('/*', {
+      // uWS cuts larger frames with 1006 and no reason; leave headroom so our own check answers 1009.
+      maxPayloadLength: cfg.maxFrameBytes * 2 + 1024 * 1024,
+      maxBackpressure: 256 * 1024 * 1024,
+      closeOnBackpressureLimit: 1,
+      idleTimeout: cfg.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        res.upgrade<ConnData>(
+          {},
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      },
+      open: (ws) => {
+        const conn = new Connection(this.nextConn++, ws);
+        ws.getUserData().conn = conn;
+        this.conns.add(conn);
+      },
+      message: (ws, message, isBinary) => {
+        const conn = ws.getUserData().conn!;
+        this.onMessage(conn, message, isBinary);
+      },
+      drain: (ws) => {
+        const conn = ws.getUserData().conn!;
+        if (ws.getBufferedAmount() < this.config.maxBufferedBytes) {
+          for (const sub of conn.subs.values()) for (const c of sub.cursors.values()) this.pump(sub, c);
+        }
+      },
+      close: (ws) => {
+        const conn = ws.getUserData().conn!;
+        this.onClose(conn);
+      },
+    });
+    app.get('/healthz', (res) => this.health(res));
+    app.any('/*', (res) => {
+      res.cork(() => res.writeStatus('404 Not Found').end('not found; the WebSocket endpoint is /\n'));
+    });
+    return new Promise((resolve, reject) => {
+      app.listen(cfg.host, cfg.port, (socket) => {
+        if (!socket) {
+          reject(new WeirError('LISTEN_FAILED', `cannot listen on ${cfg.host}:${cfg.port} (in use, or not an address of this machine)`));
+          return;
+        }
+        this.listenSocket = socket;
+        this.port = this.uws.us_socket_local_port(socket);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Stop accepting, let in-flight produce requests finish (bounded), then close every connection. */
+  async close(graceMs = 5_000): Promise<void> {
+    this.closing = true;
+    if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && [...this.conns].some((c) => c.inFlightBytes > 0)) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.flushOutboxes();
+    for (const conn of [...this.conns]) {
+      if (!conn.closed) conn.ws.end(1001, 'SHUTTING_DOWN: broker is stopping');
+    }
+    this.conns.clear();
+  }
+
+  // ------------------------------------------------------------------ frames
+
+  private onMessage(conn: Connection, message: ArrayBuffer, isBinary: boolean): void {
+    if (message.byteLength > this.config.maxFrameBytes) {
+      const reason = `${ErrorCode.FRAME_TOO_LARGE}: frame of ${message.byteLength} bytes exceeds the limit of ${this.config.maxFrameBytes}`;
+      conn.ws.end(1009, reason);
+      return;
+    }
+    if (!isBinary) {
+      this.sendError(conn, undefined, new WeirError(ErrorCode.BAD_FRAME, 'text frames are not supported: send one CBOR map per binary frame'));
+      return;
+    }
+    let frame: unknown;
+    try {
+      frame = decodeFrame(new Uint8Array(message));
+    } catch (err) {
+      this.sendError(conn, undefined, new WeirError(ErrorCode.BAD_FRAME, `frame is not valid CBOR: ${(err as Error).message}`));
+      return;
+    }
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame) || frame instanceof Uint8Array) {
+      this.sendError(conn, undefined, new WeirError(ErrorCode.BAD_FRAME, 'frame must be a CBOR map'));
+      return;
+    }
+    const f = frame as Frame;
+    const id = typeof f.id === 'number' && Number.isInteger(f.id) && f.id >= 0 ? f.id : undefined;
+    if (typeof f.op !== 'string') {
+      this.sendError(conn, id, new WeirError(ErrorCode.BAD_FRAME, 'frame has no string "op"'));
+      return;
+    }
+    try {
+      const maybe = this.dispatch(conn, f, id);
+      if (maybe) maybe.catch((err: unknown) => this.sendError(conn, id, err));
+    } catch (err) {
+      this.sendError(conn, id, err);
+    }
+  }
+
+  private dispatch(conn: Connection, f: Frame, id: number | undefined): Promise<void> | void {
+    const op = f.op as string;
+    const needId = (): number => {
+      if (id === undefined) throw badRequest('id', `"${op}" needs a non-negative integer "id"`);
+      return id;
+    };
+    if (this.config.token !== undefined && !conn.helloDone && op !== 'hello') {
+      throw new WeirError(ErrorCode.UNAUTHORIZED, 'this broker requires a token: send hello with "token" first');
+    }
+    switch (op) {
+      case 'hello':
+        return this.hello(conn, needId(), f);
+      case 'produce':
+        return this.produce(conn, needId(), f);
+      case 'create_topic':
+        return this.createTopic(conn, needId(), f);
+      case 'list_topics':
+        this.send(conn, { op: 'result', id: needId(), topics: this.deps.topics.list() });
+        return;
+      case 'describe_topic':
+        return this.describeTopic(conn, needId(), f);
+      case 'fetch':
+        return this.fetch(conn, needId(), f);
+      case 'subscribe':
+        return this.subscribe(conn, needId(), f);
+      case 'credit':
+        return this.credit(conn, f);
+      case 'commit':
+        return this.commit(conn, needId(), f);
+      case 'revoked':
+        return this.revoked(conn, f);
+      case 'unsubscribe':
+        return this.unsubscribe(conn, needId(), f);
+      case 'ping':
+        this.send(conn, { op: 'result', id: needId() });
+        return;
+      default:
+        throw new WeirError(ErrorCode.UNKNOWN_OP, `unknown operation ${JSON.stringify(op.slice(0, 40))}; see docs/protocol.md`);
+    }
+  }
+
+  private hello(conn: Connection, id: number, f: Frame): void {
+    const version = f.version;
+    if (version !== PROTOCOL_VERSION) {
+      throw new WeirError(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${String(version)} is not supported; this broker speaks ${PROTOCOL_VERSION}`, { details: { supported: [PROTOCOL_VERSION] } });
+    }
+    if (this.config.token !== undefined && f.token !== this.config.token) {
+      throw new WeirError(ErrorCode.UNAUTHORIZED, 'token is missing or wrong');
+    }
+    conn.helloDone = true;
+    const c = this.config;
+    this.send(conn, {
+      op: 'result', id, version: PROTOCOL_VERSION, broker: this.deps.brokerName,
+      maxFrameBytes: c.maxFrameBytes, maxMessageBytes: c.maxMessageBytes, maxInFlightBytes: c.maxInFlightBytes, fsync: c.fsyncLabel,
+    });
+  }
+
+  private async createTopic(conn: Connection, id: number, f: Frame): Promise<void> {
+    if (this.closing) throw shuttingDown();
+    const name = f.topic;
+    if (typeof name !== 'string') throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, 'topic name must be a string');
+    const partitions = f.partitions === undefined ? this.deps.defaultPartitions : f.partitions;
+    const { topic, created } = await this.deps.topics.create(name, partitions as number, this.deps.host);
+    this.send(conn, { op: 'result', id, topic: topic.name, partitions: topic.partitions, created });
+  }
+
+  private async describeTopic(conn: Connection, id: number, f: Frame): Promise<void> {
+    const topic = this.topicOf(f);
+    const offsets = await Promise.all(
+      topic.actors.map(async (a, partition) => ({ partition, ...(await a.describe()) })),
+    );
+    this.send(conn, { op: 'result', id, topic: topic.name, partitions: topic.partitions, offsets });
+  }
+
+  // ------------------------------------------------------------------ produce
+
+  private produce(conn: Connection, id: number, f: Frame): void {
+    if (this.closing) throw shuttingDown();
+    const topic = this.topicOf(f);
+    const records = f.records;
+    if (!(records instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
+    let forced: number | undefined;
+    if (f.partition !== undefined) {
+      forced = this.partitionOf(topic, f.partition);
+    }
+    if (conn.inFlightBytes > 0 && conn.inFlightBytes + records.length > this.config.maxInFlightBytes) {
+      throw new WeirError(ErrorCode.THROTTLED, `connection has ${conn.inFlightBytes} produce bytes in flight (limit ${this.config.maxInFlightBytes}); wait for acknowledgements`, { retryable: true });
+    }
+    const index = this.index;
+    try {
+      scanBatch(records, index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: this.config.maxRecordsPerBatch });
+    } catch (err) {
+      if (err instanceof BatchFormatError) {
+        if (err.defect === 'RECORD_TOO_LARGE') {
+          throw new WeirError(ErrorCode.MESSAGE_TOO_LARGE, `record ${err.recordIndex} is larger than maxMessageBytes (${this.config.maxMessageBytes})`, { details: { record: err.recordIndex } });
+        }
+        throw new WeirError(ErrorCode.BAD_BATCH, err.message, { details: { defect: err.defect, record: err.recordIndex, position: err.position } });
+      }
+      throw err;
+    }
+    const n = index.count;
+    const sticky = topic.nextSticky;
+    const route = this.router.routeBatch(records, index, topic.partitions, sticky, forced);
+    if (forced === undefined && route.counts[sticky]! > 0) topic.nextSticky = (sticky + 1) % topic.partitions;
+    for (const p of route.touched) {
+      if (!topic.actors[p]!.available) {
+        throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${p} is restarting; retry`, { retryable: true });
+      }
+    }
+    let routeBytes: Uint8Array | undefined;
+    if (route.touched.length > 1) {
+      const copy = route.partitionOf.slice(0, n);
+      routeBytes = new Uint8Array(copy.buffer, 0, n * 2); // little-endian hosts only (x86, arm64)
+    }
+    const pending = new PendingProduce(this, conn, id, records.length, routeBytes);
+    conn.inFlightBytes += records.length;
+    for (let t = 0; t < route.touched.length && !pending.failed; t++) {
+      const p = route.touched[t]!;
+      pending.parts.push([p, 0, 0]);
+      const actor = topic.actors[p]!;
+      const maxEntry = actor.maxEntryBytes;
+      // A partition's records go in entries of at most maxEntry bytes, consecutively in its ring,
+      // so their offsets are consecutive and one [partition, base, count] describes them.
+      let i = route.head[p]!;
+      while (i >= 0) {
+        const first = i;
+        let bytes = 0;
+        let count = 0;
+        while (i >= 0 && (count === 0 || bytes + index.size[i]! <= maxEntry)) {
+          bytes += index.size[i]!;
+          count++;
+          i = route.nextSame[i]!;
+        }
+        const stop = i;
+        const waiter = pending.waiter(t);
+        const ok = actor.produce(count, bytes, (sink) => {
+          for (let j = first; j !== stop; j = route.nextSame[j]!) sink.append(records, index.start[j]!, index.start[j]! + index.size[j]!);
+        }, waiter);
+        if (!ok) {
+          pending.unwait();
+          pending.fail(
+            actor.available ? ErrorCode.THROTTLED : ErrorCode.PARTITION_UNAVAILABLE,
+            actor.available ? `partition ${topic.name}/${p} is behind; retry` : `partition ${topic.name}/${p} is restarting; retry`,
+          );
+          break;
+        }
+      }
+      actor.flush();
+    }
+    pending.release();
+  }
+
+  // ------------------------------------------------------------------ fetch
+
+  private fetch(conn: Connection, id: number, f: Frame): void {
+    const topic = this.topicOf(f);
+    const partition = this.partitionOf(topic, f.partition);
+    const offset = nonNegInt(f.offset, 'offset');
+    const maxBytes = Math.min(f.maxBytes === undefined ? 1 << 20 : nonNegInt(f.maxBytes, 'maxBytes'), this.config.maxFetchBytes);
+    const maxRecords = f.maxRecords === undefined ? 10_000 : nonNegInt(f.maxRecords, 'maxRecords');
+    const maxWaitMs = Math.min(f.maxWaitMs === undefined ? 0 : nonNegInt(f.maxWaitMs, 'maxWaitMs'), 30_000);
+    const actor = topic.actors[partition]!;
+    const ok = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
+      data: (records, count, next, end) => {
+        this.send(conn, { op: 'result', id, topic: topic.name, partition, records, count, next, end });
+      },
+      failed: (code, message, start, end) => {
+        this.sendError(conn, id, new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } }));
+      },
+    });
+    if (!ok) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+    this.markActor(actor);
+  }
+
+  // ------------------------------------------------------------------ subscriptions
+
+  private subscribe(conn: Connection, id: number, f: Frame): void {
+    const topic = this.topicOf(f);
+    let group: string | undefined;
+    if (f.group !== undefined) {
+      if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'group must be 1-249 characters of A-Z a-z 0-9 . _ -');
+      group = f.group;
+    }
+    const from = parseFrom(f.from);
+    const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
+    if (credits < 1) throw badRequest('credits', 'credits must be at least 1');
+    const sub = new Subscription(conn.nextSub++, conn, topic, group, from, credits, this);
+    conn.subs.set(sub.id, sub);
+    this.send(conn, { op: 'result', id, sub: sub.id });
+    if (group !== undefined) this.deps.groups.join(group, topic.name, topic.partitions, sub);
+    else sub.assign(0, topic.actors.map((_, p) => p));
+  }
+
+  /** Resolve where each partition starts, tell the client, and start pushing. */
+  async startDelivery(sub: Subscription, generation: number, partitions: number[]): Promise<void> {
+    const starts = await Promise.all(partitions.map((p) => this.startOffset(sub, p)));
+    if (sub.conn.closed || sub.generation !== generation || !sub.conn.subs.has(sub.id)) return;
+    const assigned: Array<[number, number]> = partitions.map((p, i) => [p, starts[i]!]);
+    this.send(sub.conn, { op: 'assign', sub: sub.id, generation, partitions: assigned });
+    for (const [p, offset] of assigned) {
+      const c = new Cursor(p, offset);
+      c.credits = sub.credits;
+      sub.cursors.set(p, c);
+      this.pump(sub, c);
+    }
+  }
+
+  private async startOffset(sub: Subscription, partition: number): Promise<number> {
+    if (sub.group !== undefined) {
+      const committed = this.deps.offsets.get(sub.group, sub.topic.name, partition);
+      if (committed !== undefined) return committed;
+    }
+    const from = sub.from;
+    let mode: FetchMode = FetchMode.LATEST;
+    let position = 0;
+    if (from === 'earliest') mode = FetchMode.EARLIEST;
+    else if (typeof from === 'object' && 'offset' in from) return from.offset;
+    else if (typeof from === 'object' && 'offsets' in from) {
+      const o = from.offsets[String(partition)];
+      if (o !== undefined) return o;
+    } else if (typeof from === 'object' && 'timestamp' in from) {
+      mode = FetchMode.TIMESTAMP;
+      position = from.timestamp;
+    }
+    // Ask the partition to resolve it (a fetch of zero records answers with its start offset).
+    for (let attempt = 0; ; attempt++) {
+      const actor = sub.topic.actors[partition]!;
+      const r = await new Promise<number | null>((resolve) => {
+        const ok = actor.fetch(mode, position, 0, 0, 0, {
+          data: (_records, _count, next) => resolve(next),
+          failed: () => resolve(null),
+        });
+        if (!ok) resolve(null);
+        else this.markActor(actor);
+      });
+      if (r !== null) return r;
+      if (sub.conn.closed || attempt > 300) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${sub.topic.name}/${partition} is unavailable`, { retryable: true });
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  /** Issue the next fetch for a cursor if it has credit, no fetch in flight, and the socket keeps up. */
+  pump(sub: Subscription, c: Cursor): void {
+    if (!c.active || c.inFlight || c.credits <= 0 || sub.conn.closed) return;
+    if (sub.conn.ws.getBufferedAmount() > this.config.maxBufferedBytes) {
+      if (channels.gatewayBackpressure.hasSubscribers) channels.gatewayBackpressure.publish({ conn: sub.conn.id, sub: sub.id, partition: c.partition });
+      return; // resumed by the drain handler
+    }
+    const actor = sub.topic.actors[c.partition]!;
+    c.inFlight = true;
+    const ok = actor.fetch(FetchMode.OFFSET, c.next, this.config.maxFetchBytes, c.credits, this.config.longPollMs, {
+      data: (records, count, next) => {
+        c.inFlight = false;
+        if (!c.active) return;
+        if (count > 0) {
+          this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: sub.topic.name, partition: c.partition, records, count, next });
+          c.next = next;
+          c.credits -= count;
+        }
+        this.pump(sub, c);
+      },
+      failed: (code, _message, start) => {
+        c.inFlight = false;
+        if (!c.active) return;
+        if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next < start) c.next = start; // retention deleted it: skip ahead
+        this.retryLater(sub, c);
+      },
+    });
+    if (!ok) {
+      c.inFlight = false;
+      this.retryLater(sub, c);
+      return;
+    }
+    this.markActor(actor);
+  }
+
+  private retryLater(sub: Subscription, c: Cursor): void {
+    if (c.retry) return;
+    c.retry = setTimeout(() => {
+      c.retry = null;
+      this.pump(sub, c);
+    }, 100);
+  }
+
+  private credit(conn: Connection, f: Frame): void {
+    const sub = this.subOf(conn, f);
+    const partition = nonNegInt(f.partition, 'partition');
+    const credits = nonNegInt(f.credits, 'credits');
+    const c = sub.cursors.get(partition);
+    if (!c) return; // not (or no longer) assigned here: the credit lapses with the assignment
+    c.credits += credits;
+    this.pump(sub, c);
+  }
+
+  private commit(conn: Connection, id: number, f: Frame): void {
+    const sub = this.subOf(conn, f);
+    if (sub.group === undefined) throw badRequest('sub', 'commit needs a subscription with a group');
+    if (!Array.isArray(f.offsets)) throw badRequest('offsets', '"offsets" must be an array of [partition, nextOffset]');
+    const entries: Array<[number, number]> = [];
+    for (const e of f.offsets as unknown[]) {
+      if (!Array.isArray(e) || e.length !== 2) throw badRequest('offsets', 'each entry must be [partition, nextOffset]');
+      const p = this.partitionOf(sub.topic, e[0]);
+      entries.push([p, nonNegInt(e[1], 'offsets')]);
+    }
+    for (const [p] of entries) {
+      if (!this.deps.groups.owns(sub.group, sub.topic.name, sub.memberId, p)) {
+        throw new WeirError(ErrorCode.NOT_ASSIGNED, `partition ${sub.topic.name}/${p} is not assigned to this member (rebalanced)`, { details: { partition: p } });
+      }
+    }
+    this.deps.offsets.commit(sub.group, sub.topic.name, entries);
+    this.send(conn, { op: 'result', id });
+  }
+
+  private revoked(conn: Connection, f: Frame): void {
+    const sub = this.subOf(conn, f);
+    if (sub.group === undefined) return;
+    const generation = nonNegInt(f.generation, 'generation');
+    this.deps.groups.revoked(sub.group, sub.topic.name, sub.memberId, generation);
+  }
+
+  private unsubscribe(conn: Connection, id: number, f: Frame): void {
+    const sub = this.subOf(conn, f);
+    this.dropSub(sub);
+    this.send(conn, { op: 'result', id });
+  }
+
+  private dropSub(sub: Subscription): void {
+    sub.stopCursors();
+    sub.conn.subs.delete(sub.id);
+    if (sub.group !== undefined) this.deps.groups.leave(sub.group, sub.topic.name, sub.memberId);
+  }
+
+  private onClose(conn: Connection): void {
+    conn.closed = true;
+    conn.outbox.length = 0;
+    this.conns.delete(conn);
+    for (const sub of [...conn.subs.values()]) this.dropSub(sub);
+  }
+
+  // ------------------------------------------------------------------ output
+
+  /** Encode now (copying any shared-memory view), send corked with the rest of this tick's frames. */
+  send(conn: Connection, frame: Frame): void {
+    if (conn.closed) return;
+    conn.outbox.push(encodeFrame(frame));
+    this.dirty.add(conn);
+    this.scheduleFlush();
+  }
+
+  sendError(conn: Connection, id: number | undefined, err: unknown, sub?: number): void {
+    let e: WeirError;
+    if (WeirError.isWeirError(err)) e = err;
+    else {
+      // A bug, not the client's fault: say so, keep serving.
+      console.error('weir gateway: internal error', err);
+      e = new WeirError(ErrorCode.INTERNAL, `internal error: ${(err as Error)?.message ?? String(err)}`);
+    }
+    const frame: Frame = { op: 'error', code: e.code, message: e.message, retryable: e.retryable || RETRYABLE.has(e.code) };
+    if (id !== undefined) frame.id = id;
+    if (sub !== undefined) frame.sub = sub;
+    if (e.details !== undefined) frame.details = e.details;
+    this.send(conn, frame);
+  }
+
+  private markActor(actor: PartitionActor): void {
+    this.dirtyActors.add(actor);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      for (const a of this.dirtyActors) a.flush();
+      this.dirtyActors.clear();
+      this.flushOutboxes();
+    });
+  }
+
+  private flushOutboxes(): void {
+    for (const conn of this.dirty) {
+      if (conn.closed || conn.outbox.length === 0) continue;
+      const frames = conn.outbox;
+      conn.outbox = [];
+      conn.ws.cork(() => {
+        for (const bytes of frames) conn.ws.send(bytes, true);
+      });
+    }
+    this.dirty.clear();
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private topicOf(f: Frame): Topic {
+    const name = f.topic;
+    if (typeof name !== 'string') throw badRequest('topic', '"topic" must be a string');
+    const topic = this.deps.topics.get(name);
+    if (!topic) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(name.slice(0, 60))} does not exist`);
+    return topic;
+  }
+
+  private partitionOf(topic: Topic, v: unknown): number {
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest('partition', '"partition" must be an integer');
+    if (v < 0 || v >= topic.partitions) {
+      throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `topic ${topic.name} has partitions 0..${topic.partitions - 1}, not ${v}`);
+    }
+    return v;
+  }
+
+  private subOf(conn: Connection, f: Frame): Subscription {
+    const id = nonNegInt(f.sub, 'sub');
+    const sub = conn.subs.get(id);
+    if (!sub) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no subscription ${id} on this connection`, { details: { sub: id } });
+    return sub;
+  }
+
+  private health(res: HttpResponse): void {
+    let up = 0;
+    let total = 0;
+    for (const t of this.deps.topics.all()) {
+      for (const a of t.actors) {
+        total++;
+        if (a.available) up++;
+      }
+    }
+    const ok = up === total && !this.closing;
+    const body = JSON.stringify({ status: ok ? 'ok' : this.closing ? 'stopping' : 'degraded', partitions: { up, total } });
+    res.cork(() => {
+      res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body);
+    });
+  }
+}
+
+function badRequest(field: string, message: string): WeirError {
+  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
+}
+
+function shuttingDown(): WeirError {
+  return new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry against it once it is back', { retryable: true });
+}
+
+function nonNegInt(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw badRequest(field, `"${field}" must be a non-negative integer`);
+  return v;
+}
+
+function parseFrom(v: unknown): StartPosition {
+  if (v === undefined || v === 'latest') return 'latest';
+  if (v === 'earliest') return 'earliest';
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if ('offset' in o) return { offset: nonNegInt(o.offset, 'from.offset') };
+    if ('timestamp' in o) return { timestamp: nonNegInt(o.timestamp, 'from.timestamp') };
+    if ('offsets' in o && typeof o.offsets === 'object' && o.offsets !== null) {
+      const offsets: Record<string, number> = {};
+      for (const [k, x] of Object.entries(o.offsets as Record<string, unknown>)) offsets[k] = nonNegInt(x, 'from.offsets');
+      return { offsets };
+    }
+  }
+  throw badRequest('from', '"from" must be "earliest", "latest", {offset}, {offsets} or {timestamp}');
+}

@@ -1,0 +1,292 @@
+/**
+ * Opening a partition directory: truncate-and-report recovery (Kafka log recovery, NATS file store).
+ *
+ * - Orphan `.index` files (no `.log`; left by a crash during segment deletion) are removed.
+ * - Sealed segments (all but the last) were fdatasync'ed, data and index, when the log rolled past
+ *   them, so their data is trusted. Their index is read and checked (whole entries, well-formed,
+ *   within the file) and the records from the last index entry to EOF are validated to learn the
+ *   segment's end offset and newest timestamp. A missing or invalid index is rebuilt by a full scan.
+ *   A sealed segment whose records do not validate, or segments whose offsets are not contiguous,
+ *   cannot be a crash artifact: recovery throws LOG_CORRUPT rather than guess.
+ * - The last segment may hold a torn or half-written tail. Index entries that are malformed, point
+ *   beyond the file or at a position not holding a valid record with that offset are dropped; records
+ *   are validated from the last good entry (or the segment start) to EOF; at the first torn, corrupt
+ *   or out-of-sequence record the file is truncated (ftruncate + fdatasync), the index rewritten to
+ *   match, and the loss reported (and published on `weir:wal:truncated`).
+ */
+import fs from 'node:fs';
+import { channels } from '../common/diagnostics.js';
+import { isValidStoredRecord, readU32, recordOffset, RECORD_HEADER_BYTES } from '../protocol/record.js';
+import { LogCorruptError, storageErrorFrom } from './errors.js';
+import { parseSegmentName, segmentName, INDEX_SUFFIX, LOG_SUFFIX } from './layout.js';
+import { newCursor, scanChunk, type ScanCursor } from './scan.js';
+import { fsyncDir, Segment } from './segment.js';
+import { INDEX_ENTRY_BYTES, SparseIndex } from './sparse-index.js';
+
+export interface RecoveryReport {
+  /** Segments in the log after recovery. */
+  segments: number;
+  /** Bytes cut from the last segment's tail (0 after a clean shutdown). */
+  truncatedBytes: number;
+  /** Offset of the first record lost (= nextOffset), or null when nothing was truncated. */
+  truncatedAtOffset: number | null;
+  /** Names of the .index files rebuilt or repaired. */
+  rebuiltIndexes: string[];
+  /** Names of orphan files removed (an .index without its .log). */
+  removedFiles: string[];
+  nextOffset: number;
+  logStartOffset: number;
+}
+
+export interface RecoveredLog {
+  /** Ascending by base; the last one is active: .log opened r+, .index open for append, index loaded. */
+  segments: Segment[];
+  report: RecoveryReport;
+  /** Timestamp of the newest record in the log, -1 when it holds none. */
+  lastTimestamp: number;
+}
+
+/** Reused read buffer, grown for records larger than it. */
+interface Scratch {
+  buf: Uint8Array;
+}
+
+const SCAN_CHUNK_BYTES = 1 << 20;
+/** First read when checking an index entry; a larger record is read again whole. */
+const ENTRY_CHECK_BYTES = 64 * 1024;
+
+export function recoverLog(dir: string, indexIntervalBytes: number): RecoveredLog {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw storageErrorFrom(err, 'mkdir', dir);
+  }
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    throw storageErrorFrom(err, 'readdir', dir);
+  }
+  const logs = new Set<number>();
+  const indexes: number[] = [];
+  for (const name of names) {
+    const parsed = parseSegmentName(name);
+    if (parsed === null) continue;
+    if (parsed.kind === 'log') logs.add(parsed.base);
+    else indexes.push(parsed.base);
+  }
+  const report: RecoveryReport = {
+    segments: 0,
+    truncatedBytes: 0,
+    truncatedAtOffset: null,
+    rebuiltIndexes: [],
+    removedFiles: [],
+    nextOffset: 0,
+    logStartOffset: 0,
+  };
+  let dirChanged = false;
+  for (const base of indexes) {
+    if (logs.has(base)) continue;
+    const file = `${dir}/${segmentName(base, INDEX_SUFFIX)}`;
+    try {
+      fs.unlinkSync(file);
+    } catch (err) {
+      throw storageErrorFrom(err, 'unlink', file);
+    }
+    report.removedFiles.push(segmentName(base, INDEX_SUFFIX));
+    dirChanged = true;
+  }
+
+  const bases = [...logs].sort((a, b) => a - b);
+  const segments: Segment[] = [];
+  const scratch: Scratch = { buf: new Uint8Array(SCAN_CHUNK_BYTES) };
+  if (bases.length === 0) {
+    segments.push(Segment.create(dir, 0));
+    dirChanged = true;
+  } else {
+    for (let i = 0; i < bases.length - 1; i++) segments.push(recoverSealed(dir, bases[i]!, indexIntervalBytes, scratch, report));
+    segments.push(recoverLast(dir, bases[bases.length - 1]!, indexIntervalBytes, scratch, report));
+  }
+  if (dirChanged) fsyncDir(dir);
+
+  for (let i = 1; i < segments.length; i++) {
+    const prev = segments[i - 1]!;
+    const seg = segments[i]!;
+    if (prev.endOffset !== seg.base) {
+      for (const s of segments) s.closeFds();
+      throw new LogCorruptError(
+        `segments are not contiguous: ${segmentName(prev.base, LOG_SUFFIX)} ends at offset ${prev.endOffset} but the next segment starts at ${seg.base}`,
+        { dir, segment: prev.base, endOffset: prev.endOffset, nextBase: seg.base },
+      );
+    }
+  }
+
+  const last = segments[segments.length - 1]!;
+  let lastTimestamp = -1;
+  for (let i = segments.length - 1; i >= 0 && lastTimestamp < 0; i--) lastTimestamp = segments[i]!.lastTimestamp;
+  report.segments = segments.length;
+  report.nextOffset = last.endOffset;
+  report.logStartOffset = segments[0]!.base;
+  if (report.truncatedAtOffset !== null && channels.walTruncated.hasSubscribers) {
+    channels.walTruncated.publish({
+      dir,
+      segment: last.base,
+      truncatedBytes: report.truncatedBytes,
+      truncatedAtOffset: report.truncatedAtOffset,
+    });
+  }
+  return { segments, report, lastTimestamp };
+}
+
+function recoverSealed(dir: string, base: number, interval: number, scratch: Scratch, report: RecoveryReport): Segment {
+  const seg = new Segment(dir, base);
+  seg.openLog('r');
+  try {
+    const size = seg.fileSize();
+    const raw = seg.readIndexFile();
+    let index = raw === null ? null : SparseIndex.fromBytes(raw);
+    let cursor: ScanCursor | null = null;
+    const wellFormed =
+      index !== null &&
+      raw!.length === index.count * INDEX_ENTRY_BYTES &&
+      (index.count > 0 || size === 0) &&
+      index.validPrefixLength(size) === index.count;
+    if (wellFormed && index!.count > 0) {
+      const last = index!.count - 1;
+      const pos = index!.position(last);
+      cursor = newCursor(pos, base + index!.relOffset(last), -1, pos);
+      scanFile(seg, size, cursor, scratch, base, null, interval);
+      // A bad record exactly at the last entry may be a wrong entry: let a full rebuild decide.
+      if (cursor.stop !== 'END') cursor = null;
+    } else if (wellFormed) {
+      cursor = newCursor(0, base, -1, -1); // empty sealed segment with empty index
+      cursor.stop = 'END';
+    }
+    if (cursor === null) {
+      index = new SparseIndex();
+      cursor = newCursor(0, base, -1, -1);
+      scanFile(seg, size, cursor, scratch, base, index, interval);
+      if (cursor.stop !== 'END') {
+        throw new LogCorruptError(
+          `sealed segment ${segmentName(base, LOG_SUFFIX)} has a ${cursor.stop} record at byte ${cursor.position} (offset ${cursor.offset})`,
+          { dir, segment: base, position: cursor.position, offset: cursor.offset, reason: cursor.stop },
+        );
+      }
+      writeWholeIndex(seg, index);
+      report.rebuiltIndexes.push(segmentName(base, INDEX_SUFFIX));
+    }
+    seg.size = size;
+    seg.endOffset = cursor.offset;
+    seg.lastTimestamp = cursor.lastTimestamp;
+  } finally {
+    seg.closeFds(); // sealed segments are reopened on demand
+  }
+  return seg;
+}
+
+function recoverLast(dir: string, base: number, interval: number, scratch: Scratch, report: RecoveryReport): Segment {
+  const seg = new Segment(dir, base);
+  try {
+    seg.openLog('r+');
+    const size = seg.fileSize();
+    const raw = seg.readIndexFile();
+    const index = raw === null ? new SparseIndex() : SparseIndex.fromBytes(raw);
+    const onDisk = index.count;
+    let keep = index.validPrefixLength(size);
+    // Drop trailing entries that do not point at a valid record carrying their offset.
+    while (keep > 0 && !entryHoldsRecord(seg, index, keep - 1, size, scratch)) keep--;
+    index.truncate(keep);
+    const cursor =
+      keep > 0
+        ? newCursor(index.position(keep - 1), base + index.relOffset(keep - 1), -1, index.position(keep - 1))
+        : newCursor(0, base, -1, -1);
+    scanFile(seg, size, cursor, scratch, base, index, interval);
+    if (cursor.position < size) {
+      seg.truncateLog(cursor.position);
+      seg.datasyncLog();
+      report.truncatedBytes = size - cursor.position;
+      report.truncatedAtOffset = cursor.offset;
+    }
+    seg.openIndexForAppend();
+    const indexChanged = raw === null || raw.length !== onDisk * INDEX_ENTRY_BYTES || keep < onDisk || index.count > keep;
+    if (indexChanged) {
+      seg.index = index;
+      seg.truncateIndexFile(keep);
+      seg.writeIndexEntries(keep);
+      seg.datasyncIndex();
+      report.rebuiltIndexes.push(segmentName(base, INDEX_SUFFIX));
+    }
+    seg.index = index;
+    seg.size = cursor.position;
+    seg.endOffset = cursor.offset;
+    seg.lastTimestamp = cursor.lastTimestamp;
+    return seg;
+  } catch (err) {
+    try {
+      seg.closeFds();
+    } catch {
+      // the first error is the one to report
+    }
+    throw err;
+  }
+}
+
+/** Whether index entry i points at a whole, valid record carrying offset base + relOffset(i). */
+function entryHoldsRecord(seg: Segment, index: SparseIndex, i: number, size: number, scratch: Scratch): boolean {
+  const pos = index.position(i);
+  if (size - pos < RECORD_HEADER_BYTES) return false;
+  let n = seg.readAt(scratch.buf, 0, Math.min(ENTRY_CHECK_BYTES, size - pos), pos);
+  const recSize = 4 + readU32(scratch.buf, 0);
+  if (recSize > size - pos) return false;
+  if (recSize > n) {
+    grow(scratch, recSize);
+    n = seg.readAt(scratch.buf, 0, recSize, pos);
+  }
+  return isValidStoredRecord(scratch.buf, 0, n) && recordOffset(scratch.buf, 0) === seg.base + index.relOffset(i);
+}
+
+/** Validate records from cursor.position to `size`, reading chunks into `scratch` (see scan.ts). */
+function scanFile(
+  seg: Segment,
+  size: number,
+  cursor: ScanCursor,
+  scratch: Scratch,
+  base: number,
+  index: SparseIndex | null,
+  interval: number,
+): void {
+  for (;;) {
+    const remaining = size - cursor.position;
+    const want = Math.min(Math.max(scratch.buf.length, cursor.need), remaining);
+    if (want > scratch.buf.length) grow(scratch, want);
+    const n = remaining <= 0 ? 0 : seg.readAt(scratch.buf, 0, want, cursor.position);
+    scanChunk(scratch.buf, 0, n, n >= remaining, cursor, base, index, interval);
+    if (cursor.stop !== 'NEED_MORE') return;
+    // A length running past EOF is a torn record; do not allocate for it.
+    if (cursor.need > size - cursor.position) {
+      cursor.stop = 'TORN';
+      return;
+    }
+  }
+}
+
+function grow(scratch: Scratch, atLeast: number): void {
+  let cap = scratch.buf.length;
+  while (cap < atLeast) cap *= 2;
+  scratch.buf = new Uint8Array(cap);
+}
+
+function writeWholeIndex(seg: Segment, index: SparseIndex): void {
+  const bytes = index.entryBytes();
+  try {
+    fs.writeFileSync(seg.indexPath, bytes);
+    const fd = fs.openSync(seg.indexPath, 'r');
+    try {
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw storageErrorFrom(err, 'write', seg.indexPath);
+  }
+}

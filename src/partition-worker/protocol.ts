@@ -1,0 +1,67 @@
+/**
+ * What travels between the gateway and a partition actor.
+ *
+ * Data moves through two SPSC rings per partition (src/ring): the *input* ring (gateway writes,
+ * partition reads) and the *output* ring (partition writes, gateway reads). Each ring record is one
+ * entry: a few little-endian u32 words of header, then bytes. Rare control messages (ready,
+ * describe, shutdown) use postMessage; nothing per message does.
+ *
+ * Input entries:
+ *   PRODUCE  [1, chunkId, count]                                      + producer-form records
+ *   FETCH    [2, fetchId, mode, posLow, posHigh, maxBytes, maxRecords, maxWaitMs]
+ * Output entries:
+ *   ACK      [1, chunkId, baseLow, baseHigh, count, endLow, endHigh]
+ *   DATA     [2, fetchId, count, nextLow, nextHigh, endLow, endHigh]  + stored records
+ *   FAIL     [3, id, kind, errorIndex, startLow, startHigh, endLow, endHigh] + UTF-8 message
+ *            kind 1 = a PRODUCE chunk failed, 2 = a FETCH failed
+ */
+import { RING_ERROR_CODES, type ErrorCode } from '../protocol/codes.js';
+
+export const In = { PRODUCE: 1, FETCH: 2 } as const;
+export const Out = { ACK: 1, DATA: 2, FAIL: 3 } as const;
+export const FailKind = { PRODUCE: 1, FETCH: 2 } as const;
+export const FetchMode = { OFFSET: 0, EARLIEST: 1, LATEST: 2, TIMESTAMP: 3 } as const;
+export type FetchMode = (typeof FetchMode)[keyof typeof FetchMode];
+
+export const PRODUCE_HEADER_BYTES = 12;
+export const FETCH_BYTES = 32;
+export const ACK_BYTES = 28;
+export const DATA_HEADER_BYTES = 28;
+export const FAIL_HEADER_BYTES = 32;
+
+export function errorIndex(code: ErrorCode): number {
+  const i = RING_ERROR_CODES.indexOf(code);
+  return i < 0 ? 0 : i;
+}
+export function errorCodeAt(i: number): ErrorCode {
+  return RING_ERROR_CODES[i] ?? RING_ERROR_CODES[0]!;
+}
+
+/** Everything a partition worker needs, passed as workerData. */
+export interface PartitionWorkerData {
+  topic: string;
+  partition: number;
+  dir: string;
+  input: SharedArrayBuffer;
+  output: SharedArrayBuffer;
+  log: {
+    segmentBytes: number;
+    indexIntervalBytes: number;
+    fsync: { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
+    retentionBytes?: number;
+    retentionMs?: number;
+  };
+  /** Lets tests crash the actor from inside (a real uncaught exception). Off in production. */
+  testHooks: boolean;
+}
+
+/** Control messages (postMessage), parent → worker. */
+export type ControlRequest =
+  | { type: 'shutdown' }
+  | { type: 'describe'; id: number }
+  | { type: 'crash'; how: 'throw' | 'oom' };
+/** Control messages, worker → parent. */
+export type ControlReply =
+  | { type: 'ready'; start: number; end: number; truncatedBytes: number; truncatedAtOffset: number | null }
+  | { type: 'described'; id: number; start: number; end: number }
+  | { type: 'stopped' };
