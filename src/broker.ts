@@ -116,6 +116,11 @@ export class Broker {
     return a;
   }
 
+  gatewayStats(): ReturnType<Gateway['stats']> {
+    if (!this.gateway) throw new WeirError('SHUTTING_DOWN', 'gateway is not running');
+    return this.gateway.stats();
+  }
+
   /** Wait until every partition actor serves (e.g. after a crash, once the supervisor restarted it). */
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -1,17 +1,12 @@
 /**
- * Typed errors of the client SDK. Every error carries the broker's stable `code` (docs/protocol.md,
- * src/protocol/codes.ts) or one the SDK detects itself (`TIMEOUT`, `CONNECTION_CLOSED`,
- * `HANDLER_ERROR`), whether retrying can help (`retryable`), optional `details`, and the cross-realm
- * brand `Symbol.for('weir.error')` (undici style) so callers can recognise a weir error without
- * `instanceof`.
- *
- * NOTE for the integrator: `src/common/errors.ts` did not exist when this module was written. Once
- * it provides `WeirError`, `WeirClientError` should extend it; the fields here already match.
+ * Typed errors of the client SDK. Every error is a `WeirError` (src/common/errors.ts: stable `code`,
+ * `retryable`, `details`, `cause`, the `Symbol.for('weir.error')` brand) carrying the broker's code
+ * (docs/protocol.md, src/protocol/codes.ts) or one the SDK detects itself (`TIMEOUT`,
+ * `CONNECTION_CLOSED`, `HANDLER_ERROR`, `BAD_RESPONSE`).
  */
+import { WeirError } from '../common/errors.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import type { ErrorFrame } from '../protocol/frames.js';
-
-export const WEIR_ERROR_BRAND: unique symbol = Symbol.for('weir.error');
 
 /** Codes only the SDK produces (never on the wire). */
 export const ClientErrorCode = {
@@ -24,28 +19,15 @@ export const ClientErrorCode = {
 } as const;
 
 export interface WeirClientErrorOptions {
+  /** Default: whether `code` is in RETRYABLE (codes.ts). */
   retryable?: boolean;
   details?: Record<string, unknown>;
   cause?: unknown;
 }
 
-export class WeirClientError extends Error {
-  /** The broker's error code (see codes.ts) or one of `ClientErrorCode`. */
-  readonly code: string;
-  /** True when the same request may succeed if sent again (the SDK retries produce itself). */
-  readonly retryable: boolean;
-  readonly details: Record<string, unknown> | undefined;
-
+export class WeirClientError extends WeirError {
   constructor(code: string, message: string, options: WeirClientErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'WeirClientError';
-    this.code = code;
-    this.retryable = options.retryable ?? RETRYABLE.has(code);
-    this.details = options.details;
-  }
-
-  get [WEIR_ERROR_BRAND](): true {
-    return true;
+    super(code, message, { ...options, retryable: options.retryable ?? RETRYABLE.has(code) });
   }
 
   toJSON(): { code: string; message: string; retryable: boolean; details: Record<string, unknown> | undefined } {
@@ -87,7 +69,7 @@ export function badResponse(message: string, details?: Record<string, unknown>):
   return new WeirClientError(ClientErrorCode.BAD_RESPONSE, message, details ? { retryable: false, details } : { retryable: false });
 }
 
-/** Brand check that works across realms and module copies. */
-export function isWeirError(value: unknown): value is WeirClientError {
-  return typeof value === 'object' && value !== null && (value as { [WEIR_ERROR_BRAND]?: unknown })[WEIR_ERROR_BRAND] === true;
+/** Brand check that works across realms and module copies (any WeirError, not only the client's). */
+export function isWeirError(value: unknown): value is WeirError {
+  return WeirError.isWeirError(value);
 }

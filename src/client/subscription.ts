@@ -298,7 +298,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.emit('revoke', { generation: f.generation });
     await Promise.all(old.map((ps) => ps.running));
     if (this.group) await this.commit(old);
-    if (this.subId !== sub || this.state === 'closed') return; // reconnected meanwhile: that sub is gone
+    if (this.subId !== sub || this.isClosed()) return; // reconnected meanwhile: that sub is gone
     this.conn.notify({ op: 'revoked', sub, generation: f.generation });
   }
 
@@ -345,6 +345,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       ps.owed++;
       this.maybeGrant(ps);
     }
+  }
+
+  private isClosed(): boolean {
+    return this.state === 'closed';
   }
 
   private dispatching(): boolean {

@@ -242,6 +242,21 @@ export class Gateway {
     this.conns.clear();
   }
 
+  /** Memory the gateway holds for its clients right now (tests and /healthz use it). */
+  stats(): { connections: number; bufferedBytes: number; maxConnectionBufferedBytes: number; inFlightProduceBytes: number } {
+    let bufferedBytes = 0;
+    let max = 0;
+    let inFlight = 0;
+    for (const c of this.conns) {
+      if (c.closed) continue;
+      const b = c.ws.getBufferedAmount() + c.outbox.reduce((s, f) => s + f.length, 0);
+      bufferedBytes += b;
+      if (b > max) max = b;
+      inFlight += c.inFlightBytes;
+    }
+    return { connections: this.conns.size, bufferedBytes, maxConnectionBufferedBytes: max, inFlightProduceBytes: inFlight };
+  }
+
   // ------------------------------------------------------------------ frames
 
   private onMessage(conn: Connection, message: ArrayBuffer, isBinary: boolean): void {

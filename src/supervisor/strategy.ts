@@ -57,7 +57,7 @@ export function planRestart(strategy: Strategy, children: readonly StrategyChild
       break;
   }
   return {
-    stop: set.filter((c) => c.id !== failedId && c.running).map((c) => c.id),
+    stop: set.filter((c) => c.id !== failedId && c.running).map((c) => c.id).reverse(),
     start: set.filter((c) => c.restart !== 'temporary').map((c) => c.id),
     drop: set.filter((c) => c.restart === 'temporary').map((c) => c.id),
   };

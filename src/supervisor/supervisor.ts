@@ -314,9 +314,8 @@ export class Supervisor<H extends ChildHandle = ChildHandle> implements ChildHan
       if (!result.ok) {
         const failure = new ChildStartFailedError({ id: rec.spec.id, supervisor: this.name }, result.error);
         rec.status = 'stopped';
-        if (this.state === 'starting') {
-          this.state = 'stopping';
-          await this.stopAll();
+        if (this.state === "starting") {
+          this.state = "stopping";
           this.finish({ normal: false, reason: failure });
         }
         throw failure;

@@ -1,0 +1,31 @@
+/**
+ * The `weir` package's main export: the client SDK. Browser-safe (no Node import is reached at
+ * module load; `ws` is imported lazily in Node only).
+ */
+export { connect, WeirClient, DEFAULT_URL, type ClientEvents } from './client.js';
+export { Subscription, type SubscriptionEvents, type PartitionStats } from './subscription.js';
+export { WeirClientError, ClientErrorCode, isWeirError } from './errors.js';
+export { WeirError } from '../common/errors.js';
+export { ErrorCode, RETRYABLE } from '../protocol/codes.js';
+export { Message } from '../protocol/batch-reader.js';
+export { computeAcks } from './producer.js';
+export type {
+  Ack,
+  Bytes,
+  ClientOptions,
+  ClientStats,
+  CreateTopicResult,
+  DescribeTopicResult,
+  FetchOptions,
+  FetchResult,
+  HelloResult,
+  ListTopicsResult,
+  MessageHandler,
+  ProduceMessage,
+  ProduceOptions,
+  StartPosition,
+  SubscribeOptions,
+  TopicInfo,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './types.js';

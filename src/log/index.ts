@@ -1,0 +1,13 @@
+/** Public surface of the partition log (write-ahead log of one partition). */
+export { PartitionLog } from './partition-log.js';
+export type { FsyncPolicy, LogOptions, ReadResult, RecoveryReport } from './partition-log.js';
+export {
+  LogError,
+  LogErrorCode,
+  StorageFullError,
+  StorageError,
+  OffsetOutOfRangeError,
+  LogCorruptError,
+  LogClosedError,
+  LogArgumentError,
+} from './errors.js';

@@ -1,0 +1,6 @@
+/** Test surface (nats.js `internal_mod.ts` style): the pure pieces and the file layout. */
+export * from './index.js';
+export { SparseIndex, INDEX_ENTRY_BYTES } from './sparse-index.js';
+export { scanChunk, newCursor, type ScanCursor, type ScanStop } from './scan.js';
+export { segmentName, parseSegmentName, findSegment, needsIndexEntry, LOG_SUFFIX, INDEX_SUFFIX } from './layout.js';
+export { recoverLog } from './recovery.js';

@@ -1,0 +1,712 @@
+/**
+ * PartitionLog: the write-ahead log of one partition (Kafka's log / NATS file store model).
+ *
+ * Runs inside the partition worker, its only writer, with synchronous fs calls. The data path:
+ *
+ *   append(batch) ─ copy into the group-commit buffer, stamp offset/timestamp/CRC per record
+ *   flush()       ─ ONE pwrite of the buffer to the active segment (two only when it rolls),
+ *                   fdatasync under 'always', then one pwrite of the new sparse-index entries
+ *   read(offset)  ─ segment by binary search, index entry by binary search, short scan, one pread
+ *                   into a Buffer the caller owns
+ *
+ * Invariants:
+ * - logStartOffset <= durableOffset <= nextOffset. Records in [durableOffset, nextOffset) exist only
+ *   in the buffer; readers never see them; a failed flush drops them (nextOffset := durableOffset).
+ * - A flush is all-or-nothing: on any error every file it touched is cut back to its size before
+ *   the flush and segments it created are removed (see `rollback`).
+ * - A batch (one append call) never splits across segments: the roll decision is taken per append,
+ *   against the projected size of the segment the batch would go to (`tailSize`).
+ * - Rolling fdatasyncs the sealed segment's .log and .index whatever the policy, so recovery can
+ *   trust sealed segments and only needs to validate the last one.
+ * - Timestamps are log-append time, max(previous, now()), so they never decrease; one per append.
+ * - No per-record allocation in append/flush/read: the buffer, the pending index entries and the
+ *   scan scratch are reused (a read allocates exactly one Buffer for its result).
+ */
+import { F_TIMESTAMP, RECORD_HEADER_BYTES, RECORD_MIN_LENGTH, readU32, recordOffset, recordTimestamp, stampRecord } from '../protocol/record.js';
+import {
+  LogArgumentError,
+  LogClosedError,
+  LogCorruptError,
+  LogError,
+  OffsetOutOfRangeError,
+  StorageError,
+  storageErrorFrom,
+} from './errors.js';
+import { findSegment, needsIndexEntry } from './layout.js';
+import { recoverLog, type RecoveryReport } from './recovery.js';
+import { fsyncDir, Segment } from './segment.js';
+
+export type FsyncPolicy = { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
+
+export interface LogOptions {
+  /** Partition directory; created if missing. */
+  dir: string;
+  /** Roll to a new segment when a batch would take the active one past this size. Default 64 MiB, at most 2 GiB. */
+  segmentBytes?: number;
+  /** One sparse index entry per this many log bytes; the first record of a segment always gets one. Default 4096. */
+  indexIntervalBytes?: number;
+  fsync: FsyncPolicy;
+  /** applyRetention deletes the oldest whole segments while the log's total size exceeds this (never the active one). */
+  retentionBytes?: number;
+  /** applyRetention deletes whole segments whose newest record is older than now - retentionMs (never the active one). */
+  retentionMs?: number;
+  /** Group-commit buffer size (default 1 MiB). It grows to fit what is appended between flushes; see `shouldFlush`. */
+  writeBufferBytes?: number;
+  /** Clock in ms (injectable for tests). Default Date.now. */
+  now?: () => number;
+}
+
+export type { RecoveryReport };
+
+export interface ReadResult {
+  /**
+   * Whole stored records, exactly as stored, in a Buffer the caller owns (its own ArrayBuffer, not a
+   * pool slice, so it can be transferred). May be a view at byteOffset 0 of a somewhat larger
+   * ArrayBuffer. Empty when count is 0.
+   */
+  records: Uint8Array;
+  count: number;
+  /** Offset after the last record returned (= the requested offset when count is 0). */
+  nextOffset: number;
+}
+
+const MiB = 1024 * 1024;
+const DEFAULT_SEGMENT_BYTES = 64 * MiB;
+/** File positions are u32 in the index; keep every segment well below 4 GiB. */
+const MAX_SEGMENT_BYTES = 2 * 1024 * MiB;
+const DEFAULT_INDEX_INTERVAL = 4096;
+const DEFAULT_WRITE_BUFFER = MiB;
+/** Sealed segments whose fd and index stay open for reads (least recently used are closed). */
+const MAX_OPEN_SEALED = 8;
+/** Pending index entry: part, relative offset, file position, timestamp. */
+const PENDING_FIELDS = 4;
+const EMPTY = new Uint8Array(0);
+
+const MODE_NEVER = 0;
+const MODE_ALWAYS = 1;
+const MODE_INTERVAL = 2;
+
+export class PartitionLog {
+  readonly recovery: RecoveryReport;
+
+  private readonly dir: string;
+  private readonly segmentBytes: number;
+  private readonly indexInterval: number;
+  private readonly fsyncMode: number;
+  private readonly fsyncIntervalMs: number;
+  private readonly retentionBytes: number | undefined;
+  private readonly retentionMs: number | undefined;
+  private readonly writeBufferBytes: number;
+  private readonly now: () => number;
+
+  /** Ascending by base offset; the last one is `active`. Never empty. */
+  private segments: Segment[];
+  private active: Segment;
+  /** Sealed segments with an open fd and loaded index, least recently used first. */
+  private readonly openSealed: Segment[] = [];
+
+  private next: number;
+  private durable: number;
+  private synced: number;
+  /** Timestamp of the newest appended record (buffered included), and of the newest durable one. */
+  private lastTs: number;
+  private durableLastTs: number;
+  private lastSyncAt: number;
+
+  // ── group-commit buffer ────────────────────────────────────────────────────────────────────
+  private buf: Uint8Array;
+  private bufLen = 0;
+  private bufRecords = 0;
+  /**
+   * Roll points: records from buffer position rollAt[k] on go to a new segment based at
+   * rollBase[k]; rollPrevTs[k] is the newest timestamp before that point. Usually empty.
+   */
+  private readonly rollAt: number[] = [];
+  private readonly rollBase: number[] = [];
+  private readonly rollPrevTs: number[] = [];
+  /** Index entries of buffered records, PENDING_FIELDS per entry; part 0 = active, k = rollAt[k-1]. */
+  private pending = new Float64Array(PENDING_FIELDS * 1024);
+  private pendingCount = 0;
+  /** Projected size and last index entry position of the segment the next append goes to. */
+  private tailSize: number;
+  private tailLastEntry: number;
+
+  // ── read side ──────────────────────────────────────────────────────────────────────────────
+  private scratch: Uint8Array;
+  /** Where the last read ended, so a sequential reader skips the index lookup and scan. */
+  private hintSeg: Segment | null = null;
+  private hintOffset = -1;
+  private hintPos = 0;
+
+  private closed = false;
+  private failure: LogError | null = null;
+
+  private constructor(opts: LogOptions) {
+    this.dir = opts.dir;
+    this.segmentBytes = intOption('segmentBytes', opts.segmentBytes, DEFAULT_SEGMENT_BYTES, 1, MAX_SEGMENT_BYTES);
+    this.indexInterval = intOption('indexIntervalBytes', opts.indexIntervalBytes, DEFAULT_INDEX_INTERVAL, 1, MAX_SEGMENT_BYTES);
+    this.writeBufferBytes = intOption('writeBufferBytes', opts.writeBufferBytes, DEFAULT_WRITE_BUFFER, 1, MAX_SEGMENT_BYTES);
+    this.retentionBytes = opts.retentionBytes === undefined ? undefined : intOption('retentionBytes', opts.retentionBytes, 0, 0, Number.MAX_SAFE_INTEGER);
+    this.retentionMs = opts.retentionMs === undefined ? undefined : intOption('retentionMs', opts.retentionMs, 0, 0, Number.MAX_SAFE_INTEGER);
+    const policy = opts.fsync as FsyncPolicy | undefined;
+    const mode: string | undefined = policy?.mode;
+    if (mode === 'never') this.fsyncMode = MODE_NEVER;
+    else if (mode === 'always') this.fsyncMode = MODE_ALWAYS;
+    else if (mode === 'interval') this.fsyncMode = MODE_INTERVAL;
+    else throw new LogArgumentError(`fsync policy must be {mode:'never'|'always'|'interval'}`, { fsync: String(mode) });
+    this.fsyncIntervalMs =
+      policy?.mode === 'interval' ? intOption('fsync.intervalMs', policy.intervalMs, 0, 0, Number.MAX_SAFE_INTEGER) : 0;
+    this.now = opts.now ?? Date.now;
+
+    const recovered = recoverLog(this.dir, this.indexInterval);
+    this.recovery = recovered.report;
+    this.segments = recovered.segments;
+    this.active = this.segments[this.segments.length - 1]!;
+    this.next = this.durable = this.synced = this.active.endOffset;
+    this.lastTs = this.durableLastTs = Math.max(0, recovered.lastTimestamp);
+    this.lastSyncAt = this.now();
+    this.buf = new Uint8Array(this.writeBufferBytes);
+    this.tailSize = this.active.size;
+    this.tailLastEntry = lastEntryPosition(this.active);
+    this.scratch = new Uint8Array(Math.min(MiB, Math.max(4096, 2 * this.indexInterval)));
+  }
+
+  /** Open (creating if needed) and recover the partition directory. See recovery.ts. */
+  static open(opts: LogOptions): PartitionLog {
+    return new PartitionLog(opts);
+  }
+
+  /** First offset still stored. */
+  get logStartOffset(): number {
+    return this.segments[0]!.base;
+  }
+  /** Offset the next appended record gets (log end offset, buffered records included). */
+  get nextOffset(): number {
+    return this.next;
+  }
+  /** Everything below has been written to the OS (and fdatasync'ed under 'always'); reads stop here. */
+  get durableOffset(): number {
+    return this.durable;
+  }
+  /** Everything below has been fdatasync'ed (lags durableOffset under 'never' and 'interval'). */
+  get syncedOffset(): number {
+    return this.synced;
+  }
+  get bufferedBytes(): number {
+    return this.bufLen;
+  }
+  get bufferedRecords(): number {
+    return this.bufRecords;
+  }
+  /** True once the buffer holds writeBufferBytes: the caller should flush before appending more. */
+  get shouldFlush(): boolean {
+    return this.bufLen >= this.writeBufferBytes;
+  }
+  /** Bytes stored in segment files (buffered records excluded). */
+  get sizeBytes(): number {
+    let total = 0;
+    for (const s of this.segments) total += s.size;
+    return total;
+  }
+  /** The error that left the log unusable for writes (a flush whose rollback failed), or null. */
+  get failed(): LogError | null {
+    return this.failure;
+  }
+  /** Base offsets of the segments, oldest first (the last is the active segment). */
+  segmentBaseOffsets(): number[] {
+    return this.segments.map((s) => s.base);
+  }
+
+  /**
+   * Copy `count` producer-form records from `src[start, end)` into the group-commit buffer and stamp
+   * them (offset, log-append timestamp, CRC32C) in the buffer; `src` is not modified. The records are
+   * not readable until `flush()`. Throws LOG_BAD_ARGUMENT, leaving the log unchanged, when the range
+   * does not hold exactly `count` whole records.
+   */
+  append(src: Uint8Array, start: number, end: number, count: number): { baseOffset: number; timestamp: number } {
+    this.assertWritable();
+    const bytes = end - start;
+    if (!(start >= 0 && end <= src.length && bytes > 0 && count > 0)) {
+      throw new LogArgumentError('append needs a non-empty range of src and count > 0', { start, end, count, length: src.length });
+    }
+    const savedTailSize = this.tailSize;
+    const savedTailLastEntry = this.tailLastEntry;
+    const savedPending = this.pendingCount;
+    // Roll before the batch if it would take a non-empty segment past segmentBytes (a single batch
+    // larger than segmentBytes still goes whole into an empty segment).
+    const rolls = this.tailSize > 0 && this.tailSize + bytes > this.segmentBytes;
+    if (rolls) {
+      this.rollAt.push(this.bufLen);
+      this.rollBase.push(this.next);
+      this.rollPrevTs.push(this.lastTs);
+      this.tailSize = 0;
+      this.tailLastEntry = -1;
+    }
+    const part = this.rollAt.length;
+    const partBase = part === 0 ? this.active.base : this.rollBase[part - 1]!;
+    this.reserve(bytes);
+    const buf = this.buf;
+    buf.set(start === 0 && end === src.length ? src : src.subarray(start, end), this.bufLen);
+
+    const clock = Math.floor(this.now());
+    const ts = clock > this.lastTs ? clock : this.lastTs;
+    const interval = this.indexInterval;
+    const stop = this.bufLen + bytes;
+    let at = this.bufLen;
+    let offset = this.next;
+    let pos = this.tailSize;
+    let lastEntry = this.tailLastEntry;
+    let n = 0;
+    while (at < stop) {
+      const length = stop - at >= RECORD_HEADER_BYTES ? readU32(buf, at) : 0;
+      if (length < RECORD_MIN_LENGTH || at + 4 + length > stop) break;
+      stampRecord(buf, at, offset, ts);
+      if (needsIndexEntry(pos, lastEntry, interval)) {
+        this.pushPending(part, offset - partBase, pos, ts);
+        lastEntry = pos;
+      }
+      const size = 4 + length;
+      at += size;
+      pos += size;
+      offset++;
+      n++;
+    }
+    if (at !== stop || n !== count) {
+      // Undo: nothing of this batch is kept (the copied bytes lie beyond bufLen).
+      this.pendingCount = savedPending;
+      if (rolls) {
+        this.rollAt.pop();
+        this.rollBase.pop();
+        this.rollPrevTs.pop();
+      }
+      this.tailSize = savedTailSize;
+      this.tailLastEntry = savedTailLastEntry;
+      throw new LogArgumentError(
+        at !== stop
+          ? `append range is not a sequence of whole records (record ${n} at byte ${at - this.bufLen + start})`
+          : `append range holds ${n} records, not ${count}`,
+        { start, end, count, found: n },
+      );
+    }
+    const baseOffset = this.next;
+    this.bufLen = stop;
+    this.bufRecords += n;
+    this.next = offset;
+    this.lastTs = ts;
+    this.tailSize = pos;
+    this.tailLastEntry = lastEntry;
+    return { baseOffset, timestamp: ts };
+  }
+
+  /**
+   * Group commit: write everything appended since the last flush (one pwrite per segment touched:
+   * one, or two when rolling), fdatasync under 'always', then write the new index entries. Returns
+   * the new durableOffset.
+   *
+   * All-or-nothing: on failure every file is cut back to its size before this flush, the buffered
+   * records are dropped (nextOffset returns to durableOffset) and STORAGE_FULL (ENOSPC/EDQUOT,
+   * retryable) or STORAGE_ERROR is thrown. If that rollback itself fails, the log is marked failed:
+   * every later write throws; close it and reopen (recovery repairs the files).
+   */
+  flush(): number {
+    this.assertWritable();
+    if (this.bufLen === 0) return this.durable;
+    const original = this.active;
+    const saved: Saved = {
+      size: original.size,
+      endOffset: original.endOffset,
+      lastTimestamp: original.lastTimestamp,
+      entries: original.index!.count,
+      segments: this.segments.length,
+    };
+    const parts = this.rollAt.length;
+    const always = this.fsyncMode === MODE_ALWAYS;
+    let seg = original;
+    let e = 0;
+    const pending = this.pending;
+    try {
+      for (let p = 0; p <= parts; p++) {
+        const from = p === 0 ? 0 : this.rollAt[p - 1]!;
+        const to = p < parts ? this.rollAt[p]! : this.bufLen;
+        const sealing = p < parts;
+        if (p > 0) {
+          seg = Segment.create(this.dir, this.rollBase[p - 1]!);
+          this.segments.push(seg);
+          this.active = seg;
+          fsyncDir(this.dir);
+        }
+        if (to > from) seg.writeLog(this.buf, from, to - from, seg.size);
+        if (sealing || always) seg.datasyncLog();
+        const idx = seg.index!;
+        const firstEntry = idx.count;
+        for (; e < this.pendingCount && pending[e * PENDING_FIELDS] === p; e++) {
+          const f = e * PENDING_FIELDS;
+          idx.push(pending[f + 1]!, pending[f + 2]!, pending[f + 3]!);
+        }
+        seg.writeIndexEntries(firstEntry);
+        if (sealing) seg.datasyncIndex();
+        if (to > from) {
+          seg.size += to - from;
+          seg.endOffset = sealing ? this.rollBase[p]! : this.next;
+          seg.lastTimestamp = sealing ? this.rollPrevTs[p]! : this.lastTs;
+        }
+      }
+    } catch (err) {
+      throw this.rollback(err, original, saved);
+    }
+    this.durable = this.next;
+    this.durableLastTs = this.lastTs;
+    if (always) {
+      this.synced = this.durable;
+      this.lastSyncAt = this.now();
+    }
+    for (let i = saved.segments - 1; i < this.segments.length - 1; i++) {
+      const sealed = this.segments[i]!;
+      try {
+        sealed.closeIndexFd();
+      } catch {
+        // Its data and index were fdatasync'ed above; a failing close(2) loses nothing.
+      }
+      this.touchSealed(sealed);
+    }
+    this.resetBuffer();
+    return this.durable;
+  }
+
+  /** Under 'interval': fdatasync when something was written since the last sync and intervalMs has passed. */
+  maybeSync(now?: number): boolean {
+    this.assertWritable();
+    if (this.fsyncMode !== MODE_INTERVAL || this.synced >= this.durable) return false;
+    const t = now ?? this.now();
+    if (t - this.lastSyncAt < this.fsyncIntervalMs) return false;
+    this.syncActive(t);
+    return true;
+  }
+
+  /** fdatasync the active segment now (sealed segments were synced when the log rolled past them). */
+  sync(): void {
+    this.assertWritable();
+    this.syncActive(this.now());
+  }
+
+  /**
+   * Read whole stored records from `offset`: at most `maxBytes` (but always the whole first record,
+   * however large) and at most `maxRecords` (at least 1), from a single segment, never past
+   * durableOffset. `offset === durableOffset` gives an empty result; below logStartOffset or above
+   * durableOffset throws OFFSET_OUT_OF_RANGE with details {offset, start, end}.
+   */
+  read(offset: number, maxBytes: number, maxRecords: number): ReadResult {
+    this.assertOpen();
+    if (!Number.isSafeInteger(offset) || offset < this.logStartOffset || offset > this.durable) {
+      throw new OffsetOutOfRangeError(offset, this.logStartOffset, this.durable);
+    }
+    if (offset === this.durable) return { records: EMPTY, count: 0, nextOffset: offset };
+    const seg = this.segments[findSegment(this.segments, offset)]!;
+    this.ensureReadable(seg);
+    const pos = this.locate(seg, offset);
+    const avail = seg.size - pos;
+    const want = Math.min(avail, Math.max(maxBytes, RECORD_HEADER_BYTES));
+    let out = Buffer.allocUnsafeSlow(want);
+    let n = seg.readAt(out, 0, want, pos);
+    const first = n >= RECORD_HEADER_BYTES ? 4 + readU32(out, 0) : 0;
+    if (first < RECORD_HEADER_BYTES || first > avail || recordOffset(out, 0) !== offset) {
+      throw this.corrupt(seg, pos, offset, 'the record at the located position does not carry the requested offset');
+    }
+    if (first > n) {
+      out = Buffer.allocUnsafeSlow(first);
+      n = seg.readAt(out, 0, first, pos);
+    }
+    let used = first;
+    let count = 1;
+    while (count < maxRecords && used + 4 <= n) {
+      const size = 4 + readU32(out, used);
+      if (used + size > n) break;
+      used += size;
+      count++;
+    }
+    this.hintSeg = seg;
+    this.hintOffset = offset + count;
+    this.hintPos = pos + used;
+    return { records: used === out.length ? out : out.subarray(0, used), count, nextOffset: offset + count };
+  }
+
+  /** First offset whose timestamp >= ts (durableOffset if none): segment by newest timestamp, index entry, then a scan. */
+  offsetForTimestamp(ts: number): number {
+    this.assertOpen();
+    let seg: Segment | null = null;
+    for (const s of this.segments) {
+      if (s.size > 0 && s.lastTimestamp >= ts) {
+        seg = s;
+        break;
+      }
+    }
+    if (seg === null) return this.durable;
+    this.ensureReadable(seg);
+    const idx = seg.index!;
+    const j = idx.lastBeforeTimestamp(ts);
+    let pos = j >= 0 ? idx.position(j) : 0;
+    let off = j >= 0 ? seg.base + idx.relOffset(j) : seg.base;
+    const end = seg.size;
+    const scratch = this.scratch;
+    while (pos < end) {
+      const n = seg.readAt(scratch, 0, Math.min(scratch.length, end - pos), pos);
+      let at = 0;
+      while (at + F_TIMESTAMP + 8 <= n) {
+        if (recordTimestamp(scratch, at) >= ts) return off;
+        at += 4 + readU32(scratch, at);
+        off++;
+      }
+      if (at === 0) throw this.corrupt(seg, pos, off, 'a record header runs past the end of the segment');
+      pos += at;
+    }
+    return seg.endOffset;
+  }
+
+  /**
+   * Delete whole old segments, never the active one: the oldest while the total size exceeds
+   * retentionBytes, then those whose newest record is older than now - retentionMs. Returns the
+   * number deleted; logStartOffset moves to the first remaining segment.
+   */
+  applyRetention(now?: number): number {
+    this.assertWritable();
+    let deleted = 0;
+    if (this.retentionBytes !== undefined) {
+      let total = this.sizeBytes;
+      while (this.segments.length > 1 && total > this.retentionBytes) {
+        total -= this.segments[0]!.size;
+        this.deleteOldest();
+        deleted++;
+      }
+    }
+    if (this.retentionMs !== undefined) {
+      const cutoff = (now ?? this.now()) - this.retentionMs;
+      while (this.segments.length > 1 && this.segments[0]!.lastTimestamp < cutoff) {
+        this.deleteOldest();
+        deleted++;
+      }
+    }
+    if (deleted > 0) fsyncDir(this.dir);
+    return deleted;
+  }
+
+  /** Flush, fdatasync the active segment (whatever the policy) and close every fd. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    let error: unknown = null;
+    if (this.failure === null) {
+      try {
+        this.flush();
+        this.active.datasyncLog();
+        this.active.datasyncIndex();
+        this.synced = this.durable;
+      } catch (err) {
+        error = err;
+      }
+    }
+    try {
+      this.closeAll();
+    } catch (err) {
+      error ??= err;
+    }
+    if (error !== null) throw error;
+  }
+
+  /** Close every fd without flushing: buffered records are lost (what a crash would do). Idempotent. */
+  destroy(): void {
+    if (this.closed) return;
+    this.resetBuffer();
+    this.next = this.durable;
+    try {
+      this.closeAll();
+    } catch {
+      // destroy never throws
+    }
+  }
+
+  // ── internals ─────────────────────────────────────────────────────────────────────────────
+
+  private assertOpen(): void {
+    if (this.closed) throw new LogClosedError();
+  }
+
+  private assertWritable(): void {
+    if (this.closed) throw new LogClosedError();
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private reserve(extra: number): void {
+    const need = this.bufLen + extra;
+    if (need <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < need) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.bufLen));
+    this.buf = next;
+  }
+
+  private pushPending(part: number, rel: number, pos: number, ts: number): void {
+    let f = this.pendingCount * PENDING_FIELDS;
+    if (f + PENDING_FIELDS > this.pending.length) {
+      const next = new Float64Array(this.pending.length * 2);
+      next.set(this.pending);
+      this.pending = next;
+    }
+    const p = this.pending;
+    p[f++] = part;
+    p[f++] = rel;
+    p[f++] = pos;
+    p[f] = ts;
+    this.pendingCount++;
+  }
+
+  /** Forget the buffered records (after a flush wrote them, or a failed one dropped them). */
+  private resetBuffer(): void {
+    this.bufLen = 0;
+    this.bufRecords = 0;
+    this.pendingCount = 0;
+    this.rollAt.length = 0;
+    this.rollBase.length = 0;
+    this.rollPrevTs.length = 0;
+    // A huge batch may have grown the buffer; do not keep that memory forever.
+    if (this.buf.length > 4 * this.writeBufferBytes) this.buf = new Uint8Array(this.writeBufferBytes);
+  }
+
+  /** Undo a failed flush: remove created segments, cut the original active segment back. */
+  private rollback(cause: unknown, original: Segment, saved: Saved): LogError {
+    const error = storageErrorFrom(cause, 'flush', original.logPath);
+    try {
+      let removed = false;
+      while (this.segments.length > saved.segments) {
+        this.segments.pop()!.deleteFiles();
+        removed = true;
+      }
+      this.active = original;
+      original.openIndexForAppend();
+      original.truncateLog(saved.size);
+      original.index!.truncate(saved.entries);
+      original.truncateIndexFile(saved.entries);
+      original.size = saved.size;
+      original.endOffset = saved.endOffset;
+      original.lastTimestamp = saved.lastTimestamp;
+      if (removed) fsyncDir(this.dir);
+    } catch (err) {
+      this.failure = new StorageError(
+        `flush failed (${error.code}) and could not be rolled back; close and reopen the log to recover it`,
+        { flushError: error.code, dir: this.dir },
+        err,
+      );
+    }
+    this.resetBuffer();
+    this.next = this.durable;
+    this.lastTs = this.durableLastTs;
+    this.tailSize = this.active.size;
+    this.tailLastEntry = lastEntryPosition(this.active);
+    return this.failure ?? error;
+  }
+
+  private syncActive(now: number): void {
+    this.active.datasyncLog();
+    this.synced = this.durable;
+    this.lastSyncAt = now;
+  }
+
+  /** Open a sealed segment's fd and index for reading, keeping at most MAX_OPEN_SEALED open. */
+  private ensureReadable(seg: Segment): void {
+    if (seg === this.active) return;
+    const lru = this.openSealed;
+    const i = lru.indexOf(seg);
+    if (i >= 0) {
+      for (let k = i; k < lru.length - 1; k++) lru[k] = lru[k + 1]!;
+      lru[lru.length - 1] = seg;
+      return;
+    }
+    seg.openLog('r');
+    seg.loadIndex();
+    this.touchSealed(seg);
+  }
+
+  private touchSealed(seg: Segment): void {
+    const lru = this.openSealed;
+    if (!lru.includes(seg)) lru.push(seg);
+    while (lru.length > MAX_OPEN_SEALED) {
+      const old = lru.shift()!;
+      old.closeFds();
+      old.index = null;
+    }
+  }
+
+  /** File position of the record `offset` (which must be in `seg` and below durableOffset). */
+  private locate(seg: Segment, offset: number): number {
+    if (this.hintSeg === seg && this.hintOffset === offset) return this.hintPos;
+    const idx = seg.index!;
+    const i = idx.floorByOffset(offset - seg.base);
+    let pos = i >= 0 ? idx.position(i) : 0;
+    let off = i >= 0 ? seg.base + idx.relOffset(i) : seg.base;
+    const end = seg.size;
+    const scratch = this.scratch;
+    // Only lengths are needed to skip records, so a record larger than the scratch is no problem.
+    while (off < offset) {
+      const n = seg.readAt(scratch, 0, Math.min(scratch.length, end - pos), pos);
+      if (n < 4) throw this.corrupt(seg, pos, off, 'the segment ends before the requested offset');
+      let at = 0;
+      while (off < offset && at + 4 <= n) {
+        at += 4 + readU32(scratch, at);
+        off++;
+      }
+      pos += at;
+    }
+    return pos;
+  }
+
+  private deleteOldest(): void {
+    const seg = this.segments.shift()!;
+    const i = this.openSealed.indexOf(seg);
+    if (i >= 0) this.openSealed.splice(i, 1);
+    if (this.hintSeg === seg) this.hintSeg = null;
+    seg.deleteFiles();
+  }
+
+  private closeAll(): void {
+    this.closed = true;
+    this.hintSeg = null;
+    this.openSealed.length = 0;
+    let error: unknown = null;
+    for (const s of this.segments) {
+      try {
+        s.closeFds();
+      } catch (err) {
+        error ??= err;
+      }
+    }
+    if (error !== null) throw error;
+  }
+
+  private corrupt(seg: Segment, position: number, offset: number, what: string): LogCorruptError {
+    return new LogCorruptError(`segment ${seg.logPath} at byte ${position} (offset ${offset}): ${what}`, {
+      segment: seg.base,
+      position,
+      offset,
+    });
+  }
+}
+
+interface Saved {
+  size: number;
+  endOffset: number;
+  lastTimestamp: number;
+  entries: number;
+  segments: number;
+}
+
+function lastEntryPosition(seg: Segment): number {
+  const idx = seg.index!;
+  return idx.count > 0 ? idx.position(idx.count - 1) : -1;
+}
+
+function intOption(name: string, value: number | undefined, dflt: number, min: number, max: number): number {
+  if (value === undefined) return dflt;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new LogArgumentError(`option ${name} must be an integer in [${min}, ${max}]`, { [name]: value });
+  }
+  return value;
+}

@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, expect, it } from 'vitest';
+import { connect } from '../../src/client/index.js';
+import { readMessages } from '../../src/protocol/batch-reader.js';
+import { RawClient } from '../support/raw-client.js';
+import { tmpDir } from '../support/tmp-dir.js';
+import { payload, sameBytes } from '../support/payload.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+let child: ChildProcess | undefined;
+const tmp = tmpDir('weir-sigkill-');
+afterEach(() => {
+  child?.kill('SIGKILL');
+  tmp.cleanup();
+});
+
+function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', '--port', '0', '--data', dataDir, '--fsync', 'never'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1]! });
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
+  });
+}
+
+it('loses no acknowledged message when the broker process is SIGKILLed mid-stream (fsync never)', async () => {
+  const first = await startBrokerProcess(tmp.dir);
+  child = first.proc;
+  const client = await connect({ url: first.url, reconnect: false });
+  await client.createTopic('durable', { partitions: 4 });
+  const acked: Array<{ seq: number; partition: number; offset: number }> = [];
+  let seq = 0;
+  let stop = false;
+  const producing = (async () => {
+    while (!stop) {
+      const msgs = Array.from({ length: 100 }, (_, i) => ({ key: `k${(seq + i) % 50}`, value: payload(3, seq + i, 80) }));
+      const base = seq;
+      seq += msgs.length;
+      try {
+        const acks = await client.produce('durable', msgs);
+        acks.forEach((a, i) => acked.push({ seq: base + i, ...a }));
+      } catch {
+        return; // the broker died under us: this batch was not acknowledged
+      }
+    }
+  })();
+  while (acked.length < 20_000) await new Promise((r) => setTimeout(r, 5));
+  first.proc.kill('SIGKILL');
+  stop = true;
+  await producing;
+  await client.close().catch(() => undefined);
+  await new Promise((r) => first.proc.once('exit', r));
+
+  const second = await startBrokerProcess(tmp.dir);
+  child = second.proc;
+  const raw = await RawClient.connect(second.url);
+  const stored = new Map<string, Uint8Array>();
+  for (let p = 0; p < 4; p++) {
+    let offset = 0;
+    for (;;) {
+      const r = await raw.request({ op: 'fetch', topic: 'durable', partition: p, offset, maxRecords: 10_000 });
+      expect(r.op).toBe('result');
+      const msgs = readMessages('durable', p, r.records as Uint8Array);
+      if (msgs.length === 0) break;
+      for (const m of msgs) stored.set(`${p}/${m.offset}`, m.value.slice());
+      offset = r.next as number;
+    }
+  }
+  raw.close();
+  expect(acked.length).toBeGreaterThanOrEqual(20_000);
+  for (const a of acked) {
+    const v = stored.get(`${a.partition}/${a.offset}`);
+    expect(v, `acknowledged ${a.partition}/${a.offset}`).toBeDefined();
+    expect(sameBytes(v!, payload(3, a.seq, 80))).toBe(true);
+  }
+  second.proc.kill('SIGTERM');
+  await new Promise((r) => second.proc.once('exit', r));
+});
