@@ -161,9 +161,9 @@ class Sleeper {
   }
 
   #announceAndProbe(probe: Probe): WaitResult | null {
-    const r = probe();
-    if (r === null) { for (let i = 0; i < 2000; i++); Atomics.store(this.#header, this.#flag, 1); }
-    return r;
+    // Announce BEFORE probing (a seq-cst store, then the probe's loads): see the protocol above.
+    Atomics.store(this.#header, this.#flag, 1);
+    return probe();
   }
 }
 

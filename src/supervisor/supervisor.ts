@@ -314,8 +314,9 @@ export class Supervisor<H extends ChildHandle = ChildHandle> implements ChildHan
       if (!result.ok) {
         const failure = new ChildStartFailedError({ id: rec.spec.id, supervisor: this.name }, result.error);
         rec.status = 'stopped';
-        if (this.state === "starting") {
-          this.state = "stopping";
+        if (this.state === 'starting') {
+          this.state = 'stopping';
+          await this.stopAll();
           this.finish({ normal: false, reason: failure });
         }
         throw failure;
