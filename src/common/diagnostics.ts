@@ -10,9 +10,10 @@
  * - `weir:child:exit`           `{ supervisor, id, normal, reason, requested }`
  *                               every child exit seen by a Supervisor; `requested` = the supervisor
  *                               had asked it to stop (close/terminate/strategy), not a crash.
- * - `weir:supervisor:restart`   `{ supervisor, id, ids, delayMs, restartsInPeriod }`
+ * - `weir:supervisor:restart`   `{ supervisor, id, ids, delayMs, restartsInPeriod, reason }`
  *                               a restart was scheduled for failed child `id`; `ids` = the children
- *                               that will be started (strategy set), after `delayMs` of backoff.
+ *                               that will be started (strategy set), after `delayMs` of backoff;
+ *                               `reason` = why `id` failed (its exit reason or its start error).
  * - `weir:supervisor:escalate`  `{ supervisor, id, intensity, period, error }`
  *                               restart intensity exceeded; the supervisor stops its children and
  *                               exits abnormally with `error` (SUPERVISOR_ESCALATED).

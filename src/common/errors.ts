@@ -41,10 +41,11 @@ export interface WeirErrorOptions {
 /** Code used when rehydrating or converting something that carried no usable code. */
 export const UNKNOWN_ERROR_CODE = 'UNKNOWN';
 
-const CODE_RE = /^[A-Z][A-Z0-9_]*$/;
-
 export class WeirError extends Error {
-  /** Stable, UPPER_SNAKE; part of the public contract (document in docs/errors.md). */
+  /**
+   * Stable, UPPER_SNAKE by convention (not enforced: rehydrated foreign codes such as `ENOENT` are
+   * kept as they are); part of the public contract, document it in docs/errors.md.
+   */
   readonly code: string;
   readonly retryable: boolean;
   readonly details?: Record<string, unknown>;
@@ -54,7 +55,7 @@ export class WeirError extends Error {
     super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
     // V8 formats `stack` lazily, so setting the name here still yields "SubClass: message".
     this.name = new.target.name;
-    this.code = CODE_RE.test(code) ? code : UNKNOWN_ERROR_CODE;
+    this.code = code.length > 0 ? code : UNKNOWN_ERROR_CODE;
     this.retryable = options.retryable ?? false;
     if (options.details !== undefined) this.details = options.details;
     Object.defineProperty(this, kWeirError, { value: true, enumerable: false });

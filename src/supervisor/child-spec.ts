@@ -21,8 +21,10 @@ export type ExitListener = (exit: ChildExit) => void;
  * Anything a Supervisor can own: a worker thread, an in-process actor, another Supervisor.
  *
  * Contract:
- * - `close()` drains, flushes and stops; it resolves once the child has stopped. The child then
- *   reports `{normal: true}` (unless it failed while stopping).
+ * - `close()` drains, flushes and stops; it resolves once the child has stopped and reported
+ *   `{normal: true}`. It may reject (e.g. the child crashed while stopping); a Supervisor treats a
+ *   rejection like a spent budget and calls `destroy()`. It may also never settle: the
+ *   supervisor bounds it with the spec's `shutdown` budget.
  * - `destroy()` kills now; the child then reports `{normal: false}`.
  * - `onExit` listeners are called exactly once, for whatever ends the child (crash, close, destroy).
  *   A listener registered after the exit is still called once (asynchronously).
@@ -36,7 +38,11 @@ export interface ChildHandle {
 export interface ChildSpec<H extends ChildHandle = ChildHandle> {
   /** Unique within its supervisor. */
   id: string;
-  /** Resolves once the child is ready to serve (e.g. a partition that replayed its WAL). */
+  /**
+   * Resolves once the child is ready to serve (e.g. a partition that replayed its WAL). Must settle
+   * in bounded time (startWorkerChild has `readyTimeoutMs`): the supervisor's operations are
+   * serialized, so a start that hangs also holds up restarts of other children.
+   */
   start: () => Promise<H>;
   restart: Restart;
   /**
