@@ -94,6 +94,7 @@ export class WeirClient extends Emitter<ClientEvents> {
       reconnectDelayMs: positive(o.reconnectDelayMs, 50, 'reconnectDelayMs'),
       reconnectMaxDelayMs: positive(o.reconnectMaxDelayMs, 2_000, 'reconnectMaxDelayMs'),
       reconnectForMs: nonNegative(o.reconnectForMs, 300_000, 'reconnectForMs'),
+      keepAliveMs: nonNegative(o.keepAliveMs, 30_000, 'keepAliveMs'),
     });
     const producer = new Producer(conn, {
       lingerMs: nonNegative(o.lingerMs, 1, 'lingerMs'),

@@ -56,6 +56,8 @@ export interface ConnectionOptions {
   reconnectDelayMs: number;
   reconnectMaxDelayMs: number;
   reconnectForMs: number;
+  /** Ping after this long without any frame from the broker; no answer within it → reconnect. 0 = off. */
+  keepAliveMs: number;
 }
 
 export interface ConnectionEvents extends Record<string, unknown> {
@@ -112,6 +114,9 @@ export class Connection extends Emitter<ConnectionEvents> {
   private nextId = 1;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private closeError: WeirClientError | null = null;
+  private lastFrameAt = 0;
+  private keepAliveTimer: ReturnType<typeof setInterval> | null = null;
+  private pinging = false;
 
   private constructor(private readonly opts: ConnectionOptions) {
     super();
@@ -128,6 +133,7 @@ export class Connection extends Emitter<ConnectionEvents> {
     }
     if (conn.state !== 'connecting') throw conn.closeError ?? connectionClosedError('closed while connecting', false);
     conn.state = 'open';
+    conn.startKeepAlive();
     return conn;
   }
 
@@ -301,6 +307,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       if (this.socket === socket) this.onData(event.data);
     };
     socket.onclose = (event) => this.onSocketClose(socket, event);
+    this.lastFrameAt = Date.now();
     socket.onerror = () => {
       /* a close event follows */
     };
@@ -324,6 +331,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   }
 
   private onData(data: unknown): void {
+    this.lastFrameAt = Date.now();
     const bytes = toBytes(data);
     if (!bytes) {
       this.emit('error', badResponse('the broker sent a non-binary WebSocket message'));
@@ -449,6 +457,44 @@ export class Connection extends Emitter<ConnectionEvents> {
     }
   }
 
+  /**
+   * A socket can die without a close (half-open TCP: a broker host lost, a NAT entry expired); an
+   * idle subscriber would never notice. After keepAliveMs without any frame, ping; if that ping
+   * gets no answer within keepAliveMs, abandon the socket, which starts a reconnect.
+   */
+  private startKeepAlive(): void {
+    const every = this.opts.keepAliveMs;
+    if (!(every > 0) || this.keepAliveTimer) return;
+    this.keepAliveTimer = setInterval(() => {
+      if (this.state !== 'open' || this.pinging || Date.now() - this.lastFrameAt < every) return;
+      const socket = this.socket;
+      this.pinging = true;
+      this.request({ op: 'ping' }, { timeoutMs: every })
+        .catch((err: unknown) => {
+          if (err instanceof WeirClientError && err.code === ErrorCode.TIMEOUT && this.socket === socket && socket) {
+            this.abandonSocket(socket, 'keep-alive ping got no answer');
+          }
+        })
+        .finally(() => {
+          this.pinging = false;
+        });
+    }, Math.max(1, every / 2));
+    (this.keepAliveTimer as { unref?: () => void }).unref?.();
+  }
+
+  private abandonSocket(socket: WebSocketLike, reason: string): void {
+    socket.onmessage = null;
+    socket.onclose = null;
+    const terminate = (socket as { terminate?: () => void }).terminate;
+    try {
+      if (typeof terminate === 'function') terminate.call(socket);
+      else socket.close(4000, reason);
+    } catch {
+      /* already closing */
+    }
+    this.onSocketClose(socket, { code: 1006, reason });
+  }
+
   private failPending(error: WeirClientError): void {
     const pending = [...this.pending.values()];
     this.pending.clear();
@@ -463,6 +509,8 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.state = 'closed';
     this.closeError = error;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
     this.failPending(error);
     const waiting = this.waiting;
     this.waiting = [];

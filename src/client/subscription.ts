@@ -245,14 +245,19 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     for (const ps of previous.values()) this.retire(ps);
     const partitions = Array.isArray(f.partitions) ? f.partitions : [];
     for (const [partition, offset] of partitions) {
-      const old = previous.get(partition) ?? [...this.retired].find((r) => r.partition === partition && r.running);
+      // One handler per partition at a time, across assignments too: wait for any earlier state's
+      // running loop (retired above or by a revoke/disconnect) and for what it was itself waiting on.
+      const waits: Array<Promise<void>> = [];
+      for (const r of this.retired) if (r.partition === partition && r.running) waits.push(r.running);
+      const prev = previous.get(partition);
+      if (prev?.blockedBy) waits.push(prev.blockedBy);
       this.parts.set(partition, {
         partition,
         nextExpected: offset,
         queue: [],
         head: 0,
         running: null,
-        blockedBy: old?.running ?? null,
+        blockedBy: waits.length === 0 ? null : Promise.all(waits).then(() => undefined),
         processed: undefined,
         // Delivery starts at the group's committed offset (or `from`): nothing to commit below it.
         committed: offset,

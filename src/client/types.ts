@@ -105,6 +105,8 @@ export interface ClientOptions {
   reconnectMaxDelayMs?: number;
   /** Give up (and close the client with CONNECTION_CLOSED) after this long without a connection. Default 300 000. */
   reconnectForMs?: number;
+  /** After this long without a frame from the broker, ping; no answer within it → reconnect. 0 = off. Default 30 000. */
+  keepAliveMs?: number;
 
   /** How long produce() calls are coalesced into one frame. 0 = until the current tick's microtasks ran. Default 1. */
   lingerMs?: number;

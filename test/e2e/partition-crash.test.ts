@@ -42,7 +42,7 @@ for (const how of ['terminate', 'throw'] as const) {
     const BATCH = 200;
     let crashed = false;
     for (let start = 0; start < TOTAL; start += BATCH) {
-      const msgs = [];
+      const msgs: Array<{ key: string; value: Uint8Array }> = [];
       for (let seq = start; seq < start + BATCH; seq++) msgs.push({ key: `key-${seq % 64}`, value: payload(7, seq, 64) });
       // One request at a time keeps per-key order across the SDK's retries.
       const acks = await client.produce('crash', msgs);

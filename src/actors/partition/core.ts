@@ -216,7 +216,8 @@ export class PartitionCore {
 
   private sendData(f: Fetch, _now: number, empty: boolean): void {
     const end = this.log.durableOffset;
-    const r = empty || f.offset >= end
+    // maxRecords 0 only resolves a position (earliest/latest/timestamp) into an offset.
+    const r = empty || f.offset >= end || f.maxRecords === 0
       ? { records: EMPTY, count: 0, nextOffset: f.offset }
       : this.log.read(f.offset, f.maxBytes, f.maxRecords);
     const w = this.beginOut(DATA_HEADER_BYTES + r.records.length);

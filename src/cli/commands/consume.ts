@@ -1,0 +1,88 @@
+/**
+ * `weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]`
+ *
+ * Prints one line per message: `PARTITION OFFSET KEY VALUE` (key empty when absent, value as UTF-8).
+ * With `--count N` it stops after N messages (committing them for a group) and exits 0; otherwise
+ * it runs until SIGINT/SIGTERM (or `io.signal`), then commits and exits 0.
+ * `@TIMESTAMP` is ms since the epoch or an ISO date (`@2024-05-01T00:00:00Z`).
+ */
+import { connect, DEFAULT_URL, type StartPosition, type WeirClientError } from '../../client/index.js';
+import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo } from './common.js';
+
+const USAGE = 'usage: weir consume TOPIC [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]\n';
+
+/** Thrown by the handler once --count is reached: the message is not processed, so not committed. */
+const STOP = Symbol('stop');
+const decoder = new TextDecoder();
+
+export function parseFrom(v: string | undefined): StartPosition | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'earliest' || v === 'latest') return v;
+  if (/^\d+$/.test(v)) return { offset: Number(v) };
+  if (v.startsWith('@')) {
+    const t = v.slice(1);
+    const ms = /^\d+$/.test(t) ? Number(t) : Date.parse(t);
+    if (!Number.isFinite(ms) || ms < 0) throw new UsageError(`--from @TIMESTAMP must be ms since the epoch or an ISO date, got ${JSON.stringify(v)}`);
+    return { timestamp: ms };
+  }
+  throw new UsageError(`--from must be earliest, latest, OFFSET or @TIMESTAMP, got ${JSON.stringify(v)}`);
+}
+
+export async function run(argv: string[], io: CommandIo): Promise<number> {
+  return command('consume', USAGE, io, async () => {
+    const { values, positionals } = parse(argv, {
+      url: { type: 'string', default: DEFAULT_URL },
+      group: { type: 'string', short: 'g' },
+      from: { type: 'string' },
+      count: { type: 'string', short: 'n' },
+      help: { type: 'boolean', short: 'h' },
+    });
+    if (values.help) {
+      await write(io.stdout, USAGE);
+      return EXIT_OK;
+    }
+    if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing TOPIC' : `unexpected arguments: ${positionals.slice(1).join(' ')}`);
+    const topic = positionals[0]!;
+    const from = parseFrom(values.from);
+    const count = nonNegativeInt(values.count, 'count');
+    if (count === 0) return EXIT_OK;
+
+    const client = await connect(values.url!);
+    let printed = 0;
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    const onSignal = (): void => stop();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    io.signal?.addEventListener('abort', onSignal, { once: true });
+    try {
+      const sub = await client.subscribe(
+        topic,
+        {
+          ...(values.group !== undefined ? { group: values.group } : {}),
+          ...(from !== undefined ? { from } : {}),
+          // With --count, do not let the broker send far more than will be printed.
+          ...(count !== undefined ? { credits: Math.max(1, Math.min(1000, count)) } : {}),
+          onError: (err: WeirClientError) => {
+            if (err.cause !== STOP) io.stderr.write(`weir consume: ${describeError(err)}\n`);
+          },
+        },
+        async (m) => {
+          // Reserve the slot before any await: partitions interleave at awaits.
+          if (count !== undefined && printed >= count) throw STOP;
+          printed++;
+          await write(io.stdout, `${m.partition} ${m.offset} ${m.key ?? ''} ${decoder.decode(m.value)}\n`);
+          if (count !== undefined && printed >= count) stop();
+        },
+      );
+      await stopped;
+      await sub.close(); // waits for running handlers, commits (groups), unsubscribes
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      io.signal?.removeEventListener('abort', onSignal);
+      await client.close();
+    }
+    return EXIT_OK;
+  });
+}
