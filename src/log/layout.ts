@@ -9,6 +9,14 @@
  */
 
 export const LOG_SUFFIX = '.log';
+/**
+ * Written by close() after the final fdatasync; removed (and the removal made durable) at open.
+ * Its absence at open means the previous writer did not shut down cleanly, so recovery validates the
+ * whole last segment, not only its tail after the last index entry (after a power loss under 'never'
+ * or 'interval' any unsynced page of it may be missing, not just the last one). Kafka's
+ * `.kafka_cleanshutdown` plays the same role.
+ */
+export const CLEAN_SHUTDOWN_FILE = '.weir-clean-shutdown';
 export const INDEX_SUFFIX = '.index';
 const NAME_DIGITS = 20;
 const NAME_RE = /^(\d{20})\.(log|index)$/;

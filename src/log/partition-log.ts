@@ -17,11 +17,15 @@
  * - A batch (one append call) never splits across segments: the roll decision is taken per append,
  *   against the projected size of the segment the batch would go to (`tailSize`).
  * - Rolling fdatasyncs the sealed segment's .log and .index whatever the policy, so recovery can
- *   trust sealed segments and only needs to validate the last one.
+ *   trust sealed segments and only needs to validate the last one (wholly after a crash, only past
+ *   its last index entry after a clean close(), which leaves a marker file; see recovery.ts).
+ * - A read returns records of one segment only; the caller continues at `nextOffset`.
  * - Timestamps are log-append time, max(previous, now()), so they never decrease; one per append.
  * - No per-record allocation in append/flush/read: the buffer, the pending index entries and the
  *   scan scratch are reused (a read allocates exactly one Buffer for its result).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { F_TIMESTAMP, RECORD_HEADER_BYTES, RECORD_MIN_LENGTH, readU32, recordOffset, recordTimestamp, stampRecord } from '../protocol/record.js';
 import {
   LogArgumentError,
@@ -32,7 +36,7 @@ import {
   StorageError,
   storageErrorFrom,
 } from './errors.js';
-import { findSegment, needsIndexEntry } from './layout.js';
+import { CLEAN_SHUTDOWN_FILE, findSegment, needsIndexEntry } from './layout.js';
 import { recoverLog, type RecoveryReport } from './recovery.js';
 import { fsyncDir, Segment } from './segment.js';
 
@@ -62,7 +66,7 @@ export interface ReadResult {
   /**
    * Whole stored records, exactly as stored, in a Buffer the caller owns (its own ArrayBuffer, not a
    * pool slice, so it can be transferred). May be a view at byteOffset 0 of a somewhat larger
-   * ArrayBuffer. Empty when count is 0.
+   * ArrayBuffer. When count is 0 it is one shared zero-length Buffer (do not transfer that one).
    */
   records: Uint8Array;
   count: number;
@@ -80,7 +84,8 @@ const DEFAULT_WRITE_BUFFER = MiB;
 const MAX_OPEN_SEALED = 8;
 /** Pending index entry: part, relative offset, file position, timestamp. */
 const PENDING_FIELDS = 4;
-const EMPTY = new Uint8Array(0);
+/** Shared by every empty read result (zero-length: nothing to own, do not transfer it). */
+const EMPTY: Uint8Array = Buffer.alloc(0);
 
 const MODE_NEVER = 0;
 const MODE_ALWAYS = 1;
@@ -416,10 +421,13 @@ export class PartitionLog {
       out = Buffer.allocUnsafeSlow(first);
       n = seg.readAt(out, 0, first, pos);
     }
+    // Walk lengths through a plain Uint8Array view: readU32 stays monomorphic (a Buffer argument
+    // here would make the shared helper polymorphic and this loop several times slower).
+    const view = new Uint8Array(out.buffer, out.byteOffset, n);
     let used = first;
     let count = 1;
     while (count < maxRecords && used + 4 <= n) {
-      const size = 4 + readU32(out, used);
+      const size = 4 + readU32(view, used);
       if (used + size > n) break;
       used += size;
       count++;
@@ -489,7 +497,12 @@ export class PartitionLog {
     return deleted;
   }
 
-  /** Flush, fdatasync the active segment (whatever the policy) and close every fd. Idempotent. */
+  /**
+   * Flush, fdatasync the active segment (whatever the policy), close every fd and leave the
+   * clean-shutdown marker (so the next open trusts the last segment up to its last index entry).
+   * Idempotent. If the flush fails, the fds are still closed, no marker is written and the error is
+   * thrown.
+   */
   close(): void {
     if (this.closed) return;
     let error: unknown = null;
@@ -507,6 +520,15 @@ export class PartitionLog {
       this.closeAll();
     } catch (err) {
       error ??= err;
+    }
+    if (error === null) {
+      const marker = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
+      try {
+        // Written only after the fdatasyncs above, so it can never be durable before the data is.
+        fs.writeFileSync(marker, '');
+      } catch (err) {
+        error = storageErrorFrom(err, 'create', marker);
+      }
     }
     if (error !== null) throw error;
   }

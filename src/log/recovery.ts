@@ -10,15 +10,16 @@
  *   cannot be a crash artifact: recovery throws LOG_CORRUPT rather than guess.
  * - The last segment may hold a torn or half-written tail. Index entries that are malformed, point
  *   beyond the file or at a position not holding a valid record with that offset are dropped; records
- *   are validated from the last good entry (or the segment start) to EOF; at the first torn, corrupt
- *   or out-of-sequence record the file is truncated (ftruncate + fdatasync), the index rewritten to
+ *   are validated from the last good entry to EOF after a clean shutdown (the CLEAN_SHUTDOWN_FILE
+ *   marker is present), from the segment start otherwise; at the first torn, corrupt or
+ *   out-of-sequence record the file is truncated (ftruncate + fdatasync), the index rewritten to
  *   match, and the loss reported (and published on `weir:wal:truncated`).
  */
 import fs from 'node:fs';
 import { channels } from '../common/diagnostics.js';
 import { isValidStoredRecord, readU32, recordOffset, RECORD_HEADER_BYTES } from '../protocol/record.js';
 import { LogCorruptError, storageErrorFrom } from './errors.js';
-import { parseSegmentName, segmentName, INDEX_SUFFIX, LOG_SUFFIX } from './layout.js';
+import { CLEAN_SHUTDOWN_FILE, parseSegmentName, segmentName, INDEX_SUFFIX, LOG_SUFFIX } from './layout.js';
 import { newCursor, scanChunk, type ScanCursor } from './scan.js';
 import { fsyncDir, Segment } from './segment.js';
 import { INDEX_ENTRY_BYTES, SparseIndex } from './sparse-index.js';
@@ -34,6 +35,8 @@ export interface RecoveryReport {
   rebuiltIndexes: string[];
   /** Names of orphan files removed (an .index without its .log). */
   removedFiles: string[];
+  /** The previous writer closed the log cleanly (only then is the last segment trusted up to its last index entry). */
+  cleanShutdown: boolean;
   nextOffset: number;
   logStartOffset: number;
 }
@@ -81,10 +84,22 @@ export function recoverLog(dir: string, indexIntervalBytes: number): RecoveredLo
     truncatedAtOffset: null,
     rebuiltIndexes: [],
     removedFiles: [],
+    cleanShutdown: false,
     nextOffset: 0,
     logStartOffset: 0,
   };
   let dirChanged = false;
+  if (names.includes(CLEAN_SHUTDOWN_FILE)) {
+    // Remove it durably before anything is written, or a crash later would look clean.
+    const marker = `${dir}/${CLEAN_SHUTDOWN_FILE}`;
+    try {
+      fs.unlinkSync(marker);
+    } catch (err) {
+      throw storageErrorFrom(err, 'unlink', marker);
+    }
+    report.cleanShutdown = true;
+    dirChanged = true;
+  }
   for (const base of indexes) {
     if (logs.has(base)) continue;
     const file = `${dir}/${segmentName(base, INDEX_SUFFIX)}`;
@@ -105,6 +120,8 @@ export function recoverLog(dir: string, indexIntervalBytes: number): RecoveredLo
     dirChanged = true;
   } else {
     for (let i = 0; i < bases.length - 1; i++) segments.push(recoverSealed(dir, bases[i]!, indexIntervalBytes, scratch, report));
+    if (dirChanged) fsyncDir(dir);
+    dirChanged = false;
     segments.push(recoverLast(dir, bases[bases.length - 1]!, indexIntervalBytes, scratch, report));
   }
   if (dirChanged) fsyncDir(dir);
@@ -192,9 +209,12 @@ function recoverLast(dir: string, base: number, interval: number, scratch: Scrat
     const raw = seg.readIndexFile();
     const index = raw === null ? new SparseIndex() : SparseIndex.fromBytes(raw);
     const onDisk = index.count;
-    let keep = index.validPrefixLength(size);
+    // After a crash validate the whole segment (keep = 0); regenerating the index entries it already
+    // had yields the same bytes, which is not reported as a repair (compared below).
+    let keep = report.cleanShutdown ? index.validPrefixLength(size) : 0;
     // Drop trailing entries that do not point at a valid record carrying their offset.
     while (keep > 0 && !entryHoldsRecord(seg, index, keep - 1, size, scratch)) keep--;
+    const prior = raw === null ? null : index.entryBytes(0, onDisk).slice();
     index.truncate(keep);
     const cursor =
       keep > 0
@@ -208,7 +228,7 @@ function recoverLast(dir: string, base: number, interval: number, scratch: Scrat
       report.truncatedAtOffset = cursor.offset;
     }
     seg.openIndexForAppend();
-    const indexChanged = raw === null || raw.length !== onDisk * INDEX_ENTRY_BYTES || keep < onDisk || index.count > keep;
+    const indexChanged = raw === null || raw.length !== onDisk * INDEX_ENTRY_BYTES || !sameBytes(prior!, index.entryBytes());
     if (indexChanged) {
       seg.index = index;
       seg.truncateIndexFile(keep);
@@ -268,6 +288,12 @@ function scanFile(
       return;
     }
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function grow(scratch: Scratch, atLeast: number): void {

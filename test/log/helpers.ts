@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import {
   F_KEY_LENGTH,
-  F_VALUE_LENGTH,
   RECORD_HEADER_BYTES,
   isValidStoredRecord,
   readU32,
@@ -63,7 +63,9 @@ export interface ParsedRecord {
 
 const dec = new TextDecoder();
 
-export function parseStored(bytes: Uint8Array): ParsedRecord[] {
+export function parseStored(input: Uint8Array): ParsedRecord[] {
+  // Plain Uint8Array view (a Buffer's slice would be a Buffer, which toEqual distinguishes).
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const out: ParsedRecord[] = [];
   let at = 0;
   while (at < bytes.length) {
@@ -115,12 +117,11 @@ export function filePath(dir: string, name: string): string {
   return path.join(dir, name);
 }
 
-/** Offsets of a value's position: where message key/value of record i lives (for corruption tests). */
+/** Position of the value bytes of the record at `at` (for corruption tests). */
 export function valueStart(stored: Uint8Array, at: number): number {
   const keyLength = readU32(stored, at + F_KEY_LENGTH) | 0;
   return at + RECORD_HEADER_BYTES + Math.max(keyLength, 0);
 }
-export { F_VALUE_LENGTH };
 
 /** mulberry32: a small seeded PRNG for randomized tests. */
 export function prng(seed: number): () => number {
@@ -152,4 +153,9 @@ export function readAll(
     at = r.nextOffset;
   }
   return out;
+}
+
+/** Byte equality without vitest's slow deep-equal on the happy path (a diff only on mismatch). */
+export function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
+  if (Buffer.compare(actual, expected) !== 0) expect(new Uint8Array(actual)).toEqual(new Uint8Array(expected));
 }

@@ -1,0 +1,416 @@
+import fs from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PartitionLog, type LogOptions } from '../../src/log/index.js';
+import { readU32 } from '../../src/protocol/record.js';
+import {
+  cleanupTmpDirs,
+  filePath,
+  logFiles,
+  makeBatch,
+  parseStored,
+  prng,
+  producerBodies,
+  readAll,
+  tmpDir,
+  type ParsedRecord,
+  expectBytes,
+} from './helpers.js';
+
+afterEach(cleanupTmpDirs);
+
+const opened: PartitionLog[] = [];
+afterEach(() => {
+  for (const l of opened.splice(0)) l.destroy();
+});
+
+function open(opts: Partial<LogOptions> & { dir: string }): PartitionLog {
+  const log = PartitionLog.open({ fsync: { mode: 'never' }, ...opts });
+  opened.push(log);
+  return log;
+}
+
+/** Append `batches` batches of `perBatch` messages; returns every producer body in offset order. */
+function fill(log: PartitionLog, batches: number, perBatch: number, valueSize = 64, flushEvery = 1): Uint8Array[] {
+  const bodies: Uint8Array[] = [];
+  for (let i = 0; i < batches; i++) {
+    const b = makeBatch(log.nextOffset, perBatch, valueSize);
+    log.append(b.bytes, 0, b.bytes.length, b.count);
+    bodies.push(...producerBodies(b.bytes));
+    if ((i + 1) % flushEvery === 0) log.flush();
+  }
+  log.flush();
+  return bodies;
+}
+
+function expectSequence(recs: ParsedRecord[], from: number, bodies: Uint8Array[]): void {
+  expect(recs.length).toBe(bodies.length - from);
+  let prevTs = -1;
+  recs.forEach((r, i) => {
+    expect(r.offset).toBe(from + i);
+    expect(r.valid).toBe(true);
+    expect(r.timestamp).toBeGreaterThanOrEqual(prevTs);
+    prevTs = r.timestamp;
+    expectBytes(r.body, bodies[from + i]!);
+  });
+}
+
+describe('PartitionLog: append / flush / read', () => {
+  it('round trips: consecutive offsets, non-decreasing timestamps, valid CRCs, same bytes', () => {
+    let t = 1_700_000_000_000;
+    const log = open({ dir: tmpDir(), now: () => t });
+    expect(log.recovery).toMatchObject({ segments: 1, nextOffset: 0, logStartOffset: 0, truncatedBytes: 0, truncatedAtOffset: null });
+    const b1 = makeBatch(0, 10, 100);
+    const src = b1.bytes.slice();
+    const r1 = log.append(b1.bytes, 0, b1.bytes.length, 10);
+    expect(r1).toEqual({ baseOffset: 0, timestamp: 1_700_000_000_000 });
+    expect(b1.bytes).toEqual(src); // the caller's bytes are not stamped
+    expect(log.nextOffset).toBe(10);
+    expect(log.durableOffset).toBe(0);
+    expect(log.bufferedRecords).toBe(10);
+    expect(log.read(0, 1 << 20, 100)).toMatchObject({ count: 0, nextOffset: 0 }); // not durable yet
+    expect(log.flush()).toBe(10);
+    expect(log.bufferedBytes).toBe(0);
+    t += 5;
+
+    // a sub-range of a larger buffer
+    const b2 = makeBatch(10, 5, 3);
+    const padded = new Uint8Array(b2.bytes.length + 20);
+    padded.set(b2.bytes, 7);
+    expect(log.append(padded, 7, 7 + b2.bytes.length, 5).baseOffset).toBe(10);
+    log.flush();
+
+    const all = log.read(0, 1 << 20, 1000);
+    expect(all.count).toBe(15);
+    expect(all.nextOffset).toBe(15);
+    expect(Buffer.isBuffer(all.records)).toBe(true);
+    expect(all.records.byteOffset).toBe(0);
+    expectSequence(parseStored(all.records), 0, [...producerBodies(b1.bytes), ...producerBodies(b2.bytes)]);
+    const ts = parseStored(all.records).map((r) => r.timestamp);
+    expect(new Set(ts.slice(0, 10)).size).toBe(1); // one timestamp per append
+    expect(ts[10]).toBe(1_700_000_000_005);
+    // the file holds exactly the same bytes
+    expect(new Uint8Array(fs.readFileSync(filePath(log['dir' as never] as string, '00000000000000000000.log')))).toEqual(
+      new Uint8Array(all.records),
+    );
+  });
+
+  it('timestamps never go backwards even if the clock does', () => {
+    let t = 5000;
+    const log = open({ dir: tmpDir(), now: () => t });
+    const b = makeBatch(0, 2);
+    expect(log.append(b.bytes, 0, b.bytes.length, 2).timestamp).toBe(5000);
+    t = 1000;
+    expect(log.append(b.bytes, 0, b.bytes.length, 2).timestamp).toBe(5000);
+    t = 6000;
+    expect(log.append(b.bytes, 0, b.bytes.length, 2).timestamp).toBe(6000);
+  });
+
+  it('refuses a range that is not `count` whole records and stays unchanged', () => {
+    const log = open({ dir: tmpDir() });
+    const b = makeBatch(0, 3);
+    expect(() => log.append(b.bytes, 0, b.bytes.length, 2)).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
+    expect(() => log.append(b.bytes, 0, b.bytes.length - 1, 3)).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
+    expect(() => log.append(b.bytes, 0, 0, 0)).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
+    expect(log.nextOffset).toBe(0);
+    expect(log.bufferedBytes).toBe(0);
+    log.append(b.bytes, 0, b.bytes.length, 3);
+    log.flush();
+    expectSequence(readAll(log, 0), 0, producerBodies(b.bytes));
+  });
+
+  it('reads across segment boundaries; batches never split; segments are named by base offset', () => {
+    const dir = tmpDir();
+    const log = open({ dir, segmentBytes: 2000, indexIntervalBytes: 256 });
+    const bodies = fill(log, 60, 7, 40, 3); // ~7*90 B per batch, 3 batches per flush
+    expect(log.durableOffset).toBe(420);
+    const bases = log.segmentBaseOffsets();
+    expect(bases.length).toBeGreaterThan(10);
+    expect(bases.every((b) => b % 7 === 0)).toBe(true); // rolls only between batches
+    expect(logFiles(dir)).toEqual(bases.map((b) => String(b).padStart(20, '0') + '.log'));
+    for (const name of logFiles(dir)) {
+      const bytes = new Uint8Array(fs.readFileSync(filePath(dir, name)));
+      expect(bytes.length).toBeLessThanOrEqual(2000);
+      expect(parseStored(bytes)[0]!.offset).toBe(Number(name.slice(0, 20)));
+    }
+    // sequential, small reads
+    expectSequence(readAll(log, 0, 300, 1000), 0, bodies);
+    // every offset by random access (index + scan, no sequential hint)
+    const rnd = prng(7);
+    const order = Array.from({ length: 420 }, (_, i) => i).sort(() => rnd() - 0.5);
+    for (const o of order) {
+      const r = log.read(o, 1, 1);
+      expect(r.count).toBe(1);
+      const [rec] = parseStored(r.records);
+      expect(rec!.offset).toBe(o);
+      expect(rec!.body).toEqual(bodies[o]);
+    }
+  });
+
+  it('a single batch larger than segmentBytes goes whole into an empty segment', () => {
+    const dir = tmpDir();
+    const log = open({ dir, segmentBytes: 1000 });
+    const small = makeBatch(0, 2, 10);
+    log.append(small.bytes, 0, small.bytes.length, 2);
+    const big = makeBatch(2, 40, 100); // ~5.8 KB
+    log.append(big.bytes, 0, big.bytes.length, 40);
+    log.append(small.bytes, 0, small.bytes.length, 2);
+    log.flush();
+    expect(log.segmentBaseOffsets()).toEqual([0, 2, 42]);
+    expect(fs.statSync(filePath(dir, '00000000000000000002.log')).size).toBe(big.bytes.length);
+    expect(readAll(log, 0).map((r) => r.offset)).toEqual(Array.from({ length: 44 }, (_, i) => i));
+
+    // first batch of a fresh log, then two huge ones in one flush: one segment each, none empty
+    const fresh = open({ dir: tmpDir(), segmentBytes: 1000 });
+    for (let i = 0; i < 3; i++) fresh.append(big.bytes, 0, big.bytes.length, 40);
+    fresh.flush();
+    expect(fresh.segmentBaseOffsets()).toEqual([0, 40, 80]);
+    expect(readAll(fresh, 0).length).toBe(120);
+  });
+
+  it('honours maxBytes and maxRecords, and always returns at least one whole record', () => {
+    const log = open({ dir: tmpDir(), indexIntervalBytes: 64 });
+    const bodies = fill(log, 1, 20, 64);
+    const sizeOf = (o: number) => 4 + readU32(log.read(o, 1, 1).records, 0);
+    expect(log.read(0, 1 << 20, 3).count).toBe(3);
+    const two = sizeOf(5) + sizeOf(6);
+    expect(log.read(5, two + sizeOf(7) - 1, 100)).toMatchObject({ count: 2, nextOffset: 7 });
+    expect(log.read(5, two + sizeOf(7) - 1, 100).records.length).toBe(two);
+    expect(log.read(5, two, 100).count).toBe(2);
+    expect(log.read(5, two + sizeOf(7), 100).count).toBe(3);
+    expect(log.read(5, 1, 100).count).toBe(1);
+    expect(log.read(5, 0, 0).count).toBe(1);
+    expect(log.read(19, 1 << 20, 100)).toMatchObject({ count: 1, nextOffset: 20 });
+    expect(log.read(20, 1 << 20, 100)).toMatchObject({ count: 0, nextOffset: 20 });
+    // a record larger than maxBytes (and than the scratch buffer) still comes back whole
+    const huge = makeBatch(20, 1, 300_000);
+    log.append(huge.bytes, 0, huge.bytes.length, 1);
+    const tail = makeBatch(21, 3, 8);
+    log.append(tail.bytes, 0, tail.bytes.length, 3);
+    log.flush();
+    const r = log.read(20, 100, 100);
+    expect(r.count).toBe(1);
+    expectBytes(parseStored(r.records)[0]!.body, producerBodies(huge.bytes)[0]!);
+    expect(log.read(21, 100, 100).count).toBe(1); // located past the huge record via the index
+    expectSequence(readAll(log, 0, 50), 0, [...bodies, ...producerBodies(huge.bytes), ...producerBodies(tail.bytes)]);
+  });
+
+  it('refuses offsets outside [logStartOffset, durableOffset] with OFFSET_OUT_OF_RANGE and details', () => {
+    const log = open({ dir: tmpDir() });
+    fill(log, 1, 5);
+    const b = makeBatch(5, 5);
+    log.append(b.bytes, 0, b.bytes.length, 5); // buffered, not durable
+    for (const bad of [6, 10, -1, 0.5]) {
+      let err: unknown;
+      try {
+        log.read(bad, 100, 1);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE', retryable: false, details: { start: 0, end: 5 } });
+    }
+  });
+
+  it('offsetForTimestamp finds the first record at or after ts (index + scan, across segments)', () => {
+    let t = 1_000_000;
+    const log = open({ dir: tmpDir(), now: () => t, segmentBytes: 1500, indexIntervalBytes: 200 });
+    const tsOf: number[] = [];
+    for (let i = 0; i < 80; i++) {
+      t += i % 4 === 0 ? 0 : 10; // some equal timestamps in a row
+      const b = makeBatch(log.nextOffset, 3, 30);
+      const { timestamp } = log.append(b.bytes, 0, b.bytes.length, 3);
+      tsOf.push(timestamp, timestamp, timestamp);
+      if (i % 5 === 4) log.flush();
+    }
+    log.flush();
+    expect(log.segmentBaseOffsets().length).toBeGreaterThan(3);
+    const oracle = (q: number) => {
+      const i = tsOf.findIndex((x) => x >= q);
+      return i < 0 ? log.durableOffset : i;
+    };
+    for (let q = tsOf[0]! - 20; q <= tsOf[tsOf.length - 1]! + 20; q += 3) expect(log.offsetForTimestamp(q)).toBe(oracle(q));
+    expect(log.offsetForTimestamp(0)).toBe(0);
+    expect(log.offsetForTimestamp(Number.MAX_SAFE_INTEGER)).toBe(240);
+    // buffered records are not visible
+    t += 1000;
+    const b = makeBatch(240, 1);
+    log.append(b.bytes, 0, b.bytes.length, 1);
+    expect(log.offsetForTimestamp(t)).toBe(240);
+  });
+
+  it('close then reopen gives the same nextOffset and data, and appends continue', () => {
+    const dir = tmpDir();
+    const log = open({ dir, segmentBytes: 3000 });
+    const bodies = fill(log, 20, 10, 50);
+    const b = makeBatch(200, 4);
+    log.append(b.bytes, 0, b.bytes.length, 4); // close() flushes it
+    bodies.push(...producerBodies(b.bytes));
+    const lastTs = log.append(makeBatch(204, 1).bytes, 0, makeBatch(204, 1).bytes.length, 1).timestamp;
+    bodies.push(...producerBodies(makeBatch(204, 1).bytes));
+    log.close();
+    log.close(); // idempotent
+    expect(() => log.read(0, 1, 1)).toThrow(expect.objectContaining({ code: 'LOG_CLOSED' }));
+    expect(() => log.append(b.bytes, 0, b.bytes.length, 4)).toThrow(expect.objectContaining({ code: 'LOG_CLOSED' }));
+
+    const again = open({ dir, segmentBytes: 3000, now: () => 0 });
+    expect(again.recovery).toMatchObject({ nextOffset: 205, logStartOffset: 0, truncatedBytes: 0, truncatedAtOffset: null, rebuiltIndexes: [] });
+    expect(again.nextOffset).toBe(205);
+    expect(again.durableOffset).toBe(205);
+    expectSequence(readAll(again, 0, 777), 0, bodies);
+    const more = makeBatch(205, 3);
+    const r = again.append(more.bytes, 0, more.bytes.length, 3);
+    expect(r).toEqual({ baseOffset: 205, timestamp: lastTs }); // the clock says 0: time does not go back
+    again.flush();
+    expectSequence(readAll(again, 0), 0, [...bodies, ...producerBodies(more.bytes)]);
+  });
+
+  it('destroy drops buffered records like a crash; flushed ones survive without close', () => {
+    const dir = tmpDir();
+    const log = open({ dir });
+    const bodies = fill(log, 3, 5);
+    const b = makeBatch(15, 5);
+    log.append(b.bytes, 0, b.bytes.length, 5);
+    log.destroy();
+    const again = open({ dir });
+    expect(again.nextOffset).toBe(15);
+    expect(again.recovery.truncatedBytes).toBe(0);
+    expectSequence(readAll(again, 0), 0, bodies);
+  });
+
+  it('seeded random workload: appends, flushes, reads and reopens agree with an oracle', () => {
+    for (const seed of [1, 2, 3]) {
+      const rnd = prng(seed);
+      const dir = tmpDir();
+      const opts = { dir, segmentBytes: 500 + Math.floor(rnd() * 5000), indexIntervalBytes: 1 + Math.floor(rnd() * 600), writeBufferBytes: 256 };
+      let log = open(opts);
+      const bodies: Uint8Array[] = [];
+      for (let step = 0; step < 300; step++) {
+        const x = rnd();
+        if (x < 0.6) {
+          const b = makeBatch(log.nextOffset, 1 + Math.floor(rnd() * 8), Math.floor(rnd() * 300));
+          log.append(b.bytes, 0, b.bytes.length, b.count);
+          bodies.push(...producerBodies(b.bytes));
+        } else if (x < 0.8) {
+          log.flush();
+        } else if (x < 0.97) {
+          if (log.durableOffset > 0) {
+            const at = Math.floor(rnd() * log.durableOffset);
+            const r = log.read(at, Math.floor(rnd() * 2000), 1 + Math.floor(rnd() * 20));
+            expect(r.count).toBeGreaterThan(0);
+            expectSequence(parseStored(r.records), at, bodies.slice(0, at + r.count));
+          }
+        } else {
+          log.close();
+          log = open(opts);
+          expect(log.recovery.truncatedBytes).toBe(0);
+          expect(log.nextOffset).toBe(bodies.length);
+        }
+      }
+      log.flush();
+      expectSequence(readAll(log, 0, 999), 0, bodies);
+    }
+  });
+});
+
+describe('PartitionLog: fsync policies', () => {
+  it("'always' syncs every flush", () => {
+    const log = open({ dir: tmpDir(), fsync: { mode: 'always' } });
+    fill(log, 3, 10);
+    expect(log.durableOffset).toBe(30);
+    expect(log.syncedOffset).toBe(30);
+    expect(log.maybeSync()).toBe(false);
+  });
+
+  it("'interval' syncs from maybeSync once intervalMs has passed and something is unsynced", () => {
+    let t = 0;
+    const log = open({ dir: tmpDir(), fsync: { mode: 'interval', intervalMs: 100 }, now: () => t });
+    expect(log.maybeSync(500)).toBe(false); // nothing written
+    fill(log, 2, 10);
+    expect(log.syncedOffset).toBe(0);
+    expect(log.maybeSync(99)).toBe(false);
+    expect(log.maybeSync(100)).toBe(true);
+    expect(log.syncedOffset).toBe(20);
+    expect(log.maybeSync(1000)).toBe(false); // nothing new
+    fill(log, 1, 10);
+    expect(log.maybeSync(150)).toBe(false); // 50 ms since the last sync
+    t = 200;
+    expect(log.maybeSync()).toBe(true); // injected clock
+    expect(log.syncedOffset).toBe(30);
+  });
+
+  it("'never' leaves syncing to sync() and close()", () => {
+    const dir = tmpDir();
+    const log = open({ dir });
+    fill(log, 1, 10);
+    expect(log.maybeSync(1e12)).toBe(false);
+    expect(log.syncedOffset).toBe(0);
+    log.sync();
+    expect(log.syncedOffset).toBe(10);
+    fill(log, 1, 10);
+    log.close();
+    expect(open({ dir }).nextOffset).toBe(20);
+  });
+
+  it('rejects bad options', () => {
+    const dir = tmpDir();
+    expect(() => PartitionLog.open({ dir, fsync: { mode: 'sometimes' } as never })).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
+    expect(() => PartitionLog.open({ dir, fsync: { mode: 'never' }, segmentBytes: 0 })).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
+    expect(() => PartitionLog.open({ dir, fsync: { mode: 'interval', intervalMs: -1 } })).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
+  });
+});
+
+describe('PartitionLog: retention', () => {
+  it('by bytes: deletes whole oldest segments, never the active one, and moves logStartOffset', () => {
+    const dir = tmpDir();
+    const log = open({ dir, segmentBytes: 1000, retentionBytes: 3000 });
+    const bodies = fill(log, 40, 4, 60); // ~400 B per batch → ~2 batches per segment
+    const before = log.segmentBaseOffsets();
+    const sizes = logFiles(dir).map((n) => fs.statSync(filePath(dir, n)).size);
+    let total = sizes.reduce((a, b) => a + b, 0);
+    let expectDeleted = 0;
+    while (total > 3000 && expectDeleted < sizes.length - 1) total -= sizes[expectDeleted++]!;
+    expect(log.applyRetention()).toBe(expectDeleted);
+    expect(log.segmentBaseOffsets()).toEqual(before.slice(expectDeleted));
+    expect(log.logStartOffset).toBe(before[expectDeleted]);
+    expect(log.sizeBytes).toBeLessThanOrEqual(3000);
+    expect(logFiles(dir).length).toBe(before.length - expectDeleted);
+    expect(fs.readdirSync(dir).length).toBe(2 * (before.length - expectDeleted)); // indexes went too
+    expect(() => log.read(log.logStartOffset - 1, 100, 1)).toThrow(
+      expect.objectContaining({ code: 'OFFSET_OUT_OF_RANGE', details: { offset: log.logStartOffset - 1, start: log.logStartOffset, end: 160 } }),
+    );
+    expectSequence(readAll(log, log.logStartOffset), log.logStartOffset, bodies);
+    expect(log.applyRetention()).toBe(0);
+    log.close();
+    const again = open({ dir });
+    expect(again.logStartOffset).toBe(before[expectDeleted]);
+    expect(again.recovery.logStartOffset).toBe(before[expectDeleted]);
+  });
+
+  it('retentionBytes 0 keeps only the active segment', () => {
+    const log = open({ dir: tmpDir(), segmentBytes: 500, retentionBytes: 0 });
+    fill(log, 10, 3, 60);
+    const n = log.segmentBaseOffsets().length;
+    expect(log.applyRetention()).toBe(n - 1);
+    expect(log.segmentBaseOffsets()).toEqual([log.logStartOffset]);
+    expect(readAll(log, log.logStartOffset).length).toBe(30 - log.logStartOffset);
+  });
+
+  it('by age: deletes segments whose newest record is older than now - retentionMs', () => {
+    let t = 10_000;
+    const log = open({ dir: tmpDir(), segmentBytes: 700, retentionMs: 1000, now: () => t });
+    for (let i = 0; i < 30; i++) {
+      t += 100;
+      const b = makeBatch(log.nextOffset, 3, 40);
+      log.append(b.bytes, 0, b.bytes.length, 3);
+      log.flush();
+    }
+    // batch i has timestamp 10_100 + 100 i; now = 13_000 → keep segments with a record >= 12_000
+    const segs = log.segmentBaseOffsets();
+    const firstKeptBatch = (12_000 - 10_100) / 100; // 19
+    const keep = segs.filter((_, i) => i === segs.length - 1 || Math.floor((segs[i + 1]! - 1) / 3) >= firstKeptBatch);
+    expect(log.applyRetention(13_000)).toBe(segs.length - keep.length);
+    expect(log.segmentBaseOffsets()).toEqual(keep);
+    expect(log.offsetForTimestamp(0)).toBe(log.logStartOffset);
+    expect(log.applyRetention(1e15)).toBe(keep.length - 1); // everything old, but the active one stays
+    expect(log.segmentBaseOffsets().length).toBe(1);
+  });
+});

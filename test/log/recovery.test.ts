@@ -1,0 +1,375 @@
+import diagnostics_channel from 'node:diagnostics_channel';
+import fs from 'node:fs';
+import os from 'node:os';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { PartitionLog, type LogOptions } from '../../src/log/index.js';
+import { CLEAN_SHUTDOWN_FILE, INDEX_ENTRY_BYTES } from '../../src/log/internal.js';
+import {
+  cleanupTmpDirs,
+  filePath,
+  listDir,
+  logFiles,
+  makeBatch,
+  parseStored,
+  producerBodies,
+  readAll,
+  stampBatch,
+  tmpDir,
+  valueStart,
+  type ParsedRecord,
+  expectBytes,
+} from './helpers.js';
+
+afterEach(cleanupTmpDirs);
+const bases: string[] = [];
+afterAll(() => {
+  for (const d of bases) fs.rmSync(d, { recursive: true, force: true });
+});
+const opened: PartitionLog[] = [];
+afterEach(() => {
+  for (const l of opened.splice(0)) l.destroy();
+});
+
+const OPTS = { segmentBytes: 4000, indexIntervalBytes: 300, fsync: { mode: 'never' } } as const;
+
+function open(dir: string, extra: Partial<LogOptions> = {}): PartitionLog {
+  const log = PartitionLog.open({ dir, ...OPTS, ...extra });
+  opened.push(log);
+  return log;
+}
+
+/** A closed log of 30 batches × 5 records (~several segments). Returns dir and producer bodies. */
+function build(): { dir: string; bodies: Uint8Array[] } {
+  const dir = fs.mkdtempSync(os.tmpdir() + '/weir-log-');
+  bases.push(dir); // kept for the whole file; copies are per test
+  const log = PartitionLog.open({ dir, ...OPTS, now: () => 1_700_000_000_000 });
+  const bodies: Uint8Array[] = [];
+  for (let i = 0; i < 30; i++) {
+    const b = makeBatch(log.nextOffset, 5, 50 + (i % 7) * 10);
+    log.append(b.bytes, 0, b.bytes.length, b.count);
+    bodies.push(...producerBodies(b.bytes));
+    if (i % 2 === 1) log.flush();
+  }
+  log.close();
+  return { dir, bodies };
+}
+
+function copyOf(dir: string): string {
+  const to = tmpDir();
+  fs.cpSync(dir, to, { recursive: true });
+  return to;
+}
+
+function lastLog(dir: string): string {
+  const logs = logFiles(dir);
+  return filePath(dir, logs[logs.length - 1]!);
+}
+function indexOf(logPath: string): string {
+  return logPath.replace(/\.log$/, '.index');
+}
+function records(file: string): ParsedRecord[] {
+  return parseStored(new Uint8Array(fs.readFileSync(file)));
+}
+
+function expectPrefix(log: PartitionLog, bodies: Uint8Array[], n: number): void {
+  const recs = readAll(log, 0, 500);
+  expect(recs.length).toBe(n);
+  recs.forEach((r, i) => {
+    expect(r.offset).toBe(i);
+    expect(r.valid).toBe(true);
+    expectBytes(r.body, bodies[i]!);
+  });
+}
+
+describe('recovery: last segment tail', () => {
+  const base = build();
+
+  it('a clean directory recovers with nothing to report', () => {
+    expect(logFiles(base.dir).length).toBeGreaterThan(2);
+    const log = open(copyOf(base.dir));
+    expect(log.recovery).toEqual({
+      segments: logFiles(base.dir).length,
+      truncatedBytes: 0,
+      truncatedAtOffset: null,
+      rebuiltIndexes: [],
+      removedFiles: [],
+      cleanShutdown: true,
+      nextOffset: 150,
+      logStartOffset: 0,
+    });
+    expectPrefix(log, base.bodies, 150);
+  });
+
+  it('torn tail, byte by byte: truncates to the last whole record, reports it, appends continue', () => {
+    const recs = records(lastLog(base.dir));
+    const lastSize = recs[recs.length - 1]!.size;
+    const lastTwo = lastSize + recs[recs.length - 2]!.size;
+    for (let cut = 1; cut <= lastTwo; cut++) {
+      const dir = copyOf(base.dir);
+      const file = lastLog(dir);
+      const size = fs.statSync(file).size;
+      fs.truncateSync(file, size - cut);
+      if (cut % 2 === 0) fs.unlinkSync(filePath(dir, CLEAN_SHUTDOWN_FILE)); // both recovery paths
+      const lost = cut <= lastSize ? 1 : 2;
+      const keptEnd = recs[recs.length - lost]!.at;
+      const log = open(dir);
+      expect(log.recovery.cleanShutdown).toBe(cut % 2 === 1);
+      if (cut === lastSize || cut === lastTwo) {
+        // a cut at a record boundary leaves nothing torn to report (the index still pointed past EOF)
+        expect(log.recovery).toMatchObject({ truncatedAtOffset: null, truncatedBytes: 0, rebuiltIndexes: [expect.any(String)] });
+      } else {
+        expect(log.recovery.truncatedAtOffset).toBe(150 - lost);
+        expect(log.recovery.truncatedBytes).toBe(size - cut - keptEnd);
+      }
+      expect(log.nextOffset).toBe(150 - lost);
+      expect(fs.statSync(file).size).toBe(keptEnd);
+      if (cut === 1 || cut === 2 || cut === lastTwo) {
+        expectPrefix(log, base.bodies, 150 - lost);
+        const b = makeBatch(0, 3);
+        expect(log.append(b.bytes, 0, b.bytes.length, 3).baseOffset).toBe(150 - lost);
+        log.close();
+        const again = open(dir);
+        expect(again.recovery.truncatedBytes).toBe(0);
+        expect(again.nextOffset).toBe(153 - lost);
+        expect(readAll(again, 0).map((r) => r.offset)).toEqual(Array.from({ length: 153 - lost }, (_, i) => i));
+      }
+      log.destroy();
+    }
+  });
+
+  it('a flipped byte in the last record is caught by the CRC and truncated', () => {
+    const dir = copyOf(base.dir);
+    const file = lastLog(dir);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const recs = parseStored(bytes);
+    const last = recs[recs.length - 1]!;
+    bytes[valueStart(bytes, last.at) + 3] ^= 0x10;
+    fs.writeFileSync(file, bytes);
+    const log = open(dir);
+    expect(log.recovery.truncatedAtOffset).toBe(149);
+    expect(log.recovery.truncatedBytes).toBe(last.size);
+    expectPrefix(log, base.bodies, 149);
+  });
+
+  it('after a crash (no clean-shutdown marker) corruption anywhere in the last segment truncates there', () => {
+    const dir = copyOf(base.dir);
+    fs.unlinkSync(filePath(dir, CLEAN_SHUTDOWN_FILE));
+    const file = lastLog(dir);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const recs = parseStored(bytes);
+    const victim = recs[2]!;
+    bytes[victim.at + 20] ^= 0x01; // timestamp high byte
+    fs.writeFileSync(file, bytes);
+    const log = open(dir);
+    expect(log.recovery.cleanShutdown).toBe(false);
+    expect(log.recovery.truncatedAtOffset).toBe(victim.offset);
+    expect(log.recovery.truncatedBytes).toBe(bytes.length - victim.at);
+    expect(log.recovery.rebuiltIndexes).toEqual([indexOf(file).split('/').pop()]);
+    expect(log.nextOffset).toBe(victim.offset);
+    expectPrefix(log, base.bodies, victim.offset);
+    // the index was cut to match: reopening is clean
+    log.close();
+    expect(open(dir).recovery).toMatchObject({ truncatedBytes: 0, rebuiltIndexes: [], cleanShutdown: true });
+  });
+
+  it('after a clean shutdown the last segment is trusted up to its last index entry (only the tail is scanned)', () => {
+    const dir = copyOf(base.dir);
+    const file = lastLog(dir);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    bytes[parseStored(bytes)[2]!.at + 20] ^= 0x01;
+    fs.writeFileSync(file, bytes);
+    expect(open(dir).recovery).toMatchObject({ cleanShutdown: true, truncatedBytes: 0 });
+  });
+
+  it('a crash without damage: the whole last segment is validated and nothing is reported', () => {
+    const dir = copyOf(base.dir);
+    fs.unlinkSync(filePath(dir, CLEAN_SHUTDOWN_FILE));
+    const log = open(dir);
+    expect(log.recovery).toMatchObject({ cleanShutdown: false, truncatedBytes: 0, truncatedAtOffset: null, rebuiltIndexes: [] });
+    expectPrefix(log, base.bodies, 150);
+  });
+
+  it('a garbage length field (a huge record) is a torn tail, not an allocation', () => {
+    const dir = copyOf(base.dir);
+    const file = lastLog(dir);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const recs = parseStored(bytes);
+    bytes[recs[recs.length - 1]!.at + 3] = 0x7f;
+    fs.writeFileSync(file, bytes);
+    expect(open(dir).recovery.truncatedAtOffset).toBe(149);
+  });
+
+  it('an out-of-sequence (but valid) record at the tail is truncated', () => {
+    const dir = copyOf(base.dir);
+    const file = lastLog(dir);
+    const stray = stampBatch(makeBatch(0, 1).bytes, 7, 1_700_000_000_000);
+    fs.appendFileSync(file, stray);
+    const log = open(dir);
+    expect(log.recovery).toMatchObject({ truncatedAtOffset: 150, truncatedBytes: stray.length, nextOffset: 150 });
+    expectPrefix(log, base.bodies, 150);
+  });
+
+  it('publishes weir:wal:truncated', () => {
+    const dir = copyOf(base.dir);
+    fs.truncateSync(lastLog(dir), fs.statSync(lastLog(dir)).size - 1);
+    const seen: unknown[] = [];
+    const fn = (m: unknown) => seen.push(m);
+    diagnostics_channel.subscribe('weir:wal:truncated', fn);
+    try {
+      open(dir);
+    } finally {
+      diagnostics_channel.unsubscribe('weir:wal:truncated', fn);
+    }
+    expect(seen).toEqual([expect.objectContaining({ dir, truncatedAtOffset: 149 })]);
+  });
+
+  it('a zero-length last segment is fine', () => {
+    const dir = copyOf(base.dir);
+    const file = lastLog(dir);
+    const baseOffset = Number(file.split('/').pop()!.slice(0, 20));
+    fs.truncateSync(file, 0);
+    const log = open(dir);
+    expect(log.nextOffset).toBe(baseOffset);
+    expect(log.recovery.rebuiltIndexes.length).toBe(1); // its index pointed past EOF
+    expectPrefix(log, base.bodies, baseOffset);
+    const b = makeBatch(0, 2);
+    expect(log.append(b.bytes, 0, b.bytes.length, 2).baseOffset).toBe(baseOffset);
+    log.flush();
+    expect(readAll(log, 0).length).toBe(baseOffset + 2);
+  });
+
+  it('an empty directory starts at offset 0', () => {
+    const dir = tmpDir();
+    const log = open(dir);
+    expect(log.recovery).toMatchObject({ segments: 1, nextOffset: 0, logStartOffset: 0, truncatedBytes: 0 });
+    expect(listDir(dir)).toEqual(['00000000000000000000.index', '00000000000000000000.log']);
+    expect(log.recovery.cleanShutdown).toBe(false);
+    log.close();
+    expect(listDir(dir)).toContain(CLEAN_SHUTDOWN_FILE);
+    expect(open(dir).recovery.cleanShutdown).toBe(true);
+    expect(listDir(dir)).not.toContain(CLEAN_SHUTDOWN_FILE); // removed at open
+    expect(open(dir + '/nested/p0').nextOffset).toBe(0); // created if missing
+  });
+});
+
+describe('recovery: indexes', () => {
+  const base = build();
+
+  it('a deleted .index (last and sealed) is rebuilt identical, and reads stay correct', () => {
+    const dir = copyOf(base.dir);
+    const logs = logFiles(dir);
+    const victims = [logs[0]!, logs[logs.length - 1]!].map((n) => indexOf(filePath(dir, n)));
+    const originals = victims.map((f) => fs.readFileSync(f));
+    for (const f of victims) fs.unlinkSync(f);
+    const log = open(dir);
+    expect(log.recovery.rebuiltIndexes.sort()).toEqual(victims.map((f) => f.split('/').pop()).sort());
+    expect(log.recovery.truncatedBytes).toBe(0);
+    victims.forEach((f, i) => expect(fs.readFileSync(f)).toEqual(originals[i]));
+    expectPrefix(log, base.bodies, 150);
+    for (let o = 0; o < 150; o += 7) expect(parseStored(log.read(o, 1, 1).records)[0]!.offset).toBe(o);
+  });
+
+  it('garbage entries beyond EOF and a torn entry in the last index are repaired', () => {
+    const dir = copyOf(base.dir);
+    const idx = indexOf(lastLog(dir));
+    const original = fs.readFileSync(idx);
+    const junk = Buffer.alloc(2 * INDEX_ENTRY_BYTES + 5);
+    junk.writeUInt32LE(1000, 0); // rel offset
+    junk.writeUInt32LE(9_000_000, 4); // position far beyond EOF
+    junk.writeUInt32LE(2000, 16);
+    junk.writeUInt32LE(9_500_000, 20);
+    fs.appendFileSync(idx, junk);
+    const log = open(dir);
+    expect(log.recovery.rebuiltIndexes).toEqual([idx.split('/').pop()]);
+    expect(log.recovery.truncatedBytes).toBe(0);
+    expect(fs.readFileSync(idx)).toEqual(original);
+    expectPrefix(log, base.bodies, 150);
+  });
+
+  it('last-index entries pointing at the wrong record are dropped and regenerated', () => {
+    const dir = copyOf(base.dir);
+    const idx = indexOf(lastLog(dir));
+    const original = fs.readFileSync(idx);
+    expect(original.length / INDEX_ENTRY_BYTES).toBeGreaterThan(2);
+    const bad = Buffer.from(original);
+    const last = bad.length - INDEX_ENTRY_BYTES;
+    bad.writeUInt32LE(bad.readUInt32LE(last) + 1, last); // claims the next offset at that position
+    fs.writeFileSync(idx, bad);
+    const log = open(dir);
+    expect(log.recovery.rebuiltIndexes).toEqual([idx.split('/').pop()]);
+    expect(fs.readFileSync(idx)).toEqual(original);
+    expectPrefix(log, base.bodies, 150);
+  });
+
+  it('an index missing its last entries (crash between data and index write) is completed', () => {
+    const dir = copyOf(base.dir);
+    const idx = indexOf(lastLog(dir));
+    const original = fs.readFileSync(idx);
+    fs.truncateSync(idx, INDEX_ENTRY_BYTES);
+    const log = open(dir);
+    expect(log.recovery.rebuiltIndexes).toEqual([idx.split('/').pop()]);
+    expect(fs.readFileSync(idx)).toEqual(original);
+  });
+
+  it('an invalid sealed index (not ascending / beyond EOF / torn) is rebuilt', () => {
+    for (const damage of ['swap', 'beyond', 'torn', 'empty'] as const) {
+      const dir = copyOf(base.dir);
+      const idx = indexOf(filePath(dir, logFiles(dir)[1]!));
+      const original = fs.readFileSync(idx);
+      const bad = Buffer.from(original);
+      if (damage === 'swap') bad.copy(bad, 16, 32, 48);
+      if (damage === 'beyond') bad.writeUInt32LE(10_000_000, bad.length - 12);
+      fs.writeFileSync(idx, damage === 'torn' ? bad.subarray(0, bad.length - 3) : damage === 'empty' ? Buffer.alloc(0) : bad);
+      const log = open(dir);
+      expect(log.recovery.rebuiltIndexes).toEqual([idx.split('/').pop()]);
+      expect(fs.readFileSync(idx)).toEqual(original);
+      expectPrefix(log, base.bodies, 150);
+      log.destroy();
+    }
+  });
+
+  it('orphan .index files are removed', () => {
+    const dir = copyOf(base.dir);
+    fs.writeFileSync(filePath(dir, '00000000000000099999.index'), Buffer.alloc(16));
+    fs.writeFileSync(filePath(dir, 'unrelated.txt'), 'keep me');
+    const log = open(dir);
+    expect(log.recovery.removedFiles).toEqual(['00000000000000099999.index']);
+    expect(fs.existsSync(filePath(dir, 'unrelated.txt'))).toBe(true);
+    expectPrefix(log, base.bodies, 150);
+  });
+});
+
+describe('recovery: sealed segments are trusted, so damage there fails loudly', () => {
+  const base = build();
+
+  it('a corrupt record in a sealed segment whose index must be rebuilt → LOG_CORRUPT', () => {
+    const dir = copyOf(base.dir);
+    const file = filePath(dir, logFiles(dir)[0]!);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    bytes[parseStored(bytes)[3]!.at + 40] ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    fs.unlinkSync(indexOf(file));
+    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(expect.objectContaining({ code: 'LOG_CORRUPT', details: expect.objectContaining({ segment: 0, offset: 3 }) }));
+  });
+
+  it('a torn sealed segment → LOG_CORRUPT (its tail is validated to learn its end)', () => {
+    const dir = copyOf(base.dir);
+    const file = filePath(dir, logFiles(dir)[1]!);
+    fs.truncateSync(file, fs.statSync(file).size - 2);
+    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(expect.objectContaining({ code: 'LOG_CORRUPT' }));
+  });
+
+  it('a missing middle segment → LOG_CORRUPT (offsets not contiguous)', () => {
+    const dir = copyOf(base.dir);
+    const names = logFiles(dir);
+    const victim = filePath(dir, names[1]!);
+    fs.unlinkSync(victim);
+    fs.unlinkSync(indexOf(victim));
+    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(
+      expect.objectContaining({
+        code: 'LOG_CORRUPT',
+        details: expect.objectContaining({ segment: 0, endOffset: Number(names[1]!.slice(0, 20)), nextBase: Number(names[2]!.slice(0, 20)) }),
+      }),
+    );
+  });
+});
