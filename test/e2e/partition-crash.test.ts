@@ -31,7 +31,7 @@ async function readAll(url: string, topic: string, partition: number): Promise<M
   return out;
 }
 
-for (const how of ['terminate', 'throw'] as const) {
+for (const how of ['terminate', 'throw', 'oom'] as const) {
   it(`restarts a partition actor killed by ${how} mid-stream; every acknowledged message survives, in order`, async () => {
     tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
     client = await connect(tb.url);
@@ -52,7 +52,7 @@ for (const how of ['terminate', 'throw'] as const) {
         const actor = tb.broker.partitionActor('crash', 1);
         actor.onExit(() => restarts.push(Date.now()));
         if (how === 'terminate') void actor.worker.terminate();
-        else actor.crash('throw');
+        else actor.crash(how);
       }
     }
     expect(acked.length).toBe(TOTAL);
@@ -77,3 +77,31 @@ for (const how of ['terminate', 'throw'] as const) {
     expect(after[0]!.offset).toBeGreaterThanOrEqual(Math.max(...logs[after[0]!.partition]!.keys()) + 1);
   });
 }
+
+it('answers every request in flight on a dying partition, with PARTITION_UNAVAILABLE (retryable) or its ack', async () => {
+  tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 50, maxMs: 200 } });
+  const raw = await RawClient.connect(tb.url);
+  await raw.request({ op: 'create_topic', topic: 'inflight', partitions: 2 });
+  const { BatchBuilder } = await import('../../src/protocol/batch-builder.js');
+  const answers: Array<Promise<Record<string, unknown>>> = [];
+  for (let i = 0; i < 200; i++) {
+    const b = new BatchBuilder();
+    for (let j = 0; j < 200; j++) b.add(null, payload(i, j, 100));
+    answers.push(raw.request({ op: 'produce', topic: 'inflight', partition: 1, records: b.take() }, 30_000));
+    if (i === 100) void tb.broker.partitionActor('inflight', 1).worker.terminate();
+  }
+  const results = await Promise.all(answers);
+  const acked = results.filter((r) => r.op === 'result');
+  const failed = results.filter((r) => r.op === 'error');
+  expect(acked.length + failed.length).toBe(200);
+  expect(failed.length).toBeGreaterThan(0);
+  for (const f of failed) expect(f).toMatchObject({ code: 'PARTITION_UNAVAILABLE', retryable: true });
+  await tb.broker.waitHealthy();
+  const log = await readAll(tb.url, 'inflight', 1);
+  for (const r of acked) {
+    const [[p, base, count]] = r.parts as Array<[number, number, number]>;
+    expect(p).toBe(1);
+    for (let k = 0; k < count; k++) expect(log.has(base + k), `acked offset ${base + k}`).toBe(true);
+  }
+  raw.close();
+});
