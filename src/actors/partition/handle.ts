@@ -52,7 +52,10 @@ export interface PartitionActorConfig {
   maxQueuedBytes: number;
 }
 
-type Held = { kind: 'produce'; id: number; count: number; bytes: Uint8Array } | { kind: 'fetch'; entry: Uint8Array };
+/** An entry waiting for input-ring space, with whoever waits for its answer. */
+type Held =
+  | { kind: 'produce'; id: number; count: number; bytes: Uint8Array; waiter: ProduceWaiter }
+  | { kind: 'fetch'; id: number; entry: Uint8Array; waiter: FetchWaiter };
 
 class HoldingBuffer implements ByteSink {
   buf: Uint8Array;
@@ -81,7 +84,6 @@ export class PartitionActor implements ChildHandle {
   private readonly fetches = new Map<number, FetchWaiter>();
   private readonly held: Held[] = [];
   private heldBytes = 0;
-  private heldWaiters = new Map<number, ProduceWaiter | FetchWaiter>();
   private alive = true;
   private draining = false;
   private spaceWaiting = false;
@@ -169,10 +171,9 @@ export class PartitionActor implements ChildHandle {
     if (this.heldBytes + bytes > this.config.maxQueuedBytes) return false;
     const hold = new HoldingBuffer(bytes);
     fill(hold);
-    this.held.push({ kind: 'produce', id, count, bytes: hold.buf });
+    this.held.push({ kind: 'produce', id, count, bytes: hold.buf, waiter });
     this.heldBytes += bytes;
-    this.heldWaiters.set(id, waiter);
-    this.waitForSpace();
+    void this.waitForSpace();
     return true;
   }
 
@@ -192,9 +193,8 @@ export class PartitionActor implements ChildHandle {
     if (this.held.length === 0 && this.writer.tryWrite(e)) {
       this.fetches.set(id, waiter);
     } else {
-      this.held.push({ kind: 'fetch', entry: e });
-      this.heldWaiters.set(id, waiter);
-      this.waitForSpace();
+      this.held.push({ kind: 'fetch', id, entry: e, waiter });
+      void this.waitForSpace();
     }
     return true;
   }
@@ -262,13 +262,10 @@ export class PartitionActor implements ChildHandle {
         this.writer.append(h.bytes);
         this.writer.commit();
         this.heldBytes -= h.bytes.length;
-        this.produces.set(h.id, this.heldWaiters.get(h.id) as ProduceWaiter);
-        this.heldWaiters.delete(h.id);
+        this.produces.set(h.id, h.waiter);
       } else {
         if (!this.writer.tryWrite(h.entry)) break;
-        const id = readU32(h.entry, 4);
-        this.fetches.set(id, this.heldWaiters.get(id) as FetchWaiter);
-        this.heldWaiters.delete(id);
+        this.fetches.set(h.id, h.waiter);
       }
       this.held.shift();
       moved = true;
@@ -337,13 +334,12 @@ export class PartitionActor implements ChildHandle {
     const message = `partition ${this.topic}/${this.partition} ${why}; retry`;
     for (const w of this.produces.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
     for (const w of this.fetches.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
-    for (const w of this.heldWaiters.values()) {
-      if ('acked' in w) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
-      else w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
+    for (const h of this.held) {
+      if (h.kind === 'produce') h.waiter.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
+      else h.waiter.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
     }
     this.produces.clear();
     this.fetches.clear();
-    this.heldWaiters.clear();
     this.held.length = 0;
     this.heldBytes = 0;
     for (const r of this.describes.values()) r({ start: this.start, end: this.end });
