@@ -1,7 +1,7 @@
 /**
  * A whole broker in one process:
  *
- *   root supervisor (rest_for_one)
+ *   root supervisor (one_for_one)
  *   ├── partitions supervisor (one_for_one, backoff, intensity)  ← one worker thread per partition
  *   └── gateway (uWebSockets.js on the main thread)
  *
@@ -40,6 +40,8 @@ export interface BrokerOptions {
   restartIntensity?: number;
   restartPeriodMs?: number;
   restartBackoff?: { initialMs: number; maxMs: number };
+  /** Root supervisor: restarts of the partition supervisor allowed within `restartPeriodMs` before the broker gives up. */
+  rootRestartIntensity?: number;
   /** Enables the crash hooks tests use. */
   testHooks?: boolean;
 }
@@ -85,7 +87,13 @@ export class Broker {
       restart: 'permanent',
       shutdown: 15_000,
     };
-    this.root = new Supervisor('weir', { strategy: 'rest_for_one', intensity: 3, period: 60_000 }, [partitionsSpec, gatewaySpec]);
+    // one_for_one: a restarted partition supervisor re-registers its actors in the topic registry the
+    // gateway reads, so clients stay connected; the gateway does not depend on the old actors.
+    this.root = new Supervisor(
+      'weir',
+      { strategy: 'one_for_one', intensity: opts.rootRestartIntensity ?? 3, period: opts.restartPeriodMs ?? 60_000 },
+      [partitionsSpec, gatewaySpec],
+    );
     this.root.onExit((exit) => {
       if (!exit.normal && !this.closed) for (const l of this.fatalListeners) l(exit.reason ?? new Error('broker supervisor exited'));
     });

@@ -256,7 +256,12 @@ export class Doorbell {
     return Atomics.load(this.header, Slot.CLOSED) !== 0;
   }
 
-  /** Published-but-unreleased bytes: `(WRITE_INDEX - READ_INDEX) >>> 0`, in [0, capacity]. */
+  /**
+   * Published-but-unreleased bytes: `(WRITE_INDEX - READ_INDEX) >>> 0`, in [0, capacity].
+   * Each side calls this with its own index exact (it is the only writer of it) and the other's
+   * possibly stale; staleness only errs the safe way: the consumer sees less data, the producer less
+   * space, and the announce-then-probe order guarantees a later wake-up for whatever it missed.
+   */
   #published(): number {
     return (Atomics.load(this.header, Slot.WRITE_INDEX) - Atomics.load(this.header, Slot.READ_INDEX)) >>> 0;
   }
@@ -327,11 +332,13 @@ export class ProducerDoorbell extends Doorbell {
    * reserved, so waiting for more could only time out.
    */
   override waitForSpace(payloadLength: number, timeoutMs: number): WaitResult {
+    checkTimeout(timeoutMs);
     this.#prepare();
     return super.waitForSpace(payloadLength, timeoutMs);
   }
 
   override async waitForSpaceAsync(payloadLength: number, timeoutMs: number): Promise<WaitResult> {
+    checkTimeout(timeoutMs);
     this.#prepare();
     return super.waitForSpaceAsync(payloadLength, timeoutMs);
   }

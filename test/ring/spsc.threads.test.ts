@@ -3,6 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import {
   ConsumerDoorbell,
   ProducerDoorbell,
+  RingClosedError,
   RingReader,
   RingWriter,
   closeRing,
@@ -73,9 +74,10 @@ describe('SPSC ring across threads', () => {
     const sab = createRing(RING_BYTES);
     const produced = start<ProducerReport>('producer.mjs', { sab, seed: SEED, count, batch: 32, waitTimeoutMs: WAIT_MS });
     const consumed = await consumeOnMain(sab, SEED, 64);
+    if (consumed.error !== null) closeRing(sab); // unblock the producer so the worker ends
+    expect(consumed.error).toBeNull();
     const producer = await produced;
 
-    expect(consumed.error).toBeNull();
     expect(consumed.records).toBe(count);
     expect(consumed.timeouts).toBe(0);
     expect(producer.timeouts).toBe(0);
@@ -89,11 +91,10 @@ describe('SPSC ring across threads', () => {
     const count = 3_000_000;
     const sab = createRing(RING_BYTES);
     const seed = (SEED + 1) >>> 0;
-    const [producer, consumer] = await Promise.all([
-      start<ProducerReport>('producer.mjs', { sab, seed, count, batch: 16, waitTimeoutMs: WAIT_MS }),
-      start<ConsumerReport>('consumer.mjs', { sab, seed, releaseEvery: 32, waitTimeoutMs: WAIT_MS }),
-    ]);
-    expect(consumer.error).toBeNull();
+    const produced = start<ProducerReport>('producer.mjs', { sab, seed, count, batch: 16, waitTimeoutMs: WAIT_MS });
+    const consumer = await start<ConsumerReport>('consumer.mjs', { sab, seed, releaseEvery: 32, waitTimeoutMs: WAIT_MS });
+    expect(consumer.error).toBeNull(); // checked first: on failure it closes the ring and the producer throws
+    const producer = await produced;
     expect(consumer.records).toBe(count);
     expect(consumer.timeouts).toBe(0);
     expect(producer.timeouts).toBe(0);
@@ -110,15 +111,19 @@ describe('SPSC ring across threads', () => {
     const bell = new ProducerDoorbell(writer);
     const table = makeTable(seed);
     let spaceWaits = 0;
-    for (let seq = 0; seq < count; seq++) {
-      const record = buildRecord(table, seed, seq);
-      if (!writer.tryWrite(record)) {
-        spaceWaits++;
-        await bell.writeAsync(record, WAIT_MS); // publishes, then waits without blocking the loop
+    try {
+      for (let seq = 0; seq < count; seq++) {
+        const record = buildRecord(table, seed, seq);
+        if (!writer.tryWrite(record)) {
+          spaceWaits++;
+          await bell.writeAsync(record, WAIT_MS); // publishes, then waits without blocking the loop
+        }
+        if ((seq + 1) % 32 === 0) bell.flush();
       }
-      if ((seq + 1) % 32 === 0) bell.flush();
+      bell.flush();
+    } catch (error) {
+      if (!(error instanceof RingClosedError)) throw error; // closed: the consumer's report says why
     }
-    bell.flush();
     bell.close();
     const consumer = await consumed;
     expect(consumer.error).toBeNull();
@@ -126,6 +131,55 @@ describe('SPSC ring across threads', () => {
     expect(consumer.timeouts).toBe(0);
     expect(consumer.straddled).toBeGreaterThan(300);
     expect(spaceWaits).toBeGreaterThan(100);
+  });
+});
+
+describe('no lost wake-ups', () => {
+  it('lockstep ping-pong of ring-filling records: every wait is ended by a wake-up, not a timeout', async () => {
+    // Each record fills its 4 KiB ring, so every write waits for the previous one to be released and
+    // every read waits for a publish: ~4 sleeps per round, each ended by exactly one notify. Unlike the
+    // streaming tests, later traffic cannot mask a lost wake-up here: it costs a full timeout.
+    const rounds = 20_000;
+    const waitMs = 1_000;
+    const toWorker = createRing(4096);
+    const fromWorker = createRing(4096);
+    const echo = start<{ echoed: number; timeouts: number; spaceWaits: number; dataWaits: number }>('echo.mjs', {
+      inSab: toWorker,
+      outSab: fromWorker,
+      count: rounds,
+      waitTimeoutMs: waitMs,
+    });
+    const writer = new RingWriter(toWorker);
+    const outBell = new ProducerDoorbell(writer);
+    const reader = new RingReader(fromWorker);
+    const inBell = new ConsumerDoorbell(reader);
+    const payload = new Uint8Array(writer.maxRecordBytes());
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + 7) & 0xff;
+    const stamp = new DataView(payload.buffer);
+    let timeouts = 0;
+    let mismatches = 0;
+    for (let round = 0; round < rounds; round++) {
+      stamp.setUint32(0, round, true);
+      stamp.setUint32(payload.length - 4, ~round >>> 0, true);
+      while (!writer.tryWrite(payload)) {
+        if ((await outBell.waitForSpaceAsync(payload.length, waitMs)) === 'timed-out') timeouts++;
+      }
+      outBell.flush();
+      let echoed = reader.next();
+      while (echoed === null) {
+        if ((await inBell.waitForDataAsync(waitMs)) === 'timed-out') timeouts++;
+        echoed = reader.next();
+      }
+      if (Buffer.compare(Buffer.from(echoed), payload) !== 0) mismatches++;
+      if (timeouts > 3) break;
+    }
+    outBell.close();
+    const worker = await echo;
+    expect(mismatches).toBe(0);
+    expect(timeouts).toBe(0);
+    expect(worker.timeouts).toBe(0);
+    expect(worker.echoed).toBe(rounds);
+    expect(worker.dataWaits).toBeGreaterThan(rounds / 10); // it really slept, many times
   });
 });
 

@@ -47,8 +47,16 @@ export class TopicRegistry {
     return path.join(this.dataDir, 'topics', topic, String(partition));
   }
 
-  /** Register already-started actors (at boot). */
+  /**
+   * Register started actors: at boot, and again when the partition supervisor itself was restarted.
+   * An existing Topic is updated in place, because subscriptions and requests hold on to it.
+   */
   adopt(name: string, actors: PartitionActor[]): Topic {
+    const existing = this.topics.get(name);
+    if (existing && existing.partitions === actors.length) {
+      existing.actors.splice(0, actors.length, ...actors);
+      return existing;
+    }
     const t: Topic = { name, partitions: actors.length, actors, nextSticky: 0 };
     this.topics.set(name, t);
     return t;
