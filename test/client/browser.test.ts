@@ -1,103 +1,102 @@
 /**
- * The browser path: the SDK must load without any Node-only module and work with a WHATWG
- * WebSocket passed in through options (here an in-memory fake that answers like a broker).
+ * The SDK in a real browser: bundled for the browser (no Node built-ins), loaded by headless
+ * Chromium, talking to a real broker through the browser's own WebSocket.
  */
-import { readFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
+import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, vi } from 'vitest';
-import { decodeFrame, encodeFrame } from '../../src/protocol/cbor.js';
-import type { WebSocketLike } from '../../src/client/index.js';
+import { build } from 'esbuild';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
 
-// If the SDK imported `ws` in this test, the import would fail loudly.
-vi.mock('ws', () => {
-  throw new Error('ws must not be imported when a WebSocket option is given');
-});
-
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** Bare module specifiers statically imported by every module reachable from `entry`. */
-function staticImports(entry: string): Map<string, string[]> {
-  const bare = new Map<string, string[]>();
-  const seen = new Set<string>();
-  const visit = (file: string): void => {
-    if (seen.has(file)) return;
-    seen.add(file);
-    const src = readFileSync(file, 'utf8');
-    // `import … from 'x'`, `export … from 'x'`, `import 'x'` — not `import('x')`, which is lazy.
-    const re = /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/gm;
-    for (const m of src.matchAll(re)) {
-      const spec = m[1]!;
-      const isTypeOnly = /^\s*(?:import|export)\s+type\s/.test(m[0]);
-      if (spec.startsWith('.')) visit(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
-      else if (!isTypeOnly) bare.set(spec, [...(bare.get(spec) ?? []), path.relative(root, file)]);
-    }
-  };
-  visit(entry);
-  return bare;
+let tb: TestBroker;
+let server: http.Server;
+let pageUrl = '';
+let browser: Browser | undefined;
+
+beforeAll(async () => {
+  if (!CHROMIUM) return;
+  tb = await startTestBroker();
+  const bundle = await build({
+    entryPoints: [path.join(root, 'src/client/index.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    write: false,
+    logLevel: 'silent',
+  });
+  const js = bundle.outputFiles[0]!.text;
+  // The browser side runs as the page's own module script (kept out of vitest's transform).
+  const html = `<!doctype html><meta charset="utf-8"><title>weir</title><body>
+<script type="module">
+import { connect } from '/weir.js';
+const brokerUrl = new URL(location.href).searchParams.get('broker');
+try {
+  const client = await connect(brokerUrl);
+  await client.createTopic('browser.events', { partitions: 2 });
+  const acks = await client.produce('browser.events', [
+    { key: 'user-1', value: 'hello from the browser', headers: { source: 'chromium' } },
+    { key: 'user-2', value: new Uint8Array([0, 1, 2, 250, 255]) },
+    { key: 'user-1', value: 'second' },
+  ]);
+  const got = [];
+  const sub = await client.subscribe('browser.events', { group: 'browser-group', from: 'earliest' }, async (m) => {
+    got.push({ key: m.key, value: [...m.value], headers: m.headers, offset: m.offset, partition: m.partition });
+  });
+  const deadline = Date.now() + 10000;
+  while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await sub.close();
+  await client.close();
+  window.weirResult = { acks, got, nativeWebSocket: typeof WebSocket === 'function' };
+} catch (err) {
+  window.weirResult = { error: String(err && err.stack || err) };
 }
-
-describe('browser safety', () => {
-  it('no module reachable from src/client/index.ts statically imports Node built-ins or ws', () => {
-    const imports = staticImports(path.join(root, 'src/client/index.ts'));
-    const node = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
-    const offenders = [...imports].filter(([spec]) => node.has(spec) || spec.startsWith('node:') || spec === 'ws');
-    expect(offenders).toEqual([]);
-    // The only third-party runtime dependency is the CBOR codec (which has a browser build).
-    expect([...imports.keys()]).toEqual(['cbor-x']);
+</script></body>`;
+  server = http.createServer((req, res) => {
+    if (req.url === '/weir.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
+    else res.writeHead(200, { 'content-type': 'text/html' }).end(html);
   });
-
-  it('connects and produces through a WebSocket class passed in options (arraybuffer frames)', async () => {
-    const sockets: FakeBrowserSocket[] = [];
-    class FakeBrowserSocket implements WebSocketLike {
-      static readonly OPEN = 1;
-      binaryType = 'blob';
-      readyState = 0;
-      onopen: ((e: unknown) => void) | null = null;
-      onmessage: ((e: { data: unknown }) => void) | null = null;
-      onclose: ((e: { code?: number; reason?: string }) => void) | null = null;
-      onerror: ((e: unknown) => void) | null = null;
-      readonly sent: Array<Record<string, unknown>> = [];
-      constructor(readonly url: string) {
-        sockets.push(this);
-        setTimeout(() => {
-          this.readyState = 1;
-          this.onopen?.({});
-        }, 0);
-      }
-      send(data: Uint8Array): void {
-        const f = decodeFrame(data) as Record<string, unknown>;
-        this.sent.push(f);
-        const reply =
-          f.op === 'hello'
-            ? { version: 1, broker: 'fake-browser', maxFrameBytes: 1 << 20, maxMessageBytes: 1 << 16, maxInFlightBytes: 1 << 20, fsync: 'always' }
-            : f.op === 'produce'
-              ? { parts: [[0, 41, 2]] }
-              : {};
-        const bytes = encodeFrame({ op: 'result', id: f.id, ...reply });
-        // Browsers hand out a fresh ArrayBuffer when binaryType is 'arraybuffer'.
-        const ab = new Uint8Array(bytes).buffer;
-        setTimeout(() => this.onmessage?.({ data: this.binaryType === 'arraybuffer' ? ab : new Blob([ab]) }), 0);
-      }
-      close(): void {
-        this.readyState = 3;
-        setTimeout(() => this.onclose?.({ code: 1000, reason: '' }), 0);
-      }
-    }
-
-    const { connect } = await import('../../src/client/index.js');
-    const client = await connect({ url: 'ws://browser.test:7070', WebSocket: FakeBrowserSocket, token: 's3cret' });
-    expect(sockets).toHaveLength(1);
-    expect(sockets[0]!.binaryType).toBe('arraybuffer');
-    expect(sockets[0]!.sent[0]).toMatchObject({ op: 'hello', version: 1, token: 's3cret' });
-    expect(client.broker.broker).toBe('fake-browser');
-    const acks = await client.produce('t', [{ value: 'a' }, { value: new Uint8Array([1, 2]) }]);
-    expect(acks).toEqual([
-      { partition: 0, offset: 41 },
-      { partition: 0, offset: 42 },
-    ]);
-    await client.close();
-    expect(sockets[0]!.readyState).toBe(3);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  pageUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  server?.close();
+  await tb?.stop();
+});
+
+it.skipIf(!CHROMIUM)('produces and consumes from headless Chromium over its native WebSocket', async () => {
+  const page = await browser!.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${pageUrl}?broker=${encodeURIComponent(tb.url)}`);
+  await page.waitForFunction(() => (window as unknown as { weirResult?: unknown }).weirResult !== undefined, undefined, { timeout: 20_000 });
+  type Got = { key: string | null; value: number[]; headers: Record<string, string>; offset: number; partition: number };
+  const result = (await page.evaluate(() => (window as unknown as { weirResult: unknown }).weirResult)) as {
+    error?: string; acks: Array<{ partition: number; offset: number }>; got: Got[]; nativeWebSocket: boolean;
+  };
+  expect(result.error).toBeUndefined();
+  expect(errors).toEqual([]);
+  expect(result.nativeWebSocket).toBe(true);
+  expect(result.acks).toHaveLength(3);
+  expect(result.got).toHaveLength(3);
+  const text = (v: number[]) => new TextDecoder().decode(new Uint8Array(v));
+  const user1 = result.got.filter((m) => m.key === 'user-1');
+  expect(user1.map((m) => text(m.value))).toEqual(['hello from the browser', 'second']);
+  expect(user1[0]!.headers).toEqual({ source: 'chromium' });
+  expect(result.got.find((m) => m.key === 'user-2')!.value).toEqual([0, 1, 2, 250, 255]);
+  for (const [i, a] of result.acks.entries()) {
+    const m = result.got.find((g) => g.partition === a.partition && g.offset === a.offset);
+    expect(m, `ack ${i}`).toBeDefined();
+  }
 });
