@@ -10,6 +10,7 @@ import { createRing, Doorbell, RingReader, RingWriter } from '../../ring/index.j
 import { startWorkerChild, type WorkerChild } from '../../supervisor/index.js';
 import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
 import { workerEntry } from '../../common/worker-entry.js';
+import { channels } from '../../common/diagnostics.js';
 import {
   FETCH_BYTES,
   FailKind,
@@ -137,7 +138,12 @@ export class PartitionActor implements ChildHandle {
       readyTimeoutMs: config.readyTimeoutMs,
       resourceLimits: { maxOldGenerationSizeMb: 256 },
     });
-    return new PartitionActor(config, child, input, output, child.ready);
+    const ready = child.ready;
+    // diagnostics_channel is per thread: the worker's own publication is not seen here, so relay it.
+    if (ready.truncatedBytes > 0 && channels.walTruncated.hasSubscribers) {
+      channels.walTruncated.publish({ topic: config.topic, partition: config.partition, dir: config.dir, truncatedBytes: ready.truncatedBytes, truncatedAtOffset: ready.truncatedAtOffset });
+    }
+    return new PartitionActor(config, child, input, output, ready);
   }
 
   get available(): boolean {
