@@ -16,6 +16,7 @@ import {
   recordTimestamp,
   stampRecord,
 } from '../../src/protocol/record.js';
+import { mulberry32 } from '../support/seeded-prng.js';
 
 const made: string[] = [];
 
@@ -123,16 +124,9 @@ export function valueStart(stored: Uint8Array, at: number): number {
   return at + RECORD_HEADER_BYTES + Math.max(keyLength, 0);
 }
 
-/** mulberry32: a small seeded PRNG for randomized tests. */
+/** Uniform floats in [0, 1) from the shared seeded PRNG (test/support/seeded-prng.ts). */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed).float;
 }
 
 /** Read every durable record from `from` using `read`, following nextOffset. */

@@ -58,3 +58,9 @@ export function write(stream: NodeJS.WritableStream, text: string): Promise<void
   if (stream.write(text)) return;
   return new Promise((resolve) => stream.once('drain', () => resolve()));
 }
+
+/** The one TOPIC positional of produce/consume, or a usage error that says what is wrong. */
+export function singleTopic(positionals: string[]): string {
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing TOPIC' : `unexpected arguments: ${positionals.slice(1).join(' ')}`);
+  return positionals[0]!;
+}

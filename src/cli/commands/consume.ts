@@ -7,7 +7,7 @@
  * `@TIMESTAMP` is ms since the epoch or an ISO date (`@2024-05-01T00:00:00Z`).
  */
 import { connect, DEFAULT_URL, type StartPosition, type WeirClientError } from '../../client/index.js';
-import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo } from './common.js';
+import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
 
 const USAGE = 'usage: weir consume TOPIC [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]\n';
 
@@ -41,8 +41,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       await write(io.stdout, USAGE);
       return EXIT_OK;
     }
-    if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing TOPIC' : `unexpected arguments: ${positionals.slice(1).join(' ')}`);
-    const topic = positionals[0]!;
+    const topic = singleTopic(positionals);
     const from = parseFrom(values.from);
     const count = nonNegativeInt(values.count, 'count');
     if (count === 0) return EXIT_OK;

@@ -8,7 +8,7 @@
  */
 import { createInterface } from 'node:readline';
 import { connect, DEFAULT_URL, type Ack } from '../../client/index.js';
-import { EXIT_FAILURE, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
 
 const USAGE = 'usage: weir produce TOPIC [--url ws://127.0.0.1:7070] [--key K | --key-sep SEP] [--header k=v ...] [--partition P]   (one message per stdin line)\n';
 /** produce() calls awaiting their acks at most; reading stdin pauses beyond it. */
@@ -28,8 +28,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       await write(io.stdout, USAGE);
       return EXIT_OK;
     }
-    if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing TOPIC' : `unexpected arguments: ${positionals.slice(1).join(' ')}`);
-    const topic = positionals[0]!;
+    const topic = singleTopic(positionals);
     const keySep = values['key-sep'];
     if (keySep === '') throw new UsageError('--key-sep must not be empty');
     const headers: Record<string, string> = {};
