@@ -399,8 +399,12 @@ export class PartitionLog {
    * however large) and at most `maxRecords` (at least 1), from a single segment, never past
    * durableOffset. `offset === durableOffset` gives an empty result; below logStartOffset or above
    * durableOffset throws OFFSET_OUT_OF_RANGE with details {offset, start, end}.
+   *
+   * With `into`, records are read into it when they fit (the result is then a view of `into`, valid
+   * until the caller reuses it): a caller that copies the records on at once (the partition actor,
+   * into its output ring) allocates nothing per read.
    */
-  read(offset: number, maxBytes: number, maxRecords: number): ReadResult {
+  read(offset: number, maxBytes: number, maxRecords: number, into?: Uint8Array): ReadResult {
     this.assertOpen();
     if (!Number.isSafeInteger(offset) || offset < this.logStartOffset || offset > this.durable) {
       throw new OffsetOutOfRangeError(offset, this.logStartOffset, this.durable);
@@ -411,7 +415,7 @@ export class PartitionLog {
     const pos = this.locate(seg, offset);
     const avail = seg.size - pos;
     const want = Math.min(avail, Math.max(maxBytes, RECORD_HEADER_BYTES));
-    let out = Buffer.allocUnsafeSlow(want);
+    let out: Uint8Array = into !== undefined && into.length >= want ? into : Buffer.allocUnsafeSlow(want);
     let n = seg.readAt(out, 0, want, pos);
     const first = n >= RECORD_HEADER_BYTES ? 4 + readU32(out, 0) : 0;
     if (first < RECORD_HEADER_BYTES || first > avail || recordOffset(out, 0) !== offset) {

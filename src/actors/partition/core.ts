@@ -65,12 +65,16 @@ export class PartitionCore {
   private pendingCount = 0;
   private parked: Fetch[] = [];
   private nextRetentionCheck = 0;
+  /** Fetches read into this and are copied straight on into the output ring: no allocation per fetch. */
+  private readonly readBuffer: Uint8Array;
 
   constructor(
     private readonly log: PartitionLog,
     private readonly ports: PartitionPorts,
     private readonly opts: PartitionCoreOptions,
-  ) {}
+  ) {
+    this.readBuffer = new Uint8Array(opts.maxFetchBytes);
+  }
 
   /** The earliest time at which `step` has timed work to do (parked fetch deadlines). */
   nextDeadline(now: number): number {
@@ -219,7 +223,7 @@ export class PartitionCore {
     // maxRecords 0 only resolves a position (earliest/latest/timestamp) into an offset.
     const r = empty || f.offset >= end || f.maxRecords === 0
       ? { records: EMPTY, count: 0, nextOffset: f.offset }
-      : this.log.read(f.offset, f.maxBytes, f.maxRecords);
+      : this.log.read(f.offset, f.maxBytes, f.maxRecords, this.readBuffer);
     const w = this.beginOut(DATA_HEADER_BYTES + r.records.length);
     w.appendU32(Out.DATA);
     w.appendU32(f.id);
