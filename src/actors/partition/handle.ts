@@ -51,6 +51,9 @@ export interface PartitionActorConfig {
   readyTimeoutMs: number;
   /** Bytes held for this partition while its input ring is full, before producers are refused. */
   maxQueuedBytes: number;
+  /** V8 heap limits of the actor's thread (old and young generation), in MB. */
+  heapMb?: number;
+  youngGenerationMb?: number;
 }
 
 /** An entry waiting for input-ring space, with whoever waits for its answer. */
@@ -136,7 +139,9 @@ export class PartitionActor implements ChildHandle {
       workerData,
       name: `partition ${config.topic}/${config.partition}`,
       readyTimeoutMs: config.readyTimeoutMs,
-      resourceLimits: { maxOldGenerationSizeMb: 256 },
+      // One isolate per partition: a small young generation keeps RSS per worker low (the actor
+      // allocates little per message: entries are bytes in the rings, not objects).
+      resourceLimits: { maxOldGenerationSizeMb: config.heapMb ?? 256, maxYoungGenerationSizeMb: config.youngGenerationMb ?? 4 },
     });
     const ready = child.ready;
     // diagnostics_channel is per thread: the worker's own publication is not seen here, so relay it.
