@@ -9,9 +9,10 @@
  * requests finish, then every partition drains its ring, flushes, fsyncs and closes its files.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
-import { PartitionActor, type PartitionActorConfig } from './actors/partition/handle.js';
+import { PartitionThread, type PartitionActor, type PartitionActorConfig } from './actors/partition/handle.js';
 import { TopicRegistry, type PartitionHost } from './actors/topics/registry.js';
 import { GroupCoordinator } from './actors/group/coordinator.js';
 import { OffsetStore } from './actors/group/offset-store.js';
@@ -19,9 +20,9 @@ import { Gateway } from './gateway/server.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
-import type { PartitionWorkerData } from './partition-worker/protocol.js';
+import type { PartitionSlotData } from './partition-worker/protocol.js';
 
-export type FsyncPolicy = PartitionWorkerData['log']['fsync'];
+export type FsyncPolicy = PartitionSlotData['log']['fsync'];
 
 export interface BrokerOptions {
   dataDir?: string;
@@ -42,6 +43,14 @@ export interface BrokerOptions {
   restartBackoff?: { initialMs: number; maxMs: number };
   /** Root supervisor: restarts of the partition supervisor allowed within `restartPeriodMs` before the broker gives up. */
   rootRestartIntensity?: number;
+  /**
+   * Partition actors per worker thread. A topic's partitions are grouped in order (0..k-1 share a
+   * thread, k..2k-1 the next, …). `auto` (the default) spreads a topic over as many threads as the
+   * machine has cores: measured on 2 cores it beat a thread per partition at 8 partitions (+12%
+   * msg/s, −25% CPU per message) and at 64 (+63%); see bench/results/. 1 gives each partition its
+   * own thread, so a crash takes down one partition only.
+   */
+  actorsPerThread?: number | 'auto';
   /** Enables the crash hooks tests use. */
   testHooks?: boolean;
 }
@@ -63,7 +72,7 @@ export class Broker {
   readonly topics: TopicRegistry;
   readonly groups = new GroupCoordinator();
   readonly offsets: OffsetStore;
-  private partitions: Supervisor<PartitionActor> | null = null;
+  private partitions: Supervisor<PartitionThread> | null = null;
   private gateway: Gateway | null = null;
   private readonly root: Supervisor;
   private readonly fsync: FsyncPolicy;
@@ -151,7 +160,7 @@ export class Broker {
 
   private actorConfig(topic: string, partition: number): PartitionActorConfig {
     const o = this.opts;
-    const log: PartitionWorkerData['log'] = {
+    const log: PartitionSlotData['log'] = {
       segmentBytes: o.segmentBytes ?? 64 * 1024 * 1024,
       indexIntervalBytes: 4096,
       fsync: this.fsync,
@@ -164,26 +173,33 @@ export class Broker {
       dir: this.topics.partitionDir(topic, partition),
       ringBytes: o.ringBytes ?? 4 * 1024 * 1024,
       log,
-      testHooks: o.testHooks ?? false,
-      readyTimeoutMs: 120_000,
       maxQueuedBytes: 64 * 1024 * 1024,
     };
   }
 
-  private partitionSpec(topic: string, partition: number): ChildSpec<PartitionActor> {
-    return {
-      id: `${topic}/${partition}`,
-      start: () => PartitionActor.start(this.actorConfig(topic, partition)),
-      restart: 'permanent',
-      shutdown: 30_000,
-    };
+  /** One child per thread: `topic/first` or `topic/first-last` for the partitions it hosts. */
+  private threadSpecs(topic: string, partitions: number): ChildSpec<PartitionThread>[] {
+    const setting = this.opts.actorsPerThread ?? 'auto';
+    const per = setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
+    const specs: ChildSpec<PartitionThread>[] = [];
+    for (let first = 0; first < partitions; first += per) {
+      const last = Math.min(partitions, first + per) - 1;
+      const configs = Array.from({ length: last - first + 1 }, (_, i) => this.actorConfig(topic, first + i));
+      specs.push({
+        id: first === last ? `${topic}/${first}` : `${topic}/${first}-${last}`,
+        start: () => PartitionThread.start(configs, { testHooks: this.opts.testHooks ?? false, readyTimeoutMs: 120_000 }),
+        restart: 'permanent',
+        shutdown: 30_000,
+      });
+    }
+    return specs;
   }
 
   private async startPartitionSupervisor(): Promise<ChildHandle> {
     const o = this.opts;
     const stored = this.topics.stored();
-    const specs = stored.flatMap((t) => Array.from({ length: t.partitions }, (_, p) => this.partitionSpec(t.topic, p)));
-    const sup = new Supervisor<PartitionActor>(
+    const specs = stored.flatMap((t) => this.threadSpecs(t.topic, t.partitions));
+    const sup = new Supervisor<PartitionThread>(
       'partitions',
       {
         strategy: 'one_for_one',
@@ -193,17 +209,16 @@ export class Broker {
       },
       specs,
     );
-    sup.on('restart', (id, handle) => {
-      const slash = id.lastIndexOf('/');
-      const topic = id.slice(0, slash);
-      const partition = Number(id.slice(slash + 1));
-      this.topics.replace(topic, partition, handle);
-      if (channels.partitionRestart.hasSubscribers) channels.partitionRestart.publish({ topic, partition });
+    sup.on('restart', (_id, thread) => {
+      for (const actor of thread.actors) {
+        this.topics.replace(actor.topic, actor.partition, actor);
+        if (channels.partitionRestart.hasSubscribers) channels.partitionRestart.publish({ topic: actor.topic, partition: actor.partition });
+      }
     });
     await sup.start();
     this.partitions = sup;
     for (const t of stored) {
-      const actors = Array.from({ length: t.partitions }, (_, p) => sup.getChild(`${t.topic}/${p}`)!);
+      const actors = this.threadSpecs(t.topic, t.partitions).flatMap((spec) => sup.getChild(spec.id)!.actors);
       this.topics.adopt(t.topic, actors);
     }
     return sup;
@@ -214,7 +229,7 @@ export class Broker {
       const sup = this.partitions;
       if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
       const actors: PartitionActor[] = [];
-      for (let p = 0; p < count; p++) actors.push(await sup.startChild(this.partitionSpec(topic, p)));
+      for (const spec of this.threadSpecs(topic, count)) actors.push(...(await sup.startChild(spec)).actors);
       return actors;
     },
   };

@@ -8,6 +8,7 @@ import { Broker } from '../broker.js';
 const USAGE = `usage:
   weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
              [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
+             [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]
@@ -58,6 +59,7 @@ async function start(argv: string[]): Promise<number> {
       'retention-ms': { type: 'string' },
       'max-frame-bytes': { type: 'string' },
       'max-message-bytes': { type: 'string' },
+      'actors-per-thread': { type: 'string', default: 'auto' },
       'test-hooks': { type: 'boolean', default: false },
     },
     strict: true,
@@ -77,6 +79,7 @@ async function start(argv: string[]): Promise<number> {
     ...(values['retention-bytes'] ? { retentionBytes: int(values['retention-bytes'], 'retention-bytes')! } : {}),
     ...(values['retention-ms'] ? { retentionMs: int(values['retention-ms'], 'retention-ms')! } : {}),
     gateway,
+    actorsPerThread: values['actors-per-thread'] === 'auto' ? 'auto' : int(values['actors-per-thread'], 'actors-per-thread')!,
     testHooks: values['test-hooks']!,
   });
   process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync})\n`);

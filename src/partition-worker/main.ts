@@ -1,54 +1,69 @@
 /**
- * Thread entry of one partition actor: open (and recover) the log, say `ready`, then run the
- * actor's loop until told to shut down. The loop blocks in Atomics.wait while idle (this thread has
- * nothing else to do), but never for long: every slice it yields to the event loop so control
- * messages (shutdown, describe) are seen.
+ * Thread entry of partition actors: open (and recover) each hosted partition's log, say `ready`,
+ * then run the actors until told to shut down. While traffic is recent the thread waits
+ * synchronously on its bell (the cheapest wake-up); once quiet it sleeps on the event loop
+ * (Atomics.waitAsync), where an idle thread costs nothing and control messages are seen at once.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionLog } from '../log/index.js';
-import { RingReader, RingWriter, Doorbell } from '../ring/index.js';
+import { Doorbell, RingReader, RingWriter, ThreadBell } from '../ring/index.js';
 import { PartitionCore } from '../actors/partition/core.js';
-import type { ControlReply, ControlRequest, PartitionWorkerData } from './protocol.js';
+import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
 
 /** While busy, hand the event loop a turn this often (control messages: shutdown, describe). */
 const SLICE_MS = 20;
-/**
- * After the last work, wait synchronously (a futex wake costs tens of microseconds less than waking
- * an event loop) for up to this long, in one wait ended by the doorbell; then sleep on the event loop
- * (Atomics.waitAsync), where an idle partition costs nothing and control messages are seen at once.
- */
+/** After the last work, wait synchronously, in one wait ended by the bell, for up to this long. */
 const HOT_MS = 10;
 const IDLE_WAIT_MS = 1_000;
 
 const data = workerData as PartitionWorkerData;
 const port = parentPort!;
 const send = (m: ControlReply): void => port.postMessage(m);
+const bell = new ThreadBell(data.bell);
 
-const log = PartitionLog.open({
-  dir: data.dir,
-  segmentBytes: data.log.segmentBytes,
-  indexIntervalBytes: data.log.indexIntervalBytes,
-  fsync: data.log.fsync,
-  ...(data.log.retentionBytes !== undefined ? { retentionBytes: data.log.retentionBytes } : {}),
-  ...(data.log.retentionMs !== undefined ? { retentionMs: data.log.retentionMs } : {}),
-});
+interface Hosted {
+  log: PartitionLog;
+  input: RingReader;
+  core: PartitionCore;
+}
 
-const input = new RingReader(data.input);
-const output = new RingWriter(data.output);
-const inBell = new Doorbell(data.input);
-const outBell = new Doorbell(data.output);
+function host(slot: PartitionSlotData): Hosted {
+  const log = PartitionLog.open({
+    dir: slot.dir,
+    segmentBytes: slot.log.segmentBytes,
+    indexIntervalBytes: slot.log.indexIntervalBytes,
+    fsync: slot.log.fsync,
+    ...(slot.log.retentionBytes !== undefined ? { retentionBytes: slot.log.retentionBytes } : {}),
+    ...(slot.log.retentionMs !== undefined ? { retentionMs: slot.log.retentionMs } : {}),
+  });
+  const input = new RingReader(slot.input);
+  const output = new RingWriter(slot.output);
+  const inBell = new Doorbell(slot.input);
+  const outBell = new Doorbell(slot.output);
+  const core = new PartitionCore(
+    log,
+    {
+      input,
+      output,
+      inputReleased: () => inBell.notifySpace(),
+      outputPublished: () => outBell.ring(),
+      waitForOutputSpace: (bytes, timeoutMs) => outBell.waitForSpace(bytes, timeoutMs) === 'ok',
+    },
+    { maxGroupBytes: 4 << 20, maxFetchBytes: Math.floor(output.capacity / 4), retentionCheckMs: 5_000 },
+  );
+  return { log, input, core };
+}
 
-const core = new PartitionCore(
-  log,
-  {
-    input,
-    output,
-    inputReleased: () => inBell.notifySpace(),
-    outputPublished: () => outBell.ring(),
-    waitForOutputSpace: (bytes, timeoutMs) => outBell.waitForSpace(bytes, timeoutMs) === 'ok',
-  },
-  { maxGroupBytes: 4 << 20, maxFetchBytes: Math.floor(output.capacity / 4), retentionCheckMs: 5_000 },
-);
+const hosted = data.slots.map(host);
+const hasInput = (): boolean => {
+  for (const h of hosted) if (h.input.available() > 0) return true;
+  return false;
+};
+const nextDeadline = (now: number): number => {
+  let d = now + IDLE_WAIT_MS;
+  for (const h of hosted) d = Math.min(d, h.core.nextDeadline(now));
+  return d;
+};
 
 let stopping = false;
 
@@ -56,11 +71,13 @@ port.on('message', (m: ControlRequest) => {
   switch (m.type) {
     case 'shutdown':
       stopping = true;
-      inBell.ring(); // wake the loop if it sleeps in waitForDataAsync
+      bell.ring(); // wake the loop if it sleeps
       break;
-    case 'describe':
-      send({ type: 'described', id: m.id, start: log.logStartOffset, end: log.durableOffset });
+    case 'describe': {
+      const log = hosted[m.slot]!.log;
+      send({ type: 'described', id: m.id, slot: m.slot, start: log.logStartOffset, end: log.durableOffset });
       break;
+    }
     case 'crash':
       if (!data.testHooks) break;
       if (m.how === 'throw') setImmediate(() => { throw new Error('injected crash (test hook)'); });
@@ -72,15 +89,21 @@ port.on('message', (m: ControlRequest) => {
   }
 });
 
+function stepAll(now: number): boolean {
+  let worked = false;
+  for (const h of hosted) if (h.core.step(now)) worked = true;
+  return worked;
+}
+
 async function run(): Promise<void> {
   let lastWork = Date.now();
   let sliceEnd = lastWork + SLICE_MS;
   while (!stopping) {
     const now = Date.now();
-    if (core.step(now)) lastWork = now;
-    else if (now - lastWork < HOT_MS) inBell.waitForData(Math.max(0, Math.min(lastWork + HOT_MS - now, core.nextDeadline(now) - now)));
+    if (stepAll(now)) lastWork = now;
+    else if (now - lastWork < HOT_MS) bell.waitSync(hasInput, Math.max(0, Math.min(lastWork + HOT_MS, nextDeadline(now)) - now));
     else {
-      await inBell.waitForDataAsync(Math.max(0, Math.min(IDLE_WAIT_MS, core.nextDeadline(now) - now)));
+      await bell.waitAsync(hasInput, Math.max(0, nextDeadline(now) - now));
       sliceEnd = Date.now() + SLICE_MS;
       continue;
     }
@@ -90,12 +113,19 @@ async function run(): Promise<void> {
     }
   }
   // Graceful stop: the gateway stopped producing before asking; drain what is left, flush, fsync, close.
-  while (core.step(Date.now()));
-  core.close();
+  while (stepAll(Date.now()));
+  for (const h of hosted) h.core.close();
   send({ type: 'stopped' });
   port.close();
 }
 
-const r = log.recovery;
-send({ type: 'ready', start: log.logStartOffset, end: log.durableOffset, truncatedBytes: r.truncatedBytes, truncatedAtOffset: r.truncatedAtOffset });
+send({
+  type: 'ready',
+  slots: hosted.map(({ log }) => ({
+    start: log.logStartOffset,
+    end: log.durableOffset,
+    truncatedBytes: log.recovery.truncatedBytes,
+    truncatedAtOffset: log.recovery.truncatedAtOffset,
+  })),
+});
 void run();

@@ -37,8 +37,8 @@ export function errorCodeAt(i: number): ErrorCode {
   return RING_ERROR_CODES[i] ?? RING_ERROR_CODES[0]!;
 }
 
-/** Everything a partition worker needs, passed as workerData. */
-export interface PartitionWorkerData {
+/** One partition actor hosted by a worker thread: its log and its two rings. */
+export interface PartitionSlotData {
   topic: string;
   partition: number;
   dir: string;
@@ -51,17 +51,35 @@ export interface PartitionWorkerData {
     retentionBytes?: number;
     retentionMs?: number;
   };
+}
+
+/**
+ * Everything a partition worker thread needs, passed as workerData. A thread hosts one actor by
+ * default; with `actorsPerThread` > 1 it hosts several (an actor is not a thread) and its
+ * producers ring the thread's bell rather than each input ring's own doorbell.
+ */
+export interface PartitionWorkerData {
+  slots: PartitionSlotData[];
+  /** ThreadBell the gateway rings after publishing to any of this thread's input rings. */
+  bell: SharedArrayBuffer;
   /** Lets tests crash the actor from inside (a real uncaught exception). Off in production. */
   testHooks: boolean;
+}
+
+export interface SlotReady {
+  start: number;
+  end: number;
+  truncatedBytes: number;
+  truncatedAtOffset: number | null;
 }
 
 /** Control messages (postMessage), parent → worker. */
 export type ControlRequest =
   | { type: 'shutdown' }
-  | { type: 'describe'; id: number }
+  | { type: 'describe'; id: number; slot: number }
   | { type: 'crash'; how: 'throw' | 'oom' };
 /** Control messages, worker → parent. */
 export type ControlReply =
-  | { type: 'ready'; start: number; end: number; truncatedBytes: number; truncatedAtOffset: number | null }
-  | { type: 'described'; id: number; start: number; end: number }
+  | { type: 'ready'; slots: SlotReady[] }
+  | { type: 'described'; id: number; slot: number; start: number; end: number }
   | { type: 'stopped' };

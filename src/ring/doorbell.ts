@@ -85,15 +85,16 @@ export function closeRing(sab: SharedArrayBuffer): void {
 }
 
 /** Probe run after announcing: the result to report now, or null to keep waiting. */
-type Probe = () => WaitResult | null;
+export type Probe = () => WaitResult | null;
 
-/** The sleep loop on one flag word (CONSUMER_WAITING or PRODUCER_WAITING). */
-class Sleeper {
+/** The sleep loop on one flag word (CONSUMER_WAITING, PRODUCER_WAITING, or a thread bell's flag). */
+export class Sleeper {
   readonly #header: Int32Array;
-  readonly #flag: Slot;
+  /** Index of the flag word in `header`. */
+  readonly #flag: number;
   #sleeping = false;
 
-  constructor(header: Int32Array, flag: Slot) {
+  constructor(header: Int32Array, flag: number) {
     this.#header = header;
     this.#flag = flag;
   }

@@ -19,3 +19,4 @@ export {
   RingLayoutError,
   RingCorruptError,
 } from './errors.js';
+export { ThreadBell, createThreadBell } from './thread-bell.js';

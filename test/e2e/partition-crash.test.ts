@@ -105,3 +105,27 @@ it('answers every request in flight on a dying partition, with PARTITION_UNAVAIL
   }
   raw.close();
 });
+
+it('restarts every actor of a shared thread when it dies; each hosted partition keeps what it acknowledged', async () => {
+  tb = await startTestBroker({ fsync: 'never', actorsPerThread: 4, restartBackoff: { initialMs: 20, maxMs: 200 } });
+  client = await connect(tb.url);
+  await client.createTopic('shared', { partitions: 8 });
+  const hosted = [0, 1, 2, 3].map((p) => tb!.broker.partitionActor('shared', p));
+  expect(new Set(hosted.map((a) => a.worker)).size).toBe(1); // one thread hosts partitions 0-3
+  expect(tb.broker.partitionActor('shared', 4).worker).not.toBe(hosted[0]!.worker);
+  const acked: Array<{ seq: number; partition: number; offset: number }> = [];
+  for (let start = 0; start < 8000; start += 400) {
+    const msgs = Array.from({ length: 400 }, (_, i) => ({ key: `k${(start + i) % 97}`, value: payload(9, start + i, 50) }));
+    const acks = await client.produce('shared', msgs);
+    acks.forEach((a, i) => acked.push({ seq: start + i, ...a }));
+    if (start === 4000) void hosted[2]!.worker.terminate();
+  }
+  await tb.broker.waitHealthy();
+  for (const p of [0, 1, 2, 3]) expect(tb.broker.partitionActor('shared', p)).not.toBe(hosted[p]); // all replaced
+  const logs = await Promise.all(Array.from({ length: 8 }, (_, p) => readAll(tb!.url, 'shared', p)));
+  for (const a of acked) {
+    const stored = logs[a.partition]!.get(a.offset);
+    expect(stored, `acked ${a.partition}/${a.offset}`).toBeDefined();
+    expect(sameBytes(stored!.value, payload(9, a.seq, 50))).toBe(true);
+  }
+});

@@ -6,7 +6,7 @@
  */
 import { readU32 } from '../../protocol/record.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { createRing, Doorbell, RingReader, RingWriter } from '../../ring/index.js';
+import { createRing, createThreadBell, Doorbell, RingReader, RingWriter, ThreadBell } from '../../ring/index.js';
 import { startWorkerChild, type WorkerChild } from '../../supervisor/index.js';
 import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
 import { workerEntry } from '../../common/worker-entry.js';
@@ -20,7 +20,9 @@ import {
   errorCodeAt,
   type ControlReply,
   type FetchMode,
+  type PartitionSlotData,
   type PartitionWorkerData,
+  type SlotReady,
 } from '../../partition-worker/protocol.js';
 
 const TWO_32 = 0x1_0000_0000;
@@ -46,14 +48,78 @@ export interface PartitionActorConfig {
   partition: number;
   dir: string;
   ringBytes: number;
-  log: PartitionWorkerData['log'];
-  testHooks: boolean;
-  readyTimeoutMs: number;
+  log: PartitionSlotData['log'];
   /** Bytes held for this partition while its input ring is full, before producers are refused. */
   maxQueuedBytes: number;
-  /** V8 heap limits of the actor's thread (old and young generation), in MB. */
+}
+
+export interface PartitionThreadConfig {
+  testHooks: boolean;
+  readyTimeoutMs: number;
+  /** V8 heap limits of the thread (old and young generation), in MB. */
   heapMb?: number;
   youngGenerationMb?: number;
+}
+
+type Ready = Extract<ControlReply, { type: 'ready' }>;
+
+/**
+ * One worker thread hosting one or more partition actors: the supervisor's child. Its death is
+ * every hosted actor's death (each fails what it has in flight), and a restart replaces them all.
+ */
+export class PartitionThread implements ChildHandle {
+  private constructor(
+    private readonly child: WorkerChild<Ready>,
+    readonly actors: PartitionActor[],
+  ) {}
+
+  /** Spawn the thread, wait until every hosted actor has replayed its log, and wire the rings. */
+  static async start(configs: PartitionActorConfig[], thread: PartitionThreadConfig): Promise<PartitionThread> {
+    const bell = createThreadBell();
+    const slots: PartitionSlotData[] = configs.map((c) => ({
+      topic: c.topic,
+      partition: c.partition,
+      dir: c.dir,
+      input: createRing(c.ringBytes),
+      output: createRing(c.ringBytes),
+      log: c.log,
+    }));
+    const workerData: PartitionWorkerData = { slots, bell, testHooks: thread.testHooks };
+    const first = configs[0]!;
+    const last = configs[configs.length - 1]!;
+    const child = await startWorkerChild<Ready>({
+      entry: workerEntry('../../partition-worker/main.ts', import.meta.url),
+      workerData,
+      name: `partitions ${first.topic}/${first.partition}${configs.length > 1 ? `-${last.partition}` : ''}`,
+      readyTimeoutMs: thread.readyTimeoutMs,
+      // A small young generation keeps each isolate's RSS low: the actors allocate little per
+      // message (entries are bytes in the rings, not objects).
+      resourceLimits: { maxOldGenerationSizeMb: thread.heapMb ?? 256, maxYoungGenerationSizeMb: thread.youngGenerationMb ?? 4 },
+    });
+    const threadBell = new ThreadBell(bell);
+    const actors = configs.map((c, i) => {
+      const ready = child.ready.slots[i]!;
+      // diagnostics_channel is per thread: the worker's own publication is not seen here, so relay it.
+      if (ready.truncatedBytes > 0 && channels.walTruncated.hasSubscribers) {
+        channels.walTruncated.publish({ topic: c.topic, partition: c.partition, dir: c.dir, truncatedBytes: ready.truncatedBytes, truncatedAtOffset: ready.truncatedAtOffset });
+      }
+      return new PartitionActor(c, child, i, slots[i]!.input, slots[i]!.output, threadBell, ready);
+    });
+    return new PartitionThread(child, actors);
+  }
+
+  get worker(): WorkerChild['worker'] {
+    return this.child.worker;
+  }
+  close(): Promise<void> {
+    return this.child.close();
+  }
+  destroy(): void {
+    this.child.destroy();
+  }
+  onExit(listener: (e: ChildExit) => void): void {
+    this.child.onExit(listener);
+  }
 }
 
 /** An entry waiting for input-ring space, with whoever waits for its answer. */
@@ -73,7 +139,8 @@ class HoldingBuffer implements ByteSink {
   }
 }
 
-export class PartitionActor implements ChildHandle {
+/** The gateway's port to one partition actor (which lives on a PartitionThread). */
+export class PartitionActor {
   readonly topic: string;
   readonly partition: number;
   /** Log start/end as last reported by the actor (end = durable end offset). */
@@ -94,12 +161,14 @@ export class PartitionActor implements ChildHandle {
   private describes = new Map<number, (r: { start: number; end: number }) => void>();
   private readonly exitListeners: Array<(e: ChildExit) => void> = [];
 
-  private constructor(
+  constructor(
     private readonly config: PartitionActorConfig,
-    private readonly child: WorkerChild<Extract<ControlReply, { type: 'ready' }>>,
+    private readonly child: WorkerChild<Ready>,
+    private readonly slot: number,
     input: SharedArrayBuffer,
     output: SharedArrayBuffer,
-    ready: Extract<ControlReply, { type: 'ready' }>,
+    private readonly threadBell: ThreadBell,
+    ready: SlotReady,
   ) {
     this.topic = config.topic;
     this.partition = config.partition;
@@ -110,7 +179,7 @@ export class PartitionActor implements ChildHandle {
     this.start = ready.start;
     this.end = ready.end;
     child.worker.on('message', (m: ControlReply) => {
-      if (m.type === 'described') {
+      if (m.type === 'described' && m.slot === this.slot) {
         this.start = m.start;
         this.end = m.end;
         this.describes.get(m.id)?.({ start: m.start, end: m.end });
@@ -119,36 +188,6 @@ export class PartitionActor implements ChildHandle {
     });
     child.onExit((e) => this.died(e));
     void this.drainLoop();
-  }
-
-  /** Spawn the worker, wait until it has replayed its log, and wire the rings. */
-  static async start(config: PartitionActorConfig): Promise<PartitionActor> {
-    const input = createRing(config.ringBytes);
-    const output = createRing(config.ringBytes);
-    const workerData: PartitionWorkerData = {
-      topic: config.topic,
-      partition: config.partition,
-      dir: config.dir,
-      input,
-      output,
-      log: config.log,
-      testHooks: config.testHooks,
-    };
-    const child = await startWorkerChild<Extract<ControlReply, { type: 'ready' }>>({
-      entry: workerEntry('../../partition-worker/main.ts', import.meta.url),
-      workerData,
-      name: `partition ${config.topic}/${config.partition}`,
-      readyTimeoutMs: config.readyTimeoutMs,
-      // One isolate per partition: a small young generation keeps RSS per worker low (the actor
-      // allocates little per message: entries are bytes in the rings, not objects).
-      resourceLimits: { maxOldGenerationSizeMb: config.heapMb ?? 256, maxYoungGenerationSizeMb: config.youngGenerationMb ?? 4 },
-    });
-    const ready = child.ready;
-    // diagnostics_channel is per thread: the worker's own publication is not seen here, so relay it.
-    if (ready.truncatedBytes > 0 && channels.walTruncated.hasSubscribers) {
-      channels.walTruncated.publish({ topic: config.topic, partition: config.partition, dir: config.dir, truncatedBytes: ready.truncatedBytes, truncatedAtOffset: ready.truncatedAtOffset });
-    }
-    return new PartitionActor(config, child, input, output, ready);
   }
 
   get available(): boolean {
@@ -212,7 +251,7 @@ export class PartitionActor implements ChildHandle {
 
   /** Make everything written since the last call visible to the actor; at most one wake-up. */
   flush(): void {
-    if (this.writer.publish()) this.inBell.ring();
+    if (this.writer.publish()) this.threadBell.ring();
   }
 
   describe(): Promise<{ start: number; end: number }> {
@@ -220,21 +259,16 @@ export class PartitionActor implements ChildHandle {
     const id = this.allocId();
     return new Promise((resolve) => {
       this.describes.set(id, resolve);
-      this.child.worker.postMessage({ type: 'describe', id });
+      this.child.worker.postMessage({ type: 'describe', id, slot: this.slot });
     });
   }
 
-  /** Test hook: crash the actor from inside (needs testHooks). */
+  /** Test hook: crash the actor's thread from inside (needs testHooks). */
   crash(how: 'throw' | 'oom'): void {
     this.child.worker.postMessage({ type: 'crash', how });
   }
 
-  close(): Promise<void> {
-    return this.child.close();
-  }
-  destroy(): void {
-    this.child.destroy();
-  }
+  /** Called once the actor's thread has exited, after its in-flight work has been failed. */
   onExit(listener: (e: ChildExit) => void): void {
     this.exitListeners.push(listener);
   }
