@@ -1,0 +1,78 @@
+/**
+ * Named workloads. Each preset only states what differs from DEFAULT_WORKLOAD; CLI options
+ * (`--fsync`, `--duration`, …) are applied on top, and `--quick` shortens the run for smoke tests.
+ */
+import { DEFAULT_WORKLOAD, validateWorkload, type Workload } from './workload.js';
+
+export interface Preset {
+  name: string;
+  description: string;
+  workload: Partial<Workload>;
+}
+
+const max = (partitions: number, clients: number): Preset => ({
+  name: `max-${partitions}p${clients > 1 ? `-${clients}x${clients}` : ''}`,
+  description: `max rate, 100 B, ${partitions} partition${partitions > 1 ? 's' : ''}, ${clients} producer/${clients} consumer connection${clients > 1 ? 's' : ''}, produce and consume concurrently`,
+  workload: { partitionsPerTopic: partitions, producersPerTopic: clients, consumersPerTopic: clients, producerRate: 0, messageSize: 100 },
+});
+
+const lat = (rate: number, size: number): Preset => ({
+  name: `lat-${rate / 1000}k${size >= 1024 ? '-1k' : ''}`,
+  description: `fixed ${rate.toLocaleString('en-US')} msg/s, ${size >= 1024 ? '1 KiB' : `${size} B`}, 8 partitions, 1 producer/1 consumer: latency at a rate the broker sustains`,
+  workload: { partitionsPerTopic: 8, producerRate: rate, messageSize: size, lingerMs: 1 },
+});
+
+const list: Preset[] = [
+  max(1, 1),
+  max(8, 1),
+  max(16, 1),
+  max(1, 4),
+  max(8, 4),
+  max(16, 4),
+  lat(5_000, 100),
+  lat(50_000, 100),
+  lat(5_000, 1024),
+  lat(50_000, 1024),
+  {
+    name: 'backlog',
+    description:
+      'write a 2 GiB backlog (1 KiB messages, 8 partitions) at max rate with no consumer, then drain it from the start while producing continues at 10,000 msg/s; reports drain rate and broker RSS (--backlog-bytes to change the size)',
+    workload: { partitionsPerTopic: 8, messageSize: 1024, producerRate: 10_000, backlogBytes: 2 * 1024 ** 3, warmupSeconds: 0, durationSeconds: 600 },
+  },
+  {
+    name: 'scale-64p',
+    description: 'max rate, 100 B, 64 partitions (64 partition threads), 1 producer/1 consumer',
+    workload: { partitionsPerTopic: 64, producerRate: 0, messageSize: 100 },
+  },
+];
+
+export const PRESETS: ReadonlyMap<string, Preset> = new Map(list.map((p) => [p.name, p]));
+
+export function presetNames(): string[] {
+  return [...PRESETS.keys()];
+}
+
+/** Shorter runs for smoke tests: 1 s warm-up, 5 s measured, a 64 MiB backlog (unless set explicitly). */
+export function quickOverrides(base: Workload): Partial<Workload> {
+  return {
+    warmupSeconds: Math.min(base.warmupSeconds, 1),
+    durationSeconds: base.backlogBytes > 0 ? Math.min(base.durationSeconds, 60) : Math.min(base.durationSeconds, 5),
+    backlogBytes: base.backlogBytes > 0 ? Math.min(base.backlogBytes, 64 * 1024 ** 2) : 0,
+  };
+}
+
+/**
+ * The workload for a preset (or the defaults when `preset` is undefined), then `--quick`, then
+ * explicit overrides (which win over both).
+ */
+export function buildWorkload(preset: string | undefined, overrides: Partial<Workload> = {}, options: { quick?: boolean } = {}): Workload {
+  let w: Workload = { ...DEFAULT_WORKLOAD };
+  if (preset !== undefined) {
+    const p = PRESETS.get(preset);
+    if (!p) throw new Error(`unknown preset ${JSON.stringify(preset)}; presets: ${presetNames().join(', ')}`);
+    w = { ...w, ...p.workload, name: p.name };
+  }
+  if (options.quick) w = { ...w, ...quickOverrides(w) };
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Partial<Workload>;
+  return validateWorkload({ ...w, ...defined });
+}

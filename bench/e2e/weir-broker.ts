@@ -1,0 +1,182 @@
+/**
+ * The weir broker under test, as a child process (so its CPU and memory are measured alone):
+ *
+ *   node [nodeArgs] bin/weir.js start --port 0 --data <tmp> --fsync <mode>
+ *
+ * The URL is read from its stdout line `weir listening on ws://HOST:PORT/`. stop() sends SIGTERM
+ * (graceful: drain, flush, close; needed for --cpu-prof to write its profiles), then SIGKILL after
+ * a grace period, and removes the data directory. An exit hook SIGKILLs any broker still running
+ * and removes its directory if this process exits without stopping it (error, signal).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface WeirBrokerOptions {
+  fsync: string;
+  /** Extra node flags for the broker, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
+  nodeArgs?: string[];
+  /** Extra `weir start` flags. */
+  args?: string[];
+  /** Parent of the temporary data directory (default: the OS temp dir). */
+  tmpRoot?: string;
+  startTimeoutMs?: number;
+  /** Broker stdout/stderr lines (default: stderr lines go to this process's stderr). */
+  onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+export interface WeirBrokerProcess {
+  readonly pid: number;
+  readonly url: string;
+  readonly dataDir: string;
+  /** Resolves with the exit status once the process is gone and its data directory removed. */
+  stop(graceMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const live = new Map<ChildProcess, string>();
+let hookInstalled = false;
+
+function installExitHook(): void {
+  if (hookInstalled) return;
+  hookInstalled = true;
+  process.on('exit', () => {
+    for (const [child, dir] of live) {
+      try {
+        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+/** The project root: the nearest parent directory of this module with weir's package.json. */
+export function projectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        if ((JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'weir') return dir;
+      } catch {
+        // keep looking
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the weir project root (package.json with name "weir")');
+    dir = parent;
+  }
+}
+
+/**
+ * A short hash of the compiled broker (every .js file under dist/src): the code a broker child
+ * actually runs. Compare it across runs: a rebuild in the middle of a series mixes two versions.
+ */
+export function weirBuildHash(root = projectRoot()): string {
+  const h = createHash('sha256');
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) h.update(e.name).update(fs.readFileSync(p));
+    }
+  };
+  walk(path.join(root, 'dist', 'src'));
+  return h.digest('hex').slice(0, 12);
+}
+
+export async function startWeirBroker(options: WeirBrokerOptions): Promise<WeirBrokerProcess> {
+  installExitHook();
+  const root = projectRoot();
+  const bin = path.join(root, 'bin', 'weir.js');
+  if (!fs.existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js'))) throw new Error('weir is not built: run `npm run build` first');
+  const dataDir = fs.mkdtempSync(path.join(options.tmpRoot ?? os.tmpdir(), 'weir-e2e-'));
+  const argv = [...(options.nodeArgs ?? []), bin, 'start', '--port', '0', '--data', dataDir, '--fsync', options.fsync, ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.set(child, dataDir);
+  const output = options.onOutput ?? ((line, stream) => stream === 'stderr' && process.stderr.write(`[broker] ${line}\n`));
+  const tail: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const cleanup = async (): Promise<{ code: number | null; signal: NodeJS.Signals | null }> => {
+    const status = await exited;
+    live.delete(child);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    return status;
+  };
+  let settled = (): void => {};
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`broker did not report its URL within ${options.startTimeoutMs ?? 60_000} ms`)), options.startTimeoutMs ?? 60_000);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      void cleanup().then(() => reject(new Error(`${err.message}\n${tail.join('\n')}`)));
+    };
+    lines(child.stdout!, (line) => {
+      tail.push(line);
+      if (tail.length > 50) tail.shift();
+      output(line, 'stdout');
+      const m = /weir listening on (ws:\/\/\S+?)\/?(?:\s|$)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    lines(child.stderr!, (line) => {
+      tail.push(line);
+      if (tail.length > 50) tail.shift();
+      output(line, 'stderr');
+    });
+    const onError = (err: Error): void => fail(err);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => fail(new Error(`broker exited before listening (code ${code}, signal ${signal})`));
+    child.once('error', onError);
+    child.once('exit', onExit);
+    settled = () => {
+      child.off('error', onError);
+      child.off('exit', onExit);
+    };
+  });
+  settled();
+  child.on('error', () => {}); // e.g. a failed kill(): stop() still waits for 'exit'
+  let stopping: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  return {
+    pid: child.pid!,
+    url,
+    dataDir,
+    stop: (graceMs = 20_000) => {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          const t = setTimeout(() => {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          }, graceMs);
+          await exited;
+          clearTimeout(t);
+        }
+        return cleanup();
+      })();
+      return stopping;
+    },
+  };
+}
+
+function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      onLine(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  });
+  stream.on('end', () => {
+    if (buf) onLine(buf);
+  });
+}
