@@ -71,3 +71,19 @@ it('is importable by its package name', async () => {
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "import { connect } from 'weir'; console.log(typeof connect);"], { cwd: root });
   expect(stdout.trim()).toBe('function');
 });
+
+it('refuses to start, saying why, when uWebSockets.js falls back to its JavaScript server', async () => {
+  const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const proc = spawn(process.execPath, [weir, 'start', '--port', '0', '--data', tmp.dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, UWS_USE_FALLBACK: '1' },
+    });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => resolve({ code, out }));
+  });
+  expect(result.code).not.toBe(0);
+  expect(result.out).toMatch(/refuses to run/);
+  expect(result.out).not.toMatch(/listening on/);
+});
