@@ -33,7 +33,7 @@ import { RECORD_HEADER_BYTES } from '../protocol/record.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
 import { WeirClientError, badResponse } from './errors.js';
-import type { Ack, ProduceMessage, ProduceOptions } from './types.js';
+import type { Ack, ClientStats, ProduceMessage, ProduceOptions } from './types.js';
 
 export interface ProducerOptions {
   lingerMs: number;
@@ -88,15 +88,11 @@ interface SpaceWaiter {
   call: Call;
 }
 
-export interface ProducerStats {
-  inFlightBytes: number;
-  inFlightRequests: number;
-  queuedBytes: number;
-  queuedMessages: number;
-  waitingProducers: number;
-  produceFrames: number;
-  retries: number;
-}
+/** The producer's share of ClientStats (documented there). */
+export type ProducerStats = Pick<
+  ClientStats,
+  'inFlightBytes' | 'inFlightRequests' | 'queuedBytes' | 'queuedMessages' | 'waitingProducers' | 'produceFrames' | 'retries'
+>;
 
 const MAX_POOLED_BUILDERS = 8;
 

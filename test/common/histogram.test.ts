@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Histogram } from '../../src/common/histogram.js';
+import { mulberry32 } from '../support/seeded-prng.js';
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Uniform floats in [0, 1) from the shared seeded PRNG, so failures reproduce. */
+const prng = (seed: number): (() => number) => mulberry32(seed).float;
 
 /** The same definition percentile() uses: the smallest value with at least p % of samples ≤ it. */
 function referencePercentile(sorted: number[], p: number): number {
