@@ -286,11 +286,13 @@ export class Gateway {
       this.sendError(conn, id, new WeirError(ErrorCode.BAD_FRAME, 'frame has no string "op"'));
       return;
     }
+    // Frames without an id (credit, revoked) are answered, if they fail, with their subscription.
+    const sub = id === undefined && typeof f.sub === 'number' ? f.sub : undefined;
     try {
       const maybe = this.dispatch(conn, f, id);
-      if (maybe) maybe.catch((err: unknown) => this.sendError(conn, id, err));
+      if (maybe) maybe.catch((err: unknown) => this.sendError(conn, id, err, sub));
     } catch (err) {
-      this.sendError(conn, id, err);
+      this.sendError(conn, id, err, sub);
     }
   }
 

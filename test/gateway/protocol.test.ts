@@ -87,6 +87,13 @@ describe('gateway protocol', () => {
     expect((await c.request({ op: 'ping' })).op).toBe('result');
   });
 
+  it('answers a credit for an unknown subscription with an error frame naming it', async () => {
+    c.send({ op: 'credit', sub: 4242, partition: 0, credits: 10 });
+    const e = await c.waitFor((f) => f.op === 'error' && f.code === 'UNKNOWN_SUBSCRIPTION');
+    expect(e).toMatchObject({ sub: 4242, retryable: false });
+    expect(e.id).toBeUndefined();
+  });
+
   it('answers an unknown operation with UNKNOWN_OP and a missing field with BAD_REQUEST', async () => {
     expect(await c.request({ op: 'frobnicate' })).toMatchObject({ op: 'error', code: 'UNKNOWN_OP' });
     expect(await c.request({ op: 'produce', topic: 'orders', records: 'not bytes' })).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'records' } });
