@@ -8,6 +8,8 @@ export type Bytes = string | Uint8Array;
 export type Headers = Record<string, string | Uint8Array>;
 
 const encoder = new TextEncoder();
+/** Strings up to this many UTF-16 units try the ASCII copy loop first. */
+const ASCII_FAST_PATH = 64;
 
 export class BatchBuilder {
   private buf: Uint8Array;
@@ -53,7 +55,7 @@ export class BatchBuilder {
     p += valueLength;
     if (headers) {
       for (const name in headers) {
-        const nameLength = encoder.encodeInto(name, b.subarray(p + 2)).written;
+        const nameLength = this.putString(name, p + 2);
         if (nameLength > 0xffff) throw new RangeError(`header name too long: ${name.slice(0, 40)}…`);
         b[p] = nameLength;
         b[p + 1] = nameLength >>> 8;
@@ -95,9 +97,28 @@ export class BatchBuilder {
   }
 
   private put(v: Bytes, at: number): number {
-    if (typeof v === 'string') return encoder.encodeInto(v, this.buf.subarray(at)).written;
+    if (typeof v === 'string') return this.putString(v, at);
     this.buf.set(v, at);
     return v.length;
+  }
+
+  /**
+   * UTF-8 encode at `at`. Short ASCII strings (keys, header names, most header values) are copied
+   * char by char: cheaper than the view and the native call of encodeInto.
+   */
+  private putString(v: string, at: number): number {
+    const n = v.length;
+    if (n <= ASCII_FAST_PATH) {
+      const b = this.buf;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[at + i] = c;
+      }
+      if (i === n) return n;
+    }
+    return encoder.encodeInto(v, this.buf.subarray(at)).written;
   }
 
   private reserve(extra: number): void {
