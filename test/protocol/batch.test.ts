@@ -9,7 +9,7 @@ const limits = { maxRecordBytes: 1 << 20, maxRecords: 1 << 20 };
 describe('record batch round trip', () => {
   it('keeps ASCII, non-ASCII, long and empty strings, bytes, null keys and headers exact', () => {
     const long = 'x'.repeat(70) + 'é';
-    const cases = [
+    const cases: Array<{ key: string | Uint8Array | null; value: string | Uint8Array; headers: Record<string, string> | undefined }> = [
       { key: 'plain-key', value: 'ascii value', headers: { a: 'b' } },
       { key: 'clé-ü', value: 'naïve café ☕ 🚀', headers: { 'nämé': 'välue 🚀', trace: 'abc' } },
       { key: long, value: long + long, headers: { [long]: long } },
