@@ -189,7 +189,7 @@ export class ProcessSampler {
  */
 export async function waitForQuiet(options: { maxBusyCores?: number; windowMs?: number; timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
   const max = options.maxBusyCores ?? 0.15;
-  const windowMs = options.windowMs ?? 3000;
+  const windowMs = options.windowMs ?? 8000;
   const deadline = performance.now() + options.timeoutMs;
   for (;;) {
     const a = readMachineBusySeconds();

@@ -13,8 +13,10 @@ import { describeWorkload, formatBytes, type Workload } from './workload.js';
 
 export interface Environment {
   date: string;
-  /** `git rev-parse --short HEAD`, with "-dirty" when the working tree has changes. */
+  /** `git rev-parse --short HEAD`, with "-dirty" when tracked files have uncommitted changes. */
   commit: string;
+  /** The tracked files with uncommitted changes (at most 20), when dirty. */
+  dirtyFiles?: string[];
   node: string;
   cpuModel: string;
   cores: number;
@@ -79,14 +81,17 @@ export function collectEnvironment(cwd = process.cwd()): Environment {
       return null;
     }
   })();
+  let dirtyFiles: string[] = [];
   if (head) {
-    let dirty = false;
     try {
-      dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+      dirtyFiles = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n')
+        .map((l) => l.slice(3).trim())
+        .filter((l) => l !== '');
     } catch {
       // unknown: report the commit alone
     }
-    commit = dirty ? `${head}-dirty` : head;
+    commit = dirtyFiles.length > 0 ? `${head}-dirty` : head;
   }
   let cpuModel = os.cpus()[0]?.model?.trim() ?? 'unknown';
   try {
@@ -99,6 +104,7 @@ export function collectEnvironment(cwd = process.cwd()): Environment {
   return {
     date: new Date().toISOString(),
     commit,
+    ...(dirtyFiles.length > 0 ? { dirtyFiles: dirtyFiles.slice(0, 20) } : {}),
     node: process.version,
     cpuModel,
     cores,
@@ -280,7 +286,7 @@ export function renderMarkdown(report: Report): string {
     '',
     `- **Workload**: ${describeWorkload(w)}; warm-up ${w.warmupSeconds} s, ${w.backlogBytes > 0 ? `drain limit ${w.durationSeconds} s` : `measured ${w.durationSeconds} s`}`,
     `- **Command**: \`${report.command}\``,
-    `- **Date**: ${e.date}  **Commit**: ${e.commit}  **Node**: ${e.node}`,
+    `- **Date**: ${e.date}  **Commit**: ${e.commit}${e.dirtyFiles ? ` (uncommitted changes in ${e.dirtyFiles.join(', ')})` : ''}  **Node**: ${e.node}`,
     `- **Machine**: ${e.cpuModel}, ${e.cores} cores, ${formatBytes(e.memoryBytes)} RAM, ${e.os}`,
     ...report.notes.map((n) => `- ${n}`),
     `- **Runs**: ${s.runs}; medians, with (min – max) over the runs:`,

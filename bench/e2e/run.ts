@@ -16,11 +16,11 @@ import { buildReport, collectEnvironment, renderTable, writeReport, type Report 
 import { buildWorkload, PRESETS, presetNames } from './presets.js';
 import { waitForQuiet } from './proc.js';
 import { runWorkload, type RunResult } from './runner.js';
-import { projectRoot, startWeirBroker, weirBuildHash, type WeirBrokerProcess } from './weir-broker.js';
+import { projectRoot, snapshotWeirBuild, startWeirBroker, type WeirBrokerProcess, type WeirBuildSnapshot } from './weir-broker.js';
 import { describeWorkload, parseBytes, type KeyDistribution, type Workload } from './workload.js';
 
 /** Disturbed runs repeated at most this many times per series (--max-other-cores). */
-const MAX_RETRIES = 5;
+const MAX_RETRIES = 10;
 
 const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
 
@@ -52,8 +52,8 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
   --broker-log FILE     append the broker's stdout/stderr to FILE (default: only its stderr, to stderr)
   --url URL             use a running broker instead of starting one (no broker CPU/RSS)
   --wait-quiet S        before each run, wait up to S seconds for the machine to be idle
-                        (< 0.15 cores busy over 3 s); each run reports "other cores" either way
-  --max-other-cores X   discard and repeat (up to 5 times in the series) a run during which other
+                        (< 0.15 cores busy over 8 s); each run reports "other cores" either way
+  --max-other-cores X   discard and repeat (up to 10 times in the series) a run during which other
                         processes used more than X cores (a disturbed run); see "other cores"
   --tick-ms MS          progress line / timeline interval (default 1000)
   --list                list presets
@@ -156,7 +156,10 @@ async function main(): Promise<number> {
   const environment = collectEnvironment(root);
   process.stderr.write(`weir e2e — ${workload.name}: ${describeWorkload(workload)}\n`);
   const results: RunResult[] = [];
-  const builds: string[] = [];
+  // One build for the whole series: dist/ may be rebuilt while we run (npm test, another benchmark).
+  const snapshot: WeirBuildSnapshot | null = values.url === undefined ? snapshotWeirBuild(root) : null;
+  if (snapshot) process.stderr.write(`  broker and SDK build ${snapshot.hash}, run from a snapshot in ${snapshot.dir}\n`);
+  try {
   const maxOther = values['max-other-cores'] === undefined ? null : Number(values['max-other-cores']);
   const discarded: string[] = [];
   let retries = 0;
@@ -171,12 +174,9 @@ async function main(): Promise<number> {
     let broker: WeirBrokerProcess | null = null;
     try {
       let url = values.url;
-      if (url === undefined) {
-        builds.push(weirBuildHash(root));
-        if (builds.length > 1 && builds[builds.length - 1] !== builds[0]) {
-          process.stderr.write(`  WARNING: dist/src changed since run 1 (build ${builds[0]} → ${builds[builds.length - 1]}): this series mixes broker versions\n`);
-        }
+      if (snapshot) {
         broker = await startWeirBroker({
+          root: snapshot.dir,
           fsync: workload.fsync,
           nodeArgs,
           args: values['broker-arg'] ?? [],
@@ -189,7 +189,7 @@ async function main(): Promise<number> {
       if (credits !== undefined) config.credits = credits;
       const result = await runWorkload({
         workload,
-        driver: { module: new URL('./drivers/weir.js', import.meta.url).href, config },
+        driver: { module: snapshot?.driverModule ?? new URL('./drivers/weir.js', import.meta.url).href, config },
         brokerPids: broker ? [broker.pid] : [],
         signal: abort.signal,
         ...(values['tick-ms'] ? { tickMs: Math.max(50, int(values['tick-ms'], 'tick-ms')!) } : {}),
@@ -199,7 +199,6 @@ async function main(): Promise<number> {
         retries++;
         discarded.push(`a run discarded and repeated: other processes used ${other.toFixed(2)} cores (limit ${maxOther}); it measured ${Math.round(result.produced.msgsPerSec)} msg/s`);
         process.stderr.write(`  other processes used ${other.toFixed(2)} cores during the window (limit ${maxOther}): discarding this run and repeating it\n`);
-        if (broker) builds.pop(); // only kept runs' builds are compared
         i--;
         continue;
       }
@@ -214,6 +213,9 @@ async function main(): Promise<number> {
       }
     }
   }
+  } finally {
+    snapshot?.remove();
+  }
   if (results.length === 0) return 1;
   const brokerCommand = ['node', ...nodeArgs, 'bin/weir.js start --port 0 --data <tmp> --fsync', workload.fsync, ...(values['broker-arg'] ?? [])].join(' ');
   const report: Report = buildReport({
@@ -224,11 +226,7 @@ async function main(): Promise<number> {
     runs: results,
     notes: [
       ...discarded.map((d) => `Disturbed machine: ${d}.`),
-      ...(builds.length === 0
-        ? []
-        : new Set(builds).size === 1
-          ? [`Broker build (hash of dist/src): ${builds[0]}, the same for every run.`]
-          : [`WARNING: the broker build changed during the series (per run: ${builds.join(', ')}); the runs are not comparable.`]),
+      ...(snapshot ? [`Broker and SDK build (hash of dist/src): ${snapshot.hash}, copied at the start and used for every run.`] : []),
       values.url
         ? `Broker: already running at ${values.url} (not started by this command; no broker CPU/RSS).`
         : `Broker: a fresh child process per run, \`${brokerCommand}\`; producers and consumers are worker threads of the load generator, each with its own connection, on the same machine.`,

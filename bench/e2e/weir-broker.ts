@@ -13,10 +13,12 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface WeirBrokerOptions {
   fsync: string;
+  /** Run the broker from this tree (a snapshotWeirBuild() dir) instead of the project's dist/. */
+  root?: string;
   /** Extra node flags for the broker, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   nodeArgs?: string[];
   /** Extra `weir start` flags. */
@@ -37,6 +39,7 @@ export interface WeirBrokerProcess {
 }
 
 const live = new Map<ChildProcess, string>();
+const snapshots = new Set<string>();
 let hookInstalled = false;
 
 function installExitHook(): void {
@@ -51,7 +54,50 @@ function installExitHook(): void {
       }
       fs.rmSync(dir, { recursive: true, force: true });
     }
+    for (const dir of snapshots) fs.rmSync(dir, { recursive: true, force: true });
   });
+}
+
+export interface WeirBuildSnapshot {
+  /** A tree with bin/, dist/src/, dist/bench/e2e/, package.json and a node_modules symlink. */
+  readonly dir: string;
+  /** weirBuildHash() of the snapshot. */
+  readonly hash: string;
+  /** The weir driver module inside the snapshot (its SDK is the snapshot's). */
+  readonly driverModule: string;
+  remove(): void;
+}
+
+/**
+ * Copy the compiled broker and SDK to a temporary tree, so a series of runs measures ONE build even
+ * if dist/ is rebuilt meanwhile (by `npm test`, another benchmark, an editor). node_modules is a
+ * symlink to the project's; the snapshot is removed by remove() or when this process exits.
+ */
+export function snapshotWeirBuild(root = projectRoot()): WeirBuildSnapshot {
+  installExitHook();
+  if (!fs.existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js'))) throw new Error('weir is not built: run `npm run build` first');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-build-'));
+  snapshots.add(dir);
+  try {
+    fs.cpSync(path.join(root, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
+    fs.cpSync(path.join(root, 'dist', 'bench', 'e2e'), path.join(dir, 'dist', 'bench', 'e2e'), { recursive: true });
+    fs.cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
+    fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    snapshots.delete(dir);
+    throw err;
+  }
+  return {
+    dir,
+    hash: weirBuildHash(dir),
+    driverModule: pathToFileURL(path.join(dir, 'dist', 'bench', 'e2e', 'drivers', 'weir.js')).href,
+    remove: () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      snapshots.delete(dir);
+    },
+  };
 }
 
 /** The project root: the nearest parent directory of this module with weir's package.json. */
@@ -76,7 +122,7 @@ export function projectRoot(): string {
  * A short hash of the compiled broker (every .js file under dist/src): the code a broker child
  * actually runs. Compare it across runs: a rebuild in the middle of a series mixes two versions.
  */
-export function weirBuildHash(root = projectRoot()): string {
+export function weirBuildHash(root: string = projectRoot()): string {
   const h = createHash('sha256');
   const walk = (dir: string): void => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -91,7 +137,7 @@ export function weirBuildHash(root = projectRoot()): string {
 
 export async function startWeirBroker(options: WeirBrokerOptions): Promise<WeirBrokerProcess> {
   installExitHook();
-  const root = projectRoot();
+  const root = options.root ?? projectRoot();
   const bin = path.join(root, 'bin', 'weir.js');
   if (!fs.existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js'))) throw new Error('weir is not built: run `npm run build` first');
   const dataDir = fs.mkdtempSync(path.join(options.tmpRoot ?? os.tmpdir(), 'weir-e2e-'));
