@@ -161,7 +161,10 @@ export class Broker {
   private actorConfig(topic: string, partition: number): PartitionActorConfig {
     const o = this.opts;
     const log: PartitionSlotData['log'] = {
-      segmentBytes: o.segmentBytes ?? 64 * 1024 * 1024,
+      // 1 GiB, Kafka's default: rolling a segment fsyncs it (recovery trusts sealed segments), which
+      // stalls the thread's partitions; at 64 MiB that cost max-8p ~20% and p99.9 (262 → 27 ms).
+      // The price: after an unclean stop, recovery CRC-checks up to 1 GiB of the last segment.
+      segmentBytes: o.segmentBytes ?? 1024 * 1024 * 1024,
       indexIntervalBytes: 4096,
       fsync: this.fsync,
     };
