@@ -159,62 +159,66 @@ async function main(): Promise<number> {
   // One build for the whole series: dist/ may be rebuilt while we run (npm test, another benchmark).
   const snapshot: WeirBuildSnapshot | null = values.url === undefined ? snapshotWeirBuild(root) : null;
   if (snapshot) process.stderr.write(`  broker and SDK build ${snapshot.hash}, run from a snapshot in ${snapshot.dir}\n`);
-  try {
   const maxOther = values['max-other-cores'] === undefined ? null : Number(values['max-other-cores']);
   const discarded: string[] = [];
-  let retries = 0;
-  for (let i = 0; i < runs; i++) {
-    if (abort.signal.aborted) break;
-    process.stderr.write(`run ${i + 1}/${runs}\n`);
-    const quietFor = int(values['wait-quiet'], 'wait-quiet');
-    if (quietFor !== undefined && quietFor > 0) {
-      const quiet = await waitForQuiet({ timeoutMs: quietFor * 1000, signal: abort.signal });
-      process.stderr.write(quiet ? '  machine is idle\n' : `  machine still busy after ${quietFor} s; running anyway\n`);
-    }
-    let broker: WeirBrokerProcess | null = null;
-    try {
-      let url = values.url;
-      if (snapshot) {
-        broker = await startWeirBroker({
-          root: snapshot.dir,
-          fsync: workload.fsync,
-          nodeArgs,
-          args: values['broker-arg'] ?? [],
-          ...(brokerLog ? { onOutput: (line: string, stream: 'stdout' | 'stderr') => fs.appendFileSync(brokerLog, `[run ${i + 1} ${stream}] ${line}\n`) } : {}),
-        });
-        url = broker.url;
-        process.stderr.write(`  broker pid ${broker.pid} at ${url} (data ${broker.dataDir}, fsync ${workload.fsync})\n`);
-      }
-      const config: Record<string, unknown> = { url };
-      if (credits !== undefined) config.credits = credits;
-      const result = await runWorkload({
-        workload,
-        driver: { module: snapshot?.driverModule ?? new URL('./drivers/weir.js', import.meta.url).href, config },
-        brokerPids: broker ? [broker.pid] : [],
-        signal: abort.signal,
-        ...(values['tick-ms'] ? { tickMs: Math.max(50, int(values['tick-ms'], 'tick-ms')!) } : {}),
-      });
-      const other = result.machine.otherCores;
-      if (maxOther !== null && other !== null && other > maxOther && retries < MAX_RETRIES) {
-        retries++;
-        discarded.push(`a run discarded and repeated: other processes used ${other.toFixed(2)} cores (limit ${maxOther}); it measured ${Math.round(result.produced.msgsPerSec)} msg/s`);
-        process.stderr.write(`  other processes used ${other.toFixed(2)} cores during the window (limit ${maxOther}): discarding this run and repeating it\n`);
-        i--;
-        continue;
-      }
-      results.push(result);
-      if (other !== null && other > 0.1) {
-        process.stderr.write(`  WARNING: other processes used ${other.toFixed(2)} cores during the window: this run was disturbed\n`);
-      }
-    } finally {
-      if (broker) {
-        const status = await broker.stop();
-        if (status.code !== 0 && status.code !== null) process.stderr.write(`  broker exited with code ${status.code}\n`);
-      }
-    }
-  }
+  try {
+    await runSeries();
   } finally {
     snapshot?.remove();
+  }
+
+  async function runSeries(): Promise<void> {
+    let retries = 0;
+    for (let i = 0; i < runs; i++) {
+      if (abort.signal.aborted) break;
+      process.stderr.write(`run ${i + 1}/${runs}\n`);
+      const quietFor = int(values['wait-quiet'], 'wait-quiet');
+      if (quietFor !== undefined && quietFor > 0) {
+        const quiet = await waitForQuiet({ timeoutMs: quietFor * 1000, signal: abort.signal });
+        process.stderr.write(quiet ? '  machine is idle\n' : `  machine still busy after ${quietFor} s; running anyway\n`);
+      }
+      let broker: WeirBrokerProcess | null = null;
+      try {
+        let url = values.url;
+        if (snapshot) {
+          broker = await startWeirBroker({
+            root: snapshot.dir,
+            fsync: workload.fsync,
+            nodeArgs,
+            args: values['broker-arg'] ?? [],
+            ...(brokerLog ? { onOutput: (line: string, stream: 'stdout' | 'stderr') => fs.appendFileSync(brokerLog, `[run ${i + 1} ${stream}] ${line}\n`) } : {}),
+          });
+          url = broker.url;
+          process.stderr.write(`  broker pid ${broker.pid} at ${url} (data ${broker.dataDir}, fsync ${workload.fsync})\n`);
+        }
+        const config: Record<string, unknown> = { url };
+        if (credits !== undefined) config.credits = credits;
+        const result = await runWorkload({
+          workload,
+          driver: { module: snapshot?.driverModule ?? new URL('./drivers/weir.js', import.meta.url).href, config },
+          brokerPids: broker ? [broker.pid] : [],
+          signal: abort.signal,
+          ...(values['tick-ms'] ? { tickMs: Math.max(50, int(values['tick-ms'], 'tick-ms')!) } : {}),
+        });
+        const other = result.machine.otherCores;
+        if (maxOther !== null && other !== null && other > maxOther && retries < MAX_RETRIES) {
+          retries++;
+          discarded.push(`a run discarded and repeated: other processes used ${other.toFixed(2)} cores (limit ${maxOther}); it measured ${Math.round(result.produced.msgsPerSec)} msg/s`);
+          process.stderr.write(`  other processes used ${other.toFixed(2)} cores during the window (limit ${maxOther}): discarding this run and repeating it\n`);
+          i--;
+          continue;
+        }
+        results.push(result);
+        if (other !== null && other > 0.1) {
+          process.stderr.write(`  WARNING: other processes used ${other.toFixed(2)} cores during the window: this run was disturbed\n`);
+        }
+      } finally {
+        if (broker) {
+          const status = await broker.stop();
+          if (status.code !== 0 && status.code !== null) process.stderr.write(`  broker exited with code ${status.code}\n`);
+        }
+      }
+    }
   }
   if (results.length === 0) return 1;
   const brokerCommand = ['node', ...nodeArgs, 'bin/weir.js start --port 0 --data <tmp> --fsync', workload.fsync, ...(values['broker-arg'] ?? [])].join(' ');
