@@ -54,7 +54,11 @@ export interface Summary {
   loadGeneratorCpuCores: Stat;
   otherProcessesCpuCores: Stat;
   drainMsgsPerSec: Stat;
+  drainMbPerSec: Stat;
   drainSeconds: Stat;
+  fillMsgsPerSec: Stat;
+  fillMbPerSec: Stat;
+  drainPeakRssBytes: Stat;
 }
 
 export interface Report {
@@ -147,7 +151,11 @@ export function summarize(runs: RunResult[]): Summary {
     loadGeneratorCpuCores: s((r) => r.loadGenerator?.cpuCores),
     otherProcessesCpuCores: s((r) => r.machine?.otherCores),
     drainMsgsPerSec: s((r) => r.backlog?.drainMsgsPerSec),
+    drainMbPerSec: s((r) => r.backlog?.drainMbPerSec),
     drainSeconds: s((r) => r.backlog?.drainSeconds),
+    fillMsgsPerSec: s((r) => r.backlog?.fillMsgsPerSec),
+    fillMbPerSec: s((r) => r.backlog?.fillMbPerSec),
+    drainPeakRssBytes: s((r) => r.backlog?.drainPeakRssBytes),
   };
 }
 
@@ -308,7 +316,14 @@ export function renderMarkdown(report: Report): string {
     `| other processes' CPU during the window (cores; ≈ 0 = quiet machine) | ${spread(s.otherProcessesCpuCores, (v) => fix(v))} |`,
   ];
   if (w.backlogBytes > 0) {
-    lines.push(`| drain msg/s | ${spread(s.drainMsgsPerSec, int)} |`, `| drain seconds | ${spread(s.drainSeconds, (v) => fix(v, 1))} |`);
+    lines.push(
+      `| backlog fill msg/s (max rate, no consumer) | ${spread(s.fillMsgsPerSec, int)} |`,
+      `| backlog fill MB/s | ${spread(s.fillMbPerSec, (v) => fix(v, 1))} |`,
+      `| drain msg/s (from consumer start until caught up) | ${spread(s.drainMsgsPerSec, int)} |`,
+      `| drain MB/s | ${spread(s.drainMbPerSec, (v) => fix(v, 1))} |`,
+      `| drain seconds | ${spread(s.drainSeconds, (v) => fix(v, 1))} |`,
+      `| broker peak RSS during the drain | ${spread(s.drainPeakRssBytes, mib)} |`,
+    );
   }
   lines.push('', '## Runs', '', throughputTable(report, true), '', latencyTable(report, true));
   const errors = report.runs.flatMap((r, i) => r.errors.map((err) => `- run ${i + 1}: ${err}`));
@@ -316,7 +331,7 @@ export function renderMarkdown(report: Report): string {
   lines.push(
     '',
     'Publish latency: ack time − intended send time (coordinated-omission corrected). End-to-end: receive time − intended send time.',
-    'Broker CPU: utime+stime of the broker process (all threads) over the measured window. Full per-second timelines and histograms are in the JSON file.',
+    'Broker CPU: utime+stime of the broker process (all threads) over the measured window, per million messages through the broker (the larger of produced and consumed). Full per-second timelines and histograms are in the JSON file.',
     '',
   );
   return lines.join('\n');

@@ -178,6 +178,10 @@ async function main(): Promise<number> {
         process.stderr.write(quiet ? '  machine is idle\n' : `  machine still busy after ${quietFor} s; running anyway\n`);
       }
       let broker: WeirBrokerProcess | null = null;
+      // A broker that dies mid-run (crash, or a signal from another process) fails the run.
+      const runAbort = new AbortController();
+      const onOuter = (): void => runAbort.abort(abort.signal.reason);
+      abort.signal.addEventListener('abort', onOuter, { once: true });
       try {
         let url = values.url;
         if (snapshot) {
@@ -190,6 +194,12 @@ async function main(): Promise<number> {
           });
           url = broker.url;
           process.stderr.write(`  broker pid ${broker.pid} at ${url} (data ${broker.dataDir}, fsync ${workload.fsync})\n`);
+          const pid = broker.pid;
+          broker.onUnexpectedExit(({ code, signal }) => {
+            const why = `the broker (pid ${pid}) exited during the run: code ${code}, signal ${signal}`;
+            process.stderr.write(`  ERROR: ${why}\n`);
+            runAbort.abort(new Error(why));
+          });
         }
         const config: Record<string, unknown> = { url };
         if (credits !== undefined) config.credits = credits;
@@ -197,7 +207,7 @@ async function main(): Promise<number> {
           workload,
           driver: { module: snapshot?.driverModule ?? new URL('./drivers/weir.js', import.meta.url).href, config },
           brokerPids: broker ? [broker.pid] : [],
-          signal: abort.signal,
+          signal: runAbort.signal,
           ...(values['tick-ms'] ? { tickMs: Math.max(50, int(values['tick-ms'], 'tick-ms')!) } : {}),
         });
         const other = result.machine.otherCores;
@@ -213,6 +223,7 @@ async function main(): Promise<number> {
           process.stderr.write(`  WARNING: other processes used ${other.toFixed(2)} cores during the window: this run was disturbed\n`);
         }
       } finally {
+        abort.signal.removeEventListener('abort', onOuter);
         if (broker) {
           const status = await broker.stop();
           if (status.code !== 0 && status.code !== null) process.stderr.write(`  broker exited with code ${status.code}\n`);

@@ -55,6 +55,8 @@ export interface TimelinePoint {
   endToEndP99Ms: number | null;
   brokerCpuCores: number | null;
   brokerRssBytes: number | null;
+  /** Cores busy in processes other than the broker and this load generator (disturbance). */
+  otherCores: number | null;
 }
 
 export interface Rate {
@@ -68,7 +70,7 @@ export interface BrokerUsage {
   cpuSeconds: number | null;
   /** Average cores busy in the window. */
   cpuCores: number | null;
-  /** CPU seconds per million messages produced in the window. */
+  /** CPU seconds per million messages through the broker in the window (max of produced and consumed). */
   cpuSecondsPerMillionMessages: number | null;
   /** Largest sampled VmRSS in the window. */
   peakRssBytes: number | null;
@@ -315,7 +317,12 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
   // ---------------------------------------------------------------------------- progress ticks
   let phase: Phase = 'warmup';
   const t0 = performance.now();
-  let prev = { at: t0, acked: 0, received: 0, cpu: null as number | null };
+  const cpuNow = (): { cpu: number | null; self: number | null; machine: number | null } => ({
+    cpu: hasBroker ? sampler.cpuSeconds() : null,
+    self: readCpuSeconds(process.pid),
+    machine: readMachineBusySeconds(),
+  });
+  let prev = { at: t0, acked: 0, received: 0, ...cpuNow() };
   const tick = async (): Promise<void> => {
     const s = ++seq;
     const answers = await Promise.all(all().map((t) => t.request<typeof Kind.TICK>({ type: Kind.TICK, seq: s }, Math.max(2000, tickMs))));
@@ -325,7 +332,11 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
     const p = totals(producers);
     const c = totals(consumers);
     const dt = (at - prev.at) / 1000;
-    const cpu = hasBroker ? sampler.cpuSeconds() : null;
+    const { cpu, self, machine } = cpuNow();
+    const perSec = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : Math.round(((a - b) / dt) * 100) / 100);
+    const brokerCores = perSec(cpu, prev.cpu);
+    const selfCores = perSec(self, prev.self);
+    const machineCores = perSec(machine, prev.machine);
     const mem = hasBroker ? sampler.memory() : null;
     const point: TimelinePoint = {
       t: Math.round((at - t0) / 100) / 10,
@@ -337,10 +348,11 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
       lag: Math.max(0, p.sentTotal - c.receivedTotal),
       publishP99Ms: pHist.count > 0 ? pHist.percentile(99) / 1000 : null,
       endToEndP99Ms: cHist.count > 0 ? cHist.percentile(99) / 1000 : null,
-      brokerCpuCores: cpu !== null && prev.cpu !== null ? Math.round(((cpu - prev.cpu) / dt) * 100) / 100 : null,
+      brokerCpuCores: brokerCores,
       brokerRssBytes: mem?.rssBytes ?? null,
+      otherCores: brokerCores === null || selfCores === null || machineCores === null ? null : Math.max(0, Math.round((machineCores - selfCores - brokerCores) * 100) / 100),
     };
-    prev = { at, acked: p.ackedTotal, received: c.receivedTotal, cpu };
+    prev = { at, acked: p.ackedTotal, received: c.receivedTotal, cpu, self, machine };
     timeline.push(point);
     log(formatTick(point));
   };
@@ -400,7 +412,7 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
       await guard(Promise.all(producers.map((t) => t.ready)));
       log(`  ${producers.length} producer and ${consumers.length} consumer threads ready; warm-up ${w.warmupSeconds} s, then ${w.durationSeconds} s measured`);
       for (const t of producers) t.post({ type: Kind.START });
-      prev = { at: performance.now(), acked: 0, received: 0, cpu: hasBroker ? sampler.cpuSeconds() : null };
+      prev = { at: performance.now(), acked: 0, received: 0, ...cpuNow() };
       startTicker();
       await wait(w.warmupSeconds * 1000);
       ({ windowStart, mark, lagStart } = await reset());
@@ -415,7 +427,7 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
       const fillMark = sampler.mark();
       const fillStart = performance.now();
       for (const t of producers) t.post({ type: Kind.START });
-      prev = { at: fillStart, acked: 0, received: 0, cpu: hasBroker ? sampler.cpuSeconds() : null };
+      prev = { at: fillStart, acked: 0, received: 0, ...cpuNow() };
       startTicker();
       // Poll totals more often than ticks so a small backlog does not overshoot by a whole second.
       for (;;) {
@@ -504,7 +516,10 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
       broker: usage
         ? {
             ...usage,
-            cpuSecondsPerMillionMessages: usage.cpuSeconds === null || p.acked === 0 ? null : usage.cpuSeconds / (p.acked / 1e6),
+            // Per million messages through the broker: the larger of produced and consumed (equal
+            // in a steady state; a backlog drain consumes far more than it produces).
+            cpuSecondsPerMillionMessages:
+              usage.cpuSeconds === null || Math.max(p.acked, c.received) === 0 ? null : usage.cpuSeconds / (Math.max(p.acked, c.received) / 1e6),
           }
         : null,
       loadGenerator: { cpuCores: loadGenCores },
@@ -546,5 +561,6 @@ function formatTick(p: TimelinePoint): string {
   const n = (v: number): string => v.toLocaleString('en-US');
   const ms = (v: number | null): string => (v === null ? '   -   ' : v.toFixed(1).padStart(7));
   const broker = p.brokerCpuCores === null ? '' : `  broker ${p.brokerCpuCores.toFixed(2)} cores ${p.brokerRssBytes === null ? '' : `${Math.round(p.brokerRssBytes / 1048576)} MiB`}`;
-  return `  ${p.phase.padEnd(7)} ${p.t.toFixed(1).padStart(6)} s  prod ${n(p.producedPerSec).padStart(9)}/s  cons ${n(p.consumedPerSec).padStart(9)}/s  lag ${n(p.lag).padStart(10)}  p99 pub ${ms(p.publishP99Ms)} ms  e2e ${ms(p.endToEndP99Ms)} ms${broker}`;
+  const other = p.otherCores === null ? '' : `  other ${p.otherCores.toFixed(2)}`;
+  return `  ${p.phase.padEnd(7)} ${p.t.toFixed(1).padStart(6)} s  prod ${n(p.producedPerSec).padStart(9)}/s  cons ${n(p.consumedPerSec).padStart(9)}/s  lag ${n(p.lag).padStart(10)}  p99 pub ${ms(p.publishP99Ms)} ms  e2e ${ms(p.endToEndP99Ms)} ms${broker}${other}`;
 }

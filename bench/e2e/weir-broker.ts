@@ -34,6 +34,8 @@ export interface WeirBrokerProcess {
   readonly pid: number;
   readonly url: string;
   readonly dataDir: string;
+  /** Called if the broker exits before stop() was called (crash, a signal from someone else). */
+  onUnexpectedExit(listener: (status: { code: number | null; signal: NodeJS.Signals | null }) => void): void;
   /** Resolves with the exit status once the process is gone and its data directory removed. */
   stop(graceMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -144,7 +146,10 @@ export async function startWeirBroker(options: WeirBrokerOptions): Promise<WeirB
   const argv = [...(options.nodeArgs ?? []), bin, 'start', '--port', '0', '--data', dataDir, '--fsync', options.fsync, ...(options.args ?? [])];
   const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   live.set(child, dataDir);
-  const output = options.onOutput ?? ((line, stream) => stream === 'stderr' && process.stderr.write(`[broker] ${line}\n`));
+  // Default: the broker's stderr, and stdout after the listening line (it prints little: shutdown
+  // notices such as "weir: SIGTERM, shutting down" tell who stopped it).
+  let listening = false;
+  const output = options.onOutput ?? ((line, stream) => (stream === 'stderr' || listening) && process.stderr.write(`[broker ${child.pid}] ${line}\n`));
   const tail: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -169,6 +174,7 @@ export async function startWeirBroker(options: WeirBrokerOptions): Promise<WeirB
       output(line, 'stdout');
       const m = /weir listening on (ws:\/\/\S+?)\/?(?:\s|$)/.exec(line);
       if (m) {
+        listening = true;
         clearTimeout(timer);
         resolve(m[1]!);
       }
@@ -190,10 +196,17 @@ export async function startWeirBroker(options: WeirBrokerOptions): Promise<WeirB
   settled();
   child.on('error', () => {}); // e.g. a failed kill(): stop() still waits for 'exit'
   let stopping: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  const unexpected: Array<(status: { code: number | null; signal: NodeJS.Signals | null }) => void> = [];
+  void exited.then((status) => {
+    if (stopping === null) for (const l of unexpected) l(status);
+  });
   return {
     pid: child.pid!,
     url,
     dataDir,
+    onUnexpectedExit: (listener) => {
+      unexpected.push(listener);
+    },
     stop: (graceMs = 20_000) => {
       stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {
