@@ -63,7 +63,6 @@ export function writeU53(b: Uint8Array, at: number, v: number): void {
 export const recordSize = (b: Uint8Array, at: number): number => 4 + readU32(b, at);
 export const recordOffset = (b: Uint8Array, at: number): number => readU53(b, at + F_OFFSET);
 export const recordTimestamp = (b: Uint8Array, at: number): number => readU53(b, at + F_TIMESTAMP);
-export const recordCrc = (b: Uint8Array, at: number): number => readU32(b, at + F_CRC);
 
 /** Stamp offset and timestamp into a record in place and seal it with its CRC. */
 export function stampRecord(b: Uint8Array, at: number, offset: number, timestamp: number): void {
@@ -187,12 +186,5 @@ export function scanBatch(b: Uint8Array, index: RecordIndex, limits: ScanLimits)
     at = recEnd;
   }
   index.count = n;
-  return n;
-}
-
-/** Count the records of trusted, stored bytes (whole records only). */
-export function countRecords(b: Uint8Array, start = 0, end = b.length): number {
-  let n = 0;
-  for (let at = start; at + 4 <= end; n++) at += 4 + readU32(b, at);
   return n;
 }

@@ -389,7 +389,7 @@ export class PartitionActor {
     this.heldBytes = 0;
     for (const r of this.describes.values()) r({ start: this.start, end: this.end });
     this.describes.clear();
-    this.outBell.close?.();
+    this.outBell.close();
     for (const l of this.exitListeners) l(exit);
   }
 }
