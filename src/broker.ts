@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
 import { PartitionThread, type PartitionActor, type PartitionActorConfig } from './actors/partition/handle.js';
 import { TopicRegistry, type PartitionHost } from './actors/topics/registry.js';
+import { closeFeatures, installFeatures } from './gateway/features.js';
 import { GroupCoordinator } from './actors/group/coordinator.js';
 import { OffsetStore } from './actors/group/offset-store.js';
 import { Gateway } from './gateway/server.js';
@@ -254,16 +255,18 @@ export class Broker {
       brokerName: 'weir/0.1.0',
       defaultPartitions: o.defaultPartitions ?? 8,
     });
+    const features = await installFeatures({ gateway, dataDir: this.opts.dataDir, fsync: this.fsync });
     await gateway.listen();
     this.gateway = gateway;
     const listeners: Array<(e: ChildExit) => void> = [];
     return {
       close: async () => {
         await gateway.close();
+        await closeFeatures(features);
         for (const l of listeners) l({ normal: true, reason: null });
       },
       destroy: () => {
-        void gateway.close(0);
+        void gateway.close(0).then(() => closeFeatures(features));
         for (const l of listeners) l({ normal: false, reason: null });
       },
       onExit: (l) => listeners.push(l),

@@ -18,6 +18,7 @@ import type {
   FetchResult as FetchFrameResult,
   HelloResult,
   ListTopicsResult,
+  TopicConfig,
   TopicInfo,
 } from '../protocol/frames.js';
 import { Connection } from './connection.js';
@@ -119,10 +120,19 @@ export class WeirClient extends Emitter<ClientEvents> {
     return this.conn.url;
   }
 
-  /** Create a topic; resolves (created: false) if it exists with the same partition count. */
-  async createTopic(topic: string, options: { partitions: number }): Promise<CreateTopicResult> {
-    const r = await this.conn.request<CreateTopicResult>({ op: 'create_topic', topic, partitions: options?.partitions });
-    return { topic: r.topic, partitions: r.partitions, created: r.created };
+  /**
+   * Create a topic; resolves (created: false) if it exists with the same partition count. `config`
+   * (queue, dead-letter, expiry and transaction settings) applies only when it is created.
+   */
+  async createTopic(topic: string, options: { partitions: number; config?: TopicConfig }): Promise<CreateTopicResult> {
+    const r = await this.conn.request<CreateTopicResult>({ op: 'create_topic', topic, partitions: options?.partitions, config: options?.config });
+    return { topic: r.topic, partitions: r.partitions, created: r.created, config: r.config };
+  }
+
+  /** Change some settings of a topic (the others keep their value); resolves with all of them. */
+  async alterTopic(topic: string, config: TopicConfig): Promise<TopicConfig> {
+    const r = await this.conn.request<{ config: TopicConfig }>({ op: 'alter_topic', topic, config });
+    return r.config;
   }
 
   async listTopics(): Promise<TopicInfo[]> {
@@ -132,7 +142,7 @@ export class WeirClient extends Emitter<ClientEvents> {
 
   async describeTopic(topic: string): Promise<DescribeTopicResult> {
     const r = await this.conn.request<DescribeTopicResult>({ op: 'describe_topic', topic });
-    return { topic: r.topic, partitions: r.partitions, offsets: Array.isArray(r.offsets) ? r.offsets.map((o) => ({ ...o })) : [] };
+    return { topic: r.topic, partitions: r.partitions, config: r.config, offsets: Array.isArray(r.offsets) ? r.offsets.map((o) => ({ ...o })) : [] };
   }
 
   /**

@@ -26,6 +26,7 @@ export type {
   StartPosition,
   SubscribeOptions,
   TopicInfo,
+  TopicConfig,
   WebSocketConstructor,
   WebSocketLike,
 } from './types.js';

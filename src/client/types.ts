@@ -9,6 +9,7 @@ import type { WeirClientError } from './errors.js';
 export type {
   StartPosition,
   TopicInfo,
+  TopicConfig,
   CreateTopicResult,
   ListTopicsResult,
   DescribeTopicResult,

@@ -9,7 +9,8 @@ import { WeirError } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
-import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition } from '../protocol/frames.js';
+import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition, type TopicConfig } from '../protocol/frames.js';
+import { topicConfigToWire } from '../actors/topics/config.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
 import { FetchMode } from '../partition-worker/protocol.js';
 import type { ByteSink, PartitionActor, ProduceWaiter } from '../actors/partition/handle.js';
@@ -20,14 +21,14 @@ import { loadNativeUws } from './native.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
 
-type Frame = Record<string, unknown>;
+export type Frame = Record<string, unknown>;
 
 interface ConnData {
   conn?: Connection;
 }
 
 /** One WebSocket client. */
-class Connection {
+class Connection implements GatewayConnection {
   closed = false;
   helloDone = false;
   inFlightBytes = 0;
@@ -86,6 +87,14 @@ class Subscription implements GroupMember {
   }
 }
 
+/** How a produce ends: one error (at most, possibly before every chunk settled), then `settled` once. */
+export interface ProduceOutcome {
+  /** The first failure; called at most once, as soon as it happens. */
+  failed(error: WeirError): void;
+  /** Every chunk settled. `error` is true when `failed` was called; else the parts are complete. */
+  settled(error: boolean, parts: Array<[number, number, number]>, route: Uint8Array | undefined): void;
+}
+
 /** One produce request on its way through the partitions. */
 class PendingProduce {
   /** Chunks not yet answered, plus one hold while the request is still being written. */
@@ -93,10 +102,7 @@ class PendingProduce {
   failed = false;
   readonly parts: Array<[number, number, number]> = [];
   constructor(
-    private readonly gateway: Gateway,
-    readonly conn: Connection,
-    readonly id: number,
-    readonly bytes: number,
+    private readonly outcome: ProduceOutcome,
     readonly route: Uint8Array | undefined,
   ) {}
 
@@ -129,17 +135,41 @@ class PendingProduce {
   fail(code: ErrorCode, message: string): void {
     if (this.failed) return;
     this.failed = true;
-    this.gateway.sendError(this.conn, this.id, new WeirError(code, message, { retryable: RETRYABLE.has(code) }));
+    this.outcome.failed(new WeirError(code, message, { retryable: RETRYABLE.has(code) }));
   }
 
   private settled(): void {
     if (--this.remaining > 0) return;
-    this.conn.inFlightBytes -= this.bytes;
-    if (this.failed) return;
-    const result: Frame = { op: 'result', id: this.id, parts: this.parts };
-    if (this.route) result.route = this.route;
-    this.gateway.send(this.conn, result);
+    this.outcome.settled(this.failed, this.parts, this.route);
   }
+}
+
+/** What a control interceptor gets: a scanned batch (this.index) bound for `topic`. */
+export interface ControlInterceptorRequest {
+  topic: Topic;
+  records: Uint8Array;
+  index: RecordIndex;
+  forced: number | undefined;
+  outcome: ProduceOutcome;
+  conn: GatewayConnection;
+}
+export type ControlInterceptor = (request: ControlInterceptorRequest) => void;
+
+/** The client end of a WebSocket, as feature modules see it. */
+export interface GatewayConnection {
+  readonly id: number;
+  readonly closed: boolean;
+}
+
+/** A request handler a feature module registers for its own `op`s (see Gateway.registerOp). */
+export type OpHandler = (conn: GatewayConnection, id: number | undefined, frame: Frame) => Promise<void> | void;
+
+/** A batch read from a partition. */
+export interface ReadResult {
+  records: Uint8Array;
+  count: number;
+  next: number;
+  end: number;
 }
 
 export interface GatewayDeps {
@@ -163,6 +193,8 @@ export class Gateway {
   private readonly dirty = new Set<Connection>();
   private readonly dirtyActors = new Set<PartitionActor>();
   private flushScheduled = false;
+  private readonly ops = new Map<string, OpHandler>();
+  private readonly closeListeners: Array<(conn: GatewayConnection) => void> = [];
   port = 0;
 
   constructor(
@@ -332,8 +364,13 @@ export class Gateway {
       case 'ping':
         this.send(conn, { op: 'result', id: needId() });
         return;
-      default:
+      case 'alter_topic':
+        return this.alterTopic(conn, needId(), f);
+      default: {
+        const handler = this.ops.get(op);
+        if (handler) return handler(conn, id, f);
         throw new WeirError(ErrorCode.UNKNOWN_OP, `unknown operation ${JSON.stringify(op.slice(0, 40))}; see docs/protocol.md`);
+      }
     }
   }
 
@@ -358,8 +395,16 @@ export class Gateway {
     const name = f.topic;
     if (typeof name !== 'string') throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, 'topic name must be a string');
     const partitions = f.partitions === undefined ? this.deps.defaultPartitions : f.partitions;
-    const { topic, created } = await this.deps.topics.create(name, partitions as number, this.deps.host);
-    this.send(conn, { op: 'result', id, topic: topic.name, partitions: topic.partitions, created });
+    const { topic, created } = await this.deps.topics.create(name, partitions as number, this.deps.host, f.config);
+    this.send(conn, { op: 'result', id, topic: topic.name, partitions: topic.partitions, config: topicConfigToWire(topic.config), created });
+  }
+
+  private async alterTopic(conn: Connection, id: number, f: Frame): Promise<void> {
+    if (this.closing) throw shuttingDown();
+    const topic = this.topicOf(f);
+    if (f.config === undefined) throw badRequest('config', '"config" must be a map of the settings to change');
+    const altered = await this.deps.topics.alter(topic.name, f.config);
+    this.send(conn, { op: 'result', id, topic: altered.name, partitions: altered.partitions, config: topicConfigToWire(altered.config) });
   }
 
   private async describeTopic(conn: Connection, id: number, f: Frame): Promise<void> {
@@ -367,7 +412,7 @@ export class Gateway {
     const offsets = await Promise.all(
       topic.actors.map(async (a, partition) => ({ partition, ...(await a.describe()) })),
     );
-    this.send(conn, { op: 'result', id, topic: topic.name, partitions: topic.partitions, offsets });
+    this.send(conn, { op: 'result', id, topic: topic.name, partitions: topic.partitions, config: topicConfigToWire(topic.config), offsets });
   }
 
   // ------------------------------------------------------------------ produce
@@ -384,9 +429,32 @@ export class Gateway {
     if (conn.inFlightBytes > 0 && conn.inFlightBytes + records.length > this.config.maxInFlightBytes) {
       throw new WeirError(ErrorCode.THROTTLED, `connection has ${conn.inFlightBytes} produce bytes in flight (limit ${this.config.maxInFlightBytes}); wait for acknowledgements`, { retryable: true });
     }
-    const index = this.index;
+    this.scan(records);
+    const interceptor = this.index.controlCount > 0 ? this.controlInterceptor : null;
+    conn.inFlightBytes += records.length;
+    const outcome: ProduceOutcome = {
+      failed: (error) => this.sendError(conn, id, error),
+      settled: (error, parts, route) => {
+        conn.inFlightBytes -= records.length;
+        if (error) return;
+        const result: Frame = { op: 'result', id, parts };
+        if (route) result.route = route;
+        this.send(conn, result);
+      },
+    };
     try {
-      scanBatch(records, index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: this.config.maxRecordsPerBatch });
+      if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, conn });
+      else this.write(topic, records, forced, outcome);
+    } catch (err) {
+      conn.inFlightBytes -= records.length;
+      throw err;
+    }
+  }
+
+  /** Validate and index a producer batch into this.index; throws BAD_BATCH / MESSAGE_TOO_LARGE. */
+  private scan(records: Uint8Array): void {
+    try {
+      scanBatch(records, this.index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: this.config.maxRecordsPerBatch });
     } catch (err) {
       if (err instanceof BatchFormatError) {
         if (err.defect === 'RECORD_TOO_LARGE') {
@@ -396,6 +464,15 @@ export class Gateway {
       }
       throw err;
     }
+  }
+
+  /**
+   * Route the batch indexed in this.index (records by key, or all to `forced`) into the partitions'
+   * rings. Throws PARTITION_UNAVAILABLE before writing anything if a target partition is down;
+   * afterwards every outcome goes through `outcome`.
+   */
+  private write(topic: Topic, records: Uint8Array, forced: number | undefined, outcome: ProduceOutcome): void {
+    const index = this.index;
     const n = index.count;
     const sticky = topic.nextSticky;
     const route = this.router.routeBatch(records, index, topic.partitions, sticky, forced);
@@ -410,8 +487,7 @@ export class Gateway {
       const copy = route.partitionOf.slice(0, n);
       routeBytes = new Uint8Array(copy.buffer, 0, n * 2); // little-endian hosts only (x86, arm64)
     }
-    const pending = new PendingProduce(this, conn, id, records.length, routeBytes);
-    conn.inFlightBytes += records.length;
+    const pending = new PendingProduce(outcome, routeBytes);
     for (let t = 0; t < route.touched.length && !pending.failed; t++) {
       const p = route.touched[t]!;
       pending.parts.push([p, 0, 0]);
@@ -444,6 +520,81 @@ export class Gateway {
       this.markActor(actor);
     }
     pending.release();
+  }
+
+  // ------------------------------------------------------------------ services for feature modules
+
+  /** Handle requests with this `op` (a feature module's protocol). Built-in ops cannot be replaced. */
+  registerOp(op: string, handler: OpHandler): void {
+    if (this.ops.has(op)) throw new Error(`op ${op} registered twice`);
+    this.ops.set(op, handler);
+  }
+
+  /** Called once per connection when it closes (after its subscriptions were dropped). */
+  onConnectionClosed(listener: (conn: GatewayConnection) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /**
+   * Take over produce requests whose batch has records with `weir-` headers (index.controlCount > 0):
+   * the interceptor rewrites or diverts them and calls `writeIndexed` for what goes to the topic.
+   */
+  setControlInterceptor(interceptor: ControlInterceptor): void {
+    this.controlInterceptor = interceptor;
+  }
+  private controlInterceptor: ControlInterceptor | null = null;
+
+  /** For interceptors: write a batch that was just scanned into this.index (see write()). */
+  writeIndexed(topic: Topic, records: Uint8Array, forced: number | undefined, outcome: ProduceOutcome): void {
+    this.write(topic, records, forced, outcome);
+  }
+
+  /**
+   * Append a batch to a topic from inside the broker (dead letters, due delayed messages, committed
+   * transactions): the same validation, routing and acknowledgement as a client's produce, no
+   * connection budget. Resolves with the parts (and route) of the produce answer. Records are not
+   * inspected for `weir-` headers here (the caller produced them).
+   */
+  append(topic: Topic | string, records: Uint8Array, partition?: number): Promise<{ parts: Array<[number, number, number]>; route?: Uint8Array }> {
+    return new Promise((resolve, reject) => {
+      const t = typeof topic === 'string' ? this.deps.topics.get(topic) : topic;
+      if (!t) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${String(topic)} does not exist`);
+      if (partition !== undefined) this.partitionOf(t, partition);
+      this.scan(records);
+      let error: WeirError | null = null;
+      this.write(t, records, partition, {
+        failed: (e) => (error = e),
+        settled: (failed, parts, route) => (failed ? reject(error) : resolve(route ? { parts, route } : { parts })),
+      });
+    });
+  }
+
+  /**
+   * Read stored records of one partition from `offset` (waiting up to maxWaitMs for some to
+   * arrive). `records` is a copy the caller owns.
+   */
+  read(topic: Topic, partition: number, offset: number, options: { maxBytes?: number; maxRecords?: number; maxWaitMs?: number } = {}): Promise<ReadResult> {
+    return new Promise((resolve, reject) => {
+      const actor = topic.actors[partition];
+      if (!actor) throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `topic ${topic.name} has no partition ${partition}`);
+      const ok = actor.fetch(FetchMode.OFFSET, offset, options.maxBytes ?? this.config.maxFetchBytes, options.maxRecords ?? 10_000, options.maxWaitMs ?? 0, {
+        data: (records, count, next, end) => resolve({ records: records.slice(), count, next, end }),
+        failed: (code, message, start, end) => reject(new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } })),
+      });
+      if (!ok) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+      this.markActor(actor);
+    });
+  }
+
+  /** Create (or find) a topic from inside the broker; `internal` allows the reserved `__` prefix. */
+  async ensureTopic(name: string, partitions: number, config?: TopicConfig, internal = false): Promise<Topic> {
+    const existing = this.deps.topics.get(name);
+    if (existing) return existing;
+    return (await this.deps.topics.create(name, partitions, this.deps.host, config, { internal })).topic;
+  }
+
+  get topics(): TopicRegistry {
+    return this.deps.topics;
   }
 
   // ------------------------------------------------------------------ fetch
@@ -631,19 +782,21 @@ export class Gateway {
     conn.outbox.length = 0;
     this.conns.delete(conn);
     for (const sub of [...conn.subs.values()]) this.dropSub(sub);
+    for (const l of this.closeListeners) l(conn);
   }
 
   // ------------------------------------------------------------------ output
 
   /** Encode now (copying any shared-memory view), send corked with the rest of this tick's frames. */
-  send(conn: Connection, frame: Frame): void {
+  send(gconn: GatewayConnection, frame: Frame): void {
+    const conn = gconn as Connection;
     if (conn.closed) return;
     conn.outbox.push(encodeFrame(frame));
     this.dirty.add(conn);
     this.scheduleFlush();
   }
 
-  sendError(conn: Connection, id: number | undefined, err: unknown, sub?: number): void {
+  sendError(conn: GatewayConnection, id: number | undefined, err: unknown, sub?: number): void {
     let e: WeirError;
     if (WeirError.isWeirError(err)) e = err;
     else {

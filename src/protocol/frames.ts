@@ -13,9 +13,33 @@ export type StartPosition =
   | { offsets: Record<string, number> } // per partition; others start at 'latest'
   | { timestamp: number }; // first message at or after this time (ms since epoch)
 
+/** Per-topic settings of the messaging features; every field optional (defaults in docs/protocol.md). */
+export interface TopicConfig {
+  /** Queue mode: a delivered message not acked within this is redelivered. Default 30 000. */
+  visibilityTimeoutMs?: number;
+  /** Queue mode: deliveries before a message is dead-lettered. Default 5. */
+  maxDeliveries?: number;
+  /** Queue mode: redelivery delay after `nack` with retry. Default {100, 30 000, 2, 0.2}. */
+  retryBackoff?: { initialMs?: number; maxMs?: number; multiplier?: number; jitter?: number };
+  /** Queue mode: a key's next message waits until the previous one is acked. Default false. */
+  orderedKeys?: boolean;
+  /** Where rejected, exhausted (and, with deadLetterExpired, expired) messages go. Default `<topic>.dlq`; null: drop. */
+  deadLetterTopic?: string | null;
+  /** Messages older than this are never delivered. Default null (no expiry). */
+  ttlMs?: number | null;
+  /** Expired messages go to the dead-letter topic instead of being dropped. Default false. */
+  deadLetterExpired?: boolean;
+  /** Transactions: ask the producer's checker about a half message open this long. Default 5 000. */
+  transactionCheckMs?: number;
+  /** Transactions: roll back a half message still undecided after this long. Default 60 000. */
+  transactionTimeoutMs?: number;
+}
+
 // ---------------------------------------------------------------- client → broker requests
 export interface HelloRequest { op: 'hello'; id: number; version: number; client?: string; token?: string }
-export interface CreateTopicRequest { op: 'create_topic'; id: number; topic: string; partitions: number }
+export interface CreateTopicRequest { op: 'create_topic'; id: number; topic: string; partitions: number; config?: TopicConfig }
+/** Change settings of an existing topic (fields not given keep their value). */
+export interface AlterTopicRequest { op: 'alter_topic'; id: number; topic: string; config: TopicConfig }
 export interface ListTopicsRequest { op: 'list_topics'; id: number }
 export interface DescribeTopicRequest { op: 'describe_topic'; id: number; topic: string }
 /** `records` is a record batch. `partition` forces one partition; otherwise keyed messages go to
@@ -37,7 +61,7 @@ export interface UnsubscribeRequest { op: 'unsubscribe'; id: number; sub: number
 export interface PingRequest { op: 'ping'; id: number }
 
 export type Request =
-  | HelloRequest | CreateTopicRequest | ListTopicsRequest | DescribeTopicRequest | ProduceRequest
+  | HelloRequest | CreateTopicRequest | AlterTopicRequest | ListTopicsRequest | DescribeTopicRequest | ProduceRequest
   | FetchRequest | SubscribeRequest | CreditRequest | CommitRequest | RevokedRequest
   | UnsubscribeRequest | PingRequest;
 export type RequestOp = Request['op'];
@@ -45,9 +69,10 @@ export type RequestOp = Request['op'];
 // ---------------------------------------------------------------- broker → client
 export interface HelloResult { version: number; broker: string; maxFrameBytes: number; maxMessageBytes: number; maxInFlightBytes: number; fsync: string }
 export interface TopicInfo { topic: string; partitions: number }
-export interface CreateTopicResult extends TopicInfo { created: boolean }
+export interface TopicDescription extends TopicInfo { config: TopicConfig }
+export interface CreateTopicResult extends TopicDescription { created: boolean }
 export interface ListTopicsResult { topics: TopicInfo[] }
-export interface DescribeTopicResult extends TopicInfo {
+export interface DescribeTopicResult extends TopicDescription {
   offsets: Array<{ partition: number; start: number; end: number }>;
 }
 /**
@@ -74,7 +99,11 @@ export interface RevokeFrame { op: 'revoke'; sub: number; generation: number }
 
 export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame | RevokeFrame;
 
-/** Topic names: 1–249 of [A-Za-z0-9._-], not "." or "..", not starting with "__" (reserved). */
+/**
+ * Topic names: 1–249 of [A-Za-z0-9._-], not "." or "..", not starting with "__": that prefix names
+ * the broker's internal topics (delayed messages, half messages), created only by the broker.
+ */
+export const INTERNAL_TOPIC_PREFIX = '__';
 export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 export function topicNameProblem(name: unknown): string | null {
   if (typeof name !== 'string') return 'topic name must be a string';

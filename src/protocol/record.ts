@@ -17,7 +17,7 @@
  *  28  u32  valueLength
  *  32  u16  headerCount
  *  34  u8   magic         1
- *  35  u8   attributes    0 (reserved)
+ *  35  u8   attributes    bit 0 (ATTR_CONTROL): the record has `weir-` headers (set by the gateway)
  *  36  ...  key bytes, value bytes, then headerCount × { u16 nameLength, name (UTF-8), u32 valueLength, value }
  */
 import { crc32c } from '../common/crc32c.js';
@@ -36,6 +36,13 @@ export const F_VALUE_LENGTH = 28;
 export const F_HEADER_COUNT = 32;
 export const F_MAGIC = 34;
 export const F_ATTRIBUTES = 35;
+
+/**
+ * Attribute bit 0: the record carries at least one header whose name starts with `weir-` (delivery
+ * time, expiry, reply-to, …; src/protocol/headers.ts). The gateway sets or clears it while scanning a
+ * produce batch, so the stages after it test one byte instead of parsing headers of every record.
+ */
+export const ATTR_CONTROL = 0x01;
 
 const TWO_32 = 0x1_0000_0000;
 
@@ -116,6 +123,8 @@ export class RecordIndex {
   size = new Uint32Array(1024);
   keyStart = new Uint32Array(1024);
   keyLength = new Int32Array(1024);
+  /** Records of the last scan with ATTR_CONTROL set (0 on the hot path: nothing to inspect). */
+  controlCount = 0;
 
   ensure(n: number): void {
     if (n <= this.start.length) return;
@@ -141,12 +150,14 @@ export interface ScanLimits {
 /**
  * Validate the framing of a producer batch and index its records. Every length is checked against
  * its container, so a batch whose lengths lie is refused whole (nothing of it is appended).
+ * Writes each record's attributes byte (ATTR_CONTROL or 0): producers' values are not trusted.
  * Throws BatchFormatError.
  */
 export function scanBatch(b: Uint8Array, index: RecordIndex, limits: ScanLimits): number {
   const end = b.length;
   let at = 0;
   let n = 0;
+  let control = 0;
   if (end === 0) throw new BatchFormatError('EMPTY', 0, 0);
   while (at < end) {
     if (end - at < RECORD_HEADER_BYTES) throw new BatchFormatError('TRUNCATED', n, at);
@@ -167,9 +178,12 @@ export function scanBatch(b: Uint8Array, index: RecordIndex, limits: ScanLimits)
     if (valueLength > recEnd - p) throw new BatchFormatError('VALUE_OVERRUNS_RECORD', n, at);
     p += valueLength;
     const headers = readU16(b, at + F_HEADER_COUNT);
+    let attrs = 0;
     for (let h = 0; h < headers; h++) {
       if (p + 2 > recEnd) throw new BatchFormatError('HEADER_OVERRUNS_RECORD', n, at);
-      p += 2 + readU16(b, p);
+      const nameLength = readU16(b, p);
+      if (nameLength > 5 && p + 7 <= recEnd && isControlPrefix(b, p + 2)) attrs = ATTR_CONTROL;
+      p += 2 + nameLength;
       if (p + 4 > recEnd) throw new BatchFormatError('HEADER_OVERRUNS_RECORD', n, at);
       const hv = readU32(b, p);
       if (hv > recEnd - p - 4) throw new BatchFormatError('HEADER_OVERRUNS_RECORD', n, at);
@@ -177,6 +191,8 @@ export function scanBatch(b: Uint8Array, index: RecordIndex, limits: ScanLimits)
     }
     if (p !== recEnd) throw new BatchFormatError('TRAILING_BYTES_IN_RECORD', n, at);
     if (n >= limits.maxRecords) throw new BatchFormatError('TOO_MANY_RECORDS', n, at);
+    b[at + F_ATTRIBUTES] = attrs;
+    control += attrs;
     index.ensure(n + 1);
     index.start[n] = at;
     index.size[n] = 4 + length;
@@ -186,5 +202,11 @@ export function scanBatch(b: Uint8Array, index: RecordIndex, limits: ScanLimits)
     at = recEnd;
   }
   index.count = n;
+  index.controlCount = control;
   return n;
+}
+
+/** "weir-" at `at` (the reserved header name prefix). */
+function isControlPrefix(b: Uint8Array, at: number): boolean {
+  return b[at] === 0x77 && b[at + 1] === 0x65 && b[at + 2] === 0x69 && b[at + 3] === 0x72 && b[at + 4] === 0x2d;
 }

@@ -7,9 +7,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '../../protocol/codes.js';
-import { topicNameProblem, type TopicInfo } from '../../protocol/frames.js';
+import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig, type TopicInfo } from '../../protocol/frames.js';
 import { WeirError } from '../../common/errors.js';
 import type { PartitionActor } from '../partition/handle.js';
+import { resolveTopicConfig, topicConfigToWire, type ResolvedTopicConfig } from './config.js';
+
+/** A topic as stored in topics.json. */
+export interface StoredTopic extends TopicInfo {
+  config?: TopicConfig;
+}
 
 export const MAX_PARTITIONS = 1024;
 
@@ -20,7 +26,13 @@ export interface Topic {
   readonly actors: PartitionActor[];
   /** Round-robin cursor for unkeyed batches (sticky per request). */
   nextSticky: number;
+  /** Messaging settings with defaults filled in; replaced (not mutated) by alter. */
+  config: ResolvedTopicConfig;
+  /** Named with the reserved `__` prefix: created by the broker, hidden from list_topics. */
+  readonly internal: boolean;
 }
+
+export type TopicListener = (topic: Topic) => void;
 
 export interface PartitionHost {
   /** Start the actors of a topic's partitions under supervision; resolves when all serve. */
@@ -31,16 +43,24 @@ export class TopicRegistry {
   private readonly topics = new Map<string, Topic>();
   private readonly file: string;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly configs = new Map<string, ResolvedTopicConfig>();
+  private readonly createdListeners: TopicListener[] = [];
 
   constructor(private readonly dataDir: string) {
     this.file = path.join(dataDir, 'topics.json');
   }
 
   /** Topic definitions stored on disk (read before partition actors exist). */
-  stored(): TopicInfo[] {
+  stored(): StoredTopic[] {
     if (!fs.existsSync(this.file)) return [];
-    const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { topics: TopicInfo[] };
+    const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { topics: StoredTopic[] };
+    for (const t of parsed.topics) this.configs.set(t.topic, resolveTopicConfig(t.topic, t.config));
     return parsed.topics;
+  }
+
+  /** Called for every topic created from now on (not for those adopted at boot). */
+  onCreated(listener: TopicListener): void {
+    this.createdListeners.push(listener);
   }
 
   partitionDir(topic: string, partition: number): string {
@@ -57,7 +77,9 @@ export class TopicRegistry {
       existing.actors.splice(0, actors.length, ...actors);
       return existing;
     }
-    const t: Topic = { name, partitions: actors.length, actors, nextSticky: 0 };
+    const config = this.configs.get(name) ?? resolveTopicConfig(name, undefined);
+    this.configs.set(name, config);
+    const t: Topic = { name, partitions: actors.length, actors, nextSticky: 0, config, internal: name.startsWith(INTERNAL_TOPIC_PREFIX) };
     this.topics.set(name, t);
     return t;
   }
@@ -66,8 +88,11 @@ export class TopicRegistry {
     return this.topics.get(name);
   }
 
+  /** Topics clients see (internal ones excluded). */
   list(): TopicInfo[] {
-    return [...this.topics.values()].map((t) => ({ topic: t.name, partitions: t.partitions }));
+    const out: TopicInfo[] = [];
+    for (const t of this.topics.values()) if (!t.internal) out.push({ topic: t.name, partitions: t.partitions });
+    return out;
   }
 
   all(): IterableIterator<Topic> {
@@ -79,10 +104,14 @@ export class TopicRegistry {
     if (t) t.actors[partition] = actor;
   }
 
-  /** Create a topic (serialized: concurrent creates of one name see one winner). */
-  create(name: string, partitions: number, host: PartitionHost): Promise<{ topic: Topic; created: boolean }> {
+  /**
+   * Create a topic (serialized: concurrent creates of one name see one winner). `config` applies
+   * only when the topic is created; an existing topic keeps its settings (use alter).
+   * `internal` allows the reserved `__` prefix: for the broker's own topics, never for clients.
+   */
+  create(name: string, partitions: number, host: PartitionHost, config?: unknown, options: { internal?: boolean } = {}): Promise<{ topic: Topic; created: boolean }> {
     const run = async (): Promise<{ topic: Topic; created: boolean }> => {
-      const problem = topicNameProblem(name);
+      const problem = options.internal && typeof name === 'string' && name.startsWith(INTERNAL_TOPIC_PREFIX) ? topicNameProblem(name.slice(INTERNAL_TOPIC_PREFIX.length)) : topicNameProblem(name);
       if (problem) throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, `${problem}: ${JSON.stringify(String(name).slice(0, 60))}`);
       if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
         throw new WeirError(ErrorCode.INVALID_PARTITIONS, `partitions must be an integer from 1 to ${MAX_PARTITIONS}, got ${String(partitions)}`);
@@ -92,11 +121,29 @@ export class TopicRegistry {
         if (existing.partitions === partitions) return { topic: existing, created: false };
         throw new WeirError(ErrorCode.TOPIC_EXISTS, `topic ${name} exists with ${existing.partitions} partitions, not ${partitions}`, { details: { partitions: existing.partitions } });
       }
+      this.configs.set(name, resolveTopicConfig(name, config));
       const actors = await host.startPartitions(name, partitions);
       const topic = this.adopt(name, actors);
       this.persist();
+      for (const l of this.createdListeners) l(topic);
       return { topic, created: true };
     };
+    return this.serialize(run);
+  }
+
+  /** Change some settings of a topic; the rest keep their value. Durable before it resolves. */
+  alter(name: string, config: unknown): Promise<Topic> {
+    return this.serialize(async () => {
+      const topic = this.topics.get(name);
+      if (!topic) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(String(name).slice(0, 60))} does not exist`);
+      topic.config = resolveTopicConfig(name, config, topic.config);
+      this.configs.set(name, topic.config);
+      this.persist();
+      return topic;
+    });
+  }
+
+  private serialize<T>(run: () => Promise<T>): Promise<T> {
     const p = this.queue.then(run, run);
     this.queue = p.catch(() => undefined);
     return p;
@@ -105,7 +152,8 @@ export class TopicRegistry {
   private persist(): void {
     fs.mkdirSync(this.dataDir, { recursive: true });
     const tmp = this.file + '.tmp';
-    fs.writeFileSync(tmp, JSON.stringify({ version: 1, topics: this.list() }, null, 2));
+    const topics: StoredTopic[] = [...this.topics.values()].map((t) => ({ topic: t.name, partitions: t.partitions, config: topicConfigToWire(t.config) }));
+    fs.writeFileSync(tmp, JSON.stringify({ version: 1, topics }, null, 2));
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);

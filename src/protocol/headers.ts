@@ -1,0 +1,98 @@
+/**
+ * Reserved record headers: every header whose name starts with `weir-` means something to the
+ * broker (docs/protocol.md, "Reserved headers"). Values are UTF-8 text; times are decimal
+ * milliseconds since the Unix epoch. The gateway marks records that carry any of them with
+ * ATTR_CONTROL (record.ts), so code that looks for them first tests that bit.
+ *
+ * These functions read one record's headers in place, without building objects, because they run
+ * on the produce and delivery paths.
+ */
+import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32 } from './record.js';
+
+export const HEADER_PREFIX = 'weir-';
+
+export const Header = {
+  // time
+  /** Absolute delivery time (ms): the message is invisible to consumers until then. */
+  DELIVER_AT: 'weir-deliver-at',
+  /** Relative delay (ms) from the produce; the gateway turns it into DELIVER_AT. */
+  DELAY: 'weir-delay',
+  /** Absolute expiry (ms): never delivered after it. */
+  EXPIRES_AT: 'weir-expires-at',
+  /** Relative time to live (ms) from the append; the gateway turns it into EXPIRES_AT. */
+  TTL: 'weir-ttl',
+  // dead letters: why, from where, how often
+  DLQ_REASON: 'weir-dlq-reason',
+  DLQ_TOPIC: 'weir-dlq-topic',
+  DLQ_PARTITION: 'weir-dlq-partition',
+  DLQ_OFFSET: 'weir-dlq-offset',
+  DLQ_GROUP: 'weir-dlq-group',
+  DLQ_DELIVERIES: 'weir-dlq-deliveries',
+  DLQ_TIME: 'weir-dlq-time',
+  // request-reply
+  REPLY_TO: 'weir-reply-to',
+  CORRELATION_ID: 'weir-correlation-id',
+  // exactly-once append and transactions
+  PRODUCER_ID: 'weir-producer-id',
+  SEQUENCE: 'weir-sequence',
+  TRANSACTION_ID: 'weir-txn',
+} as const;
+export type HeaderName = (typeof Header)[keyof typeof Header];
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** True when the stored or scanned record at `at` carries `weir-` headers. */
+export function hasControlHeaders(b: Uint8Array, at: number): boolean {
+  return (b[at + F_ATTRIBUTES]! & ATTR_CONTROL) !== 0;
+}
+
+/**
+ * Byte range of the value of header `name` (first occurrence) of the record at `at`, or null.
+ * `name` must be ASCII (every reserved name is). Returns [start, end) into `b`.
+ */
+export function findHeader(b: Uint8Array, at: number, name: string): [number, number] | null {
+  const kl = readU32(b, at + F_KEY_LENGTH) | 0;
+  let p = at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + readU32(b, at + F_VALUE_LENGTH);
+  const n = readU16(b, at + F_HEADER_COUNT);
+  const len = name.length;
+  for (let h = 0; h < n; h++) {
+    const nl = readU16(b, p);
+    let match = nl === len;
+    for (let i = 0; match && i < len; i++) if (b[p + 2 + i] !== name.charCodeAt(i)) match = false;
+    p += 2 + nl;
+    const vl = readU32(b, p);
+    if (match) return [p + 4, p + 4 + vl];
+    p += 4 + vl;
+  }
+  return null;
+}
+
+/** The header's value as text, or null. */
+export function headerText(b: Uint8Array, at: number, name: string): string | null {
+  const r = findHeader(b, at, name);
+  return r === null ? null : decoder.decode(b.subarray(r[0], r[1]));
+}
+
+/**
+ * The header's value as a non-negative integer written in decimal ASCII, or null when absent.
+ * NaN when present but not such a number (callers turn that into BAD_REQUEST).
+ */
+export function headerInteger(b: Uint8Array, at: number, name: string): number | null {
+  const r = findHeader(b, at, name);
+  if (r === null) return null;
+  const [s, e] = r;
+  if (e === s || e - s > 16) return NaN;
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) return NaN;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** UTF-8 bytes of a header value written as decimal text. */
+export function integerHeaderValue(v: number): Uint8Array {
+  return encoder.encode(String(Math.floor(v)));
+}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { BatchBuilder } from '../../src/protocol/batch-builder.js';
+import { ATTR_CONTROL, F_ATTRIBUTES, RecordIndex, scanBatch } from '../../src/protocol/record.js';
+import { Header, findHeader, hasControlHeaders, headerInteger, headerText } from '../../src/protocol/headers.js';
+
+const limits = { maxRecordBytes: 1 << 20, maxRecords: 1000 };
+
+describe('reserved headers', () => {
+  it('scanBatch marks exactly the records with weir- headers and counts them', () => {
+    const b = new BatchBuilder();
+    b.add('k', 'plain');
+    b.add('k', 'user header', { 'x-trace': 'abc', weird: '1' });
+    b.add(null, 'delayed', { 'x-a': '1', [Header.DELIVER_AT]: '1700000000123' });
+    b.add(null, 'short name', { weir: 'not a control header' });
+    const batch = b.take();
+    batch[F_ATTRIBUTES] = 0xff; // a producer's attribute bits are not trusted
+    const index = new RecordIndex();
+    expect(scanBatch(batch, index, limits)).toBe(4);
+    expect(index.controlCount).toBe(1);
+    const flags = [0, 1, 2, 3].map((i) => hasControlHeaders(batch, index.start[i]!));
+    expect(flags).toEqual([false, false, true, false]);
+    expect(batch[index.start[0]! + F_ATTRIBUTES]).toBe(0);
+    expect(batch[index.start[2]! + F_ATTRIBUTES]).toBe(ATTR_CONTROL);
+  });
+
+  it('finds header values in place', () => {
+    const b = new BatchBuilder();
+    b.add('key', 'value', { a: 'x', [Header.DELIVER_AT]: '1700000000123', [Header.REPLY_TO]: 'inbox.7', bad: '12x' });
+    const batch = b.take();
+    expect(headerInteger(batch, 0, Header.DELIVER_AT)).toBe(1700000000123);
+    expect(headerText(batch, 0, Header.REPLY_TO)).toBe('inbox.7');
+    expect(headerInteger(batch, 0, 'bad')).toBeNaN();
+    expect(findHeader(batch, 0, Header.TTL)).toBeNull();
+    expect(headerText(batch, 0, 'a')).toBe('x');
+  });
+});
