@@ -7,7 +7,7 @@
  * These functions read one record's headers in place, without building objects, because they run
  * on the produce and delivery paths.
  */
-import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32 } from './record.js';
+import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_TIMESTAMP, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, readU53 } from './record.js';
 
 export const HEADER_PREFIX = 'weir-';
 
@@ -95,4 +95,21 @@ export function headerInteger(b: Uint8Array, at: number, name: string): number |
 /** UTF-8 bytes of a header value written as decimal text. */
 export function integerHeaderValue(v: number): Uint8Array {
   return encoder.encode(String(Math.floor(v)));
+}
+
+/**
+ * When the stored record at `at` expires (ms since the epoch), or Infinity: the earliest of its own
+ * `weir-expires-at`, its append time plus its own `weir-ttl`, and its append time plus the topic's
+ * `ttlMs`. Costs one byte test for records without `weir-` headers on topics without a TTL.
+ */
+export function recordExpiresAt(b: Uint8Array, at: number, topicTtlMs: number | null): number {
+  const appended = readU53(b, at + F_TIMESTAMP);
+  let expires = topicTtlMs === null ? Infinity : appended + topicTtlMs;
+  if ((b[at + F_ATTRIBUTES]! & ATTR_CONTROL) !== 0) {
+    const abs = headerInteger(b, at, Header.EXPIRES_AT);
+    if (abs !== null && abs === abs && abs < expires) expires = abs;
+    const ttl = headerInteger(b, at, Header.TTL);
+    if (ttl !== null && ttl === ttl && appended + ttl < expires) expires = appended + ttl;
+  }
+  return expires;
 }

@@ -34,3 +34,24 @@ describe('reserved headers', () => {
     expect(headerText(batch, 0, 'a')).toBe('x');
   });
 });
+
+describe('recordExpiresAt', () => {
+  it('takes the earliest of the record expiry, its ttl and the topic ttl', async () => {
+    const { recordExpiresAt } = await import('../../src/protocol/headers.js');
+    const { stampRecord } = await import('../../src/protocol/record.js');
+    const b = new BatchBuilder();
+    b.add(null, 'a');
+    b.add(null, 'b', { [Header.TTL]: '500' });
+    b.add(null, 'c', { [Header.EXPIRES_AT]: '1000200', [Header.TTL]: '5000' });
+    const batch = b.take();
+    const index = new RecordIndex();
+    scanBatch(batch, index, limits);
+    for (let i = 0; i < 3; i++) stampRecord(batch, index.start[i]!, i, 1_000_000);
+    const at = (i: number): number => index.start[i]!;
+    expect(recordExpiresAt(batch, at(0), null)).toBe(Infinity);
+    expect(recordExpiresAt(batch, at(0), 1000)).toBe(1_001_000);
+    expect(recordExpiresAt(batch, at(1), null)).toBe(1_000_500);
+    expect(recordExpiresAt(batch, at(1), 100)).toBe(1_000_100);
+    expect(recordExpiresAt(batch, at(2), null)).toBe(1_000_200);
+  });
+});
