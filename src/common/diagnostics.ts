@@ -19,6 +19,8 @@
  *                               exits abnormally with `error` (SUPERVISOR_ESCALATED).
  * - `weir:partition:restart`    owned by the broker (published when a partition worker is replaced).
  * - `weir:wal:truncated`        owned by the WAL module.
+ * - `weir:wal:sync-failed`      `{ dir, segment, error }` the background fdatasync of a sealed
+ *                               segment failed; the recovery point stops advancing.
  * - `weir:gateway:backpressure` owned by the gateway.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
@@ -30,6 +32,7 @@ export const channels = Object.freeze({
   supervisorEscalate: diagnostics_channel.channel('weir:supervisor:escalate'),
   partitionRestart: diagnostics_channel.channel('weir:partition:restart'),
   walTruncated: diagnostics_channel.channel('weir:wal:truncated'),
+  walSyncFailed: diagnostics_channel.channel('weir:wal:sync-failed'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),
 });
 

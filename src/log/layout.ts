@@ -18,6 +18,15 @@ export const LOG_SUFFIX = '.log';
  */
 export const CLEAN_SHUTDOWN_FILE = '.weir-clean-shutdown';
 export const INDEX_SUFFIX = '.index';
+/**
+ * The recovery point (Kafka's recovery-point-offset-checkpoint): decimal offset below which every
+ * sealed segment is known to be fdatasync'ed. Rolling seals a segment at once but syncs it in the
+ * background (a 1 GiB fdatasync stalled every partition of the thread for up to 0.9 s), and this
+ * file advances when that sync completes. After an unclean stop, recovery validates sealed segments
+ * at or past it like the last one. Absent: logs written before it existed synced on roll, so every
+ * sealed segment is trusted. Unreadable: treated as 0 (validate everything).
+ */
+export const SYNCED_BELOW_FILE = '.weir-synced-below';
 const NAME_DIGITS = 20;
 const NAME_RE = /^(\d{20})\.(log|index)$/;
 

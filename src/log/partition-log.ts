@@ -16,9 +16,13 @@
  *   the flush and segments it created are removed (see `rollback`).
  * - A batch (one append call) never splits across segments: the roll decision is taken per append,
  *   against the projected size of the segment the batch would go to (`tailSize`).
- * - Rolling fdatasyncs the sealed segment's .log and .index whatever the policy, so recovery can
- *   trust sealed segments and only needs to validate the last one (wholly after a crash, only past
- *   its last index entry after a clean close(), which leaves a marker file; see recovery.ts).
+ * - Rolling seals a segment at once and fdatasyncs its .log and .index in the background, whatever
+ *   the policy (one sync at a time, in roll order); when a sync completes the recovery point
+ *   (SYNCED_BELOW_FILE) advances past the segment. Recovery trusts sealed segments below it and
+ *   validates the rest like the last one (wholly after a crash, only past the last index entry
+ *   after a clean close(), which syncs everything and leaves a marker file; see recovery.ts).
+ *   Under 'always' each flush already fdatasyncs the data, so only acknowledged-durable data is
+ *   ever acknowledged; the background sync is for recovery's sake.
  * - A read returns records of one segment only; the caller continues at `nextOffset`.
  * - Timestamps are log-append time, max(previous, now()), so they never decrease; one per append.
  * - No per-record allocation in append/flush/read: the buffer, the pending index entries and the
@@ -36,7 +40,8 @@ import {
   StorageError,
   storageErrorFrom,
 } from './errors.js';
-import { CLEAN_SHUTDOWN_FILE, findSegment, needsIndexEntry } from './layout.js';
+import { CLEAN_SHUTDOWN_FILE, SYNCED_BELOW_FILE, findSegment, needsIndexEntry } from './layout.js';
+import { channels } from '../common/diagnostics.js';
 import { recoverLog, type RecoveryReport } from './recovery.js';
 import { fsyncDir, Segment } from './segment.js';
 
@@ -146,6 +151,15 @@ export class PartitionLog {
   private closed = false;
   private failure: LogError | null = null;
 
+  // ── background sync of sealed segments ─────────────────────────────────────────────────────
+  /** Every sealed segment below this offset is fdatasync'ed (persisted in SYNCED_BELOW_FILE). */
+  private syncedBelow: number;
+  /** Sealed segments whose background sync has not completed, oldest first. */
+  private readonly unsynced: Segment[] = [];
+  private sealSyncs: Promise<void> = Promise.resolve();
+  /** A background sync failed: the recovery point stays where it is (close() retries synchronously). */
+  private sealSyncFailed = false;
+
   private constructor(opts: LogOptions) {
     this.dir = opts.dir;
     this.segmentBytes = intOption('segmentBytes', opts.segmentBytes, DEFAULT_SEGMENT_BYTES, 1, MAX_SEGMENT_BYTES);
@@ -174,6 +188,9 @@ export class PartitionLog {
     this.tailSize = this.active.size;
     this.tailLastEntry = lastEntryPosition(this.active);
     this.scratch = new Uint8Array(Math.min(MiB, Math.max(4096, 2 * this.indexInterval)));
+    // Recovery trusted or validated-and-synced every sealed segment.
+    this.syncedBelow = this.active.base;
+    writeSyncedBelow(this.dir, this.syncedBelow);
   }
 
   /** Open (creating if needed) and recover the partition directory. See recovery.ts. */
@@ -341,7 +358,7 @@ export class PartitionLog {
           fsyncDir(this.dir);
         }
         if (to > from) seg.writeLog(this.buf, from, to - from, seg.size);
-        if (sealing || always) seg.datasyncLog();
+        if (always) seg.datasyncLog();
         const idx = seg.index!;
         const firstEntry = idx.count;
         for (; e < this.pendingCount && pending[e * PENDING_FIELDS] === p; e++) {
@@ -349,7 +366,6 @@ export class PartitionLog {
           idx.push(pending[f + 1]!, pending[f + 2]!, pending[f + 3]!);
         }
         seg.writeIndexEntries(firstEntry);
-        if (sealing) seg.datasyncIndex();
         if (to > from) {
           seg.size += to - from;
           seg.endOffset = sealing ? this.rollBase[p]! : this.next;
@@ -370,9 +386,10 @@ export class PartitionLog {
       try {
         sealed.closeIndexFd();
       } catch {
-        // Its data and index were fdatasync'ed above; a failing close(2) loses nothing.
+        // Its index entries were written; a failing close(2) loses nothing that recovery cannot rebuild.
       }
       this.touchSealed(sealed);
+      this.syncInBackground(sealed);
     }
     this.resetBuffer();
     return this.durable;
@@ -388,7 +405,7 @@ export class PartitionLog {
     return true;
   }
 
-  /** fdatasync the active segment now (sealed segments were synced when the log rolled past them). */
+  /** fdatasync the active segment now (sealed segments are synced in the background after a roll). */
   sync(): void {
     this.assertWritable();
     this.syncActive(this.now());
@@ -513,6 +530,7 @@ export class PartitionLog {
     if (this.failure === null) {
       try {
         this.flush();
+        this.syncSealedNow();
         this.active.datasyncLog();
         this.active.datasyncIndex();
         this.synced = this.durable;
@@ -630,6 +648,49 @@ export class PartitionLog {
     return this.failure ?? error;
   }
 
+  /**
+   * fdatasync a just-sealed segment off the thread, then advance the recovery point past it. One at
+   * a time in roll order, so the point only moves over a prefix of synced segments.
+   */
+  private syncInBackground(seg: Segment): void {
+    this.unsynced.push(seg);
+    const end = seg.endOffset;
+    this.sealSyncs = this.sealSyncs.then(async () => {
+      if (this.closed || this.sealSyncFailed) return;
+      try {
+        await seg.datasyncAsync();
+      } catch (err) {
+        // ENOENT: retention already deleted it, nothing left to sync.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.sealSyncFailed = true;
+          if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: seg.base, error: err });
+          return;
+        }
+      }
+      if (this.closed) return;
+      this.unsynced.shift();
+      this.syncedBelow = end;
+      await writeSyncedBelowAsync(this.dir, end);
+    });
+  }
+
+  /** Synchronously fdatasync sealed segments whose background sync has not completed (close). */
+  private syncSealedNow(): void {
+    for (const seg of this.unsynced) {
+      if (seg.deleted) continue;
+      syncFileByPath(seg.logPath);
+      syncFileByPath(seg.indexPath);
+    }
+    this.unsynced.length = 0;
+    this.syncedBelow = this.active.base;
+    writeSyncedBelow(this.dir, this.syncedBelow);
+  }
+
+  /** Resolves when every background sync scheduled so far has settled (tests, benchmarks). */
+  whenSealedSynced(): Promise<number> {
+    return this.sealSyncs.then(() => this.syncedBelow);
+  }
+
   private syncActive(now: number): void {
     this.active.datasyncLog();
     this.synced = this.durable;
@@ -735,4 +796,42 @@ function intOption(name: string, value: number | undefined, dflt: number, min: n
     throw new LogArgumentError(`option ${name} must be an integer in [${min}, ${max}]`, { [name]: value });
   }
   return value;
+}
+
+/** Write the recovery point (temp file + rename; a lost update only makes recovery check more). */
+function writeSyncedBelow(dir: string, offset: number): void {
+  const file = path.join(dir, SYNCED_BELOW_FILE);
+  try {
+    fs.writeFileSync(file + '.tmp', String(offset));
+    fs.renameSync(file + '.tmp', file);
+  } catch (err) {
+    throw storageErrorFrom(err, 'write', file);
+  }
+}
+
+async function writeSyncedBelowAsync(dir: string, offset: number): Promise<void> {
+  const file = path.join(dir, SYNCED_BELOW_FILE);
+  try {
+    await fs.promises.writeFile(file + '.bg.tmp', String(offset));
+    await fs.promises.rename(file + '.bg.tmp', file);
+  } catch {
+    // The point stays behind: recovery validates a little more. close() rewrites it.
+  }
+}
+
+function syncFileByPath(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw storageErrorFrom(err, 'open', file);
+  }
+  try {
+    fs.fdatasyncSync(fd);
+  } catch (err) {
+    throw storageErrorFrom(err, 'fdatasync', file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -2,8 +2,8 @@
  * Opening a partition directory: truncate-and-report recovery (Kafka log recovery, NATS file store).
  *
  * - Orphan `.index` files (no `.log`; left by a crash during segment deletion) are removed.
- * - Sealed segments (all but the last) were fdatasync'ed, data and index, when the log rolled past
- *   them, so their data is trusted. Their index is read and checked (whole entries, well-formed,
+ * - Sealed segments (all but the last) below the recovery point (SYNCED_BELOW_FILE) were
+ *   fdatasync'ed, data and index, after the log rolled past them, so their data is trusted. Their index is read and checked (whole entries, well-formed,
  *   within the file) and the records from the last index entry to EOF are validated to learn the
  *   segment's end offset and newest timestamp. A missing or invalid index is rebuilt by a full scan.
  *   A sealed segment whose records do not validate, or segments whose offsets are not contiguous,
@@ -14,12 +14,17 @@
  *   marker is present), from the segment start otherwise; at the first torn, corrupt or
  *   out-of-sequence record the file is truncated (ftruncate + fdatasync), the index rewritten to
  *   match, and the loss reported (and published on `weir:wal:truncated`).
+ * - After an unclean stop, sealed segments at or past the recovery point (their background sync may
+ *   not have completed before an OS crash) are validated the same way, in order. The first one that
+ *   is cut short (or ends before the next one begins) becomes the last segment: the segments after it
+ *   are removed, as Kafka recovery does past its recovery point. The ones found whole are
+ *   fdatasync'ed before the log opens.
  */
 import fs from 'node:fs';
 import { channels } from '../common/diagnostics.js';
 import { isValidStoredRecord, readU32, recordOffset, RECORD_HEADER_BYTES } from '../protocol/record.js';
 import { LogCorruptError, storageErrorFrom } from './errors.js';
-import { CLEAN_SHUTDOWN_FILE, parseSegmentName, segmentName, INDEX_SUFFIX, LOG_SUFFIX } from './layout.js';
+import { CLEAN_SHUTDOWN_FILE, SYNCED_BELOW_FILE, parseSegmentName, segmentName, INDEX_SUFFIX, LOG_SUFFIX } from './layout.js';
 import { newCursor, scanChunk, type ScanCursor } from './scan.js';
 import { fsyncDir, Segment } from './segment.js';
 import { INDEX_ENTRY_BYTES, SparseIndex } from './sparse-index.js';
@@ -119,10 +124,42 @@ export function recoverLog(dir: string, indexIntervalBytes: number): RecoveredLo
     segments.push(Segment.create(dir, 0));
     dirChanged = true;
   } else {
-    for (let i = 0; i < bases.length - 1; i++) segments.push(recoverSealed(dir, bases[i]!, indexIntervalBytes, scratch, report));
+    // Sealed segments from `firstUnsynced` on may have lost pages in an OS crash: check them like the last.
+    const point = report.cleanShutdown ? Infinity : readSyncedBelow(dir);
+    let firstUnsynced = bases.length - 1;
+    while (firstUnsynced > 0 && bases[firstUnsynced - 1]! >= point) firstUnsynced--;
+    for (let i = 0; i < firstUnsynced; i++) segments.push(recoverSealed(dir, bases[i]!, indexIntervalBytes, scratch, report));
     if (dirChanged) fsyncDir(dir);
     dirChanged = false;
-    segments.push(recoverLast(dir, bases[bases.length - 1]!, indexIntervalBytes, scratch, report));
+    for (let i = firstUnsynced; i < bases.length; i++) {
+      const seg = recoverLast(dir, bases[i]!, indexIntervalBytes, scratch, report);
+      segments.push(seg);
+      if (i === bases.length - 1) break;
+      if (report.truncatedAtOffset === null && seg.endOffset === bases[i + 1]) {
+        // Whole: make it as durable as a sealed segment is supposed to be, then reopen on demand.
+        seg.datasyncLog();
+        seg.datasyncIndex();
+        seg.closeFds();
+        continue;
+      }
+      // Cut short: it is the new last segment; what came after it cannot be trusted to follow it.
+      if (report.truncatedAtOffset === null) report.truncatedAtOffset = seg.endOffset;
+      for (let k = i + 1; k < bases.length; k++) {
+        const base = bases[k]!;
+        for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX]) {
+          const file = `${dir}/${segmentName(base, suffix)}`;
+          try {
+            report.truncatedBytes += suffix === LOG_SUFFIX ? fs.statSync(file).size : 0;
+            fs.unlinkSync(file);
+            report.removedFiles.push(segmentName(base, suffix));
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageErrorFrom(err, 'unlink', file);
+          }
+        }
+      }
+      fsyncDir(dir);
+      break;
+    }
   }
   if (dirChanged) fsyncDir(dir);
 
@@ -153,6 +190,19 @@ export function recoverLog(dir: string, indexIntervalBytes: number): RecoveredLo
     });
   }
   return { segments, report, lastTimestamp };
+}
+
+/** The recovery point, or Infinity when the file is absent (logs that synced on roll). */
+function readSyncedBelow(dir: string): number {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${dir}/${SYNCED_BELOW_FILE}`, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Infinity;
+    return 0;
+  }
+  const v = Number(text.trim());
+  return Number.isSafeInteger(v) && v >= 0 ? v : 0;
 }
 
 function recoverSealed(dir: string, base: number, interval: number, scratch: Scratch, report: RecoveryReport): Segment {

@@ -129,6 +129,27 @@ export class Segment {
     io('fdatasync', this.logPath, () => fs.fdatasyncSync(this.fd));
   }
 
+  /**
+   * fdatasync both files without blocking the thread (libuv's pool), through fds of their own, so
+   * the segment's fds may be closed meanwhile. Rejects with the fs error (ENOENT if deleted).
+   */
+  async datasyncAsync(): Promise<void> {
+    for (const file of [this.logPath, this.indexPath]) {
+      let fh: fs.promises.FileHandle;
+      try {
+        fh = await fs.promises.open(file, 'r');
+      } catch (err) {
+        if (file === this.indexPath && (err as NodeJS.ErrnoException).code === 'ENOENT') continue; // rebuilt by recovery if missing
+        throw err;
+      }
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+
   datasyncIndex(): void {
     if (this.indexFd >= 0) io('fdatasync', this.indexPath, () => fs.fdatasyncSync(this.indexFd));
   }

@@ -3,6 +3,7 @@
  * parser used as the oracle.
  */
 import fs from 'node:fs';
+import { SYNCED_BELOW_FILE } from '../../src/log/internal.js';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -106,8 +107,9 @@ export function stampBatch(batch: Uint8Array, firstOffset: number, timestamp: nu
   return b;
 }
 
+/** Files of a partition directory, without the recovery point (rewritten in the background). */
 export function listDir(dir: string): string[] {
-  return fs.readdirSync(dir).sort();
+  return fs.readdirSync(dir).filter((n) => !n.startsWith(SYNCED_BELOW_FILE)).sort();
 }
 
 export function logFiles(dir: string): string[] {

@@ -5,6 +5,7 @@ import { readU32 } from '../../src/protocol/record.js';
 import {
   cleanupTmpDirs,
   filePath,
+  listDir,
   logFiles,
   makeBatch,
   parseStored,
@@ -373,7 +374,7 @@ describe('PartitionLog: retention', () => {
     expect(log.logStartOffset).toBe(before[expectDeleted]);
     expect(log.sizeBytes).toBeLessThanOrEqual(3000);
     expect(logFiles(dir).length).toBe(before.length - expectDeleted);
-    expect(fs.readdirSync(dir).length).toBe(2 * (before.length - expectDeleted)); // indexes went too
+    expect(listDir(dir).length).toBe(2 * (before.length - expectDeleted)); // indexes went too
     expect(() => log.read(log.logStartOffset - 1, 100, 1)).toThrow(
       expect.objectContaining({ code: 'OFFSET_OUT_OF_RANGE', details: { offset: log.logStartOffset - 1, start: log.logStartOffset, end: 160 } }),
     );

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
-import { CLEAN_SHUTDOWN_FILE, INDEX_ENTRY_BYTES } from '../../src/log/internal.js';
+import { CLEAN_SHUTDOWN_FILE, INDEX_ENTRY_BYTES, SYNCED_BELOW_FILE } from '../../src/log/internal.js';
 import {
   cleanupTmpDirs,
   filePath,
@@ -371,5 +371,85 @@ describe('recovery: sealed segments are trusted, so damage there fails loudly', 
         details: expect.objectContaining({ segment: 0, endOffset: Number(names[1]!.slice(0, 20)), nextBase: Number(names[2]!.slice(0, 20)) }),
       }),
     );
+  });
+});
+
+describe('recovery point: sealed segments are synced in the background after a roll', () => {
+  const base = build();
+  const baseOf = (name: string): number => Number(name.slice(0, 20));
+  /** An unclean stop whose recovery point is `point` (the background syncs past it never completed). */
+  function crashedAt(point: number): string {
+    const dir = copyOf(base.dir);
+    fs.unlinkSync(filePath(dir, CLEAN_SHUTDOWN_FILE));
+    fs.writeFileSync(filePath(dir, SYNCED_BELOW_FILE), String(point));
+    return dir;
+  }
+
+  it('rolling does not wait for the sync; the recovery point follows it, and close() completes it', async () => {
+    const dir = tmpDir();
+    const log = open(dir);
+    for (let i = 0; i < 20; i++) {
+      const b = makeBatch(log.nextOffset, 5, 100);
+      log.append(b.bytes, 0, b.bytes.length, b.count);
+      log.flush();
+    }
+    const names = logFiles(dir);
+    expect(names.length).toBeGreaterThan(2);
+    const activeBase = baseOf(names[names.length - 1]!);
+    expect(await log.whenSealedSynced()).toBe(activeBase);
+    expect(fs.readFileSync(filePath(dir, SYNCED_BELOW_FILE), 'utf8')).toBe(String(activeBase));
+    log.close();
+    expect(fs.readFileSync(filePath(dir, SYNCED_BELOW_FILE), 'utf8')).toBe(String(activeBase));
+  });
+
+  it('after an unclean stop, whole sealed segments past the point are validated and kept: nothing lost', () => {
+    const dir = crashedAt(0);
+    const log = open(dir);
+    expect(log.recovery).toMatchObject({ cleanShutdown: false, truncatedBytes: 0, truncatedAtOffset: null, removedFiles: [] });
+    expectPrefix(log, base.bodies, base.bodies.length);
+    // They were synced during recovery: the point is past them now.
+    expect(fs.readFileSync(filePath(dir, SYNCED_BELOW_FILE), 'utf8')).toBe(String(baseOf(logFiles(dir).at(-1)!)));
+  });
+
+  it('a damaged sealed segment past the point becomes the last one: cut at the damage, later segments removed', () => {
+    const names = logFiles(base.dir);
+    const dir = crashedAt(baseOf(names[1]!));
+    const file = filePath(dir, names[1]!);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const victim = parseStored(bytes)[4]!;
+    bytes[victim.at + 40] ^= 0xff; // a lost page reads back as other bytes
+    fs.writeFileSync(file, bytes);
+    const later = names.slice(2);
+    const log = open(dir);
+    expect(log.recovery.truncatedAtOffset).toBe(victim.offset);
+    expect(log.recovery.removedFiles.sort()).toEqual(later.flatMap((n) => [n, n.replace('.log', '.index')]).sort());
+    expect(logFiles(dir)).toEqual(names.slice(0, 2));
+    expect(log.nextOffset).toBe(victim.offset);
+    expectPrefix(log, base.bodies, victim.offset);
+    const b = makeBatch(log.nextOffset, 3, 60);
+    log.append(b.bytes, 0, b.bytes.length, b.count);
+    log.flush();
+    expect(readAll(log, victim.offset, 10).map((r) => r.offset)).toEqual([victim.offset, victim.offset + 1, victim.offset + 2]);
+  });
+
+  it('a sealed segment past the point that lost its tail (shorter than the next base) is cut there too', () => {
+    const names = logFiles(base.dir);
+    const dir = crashedAt(baseOf(names[0]!));
+    const file = filePath(dir, names[0]!);
+    const recs = records(file);
+    fs.truncateSync(file, recs[recs.length - 2]!.at); // the last two records' pages never reached the disk
+    const log = open(dir);
+    const cut = recs[recs.length - 2]!.offset;
+    expect(log.recovery.truncatedAtOffset).toBe(cut);
+    expect(logFiles(dir)).toEqual([names[0]]);
+    expectPrefix(log, base.bodies, cut);
+  });
+
+  it('below the point, sealed segments are still trusted (damage there fails loudly)', () => {
+    const names = logFiles(base.dir);
+    const dir = crashedAt(baseOf(names[2]!));
+    const file = filePath(dir, names[0]!);
+    fs.truncateSync(file, fs.statSync(file).size - 2);
+    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(expect.objectContaining({ code: 'LOG_CORRUPT' }));
   });
 });

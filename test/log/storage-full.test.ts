@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogError, type LogOptions } from '../../src/log/index.js';
 import { CLEAN_SHUTDOWN_FILE } from '../../src/log/internal.js';
-import { expectBytes, makeBatch, parseStored, producerBodies, readAll } from './helpers.js';
+import { expectBytes, listDir, makeBatch, parseStored, producerBodies, readAll } from './helpers.js';
 
 function tryMount(dir: string, size: string): boolean {
   try {
@@ -72,7 +72,7 @@ describe.skipIf(!canMount)('STORAGE_FULL on a real full disk (tiny tmpfs; skippe
     expect(l.bufferedBytes).toBe(0);
     // files hold exactly the durable records, and nothing else is left behind
     const bases = l.segmentBaseOffsets();
-    const names = fs.readdirSync(dir).sort();
+    const names = listDir(dir);
     expect(names).toEqual(bases.flatMap((b) => [String(b).padStart(20, '0') + '.index', String(b).padStart(20, '0') + '.log']).sort());
     let total = 0;
     for (const b of bases) {
