@@ -162,9 +162,10 @@ export class Broker {
   private actorConfig(topic: string, partition: number): PartitionActorConfig {
     const o = this.opts;
     const log: PartitionSlotData['log'] = {
-      // 1 GiB, Kafka's default: rolling a segment fsyncs it (recovery trusts sealed segments), which
-      // stalls the thread's partitions; at 64 MiB that cost max-8p ~20% and p99.9 (262 → 27 ms).
-      // The price: after an unclean stop, recovery CRC-checks up to 1 GiB of the last segment.
+      // 1 GiB, Kafka's default. Sealed segments are fdatasync'ed in the background (src/log), so a
+      // roll no longer stalls the thread's partitions as it did when 64 MiB was measured against it
+      // (bench/results/2026-11-21-max-8p-segment-*.md). The price of large segments: after an unclean
+      // stop, recovery CRC-checks up to 1 GiB of the last segment.
       segmentBytes: o.segmentBytes ?? 1024 * 1024 * 1024,
       indexIntervalBytes: 4096,
       fsync: this.fsync,
