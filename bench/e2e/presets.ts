@@ -19,7 +19,9 @@ const max = (partitions: number, clients: number): Preset => ({
 const lat = (rate: number, size: number): Preset => ({
   name: `lat-${rate / 1000}k${size >= 1024 ? '-1k' : ''}`,
   description: `fixed ${rate.toLocaleString('en-US')} msg/s, ${size >= 1024 ? '1 KiB' : `${size} B`}, 8 partitions, 1 producer/1 consumer: latency at a rate the broker sustains`,
-  workload: { partitionsPerTopic: 8, producerRate: rate, messageSize: size, lingerMs: 1 },
+  // No linger and spin-paced sends: the load generator's own timer slop and batching delay would
+  // otherwise be most of a sub-millisecond latency (bench/e2e/workload.ts, spinMs).
+  workload: { partitionsPerTopic: 8, producerRate: rate, messageSize: size, lingerMs: 0, spinMs: 2 },
 });
 
 const list: Preset[] = [

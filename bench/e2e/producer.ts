@@ -50,6 +50,7 @@ export class ProducerLoop {
   /** Index in the schedule of the next message to send. */
   private next = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private spinning = false;
   private running = false;
   private pausedUntil = 0;
   private inFlight = 0;
@@ -130,9 +131,20 @@ export class ProducerLoop {
   };
 
   private schedule(at: number): void {
-    if (this.timer || !this.running) return;
-    this.timer = setTimeout(this.wake, Math.max(0, at - now()));
+    if (this.timer || this.spinning || !this.running) return;
+    const wait = at - now();
+    if (wait <= this.w.spinMs && this.rate > 0) {
+      this.spinning = true;
+      setImmediate(this.spin);
+      return;
+    }
+    this.timer = setTimeout(this.wake, Math.max(0, wait - this.w.spinMs));
   }
+
+  private spin = (): void => {
+    this.spinning = false;
+    this.wake();
+  };
 
   /** Send `n` messages whose intended send times are first, first + step, … */
   private send(n: number, first: number, step: number): void {
