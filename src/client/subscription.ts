@@ -120,6 +120,26 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return sub;
   }
 
+  /**
+   * A subscription the broker opened on its own (one topic of a pattern subscription): `subId` is
+   * already live, so no `subscribe` is sent. Its pattern subscription handles reconnects (rebind).
+   */
+  static attach(conn: Connection, topic: string, subId: number, opts: SubscribeOptions, handler: MessageHandler, onClosed: (sub: Subscription) => void): Subscription {
+    const sub = new Subscription(conn, topic, opts, handler, onClosed);
+    sub.rebind(subId);
+    sub.state = 'active';
+    sub.scheduleCommit();
+    return sub;
+  }
+
+  /** Pattern subscriptions, after a reconnect: the broker opened subscription `subId` for this topic again. */
+  rebind(subId: number): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.generation = -1;
+    this.subId = subId;
+    this.conn.registerSubscription(subId, this.listener);
+  }
+
   /** The broker's subscription id on the current connection (changes after a reconnect). */
   get id(): number | null {
     return this.subId;
