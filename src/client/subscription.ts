@@ -315,7 +315,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   private async onRevoke(f: RevokeFrame): Promise<void> {
     const sub = this.subId;
-    if (this.state !== 'active' || sub === null) return;
+    // 'subscribing' too: a revoke can arrive in the same socket read as the subscribe result,
+    // before start() marks the subscription active; ignoring it stalls the group's rebalance.
+    if (!this.dispatching() || sub === null) return;
     // Stop every partition now; deliveries until the next assign are ignored (parts is empty).
     const old = [...this.parts.values()];
     this.parts = new Map();
