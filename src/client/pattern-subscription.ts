@@ -84,9 +84,9 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
     this.onClosed(this);
   }
 
-  private async subscribe(from: StartPosition | undefined): Promise<void> {
+  private async subscribe(from: StartPosition | undefined, resume?: Record<string, Record<string, number>>): Promise<void> {
     await this.conn.request<PatternSubscribeResult>(
-      { op: 'subscribe', pattern: this.pattern, group: this.group, from, credits: this.opts.credits ?? 1000 },
+      { op: 'subscribe', pattern: this.pattern, group: this.group, from, credits: this.opts.credits ?? 1000, resume },
       {
         // Synchronous: the `matched` pushes follow the result in the same read.
         onResult: (r) => {
@@ -122,7 +122,13 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
   private async onReconnect(): Promise<void> {
     if (this.state !== 'active') return;
     try {
-      await this.subscribe(this.opts.from);
+      // Without a group, each topic resumes where its handling stopped (a group has its commits).
+      let resume: Record<string, Record<string, number>> | undefined;
+      if (!this.group) {
+        resume = {};
+        for (const [topic, c] of this.children) resume[topic] = c.resumeOffsets();
+      }
+      await this.subscribe(this.opts.from, resume);
     } catch (err) {
       const e = asClientError(err, 'resubscribe');
       if (!e.retryable) {

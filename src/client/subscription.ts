@@ -140,6 +140,13 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.conn.registerSubscription(subId, this.listener);
   }
 
+  /** Without a group: per partition, the first offset not handled yet (where resubscribing resumes). */
+  resumeOffsets(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [p, o] of this.positions) out[String(p)] = o;
+    return out;
+  }
+
   /** The broker's subscription id on the current connection (changes after a reconnect). */
   get id(): number | null {
     return this.subId;

@@ -108,6 +108,8 @@ export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame 
  */
 export interface PatternSubscribeRequest {
   op: 'subscribe'; id: number; pattern: string; group?: string; from?: StartPosition; credits: number;
+  /** Per topic, per partition: where to start instead of `from` (a client resubscribing after a reconnect). */
+  resume?: Record<string, Record<string, number>>;
 }
 export interface PatternSubscribeResult { pattern: number }
 /** Push: pattern subscription `pattern` now also covers `topic` through subscription `sub`. */

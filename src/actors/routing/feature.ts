@@ -27,6 +27,8 @@ interface PatternSubscription {
   readonly conn: GatewayConnection;
   readonly pattern: TopicPattern;
   readonly options: SubscribeOptions;
+  /** Per topic: partition → offset to start from instead of `from` (a resubscription's positions). */
+  readonly resume: Map<string, Record<string, number>>;
   /** Topic name → the ordinary subscription opened for it. */
   readonly children: Map<string, number>;
 }
@@ -38,9 +40,14 @@ export function installRouting({ gateway }: FeatureContext): Feature {
   const replyIndex = new RecordIndex();
   let closed = false;
 
-  const cover = (ps: PatternSubscription, topic: Topic): void => {
+  /** `created`: the topic did not exist when the subscription started, so all of it is new to it. */
+  const cover = (ps: PatternSubscription, topic: Topic, created: boolean): void => {
     if (topic.internal || ps.conn.closed || ps.children.has(topic.name) || !matchesTopic(ps.pattern, topic.name)) return;
-    const sub = gateway.subscribeTopic(ps.conn, topic, ps.options);
+    const resume = ps.resume.get(topic.name);
+    // A topic created after the subscription started is read from its beginning: with 'latest',
+    // messages produced right after the creation could land before the start offset is resolved.
+    const options: SubscribeOptions = resume ? { ...ps.options, from: { offsets: resume } } : created ? { ...ps.options, from: 'earliest' } : ps.options;
+    const sub = gateway.subscribeTopic(ps.conn, topic, options);
     ps.children.set(topic.name, sub);
     // Queued before the subscription's first `assign`, which needs at least one partition round trip.
     gateway.send(ps.conn, { op: 'matched', pattern: ps.id, topic: topic.name, sub });
@@ -54,16 +61,16 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     let mine = patterns.get(conn);
     if (!mine) patterns.set(conn, (mine = new Map()));
     if (mine.size >= MAX_PATTERNS_PER_CONNECTION) throw badRequest('pattern', `at most ${MAX_PATTERNS_PER_CONNECTION} pattern subscriptions per connection`);
-    const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, children: new Map() };
+    const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map() };
     mine.set(ps.id, ps);
     gateway.send(conn, { op: 'result', id, pattern: ps.id });
-    for (const topic of [...gateway.topics.all()]) cover(ps, topic);
+    for (const topic of [...gateway.topics.all()]) cover(ps, topic, false);
   });
 
   // A pattern subscription that started before a matching topic existed gets it too.
   gateway.topics.onCreated((topic) => {
     if (closed || topic.internal) return;
-    for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic);
+    for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true);
   });
 
   gateway.registerOp('unsubscribe_pattern', (conn, id, f: Frame) => {
@@ -142,6 +149,24 @@ export function installRouting({ gateway }: FeatureContext): Feature {
       patterns.clear();
     },
   };
+}
+
+/** `resume`: {topic: {partition: offset}}, bounded like the rest of a frame. */
+function resumeOf(v: unknown): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  if (v === undefined) return out;
+  const bad = (): WeirError => badRequest('resume', '"resume" must map topic names to {partition: offset} maps of non-negative integers');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad();
+  for (const [topic, offsets] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof offsets !== 'object' || offsets === null || Array.isArray(offsets)) throw bad();
+    const o: Record<string, number> = {};
+    for (const [p, off] of Object.entries(offsets as Record<string, unknown>)) {
+      if (!/^\d{1,4}$/.test(p) || !isNonNegInt(off)) throw bad();
+      o[p] = off;
+    }
+    out.set(topic, o);
+  }
+  return out;
 }
 
 function resetTargetOf(v: unknown): ResetTarget {

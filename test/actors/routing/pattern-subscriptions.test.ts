@@ -23,6 +23,7 @@ async function client(url: string): Promise<WeirClient> {
   return c;
 }
 const text = (m: Message): string => new TextDecoder().decode(m.value);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it('a pattern subscription receives every matching topic, including ones created after it started, and nothing else', async () => {
   tb = await startTestBroker({ dataDir: tmp.dir });
@@ -160,7 +161,11 @@ it('keeps consuming every matching topic across a partition-actor crash and a re
   });
   await admin.produce('metrics.cpu', Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: String(i) })));
   await until(() => seen.size === 50, 10_000, 'first batch');
-  tb.broker.partitionActor('metrics.cpu', 0).crash();
+  const actor = tb.broker.partitionActor('metrics.cpu', 0);
+  let exited = false;
+  actor.onExit(() => (exited = true));
+  actor.crash('throw');
+  await until(() => exited, 10_000, 'the crash to be observed');
   await admin.produce('metrics.cpu', Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: String(50 + i) })));
   await admin.produce('metrics.mem', Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: String(i) })));
   await until(() => seen.size === 150, 20_000, `all after the crash (have ${seen.size})`);
@@ -179,6 +184,34 @@ it('keeps consuming every matching topic across a partition-actor crash and a re
   await until(() => seen.has('metrics.disk/d0') && seen.has('metrics.mem/m-after'), 20_000, 'messages after the reconnect');
   expect(sub.topics()).toEqual(['metrics.cpu', 'metrics.disk', 'metrics.mem']);
   expect(seen.size).toBe(152);
+});
+
+it('without a group: starts at latest, reads topics created later from their start, and resumes each topic after a reconnect without duplicates', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('jobs.a', { partitions: 2 });
+  await admin.produce('jobs.a', Array.from({ length: 10 }, (_, i) => ({ key: `k${i}`, value: `old${i}` })));
+  const got: string[] = [];
+  const c = await client(tb.url);
+  const sub = await c.subscribePattern('jobs.*', {}, (m) => {
+    got.push(`${m.topic}/${text(m)}`);
+  });
+  // 'latest' (the default) is resolved once each partition is assigned.
+  await until(() => sub.subscription('jobs.a')?.assignment().length === 2, 10_000, 'jobs.a assigned');
+  await admin.produce('jobs.a', Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: `new${i}` })));
+  await admin.createTopic('jobs.b', { partitions: 1 });
+  await admin.produce('jobs.b', [{ value: 'b0' }, { value: 'b1' }, { value: 'b2' }]); // at once, no wait
+  await until(() => got.length === 8, 10_000, `new messages (have ${got.length})`);
+
+  dropSocket(c);
+  await admin.produce('jobs.a', Array.from({ length: 4 }, (_, i) => ({ key: `k${i}`, value: `gap${i}` })));
+  await admin.produce('jobs.b', [{ value: 'b3' }]);
+  await until(() => got.length === 13, 10_000, `messages after the reconnect (have ${got.length})`);
+  await sleep(300);
+  expect([...got].sort()).toEqual(
+    ['jobs.a/new0', 'jobs.a/new1', 'jobs.a/new2', 'jobs.a/new3', 'jobs.a/new4', 'jobs.a/gap0', 'jobs.a/gap1', 'jobs.a/gap2', 'jobs.a/gap3', 'jobs.b/b0', 'jobs.b/b1', 'jobs.b/b2', 'jobs.b/b3'].sort(),
+  );
+  expect(c.stats().reconnects).toBe(1);
 });
 
 /** Kill the SDK's WebSocket without telling the SDK (what a lost network does). */

@@ -145,6 +145,10 @@ it('requests survive a partition-actor crash of the request topic', async () => 
   await responder.respond('rpc.echo', { group: 'echo', from: 'earliest' }, (req) => `echo:${text(req)}`);
   const requester = await client(tb.url);
   expect(text(await requester.request('rpc.echo', { value: 'a' }, { timeout: 10_000 }))).toBe('echo:a');
-  tb.broker.partitionActor('rpc.echo', 0).crash();
+  const actor = tb.broker.partitionActor('rpc.echo', 0);
+  let exited = false;
+  actor.onExit(() => (exited = true));
+  actor.crash('throw');
+  await until(() => exited, 10_000, 'the crash to be observed');
   expect(text(await requester.request('rpc.echo', { value: 'b' }, { timeout: 20_000 }))).toBe('echo:b');
 });
