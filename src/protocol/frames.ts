@@ -98,7 +98,7 @@ export interface AssignFrame { op: 'assign'; sub: number; generation: number; pa
 /** Push (groups): stop, commit what was processed, then answer with `revoked`. */
 export interface RevokeFrame { op: 'revoke'; sub: number; generation: number }
 
-export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame | RevokeFrame;
+export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame | RevokeFrame | MatchedFrame | ReplyFrame;
 
 // ---------------------------------------------------------------- routing (docs/routing.md)
 /**
