@@ -18,6 +18,8 @@ import type {
   FetchResult as FetchFrameResult,
   HelloResult,
   ListTopicsResult,
+  ResetOffsetsResult,
+  ResetTarget,
   TopicConfig,
   TopicInfo,
 } from '../protocol/frames.js';
@@ -26,6 +28,9 @@ import { Emitter } from './emitter.js';
 import { WeirClientError, connectionClosedError } from './errors.js';
 import { Producer } from './producer.js';
 import { Subscription } from './subscription.js';
+import { PatternSubscription } from './pattern-subscription.js';
+import { Requester, responderHandler, type RequestHandler, type RequestOptions, type RespondOptions } from './request.js';
+import type { Message } from '../protocol/batch-reader.js';
 import type {
   Ack,
   ClientOptions,
@@ -54,6 +59,8 @@ export interface ClientEvents extends Record<string, unknown> {
 
 export class WeirClient extends Emitter<ClientEvents> {
   private readonly subscriptions = new Set<Subscription>();
+  private readonly patterns = new Set<PatternSubscription>();
+  private readonly requester: Requester;
   private closing: Promise<void> | null = null;
   private closedByUs = false;
 
@@ -62,6 +69,7 @@ export class WeirClient extends Emitter<ClientEvents> {
     private readonly producer: Producer,
   ) {
     super();
+    this.requester = new Requester(conn, (topic, messages, options) => this.producer.produce(topic, messages, options));
     conn.on('disconnect', (err) => {
       for (const s of this.subscriptions) s.onDisconnect();
       this.emit('disconnect', err);
@@ -77,6 +85,8 @@ export class WeirClient extends Emitter<ClientEvents> {
         // Gave up reconnecting, or a fatal hello error: nothing outstanding can complete.
         this.producer.destroy(err);
         for (const s of [...this.subscriptions]) s.destroy();
+        for (const s of [...this.patterns]) s.destroy();
+        this.requester.destroy(err);
       }
       this.emit('close', err);
     });
@@ -173,11 +183,56 @@ export class WeirClient extends Emitter<ClientEvents> {
    * Subscribe: `handler` is called for each message, one at a time per partition. Resolves once the
    * broker accepted the subscription (assignments follow).
    */
-  async subscribe(topic: string, options: SubscribeOptions, handler: MessageHandler): Promise<Subscription> {
+  subscribe(topic: string, options: SubscribeOptions, handler: MessageHandler): Promise<Subscription>;
+  /** Subscribe to every topic matching `pattern` (`*` one word, `#` zero or more; see subscribePattern). */
+  subscribe(target: { pattern: string }, options: SubscribeOptions, handler: MessageHandler): Promise<PatternSubscription>;
+  async subscribe(topic: string | { pattern: string }, options: SubscribeOptions, handler: MessageHandler): Promise<Subscription | PatternSubscription> {
+    if (typeof topic === 'object' && topic !== null) return this.subscribePattern(topic.pattern, options, handler);
     if (this.closing) throw connectionClosedError('client closed', false);
     const sub = await Subscription.start(this.conn, topic, options ?? {}, handler, (s) => this.subscriptions.delete(s));
     this.subscriptions.add(sub);
     return sub;
+  }
+
+  /**
+   * Subscribe to every topic whose name matches `pattern`: words separated by `.`, `*` matches one
+   * word, `#` zero or more (`orders.*.paid`, `logs.#`). Topics created later are included. With a
+   * group, this is one member of the group for each matching topic.
+   */
+  async subscribePattern(pattern: string, options: SubscribeOptions, handler: MessageHandler): Promise<PatternSubscription> {
+    if (this.closing) throw connectionClosedError('client closed', false);
+    const sub = await PatternSubscription.start(this.conn, pattern, options ?? {}, handler, (s) => this.patterns.delete(s));
+    this.patterns.add(sub);
+    return sub;
+  }
+
+  /**
+   * Send `message` to `topic` as a request (a durable message with reply-to and correlation-id
+   * headers) and resolve with the reply: TIMEOUT after `options.timeout` (default 30 s),
+   * RESPONDER_ERROR when the responder's handler threw.
+   */
+  request(topic: string, message: ProduceMessage, options?: RequestOptions): Promise<Message> {
+    if (this.closing) return Promise.reject(connectionClosedError('client closed', false));
+    return this.requester.request(topic, message, options);
+  }
+
+  /**
+   * Answer requests sent to `topic` with what `handler` returns (usually with a `group`, so the
+   * responders share them). A handler that throws answers with RESPONDER_ERROR.
+   */
+  respond(topic: string, options: RespondOptions, handler: RequestHandler): Promise<Subscription> {
+    return this.subscribe(topic, options, responderHandler(this.conn, handler, options?.onError));
+  }
+
+  /**
+   * Replay: move the committed offsets of `group` on `topic` (every partition) to `to`: 'earliest',
+   * 'latest', {offset} (clamped to each partition's range), {timestamp: ms} or a Date. Live members
+   * of the group are rebalanced and restart from the new offsets. Log-mode groups only.
+   */
+  async resetOffsets(group: string, topic: string, to: ResetTarget | Date): Promise<Array<[partition: number, offset: number]>> {
+    const target: ResetTarget = to instanceof Date ? { timestamp: to.getTime() } : to;
+    const r = await this.conn.request<ResetOffsetsResult>({ op: 'reset_offsets', group, topic, to: target });
+    return Array.isArray(r.offsets) ? r.offsets.map(([p, o]) => [p, o] as [number, number]) : [];
   }
 
   /** Round trip to the broker, in ms. */
@@ -198,6 +253,8 @@ export class WeirClient extends Emitter<ClientEvents> {
       try {
         await this.producer.close(connectionClosedError('client closed', false));
         await Promise.all([...this.subscriptions].map((s) => s.close()));
+        await Promise.all([...this.patterns].map((s) => s.close()));
+        this.requester.destroy(connectionClosedError('client closed', false));
       } finally {
         this.closedByUs = true;
         await this.conn.close();
@@ -213,6 +270,8 @@ export class WeirClient extends Emitter<ClientEvents> {
     this.closing ??= Promise.resolve();
     this.producer.destroy(err);
     for (const s of [...this.subscriptions]) s.destroy();
+    for (const s of [...this.patterns]) s.destroy();
+    this.requester.destroy(err);
     this.conn.destroy(err);
   }
 

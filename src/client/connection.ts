@@ -111,6 +111,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   private readonly pending = new Map<number, Pending>();
   private waiting: Array<{ pending: Pending; frame: RequestBody }> = [];
   private readonly subs = new Map<number, PushListener>();
+  private readonly pushListeners = new Map<string, Set<(frame: Record<string, unknown>) => void>>();
   private nextId = 1;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private closeError: WeirClientError | null = null;
@@ -165,6 +166,17 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   unregisterSubscription(sub: number, listener?: PushListener): void {
     if (listener === undefined || this.subs.get(sub) === listener) this.subs.delete(sub);
+  }
+
+  /**
+   * Listen to pushed frames of another `op` (features' pushes, e.g. `matched`, `reply`); returns
+   * the function that stops listening.
+   */
+  onPush(op: string, listener: (frame: Record<string, unknown>) => void): () => void {
+    let set = this.pushListeners.get(op);
+    if (!set) this.pushListeners.set(op, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
   }
 
   /** Close gracefully: outstanding requests fail (non-retryable) and the socket closes with 1000. */
@@ -390,9 +402,12 @@ export class Connection extends Emitter<ConnectionEvents> {
         listener?.(frame as PushFrame);
         return;
       }
-      default:
+      default: {
         // Unknown pushes are ignored so a newer broker can add frames without breaking old clients.
+        const listeners = this.pushListeners.get(f.op);
+        if (listeners) for (const l of [...listeners]) l(frame as Record<string, unknown>);
         return;
+      }
     }
   }
 

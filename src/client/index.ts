@@ -4,6 +4,9 @@
  */
 export { connect, WeirClient, DEFAULT_URL, type ClientEvents } from './client.js';
 export { Subscription, type SubscriptionEvents, type PartitionStats } from './subscription.js';
+export { PatternSubscription, type PatternSubscriptionEvents } from './pattern-subscription.js';
+export type { RequestOptions, RespondOptions, RequestHandler, ReplyValue } from './request.js';
+export type { ResetTarget } from '../protocol/frames.js';
 export { WeirClientError, ClientErrorCode, isWeirError } from './errors.js';
 export { WeirError } from '../common/errors.js';
 export { ErrorCode, RETRYABLE } from '../protocol/codes.js';

@@ -120,6 +120,33 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return sub;
   }
 
+  /**
+   * A subscription the broker opened on its own (one topic of a pattern subscription): `subId` is
+   * already live, so no `subscribe` is sent. Its pattern subscription handles reconnects (rebind).
+   */
+  static attach(conn: Connection, topic: string, subId: number, opts: SubscribeOptions, handler: MessageHandler, onClosed: (sub: Subscription) => void): Subscription {
+    const sub = new Subscription(conn, topic, opts, handler, onClosed);
+    sub.rebind(subId);
+    sub.state = 'active';
+    sub.scheduleCommit();
+    return sub;
+  }
+
+  /** Pattern subscriptions, after a reconnect: the broker opened subscription `subId` for this topic again. */
+  rebind(subId: number): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.generation = -1;
+    this.subId = subId;
+    this.conn.registerSubscription(subId, this.listener);
+  }
+
+  /** Without a group: per partition, the first offset not handled yet (where resubscribing resumes). */
+  resumeOffsets(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [p, o] of this.positions) out[String(p)] = o;
+    return out;
+  }
+
   /** The broker's subscription id on the current connection (changes after a reconnect). */
   get id(): number | null {
     return this.subId;
@@ -295,7 +322,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   private async onRevoke(f: RevokeFrame): Promise<void> {
     const sub = this.subId;
-    if (this.state !== 'active' || sub === null) return;
+    // 'subscribing' too: a revoke can arrive in the same socket read as the subscribe result,
+    // before start() marks the subscription active; ignoring it stalls the group's rebalance.
+    if (!this.dispatching() || sub === null) return;
     // Stop every partition now; deliveries until the next assign are ignored (parts is empty).
     const old = [...this.parts.values()];
     this.parts = new Map();

@@ -597,6 +597,14 @@ export class Gateway {
     return this.deps.topics;
   }
 
+  /** Consumer groups and their committed offsets (replay resets them). */
+  get groups(): GroupCoordinator {
+    return this.deps.groups;
+  }
+  get offsets(): OffsetStore {
+    return this.deps.offsets;
+  }
+
   // ------------------------------------------------------------------ fetch
 
   private fetch(conn: Connection, id: number, f: Frame): void {
@@ -621,19 +629,48 @@ export class Gateway {
 
   // ------------------------------------------------------------------ subscriptions
 
-  private subscribe(conn: Connection, id: number, f: Frame): void {
-    const topic = this.topicOf(f);
-    let group: string | undefined;
-    if (f.group !== undefined) {
-      if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'group must be 1-249 characters of A-Z a-z 0-9 . _ -');
-      group = f.group;
+  private subscribe(conn: Connection, id: number, f: Frame): Promise<void> | void {
+    if (f.pattern !== undefined || f.topic === undefined) {
+      // Wildcard subscriptions belong to the routing feature (src/actors/routing/).
+      if (f.topic !== undefined || f.pattern === undefined) throw badRequest(f.topic === undefined ? 'topic' : 'pattern', 'subscribe needs exactly one of "topic" and "pattern"');
+      if (!this.patternSubscribe) throw badRequest('pattern', 'this broker has no pattern subscriptions');
+      return this.patternSubscribe(conn, id, f);
     }
-    const from = parseFrom(f.from);
-    const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
-    if (credits < 1) throw badRequest('credits', 'credits must be at least 1');
-    const sub = new Subscription(conn.nextSub++, conn, topic, group, from, credits, this);
+    const topic = this.topicOf(f);
+    const options = subscribeOptionsOf(f);
+    const subId = conn.nextSub++;
+    this.send(conn, { op: 'result', id, sub: subId });
+    this.startSubscription(conn, subId, topic, options);
+  }
+
+  /** Handler of `subscribe` frames that carry `pattern` instead of `topic` (the routing feature). */
+  setPatternSubscribeHandler(handler: OpHandler): void {
+    this.patternSubscribe = handler;
+  }
+  private patternSubscribe: OpHandler | null = null;
+
+  /**
+   * For feature modules: subscribe `conn` to `topic` as the `subscribe` op does, without answering;
+   * returns the new subscription's id (its frames carry it). Call `unsubscribeById` to end it.
+   */
+  subscribeTopic(gconn: GatewayConnection, topic: Topic, options: SubscribeOptions): number {
+    const conn = gconn as Connection;
+    const subId = conn.nextSub++;
+    this.startSubscription(conn, subId, topic, options);
+    return subId;
+  }
+
+  /** For feature modules: end subscription `subId` of `conn` (false when it does not exist). */
+  unsubscribeById(gconn: GatewayConnection, subId: number): boolean {
+    const sub = (gconn as Connection).subs.get(subId);
+    if (!sub) return false;
+    this.dropSub(sub);
+    return true;
+  }
+
+  private startSubscription(conn: Connection, subId: number, topic: Topic, { group, from, credits }: SubscribeOptions): void {
+    const sub = new Subscription(subId, conn, topic, group, from, credits, this);
     conn.subs.set(sub.id, sub);
-    this.send(conn, { op: 'result', id, sub: sub.id });
     if (group !== undefined) this.deps.groups.join(group, topic.name, topic.partitions, sub);
     else sub.assign(0, topic.actors.map((_, p) => p));
   }
@@ -669,9 +706,18 @@ export class Gateway {
       mode = FetchMode.TIMESTAMP;
       position = from.timestamp;
     }
+    return this.resolveOffset(sub.topic, partition, mode, position, () => sub.conn.closed);
+  }
+
+  /**
+   * The offset a partition resolves `mode` to (EARLIEST, LATEST, or TIMESTAMP with `position` in
+   * ms: the first record appended at or after it, else the log end). Retries while the partition
+   * restarts, for about 30 s or until `abandon()` says so.
+   */
+  async resolveOffset(topic: Topic, partition: number, mode: FetchMode, position = 0, abandon: () => boolean = () => false): Promise<number> {
     // Ask the partition to resolve it (a fetch of zero records answers with its start offset).
     for (let attempt = 0; ; attempt++) {
-      const actor = sub.topic.actors[partition]!;
+      const actor = topic.actors[partition]!;
       const r = await new Promise<number | null>((resolve) => {
         const ok = actor.fetch(mode, position, 0, 0, 0, {
           data: (_records, _count, next) => resolve(next),
@@ -681,7 +727,7 @@ export class Gateway {
         else this.markActor(actor);
       });
       if (r !== null) return r;
-      if (sub.conn.closed || attempt > 300) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${sub.topic.name}/${partition} is unavailable`, { retryable: true });
+      if (abandon() || attempt > 300) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is unavailable`, { retryable: true });
       await new Promise((res) => setTimeout(res, 100));
     }
   }
@@ -915,6 +961,26 @@ function shuttingDown(): WeirError {
 function nonNegInt(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw badRequest(field, `"${field}" must be a non-negative integer`);
   return v;
+}
+
+/** What a subscription asks for besides its topic (or pattern). */
+export interface SubscribeOptions {
+  group: string | undefined;
+  from: StartPosition;
+  credits: number;
+}
+
+/** Validate `group`, `from` and `credits` of a subscribe frame (BAD_REQUEST with details.field). */
+export function subscribeOptionsOf(f: Frame): SubscribeOptions {
+  let group: string | undefined;
+  if (f.group !== undefined) {
+    if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'group must be 1-249 characters of A-Z a-z 0-9 . _ -');
+    group = f.group;
+  }
+  const from = parseFrom(f.from);
+  const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
+  if (credits < 1) throw badRequest('credits', 'credits must be at least 1');
+  return { group, from, credits };
 }
 
 function parseFrom(v: unknown): StartPosition {

@@ -28,6 +28,10 @@ export const ErrorCode = {
   // client-side only
   TIMEOUT: 'TIMEOUT',
   CONNECTION_CLOSED: 'CONNECTION_CLOSED',
+  // routing (request-reply): `reply` to an inbox whose connection is gone (the requester left or timed out)
+  NO_REPLY_INBOX: 'NO_REPLY_INBOX',
+  // routing (request-reply): the responder's handler failed; carried in the reply (SDK request() rejects with it)
+  RESPONDER_ERROR: 'RESPONDER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

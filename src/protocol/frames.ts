@@ -63,7 +63,8 @@ export interface PingRequest { op: 'ping'; id: number }
 export type Request =
   | HelloRequest | CreateTopicRequest | AlterTopicRequest | ListTopicsRequest | DescribeTopicRequest | ProduceRequest
   | FetchRequest | SubscribeRequest | CreditRequest | CommitRequest | RevokedRequest
-  | UnsubscribeRequest | PingRequest;
+  | UnsubscribeRequest | PingRequest
+  | RoutingRequest;
 export type RequestOp = Request['op'];
 
 // ---------------------------------------------------------------- broker → client
@@ -97,7 +98,37 @@ export interface AssignFrame { op: 'assign'; sub: number; generation: number; pa
 /** Push (groups): stop, commit what was processed, then answer with `revoked`. */
 export interface RevokeFrame { op: 'revoke'; sub: number; generation: number }
 
-export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame | RevokeFrame;
+export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame | RevokeFrame | MatchedFrame | ReplyFrame;
+
+// ---------------------------------------------------------------- routing (docs/routing.md)
+/**
+ * `subscribe` with `pattern` instead of `topic` (exactly one of them): words separated by `.`, `*`
+ * one word, `#` zero or more. Answered with `{pattern}`, then one `matched` push per matching topic
+ * (now and whenever one is created); each names an ordinary subscription (`sub`) of that topic.
+ */
+export interface PatternSubscribeRequest {
+  op: 'subscribe'; id: number; pattern: string; group?: string; from?: StartPosition; credits: number;
+  /** Per topic, per partition: where to start instead of `from` (a client resubscribing after a reconnect). */
+  resume?: Record<string, Record<string, number>>;
+}
+export interface PatternSubscribeResult { pattern: number }
+/** Push: pattern subscription `pattern` now also covers `topic` through subscription `sub`. */
+export interface MatchedFrame { op: 'matched'; pattern: number; topic: string; sub: number }
+/** End a pattern subscription and every subscription it opened. */
+export interface UnsubscribePatternRequest { op: 'unsubscribe_pattern'; id: number; pattern: number }
+/** Bind a reply inbox to this connection; `name` re-claims an earlier one (after a reconnect) if free. */
+export interface InboxRequest { op: 'inbox'; id: number; name?: string }
+export interface InboxResult { inbox: string }
+/** Push `records` (a producer record batch, not stored) to the connection that owns inbox `to`. */
+export interface ReplyRequest { op: 'reply'; id: number; to: string; records: Uint8Array }
+/** Push: replies for inbox `inbox` (records in producer form: offsets and timestamps are 0). */
+export interface ReplyFrame { op: 'reply'; inbox: string; records: Uint8Array }
+/** Where reset_offsets moves a group: every partition to the same rule. */
+export type ResetTarget = 'earliest' | 'latest' | { offset: number } | { timestamp: number };
+/** Replay: move a (log-mode) group's committed offsets of `topic`; live members restart from them. */
+export interface ResetOffsetsRequest { op: 'reset_offsets'; id: number; group: string; topic: string; to: ResetTarget }
+export interface ResetOffsetsResult { group: string; topic: string; offsets: Array<[partition: number, offset: number]> }
+export type RoutingRequest = PatternSubscribeRequest | UnsubscribePatternRequest | InboxRequest | ReplyRequest | ResetOffsetsRequest;
 
 /**
  * Topic names: 1–249 of [A-Za-z0-9._-], not "." or "..", not starting with "__": that prefix names

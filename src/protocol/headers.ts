@@ -32,6 +32,8 @@ export const Header = {
   // request-reply
   REPLY_TO: 'weir-reply-to',
   CORRELATION_ID: 'weir-correlation-id',
+  /** On a reply: the responder's handler failed with this message (routing). */
+  REPLY_ERROR: 'weir-reply-error',
   // exactly-once append and transactions
   PRODUCER_ID: 'weir-producer-id',
   SEQUENCE: 'weir-sequence',

@@ -33,6 +33,8 @@ interface Group {
   generation: number;
   members: Map<string, MemberState>;
   timer: ReturnType<typeof setTimeout> | null;
+  /** Offset resets (replay) to apply once every member stopped, before the next assignment. */
+  resets: Array<() => void>;
 }
 
 export class GroupCoordinator {
@@ -44,7 +46,7 @@ export class GroupCoordinator {
     const k = `${name}\u0000${topic}`;
     let g = this.groups.get(k);
     if (!g) {
-      g = { name, topic, partitions, generation: 0, members: new Map(), timer: null };
+      g = { name, topic, partitions, generation: 0, members: new Map(), timer: null, resets: [] };
       this.groups.set(k, g);
     }
     g.members.set(member.memberId, { member, owned: [], revoking: 0 });
@@ -56,6 +58,7 @@ export class GroupCoordinator {
     if (!g || !g.members.delete(memberId)) return;
     if (g.members.size === 0) {
       if (g.timer) clearTimeout(g.timer);
+      for (const apply of g.resets.splice(0)) apply(); // a reset waiting for the last member
       this.groups.delete(`${name}\u0000${topic}`);
       return;
     }
@@ -78,6 +81,20 @@ export class GroupCoordinator {
   /** True while the member may commit this partition (owned, or being revoked from it). */
   owns(name: string, topic: string, memberId: string, partition: number): boolean {
     return this.groups.get(`${name}\u0000${topic}`)?.members.get(memberId)?.owned.includes(partition) ?? false;
+  }
+
+  /**
+   * Replay: rebalance the group, and once every member has stopped (and committed what it had
+   * processed, which the reset then overrides) run `apply`, which stores the new offsets; the
+   * assignment that follows starts every member from them. Returns false when the group has no
+   * live member: the caller stores the offsets itself.
+   */
+  reset(name: string, topic: string, apply: () => void): boolean {
+    const g = this.groups.get(`${name}\u0000${topic}`);
+    if (!g) return false;
+    g.resets.push(apply);
+    this.rebalance(g);
+    return true;
   }
 
   generation(name: string, topic: string): number {
@@ -117,6 +134,7 @@ export class GroupCoordinator {
       clearTimeout(g.timer);
       g.timer = null;
     }
+    for (const apply of g.resets.splice(0)) apply();
     const plan = assignRange([...g.members.keys()], g.partitions);
     for (const [id, m] of g.members) {
       if (m.owned.length > 0) continue; // already assigned in this generation

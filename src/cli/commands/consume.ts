@@ -4,12 +4,13 @@
  * Prints one line per message: `PARTITION OFFSET KEY VALUE` (key empty when absent, value as UTF-8).
  * With `--count N` it stops after N messages (committing them for a group) and exits 0; otherwise
  * it runs until SIGINT/SIGTERM (or `io.signal`), then commits and exits 0.
- * `@TIMESTAMP` is ms since the epoch or an ISO date (`@2024-05-01T00:00:00Z`).
+ * With `--pattern P` it consumes every topic matching P (and those created later) and each line
+ * starts with the topic. `@TIMESTAMP` is ms since the epoch or an ISO date (`@2024-05-01T00:00:00Z`).
  */
-import { connect, DEFAULT_URL, type StartPosition, type WeirClientError } from '../../client/index.js';
+import { connect, DEFAULT_URL, type Message, type StartPosition, type WeirClientError } from '../../client/index.js';
 import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
 
-const USAGE = 'usage: weir consume TOPIC [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]\n';
+const USAGE = 'usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]\n';
 
 /** Thrown by the handler once --count is reached: the message is not processed, so not committed. */
 const STOP = Symbol('stop');
@@ -35,13 +36,17 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       group: { type: 'string', short: 'g' },
       from: { type: 'string' },
       count: { type: 'string', short: 'n' },
+      pattern: { type: 'string', short: 'p' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
       await write(io.stdout, USAGE);
       return EXIT_OK;
     }
-    const topic = singleTopic(positionals);
+    // With --pattern (every matching topic), lines start with the topic: `TOPIC PARTITION OFFSET KEY VALUE`.
+    const pattern = values.pattern;
+    if (pattern !== undefined && positionals.length > 0) throw new UsageError('give a TOPIC or --pattern, not both');
+    const topic = pattern === undefined ? singleTopic(positionals) : '';
     const from = parseFrom(values.from);
     const count = nonNegativeInt(values.count, 'count');
     if (count === 0) return EXIT_OK;
@@ -55,25 +60,23 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     process.once('SIGTERM', onSignal);
     io.signal?.addEventListener('abort', onSignal, { once: true });
     try {
-      const sub = await client.subscribe(
-        topic,
-        {
-          ...(values.group !== undefined ? { group: values.group } : {}),
-          ...(from !== undefined ? { from } : {}),
-          // With --count, do not let the broker send far more than will be printed.
-          ...(count !== undefined ? { credits: Math.max(1, Math.min(1000, count)) } : {}),
-          onError: (err: WeirClientError) => {
-            if (err.cause !== STOP) io.stderr.write(`weir consume: ${describeError(err)}\n`);
-          },
+      const options = {
+        ...(values.group !== undefined ? { group: values.group } : {}),
+        ...(from !== undefined ? { from } : {}),
+        // With --count, do not let the broker send far more than will be printed.
+        ...(count !== undefined ? { credits: Math.max(1, Math.min(1000, count)) } : {}),
+        onError: (err: WeirClientError) => {
+          if (err.cause !== STOP) io.stderr.write(`weir consume: ${describeError(err)}\n`);
         },
-        async (m) => {
-          // Reserve the slot before any await: partitions interleave at awaits.
-          if (count !== undefined && printed >= count) throw STOP;
-          printed++;
-          await write(io.stdout, `${m.partition} ${m.offset} ${m.key ?? ''} ${decoder.decode(m.value)}\n`);
-          if (count !== undefined && printed >= count) stop();
-        },
-      );
+      };
+      const handler = async (m: Message): Promise<void> => {
+        // Reserve the slot before any await: partitions interleave at awaits.
+        if (count !== undefined && printed >= count) throw STOP;
+        printed++;
+        await write(io.stdout, `${pattern === undefined ? '' : `${m.topic} `}${m.partition} ${m.offset} ${m.key ?? ''} ${decoder.decode(m.value)}\n`);
+        if (count !== undefined && printed >= count) stop();
+      };
+      const sub = pattern === undefined ? await client.subscribe(topic, options, handler) : await client.subscribePattern(pattern, options, handler);
       await stopped;
       await sub.close(); // waits for running handlers, commits (groups), unsubscribes
     } finally {

@@ -1,0 +1,42 @@
+import { PassThrough, Readable } from 'node:stream';
+import { afterEach, expect, it } from 'vitest';
+import { connect } from '../../../src/client/index.js';
+import { run as consume } from '../../../src/cli/commands/consume.js';
+import { startTestBroker, type TestBroker } from '../../support/broker.js';
+
+let tb: TestBroker | undefined;
+afterEach(async () => {
+  await tb?.stop();
+  tb = undefined;
+});
+
+function cliIo(): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let o = '';
+  let e = '';
+  stdout.on('data', (d: Buffer) => (o += d.toString()));
+  stderr.on('data', (d: Buffer) => (e += d.toString()));
+  return { stdout, stderr, stdin: Readable.from(['']), out: () => o, err: () => e };
+}
+
+it('weir consume --pattern prints the messages of every matching topic, prefixed with the topic', async () => {
+  tb = await startTestBroker();
+  const c = await connect(tb.url);
+  for (const t of ['app.web.errors', 'app.db.errors', 'app.web.access']) await c.createTopic(t, { partitions: 1 });
+  await c.produce('app.web.errors', [{ key: 'k', value: 'w1' }, { value: 'w2' }]);
+  await c.produce('app.db.errors', [{ value: 'd1' }]);
+  await c.produce('app.web.access', [{ value: 'nope' }]);
+  await c.close();
+
+  const io = cliIo();
+  expect(await consume(['--pattern', 'app.*.errors', '--from', 'earliest', '--group', 'cli', '--count', '3', '--url', tb.url], io)).toBe(0);
+  expect(io.out().split('\n').filter(Boolean).sort()).toEqual(['app.db.errors 0 0  d1', 'app.web.errors 0 0 k w1', 'app.web.errors 0 1  w2']);
+
+  const bad = cliIo();
+  expect(await consume(['orders', '--pattern', 'a.#', '--url', tb.url], bad)).toBe(2);
+  expect(bad.err()).toMatch(/TOPIC or --pattern/);
+  const invalid = cliIo();
+  expect(await consume(['--pattern', 'a.b#', '--count', '1', '--url', tb.url], invalid)).toBe(1);
+  expect(invalid.err()).toMatch(/BAD_REQUEST/);
+});
