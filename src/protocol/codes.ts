@@ -28,6 +28,9 @@ export const ErrorCode = {
   // client-side only
   TIMEOUT: 'TIMEOUT',
   CONNECTION_CLOSED: 'CONNECTION_CLOSED',
+  // exactly-once append (idempotent producers, docs/exactly-once.md)
+  OUT_OF_ORDER_SEQUENCE: 'OUT_OF_ORDER_SEQUENCE', // a sequence gap (or unknown producer): nothing was written
+  DUPLICATE_SEQUENCE: 'DUPLICATE_SEQUENCE', // a batch older than the remembered window: already written, offsets unknown
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -49,4 +52,7 @@ export const RING_ERROR_CODES: readonly ErrorCode[] = [
   ErrorCode.SHUTTING_DOWN,
   ErrorCode.MESSAGE_TOO_LARGE,
   ErrorCode.PARTITION_UNAVAILABLE,
+  // exactly-once append
+  ErrorCode.OUT_OF_ORDER_SEQUENCE,
+  ErrorCode.DUPLICATE_SEQUENCE,
 ];
