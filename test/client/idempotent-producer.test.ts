@@ -150,6 +150,35 @@ describe('idempotent producer (SDK)', () => {
     expectAcksMatch(all, values, acks);
   });
 
+  it('resends batches whose answers were lost to a partition actor restarted after a crash: original offsets', async () => {
+    tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
+    const flaky = flakySockets();
+    const c = await client(tb.url, { WebSocket: flaky.Ctor, batchMessages: 3, maxInFlightRequests: 10, lingerMs: 0, reconnectDelayMs: 20 });
+    await c.createTopic('crash2', { partitions: 1 });
+    const values: string[] = [];
+    const send = (i: number): Promise<Ack[]> => {
+      const msgs = Array.from({ length: 3 }, (_, j) => ({ value: `x${i * 3 + j}` }));
+      values.push(...msgs.map((m) => m.value));
+      return c.produce('crash2', msgs);
+    };
+    const firstAcks = (await Promise.all(Array.from({ length: 4 }, (_, i) => send(i)))).flat();
+    flaky.current.swallow = true;
+    const pending = Array.from({ length: 10 }, (_, i) => send(4 + i));
+    await until(() => flaky.current.swallowed >= 10, 10_000, 'the broker to answer the 10 batches');
+    let exits = 0;
+    const actor = tb.broker.partitionActor('crash2', 0);
+    actor.onExit(() => exits++);
+    await actor.worker.terminate();
+    await until(() => exits === 1, 10_000, 'the crash to be observed');
+    await tb.broker.waitHealthy();
+    flaky.current.drop();
+    const lateAcks = (await Promise.all(pending)).flat();
+    expect(lateAcks.map((a) => a.offset)).toEqual(Array.from({ length: 30 }, (_, i) => 12 + i));
+    const all = await stored(tb.url, 'crash2', 1);
+    expect(all.size).toBe(42);
+    expectAcksMatch(all, values, [...firstAcks, ...lateAcks]);
+  });
+
   it('resends across a broker restart on the same data directory: same offsets, nothing stored twice', async () => {
     tb = await startTestBroker();
     const dir = tb.dir;
