@@ -179,6 +179,49 @@ describe('idempotent producer (SDK)', () => {
     expectAcksMatch(all, values, [...firstAcks, ...lateAcks]);
   });
 
+  it('after a batch fails for good, rejects the later batches of that partition and continues under a new producer id', async () => {
+    tb = await startTestBroker({ ringBytes: 64 * 1024 }); // an idempotent batch must fit half a ring entry
+    const c = await client(tb.url, { batchBytes: 256 * 1024, lingerMs: 5 });
+    await c.createTopic('fatal', { partitions: 1 });
+    const [a] = await c.produce('fatal', [{ value: 'before' }]);
+    expect(a!.offset).toBe(0);
+    const big = c.produce('fatal', Array.from({ length: 10 }, (_, i) => ({ value: `big${i}`.padEnd(10_000, '.') })));
+    await expect(big).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    const [b] = await c.produce('fatal', [{ value: 'after' }]);
+    expect(b!.offset).toBe(1);
+    const raw = await RawClient.connect(tb.url);
+    const r = await raw.request({ op: 'fetch', topic: 'fatal', partition: 0, offset: 0 });
+    raw.close();
+    const msgs = readMessages('fatal', 0, r.records as Uint8Array);
+    expect(msgs.map((m) => new TextDecoder().decode(m.value))).toEqual(['before', 'after']);
+    const ids = msgs.map((m) => m.headers['weir-producer-id']);
+    expect(ids[1]).not.toBe(ids[0]); // a fresh id, starting again at sequence 0
+    expect(msgs[1]!.headers['weir-sequence']).toBe('0');
+  });
+
+  it('waits for queue space (maxQueuedBytes) and still stores every message once, in call order', async () => {
+    tb = await startTestBroker();
+    const c = await client(tb.url, { maxQueuedBytes: 4096, batchMessages: 10, maxInFlightRequests: 2 });
+    await c.createTopic('pressure', { partitions: 1 });
+    const calls: Array<Promise<Ack[]>> = [];
+    let maxQueued = 0;
+    let maxWaiting = 0;
+    const sample = (): void => {
+      const st = c.stats();
+      maxQueued = Math.max(maxQueued, st.queuedBytes);
+      maxWaiting = Math.max(maxWaiting, st.waitingProducers);
+    };
+    for (let i = 0; i < 200; i++) {
+      calls.push(c.produce('pressure', [{ value: `p${i}`.padEnd(200, '.') }]).finally(sample));
+    }
+    const acks = (await Promise.all(calls)).flat();
+    expect(maxQueued).toBeGreaterThan(0);
+    expect(maxQueued).toBeLessThanOrEqual(4096); // accepted bytes stay within the budget
+    expect(maxWaiting).toBeGreaterThan(0); // calls did wait for space
+    expect(acks.map((a) => a.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect((await stored(tb.url, 'pressure', 1)).size).toBe(200);
+  });
+
   it('resends across a broker restart on the same data directory: same offsets, nothing stored twice', async () => {
     tb = await startTestBroker();
     const dir = tb.dir;

@@ -20,7 +20,7 @@ import type { PartitionLog } from '../../log/index.js';
 import { ProducerStateTable, type ProducerStateLimits, DEFAULT_PRODUCER_STATE_LIMITS } from './producer-state.js';
 
 export const PRODUCER_SNAPSHOT_FILE = 'producer-state.json';
-const REPLAY_READ_BYTES = 4 << 20;
+const REPLAY_READ_BYTES = 1 << 20;
 
 export interface ProducerStateRecovery {
   table: ProducerStateTable;
