@@ -10,7 +10,7 @@ const USAGE = `usage:
              [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
-  weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...]   (one message per stdin line)
+  weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]
   weir consume --pattern 'orders.*.paid' [same options]   (* one word, # zero or more)
   weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url URL]

@@ -27,6 +27,7 @@ import { Connection } from './connection.js';
 import { Emitter } from './emitter.js';
 import { WeirClientError, connectionClosedError } from './errors.js';
 import { Producer } from './producer.js';
+import { IdempotentProducer } from './idempotent-producer.js';
 import { Subscription } from './subscription.js';
 import { PatternSubscription } from './pattern-subscription.js';
 import { Requester, responderHandler, type RequestHandler, type RequestOptions, type RespondOptions } from './request.js';
@@ -66,7 +67,7 @@ export class WeirClient extends Emitter<ClientEvents> {
 
   private constructor(
     private readonly conn: Connection,
-    private readonly producer: Producer,
+    private readonly producer: Producer | IdempotentProducer,
   ) {
     super();
     this.requester = new Requester(conn, (topic, messages, options) => this.producer.produce(topic, messages, options));
@@ -107,7 +108,7 @@ export class WeirClient extends Emitter<ClientEvents> {
       reconnectForMs: nonNegative(o.reconnectForMs, 300_000, 'reconnectForMs'),
       keepAliveMs: nonNegative(o.keepAliveMs, 30_000, 'keepAliveMs'),
     });
-    const producer = new Producer(conn, {
+    const producerOptions = {
       lingerMs: nonNegative(o.lingerMs, 1, 'lingerMs'),
       batchBytes: positive(o.batchBytes, 256 * 1024, 'batchBytes'),
       batchMessages: positive(o.batchMessages, 10_000, 'batchMessages'),
@@ -117,7 +118,8 @@ export class WeirClient extends Emitter<ClientEvents> {
       retryForMs: nonNegative(o.retryForMs, 30_000, 'retryForMs'),
       retryBackoffMs: positive(o.retryBackoffMs, 20, 'retryBackoffMs'),
       retryBackoffMaxMs: positive(o.retryBackoffMaxMs, 1_000, 'retryBackoffMaxMs'),
-    });
+    };
+    const producer = o.idempotent === true ? new IdempotentProducer(conn, producerOptions) : new Producer(conn, producerOptions);
     return new WeirClient(conn, producer);
   }
 
@@ -158,7 +160,8 @@ export class WeirClient extends Emitter<ClientEvents> {
   /**
    * Produce messages; resolves with one ack per message, in order, once all of them are durable
    * under the broker's fsync policy. Calls within `lingerMs` share frames. Retryable failures are
-   * retried for `retryForMs` (at-least-once: a retried batch may be stored twice).
+   * retried for `retryForMs` (at-least-once: a retried batch may be stored twice; with the
+   * `idempotent` option, exactly once).
    */
   produce(topic: string, messages: readonly ProduceMessage[], options?: ProduceOptions): Promise<Ack[]> {
     return this.producer.produce(topic, messages, options);

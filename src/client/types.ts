@@ -127,6 +127,12 @@ export interface ClientOptions {
   retryBackoffMs?: number;
   /** Default 1 000. */
   retryBackoffMaxMs?: number;
+  /**
+   * Exactly-once append (docs/exactly-once.md): the client gets a producer id, partitions messages
+   * itself and numbers each partition's batches, so a batch resent after a failure or reconnect is
+   * stored once and acknowledged with its original offsets. Default false.
+   */
+  idempotent?: boolean;
 }
 
 export interface ClientStats {

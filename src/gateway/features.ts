@@ -8,6 +8,7 @@
 import type { FsyncPolicy } from '../broker.js';
 import type { Gateway } from './server.js';
 import { installRouting } from '../actors/routing/feature.js';
+import { installProducers } from '../actors/producers/feature.js';
 
 export interface FeatureContext {
   gateway: Gateway;
@@ -27,6 +28,7 @@ type Installer = (ctx: FeatureContext) => Feature | Promise<Feature>;
 /** In start order; closed in reverse. */
 const installers: Installer[] = [
   installRouting,
+  installProducers, // exactly-once append: init_producer
 ];
 
 export async function installFeatures(ctx: FeatureContext): Promise<Feature[]> {

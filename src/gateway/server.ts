@@ -12,8 +12,9 @@ import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition, type TopicConfig } from '../protocol/frames.js';
 import { topicConfigToWire } from '../actors/topics/config.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
-import { FetchMode } from '../partition-worker/protocol.js';
-import type { ByteSink, PartitionActor, ProduceWaiter } from '../actors/partition/handle.js';
+import { FetchMode, IDEMPOTENT_PRODUCE_HEADER_BYTES, PRODUCE_HEADER_BYTES } from '../partition-worker/protocol.js';
+import type { ByteSink, PartitionActor, ProduceWaiter, ProducerSequence } from '../actors/partition/handle.js';
+import { idempotentFields, markIdempotent, withProducerHeaders } from '../actors/producers/batch.js';
 import type { Topic, TopicRegistry, PartitionHost } from '../actors/topics/registry.js';
 import type { GroupCoordinator, GroupMember } from '../actors/group/coordinator.js';
 import type { OffsetStore } from '../actors/group/offset-store.js';
@@ -420,17 +421,26 @@ export class Gateway {
   private produce(conn: Connection, id: number, f: Frame): void {
     if (this.closing) throw shuttingDown();
     const topic = this.topicOf(f);
-    const records = f.records;
-    if (!(records instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
+    const raw = f.records;
+    if (!(raw instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
+    let records = raw;
     let forced: number | undefined;
     if (f.partition !== undefined) {
       forced = this.partitionOf(topic, f.partition);
     }
+    // Exactly-once append (docs/exactly-once.md); undefined for plain produces.
+    const idem: ProducerSequence | undefined = idempotentFields(f);
     if (conn.inFlightBytes > 0 && conn.inFlightBytes + records.length > this.config.maxInFlightBytes) {
       throw new WeirError(ErrorCode.THROTTLED, `connection has ${conn.inFlightBytes} produce bytes in flight (limit ${this.config.maxInFlightBytes}); wait for acknowledgements`, { retryable: true });
     }
     this.scan(records);
-    const interceptor = this.index.controlCount > 0 ? this.controlInterceptor : null;
+    if (idem !== undefined) {
+      records = withProducerHeaders(records, this.index.count, idem);
+      this.scan(records);
+      markIdempotent(records);
+    }
+    // Idempotent batches go straight to their partition (the whole batch is one deduplicated unit).
+    const interceptor = idem === undefined && this.index.controlCount > 0 ? this.controlInterceptor : null;
     conn.inFlightBytes += records.length;
     const outcome: ProduceOutcome = {
       failed: (error) => this.sendError(conn, id, error),
@@ -444,7 +454,7 @@ export class Gateway {
     };
     try {
       if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, conn });
-      else this.write(topic, records, forced, outcome);
+      else this.write(topic, records, forced, outcome, idem);
     } catch (err) {
       conn.inFlightBytes -= records.length;
       throw err;
@@ -471,9 +481,16 @@ export class Gateway {
    * rings. Throws PARTITION_UNAVAILABLE before writing anything if a target partition is down;
    * afterwards every outcome goes through `outcome`.
    */
-  private write(topic: Topic, records: Uint8Array, forced: number | undefined, outcome: ProduceOutcome): void {
+  private write(topic: Topic, records: Uint8Array, forced: number | undefined, outcome: ProduceOutcome, idem?: ProducerSequence): void {
     const index = this.index;
     const n = index.count;
+    if (idem !== undefined) {
+      // One idempotent batch = one ring entry, so the partition checks and appends it whole.
+      const max = topic.actors[forced!]!.maxEntryBytes - (IDEMPOTENT_PRODUCE_HEADER_BYTES - PRODUCE_HEADER_BYTES);
+      if (records.length > max) {
+        throw new WeirError(ErrorCode.BAD_REQUEST, `an idempotent batch may hold at most ${max} record bytes on this broker, this one has ${records.length}: send smaller batches`, { details: { field: 'records', maxBytes: max } });
+      }
+    }
     const sticky = topic.nextSticky;
     const route = this.router.routeBatch(records, index, topic.partitions, sticky, forced);
     if (forced === undefined && route.counts[sticky]! > 0) topic.nextSticky = (sticky + 1) % topic.partitions;
@@ -507,7 +524,7 @@ export class Gateway {
         }
         const stop = i;
         const waiter = pending.waiter(t);
-        const ok = actor.produce(count, bytes, (sink) => appendRuns(sink, records, index, route.nextSame, first, stop), waiter);
+        const ok = actor.produce(count, bytes, (sink) => appendRuns(sink, records, index, route.nextSame, first, stop), waiter, idem);
         if (!ok) {
           pending.unwait();
           pending.fail(

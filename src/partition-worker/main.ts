@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionLog } from '../log/index.js';
 import { Doorbell, RingReader, RingWriter, ThreadBell } from '../ring/index.js';
 import { PartitionCore } from '../actors/partition/core.js';
+import { ProducerStateStore } from '../actors/partition/producer-state-store.js';
 import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
 
 /** While busy, hand the event loop a turn this often (control messages: shutdown, describe). */
@@ -36,6 +37,9 @@ function host(slot: PartitionSlotData): Hosted {
     ...(slot.log.retentionBytes !== undefined ? { retentionBytes: slot.log.retentionBytes } : {}),
     ...(slot.log.retentionMs !== undefined ? { retentionMs: slot.log.retentionMs } : {}),
   });
+  // Exactly-once append: rebuild which idempotent batches this partition holds (snapshot + replay).
+  const snapshots = new ProducerStateStore(slot.dir);
+  const { table } = snapshots.recover(log);
   const input = new RingReader(slot.input);
   const output = new RingWriter(slot.output);
   const inBell = new Doorbell(slot.input);
@@ -50,6 +54,8 @@ function host(slot: PartitionSlotData): Hosted {
       waitForOutputSpace: (bytes, timeoutMs) => outBell.waitForSpace(bytes, timeoutMs) === 'ok',
     },
     { maxGroupBytes: 4 << 20, maxFetchBytes: Math.floor(output.capacity / 4), retentionCheckMs: 5_000 },
+    table,
+    snapshots,
   );
   return { log, input, core };
 }

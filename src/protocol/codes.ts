@@ -32,6 +32,9 @@ export const ErrorCode = {
   NO_REPLY_INBOX: 'NO_REPLY_INBOX',
   // routing (request-reply): the responder's handler failed; carried in the reply (SDK request() rejects with it)
   RESPONDER_ERROR: 'RESPONDER_ERROR',
+  // exactly-once append (idempotent producers, docs/exactly-once.md)
+  OUT_OF_ORDER_SEQUENCE: 'OUT_OF_ORDER_SEQUENCE', // a sequence gap (or unknown producer): nothing was written
+  DUPLICATE_SEQUENCE: 'DUPLICATE_SEQUENCE', // a batch older than the remembered window: already written, offsets unknown
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -53,4 +56,7 @@ export const RING_ERROR_CODES: readonly ErrorCode[] = [
   ErrorCode.SHUTTING_DOWN,
   ErrorCode.MESSAGE_TOO_LARGE,
   ErrorCode.PARTITION_UNAVAILABLE,
+  // exactly-once append
+  ErrorCode.OUT_OF_ORDER_SEQUENCE,
+  ErrorCode.DUPLICATE_SEQUENCE,
 ];

@@ -44,7 +44,11 @@ export interface ListTopicsRequest { op: 'list_topics'; id: number }
 export interface DescribeTopicRequest { op: 'describe_topic'; id: number; topic: string }
 /** `records` is a record batch. `partition` forces one partition; otherwise keyed messages go to
  *  murmur2(key) mod partitions and unkeyed ones to a partition picked round-robin per request. */
-export interface ProduceRequest { op: 'produce'; id: number; topic: string; records: Uint8Array; partition?: number }
+export interface ProduceRequest {
+  op: 'produce'; id: number; topic: string; records: Uint8Array; partition?: number;
+  /** Exactly-once append (see the section below): both with `partition`, or neither. */
+  producerId?: number; sequence?: number;
+}
 export interface FetchRequest {
   op: 'fetch'; id: number; topic: string; partition: number; offset: number;
   maxBytes?: number; maxRecords?: number; maxWaitMs?: number;
@@ -64,7 +68,8 @@ export type Request =
   | HelloRequest | CreateTopicRequest | AlterTopicRequest | ListTopicsRequest | DescribeTopicRequest | ProduceRequest
   | FetchRequest | SubscribeRequest | CreditRequest | CommitRequest | RevokedRequest
   | UnsubscribeRequest | PingRequest
-  | RoutingRequest;
+  | RoutingRequest
+  | InitProducerRequest;
 export type RequestOp = Request['op'];
 
 // ---------------------------------------------------------------- broker → client
@@ -144,3 +149,14 @@ export function topicNameProblem(name: unknown): string | null {
   return null;
 }
 export const GROUP_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+
+// ---------------------------------------------------------------- exactly-once append (idempotent producers)
+/**
+ * Get a producer id (unique for the data directory's life). Then `produce` with `producerId`,
+ * `partition` and `sequence` = the batch's first message sequence on that partition (0, then
+ * + count of each batch): a resent batch is acknowledged with its original offsets, not stored
+ * twice. Errors: OUT_OF_ORDER_SEQUENCE (gap or unknown producer), DUPLICATE_SEQUENCE (older than
+ * the remembered window). docs/exactly-once.md.
+ */
+export interface InitProducerRequest { op: 'init_producer'; id: number }
+export interface InitProducerResult { producerId: number }

@@ -37,6 +37,8 @@ export const Header = {
   // exactly-once append and transactions
   PRODUCER_ID: 'weir-producer-id',
   SEQUENCE: 'weir-sequence',
+  /** Exactly-once append: number of records of the idempotent batch (written by the gateway). */
+  BATCH_COUNT: 'weir-batch-count',
   TRANSACTION_ID: 'weir-txn',
 } as const;
 export type HeaderName = (typeof Header)[keyof typeof Header];

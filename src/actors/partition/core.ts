@@ -14,6 +14,7 @@ import {
   FAIL_HEADER_BYTES,
   FailKind,
   FetchMode,
+  IDEMPOTENT_PRODUCE_HEADER_BYTES,
   In,
   Out,
   PRODUCE_HEADER_BYTES,
@@ -21,6 +22,7 @@ import {
 } from '../../partition-worker/protocol.js';
 import type { PartitionLog } from '../../log/index.js';
 import type { RingReader, RingWriter } from '../../ring/index.js';
+import { ProducerStateTable } from './producer-state.js';
 
 const TWO_32 = 0x1_0000_0000;
 const encoder = new TextEncoder();
@@ -60,6 +62,12 @@ export interface PartitionCoreOptions {
   retentionCheckMs: number;
 }
 
+/** Exactly-once append: where the producer state is snapshotted (producer-state-store.ts). */
+export interface ProducerSnapshots {
+  maybeSnapshot(table: ProducerStateTable, durableOffset: number, now: number): void;
+  write(table: ProducerStateTable, offset: number): void;
+}
+
 export class PartitionCore {
   private pending: PendingAck[] = [];
   private pendingCount = 0;
@@ -67,11 +75,16 @@ export class PartitionCore {
   private nextRetentionCheck = 0;
   /** Fetches read into this and are copied straight on into the output ring: no allocation per fetch. */
   private readonly readBuffer: Uint8Array;
+  /** Set when a FAIL was written during input draining (it needs publishing). */
+  private failedInStep = false;
 
   constructor(
     private readonly log: PartitionLog,
     private readonly ports: PartitionPorts,
     private readonly opts: PartitionCoreOptions,
+    /** Idempotent producers' batches held by this partition (rebuilt from the log at open). */
+    readonly producers: ProducerStateTable = new ProducerStateTable(),
+    private readonly snapshots: ProducerSnapshots | null = null,
   ) {
     this.readBuffer = new Uint8Array(opts.maxFetchBytes);
   }
@@ -102,6 +115,9 @@ export class PartitionCore {
         groupBytes += entry.length;
       } else if (type === In.FETCH) {
         fetches.push(this.parseFetch(entry, now));
+      } else if (type === In.PRODUCE_IDEMPOTENT) {
+        this.produceIdempotent(entry);
+        groupBytes += entry.length;
       } else {
         throw new Error(`partition: unknown input entry type ${type}`);
       }
@@ -110,10 +126,12 @@ export class PartitionCore {
       input.release();
       this.ports.inputReleased();
     }
-    let answered = this.commitGroup();
+    let answered = this.commitGroup() || this.failedInStep;
+    this.failedInStep = false;
     for (const f of fetches) answered = this.serveFetch(f, now) || answered;
     if (this.parked.length > 0) answered = this.serveParked(now) || answered;
     this.log.maybeSync(now);
+    this.snapshots?.maybeSnapshot(this.producers, this.log.durableOffset, now);
     if (now >= this.nextRetentionCheck) {
       this.nextRetentionCheck = now + this.opts.retentionCheckMs;
       this.log.applyRetention(now);
@@ -129,7 +147,43 @@ export class PartitionCore {
     for (const f of this.parked) this.sendData(f, now, true);
     this.parked = [];
     this.publish();
+    // Everything is flushed: a snapshot as of the log end makes the next open replay nothing.
+    this.snapshots?.write(this.producers, this.log.durableOffset);
     this.log.close();
+  }
+
+  /**
+   * Exactly-once append: append the batch unless this producer's sequence says it is a retry of one
+   * already written (then acknowledge the original offsets, after this group's flush like any other
+   * chunk) or out of order (then fail it; nothing is written).
+   */
+  private produceIdempotent(e: Uint8Array): void {
+    const chunkId = readU32(e, 4);
+    const count = readU32(e, 8);
+    const producerId = readU32(e, 16) * TWO_32 + readU32(e, 12);
+    const sequence = readU32(e, 20);
+    const check = this.producers.check(producerId, sequence, count);
+    switch (check.kind) {
+      case 'append': {
+        const { baseOffset } = this.log.append(e, IDEMPOTENT_PRODUCE_HEADER_BYTES, e.length, count);
+        this.producers.record(producerId, sequence, count, baseOffset);
+        this.pendingPush(chunkId, baseOffset, count);
+        return;
+      }
+      case 'duplicate':
+        this.pendingPush(chunkId, check.baseOffset, check.count);
+        return;
+      case 'out_of_order':
+        this.sendFail(FailKind.PRODUCE, chunkId, ErrorCode.OUT_OF_ORDER_SEQUENCE,
+          `producer ${producerId}: sequence ${sequence} is out of order on this partition (expected ${check.expected}); nothing was written`, 0, 0);
+        this.failedInStep = true;
+        return;
+      case 'too_old':
+        this.sendFail(FailKind.PRODUCE, chunkId, ErrorCode.DUPLICATE_SEQUENCE,
+          `producer ${producerId}: sequence ${sequence} is older than the batches this partition remembers (from ${check.oldest}); it was already written`, 0, 0);
+        this.failedInStep = true;
+        return;
+    }
   }
 
   private pendingPush(chunkId: number, base: number, count: number): void {
@@ -153,10 +207,12 @@ export class PartitionCore {
     } catch (err) {
       const code = storageCode(err);
       const message = err instanceof Error ? err.message : String(err);
+      this.producers.rollback(); // the log dropped the unflushed batches: so does the producer state
       for (let i = 0; i < n; i++) this.sendFail(FailKind.PRODUCE, this.pending[i]!.chunkId, code, message, 0, 0);
       if (code === ErrorCode.STORAGE_ERROR) throw err; // unknown I/O state: crash, the supervisor replays the WAL
       return true;
     }
+    this.producers.commit();
     for (let i = 0; i < n; i++) {
       const p = this.pending[i]!;
       const w = this.beginOut(ACK_BYTES);

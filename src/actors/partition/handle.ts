@@ -14,6 +14,7 @@ import { channels } from '../../common/diagnostics.js';
 import {
   FETCH_BYTES,
   FailKind,
+  IDEMPOTENT_PRODUCE_HEADER_BYTES,
   In,
   Out,
   PRODUCE_HEADER_BYTES,
@@ -36,6 +37,12 @@ export interface FetchWaiter {
   /** `records` is a view into shared memory, valid only during this call: copy or encode it now. */
   data(records: Uint8Array, count: number, next: number, end: number): void;
   failed(code: ErrorCode, message: string, start: number, end: number): void;
+}
+
+/** Exactly-once append: the producer and first sequence of a batch (one chunk, one partition). */
+export interface ProducerSequence {
+  producerId: number;
+  sequence: number;
 }
 
 /** Anything records can be appended to: the input ring, or a holding buffer when the ring is full. */
@@ -124,7 +131,7 @@ export class PartitionThread implements ChildHandle {
 
 /** An entry waiting for input-ring space, with whoever waits for its answer. */
 type Held =
-  | { kind: 'produce'; id: number; count: number; bytes: Uint8Array; waiter: ProduceWaiter }
+  | { kind: 'produce'; id: number; count: number; bytes: Uint8Array; waiter: ProduceWaiter; idem: ProducerSequence | undefined }
   | { kind: 'fetch'; id: number; entry: Uint8Array; waiter: FetchWaiter };
 
 class HoldingBuffer implements ByteSink {
@@ -206,13 +213,11 @@ export class PartitionActor {
    * ring when it has room and nothing is held before it; otherwise held (in order) until it does.
    * Returns false, touching nothing, if the actor is down or the holding budget is exhausted.
    */
-  produce(count: number, bytes: number, fill: (sink: ByteSink) => void, waiter: ProduceWaiter): boolean {
+  produce(count: number, bytes: number, fill: (sink: ByteSink) => void, waiter: ProduceWaiter, idem?: ProducerSequence): boolean {
     if (!this.alive) return false;
     const id = this.allocId();
-    if (this.held.length === 0 && this.writer.begin(PRODUCE_HEADER_BYTES + bytes)) {
-      this.writer.appendU32(In.PRODUCE);
-      this.writer.appendU32(id);
-      this.writer.appendU32(count);
+    if (this.held.length === 0 && this.writer.begin(produceHeaderBytes(idem) + bytes)) {
+      this.writeProduceHeader(id, count, idem);
       fill(this.writer);
       this.writer.commit();
       this.produces.set(id, waiter);
@@ -221,7 +226,7 @@ export class PartitionActor {
     if (this.heldBytes + bytes > this.config.maxQueuedBytes) return false;
     const hold = new HoldingBuffer(bytes);
     fill(hold);
-    this.held.push({ kind: 'produce', id, count, bytes: hold.buf, waiter });
+    this.held.push({ kind: 'produce', id, count, bytes: hold.buf, waiter, idem });
     this.heldBytes += bytes;
     void this.waitForSpace();
     return true;
@@ -273,6 +278,22 @@ export class PartitionActor {
     this.exitListeners.push(listener);
   }
 
+  private writeProduceHeader(id: number, count: number, idem: ProducerSequence | undefined): void {
+    const w = this.writer;
+    if (idem === undefined) {
+      w.appendU32(In.PRODUCE);
+      w.appendU32(id);
+      w.appendU32(count);
+      return;
+    }
+    w.appendU32(In.PRODUCE_IDEMPOTENT);
+    w.appendU32(id);
+    w.appendU32(count);
+    w.appendU32(idem.producerId >>> 0);
+    w.appendU32(Math.floor(idem.producerId / TWO_32));
+    w.appendU32(idem.sequence);
+  }
+
   private allocId(): number {
     const id = this.nextId;
     this.nextId = (this.nextId + 1) >>> 0 || 1;
@@ -287,7 +308,7 @@ export class PartitionActor {
         this.moveHeld();
         if (this.held.length === 0) break;
         const first = this.held[0]!;
-        const need = first.kind === 'produce' ? PRODUCE_HEADER_BYTES + first.bytes.length : FETCH_BYTES;
+        const need = first.kind === 'produce' ? produceHeaderBytes(first.idem) + first.bytes.length : FETCH_BYTES;
         await this.inBell.waitForSpaceAsync(need, 50);
       }
     } finally {
@@ -300,10 +321,8 @@ export class PartitionActor {
     while (this.held.length > 0) {
       const h = this.held[0]!;
       if (h.kind === 'produce') {
-        if (!this.writer.begin(PRODUCE_HEADER_BYTES + h.bytes.length)) break;
-        this.writer.appendU32(In.PRODUCE);
-        this.writer.appendU32(h.id);
-        this.writer.appendU32(h.count);
+        if (!this.writer.begin(produceHeaderBytes(h.idem) + h.bytes.length)) break;
+        this.writeProduceHeader(h.id, h.count, h.idem);
         this.writer.append(h.bytes);
         this.writer.commit();
         this.heldBytes -= h.bytes.length;
@@ -392,6 +411,10 @@ export class PartitionActor {
     this.outBell.close();
     for (const l of this.exitListeners) l(exit);
   }
+}
+
+function produceHeaderBytes(idem: ProducerSequence | undefined): number {
+  return idem === undefined ? PRODUCE_HEADER_BYTES : IDEMPOTENT_PRODUCE_HEADER_BYTES;
 }
 
 function u53(b: Uint8Array, at: number): number {

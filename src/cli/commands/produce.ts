@@ -1,16 +1,17 @@
 /**
- * `weir produce TOPIC [--url URL] [--key K | --key-sep SEP] [--header k=v ...] [--partition P]`
+ * `weir produce TOPIC [--url URL] [--key K | --key-sep SEP] [--header k=v ...] [--partition P] [--idempotent]`
  *
  * Reads stdin, one message per line (the line is the value, UTF-8). With `--key-sep :` a line
  * `k:v` is key `k`, value `v` (lines without the separator have no key, or `--key`). Messages are
  * batched by the SDK; at the end prints `acked N messages` and, if any, `last: partition P offset O`
- * (the ack of the last line). Exit code 1 if any message could not be produced.
+ * (the ack of the last line). Exit code 1 if any message could not be produced. `--idempotent`
+ * uses an idempotent producer (docs/exactly-once.md): retried batches are never stored twice.
  */
 import { createInterface } from 'node:readline';
 import { connect, DEFAULT_URL, type Ack } from '../../client/index.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
 
-const USAGE = 'usage: weir produce TOPIC [--url ws://127.0.0.1:7070] [--key K | --key-sep SEP] [--header k=v ...] [--partition P]   (one message per stdin line)\n';
+const USAGE = 'usage: weir produce TOPIC [--url ws://127.0.0.1:7070] [--key K | --key-sep SEP] [--header k=v ...] [--partition P] [--idempotent]   (one message per stdin line)\n';
 /** produce() calls awaiting their acks at most; reading stdin pauses beyond it. */
 const MAX_PENDING = 4096;
 
@@ -22,6 +23,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       'key-sep': { type: 'string' },
       header: { type: 'string', short: 'H', multiple: true },
       partition: { type: 'string', short: 'p' },
+      idempotent: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
@@ -40,7 +42,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const hasHeaders = Object.keys(headers).length > 0;
     const partition = nonNegativeInt(values.partition, 'partition');
 
-    const client = await connect(values.url!);
+    const client = await connect(values.url!, values.idempotent === true ? { idempotent: true } : {});
     let acked = 0;
     let lastIndex = -1;
     let last: Ack | undefined;

@@ -1,0 +1,61 @@
+/**
+ * Producer ids for exactly-once append: unique for the life of a data directory, from a durable
+ * counter in `<dataDir>/producers/ids.json`. Ids are reserved in blocks (one write + fsync per
+ * BLOCK ids, not per producer); a restart skips the rest of the reserved block, so an id is never
+ * handed out twice even if the broker dies right after handing it out.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { WeirError } from '../../common/errors.js';
+import { ErrorCode } from '../../protocol/codes.js';
+
+const BLOCK = 1000;
+export const PRODUCER_IDS_FILE = 'ids.json';
+
+export class ProducerIds {
+  private next: number;
+  private reservedUpTo: number;
+  private readonly file: string;
+
+  constructor(dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+    this.file = path.join(dir, PRODUCER_IDS_FILE);
+    let start = 1;
+    try {
+      const o = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { next?: unknown };
+      if (typeof o.next === 'number' && Number.isSafeInteger(o.next) && o.next >= 1) start = o.next;
+      else throw new Error(`${this.file}: "next" is not a positive integer`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') {
+        throw new WeirError(ErrorCode.STORAGE_ERROR, `cannot read the producer id counter ${this.file}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    this.next = start;
+    this.reservedUpTo = start;
+  }
+
+  /** A fresh producer id. */
+  allocate(): number {
+    if (this.next >= this.reservedUpTo) this.reserve(this.next + BLOCK);
+    return this.next++;
+  }
+
+  private reserve(upTo: number): void {
+    const tmp = `${this.file}.tmp`;
+    try {
+      const fd = fs.openSync(tmp, 'w');
+      try {
+        fs.writeSync(fd, JSON.stringify({ next: upTo }));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.file);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const weirCode = code === 'ENOSPC' || code === 'EDQUOT' ? ErrorCode.STORAGE_FULL : ErrorCode.STORAGE_ERROR;
+      throw new WeirError(weirCode, `cannot reserve producer ids in ${this.file}: ${(err as Error).message}`, { cause: err, retryable: weirCode === ErrorCode.STORAGE_FULL });
+    }
+    this.reservedUpTo = upTo;
+  }
+}

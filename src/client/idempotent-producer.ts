@@ -1,0 +1,513 @@
+/**
+ * The idempotent producer (`connect(url, { idempotent: true })`): exactly-once append.
+ *
+ * It gets a producer id from the broker (`init_producer`), partitions messages itself (murmur2 of
+ * the key like the gateway, one round-robin partition per call for unkeyed messages; the partition
+ * count comes from describe_topic) and keeps one *stream* per (topic, partition): batches get the
+ * stream's next sequence numbers when they are first sent, in order, and keep them for every
+ * resend. The partition acknowledges a resent batch it already holds with its original offsets and
+ * does not store it again, so retries and reconnects never duplicate a message.
+ *
+ * Per stream, up to maxInFlightRequests batches are on the wire. When one fails retryably (or with
+ * OUT_OF_ORDER_SEQUENCE because an earlier batch of the stream was not written), the stream starts
+ * a new *epoch*: after a backoff it resends every unanswered batch from the oldest, in order;
+ * answers to the old epoch's requests still count if they are results (same offsets either way),
+ * their errors are ignored. A non-retryable failure (or retries exhausted) fails that batch and
+ * every later batch of the stream, which then continues under a fresh producer id from sequence 0.
+ */
+import { BatchBuilder } from '../protocol/batch-builder.js';
+import { ErrorCode } from '../protocol/codes.js';
+import type { DescribeTopicResult, InitProducerResult, ProduceResult } from '../protocol/frames.js';
+import { murmur2 } from '../common/murmur2.js';
+import { backoffDelay } from './backoff.js';
+import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
+import { WeirClientError } from './errors.js';
+import { computeAcks, recordSize, utf8Length, type ProducerOptions, type ProducerStats } from './producer.js';
+import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
+
+/** Bytes the gateway adds to a batch (producer headers): counted against the broker's in-flight budget. */
+const STAMP_BYTES = 96;
+const encoder = new TextEncoder();
+
+interface Call {
+  acks: Ack[];
+  remaining: number;
+  settled: boolean;
+  resolve: (acks: Ack[]) => void;
+  reject: (err: WeirClientError) => void;
+}
+
+interface Segment {
+  call: Call;
+  first: number;
+  count: number;
+}
+
+interface Batch {
+  builder: BatchBuilder | null;
+  records: Uint8Array | null;
+  segments: Segment[];
+  bytes: number;
+  count: number;
+  byteLimit: number;
+  lingerTimer: ReturnType<typeof setTimeout> | null;
+  lingerPending: boolean;
+  /** Assigned at the first send, kept for every resend. -1 before. */
+  producerId: number;
+  sequence: number;
+  attempts: number;
+  firstSentAt: number;
+  done: boolean;
+}
+
+/** One (topic, partition): its sequence and its batches, sent in order. */
+interface Stream {
+  topic: string;
+  partition: number;
+  /** undefined: a fresh id is needed (after a fatal failure) before the next batch goes. */
+  producerId: number | undefined;
+  nextSeq: number;
+  open: Batch | null;
+  /** Sealed batches not finally answered, in sequence order. */
+  queue: Batch[];
+  /** queue[0, sent) went out in the current epoch. */
+  sent: number;
+  /** Requests on the wire, of any epoch. */
+  inFlight: number;
+  epoch: number;
+  retryTimer: ReturnType<typeof setTimeout> | null;
+  fetchingId: boolean;
+}
+
+export class IdempotentProducer {
+  private readonly streams = new Map<string, Stream>();
+  private readonly partitionCounts = new Map<string, Promise<number>>();
+  private readonly sticky = new Map<string, number>();
+  private readonly active = new Set<Promise<Ack[]>>();
+  private producerIdPromise: Promise<number> | null = null;
+  /** produce() calls are admitted in call order through this chain. */
+  private admission: Promise<void> = Promise.resolve();
+  private spaceWaiters: Array<() => void> = [];
+  private waitingCalls = 0;
+  private wireBytes = 0;
+  private queuedBytes = 0;
+  private queuedMessages = 0;
+  private produceFrames = 0;
+  private retries = 0;
+  private closedError: WeirClientError | null = null;
+  private destroyed = false;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly opts: ProducerOptions,
+  ) {}
+
+  get maxInFlightBytes(): number {
+    return Math.min(this.conn.hello.maxInFlightBytes, this.opts.maxInFlightBytes);
+  }
+
+  /** The producer id of this client (after the first produce), for logs and support. */
+  get producerId(): Promise<number> {
+    return this.ensureProducerId();
+  }
+
+  produce(topic: string, messages: readonly ProduceMessage[], options: ProduceOptions = {}): Promise<Ack[]> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (!Array.isArray(messages)) return Promise.reject(badRequest('produce() takes an array of messages', 'messages'));
+    if (typeof topic !== 'string' || topic.length === 0) return Promise.reject(badRequest('topic must be a non-empty string', 'topic'));
+    const forced = options.partition;
+    if (forced !== undefined && !(Number.isInteger(forced) && forced >= 0 && forced <= 0xffff)) {
+      return Promise.reject(badRequest(`partition must be an integer in 0-65535, got ${String(forced)}`, 'partition'));
+    }
+    if (messages.length === 0) return Promise.resolve([]);
+    const hello = this.conn.hello;
+    const maxRecord = Math.min(hello.maxMessageBytes - STAMP_BYTES, this.maxInFlightBytes - STAMP_BYTES, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - STAMP_BYTES - utf8Length(topic));
+    const sizes = new Array<number>(messages.length);
+    let bytes = 0;
+    for (let i = 0; i < messages.length; i++) {
+      let size: number;
+      try {
+        size = recordSize(messages[i]!);
+      } catch (err) {
+        return Promise.reject(asClientError(err, `message ${i}`));
+      }
+      if (size > maxRecord) {
+        return Promise.reject(new WeirClientError(ErrorCode.MESSAGE_TOO_LARGE, `message ${i} is a ${size}-byte record; the largest an idempotent producer can send here is ${maxRecord} bytes`, {
+          retryable: false,
+          details: { index: i, recordBytes: size, limit: maxRecord },
+        }));
+      }
+      sizes[i] = size;
+      bytes += size;
+    }
+    let call!: Call;
+    const promise = new Promise<Ack[]>((resolve, reject) => {
+      call = { acks: new Array<Ack>(messages.length), remaining: 0, settled: false, resolve, reject };
+    });
+    this.active.add(promise);
+    const forget = (): void => {
+      this.active.delete(promise);
+    };
+    promise.then(forget, forget);
+    this.waitingCalls++;
+    this.admission = this.admission.then(async () => {
+      try {
+        const partitions = await this.partitionCount(topic);
+        await this.ensureProducerId();
+        while (this.queuedBytes > 0 && this.queuedBytes + bytes > this.opts.maxQueuedBytes && !this.destroyed) {
+          await new Promise<void>((r) => this.spaceWaiters.push(r));
+        }
+        if (this.destroyed) throw this.closedError!;
+        if (forced !== undefined && forced >= partitions) {
+          throw new WeirClientError(ErrorCode.PARTITION_NOT_FOUND, `topic ${topic} has partitions 0..${partitions - 1}, not ${forced}`, { retryable: false });
+        }
+        this.append(topic, partitions, messages, sizes, forced, call);
+      } catch (err) {
+        this.rejectCall(call, asClientError(err, 'produce'));
+      } finally {
+        this.waitingCalls--;
+      }
+    });
+    return promise;
+  }
+
+  async flush(): Promise<void> {
+    for (;;) {
+      await this.admission;
+      for (const s of this.streams.values()) if (s.open) this.seal(s, s.open);
+      if (this.active.size === 0) return;
+      await Promise.allSettled([...this.active]);
+    }
+  }
+
+  async close(error: WeirClientError): Promise<void> {
+    this.closedError ??= error;
+    await this.flush();
+  }
+
+  destroy(error: WeirClientError): void {
+    this.closedError ??= error;
+    this.destroyed = true;
+    for (const s of this.streams.values()) {
+      if (s.retryTimer) clearTimeout(s.retryTimer);
+      s.retryTimer = null;
+      const batches = s.open ? [...s.queue, s.open] : s.queue;
+      for (const b of batches) this.failBatch(b, error);
+      s.queue = [];
+      s.open = null;
+      s.sent = 0;
+    }
+    for (const w of this.spaceWaiters.splice(0)) w();
+    this.queuedBytes = this.queuedMessages = 0;
+  }
+
+  stats(): ProducerStats {
+    let inFlightRequests = 0;
+    for (const s of this.streams.values()) inFlightRequests += s.inFlight;
+    return {
+      inFlightBytes: this.wireBytes,
+      inFlightRequests,
+      queuedBytes: this.queuedBytes,
+      queuedMessages: this.queuedMessages,
+      waitingProducers: this.waitingCalls,
+      produceFrames: this.produceFrames,
+      retries: this.retries,
+    };
+  }
+
+  onReconnect(): void {
+    this.pumpAll();
+  }
+
+  // ------------------------------------------------------------------------------ setup
+
+  private partitionCount(topic: string): Promise<number> {
+    let p = this.partitionCounts.get(topic);
+    if (!p) {
+      p = this.conn.request<DescribeTopicResult>({ op: 'describe_topic', topic }).then((r) => {
+        if (typeof r.partitions !== 'number' || r.partitions < 1) throw badRequest(`describe_topic of ${topic} has no partition count`, 'topic');
+        return r.partitions;
+      });
+      this.partitionCounts.set(topic, p);
+      p.catch(() => this.partitionCounts.delete(topic)); // asked again on the next call
+    }
+    return p;
+  }
+
+  private ensureProducerId(): Promise<number> {
+    if (!this.producerIdPromise) {
+      const p = this.initProducer();
+      this.producerIdPromise = p;
+      p.catch(() => {
+        if (this.producerIdPromise === p) this.producerIdPromise = null;
+      });
+    }
+    return this.producerIdPromise;
+  }
+
+  private async initProducer(): Promise<number> {
+    const r = await this.conn.request<InitProducerResult>({ op: 'init_producer' });
+    if (typeof r.producerId !== 'number' || !Number.isSafeInteger(r.producerId)) throw badRequest('init_producer answered without a producerId', 'producerId');
+    return r.producerId;
+  }
+
+  // ------------------------------------------------------------------------------ batching
+
+  private append(topic: string, partitions: number, messages: readonly ProduceMessage[], sizes: number[], forced: number | undefined, call: Call): void {
+    let unkeyed = -1;
+    let last: { batch: Batch; segment: Segment } | null = null;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      let p: number;
+      if (forced !== undefined) p = forced;
+      else if (m.key != null) p = keyPartition(m.key, partitions);
+      else {
+        if (unkeyed < 0) {
+          unkeyed = (this.sticky.get(topic) ?? 0) % partitions;
+          this.sticky.set(topic, (unkeyed + 1) % partitions);
+        }
+        p = unkeyed;
+      }
+      const s = this.stream(topic, p);
+      let batch = s.open;
+      if (batch && batch.count > 0 && (batch.bytes + sizes[i]! > batch.byteLimit || batch.count >= this.opts.batchMessages)) {
+        this.seal(s, batch);
+        batch = null;
+      }
+      if (!batch) {
+        batch = this.newBatch(topic);
+        s.open = batch;
+      }
+      batch.builder!.add(m.key, m.value, m.headers);
+      batch.bytes += sizes[i]!;
+      batch.count++;
+      this.queuedBytes += sizes[i]!;
+      this.queuedMessages++;
+      if (last && last.batch === batch && last.segment.first + last.segment.count === i) last.segment.count++;
+      else {
+        const segment: Segment = { call, first: i, count: 1 };
+        batch.segments.push(segment);
+        call.remaining++;
+        last = { batch, segment };
+      }
+      if (batch.bytes >= batch.byteLimit || batch.count >= this.opts.batchMessages) this.seal(s, batch);
+      else this.scheduleLinger(s, batch);
+    }
+  }
+
+  private stream(topic: string, partition: number): Stream {
+    const key = `${topic}\u0000${partition}`;
+    let s = this.streams.get(key);
+    if (!s) {
+      s = { topic, partition, producerId: undefined, nextSeq: 0, open: null, queue: [], sent: 0, inFlight: 0, epoch: 0, retryTimer: null, fetchingId: false };
+      this.streams.set(key, s);
+    }
+    return s;
+  }
+
+  private newBatch(topic: string): Batch {
+    const hello = this.conn.hello;
+    const byteLimit = Math.max(1, Math.min(this.opts.batchBytes, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - STAMP_BYTES - utf8Length(topic), this.maxInFlightBytes - STAMP_BYTES));
+    return {
+      builder: new BatchBuilder(Math.min(byteLimit, 64 * 1024)),
+      records: null,
+      segments: [],
+      bytes: 0,
+      count: 0,
+      byteLimit,
+      lingerTimer: null,
+      lingerPending: false,
+      producerId: -1,
+      sequence: -1,
+      attempts: 0,
+      firstSentAt: 0,
+      done: false,
+    };
+  }
+
+  private scheduleLinger(s: Stream, batch: Batch): void {
+    if (batch.lingerTimer || batch.lingerPending) return;
+    if (this.opts.lingerMs <= 0) {
+      batch.lingerPending = true;
+      queueMicrotask(() => this.seal(s, batch));
+    } else {
+      batch.lingerTimer = setTimeout(() => this.seal(s, batch), this.opts.lingerMs);
+    }
+  }
+
+  private seal(s: Stream, batch: Batch): void {
+    if (batch.records !== null || batch.builder === null) return;
+    if (s.open === batch) s.open = null;
+    if (batch.lingerTimer) clearTimeout(batch.lingerTimer);
+    batch.lingerTimer = null;
+    batch.records = batch.builder.take();
+    batch.builder = null;
+    if (batch.count === 0) return;
+    s.queue.push(batch);
+    this.pump(s);
+  }
+
+  // ------------------------------------------------------------------------------ sending
+
+  private pumpAll(): void {
+    for (const s of this.streams.values()) this.pump(s);
+  }
+
+  private pump(s: Stream): void {
+    if (this.destroyed || s.retryTimer !== null) return;
+    if (s.producerId === undefined) {
+      if (s.queue.length === 0) return;
+      this.acquireId(s);
+      return;
+    }
+    while (s.sent < s.queue.length && s.inFlight < this.opts.maxInFlightRequests) {
+      const b = s.queue[s.sent]!;
+      const cost = b.bytes + STAMP_BYTES;
+      if (this.wireBytes > 0 && this.wireBytes + cost > this.maxInFlightBytes) break; // resumed as answers arrive
+      if (b.sequence < 0) {
+        b.producerId = s.producerId;
+        b.sequence = s.nextSeq;
+        s.nextSeq += b.count;
+        b.firstSentAt = Date.now();
+      }
+      s.sent++;
+      this.attempt(s, b, cost);
+    }
+  }
+
+  /** A stream restarting after a fatal failure takes the client's id if it is new, else a fresh one. */
+  private acquireId(s: Stream): void {
+    if (s.fetchingId) return;
+    s.fetchingId = true;
+    const fresh = s.nextSeq === 0 && s.epoch === 0;
+    (fresh ? this.ensureProducerId() : this.initProducer()).then(
+      (id) => {
+        s.fetchingId = false;
+        s.producerId = id;
+        s.nextSeq = 0;
+        this.pump(s);
+      },
+      (err: unknown) => {
+        s.fetchingId = false;
+        // Cannot get an id: fail what waits; the next produce() tries again.
+        const error = asClientError(err, 'init_producer');
+        for (const b of s.queue.splice(0)) this.failBatch(b, error);
+        s.sent = 0;
+      },
+    );
+  }
+
+  private attempt(s: Stream, b: Batch, cost: number): void {
+    b.attempts++;
+    s.inFlight++;
+    this.wireBytes += cost;
+    this.produceFrames++;
+    const epoch = s.epoch;
+    this.conn
+      .request<ProduceResult>({ op: 'produce', topic: s.topic, partition: s.partition, producerId: b.producerId, sequence: b.sequence, records: b.records! })
+      .then(
+        (result) => this.answered(s, b, cost, () => this.onResult(s, b, result)),
+        (err: unknown) => this.answered(s, b, cost, () => this.onFailure(s, b, epoch, asClientError(err, 'produce'))),
+      );
+  }
+
+  private answered(s: Stream, _b: Batch, cost: number, handle: () => void): void {
+    s.inFlight--;
+    this.wireBytes -= cost;
+    if (!this.destroyed) handle();
+    this.pumpAll();
+  }
+
+  private onResult(s: Stream, b: Batch, result: ProduceResult): void {
+    if (b.done) return;
+    let acks: Ack[];
+    try {
+      acks = computeAcks(result, b.count);
+    } catch (err) {
+      this.fatal(s, asClientError(err, 'produce answer'));
+      return;
+    }
+    let at = 0;
+    for (const seg of b.segments) {
+      const call = seg.call;
+      for (let j = 0; j < seg.count; j++) call.acks[seg.first + j] = acks[at + j]!;
+      at += seg.count;
+      if (--call.remaining === 0 && !call.settled) {
+        call.settled = true;
+        call.resolve(call.acks);
+      }
+    }
+    this.retire(b);
+    const i = s.queue.indexOf(b);
+    if (i >= 0) {
+      s.queue.splice(i, 1);
+      if (i < s.sent) s.sent--;
+    }
+  }
+
+  private onFailure(s: Stream, b: Batch, epoch: number, error: WeirClientError): void {
+    if (b.done || epoch !== s.epoch) return; // answered already, or a resend from the head is under way
+    const head = s.queue[0];
+    // OUT_OF_ORDER_SEQUENCE behind an unanswered earlier batch: that one was not written (yet).
+    const retry = error.retryable || (error.code === ErrorCode.OUT_OF_ORDER_SEQUENCE && head !== b);
+    if (retry && head) {
+      const delay = backoffDelay(Math.min(head.attempts, b.attempts) - 1, this.opts.retryBackoffMs, this.opts.retryBackoffMaxMs);
+      if (Date.now() + delay - head.firstSentAt <= this.opts.retryForMs) {
+        this.retries++;
+        s.epoch++;
+        s.retryTimer = setTimeout(() => {
+          s.retryTimer = null;
+          s.sent = 0;
+          this.pump(s);
+        }, delay);
+        return;
+      }
+    }
+    this.fatal(s, error);
+  }
+
+  /**
+   * The stream's sequence is broken (a batch failed for good): fail it and every later batch (they
+   * would all be out of order), and continue under a fresh producer id.
+   */
+  private fatal(s: Stream, error: WeirClientError): void {
+    for (const b of s.queue.splice(0)) this.failBatch(b, error);
+    s.sent = 0;
+    s.epoch++;
+    s.producerId = undefined;
+    s.nextSeq = 0;
+  }
+
+  private failBatch(b: Batch, error: WeirClientError): void {
+    if (b.done) return;
+    if (b.lingerTimer) clearTimeout(b.lingerTimer);
+    for (const seg of b.segments) this.rejectCall(seg.call, error);
+    this.retire(b);
+  }
+
+  private retire(b: Batch): void {
+    b.done = true;
+    b.records = null;
+    this.queuedBytes -= b.bytes;
+    this.queuedMessages -= b.count;
+    if (this.queuedBytes < 0) this.queuedBytes = 0;
+    if (this.queuedMessages < 0) this.queuedMessages = 0;
+    for (const w of this.spaceWaiters.splice(0)) w();
+  }
+
+  private rejectCall(call: Call, error: WeirClientError): void {
+    if (call.settled) return;
+    call.settled = true;
+    call.reject(error);
+  }
+}
+
+/** The gateway's partitioner (docs/protocol.md, Partitioning): murmur2 of the key bytes. */
+export function keyPartition(key: Bytes, partitions: number): number {
+  const bytes = typeof key === 'string' ? encoder.encode(key) : key;
+  return (murmur2(bytes) & 0x7fffffff) % partitions;
+}
+
+function badRequest(message: string, field: string): WeirClientError {
+  return new WeirClientError(ErrorCode.BAD_REQUEST, message, { retryable: false, details: { field } });
+}

@@ -1,0 +1,253 @@
+/**
+ * The SDK's idempotent producer against a real broker: resends after a lost connection, a
+ * partition-actor crash and a broker restart are acknowledged with the original offsets, and every
+ * message is stored exactly once.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type Ack, type WeirClient } from '../../src/client/index.js';
+import { keyPartition } from '../../src/client/idempotent-producer.js';
+import { readMessages } from '../../src/protocol/batch-reader.js';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { RawClient } from '../support/raw-client.js';
+import { until } from '../support/payload.js';
+import { flakySockets } from '../support/flaky-socket.js';
+
+let tb: TestBroker | undefined;
+const clients: WeirClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await tb?.stop();
+  tb = undefined;
+});
+
+async function client(url: string, options: Parameters<typeof connect>[1] = {}): Promise<WeirClient> {
+  const c = await connect(url, { idempotent: true, ...options });
+  clients.push(c);
+  return c;
+}
+
+/** Every stored message of a topic: value → [partition, offset] (asserting no value appears twice). */
+async function stored(url: string, topic: string, partitions: number): Promise<Map<string, [number, number]>> {
+  const raw = await RawClient.connect(url);
+  const out = new Map<string, [number, number]>();
+  try {
+    for (let p = 0; p < partitions; p++) {
+      let offset = 0;
+      for (;;) {
+        const r = await raw.request({ op: 'fetch', topic, partition: p, offset, maxRecords: 10_000 });
+        if (r.op !== 'result') throw new Error(`fetch failed: ${String(r.code)}`);
+        const msgs = readMessages(topic, p, r.records as Uint8Array);
+        if (msgs.length === 0) break;
+        for (const m of msgs) {
+          const v = new TextDecoder().decode(m.value);
+          if (out.has(v)) throw new Error(`message ${v} is stored twice: at ${String(out.get(v))} and ${p}/${m.offset}`);
+          out.set(v, [p, m.offset]);
+        }
+        offset = r.next as number;
+      }
+    }
+  } finally {
+    raw.close();
+  }
+  return out;
+}
+
+async function logEnd(url: string, topic: string, partition: number): Promise<number> {
+  const raw = await RawClient.connect(url);
+  try {
+    const r = await raw.request({ op: 'describe_topic', topic });
+    return (r.offsets as Array<{ partition: number; end: number }>)[partition]!.end;
+  } finally {
+    raw.close();
+  }
+}
+
+function expectAcksMatch(all: Map<string, [number, number]>, values: string[], acks: Ack[]): void {
+  values.forEach((v, i) => expect(all.get(v), v).toEqual([acks[i]!.partition, acks[i]!.offset]));
+}
+
+describe('idempotent producer (SDK)', () => {
+  it('partitions by key like the broker and stores every message once, in order per partition', async () => {
+    tb = await startTestBroker();
+    const c = await client(tb.url, { batchMessages: 50 });
+    await c.createTopic('keys', { partitions: 4 });
+    const values: string[] = [];
+    const calls: Array<Promise<Ack[]>> = [];
+    for (let i = 0; i < 40; i++) {
+      const msgs = Array.from({ length: 25 }, (_, j) => ({ key: `k${(i * 25 + j) % 13}`, value: `v${i * 25 + j}` }));
+      values.push(...msgs.map((m) => m.value));
+      calls.push(c.produce('keys', msgs));
+    }
+    const acks = (await Promise.all(calls)).flat();
+    acks.forEach((a, i) => expect(a.partition).toBe(keyPartition(`k${i % 13}`, 4)));
+    const all = await stored(tb.url, 'keys', 4);
+    expect(all.size).toBe(1000);
+    expectAcksMatch(all, values, acks);
+    // Per partition, offsets follow produce order.
+    for (let p = 0; p < 4; p++) {
+      const offsets = acks.filter((a) => a.partition === p).map((a) => a.offset);
+      expect(offsets).toEqual([...offsets].sort((x, y) => x - y));
+    }
+    // A plain produce of the same key lands on the same partition (the gateway's partitioner).
+    const plain = await connect(tb.url);
+    clients.push(plain);
+    const [ack] = await plain.produce('keys', [{ key: 'k5', value: 'plain' }]);
+    expect(ack!.partition).toBe(keyPartition('k5', 4));
+  });
+
+  it('resends its last 10 batches after a reconnect: same offsets, each message stored once', async () => {
+    tb = await startTestBroker();
+    const flaky = flakySockets();
+    const c = await client(tb.url, { WebSocket: flaky.Ctor, batchMessages: 5, maxInFlightRequests: 10, lingerMs: 0, reconnectDelayMs: 20 });
+    await c.createTopic('resend', { partitions: 1 });
+    const values: string[] = [];
+    const send = (i: number): Promise<Ack[]> => {
+      const msgs = Array.from({ length: 5 }, (_, j) => ({ value: `m${i * 5 + j}` }));
+      values.push(...msgs.map((m) => m.value));
+      return c.produce('resend', msgs);
+    };
+    const firstAcks = (await Promise.all(Array.from({ length: 10 }, (_, i) => send(i)))).flat();
+    const framesBefore = c.stats().produceFrames;
+    // The broker writes the next 10 batches, but their answers are lost with the connection.
+    flaky.current.swallow = true;
+    const pending = Array.from({ length: 10 }, (_, i) => send(10 + i));
+    await until(() => flaky.current.swallowed >= 10, 10_000, 'the broker to answer the 10 batches');
+    expect(await logEnd(tb.url, 'resend', 0)).toBe(100);
+    flaky.current.drop();
+    const lateAcks = (await Promise.all(pending)).flat();
+    expect(flaky.sockets.length).toBe(2); // reconnected once
+    expect(c.stats().produceFrames).toBeGreaterThanOrEqual(framesBefore + 20); // every batch went twice
+    expect(lateAcks.map((a) => a.offset)).toEqual(Array.from({ length: 50 }, (_, i) => 50 + i));
+    expect(await logEnd(tb.url, 'resend', 0)).toBe(100);
+    const all = await stored(tb.url, 'resend', 1);
+    expect(all.size).toBe(100);
+    expectAcksMatch(all, values, [...firstAcks, ...lateAcks]);
+  });
+
+  it('stores each message once across a partition-actor crash mid-stream', async () => {
+    tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
+    const c = await client(tb.url, { batchMessages: 20, maxInFlightRequests: 8 });
+    await c.createTopic('crash', { partitions: 2 });
+    const values: string[] = [];
+    const calls: Array<Promise<Ack[]>> = [];
+    let exits = 0;
+    for (let i = 0; i < 300; i++) {
+      const msgs = Array.from({ length: 20 }, (_, j) => ({ key: `key-${(i * 20 + j) % 31}`, value: `c${i * 20 + j}` }));
+      values.push(...msgs.map((m) => m.value));
+      calls.push(c.produce('crash', msgs));
+      if (i === 100) {
+        const actor = tb.broker.partitionActor('crash', 1);
+        actor.onExit(() => exits++);
+        void actor.worker.terminate();
+      }
+      if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+    }
+    const acks = (await Promise.all(calls)).flat();
+    expect(exits).toBe(1);
+    expect(c.stats().retries).toBeGreaterThan(0); // batches in flight at the crash were resent
+    const all = await stored(tb.url, 'crash', 2); // throws on a duplicate
+    expect(all.size).toBe(6000);
+    expectAcksMatch(all, values, acks);
+  });
+
+  it('resends batches whose answers were lost to a partition actor restarted after a crash: original offsets', async () => {
+    tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
+    const flaky = flakySockets();
+    const c = await client(tb.url, { WebSocket: flaky.Ctor, batchMessages: 3, maxInFlightRequests: 10, lingerMs: 0, reconnectDelayMs: 20 });
+    await c.createTopic('crash2', { partitions: 1 });
+    const values: string[] = [];
+    const send = (i: number): Promise<Ack[]> => {
+      const msgs = Array.from({ length: 3 }, (_, j) => ({ value: `x${i * 3 + j}` }));
+      values.push(...msgs.map((m) => m.value));
+      return c.produce('crash2', msgs);
+    };
+    const firstAcks = (await Promise.all(Array.from({ length: 4 }, (_, i) => send(i)))).flat();
+    flaky.current.swallow = true;
+    const pending = Array.from({ length: 10 }, (_, i) => send(4 + i));
+    await until(() => flaky.current.swallowed >= 10, 10_000, 'the broker to answer the 10 batches');
+    let exits = 0;
+    const actor = tb.broker.partitionActor('crash2', 0);
+    actor.onExit(() => exits++);
+    await actor.worker.terminate();
+    await until(() => exits === 1, 10_000, 'the crash to be observed');
+    await tb.broker.waitHealthy();
+    flaky.current.drop();
+    const lateAcks = (await Promise.all(pending)).flat();
+    expect(lateAcks.map((a) => a.offset)).toEqual(Array.from({ length: 30 }, (_, i) => 12 + i));
+    const all = await stored(tb.url, 'crash2', 1);
+    expect(all.size).toBe(42);
+    expectAcksMatch(all, values, [...firstAcks, ...lateAcks]);
+  });
+
+  it('after a batch fails for good, rejects the later batches of that partition and continues under a new producer id', async () => {
+    tb = await startTestBroker({ ringBytes: 64 * 1024 }); // an idempotent batch must fit half a ring entry
+    const c = await client(tb.url, { batchBytes: 256 * 1024, lingerMs: 5 });
+    await c.createTopic('fatal', { partitions: 1 });
+    const [a] = await c.produce('fatal', [{ value: 'before' }]);
+    expect(a!.offset).toBe(0);
+    const big = c.produce('fatal', Array.from({ length: 10 }, (_, i) => ({ value: `big${i}`.padEnd(10_000, '.') })));
+    await expect(big).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    const [b] = await c.produce('fatal', [{ value: 'after' }]);
+    expect(b!.offset).toBe(1);
+    const raw = await RawClient.connect(tb.url);
+    const r = await raw.request({ op: 'fetch', topic: 'fatal', partition: 0, offset: 0 });
+    raw.close();
+    const msgs = readMessages('fatal', 0, r.records as Uint8Array);
+    expect(msgs.map((m) => new TextDecoder().decode(m.value))).toEqual(['before', 'after']);
+    const ids = msgs.map((m) => m.headers['weir-producer-id']);
+    expect(ids[1]).not.toBe(ids[0]); // a fresh id, starting again at sequence 0
+    expect(msgs[1]!.headers['weir-sequence']).toBe('0');
+  });
+
+  it('waits for queue space (maxQueuedBytes) and still stores every message once, in call order', async () => {
+    tb = await startTestBroker();
+    const c = await client(tb.url, { maxQueuedBytes: 4096, batchMessages: 10, maxInFlightRequests: 2 });
+    await c.createTopic('pressure', { partitions: 1 });
+    const calls: Array<Promise<Ack[]>> = [];
+    let maxQueued = 0;
+    let maxWaiting = 0;
+    const sample = (): void => {
+      const st = c.stats();
+      maxQueued = Math.max(maxQueued, st.queuedBytes);
+      maxWaiting = Math.max(maxWaiting, st.waitingProducers);
+    };
+    for (let i = 0; i < 200; i++) {
+      calls.push(c.produce('pressure', [{ value: `p${i}`.padEnd(200, '.') }]).finally(sample));
+    }
+    const acks = (await Promise.all(calls)).flat();
+    expect(maxQueued).toBeGreaterThan(0);
+    expect(maxQueued).toBeLessThanOrEqual(4096); // accepted bytes stay within the budget
+    expect(maxWaiting).toBeGreaterThan(0); // calls did wait for space
+    expect(acks.map((a) => a.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect((await stored(tb.url, 'pressure', 1)).size).toBe(200);
+  });
+
+  it('resends across a broker restart on the same data directory: same offsets, nothing stored twice', async () => {
+    tb = await startTestBroker();
+    const dir = tb.dir;
+    const flaky = flakySockets();
+    const c = await client(tb.url, { WebSocket: flaky.Ctor, batchMessages: 4, maxInFlightRequests: 10, lingerMs: 0, reconnectDelayMs: 50 });
+    await c.createTopic('restart', { partitions: 1 });
+    const values: string[] = [];
+    const send = (i: number): Promise<Ack[]> => {
+      const msgs = Array.from({ length: 4 }, (_, j) => ({ value: `r${i * 4 + j}` }));
+      values.push(...msgs.map((m) => m.value));
+      return c.produce('restart', msgs);
+    };
+    const firstAcks = (await Promise.all(Array.from({ length: 5 }, (_, i) => send(i)))).flat();
+    flaky.current.swallow = true;
+    const pending = Array.from({ length: 10 }, (_, i) => send(5 + i));
+    await until(() => flaky.current.swallowed >= 10, 10_000, 'the broker to answer the 10 batches');
+    await tb.stop({ keepData: true });
+    tb = await startTestBroker({ dataDir: dir });
+    flaky.redirect = tb.url;
+    const lateAcks = (await Promise.all(pending)).flat();
+    expect(lateAcks.map((a) => a.offset)).toEqual(Array.from({ length: 40 }, (_, i) => 20 + i));
+    const all = await stored(tb.url, 'restart', 1);
+    expect(all.size).toBe(60);
+    expectAcksMatch(all, values, [...firstAcks, ...lateAcks]);
+    // And it keeps going under the same producer id.
+    const [more] = await c.produce('restart', [{ value: 'after' }]);
+    expect(more!.offset).toBe(60);
+  });
+});
