@@ -72,6 +72,8 @@ const nextDeadline = (now: number): number => {
 };
 
 let stopping = false;
+/** The shutdown request rings the bell too: without `stopping` here the wait would re-sleep until its timeout (1 s per thread). */
+const hasWork = (): boolean => stopping || hasInput();
 
 port.on('message', (m: ControlRequest) => {
   switch (m.type) {
@@ -107,9 +109,9 @@ async function run(): Promise<void> {
   while (!stopping) {
     const now = Date.now();
     if (stepAll(now)) lastWork = now;
-    else if (now - lastWork < HOT_MS) bell.waitSync(hasInput, Math.max(0, Math.min(lastWork + HOT_MS, nextDeadline(now)) - now));
+    else if (now - lastWork < HOT_MS) bell.waitSync(hasWork, Math.max(0, Math.min(lastWork + HOT_MS, nextDeadline(now)) - now));
     else {
-      await bell.waitAsync(hasInput, Math.max(0, nextDeadline(now) - now));
+      await bell.waitAsync(hasWork, Math.max(0, nextDeadline(now) - now));
       sliceEnd = Date.now() + SLICE_MS;
       continue;
     }
