@@ -49,7 +49,9 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
     if (!p) {
       p = (async () => {
         if (closed) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry', { retryable: true });
-        const schedule = await gateway.ensureTopic(scheduleTopicOf(target.name), target.partitions, undefined, true);
+        // deadLetterTopic null: the default `__delay.<topic>.dlq` is a reserved name that topics.json
+        // would refuse on the next start (the scheduler dead-letters into the target's own DLQ).
+        const schedule = await gateway.ensureTopic(scheduleTopicOf(target.name), target.partitions, { deadLetterTopic: null }, true);
         return start(schedule, target);
       })();
       starting.set(target.name, p);

@@ -33,7 +33,7 @@ export interface SchedulerOptions {
   cacheBytes: number;
   /** Entries taken per firing round, at most (bounds a round's memory). */
   maxRoundEntries: number;
-  /** Record bytes per append to the topic. */
+  /** Record bytes per append to the topic (keep well below the partition ring's size). */
   appendBytes: number;
   /** After a failed append, try again this much later. */
   retryMs: number;
@@ -43,11 +43,16 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   cacheHorizonMs: 10 * 60_000,
   cacheBytes: 64 * 1024 * 1024,
   maxRoundEntries: 50_000,
-  appendBytes: 256 * 1024,
+  appendBytes: 128 * 1024,
   retryMs: 100,
 };
 
 const DELAY_HEADERS: ReadonlySet<string> = new Set([Header.DELIVER_AT, Header.DELAY]);
+const NO_HEADERS: ReadonlySet<string> = new Set();
+/** Firing rounds in flight at once. */
+const MAX_ROUNDS = 4;
+/** Appends of one partition's due records in flight at once (each ≤ appendBytes). */
+const MAX_APPENDS_IN_FLIGHT = 2;
 /** Schedule-log records read per request while indexing. */
 const TAIL_MAX_BYTES = 1 << 20;
 const TAIL_WAIT_MS = 500;
@@ -72,7 +77,7 @@ export class TopicScheduler {
   private cachedBytes = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = Infinity;
-  private round: Promise<void> | null = null;
+  private readonly rounds = new Set<Promise<void>>();
   private closed = false;
   private firedCount = 0;
   private expiredCount = 0;
@@ -86,10 +91,20 @@ export class TopicScheduler {
     private readonly opts: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
   ) {}
 
-  /** Index every partition up to its current end, then keep tailing. Resolves once indexed. */
-  start(): Promise<void> {
-    const ready = this.schedule.actors.map((_, p) => new Promise<void>((resolve) => void this.tail(p, resolve)));
-    return Promise.all(ready).then(() => undefined);
+  /**
+   * Index every partition up to its current end (then keep tailing), and deliver what fell due
+   * while the broker was down (for at most `catchUpMs`) before resolving: the broker serves once
+   * that backlog is in the topics, so it does not compete with messages falling due afterwards.
+   */
+  async start(catchUpMs = 10_000): Promise<void> {
+    await Promise.all(this.schedule.actors.map((_, p) => new Promise<void>((resolve) => void this.tail(p, resolve))));
+    const startedAt = Date.now();
+    const giveUpAt = startedAt + catchUpMs;
+    while (!this.closed && Date.now() < giveUpAt) {
+      if (this.rounds.size === 0 && this.index.peekDue() <= startedAt) this.fire();
+      if (this.rounds.size === 0) break;
+      await Promise.race(this.rounds);
+    }
   }
 
   stats(): SchedulerStats {
@@ -109,7 +124,7 @@ export class TopicScheduler {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.round) await Promise.race([this.round, new Promise((r) => setTimeout(r, graceMs))]);
+    if (this.rounds.size > 0) await Promise.race([Promise.all(this.rounds), new Promise((r) => setTimeout(r, graceMs))]);
   }
 
   // ------------------------------------------------------------------ indexing
@@ -156,8 +171,10 @@ export class TopicScheduler {
         const due = dueTimeOf(records, at);
         this.index.push(due, p, offset);
         if (due - now <= this.opts.cacheHorizonMs && this.cachedBytes + size <= this.opts.cacheBytes) {
-          this.cache.set(key(p, offset), records.slice(at, at + size));
-          this.cachedBytes += size;
+          // Cached as it will be appended (delay headers stripped): less work when it is due.
+          const ready = rewriteRecord(records, at, DELAY_HEADERS);
+          this.cache.set(key(p, offset), ready);
+          this.cachedBytes += ready.length;
         }
       }
       at += size;
@@ -168,7 +185,7 @@ export class TopicScheduler {
   // ------------------------------------------------------------------ firing
 
   private arm(): void {
-    if (this.closed || this.round) return; // the round re-arms when it ends
+    if (this.closed || this.rounds.size >= MAX_ROUNDS) return; // a round re-arms when it ends
     const due = this.index.peekDue();
     if (due >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
@@ -184,7 +201,7 @@ export class TopicScheduler {
   }
 
   private fire(): void {
-    if (this.closed || this.round) return;
+    if (this.closed || this.rounds.size >= MAX_ROUNDS) return;
     const now = Date.now();
     const byPartition = new Map<number, number[]>();
     this.index.popDue(
@@ -200,17 +217,22 @@ export class TopicScheduler {
       this.arm();
       return;
     }
-    this.round = Promise.all([...byPartition].map(([p, offsets]) => this.firePartition(p, offsets)))
+    // Rounds overlap (a slow append does not hold back what falls due meanwhile); each appends its
+    // records in due order.
+    const round: Promise<void> = Promise.all([...byPartition].map(([p, offsets]) => this.firePartition(p, offsets)))
       .then(() => undefined)
       .catch((err: unknown) => console.error('weir scheduler: firing round failed', err))
       .finally(() => {
-        this.round = null;
+        this.rounds.delete(round);
         this.arm();
       });
+    this.rounds.add(round);
+    this.arm();
   }
 
   /** Deliver the due `offsets` (in due order) of schedule partition `p` to the topic's partition `p`. */
   private async firePartition(p: number, offsets: number[]): Promise<void> {
+    // Records as they will be appended: from the cache, or read back and rewritten.
     const bytes = new Map<number, Uint8Array>();
     const missing: number[] = [];
     for (const o of offsets) {
@@ -220,7 +242,9 @@ export class TopicScheduler {
     }
     if (missing.length > 0) {
       try {
-        await this.readBack(p, missing, bytes);
+        const read = new Map<number, Uint8Array>();
+        await this.readBack(p, missing, read);
+        for (const [o, b] of read) bytes.set(o, rewriteRecord(b, 0, DELAY_HEADERS));
       } catch {
         // Try the unread ones again later; deliver the cached ones now.
         for (const o of missing) bytes.delete(o);
@@ -233,6 +257,8 @@ export class TopicScheduler {
     let chunkOffsets: number[] = [];
     let chunkBytes = 0;
     const expired: Array<[number, Uint8Array]> = [];
+    // Chunks go out back to back (a partition appends them in order), a few in flight at a time.
+    const inFlight = new Set<Promise<void>>();
     const flush = async (): Promise<void> => {
       if (chunk.length === 0) return;
       const batch = concatRecords(chunk);
@@ -240,13 +266,16 @@ export class TopicScheduler {
       chunk = [];
       chunkOffsets = [];
       chunkBytes = 0;
-      try {
-        await this.gateway.append(this.target, batch, p);
-        for (const o of done) this.markFired(p, o);
-        this.firedCount += done.length;
-      } catch {
-        this.retry(p, done);
-      }
+      const sent: Promise<void> = this.gateway.append(this.target, batch, p).then(
+        () => {
+          for (const o of done) this.markFired(p, o);
+          this.firedCount += done.length;
+        },
+        () => this.retry(p, done),
+      );
+      inFlight.add(sent);
+      void sent.finally(() => inFlight.delete(sent));
+      if (inFlight.size >= MAX_APPENDS_IN_FLIGHT) await Promise.race(inFlight);
     };
     for (const o of offsets) {
       const b = bytes.get(o);
@@ -259,13 +288,13 @@ export class TopicScheduler {
         expired.push([o, b]);
         continue;
       }
-      const rec = rewriteRecord(b, 0, DELAY_HEADERS);
-      if (chunkBytes + rec.length > this.opts.appendBytes) await flush();
-      chunk.push(rec);
+      if (chunkBytes + b.length > this.opts.appendBytes) await flush();
+      chunk.push(b);
       chunkOffsets.push(o);
-      chunkBytes += rec.length;
+      chunkBytes += b.length;
     }
     await flush();
+    await Promise.all(inFlight);
     if (expired.length > 0) await this.expire(p, expired, now);
   }
 
@@ -279,7 +308,7 @@ export class TopicScheduler {
       try {
         const dlq = await this.gateway.ensureTopic(config.deadLetterTopic, this.target.partitions);
         const records = expired.map(([o, b]) =>
-          rewriteRecord(b, 0, DELAY_HEADERS, [
+          rewriteRecord(b, 0, NO_HEADERS, [
             [Header.DLQ_REASON, 'expired'],
             [Header.DLQ_TOPIC, this.target.name],
             [Header.DLQ_PARTITION, String(p)],

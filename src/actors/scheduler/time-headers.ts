@@ -69,14 +69,14 @@ export function absoluteExpiryOf(b: Uint8Array, at: number): number {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * A producer-form copy of the stored record at `at` (crc, offset, timestamp zero) without the
  * headers named in `drop` and with `add` appended: what a fired delayed message (without its delay
  * headers, so it is not delayed again) or a dead letter (with its weir-dlq-* headers) becomes.
  */
-export function rewriteRecord(b: Uint8Array, at: number, drop: ReadonlySet<string>, add: ReadonlyArray<readonly [string, string]> = []): Uint8Array {
+export function rewriteRecord(b: Uint8Array, at: number, drop: ReadonlySet<string>, // ASCII names
+ add: ReadonlyArray<readonly [string, string]> = []): Uint8Array {
   const kl = readU32(b, at + F_KEY_LENGTH) | 0;
   const vl = readU32(b, at + F_VALUE_LENGTH);
   const bodyEnd = at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + vl;
@@ -87,10 +87,11 @@ export function rewriteRecord(b: Uint8Array, at: number, drop: ReadonlySet<strin
   for (let h = 0; h < n; h++) {
     const start = p;
     const nl = readU16(b, p);
-    const name = nl > 0 && b[p + 2] === 0x77 ? decoder.decode(b.subarray(p + 2, p + 2 + nl)) : '';
+    let dropped = false;
+    for (const name of drop) if (nameIs(b, p + 2, nl, name)) dropped = true;
     p += 2 + nl;
     p += 4 + readU32(b, p);
-    if (!drop.has(name)) kept.push([start, p]);
+    if (!dropped) kept.push([start, p]);
   }
   const added = add.map(([k, v]) => [encoder.encode(k), encoder.encode(v)] as const);
   let size = bodyEnd - at;
@@ -133,4 +134,11 @@ export function concatRecords(parts: readonly Uint8Array[]): Uint8Array {
     at += r.length;
   }
   return out;
+}
+
+/** The `length` bytes at `at` are the ASCII name `name`. */
+function nameIs(b: Uint8Array, at: number, length: number, name: string): boolean {
+  if (length !== name.length) return false;
+  for (let i = 0; i < length; i++) if (b[at + i] !== name.charCodeAt(i)) return false;
+  return true;
 }
