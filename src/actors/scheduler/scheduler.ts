@@ -48,7 +48,8 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
 };
 
 const DELAY_HEADERS: ReadonlySet<string> = new Set([Header.DELIVER_AT, Header.DELAY]);
-const NO_HEADERS: ReadonlySet<string> = new Set();
+/** A dead letter must not expire in the dead-letter topic too (the reason header says why it is there). */
+const EXPIRY_HEADERS: ReadonlySet<string> = new Set([Header.EXPIRES_AT, Header.TTL]);
 /** Firing rounds in flight at once. */
 const MAX_ROUNDS = 4;
 /** Appends of one partition's due records in flight at once (each ≤ appendBytes). */
@@ -308,7 +309,7 @@ export class TopicScheduler {
       try {
         const dlq = await this.gateway.ensureTopic(config.deadLetterTopic, this.target.partitions);
         const records = expired.map(([o, b]) =>
-          rewriteRecord(b, 0, NO_HEADERS, [
+          rewriteRecord(b, 0, EXPIRY_HEADERS, [
             [Header.DLQ_REASON, 'expired'],
             [Header.DLQ_TOPIC, this.target.name],
             [Header.DLQ_PARTITION, String(p)],
