@@ -49,7 +49,9 @@ export class FiredLog {
   readonly sets: FiredSet[];
   private fd: number;
   private entriesInFile: number;
-  private pending: Array<[EntryKind, number, number]> = [];
+  /** Fired (partition, offset) pairs not yet written: no object per message. */
+  private pending = new Float64Array(2048);
+  private pendingCount = 0;
   private flushScheduled = false;
   private syncTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
@@ -70,7 +72,14 @@ export class FiredLog {
   /** Mark an offset fired: in memory now, on disk at the end of this turn. */
   fired(partition: number, offset: number): void {
     if (this.closed || !this.sets[partition]!.mark(offset)) return;
-    this.pending.push([EntryKind.FIRED, partition, offset]);
+    if (2 * this.pendingCount === this.pending.length) {
+      const grown = new Float64Array(this.pending.length * 2);
+      grown.set(this.pending);
+      this.pending = grown;
+    }
+    this.pending[2 * this.pendingCount] = partition;
+    this.pending[2 * this.pendingCount + 1] = offset;
+    this.pendingCount++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -79,9 +88,15 @@ export class FiredLog {
 
   flush(): void {
     this.flushScheduled = false;
-    if (this.closed || this.pending.length === 0) return;
-    const bytes = encodeEntries(this.pending);
-    this.pending = [];
+    if (this.closed || this.pendingCount === 0) return;
+    const bytes = new Uint8Array(this.pendingCount * ENTRY_BYTES);
+    const v = new DataView(bytes.buffer);
+    for (let i = 0; i < this.pendingCount; i++) {
+      v.setUint32(i * ENTRY_BYTES, EntryKind.FIRED, true);
+      v.setUint32(i * ENTRY_BYTES + 4, this.pending[2 * i]!, true);
+      v.setFloat64(i * ENTRY_BYTES + 8, this.pending[2 * i + 1]!, true);
+    }
+    this.pendingCount = 0;
     fs.writeSync(this.fd, bytes);
     this.entriesInFile += bytes.length / ENTRY_BYTES;
     if (this.fsyncPolicy.mode === 'always') fs.fdatasyncSync(this.fd);
@@ -118,6 +133,9 @@ export class FiredLog {
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, this.file);
+    const dfd = fs.openSync(path.dirname(this.file), 'r');
+    fs.fsyncSync(dfd);
+    fs.closeSync(dfd);
     fs.closeSync(this.fd);
     this.fd = fs.openSync(this.file, 'a');
     this.entriesInFile = entries.length;

@@ -54,8 +54,8 @@ const EXPIRY_HEADERS: ReadonlySet<string> = new Set([Header.EXPIRES_AT, Header.T
 const MAX_ROUNDS = 4;
 /** Appends of one partition's due records in flight at once (each ≤ appendBytes). */
 const MAX_APPENDS_IN_FLIGHT = 2;
-/** Schedule-log records read per request while indexing. */
-const TAIL_MAX_BYTES = 1 << 20;
+/** Schedule-log bytes read per request (indexing them is one synchronous step: keep it short). */
+const TAIL_MAX_BYTES = 256 * 1024;
 const TAIL_WAIT_MS = 500;
 /** Offsets this close together are read with one request. */
 const READ_GAP = 64;

@@ -75,34 +75,39 @@ const encoder = new TextEncoder();
  * headers named in `drop` and with `add` appended: what a fired delayed message (without its delay
  * headers, so it is not delayed again) or a dead letter (with its weir-dlq-* headers) becomes.
  */
-export function rewriteRecord(b: Uint8Array, at: number, drop: ReadonlySet<string>, // ASCII names
- add: ReadonlyArray<readonly [string, string]> = []): Uint8Array {
+export function rewriteRecord(b: Uint8Array, at: number, drop: ReadonlySet<string>, add: ReadonlyArray<readonly [string, string]> = []): Uint8Array {
+  // Two passes over the headers (size, then copy) and no object per header: this runs for every
+  // delayed message.
   const kl = readU32(b, at + F_KEY_LENGTH) | 0;
   const vl = readU32(b, at + F_VALUE_LENGTH);
   const bodyEnd = at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + vl;
   const n = readU16(b, at + F_HEADER_COUNT);
-  // Keep header byte ranges [start, end) whose names are not dropped.
-  const kept: Array<[number, number]> = [];
-  let p = bodyEnd;
-  for (let h = 0; h < n; h++) {
+  let size = bodyEnd - at;
+  let kept = 0;
+  for (let h = 0, p = bodyEnd; h < n; h++) {
     const start = p;
     const nl = readU16(b, p);
-    let dropped = false;
-    for (const name of drop) if (nameIs(b, p + 2, nl, name)) dropped = true;
     p += 2 + nl;
     p += 4 + readU32(b, p);
-    if (!dropped) kept.push([start, p]);
+    if (!isDropped(b, start + 2, nl, drop)) {
+      size += p - start;
+      kept++;
+    }
   }
-  const added = add.map(([k, v]) => [encoder.encode(k), encoder.encode(v)] as const);
-  let size = bodyEnd - at;
-  for (const [s, e] of kept) size += e - s;
+  const added = add.length === 0 ? NO_ADDED : add.map(([k, v]) => [encoder.encode(k), encoder.encode(v)] as const);
   for (const [k, v] of added) size += 6 + k.length + v.length;
   const out = new Uint8Array(size);
   out.set(b.subarray(at, bodyEnd), 0);
   let q = bodyEnd - at;
-  for (const [s, e] of kept) {
-    out.set(b.subarray(s, e), q);
-    q += e - s;
+  for (let h = 0, p = bodyEnd; h < n; h++) {
+    const start = p;
+    const nl = readU16(b, p);
+    p += 2 + nl;
+    p += 4 + readU32(b, p);
+    if (!isDropped(b, start + 2, nl, drop)) {
+      out.set(b.subarray(start, p), q);
+      q += p - start;
+    }
   }
   for (const [k, v] of added) {
     out[q] = k.length;
@@ -115,12 +120,18 @@ export function rewriteRecord(b: Uint8Array, at: number, drop: ReadonlySet<strin
   }
   writeU32(out, 0, size - 4);
   out.fill(0, 4, F_KEY_LENGTH); // crc, offset, timestamp: stamped by the partition
-  const headers = kept.length + added.length;
+  const headers = kept + added.length;
   out[F_HEADER_COUNT] = headers;
   out[F_HEADER_COUNT + 1] = headers >>> 8;
   out[F_MAGIC] = RECORD_MAGIC;
   out[F_MAGIC + 1] = 0; // attributes: the gateway sets ATTR_CONTROL again when it scans
   return out;
+}
+const NO_ADDED: ReadonlyArray<readonly [Uint8Array, Uint8Array]> = [];
+
+function isDropped(b: Uint8Array, at: number, length: number, drop: ReadonlySet<string>): boolean {
+  for (const name of drop) if (nameIs(b, at, length, name)) return true;
+  return false;
 }
 
 /** Concatenate records into one batch. */
