@@ -34,6 +34,7 @@ import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
 import { WeirClientError, badResponse } from './errors.js';
 import type { Ack, ClientStats, ProduceMessage, ProduceOptions } from './types.js';
+import { isScheduled, withTimeHeaders } from './time.js';
 
 export interface ProducerOptions {
   lingerMs: number;
@@ -75,6 +76,8 @@ interface Batch {
   byteLimit: number;
   lingerTimer: ReturnType<typeof setTimeout> | null;
   lingerPending: boolean;
+  /** time: delayed messages travel in their own requests (the broker refuses mixed ones). */
+  scheduled: boolean;
   attempts: number;
   firstSentAt: number;
 }
@@ -86,6 +89,7 @@ interface SpaceWaiter {
   bytes: number;
   partition: number | undefined;
   call: Call;
+  scheduled: boolean;
 }
 
 /** The producer's share of ClientStats (documented there). */
@@ -131,6 +135,22 @@ export class Producer {
     }
     if (messages.length === 0) return Promise.resolve([]);
 
+    // time: deliverAt/delay/ttl/expiresAt become weir- headers; scheduled messages go separately.
+    let scheduledCount = 0;
+    try {
+      let prepared: ProduceMessage[] | null = null;
+      for (let i = 0; i < messages.length; i++) {
+        const m = withTimeHeaders(messages[i]!);
+        if (m !== messages[i]) (prepared ??= messages.slice())[i] = m;
+        if (isScheduled(m)) scheduledCount++;
+      }
+      if (prepared) messages = prepared;
+    } catch (err) {
+      return Promise.reject(asClientError(err, 'messages'));
+    }
+    if (scheduledCount > 0 && scheduledCount < messages.length) return this.produceMixed(topic, messages, options);
+    const scheduled = scheduledCount > 0;
+
     // Validate every message before taking any: a call is accepted or refused whole.
     const hello = this.conn.hello;
     const maxRecord = Math.min(hello.maxMessageBytes, this.maxInFlightBytes, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - utf8Length(topic));
@@ -165,11 +185,23 @@ export class Producer {
     };
     promise.then(forget, forget);
 
-    const waiter: SpaceWaiter = { topic, messages, sizes, bytes, partition, call };
+    const waiter: SpaceWaiter = { topic, messages, sizes, bytes, partition, call, scheduled };
     // FIFO: once anyone waits for space, later calls queue behind them (no overtaking).
     if (this.spaceWaiters.length === 0 && this.hasSpace(bytes)) this.append(waiter);
     else this.spaceWaiters.push(waiter);
     return promise;
+  }
+
+  /** time: a call mixing scheduled and immediate messages is two calls; acks in call order. */
+  private produceMixed(topic: string, messages: readonly ProduceMessage[], options: ProduceOptions): Promise<Ack[]> {
+    const which = messages.map(isScheduled);
+    const later = messages.filter((_, i) => which[i]);
+    const now = messages.filter((_, i) => !which[i]);
+    return Promise.all([this.produce(topic, now, options), this.produce(topic, later, options)]).then(([a, b]) => {
+      let i = 0;
+      let j = 0;
+      return which.map((s) => (s ? b[j++]! : a[i++]!));
+    });
   }
 
   /** Send everything open now and wait until every accepted call is settled. */
@@ -232,12 +264,12 @@ export class Producer {
     const { topic, messages, sizes, partition, call } = w;
     this.queuedBytes += w.bytes;
     this.queuedMessages += messages.length;
-    const key = partition === undefined ? topic : `${topic}\u0000${partition}`;
+    const key = batchKey(topic, partition, w.scheduled);
     let i = 0;
     while (i < messages.length) {
       let batch = this.open.get(key);
       if (!batch) {
-        batch = this.newBatch(topic, partition);
+        batch = this.newBatch(topic, partition, w.scheduled);
         this.open.set(key, batch);
       }
       const first = i;
@@ -260,7 +292,7 @@ export class Producer {
     }
   }
 
-  private newBatch(topic: string, partition: number | undefined): Batch {
+  private newBatch(topic: string, partition: number | undefined, scheduled: boolean): Batch {
     const hello = this.conn.hello;
     // One frame must fit the broker's frame limit and, alone, the in-flight budget.
     const byteLimit = Math.max(
@@ -278,6 +310,7 @@ export class Producer {
       byteLimit,
       lingerTimer: null,
       lingerPending: false,
+      scheduled,
       attempts: 0,
       firstSentAt: 0,
     };
@@ -295,7 +328,7 @@ export class Producer {
 
   private seal(batch: Batch): void {
     if (batch.records !== null || batch.builder === null) return; // already sealed (or destroyed)
-    const key = batch.partition === undefined ? batch.topic : `${batch.topic}\u0000${batch.partition}`;
+    const key = batchKey(batch.topic, batch.partition, batch.scheduled);
     if (this.open.get(key) === batch) this.open.delete(key);
     if (batch.lingerTimer) clearTimeout(batch.lingerTimer);
     batch.lingerTimer = null;
@@ -349,6 +382,7 @@ export class Producer {
     let acks: Ack[];
     try {
       acks = computeAcks(result, batch.count);
+      if (batch.scheduled) for (const a of acks) a.scheduled = true;
     } catch (err) {
       this.finish(batch, asClientError(err, 'produce answer'));
       return;
@@ -448,6 +482,12 @@ export function computeAcks(result: ProduceResult, count: number): Ack[] {
     if (next.get(p) !== end) throw badResponse(`produce result route and parts disagree for partition ${p}`);
   }
   return acks;
+}
+
+/** Open batches are per topic (+ forced partition), scheduled messages apart. */
+function batchKey(topic: string, partition: number | undefined, scheduled: boolean): string {
+  const k = partition === undefined ? topic : `${topic}\u0000${partition}`;
+  return scheduled ? `${k}\u0000scheduled` : k;
 }
 
 /** Exact size of the record BatchBuilder.add writes for `m`. */

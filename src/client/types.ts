@@ -25,12 +25,24 @@ export interface ProduceMessage {
   key?: Bytes | null;
   value: Bytes;
   headers?: Record<string, Bytes>;
+  // time (docs/time.md): sent as weir- headers; a message with deliverAt or delay goes in its own
+  // produce requests and is acknowledged with its place in the schedule log (Ack.scheduled).
+  /** Deliver at this time (ms since the epoch, or a Date); invisible to consumers until then. */
+  deliverAt?: number | Date;
+  /** Deliver this many ms after the broker received it. */
+  delay?: number;
+  /** Never delivered more than this many ms after it was appended to the topic. */
+  ttl?: number;
+  /** Never delivered at or after this time (ms since the epoch, or a Date). */
+  expiresAt?: number | Date;
 }
 
 /** Where message i of a produce() call was stored. */
 export interface Ack {
   partition: number;
   offset: number;
+  /** time: the message was delayed; `offset` is its place in the schedule log, not in the topic. */
+  scheduled?: true;
 }
 
 export interface ProduceOptions {

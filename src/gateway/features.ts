@@ -9,6 +9,7 @@ import type { FsyncPolicy } from '../broker.js';
 import type { Gateway } from './server.js';
 import { installRouting } from '../actors/routing/feature.js';
 import { installProducers } from '../actors/producers/feature.js';
+import { installTime } from '../actors/scheduler/index.js';
 
 export interface FeatureContext {
   gateway: Gateway;
@@ -29,6 +30,7 @@ type Installer = (ctx: FeatureContext) => Feature | Promise<Feature>;
 const installers: Installer[] = [
   installRouting,
   installProducers, // exactly-once append: init_producer
+  (ctx) => installTime(ctx), // time: delayed messages (src/actors/scheduler/)
 ];
 
 export async function installFeatures(ctx: FeatureContext): Promise<Feature[]> {

@@ -19,6 +19,7 @@ import type { Topic, TopicRegistry, PartitionHost } from '../actors/topics/regis
 import type { GroupCoordinator, GroupMember } from '../actors/group/coordinator.js';
 import type { OffsetStore } from '../actors/group/offset-store.js';
 import { loadNativeUws } from './native.js';
+import { dropExpired } from '../actors/scheduler/expiry-filter.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
 
@@ -634,7 +635,8 @@ export class Gateway {
     const actor = topic.actors[partition]!;
     const ok = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
       data: (records, count, next, end) => {
-        this.send(conn, { op: 'result', id, topic: topic.name, partition, records, count, next, end });
+        const live = dropExpired(records, count, topic.config.ttlMs, Date.now()); // time: never hand out expired records
+        this.send(conn, { op: 'result', id, topic: topic.name, partition, records: live.records, count: live.count, next, end });
       },
       failed: (code, message, start, end) => {
         this.sendError(conn, id, new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } }));
@@ -763,9 +765,11 @@ export class Gateway {
         c.inFlight = false;
         if (!c.active) return;
         if (count > 0) {
-          this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: sub.topic.name, partition: c.partition, records, count, next });
+          // time: expired records are skipped (next still moves past them; credit counts delivered ones)
+          const live = dropExpired(records, count, sub.topic.config.ttlMs, Date.now());
+          if (live.count > 0) this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: sub.topic.name, partition: c.partition, records: live.records, count: live.count, next });
           c.next = next;
-          c.credits -= count;
+          c.credits -= live.count;
         }
         this.pump(sub, c);
       },

@@ -5,7 +5,7 @@
  */
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { topicNameProblem, type TopicConfig } from '../../protocol/frames.js';
+import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig } from '../../protocol/frames.js';
 
 export interface RetryBackoff {
   /** First redelivery delay after a `nack` with retry. */
@@ -47,7 +47,7 @@ export const deadLetterTopicOf = (topic: string): string => `${topic}.dlq`;
 
 /** Validate a config from the wire (or topics.json) and fill the defaults. Throws BAD_REQUEST. */
 export function resolveTopicConfig(topic: string, raw: unknown, base?: ResolvedTopicConfig): ResolvedTopicConfig {
-  const out: ResolvedTopicConfig = base ? { ...base, retryBackoff: { ...base.retryBackoff } } : { ...DEFAULT_TOPIC_CONFIG, retryBackoff: { ...DEFAULT_TOPIC_CONFIG.retryBackoff }, deadLetterTopic: deadLetterTopicOf(topic) };
+  const out: ResolvedTopicConfig = base ? { ...base, retryBackoff: { ...base.retryBackoff } } : { ...DEFAULT_TOPIC_CONFIG, retryBackoff: { ...DEFAULT_TOPIC_CONFIG.retryBackoff }, deadLetterTopic: topic.startsWith(INTERNAL_TOPIC_PREFIX) ? null : deadLetterTopicOf(topic) };
   if (raw === undefined || raw === null) return out;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw bad('config', '"config" must be a map');
   const c = raw as Record<string, unknown>;

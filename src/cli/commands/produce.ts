@@ -10,8 +10,9 @@
 import { createInterface } from 'node:readline';
 import { connect, DEFAULT_URL, type Ack } from '../../client/index.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
+import { TIME_OPTIONS, TIME_USAGE, timeFields } from './time-options.js';
 
-const USAGE = 'usage: weir produce TOPIC [--url ws://127.0.0.1:7070] [--key K | --key-sep SEP] [--header k=v ...] [--partition P] [--idempotent]   (one message per stdin line)\n';
+const USAGE = `usage: weir produce TOPIC [--url ws://127.0.0.1:7070] [--key K | --key-sep SEP] [--header k=v ...] [--partition P] [--idempotent] ${TIME_USAGE}   (one message per stdin line)\n`;
 /** produce() calls awaiting their acks at most; reading stdin pauses beyond it. */
 const MAX_PENDING = 4096;
 
@@ -24,6 +25,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       header: { type: 'string', short: 'H', multiple: true },
       partition: { type: 'string', short: 'p' },
       idempotent: { type: 'boolean' },
+      ...TIME_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
@@ -41,6 +43,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     }
     const hasHeaders = Object.keys(headers).length > 0;
     const partition = nonNegativeInt(values.partition, 'partition');
+    const timing = timeFields(values); // time: every line delayed / expiring alike
 
     const client = await connect(values.url!, values.idempotent === true ? { idempotent: true } : {});
     let acked = 0;
@@ -64,7 +67,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
         }
         const i = index++;
         const p = client
-          .produce(topic, [{ key, value, ...(hasHeaders ? { headers } : {}) }], partition === undefined ? {} : { partition })
+          .produce(topic, [{ key, value, ...(hasHeaders ? { headers } : {}), ...timing }], partition === undefined ? {} : { partition })
           .then(
             ([ack]) => {
               acked++;
@@ -86,7 +89,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     } finally {
       await client.close();
     }
-    await write(io.stdout, `acked ${acked} messages${last ? `; last: partition ${last.partition} offset ${last.offset}` : ''}\n`);
+    await write(io.stdout, `acked ${acked} messages${last ? `; last: partition ${last.partition} offset ${last.offset}${last.scheduled ? ' (delayed: an offset of the schedule log)' : ''}` : ''}\n`);
     if (failure !== undefined) {
       io.stderr.write(`weir produce: ${describeError(failure)}\n`);
       return EXIT_FAILURE;
