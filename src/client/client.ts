@@ -26,6 +26,7 @@ import { Emitter } from './emitter.js';
 import { WeirClientError, connectionClosedError } from './errors.js';
 import { Producer } from './producer.js';
 import { Subscription } from './subscription.js';
+import { Transaction, TransactionChecker, decide, listTransactions, type BeginTransactionOptions, type TransactionCheckHandler, type TxnInfo, type TxnState } from './transaction.js';
 import type {
   Ack,
   ClientOptions,
@@ -54,6 +55,7 @@ export interface ClientEvents extends Record<string, unknown> {
 
 export class WeirClient extends Emitter<ClientEvents> {
   private readonly subscriptions = new Set<Subscription>();
+  private readonly checkers = new Map<string, TransactionChecker>();
   private closing: Promise<void> | null = null;
   private closedByUs = false;
 
@@ -178,6 +180,28 @@ export class WeirClient extends Emitter<ClientEvents> {
     const sub = await Subscription.start(this.conn, topic, options ?? {}, handler, (s) => this.subscriptions.delete(s));
     this.subscriptions.add(sub);
     return sub;
+  }
+
+  // ------------------------------------------------------------ transactions (src/client/transaction.ts)
+
+  /** Open a transaction: its messages stay invisible until `commit()` (docs/transactions.md). */
+  beginTransaction(topic: string, options: BeginTransactionOptions): Promise<Transaction> {
+    return Transaction.begin(this.conn, topic, options);
+  }
+
+  /** Answer the broker's questions about undecided transactions of `producerGroup`. */
+  transactionChecker(producerGroup: string, handler: TransactionCheckHandler): Promise<TransactionChecker> {
+    return TransactionChecker.start(this.conn, producerGroup, handler, this.checkers, (err) => this.emit('error', err));
+  }
+
+  /** Open and committing transactions (`all`: also those recently finished). */
+  listTransactions(options?: { topic?: string; all?: boolean }): Promise<TxnInfo[]> {
+    return listTransactions(this.conn, options);
+  }
+
+  /** Commit or roll back any transaction by its number (operators; producers use their Transaction). */
+  decideTransaction(txn: number, decision: 'commit' | 'rollback'): Promise<TxnState> {
+    return decide(this.conn, txn, decision, 'admin');
   }
 
   /** Round trip to the broker, in ms. */

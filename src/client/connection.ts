@@ -111,6 +111,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private readonly pending = new Map<number, Pending>();
   private waiting: Array<{ pending: Pending; frame: RequestBody }> = [];
   private readonly subs = new Map<number, PushListener>();
+  /** Listeners of pushes that belong to no subscription (feature frames such as `txn_check`). */
+  private readonly pushListeners = new Map<string, (frame: Record<string, unknown>) => void>();
   private nextId = 1;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private closeError: WeirClientError | null = null;
@@ -161,6 +163,12 @@ export class Connection extends Emitter<ConnectionEvents> {
   /** Route pushed frames (`deliver`, `assign`, `revoke`, `error` with `sub`) of subscription `sub`. */
   registerSubscription(sub: number, listener: PushListener): void {
     this.subs.set(sub, listener);
+  }
+
+  /** Route pushed frames with this `op` (not subscription frames) to `listener`; null removes it. */
+  onPush(op: string, listener: ((frame: Record<string, unknown>) => void) | null): void {
+    if (listener) this.pushListeners.set(op, listener);
+    else this.pushListeners.delete(op);
   }
 
   unregisterSubscription(sub: number, listener?: PushListener): void {
@@ -392,6 +400,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       }
       default:
         // Unknown pushes are ignored so a newer broker can add frames without breaking old clients.
+        this.pushListeners.get(f.op)?.(frame as Record<string, unknown>);
         return;
     }
   }
