@@ -68,7 +68,9 @@ export class TransactionCoordinator implements Feature {
     });
     c.log = log;
     c.book.compacted();
-    c.half = await ctx.gateway.ensureTopic(HALF_TOPIC, 1, undefined, true);
+    // deadLetterTopic null: the default `__txn_half.dlq` would be refused when topics.json is
+    // read back at the next start (a reserved name), and half messages are never dead-lettered.
+    c.half = await ctx.gateway.ensureTopic(HALF_TOPIC, 1, { deadLetterTopic: null }, true);
     c.registerOps();
     ctx.gateway.onConnectionClosed((conn) => c.dropChecker(conn));
     // Recovery: finish committed transactions, re-arm the timers of open ones.
