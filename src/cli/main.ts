@@ -12,6 +12,7 @@ const USAGE = `usage:
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]
+  weir txn [list [--topic T] [--all] | commit TXN | rollback TXN] [--url URL]
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -26,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./commands/consume.js')).run(rest, io);
     case 'topics':
       return (await import('./commands/topics.js')).run(rest, io);
+    case 'txn':
+      return (await import('./commands/txn.js')).run(rest, io);
     case undefined:
     case '-h':
     case '--help':

@@ -46,6 +46,17 @@ async function readTopic(c: WeirClient, topic: string): Promise<Message[]> {
   return out;
 }
 
+/** Call `read` until `ok(value)` (one call at a time), and return that value. */
+async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Values seen per value, to assert exactly-once. */
 function counts(msgs: Message[]): Map<string, number> {
   const m = new Map<string, number>();
@@ -131,12 +142,12 @@ it('settles a killed producer’s transaction through the checker: commit shows 
   });
   await until(() => asked.length >= 2, 10_000, 'two checks');
   expect(asked.map((a) => [a.txn, a.topic, a.producerGroup, a.messages]).sort()).toEqual([[good.id, 'pay', 'payments', 12], [bad.id, 'pay', 'payments', 12]].sort());
-  await until(() => asked.length >= 2, 10_000, 'checks');
-  let list: Awaited<ReturnType<WeirClient['listTransactions']>> = [];
-  await until(() => {
-    void admin.listTransactions({ all: true }).then((l) => (list = l));
-    return list.filter((t) => t.state === 'committed' || t.state === 'rolled_back').length === 2;
-  }, 10_000, 'both decided');
+  const list = await eventually(
+    () => admin.listTransactions({ all: true }),
+    (l) => l.filter((t) => t.state === 'committed' || t.state === 'rolled_back').length === 2,
+    10_000,
+    'both decided',
+  );
   expect(list.find((t) => t.txn === good.id)).toMatchObject({ state: 'committed', decidedBy: 'checker' });
   expect(list.find((t) => t.txn === bad.id)).toMatchObject({ state: 'rolled_back', decidedBy: 'checker' });
   // A marker after both decisions: once it is there, the committed messages are too and the rolled-back never.
@@ -164,11 +175,12 @@ it('rolls back a transaction nobody answers for, after transactionTimeoutMs', as
   await tx.produce(batch('lost', 5));
   const begun = Date.now();
   p.destroy();
-  let info: Awaited<ReturnType<WeirClient['listTransactions']>>[number] | undefined;
-  await until(() => {
-    void c.listTransactions({ all: true }).then((l) => (info = l.find((t) => t.txn === tx.id)));
-    return info?.state === 'rolled_back';
-  }, 15_000, 'the timeout rollback');
+  const info = await eventually(
+    async () => (await c.listTransactions({ all: true })).find((t) => t.txn === tx.id),
+    (t) => t?.state === 'rolled_back',
+    15_000,
+    'the timeout rollback',
+  );
   expect(Date.now() - begun).toBeGreaterThanOrEqual(550);
   expect(info).toMatchObject({ decidedBy: 'timeout' });
   expect(asked).toBeGreaterThanOrEqual(1);
@@ -219,11 +231,12 @@ for (const stopAt of ['before any partition', 'after some partitions'] as const)
       appended.push(partition);
     };
     const committing = tx.commit().catch((e: unknown) => e);
-    let state = '';
-    await until(() => {
-      void c.listTransactions().then((l) => (state = l.find((t) => t.txn === tx.id)?.state ?? ''));
-      return state === 'committing';
-    }, 10_000, 'the decision to be durable');
+    await eventually(
+      async () => (await c.listTransactions()).find((t) => t.txn === tx.id)?.state,
+      (state) => state === 'committing',
+      10_000,
+      'the decision to be durable',
+    );
     if (stopAt === 'after some partitions') {
       await until(() => appended.length === 1, 10_000, 'partition 0 applied');
       await new Promise((r) => setTimeout(r, 100));
@@ -267,4 +280,44 @@ it('commits through partition-actor crashes of the topic and of the half-message
   for (let i = 0; i < 30; i++) expect(n.get(`c-${i}`)).toBe(1);
   for (let i = 0; i < 6; i++) expect(n.get(`d-${i}`)).toBe(1);
   expect(n.size).toBe(36);
+});
+
+it('settles the transaction of a SIGKILLed producer process through the checker', async () => {
+  const { spawn } = await import('node:child_process');
+  const path = await import('node:path');
+  const { fileURLToPath, pathToFileURL } = await import('node:url');
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  const sdk = pathToFileURL(path.join(root, 'dist/src/client/index.js')).href;
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('killed', { partitions: 3, config: { transactionCheckMs: 200 } });
+  // A separate producer process: begins, produces half messages, reports, then waits to be killed.
+  const script = `
+    import { connect } from ${JSON.stringify(sdk)};
+    const c = await connect(${JSON.stringify(tb.url)});
+    const tx = await c.beginTransaction('killed', { producerGroup: 'proc' });
+    await tx.produce(Array.from({ length: 15 }, (_, i) => ({ key: 'k' + i, value: 'p-' + i })));
+    process.stdout.write('txn ' + tx.id + '\\n');
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    await until(() => /txn \d+\n/.test(out), 20_000, `the child's transaction (${out})`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  const txnId = Number(/txn (\d+)/.exec(out)![1]);
+  const asked: number[] = [];
+  await admin.transactionChecker('proc', (check) => {
+    asked.push(check.txn);
+    return 'commit';
+  });
+  const stored = await eventually(() => readTopic(admin, 'killed'), (m) => m.length >= 15, 15_000, 'the checked transaction to be committed');
+  expect(asked).toContain(txnId);
+  const n = counts(stored);
+  for (let i = 0; i < 15; i++) expect(n.get(`p-${i}`)).toBe(1);
+  expect(stored.length).toBe(15);
 });
