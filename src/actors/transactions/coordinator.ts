@@ -38,6 +38,8 @@ export const MAX_TXN_MESSAGES = 1_000_000;
 export const MAX_TXN_BYTES = 1 << 30;
 /** Open transactions at once (each holds a timer and a little memory). */
 export const MAX_OPEN_TXNS = 100_000;
+/** Half-message bytes a connection may have in flight (txn_produce not yet answered). */
+export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 64 << 20;
 /** Compact the log once this many finished transactions have entries in it. */
 const COMPACT_AFTER_FINISHED = 5_000;
 
@@ -54,6 +56,7 @@ export class TransactionCoordinator implements Feature {
   private readonly producing = new Map<number, Set<Promise<unknown>>>();
   private readonly applying = new Map<number, Promise<void>>();
   private readonly checkers = new Map<string, GatewayConnection[]>();
+  private readonly inFlightBytes = new Map<GatewayConnection, number>();
   private nextChecker = 0;
   private closed = false;
   private compacting = false;
@@ -72,7 +75,10 @@ export class TransactionCoordinator implements Feature {
     // read back at the next start (a reserved name), and half messages are never dead-lettered.
     c.half = await ctx.gateway.ensureTopic(HALF_TOPIC, 1, { deadLetterTopic: null }, true);
     c.registerOps();
-    ctx.gateway.onConnectionClosed((conn) => c.dropChecker(conn));
+    ctx.gateway.onConnectionClosed((conn) => {
+      c.dropChecker(conn);
+      c.inFlightBytes.delete(conn);
+    });
     // Recovery: finish committed transactions, re-arm the timers of open ones.
     for (const t of c.book.unfinished()) {
       if (t.state === 'committing') void c.ensureApplied(t).catch(() => undefined);
@@ -153,7 +159,12 @@ export class TransactionCoordinator implements Feature {
         details: { txn: t.txn, messages: t.messages, bytes: t.bytes },
       });
     }
+    const inFlight = this.inFlightBytes.get(conn) ?? 0;
+    if (inFlight > 0 && inFlight + records.length > MAX_IN_FLIGHT_BYTES_PER_CONNECTION) {
+      throw new WeirError(ErrorCode.THROTTLED, `connection has ${inFlight} half-message bytes in flight (limit ${MAX_IN_FLIGHT_BYTES_PER_CONNECTION}); wait for answers`, { retryable: true });
+    }
     const tagged = tagWithTransaction(records, this.index, t.txn);
+    this.inFlightBytes.set(conn, inFlight + records.length);
     const work = (async () => {
       const { parts } = await this.gateway.append(this.half, tagged, 0);
       const entry: TxnLogEntry = { e: 'half', txn: t.txn, base: parts[0]![1], count, bytes: tagged.length, partition: forced, at: Date.now() };
@@ -168,6 +179,9 @@ export class TransactionCoordinator implements Feature {
     } finally {
       set.delete(work);
       if (set.size === 0) this.producing.delete(t.txn);
+      const left = (this.inFlightBytes.get(conn) ?? records.length) - records.length;
+      if (left > 0) this.inFlightBytes.set(conn, left);
+      else this.inFlightBytes.delete(conn);
     }
     this.schedule(t);
     this.gateway.send(conn, { op: 'result', id, txn: t.txn, count, messages: t.messages });

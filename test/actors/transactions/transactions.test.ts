@@ -321,3 +321,57 @@ it('settles the transaction of a SIGKILLed producer process through the checker'
   for (let i = 0; i < 15; i++) expect(n.get(`p-${i}`)).toBe(1);
   expect(stored.length).toBe(15);
 });
+
+it('finishes a committed transaction exactly once after the broker process is SIGKILLed mid-apply', async () => {
+  const { spawn } = await import('node:child_process');
+  const path = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  const startBroker = (env: Record<string, string>) =>
+    new Promise<{ kill: () => void; url: string }>((resolve, reject) => {
+      const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', '--port', '0', '--data', tmp.dir, '--fsync', 'never'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
+      proc.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve({ kill: () => proc.kill('SIGKILL'), url: m[1]! });
+        }
+      });
+      proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
+    });
+  // First life: partitions 1 and 2 never get their share; partition 0 does; then SIGKILL.
+  const first = await startBroker({ WEIR_TXN_TEST_HOLD_APPLY: '1,2' });
+  let second: { kill: () => void; url: string } | undefined;
+  try {
+    const c = await client(first.url, false);
+    await c.createTopic('killed-mid-apply', { partitions: 3 });
+    const undecided = await c.beginTransaction('killed-mid-apply', { producerGroup: 'g' });
+    await undecided.produce(batch('u', 9));
+    const tx = await c.beginTransaction('killed-mid-apply', { producerGroup: 'g' });
+    await tx.produce(batch('m', 39));
+    void tx.commit().catch(() => undefined);
+    await eventually(() => c.fetch('killed-mid-apply', 0, 0), (r) => r.messages.length > 0, 10_000, 'partition 0 applied');
+    expect((await c.fetch('killed-mid-apply', 1, 0)).messages).toEqual([]);
+    first.kill();
+
+    second = await startBroker({});
+    const c2 = await client(second.url);
+    expect(await c2.decideTransaction(tx.id, 'commit')).toBe('committed');
+    const stored = await readTopic(c2, 'killed-mid-apply');
+    const n = counts(stored);
+    for (let i = 0; i < 39; i++) expect(n.get(`m-${i}`), `m-${i}`).toBe(1);
+    expect(stored.length).toBe(39);
+    expect(new Set(stored.map((m) => m.partition))).toEqual(new Set([0, 1, 2]));
+    expect((await c2.listTransactions()).map((t) => [t.txn, t.state, t.messages])).toEqual([[undecided.id, 'open', 9]]);
+  } finally {
+    first.kill();
+    second?.kill();
+  }
+});
