@@ -40,6 +40,8 @@ export const MAX_TXN_BYTES = 1 << 30;
 export const MAX_OPEN_TXNS = 100_000;
 /** Half-message bytes a connection may have in flight (txn_produce not yet answered). */
 export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 64 << 20;
+/** How long a start waits for recovery to finish committed transactions before serving. */
+const RECOVERY_WAIT_MS = 10_000;
 /** Compact the log once this many finished transactions have entries in it. */
 const COMPACT_AFTER_FINISHED = 5_000;
 
@@ -79,10 +81,17 @@ export class TransactionCoordinator implements Feature {
       c.dropChecker(conn);
       c.inFlightBytes.delete(conn);
     });
-    // Recovery: finish committed transactions, re-arm the timers of open ones.
+    // Recovery: finish committed transactions, re-arm the timers of open ones. The gateway listens
+    // after install: wait (bounded, a partition may be down) so clients find them applied.
+    const applies: Array<Promise<void>> = [];
     for (const t of c.book.unfinished()) {
-      if (t.state === 'committing') void c.ensureApplied(t).catch(() => undefined);
+      if (t.state === 'committing') applies.push(c.ensureApplied(t).catch(() => undefined));
       else c.schedule(t);
+    }
+    if (applies.length > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.all(applies), new Promise((r) => (timer = setTimeout(r, RECOVERY_WAIT_MS)))]);
+      clearTimeout(timer);
     }
     return c;
   }
@@ -398,7 +407,7 @@ export class TransactionCoordinator implements Feature {
     this.compacting = true;
     this.book.compacted();
     void this.log
-      .rewrite(this.book.snapshot())
+      .rewrite(() => this.book.snapshot())
       .catch((err: unknown) => console.error('weir transactions: compacting the log failed:', err))
       .finally(() => (this.compacting = false));
   }

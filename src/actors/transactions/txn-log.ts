@@ -41,7 +41,7 @@ export class TxnLog {
     const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
     const { entries, torn } = decodeLog(text, crc);
     const log = new TxnLog(file, fsyncPolicy);
-    await log.rewrite(snapshot(entries));
+    await log.rewrite(() => snapshot(entries));
     if (fsyncPolicy.mode === 'interval') {
       log.syncTimer = setInterval(() => void log.syncIfDirty(), fsyncPolicy.intervalMs);
       log.syncTimer.unref();
@@ -65,10 +65,15 @@ export class TxnLog {
     });
   }
 
-  /** Replace the file's content with `entries` (atomically: temp file, fsync, rename). */
-  async rewrite(entries: TxnLogEntry[]): Promise<void> {
-    await this.writing;
+  /**
+   * Replace the file's content with `snapshot()` (atomically: temp file, fsync, rename). The
+   * snapshot is taken after every earlier write finished and its waiters ran (the state they
+   * applied is in it); appends queued meanwhile are written to the new file after it.
+   */
+  async rewrite(snapshot: () => TxnLogEntry[]): Promise<void> {
     const run = async (): Promise<void> => {
+      await new Promise((r) => setImmediate(r));
+      const entries = snapshot();
       await this.fh?.close();
       this.fh = null;
       const tmp = this.file + '.tmp';
@@ -82,8 +87,10 @@ export class TxnLog {
       fs.closeSync(dfd);
       this.fh = await fs.promises.open(this.file, 'a');
     };
-    this.writing = this.writing.then(run);
-    await this.writing;
+    const done = this.writing.then(run);
+    // A failed rewrite must not stop later appends (they go to whatever file is open).
+    this.writing = done.catch(() => undefined);
+    await done;
   }
 
   async close(): Promise<void> {
