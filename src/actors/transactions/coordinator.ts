@@ -49,7 +49,8 @@ export class TransactionCoordinator implements Feature {
   readonly name = 'transactions';
   private readonly book = new TransactionBook();
   private log!: TxnLog;
-  private half!: Topic;
+  /** The half-message store, created on first use (a broker without transactions runs no extra partition). */
+  private half: Topic | null = null;
   private readonly index = new RecordIndex();
   private readonly timers = new Map<number, ReturnType<typeof setTimeout>>();
   /** Decision being logged, per transaction: later deciders wait for it. */
@@ -73,9 +74,6 @@ export class TransactionCoordinator implements Feature {
     });
     c.log = log;
     c.book.compacted();
-    // deadLetterTopic null: the default `__txn_half.dlq` would be refused when topics.json is
-    // read back at the next start (a reserved name), and half messages are never dead-lettered.
-    c.half = await ctx.gateway.ensureTopic(HALF_TOPIC, 1, { deadLetterTopic: null }, true);
     c.registerOps();
     ctx.gateway.onConnectionClosed((conn) => {
       c.dropChecker(conn);
@@ -175,7 +173,7 @@ export class TransactionCoordinator implements Feature {
     const tagged = tagWithTransaction(records, this.index, t.txn);
     this.inFlightBytes.set(conn, inFlight + records.length);
     const work = (async () => {
-      const { parts } = await this.gateway.append(this.half, tagged, 0);
+      const { parts } = await this.gateway.append(await this.halfTopic(), tagged, 0);
       const entry: TxnLogEntry = { e: 'half', txn: t.txn, base: parts[0]![1], count, bytes: tagged.length, partition: forced, at: Date.now() };
       await this.log.append(entry);
       this.book.apply(entry);
@@ -356,7 +354,7 @@ export class TransactionCoordinator implements Feature {
       let offset = h.base;
       let left = h.count;
       while (left > 0) {
-        const r = await this.gateway.read(this.half, 0, offset, { maxRecords: left });
+        const r = await this.gateway.read(await this.halfTopic(), 0, offset, { maxRecords: left });
         if (r.count === 0) throw new WeirError(ErrorCode.INTERNAL, `half messages of transaction ${t.txn} at ${HALF_TOPIC}@${offset} are missing`);
         const buckets = new Map<number, Array<[number, number]>>();
         for (const at of recordStarts(r.records)) {
@@ -400,6 +398,13 @@ export class TransactionCoordinator implements Feature {
   }
 
   // ------------------------------------------------------------------ helpers
+
+  private async halfTopic(): Promise<Topic> {
+    // deadLetterTopic null: the default `__txn_half.dlq` would be refused when topics.json is
+    // read back at the next start (a reserved name), and half messages are never dead-lettered.
+    this.half ??= await this.gateway.ensureTopic(HALF_TOPIC, 1, { deadLetterTopic: null }, true);
+    return this.half;
+  }
 
   /** Rewrite the log with only unfinished transactions once enough finished ones accumulated. */
   private maybeCompact(): void {
