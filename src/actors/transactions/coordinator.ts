@@ -42,6 +42,8 @@ export const MAX_OPEN_TXNS = 100_000;
 export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 64 << 20;
 /** How long a start waits for recovery to finish committed transactions before serving. */
 const RECOVERY_WAIT_MS = 10_000;
+/** How long close() waits for applies in progress. */
+const CLOSE_WAIT_MS = 2_000;
 /** Compact the log once this many finished transactions have entries in it. */
 const COMPACT_AFTER_FINISHED = 5_000;
 
@@ -98,6 +100,13 @@ export class TransactionCoordinator implements Feature {
     this.closed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    // Let appends already handed to partitions finish and be logged: a gateway restarted by the
+    // supervisor replays this log while the partitions stay up, and must not apply them twice.
+    if (this.applying.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.allSettled([...this.applying.values()]), new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     await this.log.close();
   }
 
