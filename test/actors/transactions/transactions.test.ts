@@ -10,6 +10,33 @@ import { testHooks } from '../../../src/actors/transactions/internal.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 import { until } from '../../support/payload.js';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** A broker in a child process on tmp.dir (fsync never), to be SIGKILLed. */
+function startBrokerProcess(env: Record<string, string>, port = 0): Promise<{ kill: () => void; url: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', '--port', String(port), '--data', tmp.dir, '--fsync', 'never'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ kill: () => proc.kill('SIGKILL'), url: m[1]! });
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
+  });
+}
 
 let tb: TestBroker | undefined;
 const clients: WeirClient[] = [];
@@ -282,10 +309,7 @@ it('commits through partition-actor crashes of the topic and of the half-message
 });
 
 it('settles the transaction of a SIGKILLed producer process through the checker', async () => {
-  const { spawn } = await import('node:child_process');
-  const path = await import('node:path');
-  const { fileURLToPath, pathToFileURL } = await import('node:url');
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  const { pathToFileURL } = await import('node:url');
   const sdk = pathToFileURL(path.join(root, 'dist/src/client/index.js')).href;
   tb = await startTestBroker({ dataDir: tmp.dir });
   const admin = await client(tb.url);
@@ -322,29 +346,7 @@ it('settles the transaction of a SIGKILLed producer process through the checker'
 });
 
 it('finishes a committed transaction exactly once after the broker process is SIGKILLed mid-apply', async () => {
-  const { spawn } = await import('node:child_process');
-  const path = await import('node:path');
-  const { fileURLToPath } = await import('node:url');
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-  const startBroker = (env: Record<string, string>) =>
-    new Promise<{ kill: () => void; url: string }>((resolve, reject) => {
-      const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', '--port', '0', '--data', tmp.dir, '--fsync', 'never'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...env },
-      });
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
-      proc.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve({ kill: () => proc.kill('SIGKILL'), url: m[1]! });
-        }
-      });
-      proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
-    });
+  const startBroker = (env: Record<string, string>) => startBrokerProcess(env);
   // First life: partitions 1 and 2 never get their share; partition 0 does; then SIGKILL.
   const first = await startBroker({ WEIR_TXN_TEST_HOLD_APPLY: '1,2' });
   let second: { kill: () => void; url: string } | undefined;
@@ -369,6 +371,40 @@ it('finishes a committed transaction exactly once after the broker process is SI
     expect(stored.length).toBe(39);
     expect(new Set(stored.map((m) => m.partition))).toEqual(new Set([0, 1, 2]));
     expect((await c2.listTransactions()).map((t) => [t.txn, t.state, t.messages])).toEqual([[undecided.id, 'open', 9]]);
+  } finally {
+    first.kill();
+    second?.kill();
+  }
+});
+
+it('keeps checking an open transaction after the broker is SIGKILLed and restarted', async () => {
+  const first = await startBrokerProcess({});
+  let second: { kill: () => void; url: string } | undefined;
+  try {
+    const admin = await client(first.url, false);
+    await admin.createTopic('restarted', { partitions: 2, config: { transactionCheckMs: 150 } });
+    const p = await client(first.url, false);
+    const tx = await p.beginTransaction('restarted', { producerGroup: 'svc' });
+    await tx.produce(batch('r', 8));
+    p.destroy();
+    // A checker that does not know yet: the transaction stays open through the kill.
+    const asked: number[] = [];
+    const unsure = await client(first.url, false);
+    await unsure.transactionChecker('svc', (check) => {
+      asked.push(check.txn);
+      return 'unknown';
+    });
+    await until(() => asked.length >= 1, 10_000, 'a first check');
+    first.kill();
+
+    second = await startBrokerProcess({});
+    const c2 = await client(second.url);
+    expect((await c2.listTransactions()).map((t) => [t.txn, t.state, t.messages])).toEqual([[tx.id, 'open', 8]]);
+    expect((await readTopic(c2, 'restarted')).length).toBe(0);
+    await c2.transactionChecker('svc', () => 'commit');
+    const stored = await eventually(() => readTopic(c2, 'restarted'), (m) => m.length >= 8, 20_000, 'the commit by the checker after the restart');
+    expect(stored.map(text).sort()).toEqual(batch('r', 8).map((m) => m.value).sort());
+    expect((await c2.listTransactions({ all: true })).find((t) => t.txn === tx.id)).toMatchObject({ state: 'committed', decidedBy: 'checker' });
   } finally {
     first.kill();
     second?.kill();
