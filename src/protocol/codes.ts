@@ -25,13 +25,13 @@ export const ErrorCode = {
   STORAGE_ERROR: 'STORAGE_ERROR',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   INTERNAL: 'INTERNAL',
+  // client-side only
+  TIMEOUT: 'TIMEOUT',
+  CONNECTION_CLOSED: 'CONNECTION_CLOSED',
   // transactions (src/actors/transactions)
   TXN_NOT_FOUND: 'TXN_NOT_FOUND', // no such transaction (never begun, or finished long ago and forgotten)
   TXN_ALREADY_DECIDED: 'TXN_ALREADY_DECIDED', // produce/commit/rollback on a transaction already decided the other way (details.state)
   TXN_TOO_LARGE: 'TXN_TOO_LARGE', // the transaction would exceed the broker's per-transaction message or byte limit
-  // client-side only
-  TIMEOUT: 'TIMEOUT',
-  CONNECTION_CLOSED: 'CONNECTION_CLOSED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
