@@ -135,6 +135,7 @@ export interface TxnInfo {
   txn: number; topic: string; producerGroup: string; state: TxnState; messages: number;
   begunAt: number; lastActivityAt: number; decidedAt: number | null; decidedBy: string | null; checks: number;
 }
-export interface TxnListResult { transactions: TxnInfo[] }
+/** At most 10 000, the lowest numbers first; `truncated` when there were more. */
+export interface TxnListResult { transactions: TxnInfo[]; truncated: boolean }
 /** Push to a checker: decide this transaction with txn_commit or txn_rollback (or leave it). */
 export interface TxnCheckFrame { op: 'txn_check'; txn: number; topic: string; producerGroup: string; messages: number; begunAt: number; checks: number }

@@ -40,6 +40,8 @@ export const MAX_TXN_BYTES = 1 << 30;
 export const MAX_OPEN_TXNS = 100_000;
 /** Half-message bytes a connection may have in flight (txn_produce not yet answered). */
 export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 64 << 20;
+/** Transactions in one txn_list answer at most. */
+const MAX_LISTED = 10_000;
 /** How long a start waits for recovery to finish committed transactions before serving. */
 const RECOVERY_WAIT_MS = 10_000;
 /** How long close() waits for applies in progress. */
@@ -266,7 +268,9 @@ export class TransactionCoordinator implements Feature {
       });
     }
     out.sort((a, b) => a.txn - b.txn);
-    this.gateway.send(conn, { op: 'result', id, transactions: out });
+    // Bounded answer (the oldest first: those are the ones that need attention).
+    const truncated = out.length > MAX_LISTED;
+    this.gateway.send(conn, { op: 'result', id, transactions: truncated ? out.slice(0, MAX_LISTED) : out, truncated });
   }
 
   // ------------------------------------------------------------------ checks and timeouts
