@@ -14,6 +14,7 @@ const USAGE = `usage:
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]
   weir consume --pattern 'orders.*.paid' [same options]   (* one word, # zero or more)
   weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url URL]
+  weir txn [list [--topic T] [--all] | commit TXN | rollback TXN] [--url URL]
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -30,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./commands/topics.js')).run(rest, io);
     case 'groups':
       return (await import('./commands/groups.js')).run(rest, io);
+    case 'txn':
+      return (await import('./commands/txn.js')).run(rest, io);
     case undefined:
     case '-h':
     case '--help':

@@ -32,6 +32,7 @@ import { Subscription } from './subscription.js';
 import { PatternSubscription } from './pattern-subscription.js';
 import { Requester, responderHandler, type RequestHandler, type RequestOptions, type RespondOptions } from './request.js';
 import type { Message } from '../protocol/batch-reader.js';
+import { Transaction, TransactionChecker, decide, listTransactions, type BeginTransactionOptions, type TransactionCheckHandler, type TxnInfo, type TxnState } from './transaction.js';
 import type {
   Ack,
   ClientOptions,
@@ -62,6 +63,7 @@ export class WeirClient extends Emitter<ClientEvents> {
   private readonly subscriptions = new Set<Subscription>();
   private readonly patterns = new Set<PatternSubscription>();
   private readonly requester: Requester;
+  private readonly checkers = new Map<string, TransactionChecker>();
   private closing: Promise<void> | null = null;
   private closedByUs = false;
 
@@ -236,6 +238,28 @@ export class WeirClient extends Emitter<ClientEvents> {
     const target: ResetTarget = to instanceof Date ? { timestamp: to.getTime() } : to;
     const r = await this.conn.request<ResetOffsetsResult>({ op: 'reset_offsets', group, topic, to: target });
     return Array.isArray(r.offsets) ? r.offsets.map(([p, o]) => [p, o] as [number, number]) : [];
+  }
+
+  // ------------------------------------------------------------ transactions (src/client/transaction.ts)
+
+  /** Open a transaction: its messages stay invisible until `commit()` (docs/transactions.md). */
+  beginTransaction(topic: string, options: BeginTransactionOptions): Promise<Transaction> {
+    return Transaction.begin(this.conn, topic, options);
+  }
+
+  /** Answer the broker's questions about undecided transactions of `producerGroup`. */
+  transactionChecker(producerGroup: string, handler: TransactionCheckHandler): Promise<TransactionChecker> {
+    return TransactionChecker.start(this.conn, producerGroup, handler, this.checkers, (err) => this.emit('error', err));
+  }
+
+  /** Open and committing transactions (`all`: also those recently finished). */
+  listTransactions(options?: { topic?: string; all?: boolean }): Promise<TxnInfo[]> {
+    return listTransactions(this.conn, options);
+  }
+
+  /** Commit or roll back any transaction by its number (operators; producers use their Transaction). */
+  decideTransaction(txn: number, decision: 'commit' | 'rollback'): Promise<TxnState> {
+    return decide(this.conn, txn, decision, 'admin');
   }
 
   /** Round trip to the broker, in ms. */

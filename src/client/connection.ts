@@ -111,6 +111,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   private readonly pending = new Map<number, Pending>();
   private waiting: Array<{ pending: Pending; frame: RequestBody }> = [];
   private readonly subs = new Map<number, PushListener>();
+  /** Listeners of pushes that belong to no subscription (feature frames: `matched`, `reply`, `txn_check`). */
   private readonly pushListeners = new Map<string, Set<(frame: Record<string, unknown>) => void>>();
   private nextId = 1;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;

@@ -12,6 +12,7 @@ export { WeirError } from '../common/errors.js';
 export { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 export { Message } from '../protocol/batch-reader.js';
 export { computeAcks } from './producer.js';
+export { Transaction, TransactionChecker, type BeginTransactionOptions, type TransactionCheck, type CheckAnswer, type TransactionCheckHandler, type TxnInfo, type TxnState } from './transaction.js';
 export type {
   Ack,
   Bytes,

@@ -10,6 +10,7 @@ import type { Gateway } from './server.js';
 import { installRouting } from '../actors/routing/feature.js';
 import { installProducers } from '../actors/producers/feature.js';
 import { installTime } from '../actors/scheduler/index.js';
+import { installTransactions } from '../actors/transactions/index.js';
 
 export interface FeatureContext {
   gateway: Gateway;
@@ -31,6 +32,7 @@ const installers: Installer[] = [
   installRouting,
   installProducers, // exactly-once append: init_producer
   (ctx) => installTime(ctx), // time: delayed messages (src/actors/scheduler/)
+  installTransactions,
 ];
 
 export async function installFeatures(ctx: FeatureContext): Promise<Feature[]> {

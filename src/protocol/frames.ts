@@ -69,7 +69,8 @@ export type Request =
   | FetchRequest | SubscribeRequest | CreditRequest | CommitRequest | RevokedRequest
   | UnsubscribeRequest | PingRequest
   | RoutingRequest
-  | InitProducerRequest;
+  | InitProducerRequest
+  | TxnBeginRequest | TxnProduceRequest | TxnCommitRequest | TxnRollbackRequest | TxnCheckerRequest | TxnListRequest;
 export type RequestOp = Request['op'];
 
 // ---------------------------------------------------------------- broker → client
@@ -160,3 +161,27 @@ export const GROUP_NAME = /^[A-Za-z0-9._-]{1,249}$/;
  */
 export interface InitProducerRequest { op: 'init_producer'; id: number }
 export interface InitProducerResult { producerId: number }
+// ---------------------------------------------------------------- transactions (docs/transactions.md)
+/** Open a transaction on `topic` for `producerGroup` (the group whose checkers are asked about it). */
+export interface TxnBeginRequest { op: 'txn_begin'; id: number; topic: string; producerGroup: string }
+export interface TxnBeginResult { txn: number; topic: string; producerGroup: string; checkMs: number; timeoutMs: number }
+/** Half messages: stored, invisible to consumers until commit. `partition` forces one partition. */
+export interface TxnProduceRequest { op: 'txn_produce'; id: number; txn: number; records: Uint8Array; partition?: number }
+export interface TxnProduceResult { txn: number; count: number; messages: number }
+/** `by` is recorded with the decision (`txn list`); default producer. */
+export type TxnDecider = 'producer' | 'checker' | 'admin';
+export interface TxnCommitRequest { op: 'txn_commit'; id: number; txn: number; by?: TxnDecider }
+export interface TxnRollbackRequest { op: 'txn_rollback'; id: number; txn: number; by?: TxnDecider }
+export type TxnState = 'open' | 'committing' | 'committed' | 'rolled_back';
+export interface TxnDecisionResult { txn: number; state: TxnState }
+/** Make this connection a checker of `producerGroup`: it gets `txn_check` pushes. */
+export interface TxnCheckerRequest { op: 'txn_checker'; id: number; producerGroup: string }
+export interface TxnListRequest { op: 'txn_list'; id: number; topic?: string; all?: boolean }
+export interface TxnInfo {
+  txn: number; topic: string; producerGroup: string; state: TxnState; messages: number;
+  begunAt: number; lastActivityAt: number; decidedAt: number | null; decidedBy: string | null; checks: number;
+}
+/** At most 10 000, the lowest numbers first; `truncated` when there were more. */
+export interface TxnListResult { transactions: TxnInfo[]; truncated: boolean }
+/** Push to a checker: decide this transaction with txn_commit or txn_rollback (or leave it). */
+export interface TxnCheckFrame { op: 'txn_check'; txn: number; topic: string; producerGroup: string; messages: number; begunAt: number; checks: number }

@@ -1,0 +1,412 @@
+/**
+ * Transactions end to end: a real broker, real WebSockets, the SDK. What users rely on: half
+ * messages are invisible, a commit makes all of them visible exactly once (across partitions), a
+ * rollback none, a vanished producer's transaction is settled by its checker or by the timeout,
+ * and all of that survives restarts and crashes.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { connect, type WeirClient, type Message, type TransactionCheck } from '../../../src/client/index.js';
+import { testHooks } from '../../../src/actors/transactions/internal.js';
+import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { tmpDir } from '../../support/tmp-dir.js';
+import { until } from '../../support/payload.js';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** A broker in a child process on tmp.dir (fsync never), to be SIGKILLed. */
+function startBrokerProcess(env: Record<string, string>, port = 0): Promise<{ kill: () => void; url: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', '--port', String(port), '--data', tmp.dir, '--fsync', 'never'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ kill: () => proc.kill('SIGKILL'), url: m[1]! });
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
+  });
+}
+
+let tb: TestBroker | undefined;
+const clients: WeirClient[] = [];
+const tmp = tmpDir('weir-txn-');
+afterEach(async () => {
+  testHooks.beforePartitionAppend = null;
+  for (const c of clients.splice(0)) c.destroy();
+  await tb?.stop({ keepData: true });
+  tb = undefined;
+  tmp.cleanup();
+});
+
+async function client(url: string, reconnect = true): Promise<WeirClient> {
+  const c = await connect({ url, reconnect });
+  clients.push(c);
+  return c;
+}
+
+const text = (m: Message): string => new TextDecoder().decode(m.value);
+
+/** Every message of every partition, via fetch. */
+async function readTopic(c: WeirClient, topic: string): Promise<Message[]> {
+  const { partitions } = await c.describeTopic(topic);
+  const out: Message[] = [];
+  for (let p = 0; p < partitions; p++) {
+    let offset = 0;
+    for (;;) {
+      const r = await c.fetch(topic, p, offset, { maxRecords: 10_000 });
+      out.push(...r.messages);
+      if (r.messages.length === 0 || r.next >= r.end) break;
+      offset = r.next;
+    }
+  }
+  return out;
+}
+
+/** Call `read` until `ok(value)` (one call at a time), and return that value. */
+async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Values seen per value, to assert exactly-once. */
+function counts(msgs: Message[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const x of msgs) m.set(text(x), (m.get(text(x)) ?? 0) + 1);
+  return m;
+}
+
+const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ({ key: `key-${i % 13}`, value: `${prefix}-${i}` }));
+
+it('commit makes every message visible at once across partitions; rollback shows none; half messages are invisible', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url);
+  await c.createTopic('orders', { partitions: 4 });
+
+  // A consumer subscribed from the start sees what is visible, as it becomes visible.
+  const seen: Message[] = [];
+  await c.subscribe('orders', { from: 'earliest' }, (m) => {
+    seen.push(m);
+  });
+
+  const tx = await c.beginTransaction('orders', { producerGroup: 'billing' });
+  expect(tx.id).toBeGreaterThan(0);
+  await tx.produce(batch('a', 30));
+  expect(await tx.produce(batch('b', 10))).toEqual({ count: 10, messages: 40 });
+  const other = await c.beginTransaction('orders', { producerGroup: 'billing' });
+  await other.produce(batch('x', 20));
+
+  // Nothing of either is visible yet, while a plain message goes through.
+  await c.produce('orders', [{ key: 'plain', value: 'plain-1' }]);
+  await until(() => seen.length >= 1, 10_000, 'the plain message');
+  expect((await readTopic(c, 'orders')).map(text)).toEqual(['plain-1']);
+  expect((await c.listTransactions()).map((t) => [t.txn, t.state, t.messages])).toEqual([[tx.id, 'open', 40], [other.id, 'open', 20]]);
+
+  expect(await tx.commit()).toBe('committed');
+  expect(await other.rollback()).toBe('rolled_back');
+  // The commit answer means every message is in the topic: read right away, nothing missing.
+  const stored = await readTopic(c, 'orders');
+  const n = counts(stored);
+  for (const v of [...batch('a', 30), ...batch('b', 10)].map((m) => m.value)) expect(n.get(v), v).toBe(1);
+  expect(stored.length).toBe(41);
+  expect(new Set(stored.map((m) => m.partition)).size).toBeGreaterThan(1); // really multi-partition
+  // Keys keep their partition (murmur2, as a plain produce) and their order.
+  const [plainAck] = await c.produce('orders', [{ key: 'key-3', value: 'after' }]);
+  const key3 = stored.filter((m) => m.key === 'key-3');
+  expect(new Set(key3.map((m) => m.partition))).toEqual(new Set([plainAck!.partition]));
+  expect(key3.map(text)).toEqual(['a-3', 'a-16', 'a-29', 'b-3']);
+  expect(key3[0]!.headers['weir-txn']).toBe(String(tx.id));
+
+  await until(() => seen.length === 42, 10_000, 'the subscriber to see the committed messages');
+  expect(seen.filter((m) => text(m).startsWith('x-'))).toEqual([]);
+
+  // Decisions are idempotent; the opposite one is refused with a stable code.
+  expect(await tx.commit()).toBe('committed');
+  await expect(tx.rollback()).rejects.toMatchObject({ code: 'TXN_ALREADY_DECIDED', details: { state: 'committed' } });
+  await expect(other.commit()).rejects.toMatchObject({ code: 'TXN_ALREADY_DECIDED', details: { state: 'rolled_back' } });
+  await expect(other.produce(batch('y', 1))).rejects.toMatchObject({ code: 'TXN_ALREADY_DECIDED' });
+  await expect(c.decideTransaction(999_999, 'commit')).rejects.toMatchObject({ code: 'TXN_NOT_FOUND' });
+  await expect(c.beginTransaction('nope', { producerGroup: 'g' })).rejects.toMatchObject({ code: 'TOPIC_NOT_FOUND' });
+  await expect(c.beginTransaction('orders', { producerGroup: 'bad group!' })).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { field: 'producerGroup' } });
+  await expect(tx.produce([{ value: 'z' }], { partition: 9 })).rejects.toMatchObject({ code: 'TXN_ALREADY_DECIDED' });
+  const t3 = await c.beginTransaction('orders', { producerGroup: 'billing' });
+  await expect(t3.produce([{ value: 'z' }], { partition: 9 })).rejects.toMatchObject({ code: 'PARTITION_NOT_FOUND' });
+  expect((await c.listTransactions({ all: true })).find((t) => t.txn === tx.id)).toMatchObject({ state: 'committed', decidedBy: 'producer', messages: 40 });
+});
+
+it('settles a killed producer’s transaction through the checker: commit shows the messages, rollback never does', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('pay', { partitions: 3, config: { transactionCheckMs: 200, transactionTimeoutMs: 120_000 } });
+
+  const producer = await client(tb.url, false);
+  const good = await producer.beginTransaction('pay', { producerGroup: 'payments' });
+  await good.produce(batch('good', 12));
+  const bad = await producer.beginTransaction('pay', { producerGroup: 'payments' });
+  await bad.produce(batch('bad', 12));
+  producer.destroy(); // the producer vanishes with both transactions open
+
+  const asked: TransactionCheck[] = [];
+  const checker = await client(tb.url);
+  await checker.transactionChecker('payments', (check) => {
+    asked.push(check);
+    return check.txn === good.id ? 'commit' : 'rollback';
+  });
+  await until(() => asked.length >= 2, 10_000, 'two checks');
+  expect(asked.map((a) => [a.txn, a.topic, a.producerGroup, a.messages]).sort()).toEqual([[good.id, 'pay', 'payments', 12], [bad.id, 'pay', 'payments', 12]].sort());
+  const list = await eventually(
+    () => admin.listTransactions({ all: true }),
+    (l) => l.filter((t) => t.state === 'committed' || t.state === 'rolled_back').length === 2,
+    10_000,
+    'both decided',
+  );
+  expect(list.find((t) => t.txn === good.id)).toMatchObject({ state: 'committed', decidedBy: 'checker' });
+  expect(list.find((t) => t.txn === bad.id)).toMatchObject({ state: 'rolled_back', decidedBy: 'checker' });
+  // A marker after both decisions: once it is there, the committed messages are too and the rolled-back never.
+  await admin.produce('pay', [{ value: 'marker' }]);
+  const n = counts(await readTopic(admin, 'pay'));
+  for (let i = 0; i < 12; i++) {
+    expect(n.get(`good-${i}`)).toBe(1);
+    expect(n.get(`bad-${i}`)).toBeUndefined();
+  }
+  expect(n.get('marker')).toBe(1);
+});
+
+it('rolls back a transaction nobody answers for, after transactionTimeoutMs', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url);
+  await c.createTopic('lonely', { partitions: 2, config: { transactionCheckMs: 100, transactionTimeoutMs: 600 } });
+  // A checker that never knows: the broker keeps asking, then gives up.
+  let asked = 0;
+  await c.transactionChecker('g', () => {
+    asked++;
+    return 'unknown';
+  });
+  const p = await client(tb.url, false);
+  const tx = await p.beginTransaction('lonely', { producerGroup: 'g' });
+  await tx.produce(batch('lost', 5));
+  p.destroy();
+  const info = await eventually(
+    async () => (await c.listTransactions({ all: true })).find((t) => t.txn === tx.id),
+    (t) => t?.state === 'rolled_back',
+    15_000,
+    'the timeout rollback',
+  );
+  expect(info!.decidedAt! - info!.begunAt).toBeGreaterThanOrEqual(599); // not before the limit (1 ms of timer rounding)
+  expect(info).toMatchObject({ decidedBy: 'timeout' });
+  expect(asked).toBeGreaterThanOrEqual(1);
+  await c.produce('lonely', [{ value: 'marker' }]);
+  expect((await readTopic(c, 'lonely')).map(text)).toEqual(['marker']);
+  await expect(c.decideTransaction(tx.id, 'commit')).rejects.toMatchObject({ code: 'TXN_ALREADY_DECIDED' });
+});
+
+it('keeps open transactions and their half messages across a broker restart', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  let c = await client(tb.url);
+  await c.createTopic('durable', { partitions: 4 });
+  const open = await c.beginTransaction('durable', { producerGroup: 'g' });
+  await open.produce(batch('open', 25));
+  const done = await c.beginTransaction('durable', { producerGroup: 'g' });
+  await done.produce(batch('done', 5));
+  await done.commit();
+  for (const x of clients.splice(0)) x.destroy();
+  await tb.stop({ keepData: true });
+
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  c = await client(tb.url);
+  expect((await c.listTransactions()).map((t) => [t.txn, t.state, t.messages])).toEqual([[open.id, 'open', 25]]);
+  expect((await readTopic(c, 'durable')).map(text).sort()).toEqual(batch('done', 5).map((m) => m.value).sort());
+  // Ids keep counting after the restart.
+  const next = await c.beginTransaction('durable', { producerGroup: 'g' });
+  expect(next.id).toBeGreaterThan(done.id);
+  expect(await c.decideTransaction(open.id, 'commit')).toBe('committed');
+  const n = counts(await readTopic(c, 'durable'));
+  for (let i = 0; i < 25; i++) expect(n.get(`open-${i}`)).toBe(1);
+  expect([...n.values()].every((v) => v === 1)).toBe(true);
+  expect(n.size).toBe(30);
+});
+
+for (const stopAt of ['before any partition', 'after some partitions'] as const) {
+  it(`finishes a committed transaction after a broker stop between the decision and visibility (${stopAt}), exactly once`, async () => {
+    tb = await startTestBroker({ dataDir: tmp.dir });
+    const c = await client(tb.url, false);
+    await c.createTopic('atomic', { partitions: 4 });
+    const undecided = await c.beginTransaction('atomic', { producerGroup: 'g' });
+    await undecided.produce(batch('undecided', 20));
+    const tx = await c.beginTransaction('atomic', { producerGroup: 'g' });
+    await tx.produce(batch('m', 40));
+    const appended: number[] = [];
+    // The "broker dies" here: appends to the held partitions never happen in this life.
+    testHooks.beforePartitionAppend = (_txn, partition) => {
+      if (stopAt === 'before any partition' || partition !== 0) return new Promise<void>(() => undefined);
+      appended.push(partition);
+    };
+    const committing = tx.commit().catch((e: unknown) => e);
+    await eventually(
+      async () => (await c.listTransactions()).find((t) => t.txn === tx.id)?.state,
+      (state) => state === 'committing',
+      10_000,
+      'the decision to be durable',
+    );
+    if (stopAt === 'after some partitions') {
+      await until(() => appended.length === 1, 10_000, 'partition 0 applied');
+      await new Promise((r) => setTimeout(r, 100));
+      const partial = await readTopic(c, 'atomic');
+      expect(partial.length).toBeGreaterThan(0);
+      expect(partial.every((m) => m.partition === 0)).toBe(true);
+    } else {
+      expect(await readTopic(c, 'atomic')).toEqual([]);
+    }
+    c.destroy();
+    await tb.stop({ keepData: true });
+    await committing;
+    testHooks.beforePartitionAppend = null;
+
+    tb = await startTestBroker({ dataDir: tmp.dir });
+    const c2 = await client(tb.url);
+    // Recovery applies it; a commit retry answers once it is visible.
+    expect(await c2.decideTransaction(tx.id, 'commit')).toBe('committed');
+    const stored = await readTopic(c2, 'atomic');
+    const n = counts(stored);
+    for (let i = 0; i < 40; i++) expect(n.get(`m-${i}`), `m-${i}`).toBe(1);
+    expect(stored.length).toBe(40); // nothing twice, nothing of the undecided one
+    expect((await c2.listTransactions()).map((t) => [t.txn, t.state])).toEqual([[undecided.id, 'open']]);
+  });
+}
+
+it('commits through partition-actor crashes of the topic and of the half-message store', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir, restartBackoff: { initialMs: 20, maxMs: 200 } });
+  const c = await client(tb.url);
+  await c.createTopic('crashy', { partitions: 3 });
+  const tx = await c.beginTransaction('crashy', { producerGroup: 'g' });
+  await tx.produce(batch('c', 30));
+  // The half messages survive a crash of their partition actor.
+  tb.broker.partitionActor('__txn_half', 0).crash('throw');
+  await until(() => tb!.broker.partitionActor('__txn_half', 0).available, 10_000, 'half store restart');
+  await tx.produce(batch('d', 6));
+  // A target partition is down when the commit applies: the apply retries until it is back.
+  tb.broker.partitionActor('crashy', 1).crash('throw');
+  expect(await tx.commit()).toBe('committed');
+  const n = counts(await readTopic(c, 'crashy'));
+  for (let i = 0; i < 30; i++) expect(n.get(`c-${i}`)).toBe(1);
+  for (let i = 0; i < 6; i++) expect(n.get(`d-${i}`)).toBe(1);
+  expect(n.size).toBe(36);
+});
+
+it('settles the transaction of a SIGKILLed producer process through the checker', async () => {
+  const { pathToFileURL } = await import('node:url');
+  const sdk = pathToFileURL(path.join(root, 'dist/src/client/index.js')).href;
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('killed', { partitions: 3, config: { transactionCheckMs: 200 } });
+  // A separate producer process: begins, produces half messages, reports, then waits to be killed.
+  const script = `
+    import { connect } from ${JSON.stringify(sdk)};
+    const c = await connect(${JSON.stringify(tb.url)});
+    const tx = await c.beginTransaction('killed', { producerGroup: 'proc' });
+    await tx.produce(Array.from({ length: 15 }, (_, i) => ({ key: 'k' + i, value: 'p-' + i })));
+    process.stdout.write('txn ' + tx.id + '\\n');
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    await until(() => /txn \d+\n/.test(out), 20_000, `the child's transaction (${out})`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  const txnId = Number(/txn (\d+)/.exec(out)![1]);
+  const asked: number[] = [];
+  await admin.transactionChecker('proc', (check) => {
+    asked.push(check.txn);
+    return 'commit';
+  });
+  const stored = await eventually(() => readTopic(admin, 'killed'), (m) => m.length >= 15, 15_000, 'the checked transaction to be committed');
+  expect(asked).toContain(txnId);
+  const n = counts(stored);
+  for (let i = 0; i < 15; i++) expect(n.get(`p-${i}`)).toBe(1);
+  expect(stored.length).toBe(15);
+});
+
+it('finishes a committed transaction exactly once after the broker process is SIGKILLed mid-apply', async () => {
+  const startBroker = (env: Record<string, string>) => startBrokerProcess(env);
+  // First life: partitions 1 and 2 never get their share; partition 0 does; then SIGKILL.
+  const first = await startBroker({ WEIR_TXN_TEST_HOLD_APPLY: '1,2' });
+  let second: { kill: () => void; url: string } | undefined;
+  try {
+    const c = await client(first.url, false);
+    await c.createTopic('killed-mid-apply', { partitions: 3 });
+    const undecided = await c.beginTransaction('killed-mid-apply', { producerGroup: 'g' });
+    await undecided.produce(batch('u', 9));
+    const tx = await c.beginTransaction('killed-mid-apply', { producerGroup: 'g' });
+    await tx.produce(batch('m', 39));
+    void tx.commit().catch(() => undefined);
+    await eventually(() => c.fetch('killed-mid-apply', 0, 0), (r) => r.messages.length > 0, 10_000, 'partition 0 applied');
+    expect((await c.fetch('killed-mid-apply', 1, 0)).messages).toEqual([]);
+    first.kill();
+
+    second = await startBroker({});
+    const c2 = await client(second.url);
+    expect(await c2.decideTransaction(tx.id, 'commit')).toBe('committed');
+    const stored = await readTopic(c2, 'killed-mid-apply');
+    const n = counts(stored);
+    for (let i = 0; i < 39; i++) expect(n.get(`m-${i}`), `m-${i}`).toBe(1);
+    expect(stored.length).toBe(39);
+    expect(new Set(stored.map((m) => m.partition))).toEqual(new Set([0, 1, 2]));
+    expect((await c2.listTransactions()).map((t) => [t.txn, t.state, t.messages])).toEqual([[undecided.id, 'open', 9]]);
+  } finally {
+    first.kill();
+    second?.kill();
+  }
+});
+
+it('keeps checking an open transaction after the broker is SIGKILLed and restarted', async () => {
+  const first = await startBrokerProcess({});
+  let second: { kill: () => void; url: string } | undefined;
+  try {
+    const admin = await client(first.url, false);
+    await admin.createTopic('restarted', { partitions: 2, config: { transactionCheckMs: 150 } });
+    const p = await client(first.url, false);
+    const tx = await p.beginTransaction('restarted', { producerGroup: 'svc' });
+    await tx.produce(batch('r', 8));
+    p.destroy();
+    // A checker that does not know yet: the transaction stays open through the kill.
+    const asked: number[] = [];
+    const unsure = await client(first.url, false);
+    await unsure.transactionChecker('svc', (check) => {
+      asked.push(check.txn);
+      return 'unknown';
+    });
+    await until(() => asked.length >= 1, 10_000, 'a first check');
+    first.kill();
+
+    second = await startBrokerProcess({});
+    const c2 = await client(second.url);
+    expect((await c2.listTransactions()).map((t) => [t.txn, t.state, t.messages])).toEqual([[tx.id, 'open', 8]]);
+    expect((await readTopic(c2, 'restarted')).length).toBe(0);
+    await c2.transactionChecker('svc', () => 'commit');
+    const stored = await eventually(() => readTopic(c2, 'restarted'), (m) => m.length >= 8, 20_000, 'the commit by the checker after the restart');
+    expect(stored.map(text).sort()).toEqual(batch('r', 8).map((m) => m.value).sort());
+    expect((await c2.listTransactions({ all: true })).find((t) => t.txn === tx.id)).toMatchObject({ state: 'committed', decidedBy: 'checker' });
+  } finally {
+    first.kill();
+    second?.kill();
+  }
+});
