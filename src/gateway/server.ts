@@ -442,11 +442,14 @@ export class Gateway {
     }
     // Idempotent batches go straight to their partition (the whole batch is one deduplicated unit).
     const interceptor = idem === undefined && this.index.controlCount > 0 ? this.controlInterceptor : null;
-    conn.inFlightBytes += records.length;
+    // Read the size now: `records` views uWS's message buffer, which is detached (length 0) once
+    // this handler returns. Anything that keeps records past it must copy them.
+    const bytes = records.length;
+    conn.inFlightBytes += bytes;
     const outcome: ProduceOutcome = {
       failed: (error) => this.sendError(conn, id, error),
       settled: (error, parts, route) => {
-        conn.inFlightBytes -= records.length;
+        conn.inFlightBytes -= bytes;
         if (error) return;
         const result: Frame = { op: 'result', id, parts };
         if (route) result.route = route;
@@ -457,7 +460,7 @@ export class Gateway {
       if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, conn });
       else this.write(topic, records, forced, outcome, idem);
     } catch (err) {
-      conn.inFlightBytes -= records.length;
+      conn.inFlightBytes -= bytes;
       throw err;
     }
   }

@@ -42,6 +42,7 @@ import {
 } from './errors.js';
 import { CLEAN_SHUTDOWN_FILE, SYNCED_BELOW_FILE, findSegment, needsIndexEntry } from './layout.js';
 import { channels } from '../common/diagnostics.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { recoverLog, type RecoveryReport } from './recovery.js';
 import { fsyncDir, Segment } from './segment.js';
 
@@ -802,8 +803,7 @@ function intOption(name: string, value: number | undefined, dflt: number, min: n
 function writeSyncedBelow(dir: string, offset: number): void {
   const file = path.join(dir, SYNCED_BELOW_FILE);
   try {
-    fs.writeFileSync(file + '.tmp', String(offset));
-    fs.renameSync(file + '.tmp', file);
+    writeFileAtomic(file, String(offset), { durable: false });
   } catch (err) {
     throw storageErrorFrom(err, 'write', file);
   }

@@ -5,6 +5,7 @@
  * the broker's fsync policy is `always`. A torn last line (crash mid-write) is ignored at replay.
  */
 import fs from 'node:fs';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import path from 'node:path';
 
 type Key = string; // `${group}\u0000${topic}\u0000${partition}`
@@ -59,21 +60,13 @@ export class OffsetStore {
 
   /** Rewrite as one line per key: write a temp file, fsync, rename over, fsync the directory. */
   private compact(): void {
-    const tmp = this.file + '.tmp';
     let text = '';
     for (const [k, o] of this.offsets) {
       const [g, t, p] = k.split('\u0000') as [string, string, string];
       text += JSON.stringify([g, t, Number(p), o]) + '\n';
     }
-    fs.writeFileSync(tmp, text);
-    const tfd = fs.openSync(tmp, 'r');
-    fs.fsyncSync(tfd);
-    fs.closeSync(tfd);
     fs.closeSync(this.fd);
-    fs.renameSync(tmp, this.file);
-    const dfd = fs.openSync(path.dirname(this.file), 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
+    writeFileAtomic(this.file, text, { durable: true });
     this.fd = fs.openSync(this.file, 'a');
     this.lines = this.offsets.size;
   }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ErrorCode } from '../../protocol/codes.js';
 import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig, type TopicInfo } from '../../protocol/frames.js';
 import { WeirError } from '../../common/errors.js';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import type { PartitionActor } from '../partition/handle.js';
 import { resolveTopicConfig, topicConfigToWire, type ResolvedTopicConfig } from './config.js';
 
@@ -151,15 +152,7 @@ export class TopicRegistry {
 
   private persist(): void {
     fs.mkdirSync(this.dataDir, { recursive: true });
-    const tmp = this.file + '.tmp';
     const topics: StoredTopic[] = [...this.topics.values()].map((t) => ({ topic: t.name, partitions: t.partitions, config: topicConfigToWire(t.config) }));
-    fs.writeFileSync(tmp, JSON.stringify({ version: 1, topics }, null, 2));
-    const fd = fs.openSync(tmp, 'r');
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, this.file);
-    const dfd = fs.openSync(this.dataDir, 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
+    writeFileAtomic(this.file, JSON.stringify({ version: 1, topics }, null, 2), { durable: true });
   }
 }
