@@ -7,6 +7,7 @@
  */
 import type { FsyncPolicy } from '../broker.js';
 import type { Gateway } from './server.js';
+import { installQueues } from '../actors/queue/service.js';
 
 export interface FeatureContext {
   gateway: Gateway;
@@ -24,7 +25,9 @@ export interface Feature {
 type Installer = (ctx: FeatureContext) => Feature | Promise<Feature>;
 
 /** In start order; closed in reverse. */
-const installers: Installer[] = [];
+const installers: Installer[] = [
+  installQueues,
+];
 
 export async function installFeatures(ctx: FeatureContext): Promise<Feature[]> {
   const features: Feature[] = [];
