@@ -15,6 +15,7 @@ import { ErrorCode } from '../protocol/codes.js';
 import type {
   CreateTopicResult,
   DescribeTopicResult,
+  DlqRedriveResult,
   FetchResult as FetchFrameResult,
   HelloResult,
   ListTopicsResult,
@@ -26,6 +27,7 @@ import { Emitter } from './emitter.js';
 import { WeirClientError, connectionClosedError } from './errors.js';
 import { Producer } from './producer.js';
 import { Subscription } from './subscription.js';
+import { QueueSubscription, readDeadLetters, type DeadLetter, type QueueMessageHandler, type QueueSubscribeOptions } from './queue.js';
 import type {
   Ack,
   ClientOptions,
@@ -54,6 +56,7 @@ export interface ClientEvents extends Record<string, unknown> {
 
 export class WeirClient extends Emitter<ClientEvents> {
   private readonly subscriptions = new Set<Subscription>();
+  private readonly queueSubscriptions = new Set<QueueSubscription>();
   private closing: Promise<void> | null = null;
   private closedByUs = false;
 
@@ -77,6 +80,7 @@ export class WeirClient extends Emitter<ClientEvents> {
         // Gave up reconnecting, or a fatal hello error: nothing outstanding can complete.
         this.producer.destroy(err);
         for (const s of [...this.subscriptions]) s.destroy();
+        for (const s of [...this.queueSubscriptions]) s.destroy();
       }
       this.emit('close', err);
     });
@@ -173,11 +177,34 @@ export class WeirClient extends Emitter<ClientEvents> {
    * Subscribe: `handler` is called for each message, one at a time per partition. Resolves once the
    * broker accepted the subscription (assignments follow).
    */
-  async subscribe(topic: string, options: SubscribeOptions, handler: MessageHandler): Promise<Subscription> {
+  subscribe(topic: string, options: QueueSubscribeOptions, handler: QueueMessageHandler): Promise<QueueSubscription>;
+  subscribe(topic: string, options: SubscribeOptions, handler: MessageHandler): Promise<Subscription>;
+  async subscribe(
+    topic: string,
+    options: SubscribeOptions | QueueSubscribeOptions,
+    handler: MessageHandler | QueueMessageHandler,
+  ): Promise<Subscription | QueueSubscription> {
     if (this.closing) throw connectionClosedError('client closed', false);
-    const sub = await Subscription.start(this.conn, topic, options ?? {}, handler, (s) => this.subscriptions.delete(s));
+    if (options && 'mode' in options && options.mode === 'queue') {
+      // Work queue (docs/queues.md): competing consumers, per-message ack/nack.
+      const q = await QueueSubscription.start(this.conn, topic, options, handler as QueueMessageHandler, (s) => this.queueSubscriptions.delete(s));
+      this.queueSubscriptions.add(q);
+      return q;
+    }
+    const sub = await Subscription.start(this.conn, topic, options ?? {}, handler as MessageHandler, (s) => this.subscriptions.delete(s));
     this.subscriptions.add(sub);
     return sub;
+  }
+
+  /** Move the dead letters of `topic` (not redriven before) back to it; resolves with how many. */
+  async redrive(topic: string): Promise<number> {
+    const r = await this.conn.request<DlqRedriveResult>({ op: 'dlq_redrive', topic });
+    return r.moved;
+  }
+
+  /** Read the dead letters of `topic` (its dead-letter topic), with why and from where. */
+  deadLetters(topic: string, options?: { max?: number }): Promise<DeadLetter[]> {
+    return readDeadLetters(this.conn, topic, options);
   }
 
   /** Round trip to the broker, in ms. */
@@ -198,6 +225,7 @@ export class WeirClient extends Emitter<ClientEvents> {
       try {
         await this.producer.close(connectionClosedError('client closed', false));
         await Promise.all([...this.subscriptions].map((s) => s.close()));
+        await Promise.all([...this.queueSubscriptions].map((s) => s.close()));
       } finally {
         this.closedByUs = true;
         await this.conn.close();
@@ -213,6 +241,7 @@ export class WeirClient extends Emitter<ClientEvents> {
     this.closing ??= Promise.resolve();
     this.producer.destroy(err);
     for (const s of [...this.subscriptions]) s.destroy();
+    for (const s of [...this.queueSubscriptions]) s.destroy();
     this.conn.destroy(err);
   }
 
@@ -221,7 +250,7 @@ export class WeirClient extends Emitter<ClientEvents> {
     return {
       ...this.producer.stats(),
       reconnects: this.conn.reconnects,
-      subscriptions: this.subscriptions.size,
+      subscriptions: this.subscriptions.size + this.queueSubscriptions.size,
       limits: { maxFrameBytes: hello.maxFrameBytes, maxMessageBytes: hello.maxMessageBytes, maxInFlightBytes: this.producer.maxInFlightBytes },
     };
   }

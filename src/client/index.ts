@@ -4,6 +4,7 @@
  */
 export { connect, WeirClient, DEFAULT_URL, type ClientEvents } from './client.js';
 export { Subscription, type SubscriptionEvents, type PartitionStats } from './subscription.js';
+export { QueueSubscription, QueueMessage, type QueueSubscribeOptions, type QueueMessageHandler, type NackOptions, type DeadLetter } from './queue.js';
 export { WeirClientError, ClientErrorCode, isWeirError } from './errors.js';
 export { WeirError } from '../common/errors.js';
 export { ErrorCode, RETRYABLE } from '../protocol/codes.js';
