@@ -11,7 +11,8 @@ const USAGE = `usage:
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...]   (one message per stdin line)
-  weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]
+  weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
+  weir dlq [--url URL] read TOPIC [--max N] | redrive TOPIC   (dead letters of a queue topic)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -26,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./commands/consume.js')).run(rest, io);
     case 'topics':
       return (await import('./commands/topics.js')).run(rest, io);
+    case 'dlq':
+      return (await import('./commands/dlq.js')).run(rest, io);
     case undefined:
     case '-h':
     case '--help':
