@@ -7,7 +7,8 @@
  * - it resolved without settling: ack (unless `autoAck: false`: then the message stays held until
  *   the application settles it, or its visibility timeout redelivers it);
  * - it threw: `nack` with retry (reason = the error's message), and an `error` event.
- * Settlements are coalesced per partition into offset ranges and sent once per timer tick.
+ * Settlements are coalesced per partition into offset ranges and sent once per timer tick, or at
+ * once when half the prefetch is waiting to be sent (so the broker refills while the rest is handled).
  *
  * After a disconnect the broker redelivers whatever this consumer held, so messages of the old
  * connection are dropped here and their late ack()/nack() calls are no-ops; the subscription is
@@ -99,10 +100,14 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   private queue: QueueMessage[] = [];
   private head = 0;
   private running = 0;
+  /** autoAck: false — messages the handler returned from without settling them. */
+  private unsettled = new Set<QueueMessage>();
   private idle: Array<() => void> = [];
   private acks = new Map<number, number[]>();
   private nacks = new Map<string, NackBatch>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Settlements gathered since the last flush. */
+  private unsent = 0;
   private closing: Promise<void> | null = null;
   private readonly prefetch: number;
   private readonly concurrency: number;
@@ -168,6 +173,10 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     this.queue = [];
     this.head = 0;
     while (this.running > 0) await new Promise<void>((r) => this.idle.push(r));
+    // Handled but left unsettled (autoAck: false): the application saw them, so they count as
+    // deliveries; give them back as retries. Everything else we hold was never handled, and the
+    // broker undoes those deliveries on unsubscribe.
+    for (const m of [...this.unsettled]) m.nack({ reason: 'consumer closed' });
     this.flush();
     const sub = this.subId;
     if (sub !== null && this.conn.state === 'open') {
@@ -185,6 +194,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     this.queue = [];
     this.head = 0;
     this.epoch++;
+    this.unsettled.clear();
     if (this.subId !== null) this.conn.unregisterSubscription(this.subId, this.listener);
     this.subId = null;
     this.offDisconnect();
@@ -210,6 +220,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     if (this.subId !== null) this.conn.unregisterSubscription(this.subId, this.listener);
     this.subId = null;
     this.epoch++; // what we held is redelivered by the broker
+    this.unsettled.clear();
     this.queue = [];
     this.head = 0;
     this.acks.clear();
@@ -262,7 +273,10 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   private async handle(m: QueueMessage): Promise<void> {
     try {
       await this.handler(m);
-      if (!m.settled && this.autoAck) m.ack();
+      if (!m.settled) {
+        if (this.autoAck) m.ack();
+        else this.unsettled.add(m);
+      }
     } catch (err) {
       if (!m.settled) m.nack({ reason: err instanceof Error ? err.message : String(err) });
       this.report(handlerError(this.topic, m.partition, m.offset, err));
@@ -275,6 +289,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
 
   /** @internal Called by QueueMessage.ack/nack. */
   settle(m: QueueMessage, nack: { action: 'retry' | 'fatal'; reason: string | undefined } | null): void {
+    this.unsettled.delete(m);
     if (m.epoch !== this.epoch || this.state === 'closed') return; // from an earlier connection: the broker redelivers it anyway
     const offset = m.offset;
     if (nack === null) {
@@ -287,13 +302,16 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
       if (!b) this.nacks.set(key, (b = { partition: m.partition, action: nack.action, reason: nack.reason, offsets: [] }));
       b.offsets.push(offset);
     }
-    this.flushTimer ??= setTimeout(() => this.flush(), 0);
+    // Half the prefetch settled: send now, so the broker refills while the other half is handled.
+    if (++this.unsent * 2 >= this.prefetch) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), 0);
   }
 
   /** Send the settlements gathered since the last flush, as offset ranges. */
   private flush(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
+    this.unsent = 0;
     const sub = this.subId;
     if (sub === null) return;
     for (const [partition, offsets] of this.acks) this.conn.notify({ op: 'ack', sub, partition, ranges: toRanges(offsets) });

@@ -140,7 +140,10 @@ export interface NackRequest {
   action: 'retry' | 'fatal';
   reason?: string;
 }
-/** Leave the group; messages this consumer holds are redelivered to others. */
+/**
+ * Leave the group after settling what was handled: the messages this consumer still holds go to
+ * others with their delivery undone (count not raised). A disconnect instead counts the delivery.
+ */
 export interface QueueUnsubscribeRequest { op: 'queue_unsubscribe'; id: number; sub: number }
 /** Move the topic's dead letters (not redriven before) back to it. Answer: `moved`, `deadLetterTopic`. */
 export interface DlqRedriveRequest { op: 'dlq_redrive'; id: number; topic: string }

@@ -3,7 +3,9 @@
  * lines, written once per event-loop turn (group commit) and fsync'ed per the broker's policy.
  *
  *   {"w":1,"g":"group","t":"topic","p":0,"s":0}      window 1 is (group, topic, partition 0), first offset 0
- *   {"w":1,"v":[s,e,…],"r":[o,due,…],"d":[s,e,…]}    delivered once more / waiting for a retry until due / done
+ *   {"w":1,"v":[s,e,…],"u":[s,e,…],"r":[o,due,…],"d":[s,e,…]}
+ *                                                    delivered once more / delivery undone (given back
+ *                                                    unhandled) / waiting for a retry until due / done
  *   {"w":1,"snap":1,"s":S,"d":[…],"c":[o,n,…],"r":[…]} a whole window (after compaction)
  *   {"rd":"topic","p":0,"o":N}                        redrive cursor: dead letters of topic/p before N were redriven
  *
@@ -21,6 +23,7 @@ export type JournalEntry = Record<string, unknown>;
 
 interface Pending {
   v: number[];
+  u: number[];
   r: number[];
   d: number[];
 }
@@ -87,6 +90,9 @@ export class QueueJournal {
   delivered(w: number, from: number, to: number): void {
     addRange(this.of(w).v, from, to);
   }
+  undelivered(w: number, from: number, to: number): void {
+    addRange(this.of(w).u, from, to);
+  }
   done(w: number, from: number, to: number): void {
     addRange(this.of(w).d, from, to);
   }
@@ -97,7 +103,7 @@ export class QueueJournal {
   private of(w: number): Pending {
     let p = this.pending.get(w);
     if (!p) {
-      p = { v: [], r: [], d: [] };
+      p = { v: [], u: [], r: [], d: [] };
       this.pending.set(w, p);
       this.schedule();
     }
@@ -117,6 +123,7 @@ export class QueueJournal {
     for (const [w, p] of this.pending) {
       const e: JournalEntry = { w };
       if (p.v.length > 0) e.v = p.v;
+      if (p.u.length > 0) e.u = p.u;
       if (p.r.length > 0) e.r = p.r;
       if (p.d.length > 0) e.d = p.d;
       this.lines.push(JSON.stringify(e));

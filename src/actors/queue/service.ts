@@ -136,6 +136,7 @@ export class QueueService implements Feature {
         continue;
       }
       pairs(e.v, (a, b) => pw.window.restoreDelivered(a, b));
+      pairs(e.u, (a, b) => pw.window.restoreUndelivered(a, b));
       pairs(e.r, (o, due) => pw.window.restoreRetry(o, due));
       pairs(e.d, (a, b) => pw.window.restoreDone(a, b));
     }
@@ -247,7 +248,8 @@ export class QueueService implements Feature {
       for (let i = 0; i < ranges.length; i += 2) n += pw.window.ack(c.id, ranges[i]!, ranges[i + 1]!, applied);
       for (let i = 0; i < applied.length; i += 2) this.journal.done(pw.id, applied[i]!, applied[i + 1]!);
       c.held -= n;
-      if (n > 0) this.markDirty(c.group);
+      // Refill at once (not on the next turn): the consumer's pipeline is only `prefetch` deep.
+      if (n > 0) this.dispatch(c.group);
     }
     if (id !== undefined) this.gateway.send(conn, { op: 'result', id, count: n });
   }
@@ -283,11 +285,12 @@ export class QueueService implements Feature {
 
   private unsubscribe(conn: GatewayConnection, id: number, f: Frame): void {
     const c = this.consumerOf(conn, f);
-    this.removeConsumer(c);
+    // Graceful: the SDK settled everything it handled, so what it still holds was never handled.
+    this.removeConsumer(c, true);
     this.gateway.send(conn, { op: 'result', id });
   }
 
-  private removeConsumer(c: QueueConsumer): void {
+  private removeConsumer(c: QueueConsumer, unhandled = false): void {
     if (!this.consumers.delete(c.sub)) return;
     const g = c.group;
     g.consumers = g.consumers.filter((x) => x !== c);
@@ -296,7 +299,9 @@ export class QueueService implements Feature {
     for (const pw of g.windows) {
       if (!pw) continue;
       const exhausted: number[] = [];
-      pw.window.releaseOwner(c.id, topic.config.maxDeliveries, exhausted);
+      const undone: number[] = [];
+      pw.window.releaseOwner(c.id, topic.config.maxDeliveries, exhausted, unhandled, undone);
+      for (const o of undone) this.journal.undelivered(pw.id, o, o + 1);
       if (exhausted.length > 0) this.deadLetter(g, topic, pw, exhausted, 'max-deliveries');
     }
     this.markDirty(g);
@@ -332,7 +337,9 @@ export class QueueService implements Feature {
         const details = WeirError.isWeirError(err) ? err.details : undefined;
         const start = details?.start;
         if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof start === 'number' && start > w.readNext) {
-          w.skipTo(start); // retention removed them before this group got to them
+          // Retention removed them before this group got to them.
+          const [from, to] = w.skipTo(start);
+          if (to > from) this.journal.done(pw.id, from, to);
         }
         // Partition restarting: try again shortly (the window's state lives here, nothing is lost).
         pw.retryTimer = setTimeout(() => {

@@ -152,18 +152,43 @@ export class ShareWindow {
     return added;
   }
 
-  /** The log no longer has offsets below `logStart` (retention): they are lost to this group. */
-  skipTo(logStart: number): void {
-    if (logStart <= this.readNext) return;
-    this.readNext = logStart;
-    for (let o = this.start; o < logStart && o < this.start + this.cap; o++) {
-      const s = o & this.mask;
-      if (this.state[s] === AVAILABLE) this.state[s] = DONE;
+  /**
+   * The log no longer has offsets below `logStart` (retention): the ones not loaded yet are lost to
+   * this group. Marks [readNext, logStart) DONE, as far as the window reaches; returns the range
+   * marked (from, to) so the caller can journal it. Loaded offsets keep their records and stay.
+   */
+  skipTo(logStart: number): [number, number] {
+    const from = this.readNext;
+    if (logStart <= from) return [from, from];
+    if (this.start === from) {
+      this.jumpTo(logStart);
+      return [from, logStart];
     }
-    if (logStart > this.limit) this.limit = logStart;
+    const to = Math.min(logStart, this.start + MAX_WINDOW);
+    for (let o = from; o < to; o++) {
+      this.fit(o);
+      this.state[o & this.mask] = DONE;
+    }
+    this.readNext = to;
+    if (to > this.limit) this.limit = to;
     this.advance();
-    if (this.start < logStart) this.start = logStart; // beyond the ring: nothing was tracked there
-    if (this.scanFrom < this.start) this.scanFrom = this.start;
+    return [from, to];
+  }
+
+  /** Every offset below `to` is done: move `start` there, clearing the ring slots it passes. */
+  private jumpTo(to: number): void {
+    for (let o = this.start; o < to && o < this.start + this.cap; o++) {
+      const s = o & this.mask;
+      if (this.state[s] === IN_FLIGHT) this.inFlight--;
+      else if (this.state[s] === AVAILABLE && o < this.readNext) this.availableLoaded--;
+      this.state[s] = AVAILABLE;
+      this.counts[s] = 0;
+      this.owner[s] = -1;
+      this.due[s] = 0;
+    }
+    this.start = to;
+    if (this.limit < to) this.limit = to;
+    this.advance();
   }
 
   /** [bytes, position] of a loaded offset's stored record. */
@@ -385,15 +410,24 @@ export class ShareWindow {
     return n;
   }
 
-  /** Every offset `consumer` holds comes back (it disconnected or unsubscribed). Returns how many. */
-  releaseOwner(consumer: number, maxDeliveries: number, exhausted: number[]): number {
+  /**
+   * Every offset `consumer` holds comes back. `unhandled` (a graceful unsubscribe: the consumer
+   * says it never handed them to its application): their delivery is undone and they are pushed to
+   * `undone`; otherwise (it disconnected) the delivery counts, and exhausted ones are dead-lettered.
+   */
+  releaseOwner(consumer: number, maxDeliveries: number, exhausted: number[], unhandled = false, undone: number[] = []): number {
     if (this.inFlight === 0) return 0;
     let n = 0;
     for (let o = this.start; o < this.readNext; o++) {
-      if (this.owned(o, consumer)) {
-        this.release(o, maxDeliveries, exhausted);
-        n++;
-      }
+      if (!this.owned(o, consumer)) continue;
+      n++;
+      if (unhandled) {
+        const s = o & this.mask;
+        this.inFlight--;
+        if (this.counts[s]! > 0) this.counts[s] = this.counts[s]! - 1;
+        this.makeAvailable(o);
+        undone.push(o);
+      } else this.release(o, maxDeliveries, exhausted);
     }
     return n;
   }
@@ -513,6 +547,14 @@ export class ShareWindow {
     }
   }
 
+  /** Replay: the last delivery of [from, to) was undone (given back unhandled). */
+  restoreUndelivered(from: number, to: number): void {
+    for (let o = Math.max(from, this.start); o < to && o < this.start + this.cap; o++) {
+      const s = o & this.mask;
+      if (this.counts[s]! > 0) this.counts[s] = this.counts[s]! - 1;
+    }
+  }
+
   /** Replay: offset `o` has been delivered `n` times (snapshot). */
   restoreCount(o: number, n: number): void {
     if (o < this.start || !this.fit(o)) return;
@@ -522,6 +564,10 @@ export class ShareWindow {
 
   /** Replay: [from, to) are done. */
   restoreDone(from: number, to: number): void {
+    if (from <= this.start && to > this.start) {
+      this.jumpTo(to); // may be far beyond the ring (a retention skip)
+      return;
+    }
     for (let o = Math.max(from, this.start); o < to; o++) {
       if (!this.fit(o)) break;
       this.state[o & this.mask] = DONE;

@@ -38,8 +38,9 @@ it('keeps acks, delivery counts and pending retries across a broker restart: ack
   });
   await until(() => held.length === 300, 10_000, 'all 300 delivered');
   await sleep(200); // the acks reach the broker (sent once per tick)
-  await clients.closeAll();
+  // Stop the broker under the connected consumer: 210..299 are in flight, 200..209 wait for a retry.
   await tb.stop({ keepData: true });
+  await clients.closeAll();
 
   tb = await startTestBroker({ dataDir: tmp.dir });
   const got = new Map<number, number>();
@@ -50,7 +51,12 @@ it('keeps acks, delivery counts and pending retries across a broker restart: ack
   await until(() => got.size === 100, 15_000, 'the 100 unacked');
   await sleep(300);
   expect([...got.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => 200 + i));
-  for (const [v, n] of got) expect(n, `message ${v}`).toBe(2);
+  // In flight at the stop: delivered once before, so the second delivery. The nacked ones may have
+  // been retried (and nacked again) while the broker was stopping: at least their second.
+  for (const [v, n] of got) {
+    if (v >= 210) expect(n, `message ${v}`).toBe(2);
+    else expect(n, `message ${v}`).toBeGreaterThanOrEqual(2);
+  }
 
   // A third life: everything was acked; a new message is the only delivery.
   await clients.closeAll();

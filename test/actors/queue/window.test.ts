@@ -99,6 +99,23 @@ describe('ShareWindow', () => {
   });
 });
 
+describe('ShareWindow retention and replay jumps', () => {
+  it('skips offsets retention removed before they were loaded, and replays a far jump', () => {
+    const w = new ShareWindow(0);
+    expect(w.skipTo(200_000)).toEqual([0, 200_000]);
+    expect(w.start).toBe(200_000);
+    expect(w.readNext).toBe(200_000);
+    w.load(stored(200_000, 2), 2, 200_002);
+    expect(w.take(1, 10, 0, 1000, 5, false, never, mine).offsets).toEqual([200_000, 200_001]);
+
+    const r = new ShareWindow(0);
+    r.restoreDelivered(0, 10);
+    r.restoreDone(0, 200_000);
+    expect(r.start).toBe(200_000);
+    expect(r.deliveries(200_000)).toBe(0);
+  });
+});
+
 describe('retryDelay', () => {
   it('grows exponentially up to the cap, scaled down by at most the jitter', () => {
     const b = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 };
