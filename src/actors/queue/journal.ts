@@ -66,6 +66,7 @@ export class QueueJournal {
     private readonly fsync: FsyncPolicy,
     /** Lines describing the whole live state, for compaction. */
     private readonly snapshot: () => string[],
+    private readonly compactBytes = COMPACT_BYTES,
   ) {
     mkdirSync(dir, { recursive: true });
     this.file = join(dir, 'journal');
@@ -137,7 +138,7 @@ export class QueueJournal {
     this.size += bytes.length;
     if (this.fsync.mode === 'always') fdatasyncSync(this.fd);
     else this.unsynced = true;
-    if (this.size > COMPACT_BYTES) this.compact();
+    if (this.size > this.compactBytes) this.compact();
   }
 
   /** Rewrite the journal as a snapshot of the live state. */
