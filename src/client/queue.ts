@@ -100,6 +100,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   private queue: QueueMessage[] = [];
   private head = 0;
   private running = 0;
+  private pumping = false;
   /** autoAck: false — messages the handler returned from without settling them. */
   private unsettled = new Set<QueueMessage>();
   private idle: Array<() => void> = [];
@@ -258,38 +259,72 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     this.pump();
   }
 
+  /**
+   * Hand queued messages to the handler while fewer than `concurrency` run. A handler that returns
+   * without a promise is settled on the spot (no microtask per message); re-entrant calls (a
+   * handler settling synchronously) only mark work for the running loop.
+   */
   private pump(): void {
-    while (this.running < this.concurrency && this.head < this.queue.length && (this.state === 'active' || this.state === 'subscribing')) {
-      const m = this.queue[this.head++]!;
-      if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.running < this.concurrency && this.head < this.queue.length && (this.state === 'active' || this.state === 'subscribing')) {
+        const m = this.queue[this.head++]!;
+        if (this.head > 1024 && this.head * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.head);
+          this.head = 0;
+        }
+        this.running++;
+        let result: unknown;
+        try {
+          result = this.handler(m);
+        } catch (err) {
+          this.failed(m, err);
+          this.finished();
+          continue;
+        }
+        if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+          (result as PromiseLike<unknown>).then(
+            () => {
+              this.handled(m);
+              this.finished();
+              this.pump();
+            },
+            (err: unknown) => {
+              this.failed(m, err);
+              this.finished();
+              this.pump();
+            },
+          );
+        } else {
+          this.handled(m);
+          this.finished();
+        }
       }
-      this.running++;
-      void this.handle(m);
+    } finally {
+      this.pumping = false;
     }
   }
 
-  private async handle(m: QueueMessage): Promise<void> {
-    try {
-      await this.handler(m);
-      if (!m.settled) {
-        if (this.autoAck) m.ack();
-        else this.unsettled.add(m);
-      }
-    } catch (err) {
-      if (!m.settled) m.nack({ reason: err instanceof Error ? err.message : String(err) });
-      this.report(handlerError(this.topic, m.partition, m.offset, err));
-    } finally {
-      this.running--;
-      if (this.running === 0) for (const r of this.idle.splice(0)) r();
-      this.pump();
-    }
+  private handled(m: QueueMessage): void {
+    if (m.settled) return;
+    if (this.autoAck) m.ack();
+    else this.unsettled.add(m);
+  }
+
+  private failed(m: QueueMessage, err: unknown): void {
+    if (!m.settled) m.nack({ reason: err instanceof Error ? err.message : String(err) });
+    this.report(handlerError(this.topic, m.partition, m.offset, err));
+  }
+
+  private finished(): void {
+    this.running--;
+    if (this.running === 0) for (const r of this.idle.splice(0)) r();
   }
 
   /** @internal Called by QueueMessage.ack/nack. */
   settle(m: QueueMessage, nack: { action: 'retry' | 'fatal'; reason: string | undefined } | null): void {
-    this.unsettled.delete(m);
+    if (!this.autoAck) this.unsettled.delete(m);
     if (m.epoch !== this.epoch || this.state === 'closed') return; // from an earlier connection: the broker redelivers it anyway
     const offset = m.offset;
     if (nack === null) {
