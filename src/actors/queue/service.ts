@@ -80,7 +80,8 @@ export class QueueService implements Feature {
   private nextConsumerId = 1;
   private closed = false;
   private readonly journal: QueueJournal;
-  private readonly sweepTimer: ReturnType<typeof setInterval>;
+  /** Started with the first queue group: a broker without queues has no timer. */
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(ctx: FeatureContext) {
     this.gateway = ctx.gateway;
@@ -96,13 +97,11 @@ export class QueueService implements Feature {
     g.onConnectionClosed((conn) => {
       for (const c of [...this.consumers.values()]) if (c.conn === conn) this.removeConsumer(c);
     });
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
-    this.sweepTimer.unref();
   }
 
   close(): void {
     this.closed = true;
-    clearInterval(this.sweepTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const { pw } of this.windowsById.values()) if (pw.retryTimer) clearTimeout(pw.retryTimer);
     this.journal.close();
   }
@@ -162,6 +161,10 @@ export class QueueService implements Feature {
     if (!g) {
       g = new QueueGroup(name, topic);
       this.groups.set(key, g);
+      if (!this.sweepTimer) {
+        this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+        this.sweepTimer.unref();
+      }
     }
     return g;
   }
