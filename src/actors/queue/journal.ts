@@ -18,6 +18,8 @@ import { join } from 'node:path';
 import type { FsyncPolicy } from '../../broker.js';
 
 export const COMPACT_BYTES = 16 << 20;
+/** Lines kept for a retry while writes fail (the oldest are dropped beyond it). */
+const MAX_UNWRITTEN_LINES = 100_000;
 
 export type JournalEntry = Record<string, unknown>;
 
@@ -60,6 +62,7 @@ export class QueueJournal {
   private syncTimer: ReturnType<typeof setInterval> | null = null;
   private unsynced = false;
   private closed = false;
+  private failing = false;
 
   constructor(
     dir: string,
@@ -132,13 +135,22 @@ export class QueueJournal {
     this.pending.clear();
     if (this.lines.length === 0) return;
     const text = this.lines.join('\n') + '\n';
-    this.lines = [];
     const bytes = Buffer.from(text, 'utf8');
-    writeSync(this.fd, bytes);
-    this.size += bytes.length;
-    if (this.fsync.mode === 'always') fdatasyncSync(this.fd);
-    else this.unsynced = true;
-    if (this.size > this.compactBytes) this.compact();
+    try {
+      writeSync(this.fd, bytes);
+      this.size += bytes.length;
+      this.lines = [];
+      if (this.fsync.mode === 'always') fdatasyncSync(this.fd);
+      else this.unsynced = true;
+      if (this.size > this.compactBytes) this.compact();
+      this.failing = false;
+    } catch (err) {
+      // Disk full or another I/O error: queue state stays right in memory; keep the lines (bounded)
+      // and try again with the next turn's events. Lost lines mean redeliveries after a restart.
+      if (!this.failing) console.error(`weir queues: writing ${this.file} failed, retrying:`, (err as Error).message);
+      this.failing = true;
+      if (this.lines.length > MAX_UNWRITTEN_LINES) this.lines = this.lines.slice(-MAX_UNWRITTEN_LINES);
+    }
   }
 
   /** Rewrite the journal as a snapshot of the live state. */
@@ -159,7 +171,12 @@ export class QueueJournal {
   private sync(): void {
     if (!this.unsynced || this.closed) return;
     this.unsynced = false;
-    fdatasyncSync(this.fd);
+    try {
+      fdatasyncSync(this.fd);
+    } catch (err) {
+      this.unsynced = true;
+      console.error(`weir queues: fsync of ${this.file} failed:`, (err as Error).message);
+    }
   }
 
   close(): void {
@@ -167,7 +184,10 @@ export class QueueJournal {
     this.flush();
     this.closed = true;
     if (this.syncTimer) clearInterval(this.syncTimer);
-    if (this.fsync.mode !== 'never') fdatasyncSync(this.fd);
-    closeSync(this.fd);
+    try {
+      if (this.fsync.mode !== 'never') fdatasyncSync(this.fd);
+    } finally {
+      closeSync(this.fd);
+    }
   }
 }
