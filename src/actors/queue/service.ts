@@ -206,7 +206,7 @@ export class QueueService implements Feature {
     for (let p = 0; p < topic.partitions; p++) {
       const pw = group.windows[p];
       if (pw) this.pumpRead(group, pw);
-      else void this.initWindow(group, topic, p, from);
+      else this.initWindow(group, topic, p, from).catch((err: unknown) => console.error(`weir queues: starting ${group.name} on ${topic.name}/${p} failed:`, err));
     }
     this.markDirty(group);
   }
