@@ -7,7 +7,7 @@
  * - it resolved without settling: ack (unless `autoAck: false`: then the message stays held until
  *   the application settles it, or its visibility timeout redelivers it);
  * - it threw: `nack` with retry (reason = the error's message), and an `error` event.
- * Settlements are coalesced per partition into offset ranges and sent once per timer tick, or at
+ * Settlements are coalesced per partition into offset ranges and sent once per event-loop turn, or at
  * once when half the prefetch is waiting to be sent (so the broker refills while the rest is handled).
  *
  * After a disconnect the broker redelivers whatever this consumer held, so messages of the old
@@ -106,7 +106,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   private idle: Array<() => void> = [];
   private acks = new Map<number, number[]>();
   private nacks = new Map<string, NackBatch>();
-  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private flushScheduled = false;
   /** Settlements gathered since the last flush. */
   private unsent = 0;
   private closing: Promise<void> | null = null;
@@ -190,8 +190,6 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   destroy(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
     this.queue = [];
     this.head = 0;
     this.epoch++;
@@ -339,13 +337,15 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     }
     // Half the prefetch settled: send now, so the broker refills while the other half is handled.
     if (++this.unsent * 2 >= this.prefetch) this.flush();
-    else this.flushTimer ??= setTimeout(() => this.flush(), 0);
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      afterThisTurn(() => this.flush());
+    }
   }
 
   /** Send the settlements gathered since the last flush, as offset ranges. */
   private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
+    this.flushScheduled = false;
     this.unsent = 0;
     const sub = this.subId;
     if (sub === null) return;
@@ -368,6 +368,15 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     this.emit('error', err);
   }
 }
+
+/**
+ * Run `f` once the current event-loop turn's I/O callbacks are done: setImmediate in Node (a
+ * timer's 1 ms minimum would cap a consumer at prefetch/ms), a zero timeout in browsers.
+ */
+const afterThisTurn: (f: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
+    ? (f) => void (globalThis as unknown as { setImmediate: (f: () => void) => unknown }).setImmediate(f)
+    : (f) => void setTimeout(f, 0);
 
 /** Sorted offsets as flat [from, to) pairs. */
 export function toRanges(offsets: number[]): number[] {
