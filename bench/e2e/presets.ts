@@ -42,6 +42,11 @@ const list: Preset[] = [
     workload: { partitionsPerTopic: 8, messageSize: 1024, producerRate: 10_000, backlogBytes: 2 * 1024 ** 3, warmupSeconds: 0, durationSeconds: 600 },
   },
   {
+    name: 'queue-4c',
+    description: 'max rate, 100 B, 8 partitions, 1 producer, 4 queue-mode consumers (one queue group, prefetch 100, one ack per message); compare with max-8p',
+    workload: { partitionsPerTopic: 8, producersPerTopic: 1, consumersPerTopic: 4, producerRate: 0, messageSize: 100, consumeMode: 'queue', prefetch: 100 },
+  },
+  {
     name: 'scale-64p',
     description: 'max rate, 100 B, 64 partitions (64 partition threads), 1 producer/1 consumer',
     workload: { partitionsPerTopic: 64, producerRate: 0, messageSize: 100 },

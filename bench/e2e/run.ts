@@ -44,6 +44,8 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
   --duration S          measured seconds; for backlog, the drain time limit (default 30)
   --fsync MODE          never | always | interval:MS (default never)
   --backlog-bytes SIZE  backlog run: payload to write first, e.g. 2G, 64M
+  --queue               consumers form one weir queue group (ack per message) instead of a consumer group
+  --prefetch N          queue mode: unacknowledged messages per consumer (default 100)
 
   --credits N           weir consumer credit window per partition (default 10000)
   --cpu-prof DIR        run the broker under node --cpu-prof, profiles written to DIR
@@ -94,6 +96,8 @@ async function main(): Promise<number> {
       duration: { type: 'string' },
       fsync: { type: 'string' },
       'backlog-bytes': { type: 'string' },
+      queue: { type: 'boolean' },
+      prefetch: { type: 'string' },
       credits: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'broker-arg': { type: 'string', multiple: true },
@@ -133,6 +137,8 @@ async function main(): Promise<number> {
     durationSeconds: int(values.duration, 'duration'),
     fsync: values.fsync,
     backlogBytes: values['backlog-bytes'] === undefined ? undefined : parseBytes(values['backlog-bytes']),
+    consumeMode: values.queue ? 'queue' : undefined,
+    prefetch: int(values.prefetch, 'prefetch'),
   };
   const workload = buildWorkload(values.preset, overrides, { quick: values.quick });
   const runs = Math.max(1, Math.floor(int(values.runs, 'runs') ?? 1));

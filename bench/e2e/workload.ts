@@ -55,6 +55,13 @@ export interface Workload {
    * rate); the run reports how fast the backlog drains.
    */
   backlogBytes: number;
+  /**
+   * How consumers read: 'log' (a consumer group over partitions, committed offsets) or 'queue'
+   * (a weir queue group: competing consumers, one ack per message, `prefetch` unacked each).
+   */
+  consumeMode: 'log' | 'queue';
+  /** Queue mode: unacknowledged messages per consumer. */
+  prefetch: number;
 }
 
 export const DEFAULT_WORKLOAD: Workload = {
@@ -75,6 +82,8 @@ export const DEFAULT_WORKLOAD: Workload = {
   durationSeconds: 30,
   fsync: 'never',
   backlogBytes: 0,
+  consumeMode: 'log',
+  prefetch: 100,
 };
 
 /** Throws a readable error for a workload that cannot run. */
@@ -101,6 +110,8 @@ export function validateWorkload(w: Workload): Workload {
   num('warmupSeconds', 0);
   num('durationSeconds', 0.1);
   num('backlogBytes', 0);
+  int('prefetch', 1);
+  if (w.consumeMode !== 'log' && w.consumeMode !== 'queue') throw new Error(`workload.consumeMode must be log or queue, got ${String(w.consumeMode)}`);
   if (!['none', 'round-robin', 'random'].includes(w.keyDistribution)) throw new Error(`workload.keyDistribution must be none, round-robin or random, got ${w.keyDistribution}`);
   if (!/^(never|always|interval:\d+)$/.test(w.fsync)) throw new Error(`workload.fsync must be never, always or interval:MS, got ${w.fsync}`);
   if (w.backlogBytes > 0 && w.consumersPerTopic < 1) throw new Error('a backlog run needs at least one consumer per topic');
@@ -114,7 +125,8 @@ export function describeWorkload(w: Workload): string {
   const shape = `${w.topics} topic${w.topics > 1 ? 's' : ''} × ${w.partitionsPerTopic} partition${w.partitionsPerTopic > 1 ? 's' : ''}`;
   const clients = `${w.producersPerTopic} producer${w.producersPerTopic > 1 ? 's' : ''}/${w.consumersPerTopic} consumer${w.consumersPerTopic === 1 ? '' : 's'} per topic`;
   const backlog = w.backlogBytes > 0 ? `, backlog ${formatBytes(w.backlogBytes)} then drain` : '';
-  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}`;
+  const queue = w.consumeMode === 'queue' ? `, queue mode (prefetch ${w.prefetch}, ack per message)` : '';
+  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
 }
 
 export function formatBytes(n: number): string {

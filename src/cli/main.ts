@@ -11,10 +11,11 @@ const USAGE = `usage:
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
-  weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]
+  weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
   weir consume --pattern 'orders.*.paid' [same options]   (* one word, # zero or more)
   weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url URL]
   weir txn [list [--topic T] [--all] | commit TXN | rollback TXN] [--url URL]
+  weir dlq [--url URL] read TOPIC [--max N] | redrive TOPIC   (dead letters of a queue topic)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -33,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./commands/groups.js')).run(rest, io);
     case 'txn':
       return (await import('./commands/txn.js')).run(rest, io);
+    case 'dlq':
+      return (await import('./commands/dlq.js')).run(rest, io);
     case undefined:
     case '-h':
     case '--help':

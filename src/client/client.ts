@@ -15,6 +15,7 @@ import { ErrorCode } from '../protocol/codes.js';
 import type {
   CreateTopicResult,
   DescribeTopicResult,
+  DlqRedriveResult,
   FetchResult as FetchFrameResult,
   HelloResult,
   ListTopicsResult,
@@ -33,6 +34,7 @@ import { PatternSubscription } from './pattern-subscription.js';
 import { Requester, responderHandler, type RequestHandler, type RequestOptions, type RespondOptions } from './request.js';
 import type { Message } from '../protocol/batch-reader.js';
 import { Transaction, TransactionChecker, decide, listTransactions, type BeginTransactionOptions, type TransactionCheckHandler, type TxnInfo, type TxnState } from './transaction.js';
+import { QueueSubscription, readDeadLetters, type DeadLetter, type QueueMessageHandler, type QueueSubscribeOptions } from './queue.js';
 import type {
   Ack,
   ClientOptions,
@@ -64,6 +66,7 @@ export class WeirClient extends Emitter<ClientEvents> {
   private readonly patterns = new Set<PatternSubscription>();
   private readonly requester: Requester;
   private readonly checkers = new Map<string, TransactionChecker>();
+  private readonly queueSubscriptions = new Set<QueueSubscription>();
   private closing: Promise<void> | null = null;
   private closedByUs = false;
 
@@ -90,6 +93,7 @@ export class WeirClient extends Emitter<ClientEvents> {
         for (const s of [...this.subscriptions]) s.destroy();
         for (const s of [...this.patterns]) s.destroy();
         this.requester.destroy(err);
+        for (const s of [...this.queueSubscriptions]) s.destroy();
       }
       this.emit('close', err);
     });
@@ -188,13 +192,24 @@ export class WeirClient extends Emitter<ClientEvents> {
    * Subscribe: `handler` is called for each message, one at a time per partition. Resolves once the
    * broker accepted the subscription (assignments follow).
    */
+  subscribe(topic: string, options: QueueSubscribeOptions, handler: QueueMessageHandler): Promise<QueueSubscription>;
   subscribe(topic: string, options: SubscribeOptions, handler: MessageHandler): Promise<Subscription>;
   /** Subscribe to every topic matching `pattern` (`*` one word, `#` zero or more; see subscribePattern). */
   subscribe(target: { pattern: string }, options: SubscribeOptions, handler: MessageHandler): Promise<PatternSubscription>;
-  async subscribe(topic: string | { pattern: string }, options: SubscribeOptions, handler: MessageHandler): Promise<Subscription | PatternSubscription> {
-    if (typeof topic === 'object' && topic !== null) return this.subscribePattern(topic.pattern, options, handler);
+  async subscribe(
+    topic: string | { pattern: string },
+    options: SubscribeOptions | QueueSubscribeOptions,
+    handler: MessageHandler | QueueMessageHandler,
+  ): Promise<Subscription | QueueSubscription | PatternSubscription> {
+    if (typeof topic === 'object' && topic !== null) return this.subscribePattern(topic.pattern, options as SubscribeOptions, handler as MessageHandler);
     if (this.closing) throw connectionClosedError('client closed', false);
-    const sub = await Subscription.start(this.conn, topic, options ?? {}, handler, (s) => this.subscriptions.delete(s));
+    if (options && 'mode' in options && options.mode === 'queue') {
+      // Work queue (docs/queues.md): competing consumers, per-message ack/nack.
+      const q = await QueueSubscription.start(this.conn, topic, options, handler as QueueMessageHandler, (s) => this.queueSubscriptions.delete(s));
+      this.queueSubscriptions.add(q);
+      return q;
+    }
+    const sub = await Subscription.start(this.conn, topic, options ?? {}, handler as MessageHandler, (s) => this.subscriptions.delete(s));
     this.subscriptions.add(sub);
     return sub;
   }
@@ -262,6 +277,19 @@ export class WeirClient extends Emitter<ClientEvents> {
     return decide(this.conn, txn, decision, 'admin');
   }
 
+  // ------------------------------------------------------------ queues (src/client/queue.ts)
+
+  /** Move the dead letters of `topic` (not redriven before) back to it; resolves with how many. */
+  async redrive(topic: string): Promise<number> {
+    const r = await this.conn.request<DlqRedriveResult>({ op: 'dlq_redrive', topic });
+    return r.moved;
+  }
+
+  /** Read the dead letters of `topic` (its dead-letter topic), with why and from where. */
+  deadLetters(topic: string, options?: { max?: number }): Promise<DeadLetter[]> {
+    return readDeadLetters(this.conn, topic, options);
+  }
+
   /** Round trip to the broker, in ms. */
   async ping(): Promise<number> {
     const t0 = Date.now();
@@ -282,6 +310,7 @@ export class WeirClient extends Emitter<ClientEvents> {
         await Promise.all([...this.subscriptions].map((s) => s.close()));
         await Promise.all([...this.patterns].map((s) => s.close()));
         this.requester.destroy(connectionClosedError('client closed', false));
+        await Promise.all([...this.queueSubscriptions].map((s) => s.close()));
       } finally {
         this.closedByUs = true;
         await this.conn.close();
@@ -299,6 +328,7 @@ export class WeirClient extends Emitter<ClientEvents> {
     for (const s of [...this.subscriptions]) s.destroy();
     for (const s of [...this.patterns]) s.destroy();
     this.requester.destroy(err);
+    for (const s of [...this.queueSubscriptions]) s.destroy();
     this.conn.destroy(err);
   }
 
@@ -307,7 +337,7 @@ export class WeirClient extends Emitter<ClientEvents> {
     return {
       ...this.producer.stats(),
       reconnects: this.conn.reconnects,
-      subscriptions: this.subscriptions.size,
+      subscriptions: this.subscriptions.size + this.queueSubscriptions.size,
       limits: { maxFrameBytes: hello.maxFrameBytes, maxMessageBytes: hello.maxMessageBytes, maxInFlightBytes: this.producer.maxInFlightBytes },
     };
   }

@@ -7,6 +7,7 @@ export { Subscription, type SubscriptionEvents, type PartitionStats } from './su
 export { PatternSubscription, type PatternSubscriptionEvents } from './pattern-subscription.js';
 export type { RequestOptions, RespondOptions, RequestHandler, ReplyValue } from './request.js';
 export type { ResetTarget } from '../protocol/frames.js';
+export { QueueSubscription, QueueMessage, type QueueSubscribeOptions, type QueueMessageHandler, type NackOptions, type DeadLetter } from './queue.js';
 export { WeirClientError, ClientErrorCode, isWeirError } from './errors.js';
 export { WeirError } from '../common/errors.js';
 export { ErrorCode, RETRYABLE } from '../protocol/codes.js';

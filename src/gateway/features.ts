@@ -11,6 +11,7 @@ import { installRouting } from '../actors/routing/feature.js';
 import { installProducers } from '../actors/producers/feature.js';
 import { installTime } from '../actors/scheduler/index.js';
 import { installTransactions } from '../actors/transactions/index.js';
+import { installQueues } from '../actors/queue/service.js';
 
 export interface FeatureContext {
   gateway: Gateway;
@@ -33,6 +34,7 @@ const installers: Installer[] = [
   installProducers, // exactly-once append: init_producer
   (ctx) => installTime(ctx), // time: delayed messages (src/actors/scheduler/)
   installTransactions,
+  installQueues,
 ];
 
 export async function installFeatures(ctx: FeatureContext): Promise<Feature[]> {

@@ -70,7 +70,8 @@ export type Request =
   | UnsubscribeRequest | PingRequest
   | RoutingRequest
   | InitProducerRequest
-  | TxnBeginRequest | TxnProduceRequest | TxnCommitRequest | TxnRollbackRequest | TxnCheckerRequest | TxnListRequest;
+  | TxnBeginRequest | TxnProduceRequest | TxnCommitRequest | TxnRollbackRequest | TxnCheckerRequest | TxnListRequest
+  | QueueRequest;
 export type RequestOp = Request['op'];
 
 // ---------------------------------------------------------------- broker → client
@@ -98,7 +99,11 @@ export interface ErrorFrame {
   details?: Record<string, unknown>;
 }
 /** Push: a batch of stored records for a subscription. Uses one credit per record. */
-export interface DeliverFrame { op: 'deliver'; sub: number; topic: string; partition: number; records: Uint8Array; count: number; next: number }
+export interface DeliverFrame {
+  op: 'deliver'; sub: number; topic: string; partition: number; records: Uint8Array; count: number; next: number;
+  /** Queue subscriptions: u16 LE delivery count per record; absent when every one is a first delivery. */
+  deliveries?: Uint8Array;
+}
 /** Push: partitions this subscription now owns, with the offset delivery starts from. */
 export interface AssignFrame { op: 'assign'; sub: number; generation: number; partitions: Array<[partition: number, offset: number]> }
 /** Push (groups): stop, commit what was processed, then answer with `revoked`. */
@@ -185,3 +190,33 @@ export interface TxnInfo {
 export interface TxnListResult { transactions: TxnInfo[]; truncated: boolean }
 /** Push to a checker: decide this transaction with txn_commit or txn_rollback (or leave it). */
 export interface TxnCheckFrame { op: 'txn_check'; txn: number; topic: string; producerGroup: string; messages: number; begunAt: number; checks: number }
+// ---------------------------------------------------------------- queues (work queues: src/actors/queue)
+/**
+ * Consume `topic` as a work queue shared by `group`: each message goes to one consumer of the group
+ * at a time and is acked or nacked one by one. Answer: `sub` (≥ 2^30, distinct from `subscribe`'s).
+ * Deliveries are `deliver` frames (with `deliveries`), at most `prefetch` unacked per consumer.
+ */
+export interface QueueSubscribeRequest {
+  op: 'queue_subscribe'; id: number; topic: string; group: string;
+  /** Unacknowledged messages this consumer may hold. Default 100, at most 10 000. */
+  prefetch?: number;
+  /** Where a new group starts (ignored once the group exists). Default 'earliest'. */
+  from?: 'earliest' | 'latest';
+}
+/** `ranges`: flat [from, to) offset pairs of one partition. With `id`, answered with `count` applied. */
+export interface AckRequest { op: 'ack'; id?: number; sub: number; partition: number; ranges: number[] }
+export interface NackRequest {
+  op: 'nack'; id?: number; sub: number; partition: number; ranges: number[];
+  /** retry: redeliver after the topic's retryBackoff; fatal: to the dead-letter topic now. */
+  action: 'retry' | 'fatal';
+  reason?: string;
+}
+/**
+ * Leave the group after settling what was handled: the messages this consumer still holds go to
+ * others with their delivery undone (count not raised). A disconnect instead counts the delivery.
+ */
+export interface QueueUnsubscribeRequest { op: 'queue_unsubscribe'; id: number; sub: number }
+/** Move the topic's dead letters (not redriven before) back to it. Answer: `moved`, `deadLetterTopic`. */
+export interface DlqRedriveRequest { op: 'dlq_redrive'; id: number; topic: string }
+export type QueueRequest = QueueSubscribeRequest | AckRequest | NackRequest | QueueUnsubscribeRequest | DlqRedriveRequest;
+export interface DlqRedriveResult { topic: string; deadLetterTopic: string; moved: number }

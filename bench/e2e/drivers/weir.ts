@@ -1,11 +1,12 @@
 /**
  * The weir Driver, on the SDK. One produce() call per batch: the SDK's own coalescing is set so a
  * batch is exactly one frame (lingerMs 0, batchMessages = the workload's batch size, batchBytes
- * large enough for a whole batch). Consumers join one group per topic with a large credit window.
+ * large enough for a whole batch). Consumers join one group per topic with a large credit window,
+ * or, with `workload.consumeMode: 'queue'`, one queue group (prefetch from the workload, auto-ack).
  *
  * Config (DriverSpec.config): `url` (required), `credits` (per-partition credit window, default 10 000).
  */
-import { connect, type ProduceMessage, type Subscription, type WeirClient } from '../../../src/client/index.js';
+import { connect, type ProduceMessage, type QueueSubscription, type Subscription, type WeirClient } from '../../../src/client/index.js';
 import { within } from '../clock.js';
 import type { Driver, DriverConfig, DriverSubscribeOptions, DriverSubscription, MessageListener, ProduceBatch } from '../driver.js';
 import type { Workload } from '../workload.js';
@@ -30,7 +31,7 @@ const ASSIGN_WAIT_MS = 5_000;
 class WeirDriver implements Driver {
   readonly name = 'weir';
   private client: WeirClient | null = null;
-  private readonly subs = new Set<Subscription>();
+  private readonly subs = new Set<Subscription | QueueSubscription>();
 
   constructor(
     private readonly config: WeirDriverConfig,
@@ -72,6 +73,20 @@ class WeirDriver implements Driver {
   }
 
   async subscribe(topic: string, options: DriverSubscribeOptions, onMessage: MessageListener): Promise<DriverSubscription> {
+    if (this.workload.consumeMode === 'queue') {
+      const q = await this.c.subscribe(
+        topic,
+        { mode: 'queue', group: options.subscription, from: options.fromBeginning ? 'earliest' : 'latest', prefetch: this.workload.prefetch },
+        (m) => onMessage(m.value), // resolves: acked
+      );
+      this.subs.add(q);
+      return {
+        close: async () => {
+          this.subs.delete(q);
+          await q.close();
+        },
+      };
+    }
     let assigned!: () => void;
     const firstAssign = new Promise<void>((resolve) => (assigned = resolve));
     const sub = await this.c.subscribe(

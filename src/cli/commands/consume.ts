@@ -6,11 +6,13 @@
  * it runs until SIGINT/SIGTERM (or `io.signal`), then commits and exits 0.
  * With `--pattern P` it consumes every topic matching P (and those created later) and each line
  * starts with the topic. `@TIMESTAMP` is ms since the epoch or an ISO date (`@2024-05-01T00:00:00Z`).
+ * `--queue` (with `--group`) consumes as a work queue (docs/queues.md): each printed message is acked;
+ * `--prefetch N` bounds the messages held unacknowledged (default 100).
  */
 import { connect, DEFAULT_URL, type Message, type StartPosition, type WeirClientError } from '../../client/index.js';
 import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
 
-const USAGE = 'usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N]\n';
+const USAGE = 'usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]\n';
 
 /** Thrown by the handler once --count is reached: the message is not processed, so not committed. */
 const STOP = Symbol('stop');
@@ -37,6 +39,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       from: { type: 'string' },
       count: { type: 'string', short: 'n' },
       pattern: { type: 'string', short: 'p' },
+      queue: { type: 'boolean', default: false },
+      prefetch: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help) {
@@ -50,6 +54,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const from = parseFrom(values.from);
     const count = nonNegativeInt(values.count, 'count');
     if (count === 0) return EXIT_OK;
+    if (values.queue) return consumeQueue(topic, values.url!, values.group, from, count, nonNegativeInt(values.prefetch, 'prefetch'), io);
+    if (values.prefetch !== undefined) throw new UsageError('--prefetch needs --queue');
 
     const client = await connect(values.url!);
     let printed = 0;
@@ -87,4 +93,56 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     }
     return EXIT_OK;
   });
+}
+
+/** `--queue`: print and ack each message; the ones beyond --count are left to the group's other consumers. */
+async function consumeQueue(
+  topic: string,
+  url: string,
+  group: string | undefined,
+  from: StartPosition | undefined,
+  count: number | undefined,
+  prefetch: number | undefined,
+  io: CommandIo,
+): Promise<number> {
+  if (group === undefined) throw new UsageError('--queue needs --group G');
+  if (from !== undefined && from !== 'earliest' && from !== 'latest') throw new UsageError('--queue starts a new group at --from earliest (default) or latest');
+  if (prefetch === 0) throw new UsageError('--prefetch must be at least 1');
+  const client = await connect(url);
+  let printed = 0;
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const onSignal = (): void => stop();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  io.signal?.addEventListener('abort', onSignal, { once: true });
+  try {
+    const sub = await client.subscribe(
+      topic,
+      {
+        mode: 'queue',
+        group,
+        ...(from !== undefined ? { from } : {}),
+        prefetch: prefetch ?? (count !== undefined ? Math.max(1, Math.min(100, count)) : 100),
+        autoAck: false,
+        onError: (err: WeirClientError) => io.stderr.write(`weir consume: ${describeError(err)}\n`),
+      },
+      async (m) => {
+        if (count !== undefined && printed >= count) return; // left unacked: released when we leave
+        printed++;
+        const redelivered = m.deliveryCount > 1 ? ` (delivery ${m.deliveryCount})` : '';
+        await write(io.stdout, `${m.partition} ${m.offset} ${m.key ?? ''} ${decoder.decode(m.value)}${redelivered}\n`);
+        m.ack();
+        if (count !== undefined && printed >= count) stop();
+      },
+    );
+    await stopped;
+    await sub.close(); // sends the acks, leaves the group
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    io.signal?.removeEventListener('abort', onSignal);
+    await client.close();
+  }
+  return EXIT_OK;
 }

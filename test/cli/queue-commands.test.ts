@@ -1,0 +1,64 @@
+import { PassThrough, Readable } from 'node:stream';
+import { afterEach, expect, it } from 'vitest';
+import { run as consume } from '../../src/cli/commands/consume.js';
+import { run as dlq } from '../../src/cli/commands/dlq.js';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { Clients } from '../actors/queue/helpers.js';
+
+let tb: TestBroker | undefined;
+const clients = new Clients();
+afterEach(async () => {
+  await clients.closeAll();
+  await tb?.stop();
+  tb = undefined;
+});
+
+function io(): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let o = '';
+  let e = '';
+  stdout.on('data', (d: Buffer) => (o += d.toString()));
+  stderr.on('data', (d: Buffer) => (e += d.toString()));
+  return { stdout, stderr, stdin: Readable.from(['']), out: () => o, err: () => e };
+}
+
+it('weir consume --queue shares messages between runs; weir dlq read and redrive', async () => {
+  tb = await startTestBroker();
+  const url = tb.url;
+  const p = await clients.open(url);
+  await p.createTopic('jobs', { partitions: 1 });
+  await p.produce('jobs', ['a', 'b', 'c', 'd', 'e'].map((value) => ({ key: `k-${value}`, value })));
+
+  let t = io();
+  expect(await consume(['jobs', '--queue', '--group', 'workers', '--count', '3', '--url', url], t)).toBe(0);
+  expect(t.out()).toBe('0 0 k-a a\n0 1 k-b b\n0 2 k-c c\n');
+  t = io();
+  expect(await consume(['jobs', '--queue', '--group', 'workers', '--count', '2', '--url', url], t)).toBe(0);
+  expect(t.out()).toBe('0 3 k-d d\n0 4 k-e e\n');
+  expect(await consume(['jobs', '--queue', '--url', url], io())).toBe(2); // needs --group
+
+  // Reject two messages for good, then look at them and redrive them.
+  await p.produce('jobs', [{ key: 'k-x', value: 'x' }, { key: 'k-y', value: 'y' }]);
+  const c = await clients.open(url);
+  const sub = await c.subscribe('jobs', { mode: 'queue', group: 'workers' }, (m) => m.nack({ fatal: true, reason: 'malformed' }));
+  let letters = '';
+  for (let i = 0; i < 100 && letters.split('\n').length < 3; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    t = io();
+    expect(await dlq(['read', 'jobs', '--url', url], t)).toBe(0);
+    letters = t.out();
+  }
+  await sub.close();
+  expect(letters).toBe(
+    '0 0 REASON="rejected: malformed" FROM=jobs/0/5 GROUP=workers DELIVERIES=1 k-x x\n' +
+      '0 1 REASON="rejected: malformed" FROM=jobs/0/6 GROUP=workers DELIVERIES=1 k-y y\n',
+  );
+  t = io();
+  expect(await dlq(['redrive', 'jobs', '--url', url], t)).toBe(0);
+  expect(t.out()).toBe('redriven 2 jobs\n');
+  t = io();
+  expect(await consume(['jobs', '--queue', '--group', 'workers', '--count', '2', '--url', url], t)).toBe(0);
+  expect(t.out()).toBe('0 7 k-x x\n0 8 k-y y\n');
+  expect(await dlq(['frob', 'jobs'], io())).toBe(2);
+});
