@@ -47,6 +47,11 @@ const list: Preset[] = [
     workload: { partitionsPerTopic: 8, producersPerTopic: 1, consumersPerTopic: 4, producerRate: 0, messageSize: 100, consumeMode: 'queue', prefetch: 100 },
   },
   {
+    name: 'delay-1s',
+    description: 'fixed 5,000 msg/s, 100 B, 8 partitions, every message delayed 1 s (deliverAt): end-to-end latency is the lateness after the due time; weir only (no packaged peer has delayed delivery)',
+    workload: { partitionsPerTopic: 8, producerRate: 5_000, messageSize: 100, lingerMs: 1, delayMs: 1_000 },
+  },
+  {
     name: 'scale-64p',
     description: 'max rate, 100 B, 64 partitions (64 partition threads), 1 producer/1 consumer',
     workload: { partitionsPerTopic: 64, producerRate: 0, messageSize: 100 },

@@ -151,7 +151,9 @@ export class ProducerLoop {
     const w = this.w;
     const size = w.messageSize;
     const values = this.template.slice(0, n * size);
-    for (let k = 0; k < n; k++) writeStamp(values, k * size, first + k * step);
+    // Delayed runs stamp the due time: the consumer's latency is then lateness after due.
+    const due = first + w.delayMs;
+    for (let k = 0; k < n; k++) writeStamp(values, k * size, due + k * step);
     let keys: string[] | null = null;
     const pool = this.keyPool;
     if (pool !== null) {

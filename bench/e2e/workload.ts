@@ -62,6 +62,11 @@ export interface Workload {
   consumeMode: 'log' | 'queue';
   /** Queue mode: unacknowledged messages per consumer. */
   prefetch: number;
+  /**
+   * > 0: every message is produced as a delayed message due this many ms after its intended send
+   * time (weir: `deliverAt`). Its stamp is the due time, so end-to-end latency is lateness after due.
+   */
+  delayMs: number;
 }
 
 export const DEFAULT_WORKLOAD: Workload = {
@@ -84,6 +89,7 @@ export const DEFAULT_WORKLOAD: Workload = {
   backlogBytes: 0,
   consumeMode: 'log',
   prefetch: 100,
+  delayMs: 0,
 };
 
 /** Throws a readable error for a workload that cannot run. */
@@ -111,6 +117,7 @@ export function validateWorkload(w: Workload): Workload {
   num('durationSeconds', 0.1);
   num('backlogBytes', 0);
   int('prefetch', 1);
+  num('delayMs', 0);
   if (w.consumeMode !== 'log' && w.consumeMode !== 'queue') throw new Error(`workload.consumeMode must be log or queue, got ${String(w.consumeMode)}`);
   if (!['none', 'round-robin', 'random'].includes(w.keyDistribution)) throw new Error(`workload.keyDistribution must be none, round-robin or random, got ${w.keyDistribution}`);
   if (!/^(never|always|interval:\d+)$/.test(w.fsync)) throw new Error(`workload.fsync must be never, always or interval:MS, got ${w.fsync}`);
@@ -125,7 +132,7 @@ export function describeWorkload(w: Workload): string {
   const shape = `${w.topics} topic${w.topics > 1 ? 's' : ''} × ${w.partitionsPerTopic} partition${w.partitionsPerTopic > 1 ? 's' : ''}`;
   const clients = `${w.producersPerTopic} producer${w.producersPerTopic > 1 ? 's' : ''}/${w.consumersPerTopic} consumer${w.consumersPerTopic === 1 ? '' : 's'} per topic`;
   const backlog = w.backlogBytes > 0 ? `, backlog ${formatBytes(w.backlogBytes)} then drain` : '';
-  const queue = w.consumeMode === 'queue' ? `, queue mode (prefetch ${w.prefetch}, ack per message)` : '';
+  const queue = (w.consumeMode === 'queue' ? `, queue mode (prefetch ${w.prefetch}, ack per message)` : '') + (w.delayMs > 0 ? `, every message delayed ${w.delayMs} ms (latency = after due)` : '');
   return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
 }
 

@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildWorkload, PRESETS } from '../e2e/presets.js';
+import type { Workload } from '../e2e/workload.js';
 import { collectEnvironment } from '../e2e/report.js';
 import { runWorkload } from '../e2e/runner.js';
 import { projectRoot } from '../e2e/weir-broker.js';
@@ -48,6 +49,18 @@ const MAPPING_NOTES = [
   'Consume: weir: consumer group, credit window 10 000 per partition; NATS: durable pull consumer, AckPolicy None, consume() with a 10 000-message buffer; RabbitMQ: prefetch 1 000 per queue consumer, manual acks with multiple=true every 200 messages or 20 ms; Redis: XREADGROUP … BLOCK 100 NOACK, COUNT 1000 per stream.',
   'Every system runs as a separate process on the same 2 cores as the load generator (its producer and consumer threads); servers are started fresh for each run with an empty data directory under the OS temp dir, listening on 127.0.0.1 only.',
 ];
+
+/**
+ * Presets a peer cannot run like for like: queue mode (one ack per message, prefetch) is RabbitMQ's
+ * model, the peer the issue names for it; delayed delivery needs a broker feature none of the
+ * Debian-packaged peers has (RabbitMQ's delayed-message exchange is a separate plugin; Redis Streams
+ * and the packaged NATS server have none), and emulating it client-side would not measure the broker.
+ */
+function peerCannotRun(system: PeerSystem, w: Workload): string | null {
+  if (w.delayMs > 0) return 'not run: no native delayed delivery in the packaged server';
+  if (w.consumeMode === 'queue' && !system.startsWith('rabbitmq')) return 'not run: queue mode (ack per message) is compared with RabbitMQ';
+  return null;
+}
 
 function parse(): {
   presets: string[];
@@ -175,6 +188,11 @@ async function main(): Promise<void> {
         if (interrupted) break;
         const res = results.get(system)!;
         if (system !== 'weir') {
+          const unfit = peerCannotRun(system as PeerSystem, workload);
+          if (unfit !== null) {
+            if (!res.problems.includes(unfit)) res.problems.push(unfit);
+            continue;
+          }
           const peer = SYSTEM_PEER[system as PeerSystem];
           const why = unavailable.get(peer);
           if (why !== undefined) {

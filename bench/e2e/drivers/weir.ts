@@ -7,7 +7,7 @@
  * Config (DriverSpec.config): `url` (required), `credits` (per-partition credit window, default 10 000).
  */
 import { connect, type ProduceMessage, type QueueSubscription, type Subscription, type WeirClient } from '../../../src/client/index.js';
-import { within } from '../clock.js';
+import { readStamp, within } from '../clock.js';
 import type { Driver, DriverConfig, DriverSubscribeOptions, DriverSubscription, MessageListener, ProduceBatch } from '../driver.js';
 import type { Workload } from '../workload.js';
 
@@ -66,8 +66,12 @@ class WeirDriver implements Driver {
   async produce(topic: string, batch: ProduceBatch): Promise<void> {
     const { values, size, count, keys } = batch;
     const messages = new Array<ProduceMessage>(count);
+    const delayed = this.workload.delayMs > 0;
     for (let i = 0; i < count; i++) {
-      messages[i] = { key: keys === null ? null : keys[i]!, value: values.subarray(i * size, (i + 1) * size) };
+      const value = values.subarray(i * size, (i + 1) * size);
+      messages[i] = { key: keys === null ? null : keys[i]!, value };
+      // The stamp is the due time (see ProducerLoop): deliver then.
+      if (delayed) messages[i]!.deliverAt = Math.ceil(readStamp(value));
     }
     await this.c.produce(topic, messages);
   }

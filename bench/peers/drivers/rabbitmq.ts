@@ -14,7 +14,9 @@
  * consumer on each of the N queues; manual acks, sent in batches with `multiple=true` every
  * `ackEvery` messages (default 200) and at least every 20 ms: cheap like weir's offset commits,
  * and it keeps the prefetch window (RabbitMQ's flow control) in force, which no-ack would not.
- * Members of a group are competing consumers on the same queues. `fromBeginning` has no meaning for
+ * Members of a group are competing consumers on the same queues. In queue mode
+ * (`workload.consumeMode: 'queue'`) the prefetch is the workload's and every message is acked on its
+ * own (multiple=false), like weir's queue consumers. `fromBeginning` has no meaning for
  * a queue: a consumer gets whatever is in it.
  *
  * Config: `{ url: 'amqp://guest:guest@127.0.0.1:PORT', queueType: 'quorum' | 'classic' }`.
@@ -106,8 +108,11 @@ class RabbitDriver implements Driver {
     const ch = await this.conn.createChannel();
     ch.on('error', () => undefined);
     this.channels.add(ch);
-    const prefetch = this.config.prefetch ?? 1000;
-    const ackEvery = Math.max(1, Math.min(this.config.ackEvery ?? 200, prefetch >> 1));
+    // Queue mode: the workload's prefetch and one ack per message (multiple=false), as weir's queue
+    // consumers do; log mode: a large prefetch and cumulative acks.
+    const queueMode = this.workload.consumeMode === 'queue';
+    const prefetch = queueMode ? this.workload.prefetch : (this.config.prefetch ?? 1000);
+    const ackEvery = queueMode ? 1 : Math.max(1, Math.min(this.config.ackEvery ?? 200, prefetch >> 1));
     await ch.prefetch(prefetch, false);
     let last: ConsumeMessage | null = null;
     let pending = 0;
@@ -125,6 +130,10 @@ class RabbitDriver implements Driver {
         (msg) => {
           if (msg === null) return; // cancelled by the server
           onMessage(msg.content);
+          if (queueMode) {
+            ch.ack(msg, false);
+            return;
+          }
           last = msg;
           if (++pending >= ackEvery) flush();
         },
