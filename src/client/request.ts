@@ -58,14 +58,22 @@ export class Requester {
     conn.on('reconnect', () => {
       const name = this.inbox;
       if (name === null) return;
-      this.claiming = this.conn.request<InboxResult>({ op: 'inbox', name }).then(
+      const reclaim = this.conn.request<InboxResult>({ op: 'inbox', name }).then(
         (r) => (this.inbox = r.inbox),
         () => {
+          // Taken meanwhile or refused: any new inbox will do for requests sent from now on.
           this.inbox = null;
           this.claiming = null;
           return this.ensureInbox();
         },
       );
+      this.claiming = reclaim;
+      // Nobody may be waiting on this claim (no request in flight), and the fallback can fail too
+      // (e.g. the client closes meanwhile): observe the rejection here so it is never unhandled;
+      // requests awaiting `claiming` still get it, and the next request claims afresh.
+      reclaim.catch(() => {
+        if (this.claiming === reclaim) this.claiming = null;
+      });
     });
   }
 
