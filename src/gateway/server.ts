@@ -467,8 +467,17 @@ export class Gateway {
 
   /** Validate and index a producer batch into this.index; throws BAD_BATCH / MESSAGE_TOO_LARGE. */
   private scan(records: Uint8Array): void {
+    this.scanBatch(records, this.index);
+  }
+
+  /**
+   * For feature modules: validate a client's record batch and index it into `index` with the
+   * broker's limits (maxMessageBytes per record; at most `maxRecords`, default maxRecordsPerBatch).
+   * Throws WeirError MESSAGE_TOO_LARGE for an oversize record, BAD_BATCH for any other defect.
+   */
+  scanBatch(records: Uint8Array, index: RecordIndex, maxRecords = this.config.maxRecordsPerBatch): void {
     try {
-      scanBatch(records, this.index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: this.config.maxRecordsPerBatch });
+      scanBatch(records, index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: Math.min(maxRecords, this.config.maxRecordsPerBatch) });
     } catch (err) {
       if (err instanceof BatchFormatError) {
         if (err.defect === 'RECORD_TOO_LARGE') {

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { GROUP_NAME, type ResetTarget } from '../../protocol/frames.js';
-import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
+import { RecordIndex } from '../../protocol/record.js';
 import { FetchMode } from '../../partition-worker/protocol.js';
 import type { Feature, FeatureContext } from '../../gateway/features.js';
 import { subscribeOptionsOf, type Frame, type Gateway, type GatewayConnection, type SubscribeOptions } from '../../gateway/server.js';
@@ -20,7 +20,6 @@ import { compilePattern, matchesTopic, patternProblem, type TopicPattern } from 
 const MAX_PATTERNS_PER_CONNECTION = 64;
 /** Records in one `reply` (a reply is a message or a few, not a stream). */
 const MAX_REPLY_RECORDS = 1000;
-const MAX_REPLY_RECORD_BYTES = 1024 * 1024;
 
 interface PatternSubscription {
   readonly id: number;
@@ -97,12 +96,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     if (typeof f.to !== 'string') throw badRequest('to', '"to" must be the inbox name from the request\'s weir-reply-to header');
     const records = f.records;
     if (!(records instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
-    try {
-      scanBatch(records, replyIndex, { maxRecordBytes: MAX_REPLY_RECORD_BYTES, maxRecords: MAX_REPLY_RECORDS });
-    } catch (err) {
-      if (err instanceof BatchFormatError) throw new WeirError(ErrorCode.BAD_BATCH, err.message, { details: { defect: err.defect, record: err.recordIndex, position: err.position } });
-      throw err;
-    }
+    gateway.scanBatch(records, replyIndex, MAX_REPLY_RECORDS); // same checks and codes as produce
     const owner = inboxes.owner(f.to);
     if (owner === undefined || owner.closed) {
       throw new WeirError(ErrorCode.NO_REPLY_INBOX, `no connection holds inbox ${JSON.stringify(f.to.slice(0, 80))}: the requester disconnected (its request may have timed out)`, { details: { to: f.to } });

@@ -183,3 +183,18 @@ it('a client closed while it re-claims its inbox after a reconnect leaves no unh
     process.off('unhandledRejection', onUnhandled);
   }
 });
+
+it('reply checks records like produce does: maxMessageBytes of the broker, MESSAGE_TOO_LARGE for an oversize record', async () => {
+  tb = await startTestBroker({ gateway: { maxMessageBytes: 4096 } });
+  const a = await RawClient.connect(tb.url);
+  const b = await RawClient.connect(tb.url);
+  raws.push(a, b);
+  const inbox = await a.request({ op: 'inbox' });
+  const big = new BatchBuilder(8192);
+  big.add(null, 'x'.repeat(5000), { 'weir-correlation-id': 'c1' });
+  expect(await b.request({ op: 'reply', to: inbox.inbox, records: big.take() })).toMatchObject({ op: 'error', code: 'MESSAGE_TOO_LARGE', details: { record: 0 } });
+  const fits = new BatchBuilder(4096);
+  fits.add(null, 'x'.repeat(3000), { 'weir-correlation-id': 'c2' });
+  expect(await b.request({ op: 'reply', to: inbox.inbox, records: fits.take() })).toMatchObject({ op: 'result' });
+  expect((await a.waitFor((f) => f.op === 'reply')).inbox).toBe(inbox.inbox);
+});
