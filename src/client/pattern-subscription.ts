@@ -11,7 +11,7 @@ import { ErrorCode } from '../protocol/codes.js';
 import type { PatternSubscribeResult, StartPosition } from '../protocol/frames.js';
 import { asClientError, type Connection } from './connection.js';
 import { Emitter } from './emitter.js';
-import { WeirClientError } from './errors.js';
+import { WeirClientError, badResponse } from './errors.js';
 import { Subscription } from './subscription.js';
 import type { MessageHandler, SubscribeOptions } from './types.js';
 
@@ -90,15 +90,15 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
       {
         // Synchronous: the `matched` pushes follow the result in the same read.
         onResult: (r) => {
-          if (typeof r.pattern !== 'number') throw new WeirClientError('BAD_RESPONSE', 'pattern subscribe result has no pattern id', { retryable: false });
-          this.id = r.pattern;
+          if (typeof r.patternSub !== 'number') throw badResponse('pattern subscribe result has no "patternSub" id');
+          this.id = r.patternSub;
         },
       },
     );
   }
 
   private onMatched(f: Record<string, unknown>): void {
-    if (this.id === null || f.pattern !== this.id || typeof f.topic !== 'string' || typeof f.sub !== 'number') return;
+    if (this.id === null || f.patternSub !== this.id || typeof f.topic !== 'string' || typeof f.sub !== 'number') return;
     if (this.state === 'closing' || this.state === 'closed') return; // unsubscribe_pattern ends it on the broker
     const existing = this.children.get(f.topic);
     if (existing) {
@@ -147,7 +147,7 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
     const id = this.id;
     if (id !== null) {
       try {
-        await this.conn.request({ op: 'unsubscribe_pattern', pattern: id });
+        await this.conn.request({ op: 'unsubscribe_pattern', patternSub: id });
       } catch (err) {
         const e = asClientError(err, 'unsubscribe_pattern');
         if (e.code !== ErrorCode.CONNECTION_CLOSED && e.code !== ErrorCode.UNKNOWN_SUBSCRIPTION) this.emit('error', e);

@@ -114,7 +114,7 @@ export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame 
 // ---------------------------------------------------------------- routing (docs/routing.md)
 /**
  * `subscribe` with `pattern` instead of `topic` (exactly one of them): words separated by `.`, `*`
- * one word, `#` zero or more. Answered with `{pattern}`, then one `matched` push per matching topic
+ * one word, `#` zero or more. Answered with `{patternSub}` (the pattern subscription's id), then one `matched` push per matching topic
  * (now and whenever one is created); each names an ordinary subscription (`sub`) of that topic.
  */
 export interface PatternSubscribeRequest {
@@ -122,11 +122,11 @@ export interface PatternSubscribeRequest {
   /** Per topic, per partition: where to start instead of `from` (a client resubscribing after a reconnect). */
   resume?: Record<string, Record<string, number>>;
 }
-export interface PatternSubscribeResult { pattern: number }
-/** Push: pattern subscription `pattern` now also covers `topic` through subscription `sub`. */
-export interface MatchedFrame { op: 'matched'; pattern: number; topic: string; sub: number }
+export interface PatternSubscribeResult { patternSub: number }
+/** Push: pattern subscription `patternSub` now also covers `topic` through subscription `sub`. */
+export interface MatchedFrame { op: 'matched'; patternSub: number; topic: string; sub: number }
 /** End a pattern subscription and every subscription it opened. */
-export interface UnsubscribePatternRequest { op: 'unsubscribe_pattern'; id: number; pattern: number }
+export interface UnsubscribePatternRequest { op: 'unsubscribe_pattern'; id: number; patternSub: number }
 /** Bind a reply inbox to this connection; `name` re-claims an earlier one (after a reconnect) if free. */
 export interface InboxRequest { op: 'inbox'; id: number; name?: string }
 export interface InboxResult { inbox: string }

@@ -49,7 +49,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     const sub = gateway.subscribeTopic(ps.conn, topic, options);
     ps.children.set(topic.name, sub);
     // Queued before the subscription's first `assign`, which needs at least one partition round trip.
-    gateway.send(ps.conn, { op: 'matched', pattern: ps.id, topic: topic.name, sub });
+    gateway.send(ps.conn, { op: 'matched', patternSub: ps.id, topic: topic.name, sub });
   };
 
   gateway.setPatternSubscribeHandler((conn, id, f) => {
@@ -62,7 +62,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     if (mine.size >= MAX_PATTERNS_PER_CONNECTION) throw badRequest('pattern', `at most ${MAX_PATTERNS_PER_CONNECTION} pattern subscriptions per connection`);
     const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map() };
     mine.set(ps.id, ps);
-    gateway.send(conn, { op: 'result', id, pattern: ps.id });
+    gateway.send(conn, { op: 'result', id, patternSub: ps.id });
     for (const topic of [...gateway.topics.all()]) cover(ps, topic, false);
   });
 
@@ -73,9 +73,10 @@ export function installRouting({ gateway }: FeatureContext): Feature {
   });
 
   gateway.registerOp('unsubscribe_pattern', (conn, id, f: Frame) => {
-    const pid = f.pattern;
-    const ps = typeof pid === 'number' ? patterns.get(conn)?.get(pid) : undefined;
-    if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${String(pid)} on this connection`, { details: { pattern: pid } });
+    const pid = f.patternSub;
+    if (!isNonNegInt(pid)) throw badRequest('patternSub', '"patternSub" must be the id a pattern subscribe answered with');
+    const ps = patterns.get(conn)?.get(pid);
+    if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${pid} on this connection`, { details: { patternSub: pid } });
     patterns.get(conn)!.delete(ps.id);
     for (const sub of ps.children.values()) gateway.unsubscribeById(conn, sub);
     if (id !== undefined) gateway.send(conn, { op: 'result', id });

@@ -88,14 +88,17 @@ it('"#" covers every (non-internal) topic, and subscribe needs exactly one of to
   const m1 = await raw.waitFor((f) => f.op === 'matched');
   const m2 = await raw.waitFor((f) => f.op === 'matched');
   expect([m1.topic, m2.topic].sort()).toEqual(['a', 'a.b.c']);
-  expect(m1.pattern).toBe(ok.pattern);
+  expect(m1.patternSub).toBe(ok.patternSub);
+  expect(typeof ok.patternSub).toBe('number');
   await admin.produce('a.b.c', [{ value: 'x' }]);
   const d = await raw.waitFor((f) => f.op === 'deliver');
   expect(d.topic).toBe('a.b.c');
   expect(d.sub).toBe(m1.topic === 'a.b.c' ? m1.sub : m2.sub);
-  const un = await raw.request({ op: 'unsubscribe_pattern', pattern: ok.pattern });
+  const notAnId = await raw.request({ op: 'unsubscribe_pattern', patternSub: 'a.#' });
+  expect(notAnId).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'patternSub' } });
+  const un = await raw.request({ op: 'unsubscribe_pattern', patternSub: ok.patternSub });
   expect(un.op).toBe('result');
-  const again = await raw.request({ op: 'unsubscribe_pattern', pattern: ok.pattern });
+  const again = await raw.request({ op: 'unsubscribe_pattern', patternSub: ok.patternSub });
   expect(again).toMatchObject({ op: 'error', code: 'UNKNOWN_SUBSCRIPTION' });
 });
 
