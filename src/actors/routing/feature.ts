@@ -14,7 +14,7 @@ import type { Feature, FeatureContext } from '../../gateway/features.js';
 import { subscribeOptionsOf, type Frame, type Gateway, type GatewayConnection, type SubscribeOptions } from '../../gateway/server.js';
 import type { Topic } from '../topics/registry.js';
 import { InboxRegistry } from './inbox.js';
-import { compilePattern, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
+import { compilePattern, matchesDeadLetterTopic, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
 
 /** Pattern subscriptions one connection may hold (each may open a subscription per topic). */
 const MAX_PATTERNS_PER_CONNECTION = 64;
@@ -39,9 +39,20 @@ export function installRouting({ gateway }: FeatureContext): Feature {
   const replyIndex = new RecordIndex();
   let closed = false;
 
-  /** `created`: the topic did not exist when the subscription started, so all of it is new to it. */
-  const cover = (ps: PatternSubscription, topic: Topic, created: boolean): void => {
-    if (topic.internal || ps.conn.closed || ps.children.has(topic.name) || !matchesTopic(ps.pattern, topic.name)) return;
+  /** Names some topic's config gives as its deadLetterTopic now (whether or not that topic exists yet). */
+  const deadLetterTopics = (): ReadonlySet<string> => {
+    const names = new Set<string>();
+    for (const t of gateway.topics.all()) if (t.config.deadLetterTopic !== null) names.add(t.config.deadLetterTopic);
+    return names;
+  };
+
+  /**
+   * `created`: the topic did not exist when the subscription started, so all of it is new to it.
+   * `deadLetters`: deadLetterTopics(), computed once per batch of cover calls.
+   */
+  const cover = (ps: PatternSubscription, topic: Topic, created: boolean, deadLetters: ReadonlySet<string>): void => {
+    if (topic.internal || ps.conn.closed || ps.children.has(topic.name)) return;
+    if (!(deadLetters.has(topic.name) ? matchesDeadLetterTopic(ps.pattern, topic.name) : matchesTopic(ps.pattern, topic.name))) return;
     const resume = ps.resume.get(topic.name);
     // A topic created after the subscription started is read from its beginning: with 'latest',
     // messages produced right after the creation could land before the start offset is resolved.
@@ -63,13 +74,15 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map() };
     mine.set(ps.id, ps);
     gateway.send(conn, { op: 'result', id, patternSub: ps.id });
-    for (const topic of [...gateway.topics.all()]) cover(ps, topic, false);
+    const deadLetters = deadLetterTopics();
+    for (const topic of [...gateway.topics.all()]) cover(ps, topic, false, deadLetters);
   });
 
   // A pattern subscription that started before a matching topic existed gets it too.
   gateway.topics.onCreated((topic) => {
-    if (closed || topic.internal) return;
-    for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true);
+    if (closed || topic.internal || patterns.size === 0) return;
+    const deadLetters = deadLetterTopics();
+    for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true, deadLetters);
   });
 
   gateway.registerOp('unsubscribe_pattern', (conn, id, f: Frame) => {

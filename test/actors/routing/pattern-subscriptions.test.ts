@@ -222,3 +222,27 @@ function dropSocket(c: WeirClient): void {
   const internals = c as unknown as { conn: { socket: { terminate(): void } | null } };
   internals.conn.socket!.terminate();
 }
+
+it('wildcards do not match dead-letter topics; a pattern naming their last word does', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('orders', { partitions: 1 }); // its dead-letter topic is orders.dlq
+  await admin.createTopic('orders.eu', { partitions: 1 });
+  await admin.createTopic('orders.dlq', { partitions: 1 });
+  await admin.createTopic('pay', { partitions: 1, config: { deadLetterTopic: 'pay-failed' } });
+  await admin.createTopic('notes.dlq', { partitions: 1 }); // nobody's dead-letter topic: an ordinary topic
+  const c = await client(tb.url);
+  const all = await c.subscribePattern('#', { from: 'earliest' }, () => undefined);
+  const orders = await c.subscribePattern('orders.#', { from: 'earliest' }, () => undefined);
+  const deadLetters = await c.subscribePattern('*.dlq', { from: 'earliest' }, () => undefined);
+  const payFailed = await c.subscribePattern('pay-failed', { from: 'earliest' }, () => undefined);
+  // A dead-letter topic created after the subscriptions started (as a queue does on the first dead letter).
+  await admin.createTopic('pay-failed', { partitions: 1 });
+  await admin.createTopic('orders.us', { partitions: 1 });
+  await until(() => all.topics().length === 5 && payFailed.topics().length === 1, 10_000, 'the new topics to be matched');
+  await sleep(200);
+  expect(all.topics()).toEqual(['notes.dlq', 'orders', 'orders.eu', 'orders.us', 'pay']);
+  expect(orders.topics()).toEqual(['orders', 'orders.eu', 'orders.us']);
+  expect(deadLetters.topics()).toEqual(['notes.dlq', 'orders.dlq']);
+  expect(payFailed.topics()).toEqual(['pay-failed']);
+});
