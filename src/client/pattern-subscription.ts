@@ -27,6 +27,8 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
   private id: number | null = null;
   private state: 'subscribing' | 'active' | 'closing' | 'closed' = 'subscribing';
   private readonly children = new Map<string, Subscription>();
+  /** Topics whose subscription ended while this one went on: not consumed again, even after a reconnect. */
+  private readonly excluded = new Set<string>();
   private closing: Promise<void> | null = null;
   private readonly unlisten: Array<() => void> = [];
 
@@ -86,7 +88,7 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
 
   private async subscribe(from: StartPosition | undefined, resume?: Record<string, Record<string, number>>): Promise<void> {
     await this.conn.request<PatternSubscribeResult>(
-      { op: 'subscribe', pattern: this.pattern, group: this.group, from, credits: this.opts.credits ?? 1000, resume },
+      { op: 'subscribe', pattern: this.pattern, group: this.group, from, credits: this.opts.credits ?? 1000, resume, exclude: this.excluded.size > 0 ? [...this.excluded] : undefined },
       {
         // Synchronous: the `matched` pushes follow the result in the same read.
         onResult: (r) => {
@@ -106,7 +108,11 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
       return;
     }
     const child = Subscription.attach(this.conn, f.topic, f.sub, this.opts, this.handler, (s) => {
-      if (this.children.get(s.topic) === s) this.children.delete(s.topic);
+      if (this.children.get(s.topic) !== s) return;
+      this.children.delete(s.topic);
+      // Closed on its own (not as part of closing the pattern): the broker stopped covering the
+      // topic on `unsubscribe`; the resubscription after a reconnect must not bring it back.
+      if (this.state === 'active' || this.state === 'subscribing') this.excluded.add(s.topic);
     });
     child.on('error', (e) => this.emit('error', e));
     this.children.set(f.topic, child);

@@ -197,6 +197,7 @@ export class Gateway {
   private flushScheduled = false;
   private readonly ops = new Map<string, OpHandler>();
   private readonly closeListeners: Array<(conn: GatewayConnection) => void> = [];
+  private readonly unsubscribeListeners: Array<(conn: GatewayConnection, subId: number) => void> = [];
   port = 0;
 
   constructor(
@@ -565,6 +566,11 @@ export class Gateway {
     this.closeListeners.push(listener);
   }
 
+  /** For feature modules: the client ended subscription `subId` with the `unsubscribe` op. */
+  onUnsubscribed(listener: (conn: GatewayConnection, subId: number) => void): void {
+    this.unsubscribeListeners.push(listener);
+  }
+
   /**
    * Take over produce requests whose batch has records with `weir-` headers (index.controlCount > 0):
    * the interceptor rewrites or diverts them and calls `writeIndexed` for what goes to the topic.
@@ -847,6 +853,7 @@ export class Gateway {
   private unsubscribe(conn: Connection, id: number, f: Frame): void {
     const sub = this.subOf(conn, f);
     this.dropSub(sub);
+    for (const l of this.unsubscribeListeners) l(conn, sub.id);
     this.send(conn, { op: 'result', id });
   }
 

@@ -121,6 +121,8 @@ export interface PatternSubscribeRequest {
   op: 'subscribe'; id: number; pattern: string; group?: string; from?: StartPosition; credits: number;
   /** Per topic, per partition: where to start instead of `from` (a client resubscribing after a reconnect). */
   resume?: Record<string, Record<string, number>>;
+  /** Topics not to cover (their subscription was closed by the client before a reconnect). */
+  exclude?: string[];
 }
 export interface PatternSubscribeResult { patternSub: number }
 /** Push: pattern subscription `patternSub` now also covers `topic` through subscription `sub`. */

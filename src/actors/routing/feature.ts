@@ -30,6 +30,8 @@ interface PatternSubscription {
   readonly resume: Map<string, Record<string, number>>;
   /** Topic name → the ordinary subscription opened for it. */
   readonly children: Map<string, number>;
+  /** Topics the client stopped (it unsubscribed their child, or `exclude`d them): never covered again. */
+  readonly excluded: Set<string>;
 }
 
 export function installRouting({ gateway }: FeatureContext): Feature {
@@ -51,7 +53,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
    * `deadLetters`: deadLetterTopics(), computed once per batch of cover calls.
    */
   const cover = (ps: PatternSubscription, topic: Topic, created: boolean, deadLetters: ReadonlySet<string>): void => {
-    if (topic.internal || ps.conn.closed || ps.children.has(topic.name)) return;
+    if (topic.internal || ps.conn.closed || ps.children.has(topic.name) || ps.excluded.has(topic.name)) return;
     if (!(deadLetters.has(topic.name) ? matchesDeadLetterTopic(ps.pattern, topic.name) : matchesTopic(ps.pattern, topic.name))) return;
     const resume = ps.resume.get(topic.name);
     // A topic created after the subscription started is read from its beginning: with 'latest',
@@ -71,7 +73,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     let mine = patterns.get(conn);
     if (!mine) patterns.set(conn, (mine = new Map()));
     if (mine.size >= MAX_PATTERNS_PER_CONNECTION) throw badRequest('pattern', `at most ${MAX_PATTERNS_PER_CONNECTION} pattern subscriptions per connection`);
-    const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map() };
+    const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map(), excluded: excludeOf(f.exclude) };
     mine.set(ps.id, ps);
     gateway.send(conn, { op: 'result', id, patternSub: ps.id });
     const deadLetters = deadLetterTopics();
@@ -145,6 +147,21 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     gateway.send(conn, { op: 'result', id, group, topic: topic.name, offsets: entries });
   });
 
+  // The client closed one topic's subscription of a pattern: that topic is no longer covered
+  // (a stale entry would also keep the id of a subscription that no longer exists).
+  gateway.onUnsubscribed((conn, subId) => {
+    const mine = patterns.get(conn);
+    if (!mine) return;
+    for (const ps of mine.values()) {
+      for (const [topic, sub] of ps.children) {
+        if (sub !== subId) continue;
+        ps.children.delete(topic);
+        ps.excluded.add(topic);
+        return;
+      }
+    }
+  });
+
   gateway.onConnectionClosed((conn) => {
     patterns.delete(conn); // the gateway already dropped the connection's subscriptions
     inboxes.dropOwner(conn);
@@ -175,6 +192,16 @@ function resumeOf(v: unknown): Map<string, Record<string, number>> {
     out.set(topic, o);
   }
   return out;
+}
+
+/** Topics a pattern subscription must not cover (one the client closed before a reconnect). */
+const MAX_EXCLUDED_TOPICS = 10_000;
+function excludeOf(v: unknown): Set<string> {
+  if (v === undefined) return new Set();
+  if (!Array.isArray(v) || v.length > MAX_EXCLUDED_TOPICS || !v.every((t) => typeof t === 'string' && t.length <= 249)) {
+    throw badRequest('exclude', `"exclude" must be an array of at most ${MAX_EXCLUDED_TOPICS} topic names`);
+  }
+  return new Set(v as string[]);
 }
 
 function resetTargetOf(v: unknown): ResetTarget {

@@ -217,6 +217,48 @@ it('without a group: starts at latest, reads topics created later from their sta
   expect(c.stats().reconnects).toBe(1);
 });
 
+it('closing one topic of a pattern subscription stops that topic for good, also after a reconnect', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('ex.a', { partitions: 1 });
+  await admin.createTopic('ex.b', { partitions: 1 });
+  const got: string[] = [];
+  const c = await client(tb.url);
+  const sub = await c.subscribePattern('ex.*', { from: 'earliest' }, (m) => {
+    got.push(`${m.topic}/${text(m)}`);
+  });
+  await until(() => sub.topics().length === 2, 10_000, 'both topics');
+  await sub.subscription('ex.a')!.close();
+  expect(sub.topics()).toEqual(['ex.b']);
+  await admin.produce('ex.a', [{ value: 'a1' }]);
+  await admin.produce('ex.b', [{ value: 'b1' }]);
+  await until(() => got.includes('ex.b/b1'), 10_000, 'b1');
+
+  const reconnected = new Promise((r) => c.on('reconnect', r));
+  dropSocket(c);
+  await reconnected;
+  await admin.produce('ex.a', [{ value: 'a2' }]);
+  await admin.produce('ex.b', [{ value: 'b2' }]);
+  await until(() => got.includes('ex.b/b2'), 10_000, 'b2 after the reconnect');
+  await sleep(300);
+  expect(sub.topics()).toEqual(['ex.b']);
+  expect(got.filter((g) => g.startsWith('ex.a'))).toEqual([]);
+
+  // On the wire: an unsubscribed child is no longer part of its pattern subscription, and `exclude`
+  // keeps topics out from the start.
+  const raw = await RawClient.connect(tb.url);
+  raws.push(raw);
+  const ok = await raw.request({ op: 'subscribe', pattern: 'ex.*', from: 'earliest', credits: 10, exclude: ['ex.b'] });
+  expect(ok.op).toBe('result');
+  const matched = await raw.waitFor((f) => f.op === 'matched');
+  expect(matched.topic).toBe('ex.a');
+  expect(await raw.request({ op: 'unsubscribe', sub: matched.sub })).toMatchObject({ op: 'result' });
+  await admin.createTopic('ex.c', { partitions: 1 });
+  const c3 = await raw.waitFor((f) => f.op === 'matched');
+  expect(c3.topic).toBe('ex.c');
+  expect(await raw.request({ op: 'subscribe', pattern: 'ex.*', credits: 10, exclude: 'ex.b' })).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'exclude' } });
+});
+
 /** Kill the SDK's WebSocket without telling the SDK (what a lost network does). */
 function dropSocket(c: WeirClient): void {
   const internals = c as unknown as { conn: { socket: { terminate(): void } | null } };
