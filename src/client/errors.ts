@@ -67,6 +67,11 @@ export function handlerError(topic: string, partition: number, offset: number, c
   );
 }
 
+/** A call's argument is invalid (checked before anything is sent): BAD_REQUEST with `details.field`. */
+export function badRequest(message: string, field: string): WeirClientError {
+  return new WeirClientError(ErrorCode.BAD_REQUEST, message, { retryable: false, details: { field } });
+}
+
 export function badResponse(message: string, details?: Record<string, unknown>): WeirClientError {
   return new WeirClientError(ClientErrorCode.BAD_RESPONSE, message, details ? { retryable: false, details } : { retryable: false });
 }

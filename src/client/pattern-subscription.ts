@@ -8,7 +8,7 @@
  * Subscription is rebound to its new id (a group resumes from its committed offsets).
  */
 import { ErrorCode } from '../protocol/codes.js';
-import type { PatternSubscribeResult, StartPosition } from '../protocol/frames.js';
+import { isMatchedFrame, type MatchedFrame, type PatternSubscribeResult, type StartPosition } from '../protocol/frames.js';
 import { asClientError, type Connection } from './connection.js';
 import { Emitter } from './emitter.js';
 import { WeirClientError, badResponse } from './errors.js';
@@ -43,7 +43,9 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
     this.pattern = pattern;
     this.group = opts.group;
     this.unlisten.push(
-      conn.onPush('matched', (f) => this.onMatched(f)),
+      conn.onPush('matched', (f) => {
+        if (isMatchedFrame(f)) this.onMatched(f);
+      }),
       conn.on('disconnect', () => this.onDisconnect()),
       conn.on('reconnect', () => void this.onReconnect()),
     );
@@ -99,8 +101,8 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
     );
   }
 
-  private onMatched(f: Record<string, unknown>): void {
-    if (this.id === null || f.patternSub !== this.id || typeof f.topic !== 'string' || typeof f.sub !== 'number') return;
+  private onMatched(f: MatchedFrame): void {
+    if (this.id === null || f.patternSub !== this.id) return;
     if (this.state === 'closing' || this.state === 'closed') return; // unsubscribe_pattern ends it on the broker
     const existing = this.children.get(f.topic);
     if (existing) {

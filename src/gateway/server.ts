@@ -990,7 +990,8 @@ function appendRuns(sink: ByteSink, records: Uint8Array, index: RecordIndex, nex
   sink.append(records, runStart, runEnd);
 }
 
-function badRequest(field: string, message: string): WeirError {
+/** BAD_REQUEST naming the frame field at fault (details.field); for feature modules too. */
+export function badRequest(field: string, message: string): WeirError {
   return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
 }
 
@@ -1000,6 +1001,12 @@ function shuttingDown(): WeirError {
 
 function nonNegInt(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw badRequest(field, `"${field}" must be a non-negative integer`);
+  return v;
+}
+
+/** A consumer group's name from a frame's `field` (BAD_REQUEST with details.field when invalid). */
+export function groupNameOf(v: unknown, field = 'group'): string {
+  if (typeof v !== 'string' || !GROUP_NAME.test(v)) throw badRequest(field, `${field} must be 1-249 characters of A-Z a-z 0-9 . _ -`);
   return v;
 }
 
@@ -1013,10 +1020,7 @@ export interface SubscribeOptions {
 /** Validate `group`, `from` and `credits` of a subscribe frame (BAD_REQUEST with details.field). */
 export function subscribeOptionsOf(f: Frame): SubscribeOptions {
   let group: string | undefined;
-  if (f.group !== undefined) {
-    if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'group must be 1-249 characters of A-Z a-z 0-9 . _ -');
-    group = f.group;
-  }
+  if (f.group !== undefined) group = groupNameOf(f.group);
   const from = parseFrom(f.from);
   const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
   if (credits < 1) throw badRequest('credits', 'credits must be at least 1');

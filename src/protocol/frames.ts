@@ -136,6 +136,14 @@ export interface InboxResult { inbox: string }
 export interface ReplyRequest { op: 'reply'; id: number; to: string; records: Uint8Array }
 /** Push: replies for inbox `inbox` (records in producer form: offsets and timestamps are 0). */
 export interface ReplyFrame { op: 'reply'; inbox: string; records: Uint8Array }
+/** A pushed frame (already decoded, op 'matched') that has MatchedFrame's fields and types. */
+export function isMatchedFrame(f: { readonly [field: string]: unknown }): f is MatchedFrame & { readonly [field: string]: unknown } {
+  return f.op === 'matched' && typeof f.patternSub === 'number' && typeof f.topic === 'string' && typeof f.sub === 'number';
+}
+/** A pushed frame (already decoded, op 'reply') that has ReplyFrame's fields and types. */
+export function isReplyFrame(f: { readonly [field: string]: unknown }): f is ReplyFrame & { readonly [field: string]: unknown } {
+  return f.op === 'reply' && typeof f.inbox === 'string' && f.records instanceof Uint8Array;
+}
 /** Where reset_offsets moves a group: every partition to the same rule. */
 export type ResetTarget = 'earliest' | 'latest' | { offset: number } | { timestamp: number };
 /** Replay: move a (log-mode) group's committed offsets of `topic`; live members restart from them. */

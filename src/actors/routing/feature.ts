@@ -7,11 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { GROUP_NAME, type ResetTarget } from '../../protocol/frames.js';
+import type { ResetTarget } from '../../protocol/frames.js';
 import { RecordIndex } from '../../protocol/record.js';
 import { FetchMode } from '../../partition-worker/protocol.js';
 import type { Feature, FeatureContext } from '../../gateway/features.js';
-import { subscribeOptionsOf, type Frame, type Gateway, type GatewayConnection, type SubscribeOptions } from '../../gateway/server.js';
+import { badRequest, groupNameOf, subscribeOptionsOf, type Frame, type Gateway, type GatewayConnection, type SubscribeOptions } from '../../gateway/server.js';
 import type { Topic } from '../topics/registry.js';
 import { InboxRegistry } from './inbox.js';
 import { compilePattern, matchesDeadLetterTopic, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
@@ -123,8 +123,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
 
   gateway.registerOp('reset_offsets', async (conn, id, f: Frame) => {
     if (id === undefined) throw badRequest('id', '"reset_offsets" needs a non-negative integer "id"');
-    if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'group must be 1-249 characters of A-Z a-z 0-9 . _ -');
-    const group = f.group;
+    const group = groupNameOf(f.group);
     if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
     const topic = gateway.topics.get(f.topic);
     if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
@@ -226,8 +225,4 @@ async function resolveTarget(gateway: Gateway, topic: Topic, partition: number, 
 
 function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
-}
-
-function badRequest(field: string, message: string): WeirError {
-  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
 }
