@@ -31,7 +31,7 @@ import { Producer } from './producer.js';
 import { IdempotentProducer } from './idempotent-producer.js';
 import { Subscription } from './subscription.js';
 import { PatternSubscription } from './pattern-subscription.js';
-import { Requester, responderHandler, type RequestHandler, type RequestOptions, type RespondOptions } from './request.js';
+import { Requester, responderHandler } from './request.js';
 import type { Message } from '../protocol/batch-reader.js';
 import { Transaction, TransactionChecker, decide, listTransactions, type BeginTransactionOptions, type TransactionCheckHandler, type TxnInfo, type TxnState } from './transaction.js';
 import { QueueSubscription, readDeadLetters, type DeadLetter, type QueueMessageHandler, type QueueSubscribeOptions } from './queue.js';
@@ -44,6 +44,9 @@ import type {
   MessageHandler,
   ProduceMessage,
   ProduceOptions,
+  RequestHandler,
+  RequestOptions,
+  RespondOptions,
   SubscribeOptions,
 } from './types.js';
 

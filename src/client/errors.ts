@@ -2,7 +2,7 @@
  * Typed errors of the client SDK. Every error is a `WeirError` (src/common/errors.ts: stable `code`,
  * `retryable`, `details`, `cause`, the `Symbol.for('weir.error')` brand) carrying the broker's code
  * (docs/protocol.md, src/protocol/codes.ts) or one the SDK detects itself (`TIMEOUT`,
- * `CONNECTION_CLOSED`, `HANDLER_ERROR`, `BAD_RESPONSE`).
+ * `CONNECTION_CLOSED`, `RESPONDER_ERROR`, `HANDLER_ERROR`, `BAD_RESPONSE`).
  */
 import { WeirError } from '../common/errors.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
@@ -12,6 +12,8 @@ import type { ErrorFrame } from '../protocol/frames.js';
 export const ClientErrorCode = {
   TIMEOUT: ErrorCode.TIMEOUT,
   CONNECTION_CLOSED: ErrorCode.CONNECTION_CLOSED,
+  /** request(): the responder's handler failed (its message came back in weir-reply-error). */
+  RESPONDER_ERROR: ErrorCode.RESPONDER_ERROR,
   /** A subscription handler threw; `cause` is what it threw. */
   HANDLER_ERROR: 'HANDLER_ERROR',
   /** The broker answered with something that does not follow the protocol. */
@@ -63,6 +65,11 @@ export function handlerError(topic: string, partition: number, offset: number, c
     `handler failed on ${topic}/${partition}@${offset}: ${why}; delivery of partition ${partition} stopped for this subscription`,
     { retryable: false, details: { topic, partition, offset }, cause },
   );
+}
+
+/** A call's argument is invalid (checked before anything is sent): BAD_REQUEST with `details.field`. */
+export function badRequest(message: string, field: string): WeirClientError {
+  return new WeirClientError(ErrorCode.BAD_REQUEST, message, { retryable: false, details: { field } });
 }
 
 export function badResponse(message: string, details?: Record<string, unknown>): WeirClientError {

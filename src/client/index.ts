@@ -5,7 +5,7 @@
 export { connect, WeirClient, DEFAULT_URL, type ClientEvents } from './client.js';
 export { Subscription, type SubscriptionEvents, type PartitionStats } from './subscription.js';
 export { PatternSubscription, type PatternSubscriptionEvents } from './pattern-subscription.js';
-export type { RequestOptions, RespondOptions, RequestHandler, ReplyValue } from './request.js';
+export type { RequestOptions, RespondOptions, RequestHandler, ReplyValue } from './types.js';
 export type { ResetTarget } from '../protocol/frames.js';
 export { QueueSubscription, QueueMessage, type QueueSubscribeOptions, type QueueMessageHandler, type NackOptions, type DeadLetter } from './queue.js';
 export { WeirClientError, ClientErrorCode, isWeirError } from './errors.js';

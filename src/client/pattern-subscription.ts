@@ -8,10 +8,10 @@
  * Subscription is rebound to its new id (a group resumes from its committed offsets).
  */
 import { ErrorCode } from '../protocol/codes.js';
-import type { PatternSubscribeResult, StartPosition } from '../protocol/frames.js';
+import { isMatchedFrame, type MatchedFrame, type PatternSubscribeResult, type StartPosition } from '../protocol/frames.js';
 import { asClientError, type Connection } from './connection.js';
 import { Emitter } from './emitter.js';
-import { WeirClientError } from './errors.js';
+import { WeirClientError, badResponse } from './errors.js';
 import { Subscription } from './subscription.js';
 import type { MessageHandler, SubscribeOptions } from './types.js';
 
@@ -27,6 +27,8 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
   private id: number | null = null;
   private state: 'subscribing' | 'active' | 'closing' | 'closed' = 'subscribing';
   private readonly children = new Map<string, Subscription>();
+  /** Topics whose subscription ended while this one went on: not consumed again, even after a reconnect. */
+  private readonly excluded = new Set<string>();
   private closing: Promise<void> | null = null;
   private readonly unlisten: Array<() => void> = [];
 
@@ -41,7 +43,9 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
     this.pattern = pattern;
     this.group = opts.group;
     this.unlisten.push(
-      conn.onPush('matched', (f) => this.onMatched(f)),
+      conn.onPush('matched', (f) => {
+        if (isMatchedFrame(f)) this.onMatched(f);
+      }),
       conn.on('disconnect', () => this.onDisconnect()),
       conn.on('reconnect', () => void this.onReconnect()),
     );
@@ -86,19 +90,19 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
 
   private async subscribe(from: StartPosition | undefined, resume?: Record<string, Record<string, number>>): Promise<void> {
     await this.conn.request<PatternSubscribeResult>(
-      { op: 'subscribe', pattern: this.pattern, group: this.group, from, credits: this.opts.credits ?? 1000, resume },
+      { op: 'subscribe', pattern: this.pattern, group: this.group, from, credits: this.opts.credits ?? 1000, resume, exclude: this.excluded.size > 0 ? [...this.excluded] : undefined },
       {
         // Synchronous: the `matched` pushes follow the result in the same read.
         onResult: (r) => {
-          if (typeof r.pattern !== 'number') throw new WeirClientError('BAD_RESPONSE', 'pattern subscribe result has no pattern id', { retryable: false });
-          this.id = r.pattern;
+          if (typeof r.patternSub !== 'number') throw badResponse('pattern subscribe result has no "patternSub" id');
+          this.id = r.patternSub;
         },
       },
     );
   }
 
-  private onMatched(f: Record<string, unknown>): void {
-    if (this.id === null || f.pattern !== this.id || typeof f.topic !== 'string' || typeof f.sub !== 'number') return;
+  private onMatched(f: MatchedFrame): void {
+    if (this.id === null || f.patternSub !== this.id) return;
     if (this.state === 'closing' || this.state === 'closed') return; // unsubscribe_pattern ends it on the broker
     const existing = this.children.get(f.topic);
     if (existing) {
@@ -106,7 +110,11 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
       return;
     }
     const child = Subscription.attach(this.conn, f.topic, f.sub, this.opts, this.handler, (s) => {
-      if (this.children.get(s.topic) === s) this.children.delete(s.topic);
+      if (this.children.get(s.topic) !== s) return;
+      this.children.delete(s.topic);
+      // Closed on its own (not as part of closing the pattern): the broker stopped covering the
+      // topic on `unsubscribe`; the resubscription after a reconnect must not bring it back.
+      if (this.state === 'active' || this.state === 'subscribing') this.excluded.add(s.topic);
     });
     child.on('error', (e) => this.emit('error', e));
     this.children.set(f.topic, child);
@@ -147,7 +155,7 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
     const id = this.id;
     if (id !== null) {
       try {
-        await this.conn.request({ op: 'unsubscribe_pattern', pattern: id });
+        await this.conn.request({ op: 'unsubscribe_pattern', patternSub: id });
       } catch (err) {
         const e = asClientError(err, 'unsubscribe_pattern');
         if (e.code !== ErrorCode.CONNECTION_CLOSED && e.code !== ErrorCode.UNKNOWN_SUBSCRIPTION) this.emit('error', e);

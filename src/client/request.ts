@@ -8,29 +8,12 @@
  */
 import { Message } from '../protocol/batch-reader.js';
 import { BatchBuilder } from '../protocol/batch-builder.js';
-import { ErrorCode } from '../protocol/codes.js';
-import type { InboxResult } from '../protocol/frames.js';
+import { isReplyFrame, type InboxResult, type ReplyFrame } from '../protocol/frames.js';
 import { Header, headerText } from '../protocol/headers.js';
 import { readU32 } from '../protocol/record.js';
 import { asClientError, type Connection } from './connection.js';
-import { WeirClientError, timeoutError } from './errors.js';
-import type { Bytes, MessageHandler, ProduceMessage, SubscribeOptions } from './types.js';
-
-export interface RequestOptions {
-  /** How long to wait for the reply (including sending the request). Default 30 000 ms. */
-  timeout?: number;
-  /** Send the request to this partition. */
-  partition?: number;
-}
-
-/** What a responder's handler returns: the reply's value, or a whole message. */
-export type ReplyValue = Bytes | { value: Bytes; key?: Bytes | null; headers?: Record<string, Bytes> };
-export type RequestHandler = (request: Message) => ReplyValue | Promise<ReplyValue>;
-
-export interface RespondOptions extends SubscribeOptions {
-  /** Responders normally share the requests as a consumer group. */
-  group?: string;
-}
+import { ClientErrorCode, WeirClientError, badRequest, timeoutError } from './errors.js';
+import type { Bytes, MessageHandler, ProduceMessage, RequestHandler, RequestOptions } from './types.js';
 
 interface Waiter {
   resolve: (m: Message) => void;
@@ -52,27 +35,37 @@ export class Requester {
     private readonly conn: Connection,
     private readonly produce: Produce,
   ) {
-    conn.onPush('reply', (f) => this.onReply(f));
+    conn.onPush('reply', (f) => {
+      if (isReplyFrame(f)) this.onReply(f);
+    });
     // The broker forgot the inbox with the old socket: take the same name back so replies to
     // requests still waiting can arrive (those sent during the gap are lost; they time out).
     conn.on('reconnect', () => {
       const name = this.inbox;
       if (name === null) return;
-      this.claiming = this.conn.request<InboxResult>({ op: 'inbox', name }).then(
+      const reclaim = this.conn.request<InboxResult>({ op: 'inbox', name }).then(
         (r) => (this.inbox = r.inbox),
         () => {
+          // Taken meanwhile or refused: any new inbox will do for requests sent from now on.
           this.inbox = null;
           this.claiming = null;
           return this.ensureInbox();
         },
       );
+      this.claiming = reclaim;
+      // Nobody may be waiting on this claim (no request in flight), and the fallback can fail too
+      // (e.g. the client closes meanwhile): observe the rejection here so it is never unhandled;
+      // requests awaiting `claiming` still get it, and the next request claims afresh.
+      reclaim.catch(() => {
+        if (this.claiming === reclaim) this.claiming = null;
+      });
     });
   }
 
   /** Send `message` to `topic` as a request and resolve with the reply (TIMEOUT after `timeout`). */
   async request(topic: string, message: ProduceMessage, options: RequestOptions = {}): Promise<Message> {
     const timeout = options.timeout ?? 30_000;
-    if (!(timeout > 0)) throw new WeirClientError(ErrorCode.BAD_REQUEST, 'timeout must be a positive number of ms', { retryable: false, details: { field: 'timeout' } });
+    if (!(timeout > 0)) throw badRequest('timeout must be a positive number of ms', 'timeout');
     const correlationId = `${this.prefix}.${(this.nextCorrelation++).toString(36)}`;
     const reply = new Promise<Message>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -118,9 +111,9 @@ export class Requester {
     return this.claiming;
   }
 
-  private onReply(f: Record<string, unknown>): void {
+  private onReply(f: ReplyFrame): void {
     const records = f.records;
-    if (f.inbox !== this.inbox || !(records instanceof Uint8Array)) return;
+    if (f.inbox !== this.inbox) return;
     for (let at = 0; at + 4 <= records.length; at += 4 + readU32(records, at)) {
       const correlationId = headerText(records, at, Header.CORRELATION_ID);
       const w = correlationId === null ? undefined : this.waiting.get(correlationId);
@@ -129,7 +122,7 @@ export class Requester {
       clearTimeout(w.timer);
       const failure = headerText(records, at, Header.REPLY_ERROR);
       if (failure !== null) {
-        w.reject(new WeirClientError(ErrorCode.RESPONDER_ERROR, `the responder on ${w.topic} failed: ${failure}`, { retryable: false, details: { topic: w.topic } }));
+        w.reject(new WeirClientError(ClientErrorCode.RESPONDER_ERROR, `the responder on ${w.topic} failed: ${failure}`, { retryable: false, details: { topic: w.topic } }));
       } else {
         // A reply is not stored: partition -1, offset and timestamp 0.
         w.resolve(new Message(w.topic, -1, records, at));

@@ -79,6 +79,25 @@ export interface SubscribeOptions {
   onError?: (error: WeirClientError) => void;
 }
 
+/** Options of `client.request`. */
+export interface RequestOptions {
+  /** How long to wait for the reply (including sending the request). Default 30 000 ms. */
+  timeout?: number;
+  /** Send the request to this partition. */
+  partition?: number;
+}
+
+/** What a responder's handler returns: the reply's value, or a whole message. */
+export type ReplyValue = Bytes | { value: Bytes; key?: Bytes | null; headers?: Record<string, Bytes> };
+/** A responder's handler (`client.respond`): the request in, the reply out (a throw answers with RESPONDER_ERROR). */
+export type RequestHandler = (request: Message) => ReplyValue | Promise<ReplyValue>;
+
+/** Options of `client.respond`. */
+export interface RespondOptions extends SubscribeOptions {
+  /** Responders normally share the requests as a consumer group. */
+  group?: string;
+}
+
 /**
  * The constructor the SDK needs: the browser's `WebSocket`, `ws`'s, or a test double. Only the
  * WHATWG subset below is used (`onopen`/`onmessage`/`onclose`/`onerror`, `send`, `close`).

@@ -197,6 +197,7 @@ export class Gateway {
   private flushScheduled = false;
   private readonly ops = new Map<string, OpHandler>();
   private readonly closeListeners: Array<(conn: GatewayConnection) => void> = [];
+  private readonly unsubscribeListeners: Array<(conn: GatewayConnection, subId: number) => void> = [];
   port = 0;
 
   constructor(
@@ -467,8 +468,17 @@ export class Gateway {
 
   /** Validate and index a producer batch into this.index; throws BAD_BATCH / MESSAGE_TOO_LARGE. */
   private scan(records: Uint8Array): void {
+    this.scanBatch(records, this.index);
+  }
+
+  /**
+   * For feature modules: validate a client's record batch and index it into `index` with the
+   * broker's limits (maxMessageBytes per record; at most `maxRecords`, default maxRecordsPerBatch).
+   * Throws WeirError MESSAGE_TOO_LARGE for an oversize record, BAD_BATCH for any other defect.
+   */
+  scanBatch(records: Uint8Array, index: RecordIndex, maxRecords = this.config.maxRecordsPerBatch): void {
     try {
-      scanBatch(records, this.index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: this.config.maxRecordsPerBatch });
+      scanBatch(records, index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: Math.min(maxRecords, this.config.maxRecordsPerBatch) });
     } catch (err) {
       if (err instanceof BatchFormatError) {
         if (err.defect === 'RECORD_TOO_LARGE') {
@@ -554,6 +564,11 @@ export class Gateway {
   /** Called once per connection when it closes (after its subscriptions were dropped). */
   onConnectionClosed(listener: (conn: GatewayConnection) => void): void {
     this.closeListeners.push(listener);
+  }
+
+  /** For feature modules: the client ended subscription `subId` with the `unsubscribe` op. */
+  onUnsubscribed(listener: (conn: GatewayConnection, subId: number) => void): void {
+    this.unsubscribeListeners.push(listener);
   }
 
   /**
@@ -838,6 +853,7 @@ export class Gateway {
   private unsubscribe(conn: Connection, id: number, f: Frame): void {
     const sub = this.subOf(conn, f);
     this.dropSub(sub);
+    for (const l of this.unsubscribeListeners) l(conn, sub.id);
     this.send(conn, { op: 'result', id });
   }
 
@@ -974,7 +990,8 @@ function appendRuns(sink: ByteSink, records: Uint8Array, index: RecordIndex, nex
   sink.append(records, runStart, runEnd);
 }
 
-function badRequest(field: string, message: string): WeirError {
+/** BAD_REQUEST naming the frame field at fault (details.field); for feature modules too. */
+export function badRequest(field: string, message: string): WeirError {
   return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
 }
 
@@ -984,6 +1001,12 @@ function shuttingDown(): WeirError {
 
 function nonNegInt(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw badRequest(field, `"${field}" must be a non-negative integer`);
+  return v;
+}
+
+/** A consumer group's name from a frame's `field` (BAD_REQUEST with details.field when invalid). */
+export function groupNameOf(v: unknown, field = 'group'): string {
+  if (typeof v !== 'string' || !GROUP_NAME.test(v)) throw badRequest(field, `${field} must be 1-249 characters of A-Z a-z 0-9 . _ -`);
   return v;
 }
 
@@ -997,10 +1020,7 @@ export interface SubscribeOptions {
 /** Validate `group`, `from` and `credits` of a subscribe frame (BAD_REQUEST with details.field). */
 export function subscribeOptionsOf(f: Frame): SubscribeOptions {
   let group: string | undefined;
-  if (f.group !== undefined) {
-    if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'group must be 1-249 characters of A-Z a-z 0-9 . _ -');
-    group = f.group;
-  }
+  if (f.group !== undefined) group = groupNameOf(f.group);
   const from = parseFrom(f.from);
   const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
   if (credits < 1) throw badRequest('credits', 'credits must be at least 1');

@@ -25,13 +25,14 @@ export const ErrorCode = {
   STORAGE_ERROR: 'STORAGE_ERROR',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   INTERNAL: 'INTERNAL',
-  // client-side only
+  // client-side only (the SDK raises these; the broker never sends them)
   TIMEOUT: 'TIMEOUT',
   CONNECTION_CLOSED: 'CONNECTION_CLOSED',
+  // routing (request-reply): the responder's handler failed; the reply carries it in the
+  // weir-reply-error header and the SDK's request() rejects with this code
+  RESPONDER_ERROR: 'RESPONDER_ERROR',
   // routing (request-reply): `reply` to an inbox whose connection is gone (the requester left or timed out)
   NO_REPLY_INBOX: 'NO_REPLY_INBOX',
-  // routing (request-reply): the responder's handler failed; carried in the reply (SDK request() rejects with it)
-  RESPONDER_ERROR: 'RESPONDER_ERROR',
   // exactly-once append (idempotent producers, docs/exactly-once.md)
   OUT_OF_ORDER_SEQUENCE: 'OUT_OF_ORDER_SEQUENCE', // a sequence gap (or unknown producer): nothing was written
   DUPLICATE_SEQUENCE: 'DUPLICATE_SEQUENCE', // a batch older than the remembered window: already written, offsets unknown

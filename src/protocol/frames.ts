@@ -114,19 +114,21 @@ export type ServerFrame = ResultFrame | ErrorFrame | DeliverFrame | AssignFrame 
 // ---------------------------------------------------------------- routing (docs/routing.md)
 /**
  * `subscribe` with `pattern` instead of `topic` (exactly one of them): words separated by `.`, `*`
- * one word, `#` zero or more. Answered with `{pattern}`, then one `matched` push per matching topic
+ * one word, `#` zero or more. Answered with `{patternSub}` (the pattern subscription's id), then one `matched` push per matching topic
  * (now and whenever one is created); each names an ordinary subscription (`sub`) of that topic.
  */
 export interface PatternSubscribeRequest {
   op: 'subscribe'; id: number; pattern: string; group?: string; from?: StartPosition; credits: number;
   /** Per topic, per partition: where to start instead of `from` (a client resubscribing after a reconnect). */
   resume?: Record<string, Record<string, number>>;
+  /** Topics not to cover (their subscription was closed by the client before a reconnect). */
+  exclude?: string[];
 }
-export interface PatternSubscribeResult { pattern: number }
-/** Push: pattern subscription `pattern` now also covers `topic` through subscription `sub`. */
-export interface MatchedFrame { op: 'matched'; pattern: number; topic: string; sub: number }
+export interface PatternSubscribeResult { patternSub: number }
+/** Push: pattern subscription `patternSub` now also covers `topic` through subscription `sub`. */
+export interface MatchedFrame { op: 'matched'; patternSub: number; topic: string; sub: number }
 /** End a pattern subscription and every subscription it opened. */
-export interface UnsubscribePatternRequest { op: 'unsubscribe_pattern'; id: number; pattern: number }
+export interface UnsubscribePatternRequest { op: 'unsubscribe_pattern'; id: number; patternSub: number }
 /** Bind a reply inbox to this connection; `name` re-claims an earlier one (after a reconnect) if free. */
 export interface InboxRequest { op: 'inbox'; id: number; name?: string }
 export interface InboxResult { inbox: string }
@@ -134,6 +136,14 @@ export interface InboxResult { inbox: string }
 export interface ReplyRequest { op: 'reply'; id: number; to: string; records: Uint8Array }
 /** Push: replies for inbox `inbox` (records in producer form: offsets and timestamps are 0). */
 export interface ReplyFrame { op: 'reply'; inbox: string; records: Uint8Array }
+/** A pushed frame (already decoded, op 'matched') that has MatchedFrame's fields and types. */
+export function isMatchedFrame(f: { readonly [field: string]: unknown }): f is MatchedFrame & { readonly [field: string]: unknown } {
+  return f.op === 'matched' && typeof f.patternSub === 'number' && typeof f.topic === 'string' && typeof f.sub === 'number';
+}
+/** A pushed frame (already decoded, op 'reply') that has ReplyFrame's fields and types. */
+export function isReplyFrame(f: { readonly [field: string]: unknown }): f is ReplyFrame & { readonly [field: string]: unknown } {
+  return f.op === 'reply' && typeof f.inbox === 'string' && f.records instanceof Uint8Array;
+}
 /** Where reset_offsets moves a group: every partition to the same rule. */
 export type ResetTarget = 'earliest' | 'latest' | { offset: number } | { timestamp: number };
 /** Replay: move a (log-mode) group's committed offsets of `topic`; live members restart from them. */

@@ -7,20 +7,19 @@
 import { randomBytes } from 'node:crypto';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { GROUP_NAME, type ResetTarget } from '../../protocol/frames.js';
-import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
+import type { ResetTarget } from '../../protocol/frames.js';
+import { RecordIndex } from '../../protocol/record.js';
 import { FetchMode } from '../../partition-worker/protocol.js';
 import type { Feature, FeatureContext } from '../../gateway/features.js';
-import { subscribeOptionsOf, type Frame, type Gateway, type GatewayConnection, type SubscribeOptions } from '../../gateway/server.js';
+import { badRequest, groupNameOf, subscribeOptionsOf, type Frame, type Gateway, type GatewayConnection, type SubscribeOptions } from '../../gateway/server.js';
 import type { Topic } from '../topics/registry.js';
 import { InboxRegistry } from './inbox.js';
-import { compilePattern, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
+import { compilePattern, matchesDeadLetterTopic, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
 
 /** Pattern subscriptions one connection may hold (each may open a subscription per topic). */
 const MAX_PATTERNS_PER_CONNECTION = 64;
 /** Records in one `reply` (a reply is a message or a few, not a stream). */
 const MAX_REPLY_RECORDS = 1000;
-const MAX_REPLY_RECORD_BYTES = 1024 * 1024;
 
 interface PatternSubscription {
   readonly id: number;
@@ -31,6 +30,8 @@ interface PatternSubscription {
   readonly resume: Map<string, Record<string, number>>;
   /** Topic name → the ordinary subscription opened for it. */
   readonly children: Map<string, number>;
+  /** Topics the client stopped (it unsubscribed their child, or `exclude`d them): never covered again. */
+  readonly excluded: Set<string>;
 }
 
 export function installRouting({ gateway }: FeatureContext): Feature {
@@ -40,9 +41,20 @@ export function installRouting({ gateway }: FeatureContext): Feature {
   const replyIndex = new RecordIndex();
   let closed = false;
 
-  /** `created`: the topic did not exist when the subscription started, so all of it is new to it. */
-  const cover = (ps: PatternSubscription, topic: Topic, created: boolean): void => {
-    if (topic.internal || ps.conn.closed || ps.children.has(topic.name) || !matchesTopic(ps.pattern, topic.name)) return;
+  /** Names some topic's config gives as its deadLetterTopic now (whether or not that topic exists yet). */
+  const deadLetterTopics = (): ReadonlySet<string> => {
+    const names = new Set<string>();
+    for (const t of gateway.topics.all()) if (t.config.deadLetterTopic !== null) names.add(t.config.deadLetterTopic);
+    return names;
+  };
+
+  /**
+   * `created`: the topic did not exist when the subscription started, so all of it is new to it.
+   * `deadLetters`: deadLetterTopics(), computed once per batch of cover calls.
+   */
+  const cover = (ps: PatternSubscription, topic: Topic, created: boolean, deadLetters: ReadonlySet<string>): void => {
+    if (topic.internal || ps.conn.closed || ps.children.has(topic.name) || ps.excluded.has(topic.name)) return;
+    if (!(deadLetters.has(topic.name) ? matchesDeadLetterTopic(ps.pattern, topic.name) : matchesTopic(ps.pattern, topic.name))) return;
     const resume = ps.resume.get(topic.name);
     // A topic created after the subscription started is read from its beginning: with 'latest',
     // messages produced right after the creation could land before the start offset is resolved.
@@ -50,7 +62,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     const sub = gateway.subscribeTopic(ps.conn, topic, options);
     ps.children.set(topic.name, sub);
     // Queued before the subscription's first `assign`, which needs at least one partition round trip.
-    gateway.send(ps.conn, { op: 'matched', pattern: ps.id, topic: topic.name, sub });
+    gateway.send(ps.conn, { op: 'matched', patternSub: ps.id, topic: topic.name, sub });
   };
 
   gateway.setPatternSubscribeHandler((conn, id, f) => {
@@ -61,22 +73,25 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     let mine = patterns.get(conn);
     if (!mine) patterns.set(conn, (mine = new Map()));
     if (mine.size >= MAX_PATTERNS_PER_CONNECTION) throw badRequest('pattern', `at most ${MAX_PATTERNS_PER_CONNECTION} pattern subscriptions per connection`);
-    const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map() };
+    const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map(), excluded: excludeOf(f.exclude) };
     mine.set(ps.id, ps);
-    gateway.send(conn, { op: 'result', id, pattern: ps.id });
-    for (const topic of [...gateway.topics.all()]) cover(ps, topic, false);
+    gateway.send(conn, { op: 'result', id, patternSub: ps.id });
+    const deadLetters = deadLetterTopics();
+    for (const topic of [...gateway.topics.all()]) cover(ps, topic, false, deadLetters);
   });
 
   // A pattern subscription that started before a matching topic existed gets it too.
   gateway.topics.onCreated((topic) => {
-    if (closed || topic.internal) return;
-    for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true);
+    if (closed || topic.internal || patterns.size === 0) return;
+    const deadLetters = deadLetterTopics();
+    for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true, deadLetters);
   });
 
   gateway.registerOp('unsubscribe_pattern', (conn, id, f: Frame) => {
-    const pid = f.pattern;
-    const ps = typeof pid === 'number' ? patterns.get(conn)?.get(pid) : undefined;
-    if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${String(pid)} on this connection`, { details: { pattern: pid } });
+    const pid = f.patternSub;
+    if (!isNonNegInt(pid)) throw badRequest('patternSub', '"patternSub" must be the id a pattern subscribe answered with');
+    const ps = patterns.get(conn)?.get(pid);
+    if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${pid} on this connection`, { details: { patternSub: pid } });
     patterns.get(conn)!.delete(ps.id);
     for (const sub of ps.children.values()) gateway.unsubscribeById(conn, sub);
     if (id !== undefined) gateway.send(conn, { op: 'result', id });
@@ -97,12 +112,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     if (typeof f.to !== 'string') throw badRequest('to', '"to" must be the inbox name from the request\'s weir-reply-to header');
     const records = f.records;
     if (!(records instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
-    try {
-      scanBatch(records, replyIndex, { maxRecordBytes: MAX_REPLY_RECORD_BYTES, maxRecords: MAX_REPLY_RECORDS });
-    } catch (err) {
-      if (err instanceof BatchFormatError) throw new WeirError(ErrorCode.BAD_BATCH, err.message, { details: { defect: err.defect, record: err.recordIndex, position: err.position } });
-      throw err;
-    }
+    gateway.scanBatch(records, replyIndex, MAX_REPLY_RECORDS); // same checks and codes as produce
     const owner = inboxes.owner(f.to);
     if (owner === undefined || owner.closed) {
       throw new WeirError(ErrorCode.NO_REPLY_INBOX, `no connection holds inbox ${JSON.stringify(f.to.slice(0, 80))}: the requester disconnected (its request may have timed out)`, { details: { to: f.to } });
@@ -113,8 +123,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
 
   gateway.registerOp('reset_offsets', async (conn, id, f: Frame) => {
     if (id === undefined) throw badRequest('id', '"reset_offsets" needs a non-negative integer "id"');
-    if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'group must be 1-249 characters of A-Z a-z 0-9 . _ -');
-    const group = f.group;
+    const group = groupNameOf(f.group);
     if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
     const topic = gateway.topics.get(f.topic);
     if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
@@ -135,6 +144,21 @@ export function installRouting({ gateway }: FeatureContext): Feature {
       if (!gateway.groups.reset(group, topic.name, apply)) apply();
     });
     gateway.send(conn, { op: 'result', id, group, topic: topic.name, offsets: entries });
+  });
+
+  // The client closed one topic's subscription of a pattern: that topic is no longer covered
+  // (a stale entry would also keep the id of a subscription that no longer exists).
+  gateway.onUnsubscribed((conn, subId) => {
+    const mine = patterns.get(conn);
+    if (!mine) return;
+    for (const ps of mine.values()) {
+      for (const [topic, sub] of ps.children) {
+        if (sub !== subId) continue;
+        ps.children.delete(topic);
+        ps.excluded.add(topic);
+        return;
+      }
+    }
   });
 
   gateway.onConnectionClosed((conn) => {
@@ -169,6 +193,16 @@ function resumeOf(v: unknown): Map<string, Record<string, number>> {
   return out;
 }
 
+/** Topics a pattern subscription must not cover (one the client closed before a reconnect). */
+const MAX_EXCLUDED_TOPICS = 10_000;
+function excludeOf(v: unknown): Set<string> {
+  if (v === undefined) return new Set();
+  if (!Array.isArray(v) || v.length > MAX_EXCLUDED_TOPICS || !v.every((t) => typeof t === 'string' && t.length <= 249)) {
+    throw badRequest('exclude', `"exclude" must be an array of at most ${MAX_EXCLUDED_TOPICS} topic names`);
+  }
+  return new Set(v as string[]);
+}
+
 function resetTargetOf(v: unknown): ResetTarget {
   if (v === 'earliest' || v === 'latest') return v;
   if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
@@ -191,8 +225,4 @@ async function resolveTarget(gateway: Gateway, topic: Topic, partition: number, 
 
 function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
-}
-
-function badRequest(field: string, message: string): WeirError {
-  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
 }

@@ -1,7 +1,8 @@
 /**
  * Topic patterns for wildcard subscriptions (AMQP topic-exchange style): names are words separated
  * by `.`; in a pattern `*` matches exactly one word (which may be empty, as in `a..b`) and `#`
- * matches zero or more words. Internal topics (`__…`) never match. Pure: no IO.
+ * matches zero or more words. Internal topics (`__…`) never match, and dead-letter topics only match
+ * a pattern that names their last word (matchesDeadLetterTopic). Pure: no IO.
  */
 import { INTERNAL_TOPIC_PREFIX } from '../../protocol/frames.js';
 
@@ -38,6 +39,16 @@ export function compilePattern(source: string): TopicPattern {
 export function matchesTopic(pattern: TopicPattern, topic: string): boolean {
   if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) return false;
   return matchWords(pattern.words, topic.split('.'));
+}
+
+/**
+ * Matching for a topic that is some topic's dead-letter topic (e.g. `orders.dlq`): only a pattern
+ * whose last word is literally the topic's last word matches it (`*.dlq`, `#.dlq`, `orders.dlq`),
+ * never one ending in a wildcard (`orders.#`, `#`). Dead letters are failures to look at on
+ * purpose, not more of the same messages: a consumer of `orders.#` must not read them as orders.
+ */
+export function matchesDeadLetterTopic(pattern: TopicPattern, topic: string): boolean {
+  return pattern.words[pattern.words.length - 1] === topic.slice(topic.lastIndexOf('.') + 1) && matchesTopic(pattern, topic);
 }
 
 /**

@@ -88,14 +88,17 @@ it('"#" covers every (non-internal) topic, and subscribe needs exactly one of to
   const m1 = await raw.waitFor((f) => f.op === 'matched');
   const m2 = await raw.waitFor((f) => f.op === 'matched');
   expect([m1.topic, m2.topic].sort()).toEqual(['a', 'a.b.c']);
-  expect(m1.pattern).toBe(ok.pattern);
+  expect(m1.patternSub).toBe(ok.patternSub);
+  expect(typeof ok.patternSub).toBe('number');
   await admin.produce('a.b.c', [{ value: 'x' }]);
   const d = await raw.waitFor((f) => f.op === 'deliver');
   expect(d.topic).toBe('a.b.c');
   expect(d.sub).toBe(m1.topic === 'a.b.c' ? m1.sub : m2.sub);
-  const un = await raw.request({ op: 'unsubscribe_pattern', pattern: ok.pattern });
+  const notAnId = await raw.request({ op: 'unsubscribe_pattern', patternSub: 'a.#' });
+  expect(notAnId).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'patternSub' } });
+  const un = await raw.request({ op: 'unsubscribe_pattern', patternSub: ok.patternSub });
   expect(un.op).toBe('result');
-  const again = await raw.request({ op: 'unsubscribe_pattern', pattern: ok.pattern });
+  const again = await raw.request({ op: 'unsubscribe_pattern', patternSub: ok.patternSub });
   expect(again).toMatchObject({ op: 'error', code: 'UNKNOWN_SUBSCRIPTION' });
 });
 
@@ -214,8 +217,74 @@ it('without a group: starts at latest, reads topics created later from their sta
   expect(c.stats().reconnects).toBe(1);
 });
 
+it('closing one topic of a pattern subscription stops that topic for good, also after a reconnect', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('ex.a', { partitions: 1 });
+  await admin.createTopic('ex.b', { partitions: 1 });
+  const got: string[] = [];
+  const c = await client(tb.url);
+  const sub = await c.subscribePattern('ex.*', { from: 'earliest' }, (m) => {
+    got.push(`${m.topic}/${text(m)}`);
+  });
+  await until(() => sub.topics().length === 2, 10_000, 'both topics');
+  await sub.subscription('ex.a')!.close();
+  expect(sub.topics()).toEqual(['ex.b']);
+  await admin.produce('ex.a', [{ value: 'a1' }]);
+  await admin.produce('ex.b', [{ value: 'b1' }]);
+  await until(() => got.includes('ex.b/b1'), 10_000, 'b1');
+
+  const reconnected = new Promise((r) => c.on('reconnect', r));
+  dropSocket(c);
+  await reconnected;
+  await admin.produce('ex.a', [{ value: 'a2' }]);
+  await admin.produce('ex.b', [{ value: 'b2' }]);
+  await until(() => got.includes('ex.b/b2'), 10_000, 'b2 after the reconnect');
+  await sleep(300);
+  expect(sub.topics()).toEqual(['ex.b']);
+  expect(got.filter((g) => g.startsWith('ex.a'))).toEqual([]);
+
+  // On the wire: an unsubscribed child is no longer part of its pattern subscription, and `exclude`
+  // keeps topics out from the start.
+  const raw = await RawClient.connect(tb.url);
+  raws.push(raw);
+  const ok = await raw.request({ op: 'subscribe', pattern: 'ex.*', from: 'earliest', credits: 10, exclude: ['ex.b'] });
+  expect(ok.op).toBe('result');
+  const matched = await raw.waitFor((f) => f.op === 'matched');
+  expect(matched.topic).toBe('ex.a');
+  expect(await raw.request({ op: 'unsubscribe', sub: matched.sub })).toMatchObject({ op: 'result' });
+  await admin.createTopic('ex.c', { partitions: 1 });
+  const c3 = await raw.waitFor((f) => f.op === 'matched');
+  expect(c3.topic).toBe('ex.c');
+  expect(await raw.request({ op: 'subscribe', pattern: 'ex.*', credits: 10, exclude: 'ex.b' })).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'exclude' } });
+});
+
 /** Kill the SDK's WebSocket without telling the SDK (what a lost network does). */
 function dropSocket(c: WeirClient): void {
   const internals = c as unknown as { conn: { socket: { terminate(): void } | null } };
   internals.conn.socket!.terminate();
 }
+
+it('wildcards do not match dead-letter topics; a pattern naming their last word does', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('orders', { partitions: 1 }); // its dead-letter topic is orders.dlq
+  await admin.createTopic('orders.eu', { partitions: 1 });
+  await admin.createTopic('orders.dlq', { partitions: 1 });
+  await admin.createTopic('pay', { partitions: 1, config: { deadLetterTopic: 'pay-failed' } });
+  await admin.createTopic('notes.dlq', { partitions: 1 }); // nobody's dead-letter topic: an ordinary topic
+  const c = await client(tb.url);
+  const all = await c.subscribePattern('#', { from: 'earliest' }, () => undefined);
+  const orders = await c.subscribePattern('orders.#', { from: 'earliest' }, () => undefined);
+  const deadLetters = await c.subscribePattern('*.dlq', { from: 'earliest' }, () => undefined);
+  const payFailed = await c.subscribePattern('pay-failed', { from: 'earliest' }, () => undefined);
+  // A dead-letter topic created after the subscriptions started (as a queue does on the first dead letter).
+  await admin.createTopic('pay-failed', { partitions: 1 });
+  await admin.createTopic('orders.us', { partitions: 1 });
+  await until(() => all.topics().length === 5 && payFailed.topics().length === 1, 10_000, 'the new topics to be matched');
+  await sleep(200);
+  expect(all.topics()).toEqual(['notes.dlq', 'orders', 'orders.eu', 'orders.us', 'pay']);
+  expect(orders.topics()).toEqual(['orders', 'orders.eu', 'orders.us']);
+  expect(deadLetters.topics()).toEqual(['notes.dlq', 'orders.dlq']);
+  expect(payFailed.topics()).toEqual(['pay-failed']);
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compilePattern, matchesTopic, matchWords, patternProblem } from '../../../src/actors/routing/pattern.js';
+import { compilePattern, matchesDeadLetterTopic, matchesTopic, matchWords, patternProblem } from '../../../src/actors/routing/pattern.js';
 
 const m = (pattern: string, topic: string): boolean => matchesTopic(compilePattern(pattern), topic);
 
@@ -101,5 +101,23 @@ describe('topic pattern matching', () => {
       const p = Array.from({ length: rnd(6) + 1 }, () => ['a', 'b', '', '*', '#', '#'][rnd(6)]!);
       expect(matchWords(p, t), `${p.join('.')} vs ${t.join('.')}`).toBe(reference(p, t));
     }
+  });
+});
+
+describe('dead-letter topics', () => {
+  const dl = (pattern: string, topic: string): boolean => matchesDeadLetterTopic(compilePattern(pattern), topic);
+  it.each([
+    ['orders.#', 'orders.dlq', false],
+    ['#', 'orders.dlq', false],
+    ['orders.*', 'orders.dlq', false],
+    ['*.dlq', 'orders.dlq', true],
+    ['#.dlq', 'orders.dlq', true],
+    ['orders.dlq', 'orders.dlq', true],
+    ['#.dlq', 'orders.eu.dlq', true],
+    ['*.dlq', 'orders.eu.dlq', false],
+    ['dead-orders', 'dead-orders', true],
+    ['#', 'dead-orders', false],
+  ])('%s on dead-letter topic %s → %s', (pattern, topic, expected) => {
+    expect(dl(pattern, topic)).toBe(expected);
   });
 });

@@ -183,4 +183,5 @@ it('rejects bad reset requests with stable codes', async () => {
   expect(await code(admin.resetOffsets('bad group', 'replay', 'earliest'))).toEqual(['BAD_REQUEST', 'group']);
   expect(await code(admin.resetOffsets('g', 'replay', { offset: -1 }))).toEqual(['BAD_REQUEST', 'to']);
   expect(await code(admin.resetOffsets('g', 'replay', 'middle' as 'earliest'))).toEqual(['BAD_REQUEST', 'to']);
+  expect(await code(admin.resetOffsets('g', 42 as unknown as string, 'earliest'))).toEqual(['BAD_REQUEST', 'topic']);
 });

@@ -152,3 +152,49 @@ it('requests survive a partition-actor crash of the request topic', async () => 
   await until(() => exited, 10_000, 'the crash to be observed');
   expect(text(await requester.request('rpc.echo', { value: 'b' }, { timeout: 20_000 }))).toBe('echo:b');
 });
+
+it('a client closed while it re-claims its inbox after a reconnect leaves no unhandled rejection', async () => {
+  tb = await startTestBroker();
+  const admin = await client(tb.url);
+  await admin.createTopic('rpc.reclaim', { partitions: 1 });
+  const responder = await client(tb.url);
+  await responder.respond('rpc.reclaim', { group: 'r', from: 'earliest' }, (req) => `re:${text(req)}`);
+  const requester = await connect(tb.url);
+  expect(text(await requester.request('rpc.reclaim', { value: 'a' }, { timeout: 10_000 }))).toBe('re:a'); // holds an inbox now
+
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    // The SDK's own reconnect listener (registered first) sends the re-claim; closing the client
+    // right after fails it, and then its fallback (claiming a fresh inbox) fails as well.
+    const closed = new Promise<void>((resolve) => {
+      requester.on('reconnect', () => {
+        void requester.close().then(resolve, resolve);
+      });
+    });
+    (requester as unknown as { conn: { socket: { terminate(): void } | null } }).conn.socket!.terminate();
+    await closed;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
+it('reply checks records like produce does: maxMessageBytes of the broker, MESSAGE_TOO_LARGE for an oversize record', async () => {
+  tb = await startTestBroker({ gateway: { maxMessageBytes: 4096 } });
+  const a = await RawClient.connect(tb.url);
+  const b = await RawClient.connect(tb.url);
+  raws.push(a, b);
+  const inbox = await a.request({ op: 'inbox' });
+  const big = new BatchBuilder(8192);
+  big.add(null, 'x'.repeat(5000), { 'weir-correlation-id': 'c1' });
+  expect(await b.request({ op: 'reply', to: inbox.inbox, records: big.take() })).toMatchObject({ op: 'error', code: 'MESSAGE_TOO_LARGE', details: { record: 0 } });
+  const fits = new BatchBuilder(4096);
+  fits.add(null, 'x'.repeat(3000), { 'weir-correlation-id': 'c2' });
+  expect(await b.request({ op: 'reply', to: inbox.inbox, records: fits.take() })).toMatchObject({ op: 'result' });
+  expect((await a.waitFor((f) => f.op === 'reply')).inbox).toBe(inbox.inbox);
+});
