@@ -66,6 +66,8 @@ export interface PartitionCoreOptions {
 export interface ProducerSnapshots {
   maybeSnapshot(table: ProducerStateTable, durableOffset: number, now: number): void;
   write(table: ProducerStateTable, offset: number): void;
+  /** Before the partition's first idempotent append (at `offset`): durably start snapshotting; throws if it cannot. */
+  beginTracking(table: ProducerStateTable, offset: number): void;
 }
 
 export class PartitionCore {
@@ -165,6 +167,17 @@ export class PartitionCore {
     const check = this.producers.check(producerId, sequence, count);
     switch (check.kind) {
       case 'append': {
+        if (this.snapshots !== null) {
+          try {
+            this.snapshots.beginTracking(this.producers, this.log.nextOffset);
+          } catch (err) {
+            // Without that snapshot a restart would not look for this batch: do not append it.
+            this.sendFail(FailKind.PRODUCE, chunkId, storageCode(err),
+              `producer ${producerId}: cannot record the partition's producer state: ${err instanceof Error ? err.message : String(err)}; nothing was written`, 0, 0);
+            this.failedInStep = true;
+            return;
+          }
+        }
         const { baseOffset } = this.log.append(e, IDEMPOTENT_PRODUCE_HEADER_BYTES, e.length, count);
         this.producers.record(producerId, sequence, count, baseOffset);
         this.pendingPush(chunkId, baseOffset, count);

@@ -113,10 +113,13 @@ export class ProducerStateTable {
     this.journal.length = 0;
   }
 
-  /** Forget batches at or above `offset` (the log was cut back there). */
+  /**
+   * The log was cut back to `offset`: forget every batch not wholly below it (a batch whose first
+   * records survived without the rest must be appended again when resent, not acknowledged).
+   */
   truncateFrom(offset: number): void {
     for (const [pid, batches] of this.producers) {
-      while (batches.length > 0 && batches[batches.length - 1]!.baseOffset >= offset) batches.pop();
+      for (let last = batches[batches.length - 1]; last !== undefined && last.baseOffset + (last.lastSeq - last.firstSeq + 1) > offset; last = batches[batches.length - 1]) batches.pop();
       if (batches.length === 0) this.producers.delete(pid);
     }
     this.version++;
