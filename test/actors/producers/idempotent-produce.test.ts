@@ -223,4 +223,45 @@ describe('idempotent produce', () => {
     expect(await produce(raw, 'restart', 0, pid, 24, batch('r12', 1))).toMatchObject({ op: 'result', parts: [[0, 24, 1]] });
     expect((await readValues(raw, 'restart', 0)).length).toBe(25);
   });
+  it('refuses producer ids init_producer never handed out, also after a restart', async () => {
+    tb = await startTestBroker();
+    let raw = await rawClient(tb.url);
+    await raw.request({ op: 'create_topic', topic: 'ids', partitions: 1 });
+    const pid = await initProducer(raw);
+    let r = await produce(raw, 'ids', 0, pid + 1, 0, batch('invented', 1));
+    expect(r).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'producerId' } });
+    r = await produce(raw, 'ids', 0, 2 ** 40, 0, batch('invented', 1));
+    expect(r).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'producerId' } });
+    expect(await produce(raw, 'ids', 0, pid, 0, batch('given', 1))).toMatchObject({ op: 'result' });
+    raw.close();
+    const dir = tb.dir;
+    await tb.stop({ keepData: true });
+    tb = await startTestBroker({ dataDir: dir });
+    raw = await rawClient(tb.url);
+    expect(await produce(raw, 'ids', 0, pid, 1, batch('given', 1))).toMatchObject({ op: 'result', parts: [[0, 1, 1]] });
+    const next = await initProducer(raw);
+    expect(next).toBeGreaterThan(pid);
+    expect(await produce(raw, 'ids', 0, next + 1, 0, batch('invented', 1))).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'producerId' } });
+    expect((await readValues(raw, 'ids', 0)).map((m) => m.value)).toEqual(['given-0', 'given-0']);
+  });
+
+  it('refuses delayed messages in an idempotent batch (BAD_REQUEST, field records) and stores ttl headers as given', async () => {
+    tb = await startTestBroker();
+    const raw = await rawClient(tb.url);
+    await raw.request({ op: 'create_topic', topic: 'timed', partitions: 1 });
+    const pid = await initProducer(raw);
+    for (const header of [Header.DELAY, Header.DELIVER_AT]) {
+      const b = new BatchBuilder();
+      b.add(null, 'now', null);
+      b.add(null, 'later', { [header]: String(header === Header.DELAY ? 60_000 : Date.now() + 60_000) });
+      const r = await produce(raw, 'timed', 0, pid, 0, b.take());
+      expect(r).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'records', record: 1 } });
+    }
+    const b = new BatchBuilder();
+    b.add(null, 'ttl', { [Header.TTL]: '60000' });
+    expect(await produce(raw, 'timed', 0, pid, 0, b.take())).toMatchObject({ op: 'result', parts: [[0, 0, 1]] });
+    const stored = await readValues(raw, 'timed', 0);
+    expect(stored.map((m) => m.value)).toEqual(['ttl']);
+    expect(stored[0]!.headers[Header.TTL]).toBe('60000');
+  });
 });
