@@ -18,11 +18,12 @@
 import { BatchBuilder } from '../protocol/batch-builder.js';
 import { ErrorCode } from '../protocol/codes.js';
 import type { DescribeTopicResult, InitProducerResult, ProduceResult } from '../protocol/frames.js';
-import { murmur2 } from '../common/murmur2.js';
+import { partitionForKey } from '../common/murmur2.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
 import { WeirClientError } from './errors.js';
 import { computeAcks, recordSize, utf8Length, type ProducerOptions, type ProducerStats } from './producer.js';
+import { isScheduled, withTimeHeaders } from './time.js';
 import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
 
 /** Bytes the gateway adds to a batch (producer headers): counted against the broker's in-flight budget. */
@@ -120,6 +121,23 @@ export class IdempotentProducer {
       return Promise.reject(badRequest(`partition must be an integer in 0-65535, got ${String(forced)}`, 'partition'));
     }
     if (messages.length === 0) return Promise.resolve([]);
+    // time: ttl/expiresAt become weir- headers (read at delivery). A delayed message would go to the
+    // schedule log, outside the partition's sequence check, so it cannot be sent exactly once.
+    try {
+      let prepared: ProduceMessage[] | null = null;
+      for (let i = 0; i < messages.length; i++) {
+        const m = withTimeHeaders(messages[i]!);
+        if (isScheduled(m)) {
+          return Promise.reject(new WeirClientError(ErrorCode.BAD_REQUEST,
+            `message ${i} is delayed (deliverAt / delay): an idempotent producer cannot send delayed messages; send them with a plain client`,
+            { retryable: false, details: { field: messages[i]!.deliverAt !== undefined ? 'deliverAt' : 'delay', index: i } }));
+        }
+        if (m !== messages[i]) (prepared ??= messages.slice())[i] = m;
+      }
+      if (prepared) messages = prepared;
+    } catch (err) {
+      return Promise.reject(asClientError(err, 'messages'));
+    }
     const hello = this.conn.hello;
     const maxRecord = Math.min(hello.maxMessageBytes - STAMP_BYTES, this.maxInFlightBytes - STAMP_BYTES, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - STAMP_BYTES - utf8Length(topic));
     const sizes = new Array<number>(messages.length);
@@ -427,6 +445,11 @@ export class IdempotentProducer {
       this.fatal(s, asClientError(err, 'produce answer'));
       return;
     }
+    this.settle(s, b, acks);
+  }
+
+  /** The batch is stored: resolve its messages' calls with `acks` and take it off the stream. */
+  private settle(s: Stream, b: Batch, acks: Ack[]): void {
     let at = 0;
     for (const seg of b.segments) {
       const call = seg.call;
@@ -447,6 +470,13 @@ export class IdempotentProducer {
 
   private onFailure(s: Stream, b: Batch, epoch: number, error: WeirClientError): void {
     if (b.done || epoch !== s.epoch) return; // answered already, or a resend from the head is under way
+    if (error.code === ErrorCode.DUPLICATE_SEQUENCE) {
+      // A resend of a batch the partition stored so long ago that it forgot its offsets: stored,
+      // exactly once. Failing it would invite the caller to send it again (a duplicate).
+      const acks: Ack[] = Array.from({ length: b.count }, () => ({ partition: s.partition, offset: -1, duplicate: true as const }));
+      this.settle(s, b, acks);
+      return;
+    }
     const head = s.queue[0];
     // OUT_OF_ORDER_SEQUENCE behind an unanswered earlier batch: that one was not written (yet).
     const retry = error.retryable || (error.code === ErrorCode.OUT_OF_ORDER_SEQUENCE && head !== b);
@@ -502,10 +532,10 @@ export class IdempotentProducer {
   }
 }
 
-/** The gateway's partitioner (docs/protocol.md, Partitioning): murmur2 of the key bytes. */
+/** The gateway's partitioner (docs/protocol.md, Partitioning), shared with it: murmur2 of the key bytes. */
 export function keyPartition(key: Bytes, partitions: number): number {
   const bytes = typeof key === 'string' ? encoder.encode(key) : key;
-  return (murmur2(bytes) & 0x7fffffff) % partitions;
+  return partitionForKey(bytes, 0, bytes.length, partitions);
 }
 
 function badRequest(message: string, field: string): WeirClientError {
