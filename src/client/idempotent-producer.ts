@@ -78,11 +78,22 @@ interface Stream {
   epoch: number;
   retryTimer: ReturnType<typeof setTimeout> | null;
   fetchingId: boolean;
+  /** Created after idle streams were dropped: it may be one of them, so it never reuses the client's id. */
+  ownId: boolean;
 }
+
+/** Streams kept; beyond it idle ones (nothing queued or in flight) are dropped. */
+const MAX_STREAMS = 4096;
+/** Topics whose partition count is cached. */
+const MAX_CACHED_TOPICS = 1024;
 
 export class IdempotentProducer {
   private readonly streams = new Map<string, Stream>();
   private readonly partitionCounts = new Map<string, Promise<number>>();
+  /** Streams that stopped sending because the connection's in-flight bytes were used up. */
+  private readonly blockedOnBytes = new Set<Stream>();
+  /** Idle streams were dropped: a stream created from now on may continue a dropped one. */
+  private streamsDropped = false;
   private readonly sticky = new Map<string, number>();
   private readonly active = new Set<Promise<Ack[]>>();
   private producerIdPromise: Promise<number> | null = null;
@@ -246,6 +257,7 @@ export class IdempotentProducer {
         if (typeof r.partitions !== 'number' || r.partitions < 1) throw badRequest(`describe_topic of ${topic} has no partition count`, 'topic');
         return r.partitions;
       });
+      if (this.partitionCounts.size >= MAX_CACHED_TOPICS) this.partitionCounts.delete(this.partitionCounts.keys().next().value as string);
       this.partitionCounts.set(topic, p);
       p.catch(() => this.partitionCounts.delete(topic)); // asked again on the next call
     }
@@ -317,10 +329,25 @@ export class IdempotentProducer {
     const key = `${topic}\u0000${partition}`;
     let s = this.streams.get(key);
     if (!s) {
-      s = { topic, partition, producerId: undefined, nextSeq: 0, open: null, queue: [], sent: 0, inFlight: 0, epoch: 0, retryTimer: null, fetchingId: false };
+      if (this.streams.size >= MAX_STREAMS) this.dropIdleStreams();
+      s = { topic, partition, producerId: undefined, nextSeq: 0, open: null, queue: [], sent: 0, inFlight: 0, epoch: 0, retryTimer: null, fetchingId: false, ownId: this.streamsDropped };
       this.streams.set(key, s);
     }
     return s;
+  }
+
+  /**
+   * Forget the streams with nothing queued or in flight. Their sequence is forgotten with them, so
+   * whatever is sent to their partitions later goes under a fresh producer id (Stream.ownId).
+   */
+  private dropIdleStreams(): void {
+    for (const [key, s] of this.streams) {
+      if (s.open === null && s.queue.length === 0 && s.inFlight === 0 && s.retryTimer === null && !s.fetchingId) {
+        this.streams.delete(key);
+        this.blockedOnBytes.delete(s);
+        this.streamsDropped = true;
+      }
+    }
   }
 
   private newBatch(topic: string): Batch {
@@ -381,7 +408,10 @@ export class IdempotentProducer {
     while (s.sent < s.queue.length && s.inFlight < this.opts.maxInFlightRequests) {
       const b = s.queue[s.sent]!;
       const cost = b.bytes + STAMP_BYTES;
-      if (this.wireBytes > 0 && this.wireBytes + cost > this.maxInFlightBytes) break; // resumed as answers arrive
+      if (this.wireBytes > 0 && this.wireBytes + cost > this.maxInFlightBytes) {
+        this.blockedOnBytes.add(s); // resumed when an answer gives bytes back (answered)
+        break;
+      }
       if (b.sequence < 0) {
         b.producerId = s.producerId;
         b.sequence = s.nextSeq;
@@ -397,7 +427,7 @@ export class IdempotentProducer {
   private acquireId(s: Stream): void {
     if (s.fetchingId) return;
     s.fetchingId = true;
-    const fresh = s.nextSeq === 0 && s.epoch === 0;
+    const fresh = s.nextSeq === 0 && s.epoch === 0 && !s.ownId;
     (fresh ? this.ensureProducerId() : this.initProducer()).then(
       (id) => {
         s.fetchingId = false;
@@ -433,7 +463,13 @@ export class IdempotentProducer {
     s.inFlight--;
     this.wireBytes -= cost;
     if (!this.destroyed) handle();
-    this.pumpAll();
+    // Only this stream and the streams waiting for in-flight bytes can move now.
+    this.pump(s);
+    if (this.blockedOnBytes.size > 0) {
+      const waiting = [...this.blockedOnBytes];
+      this.blockedOnBytes.clear();
+      for (const w of waiting) this.pump(w);
+    }
   }
 
   private onResult(s: Stream, b: Batch, result: ProduceResult): void {

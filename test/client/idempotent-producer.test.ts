@@ -293,4 +293,14 @@ describe('idempotent producer (SDK)', () => {
       raw.close();
     }
   });
+  it('streams of several partitions share a small in-flight byte budget: each waits for answers, none stalls', async () => {
+    tb = await startTestBroker();
+    const c = await client(tb.url, { maxInFlightBytes: 4096, batchMessages: 4, lingerMs: 0 });
+    await c.createTopic('budget', { partitions: 8 });
+    const values = Array.from({ length: 400 }, (_, i) => `b${i}-`.padEnd(300, '.'));
+    const acks = (await Promise.all(values.map((value, i) => c.produce('budget', [{ key: `k${i % 23}`, value }])))).flat();
+    const all = await stored(tb.url, 'budget', 8);
+    expect(all.size).toBe(400);
+    expectAcksMatch(all, values, acks);
+  });
 });
