@@ -178,6 +178,20 @@ export class PartitionCore {
             return;
           }
         }
+        const torn = this.producers.torn;
+        if (torn !== null) {
+          this.producers.torn = null; // one chance: the next append (of any kind) would break contiguity
+          if (torn.producerId === producerId && torn.firstSeq === sequence && torn.count === count && this.log.nextOffset === torn.baseOffset + torn.survived) {
+            // The resend of the batch a power loss cut: its first records are the log's last ones.
+            // Append only the rest, so every record is stored once at its original offset.
+            let at = IDEMPOTENT_PRODUCE_HEADER_BYTES;
+            for (let i = 0; i < torn.survived; i++) at += 4 + readU32(e, at);
+            this.log.append(e, at, e.length, count - torn.survived);
+            this.producers.record(producerId, sequence, count, torn.baseOffset);
+            this.pendingPush(chunkId, torn.baseOffset, count);
+            return;
+          }
+        }
         const { baseOffset } = this.log.append(e, IDEMPOTENT_PRODUCE_HEADER_BYTES, e.length, count);
         this.producers.record(producerId, sequence, count, baseOffset);
         this.pendingPush(chunkId, baseOffset, count);

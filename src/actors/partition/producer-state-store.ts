@@ -22,8 +22,9 @@
  *
  * A torn tail: recovery of the log cuts it at the first incomplete record, so after a power loss the
  * first records of an idempotent batch can survive without the rest. Such a batch is NOT recorded
- * (neither from the replay nor from a snapshot whose offset is past the log end): its producer's
- * resend is then appended again instead of being acknowledged as a duplicate with its tail missing.
+ * (neither from the replay nor from a snapshot whose offset is past the log end), so it is never
+ * acknowledged as a duplicate with its tail missing; it is kept as `table.torn`, and the partition
+ * completes it with the missing records when the producer resends it (core.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -90,7 +91,7 @@ export class ProducerStateStore {
         if (snap.offset > end) {
           // The log lost its unsynced tail after the snapshot was written: the snapshot describes
           // every record below the end too, minus the batches that were (partly) cut off.
-          table.truncateFrom(end);
+          table.torn = table.truncateFrom(end);
           from = end;
         } else from = Math.max(snap.offset, log.logStartOffset);
       } catch {
@@ -193,10 +194,12 @@ export function replay(log: PartitionLog, table: ProducerStateTable, from: numbe
         const count = headerInteger(b, at, Header.BATCH_COUNT);
         const base = recordOffset(b, at);
         // The gateway wrote these; anything else is not ours to interpret.
-        if (pid !== null && seq !== null && count !== null && pid === pid && seq === seq && count === count && count > 0 && base + count <= end) {
-          table.record(pid, seq, count, base);
-          table.commit();
-          batches++;
+        if (pid !== null && seq !== null && count !== null && pid === pid && seq === seq && count === count && count > 0) {
+          if (base + count <= end) {
+            table.record(pid, seq, count, base);
+            table.commit();
+            batches++;
+          } else table.torn = { producerId: pid, firstSeq: seq, count, baseOffset: base, survived: end - base };
         }
       }
       at += 4 + readU32(b, at);

@@ -175,6 +175,7 @@ describe('ProducerStateStore', () => {
     const r = new ProducerStateStore(tmp.dir).recover(log);
     expect(r.table.check(3, 0, 1)).toEqual({ kind: 'duplicate', baseOffset: 0, count: 1 });
     expect(r.table.check(3, 1, 3)).toEqual({ kind: 'append' });
+    expect(r.table.torn).toEqual({ producerId: 3, firstSeq: 1, count: 3, baseOffset: 1, survived: 2 });
     log.close();
   });
 
@@ -194,6 +195,7 @@ describe('ProducerStateStore', () => {
     expect(r.replayedBatches).toBe(0);
     expect(r.table.check(8, 4, 2)).toEqual({ kind: 'duplicate', baseOffset: 4, count: 2 });
     expect(r.table.check(8, 6, 2)).toEqual({ kind: 'append' });
+    expect(r.table.torn).toEqual({ producerId: 8, firstSeq: 6, count: 2, baseOffset: 6, survived: 1 });
     log.close();
   });
 
