@@ -430,7 +430,7 @@ export class Gateway {
       forced = this.partitionOf(topic, f.partition);
     }
     // Exactly-once append (docs/exactly-once.md); undefined for plain produces.
-    const idem: ProducerSequence | undefined = idempotentFields(f, this.producerIdHighWater());
+    const idem: ProducerSequence | undefined = idempotentFields(f, this.producerIdHighWater);
     if (conn.inFlightBytes > 0 && conn.inFlightBytes + records.length > this.config.maxInFlightBytes) {
       throw new WeirError(ErrorCode.THROTTLED, `connection has ${conn.inFlightBytes} produce bytes in flight (limit ${this.config.maxInFlightBytes}); wait for acknowledgements`, { retryable: true });
     }
@@ -564,7 +564,7 @@ export class Gateway {
   setProducerIdHighWater(highWater: () => number): void {
     this.producerIdHighWater = highWater;
   }
-  private producerIdHighWater: () => number = () => 0;
+  private producerIdHighWater: () => number = () => 0; // no producers feature: no id is valid
 
   /**
    * Take over produce requests whose batch has records with `weir-` headers (index.controlCount > 0):

@@ -16,7 +16,6 @@ import { ATTR_IDEMPOTENT, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_LENGTH, 
 /** Sequences are u32 in the partition's ring; a producer's per-partition sequence stays below this. */
 export const MAX_SEQUENCE = 0xffff_ffff;
 
-
 const encoder = new TextEncoder();
 
 /**
@@ -25,15 +24,15 @@ const encoder = new TextEncoder();
  */
 export function idempotentFields(
   f: { producerId?: unknown; sequence?: unknown; partition?: unknown },
-  /** Producer ids handed out by init_producer are below this (0: none can be, the feature is off). */
-  producerIdHighWater: number,
+  /** Producer ids handed out by init_producer are below this (asked only for idempotent produces). */
+  producerIdHighWater: () => number,
 ): ProducerSequence | undefined {
   if (f.producerId === undefined && f.sequence === undefined) return undefined;
   const { producerId, sequence } = f;
   if (typeof producerId !== 'number' || !Number.isSafeInteger(producerId) || producerId < 0) {
     throw badRequest('producerId', '"producerId" must be a non-negative integer (from init_producer)');
   }
-  if (producerId >= producerIdHighWater) {
+  if (producerId >= producerIdHighWater()) {
     // An invented id could collide with one handed out later, and share its sequence state.
     throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker: call init_producer`);
   }
