@@ -18,11 +18,12 @@
 import { BatchBuilder } from '../protocol/batch-builder.js';
 import { ErrorCode } from '../protocol/codes.js';
 import type { DescribeTopicResult, InitProducerResult, ProduceResult } from '../protocol/frames.js';
-import { murmur2 } from '../common/murmur2.js';
+import { partitionForKey } from '../common/murmur2.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
 import { WeirClientError } from './errors.js';
 import { computeAcks, recordSize, utf8Length, type ProducerOptions, type ProducerStats } from './producer.js';
+import { isScheduled, withTimeHeaders } from './time.js';
 import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
 
 /** Bytes the gateway adds to a batch (producer headers): counted against the broker's in-flight budget. */
@@ -77,11 +78,22 @@ interface Stream {
   epoch: number;
   retryTimer: ReturnType<typeof setTimeout> | null;
   fetchingId: boolean;
+  /** Created after idle streams were dropped: it may be one of them, so it never reuses the client's id. */
+  ownId: boolean;
 }
+
+/** Streams kept; beyond it idle ones (nothing queued or in flight) are dropped. */
+const MAX_STREAMS = 4096;
+/** Topics whose partition count is cached. */
+const MAX_CACHED_TOPICS = 1024;
 
 export class IdempotentProducer {
   private readonly streams = new Map<string, Stream>();
   private readonly partitionCounts = new Map<string, Promise<number>>();
+  /** Streams that stopped sending because the connection's in-flight bytes were used up. */
+  private readonly blockedOnBytes = new Set<Stream>();
+  /** Idle streams were dropped: a stream created from now on may continue a dropped one. */
+  private streamsDropped = false;
   private readonly sticky = new Map<string, number>();
   private readonly active = new Set<Promise<Ack[]>>();
   private producerIdPromise: Promise<number> | null = null;
@@ -120,6 +132,23 @@ export class IdempotentProducer {
       return Promise.reject(badRequest(`partition must be an integer in 0-65535, got ${String(forced)}`, 'partition'));
     }
     if (messages.length === 0) return Promise.resolve([]);
+    // time: ttl/expiresAt become weir- headers (read at delivery). A delayed message would go to the
+    // schedule log, outside the partition's sequence check, so it cannot be sent exactly once.
+    try {
+      let prepared: ProduceMessage[] | null = null;
+      for (let i = 0; i < messages.length; i++) {
+        const m = withTimeHeaders(messages[i]!);
+        if (isScheduled(m)) {
+          return Promise.reject(new WeirClientError(ErrorCode.BAD_REQUEST,
+            `message ${i} is delayed (deliverAt / delay): an idempotent producer cannot send delayed messages; send them with a plain client`,
+            { retryable: false, details: { field: messages[i]!.deliverAt !== undefined ? 'deliverAt' : 'delay', index: i } }));
+        }
+        if (m !== messages[i]) (prepared ??= messages.slice())[i] = m;
+      }
+      if (prepared) messages = prepared;
+    } catch (err) {
+      return Promise.reject(asClientError(err, 'messages'));
+    }
     const hello = this.conn.hello;
     const maxRecord = Math.min(hello.maxMessageBytes - STAMP_BYTES, this.maxInFlightBytes - STAMP_BYTES, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - STAMP_BYTES - utf8Length(topic));
     const sizes = new Array<number>(messages.length);
@@ -228,6 +257,7 @@ export class IdempotentProducer {
         if (typeof r.partitions !== 'number' || r.partitions < 1) throw badRequest(`describe_topic of ${topic} has no partition count`, 'topic');
         return r.partitions;
       });
+      if (this.partitionCounts.size >= MAX_CACHED_TOPICS) this.partitionCounts.delete(this.partitionCounts.keys().next().value as string);
       this.partitionCounts.set(topic, p);
       p.catch(() => this.partitionCounts.delete(topic)); // asked again on the next call
     }
@@ -299,10 +329,25 @@ export class IdempotentProducer {
     const key = `${topic}\u0000${partition}`;
     let s = this.streams.get(key);
     if (!s) {
-      s = { topic, partition, producerId: undefined, nextSeq: 0, open: null, queue: [], sent: 0, inFlight: 0, epoch: 0, retryTimer: null, fetchingId: false };
+      if (this.streams.size >= MAX_STREAMS) this.dropIdleStreams();
+      s = { topic, partition, producerId: undefined, nextSeq: 0, open: null, queue: [], sent: 0, inFlight: 0, epoch: 0, retryTimer: null, fetchingId: false, ownId: this.streamsDropped };
       this.streams.set(key, s);
     }
     return s;
+  }
+
+  /**
+   * Forget the streams with nothing queued or in flight. Their sequence is forgotten with them, so
+   * whatever is sent to their partitions later goes under a fresh producer id (Stream.ownId).
+   */
+  private dropIdleStreams(): void {
+    for (const [key, s] of this.streams) {
+      if (s.open === null && s.queue.length === 0 && s.inFlight === 0 && s.retryTimer === null && !s.fetchingId) {
+        this.streams.delete(key);
+        this.blockedOnBytes.delete(s);
+        this.streamsDropped = true;
+      }
+    }
   }
 
   private newBatch(topic: string): Batch {
@@ -363,7 +408,10 @@ export class IdempotentProducer {
     while (s.sent < s.queue.length && s.inFlight < this.opts.maxInFlightRequests) {
       const b = s.queue[s.sent]!;
       const cost = b.bytes + STAMP_BYTES;
-      if (this.wireBytes > 0 && this.wireBytes + cost > this.maxInFlightBytes) break; // resumed as answers arrive
+      if (this.wireBytes > 0 && this.wireBytes + cost > this.maxInFlightBytes) {
+        this.blockedOnBytes.add(s); // resumed when an answer gives bytes back (answered)
+        break;
+      }
       if (b.sequence < 0) {
         b.producerId = s.producerId;
         b.sequence = s.nextSeq;
@@ -379,7 +427,7 @@ export class IdempotentProducer {
   private acquireId(s: Stream): void {
     if (s.fetchingId) return;
     s.fetchingId = true;
-    const fresh = s.nextSeq === 0 && s.epoch === 0;
+    const fresh = s.nextSeq === 0 && s.epoch === 0 && !s.ownId;
     (fresh ? this.ensureProducerId() : this.initProducer()).then(
       (id) => {
         s.fetchingId = false;
@@ -415,7 +463,13 @@ export class IdempotentProducer {
     s.inFlight--;
     this.wireBytes -= cost;
     if (!this.destroyed) handle();
-    this.pumpAll();
+    // Only this stream and the streams waiting for in-flight bytes can move now.
+    this.pump(s);
+    if (this.blockedOnBytes.size > 0) {
+      const waiting = [...this.blockedOnBytes];
+      this.blockedOnBytes.clear();
+      for (const w of waiting) this.pump(w);
+    }
   }
 
   private onResult(s: Stream, b: Batch, result: ProduceResult): void {
@@ -427,6 +481,11 @@ export class IdempotentProducer {
       this.fatal(s, asClientError(err, 'produce answer'));
       return;
     }
+    this.settle(s, b, acks);
+  }
+
+  /** The batch is stored: resolve its messages' calls with `acks` and take it off the stream. */
+  private settle(s: Stream, b: Batch, acks: Ack[]): void {
     let at = 0;
     for (const seg of b.segments) {
       const call = seg.call;
@@ -447,6 +506,13 @@ export class IdempotentProducer {
 
   private onFailure(s: Stream, b: Batch, epoch: number, error: WeirClientError): void {
     if (b.done || epoch !== s.epoch) return; // answered already, or a resend from the head is under way
+    if (error.code === ErrorCode.DUPLICATE_SEQUENCE) {
+      // A resend of a batch the partition stored so long ago that it forgot its offsets: stored,
+      // exactly once. Failing it would invite the caller to send it again (a duplicate).
+      const acks: Ack[] = Array.from({ length: b.count }, () => ({ partition: s.partition, offset: -1, duplicate: true as const }));
+      this.settle(s, b, acks);
+      return;
+    }
     const head = s.queue[0];
     // OUT_OF_ORDER_SEQUENCE behind an unanswered earlier batch: that one was not written (yet).
     const retry = error.retryable || (error.code === ErrorCode.OUT_OF_ORDER_SEQUENCE && head !== b);
@@ -502,10 +568,10 @@ export class IdempotentProducer {
   }
 }
 
-/** The gateway's partitioner (docs/protocol.md, Partitioning): murmur2 of the key bytes. */
+/** The gateway's partitioner (docs/protocol.md, Partitioning), shared with it: murmur2 of the key bytes. */
 export function keyPartition(key: Bytes, partitions: number): number {
   const bytes = typeof key === 'string' ? encoder.encode(key) : key;
-  return (murmur2(bytes) & 0x7fffffff) % partitions;
+  return partitionForKey(bytes, 0, bytes.length, partitions);
 }
 
 function badRequest(message: string, field: string): WeirClientError {

@@ -43,6 +43,12 @@ export interface Ack {
   offset: number;
   /** time: the message was delayed; `offset` is its place in the schedule log, not in the topic. */
   scheduled?: true;
+  /**
+   * Idempotent producer: a resend of a message the partition had stored long before (older than
+   * the batches it remembers, DUPLICATE_SEQUENCE): it IS stored, once, but its offset is unknown
+   * (`offset` is -1). Do not send it again.
+   */
+  duplicate?: true;
 }
 
 export interface ProduceOptions {

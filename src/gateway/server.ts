@@ -14,7 +14,7 @@ import { topicConfigToWire } from '../actors/topics/config.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
 import { FetchMode, IDEMPOTENT_PRODUCE_HEADER_BYTES, PRODUCE_HEADER_BYTES } from '../partition-worker/protocol.js';
 import type { ByteSink, PartitionActor, ProduceWaiter, ProducerSequence } from '../actors/partition/handle.js';
-import { idempotentFields, markIdempotent, withProducerHeaders } from '../actors/producers/batch.js';
+import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders } from '../actors/producers/batch.js';
 import type { Topic, TopicRegistry, PartitionHost } from '../actors/topics/registry.js';
 import type { GroupCoordinator, GroupMember } from '../actors/group/coordinator.js';
 import type { OffsetStore } from '../actors/group/offset-store.js';
@@ -431,12 +431,13 @@ export class Gateway {
       forced = this.partitionOf(topic, f.partition);
     }
     // Exactly-once append (docs/exactly-once.md); undefined for plain produces.
-    const idem: ProducerSequence | undefined = idempotentFields(f);
+    const idem: ProducerSequence | undefined = idempotentFields(f, this.producerIdHighWater);
     if (conn.inFlightBytes > 0 && conn.inFlightBytes + records.length > this.config.maxInFlightBytes) {
       throw new WeirError(ErrorCode.THROTTLED, `connection has ${conn.inFlightBytes} produce bytes in flight (limit ${this.config.maxInFlightBytes}); wait for acknowledgements`, { retryable: true });
     }
     this.scan(records);
     if (idem !== undefined) {
+      if (this.index.controlCount > 0) refuseScheduled(records, this.index);
       records = withProducerHeaders(records, this.index.count, idem);
       this.scan(records);
       markIdempotent(records);
@@ -570,6 +571,15 @@ export class Gateway {
   onUnsubscribed(listener: (conn: GatewayConnection, subId: number) => void): void {
     this.unsubscribeListeners.push(listener);
   }
+
+  /**
+   * Exactly-once append: where the gateway learns which producer ids were handed out (every id
+   * below the returned value); idempotent produces naming another id are refused. Unset: none.
+   */
+  setProducerIdHighWater(highWater: () => number): void {
+    this.producerIdHighWater = highWater;
+  }
+  private producerIdHighWater: () => number = () => 0; // no producers feature: no id is valid
 
   /**
    * Take over produce requests whose batch has records with `weir-` headers (index.controlCount > 0):

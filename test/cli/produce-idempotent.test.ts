@@ -33,3 +33,17 @@ it('produces through an idempotent producer: the stored batch carries its produc
   expect(msgs[0]!.headers[Header.SEQUENCE]).toBe('0');
   raw.close();
 });
+
+it('refuses --idempotent with --delay / --deliver-at as a usage error, before sending anything', async () => {
+  for (const flag of [['--delay', '1000'], ['--deliver-at', '2030-01-01T00:00:00Z']]) {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let err = '';
+    stderr.on('data', (d: Buffer) => (err += d.toString()));
+    stdin.end('one\n');
+    const code = await run(['cli.eos', '--url', 'ws://127.0.0.1:1', '--idempotent', ...flag], { stdin, stdout, stderr });
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/--idempotent cannot send delayed messages/);
+  }
+});

@@ -250,4 +250,57 @@ describe('idempotent producer (SDK)', () => {
     const [more] = await c.produce('restart', [{ value: 'after' }]);
     expect(more!.offset).toBe(60);
   });
+  it('settles a resend older than the partition remembers (DUPLICATE_SEQUENCE) as stored, offset unknown, instead of failing it', async () => {
+    tb = await startTestBroker();
+    const flaky = flakySockets();
+    // 40 one-message batches in flight: more than the 32 batches a partition remembers per producer.
+    const c = await client(tb.url, { WebSocket: flaky.Ctor, batchMessages: 1, maxInFlightRequests: 40, lingerMs: 0, reconnectDelayMs: 20 });
+    await c.createTopic('old', { partitions: 1 });
+    expect(await c.produce('old', [{ value: 'first' }])).toEqual([{ partition: 0, offset: 0 }]); // id and topic known
+    flaky.current.swallow = true;
+    const values = Array.from({ length: 40 }, (_, i) => `o${i}`);
+    const pending = values.map((value) => c.produce('old', [{ value }]));
+    await until(() => flaky.current.swallowed >= 40, 10_000, 'the broker to answer the 40 batches');
+    flaky.current.drop();
+    const acks = (await Promise.all(pending)).flat();
+    for (let i = 0; i < 8; i++) expect(acks[i]).toEqual({ partition: 0, offset: -1, duplicate: true });
+    expect(acks.slice(8).map((a) => a.offset)).toEqual(Array.from({ length: 32 }, (_, i) => 9 + i));
+    const all = await stored(tb.url, 'old', 1);
+    expect(all.size).toBe(41);
+    // The stream goes on under the same producer: the next message follows in order.
+    const [next] = await c.produce('old', [{ value: 'after' }]);
+    expect(next).toEqual({ partition: 0, offset: 41 });
+  });
+
+  it('sends ttl / expiresAt as time headers and refuses delayed messages with BAD_REQUEST', async () => {
+    tb = await startTestBroker();
+    const c = await client(tb.url);
+    await c.createTopic('timed', { partitions: 1 });
+    await expect(c.produce('timed', [{ value: 'a' }, { value: 'b', delay: 1000 }])).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { field: 'delay', index: 1 } });
+    await expect(c.produce('timed', [{ value: 'c', deliverAt: new Date(Date.now() + 60_000) }])).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { field: 'deliverAt', index: 0 } });
+    await expect(c.produce('timed', [{ value: 'd', ttl: -5 }])).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    const expiresAt = Date.now() + 3_600_000;
+    const acks = await c.produce('timed', [{ value: 'ttl', ttl: 60_000 }, { value: 'expires', expiresAt }]);
+    expect(acks).toEqual([{ partition: 0, offset: 0 }, { partition: 0, offset: 1 }]);
+    const raw = await RawClient.connect(tb.url);
+    try {
+      const r = await raw.request({ op: 'fetch', topic: 'timed', partition: 0, offset: 0, maxRecords: 10 });
+      const msgs = readMessages('timed', 0, r.records as Uint8Array);
+      expect(msgs.map((m) => new TextDecoder().decode(m.value))).toEqual(['ttl', 'expires']);
+      expect(msgs[0]!.headers['weir-ttl']).toBe('60000');
+      expect(msgs[1]!.headers['weir-expires-at']).toBe(String(expiresAt));
+    } finally {
+      raw.close();
+    }
+  });
+  it('streams of several partitions share a small in-flight byte budget: each waits for answers, none stalls', async () => {
+    tb = await startTestBroker();
+    const c = await client(tb.url, { maxInFlightBytes: 4096, batchMessages: 4, lingerMs: 0 });
+    await c.createTopic('budget', { partitions: 8 });
+    const values = Array.from({ length: 400 }, (_, i) => `b${i}-`.padEnd(300, '.'));
+    const acks = (await Promise.all(values.map((value, i) => c.produce('budget', [{ key: `k${i % 23}`, value }])))).flat();
+    const all = await stored(tb.url, 'budget', 8);
+    expect(all.size).toBe(400);
+    expectAcksMatch(all, values, acks);
+  });
 });

@@ -66,6 +66,8 @@ export interface PartitionCoreOptions {
 export interface ProducerSnapshots {
   maybeSnapshot(table: ProducerStateTable, durableOffset: number, now: number): void;
   write(table: ProducerStateTable, offset: number): void;
+  /** Before the partition's first idempotent append (at `offset`): durably start snapshotting; throws if it cannot. */
+  beginTracking(table: ProducerStateTable, offset: number): void;
 }
 
 export class PartitionCore {
@@ -165,6 +167,31 @@ export class PartitionCore {
     const check = this.producers.check(producerId, sequence, count);
     switch (check.kind) {
       case 'append': {
+        if (this.snapshots !== null) {
+          try {
+            this.snapshots.beginTracking(this.producers, this.log.nextOffset);
+          } catch (err) {
+            // Without that snapshot a restart would not look for this batch: do not append it.
+            this.sendFail(FailKind.PRODUCE, chunkId, storageCode(err),
+              `producer ${producerId}: cannot record the partition's producer state: ${err instanceof Error ? err.message : String(err)}; nothing was written`, 0, 0);
+            this.failedInStep = true;
+            return;
+          }
+        }
+        const torn = this.producers.torn;
+        if (torn !== null) {
+          this.producers.torn = null; // one chance: the next append (of any kind) would break contiguity
+          if (torn.producerId === producerId && torn.firstSeq === sequence && torn.count === count && this.log.nextOffset === torn.baseOffset + torn.survived) {
+            // The resend of the batch a power loss cut: its first records are the log's last ones.
+            // Append only the rest, so every record is stored once at its original offset.
+            let at = IDEMPOTENT_PRODUCE_HEADER_BYTES;
+            for (let i = 0; i < torn.survived; i++) at += 4 + readU32(e, at);
+            this.log.append(e, at, e.length, count - torn.survived);
+            this.producers.record(producerId, sequence, count, torn.baseOffset);
+            this.pendingPush(chunkId, torn.baseOffset, count);
+            return;
+          }
+        }
         const { baseOffset } = this.log.append(e, IDEMPOTENT_PRODUCE_HEADER_BYTES, e.length, count);
         this.producers.record(producerId, sequence, count, baseOffset);
         this.pendingPush(chunkId, baseOffset, count);

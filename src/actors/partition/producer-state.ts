@@ -21,6 +21,19 @@ export interface ProducerBatch {
   baseOffset: number;
 }
 
+/**
+ * The idempotent batch a power loss cut in two: its first `survived` records are the last records
+ * of the log. Its resend completes it (the partition appends only the missing records and
+ * acknowledges the batch's original base offset), as long as nothing was appended after them.
+ */
+export interface TornBatch {
+  producerId: number;
+  firstSeq: number;
+  count: number;
+  baseOffset: number;
+  survived: number;
+}
+
 export type SequenceCheck =
   | { kind: 'append' }
   | { kind: 'duplicate'; baseOffset: number; count: number }
@@ -48,6 +61,8 @@ export class ProducerStateTable {
   private readonly journal: number[] = [];
   /** Bumped by every change; the shell snapshots only when it moved. */
   version = 0;
+  /** Set by recovery when the log ends inside an idempotent batch (see TornBatch). */
+  torn: TornBatch | null = null;
 
   constructor(private readonly limits: ProducerStateLimits = DEFAULT_PRODUCER_STATE_LIMITS) {
     if (limits.window < 10) throw new Error('producer state window must be at least 10 batches');
@@ -113,13 +128,23 @@ export class ProducerStateTable {
     this.journal.length = 0;
   }
 
-  /** Forget batches at or above `offset` (the log was cut back there). */
-  truncateFrom(offset: number): void {
+  /**
+   * The log was cut back to `offset`: forget every batch not wholly below it (a batch whose first
+   * records survived without the rest must be appended again when resent, not acknowledged).
+   */
+  truncateFrom(offset: number): TornBatch | null {
+    let torn: TornBatch | null = null;
     for (const [pid, batches] of this.producers) {
-      while (batches.length > 0 && batches[batches.length - 1]!.baseOffset >= offset) batches.pop();
+      for (let last = batches[batches.length - 1]; last !== undefined && last.baseOffset + (last.lastSeq - last.firstSeq + 1) > offset; last = batches[batches.length - 1]) {
+        if (last.baseOffset < offset) {
+          torn = { producerId: pid, firstSeq: last.firstSeq, count: last.lastSeq - last.firstSeq + 1, baseOffset: last.baseOffset, survived: offset - last.baseOffset };
+        }
+        batches.pop();
+      }
       if (batches.length === 0) this.producers.delete(pid);
     }
     this.version++;
+    return torn;
   }
 
   toJSON(): ProducerStateJson {

@@ -7,17 +7,14 @@
  * record; partition recovery trusts only records with that bit (record.ts).
  */
 import { WeirError } from '../../common/errors.js';
+import type { ProducerSequence } from '../partition/handle.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { Header } from '../../protocol/headers.js';
-import { ATTR_IDEMPOTENT, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, writeU32 } from '../../protocol/record.js';
+import { classifyProduced, TimeKind } from '../scheduler/time-headers.js';
+import { ATTR_IDEMPOTENT, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, writeU32, type RecordIndex } from '../../protocol/record.js';
 
 /** Sequences are u32 in the partition's ring; a producer's per-partition sequence stays below this. */
 export const MAX_SEQUENCE = 0xffff_ffff;
-
-export interface IdempotentFields {
-  producerId: number;
-  sequence: number;
-}
 
 const encoder = new TextEncoder();
 
@@ -25,11 +22,19 @@ const encoder = new TextEncoder();
  * The idempotence fields of a produce frame, or undefined when it has none (a plain produce).
  * Both must be given together, with `partition` (sequences are per partition).
  */
-export function idempotentFields(f: { producerId?: unknown; sequence?: unknown; partition?: unknown }): IdempotentFields | undefined {
+export function idempotentFields(
+  f: { producerId?: unknown; sequence?: unknown; partition?: unknown },
+  /** Producer ids handed out by init_producer are below this (asked only for idempotent produces). */
+  producerIdHighWater: () => number,
+): ProducerSequence | undefined {
   if (f.producerId === undefined && f.sequence === undefined) return undefined;
   const { producerId, sequence } = f;
   if (typeof producerId !== 'number' || !Number.isSafeInteger(producerId) || producerId < 0) {
     throw badRequest('producerId', '"producerId" must be a non-negative integer (from init_producer)');
+  }
+  if (producerId >= producerIdHighWater()) {
+    // An invented id could collide with one handed out later, and share its sequence state.
+    throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker: call init_producer`);
   }
   if (typeof sequence !== 'number' || !Number.isSafeInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
     throw badRequest('sequence', `"sequence" must be an integer in 0..${MAX_SEQUENCE} (the batch's first message sequence)`);
@@ -43,7 +48,7 @@ export function idempotentFields(f: { producerId?: unknown; sequence?: unknown; 
  * the producer headers. Throws BAD_REQUEST when the sequence range would pass MAX_SEQUENCE or the
  * first record has no room for three more headers.
  */
-export function withProducerHeaders(records: Uint8Array, count: number, fields: IdempotentFields): Uint8Array {
+export function withProducerHeaders(records: Uint8Array, count: number, fields: ProducerSequence): Uint8Array {
   if (fields.sequence + count - 1 > MAX_SEQUENCE) {
     throw badRequest('sequence', `sequence ${fields.sequence} + ${count} messages passes ${MAX_SEQUENCE}: start a new producer (init_producer)`);
   }
@@ -64,6 +69,22 @@ export function withProducerHeaders(records: Uint8Array, count: number, fields: 
   out[F_HEADER_COUNT] = (headerCount + 3) & 0xff;
   out[F_HEADER_COUNT + 1] = (headerCount + 3) >>> 8;
   return out;
+}
+
+/**
+ * Refuse an idempotent batch holding a scheduled record (weir-delay / weir-deliver-at): such a
+ * record would go to the schedule log, not to the producer's partition, where its sequence is
+ * checked, so it cannot be deduplicated. weir-ttl / weir-expires-at are fine (read at delivery).
+ * Called only when the scan found control records (index.controlCount > 0) on the producer's batch.
+ */
+export function refuseScheduled(records: Uint8Array, index: RecordIndex): void {
+  for (let i = 0; i < index.count; i++) {
+    if (classifyProduced(records, index.start[i]!, i) === TimeKind.SCHEDULED) {
+      throw new WeirError(ErrorCode.BAD_REQUEST,
+        `record ${i}: an idempotent producer cannot send delayed messages (${Header.DELAY} / ${Header.DELIVER_AT}); send them with a plain producer`,
+        { details: { field: 'records', record: i } });
+    }
+  }
 }
 
 /** Mark the (re-scanned) first record as the start of an idempotent batch. */

@@ -14,6 +14,7 @@ export const PRODUCERS_DIR = 'producers';
 
 export function installProducers(ctx: FeatureContext): Feature {
   const ids = new ProducerIds(path.join(ctx.dataDir, PRODUCERS_DIR));
+  ctx.gateway.setProducerIdHighWater(() => ids.highWater);
   ctx.gateway.registerOp('init_producer', (conn, id) => {
     if (id === undefined) throw new WeirError(ErrorCode.BAD_REQUEST, '"init_producer" needs a non-negative integer "id"', { details: { field: 'id' } });
     ctx.gateway.send(conn, { op: 'result', id, producerId: ids.allocate() });

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 
@@ -40,17 +41,19 @@ export class ProducerIds {
     return this.next++;
   }
 
+  /**
+   * Every id handed out so far is below this: a produce naming an id at or above it was not given
+   * by init_producer (on this data directory) and is refused.
+   */
+  get highWater(): number {
+    return this.next;
+  }
+
   private reserve(upTo: number): void {
-    const tmp = `${this.file}.tmp`;
     try {
-      const fd = fs.openSync(tmp, 'w');
-      try {
-        fs.writeSync(fd, JSON.stringify({ next: upTo }));
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, this.file);
+      // Durable (file and directory): after a crash the counter must never come back lower than
+      // an id already handed out, or two producers would share an id.
+      writeFileAtomic(this.file, JSON.stringify({ next: upTo }), { durable: true });
     } catch (err) {
       const code = (err as { code?: string }).code;
       const weirCode = code === 'ENOSPC' || code === 'EDQUOT' ? ErrorCode.STORAGE_FULL : ErrorCode.STORAGE_ERROR;

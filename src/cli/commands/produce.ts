@@ -44,6 +44,10 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const hasHeaders = Object.keys(headers).length > 0;
     const partition = nonNegativeInt(values.partition, 'partition');
     const timing = timeFields(values); // time: every line delayed / expiring alike
+    if (values.idempotent === true && (timing.delay !== undefined || timing.deliverAt !== undefined)) {
+      // A delayed message goes to the schedule log, outside the partition's sequence check.
+      throw new UsageError('--idempotent cannot send delayed messages (--delay / --deliver-at); --ttl and --expires-at are fine');
+    }
 
     const client = await connect(values.url!, values.idempotent === true ? { idempotent: true } : {});
     let acked = 0;
@@ -89,7 +93,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     } finally {
       await client.close();
     }
-    await write(io.stdout, `acked ${acked} messages${last ? `; last: partition ${last.partition} offset ${last.offset}${last.scheduled ? ' (delayed: an offset of the schedule log)' : ''}` : ''}\n`);
+    await write(io.stdout, `acked ${acked} messages${last ? `; last: partition ${last.partition} offset ${last.offset}${last.scheduled ? ' (delayed: an offset of the schedule log)' : ''}${last.duplicate ? ' (a resend of a message stored earlier; its offset is unknown)' : ''}` : ''}\n`);
     if (failure !== undefined) {
       io.stderr.write(`weir produce: ${describeError(failure)}\n`);
       return EXIT_FAILURE;

@@ -124,7 +124,7 @@ describe('ProducerStateStore', () => {
     log.close();
   });
 
-  it('starts the replay at the snapshot and ignores a snapshot past the log end', () => {
+  it('starts the replay at the snapshot; a snapshot past the log end loses the batches beyond it', () => {
     const tmp = tmpDir('weir-pstate-');
     tmps.push(tmp);
     let log = openLog(tmp.dir);
@@ -142,12 +142,105 @@ describe('ProducerStateStore', () => {
     expect(second.replayedBatches).toBe(1);
     expect(second.table.check(1, 6, 1)).toEqual({ kind: 'append' });
     expect(second.table.check(1, 0, 1)).toEqual({ kind: 'duplicate', baseOffset: 0, count: 1 });
-    // A snapshot claiming more than the log holds (the log lost its unsynced tail) is not trusted.
+    // A snapshot claiming more than the log holds (the log lost its unsynced tail): its batches
+    // past the log end are dropped, and nothing is replayed.
     const file = path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE);
     fs.writeFileSync(file, JSON.stringify({ version: 1, offset: 1000, producers: [[1, [[0, 99, 0]]]] }));
     const third = new ProducerStateStore(tmp.dir).recover(log);
-    expect(third.snapshotUsed).toBe(false);
-    expect(third.table.check(1, 6, 1)).toEqual({ kind: 'append' });
+    expect(third.snapshotUsed).toBe(true);
+    expect(third.replayedBatches).toBe(0);
+    expect(third.table.check(1, 0, 1)).toEqual({ kind: 'append' });
+    log.close();
+  });
+  /** Cut the newest segment file `bytes` short, as a power loss would (recovery then truncates). */
+  function tearTail(dir: string, bytes: number): void {
+    const segment = fs.readdirSync(dir).filter((f) => f.endsWith('.log')).sort().at(-1)!;
+    const file = path.join(dir, segment);
+    fs.truncateSync(file, fs.statSync(file).size - bytes);
+  }
+
+  it('a batch torn by a power loss is not remembered (replay): its resend is appended, not acknowledged as a duplicate', () => {
+    const tmp = tmpDir('weir-pstate-');
+    tmps.push(tmp);
+    let log = openLog(tmp.dir);
+    const store = new ProducerStateStore(tmp.dir);
+    store.recover(log);
+    store.beginTracking(new ProducerStateTable(), log.nextOffset);
+    append(log, 1, { producerId: 3, sequence: 0 });
+    append(log, 3, { producerId: 3, sequence: 1 }); // offsets 1..3
+    log.close();
+    tearTail(tmp.dir, 50); // the last record (offset 3) is cut short; offsets 1 and 2 survive
+    log = openLog(tmp.dir);
+    expect(log.durableOffset).toBe(3);
+    const r = new ProducerStateStore(tmp.dir).recover(log);
+    expect(r.table.check(3, 0, 1)).toEqual({ kind: 'duplicate', baseOffset: 0, count: 1 });
+    expect(r.table.check(3, 1, 3)).toEqual({ kind: 'append' });
+    expect(r.table.torn).toEqual({ producerId: 3, firstSeq: 1, count: 3, baseOffset: 1, survived: 2 });
+    log.close();
+  });
+
+  it('a snapshot past the log end is loaded without a replay, minus the batches the cut reached', () => {
+    const tmp = tmpDir('weir-pstate-');
+    tmps.push(tmp);
+    let log = openLog(tmp.dir);
+    for (let i = 0; i < 4; i++) append(log, 2, { producerId: 8, sequence: i * 2 }); // offsets 0..7
+    log.close();
+    // A snapshot written as of offset 8, then the log lost the second half of its last batch.
+    fs.writeFileSync(path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE), JSON.stringify({ version: 1, offset: 8, producers: [[8, [[0, 1, 0], [2, 3, 2], [4, 5, 4], [6, 7, 6]]]] }));
+    tearTail(tmp.dir, 50);
+    log = openLog(tmp.dir);
+    expect(log.durableOffset).toBe(7);
+    const r = new ProducerStateStore(tmp.dir).recover(log);
+    expect(r.snapshotUsed).toBe(true);
+    expect(r.replayedBatches).toBe(0);
+    expect(r.table.check(8, 4, 2)).toEqual({ kind: 'duplicate', baseOffset: 4, count: 2 });
+    expect(r.table.check(8, 6, 2)).toEqual({ kind: 'append' });
+    expect(r.table.torn).toEqual({ producerId: 8, firstSeq: 6, count: 2, baseOffset: 6, survived: 1 });
+    log.close();
+  });
+
+  it('a partition that never had an idempotent batch replays nothing and writes no snapshot after its "none" marker', () => {
+    const tmp = tmpDir('weir-pstate-');
+    tmps.push(tmp);
+    const file = path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE);
+    let log = openLog(tmp.dir);
+    const store = new ProducerStateStore(tmp.dir, 0);
+    expect(store.recover(log).tracking).toBe(false); // brand-new log: "none", written once
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ version: 1, none: true });
+    const marked = fs.statSync(file).mtimeMs;
+    for (let i = 0; i < 20; i++) append(log, 3);
+    const table = new ProducerStateTable();
+    store.maybeSnapshot(table, log.durableOffset, Date.now() + 60_000);
+    store.write(table, log.durableOffset);
+    expect(fs.statSync(file).mtimeMs).toBe(marked);
+    log.close();
+    log = openLog(tmp.dir);
+    const again = new ProducerStateStore(tmp.dir).recover(log);
+    expect(again).toMatchObject({ tracking: false, replayedBatches: 0, replayedFrom: 60 });
+    // The first idempotent append records where to replay from, durably, before it is made.
+    const tracked = new ProducerStateStore(tmp.dir);
+    tracked.recover(log);
+    tracked.beginTracking(again.table, log.nextOffset);
+    append(log, 2, { producerId: 4, sequence: 0 });
+    log.close();
+    log = openLog(tmp.dir);
+    const third = new ProducerStateStore(tmp.dir).recover(log);
+    expect(third).toMatchObject({ tracking: true, snapshotUsed: true, replayedFrom: 60, replayedBatches: 1 });
+    expect(third.table.check(4, 0, 2)).toEqual({ kind: 'duplicate', baseOffset: 60, count: 2 });
+    log.close();
+  });
+
+  it('a log without any snapshot file (an older version) is replayed whole once', () => {
+    const tmp = tmpDir('weir-pstate-');
+    tmps.push(tmp);
+    let log = openLog(tmp.dir);
+    append(log, 2);
+    append(log, 2, { producerId: 6, sequence: 0 });
+    log.close();
+    fs.rmSync(path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE), { force: true });
+    log = openLog(tmp.dir);
+    const r = new ProducerStateStore(tmp.dir).recover(log);
+    expect(r).toMatchObject({ tracking: true, snapshotUsed: false, replayedFrom: 0, replayedBatches: 1 });
     log.close();
   });
 });

@@ -45,11 +45,11 @@ describe('withProducerHeaders', () => {
 
 describe('idempotentFields', () => {
   it('is undefined for a plain produce and validates each field', () => {
-    expect(idempotentFields({ partition: 0 })).toBeUndefined();
-    expect(idempotentFields({ producerId: 3, sequence: 0, partition: 1 })).toEqual({ producerId: 3, sequence: 0 });
+    expect(idempotentFields({ partition: 0 }, () => 10)).toBeUndefined();
+    expect(idempotentFields({ producerId: 3, sequence: 0, partition: 1 }, () => 10)).toEqual({ producerId: 3, sequence: 0 });
     const field = (f: object): unknown => {
       try {
-        idempotentFields(f);
+        idempotentFields(f, () => 10);
       } catch (err) {
         return (err as { details?: { field?: string } }).details?.field;
       }
@@ -58,6 +58,7 @@ describe('idempotentFields', () => {
     expect(field({ producerId: 3, partition: 0 })).toBe('sequence');
     expect(field({ sequence: 3, partition: 0 })).toBe('producerId');
     expect(field({ producerId: 1.5, sequence: 0, partition: 0 })).toBe('producerId');
+    expect(field({ producerId: 10, sequence: 0, partition: 0 })).toBe('producerId'); // never handed out
     expect(field({ producerId: 1, sequence: -1, partition: 0 })).toBe('sequence');
     expect(field({ producerId: 1, sequence: 0 })).toBe('partition');
   });

@@ -223,4 +223,76 @@ describe('idempotent produce', () => {
     expect(await produce(raw, 'restart', 0, pid, 24, batch('r12', 1))).toMatchObject({ op: 'result', parts: [[0, 24, 1]] });
     expect((await readValues(raw, 'restart', 0)).length).toBe(25);
   });
+  it('refuses producer ids init_producer never handed out, also after a restart', async () => {
+    tb = await startTestBroker();
+    let raw = await rawClient(tb.url);
+    await raw.request({ op: 'create_topic', topic: 'ids', partitions: 1 });
+    const pid = await initProducer(raw);
+    let r = await produce(raw, 'ids', 0, pid + 1, 0, batch('invented', 1));
+    expect(r).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'producerId' } });
+    r = await produce(raw, 'ids', 0, 2 ** 40, 0, batch('invented', 1));
+    expect(r).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'producerId' } });
+    expect(await produce(raw, 'ids', 0, pid, 0, batch('given', 1))).toMatchObject({ op: 'result' });
+    raw.close();
+    const dir = tb.dir;
+    await tb.stop({ keepData: true });
+    tb = await startTestBroker({ dataDir: dir });
+    raw = await rawClient(tb.url);
+    expect(await produce(raw, 'ids', 0, pid, 1, batch('given', 1))).toMatchObject({ op: 'result', parts: [[0, 1, 1]] });
+    const next = await initProducer(raw);
+    expect(next).toBeGreaterThan(pid);
+    expect(await produce(raw, 'ids', 0, next + 1, 0, batch('invented', 1))).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'producerId' } });
+    expect((await readValues(raw, 'ids', 0)).map((m) => m.value)).toEqual(['given-0', 'given-0']);
+  });
+
+  it('refuses delayed messages in an idempotent batch (BAD_REQUEST, field records) and stores ttl headers as given', async () => {
+    tb = await startTestBroker();
+    const raw = await rawClient(tb.url);
+    await raw.request({ op: 'create_topic', topic: 'timed', partitions: 1 });
+    const pid = await initProducer(raw);
+    for (const header of [Header.DELAY, Header.DELIVER_AT]) {
+      const b = new BatchBuilder();
+      b.add(null, 'now', null);
+      b.add(null, 'later', { [header]: String(header === Header.DELAY ? 60_000 : Date.now() + 60_000) });
+      const r = await produce(raw, 'timed', 0, pid, 0, b.take());
+      expect(r).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'records', record: 1 } });
+    }
+    const b = new BatchBuilder();
+    b.add(null, 'ttl', { [Header.TTL]: '60000' });
+    expect(await produce(raw, 'timed', 0, pid, 0, b.take())).toMatchObject({ op: 'result', parts: [[0, 0, 1]] });
+    const stored = await readValues(raw, 'timed', 0);
+    expect(stored.map((m) => m.value)).toEqual(['ttl']);
+    expect(stored[0]!.headers[Header.TTL]).toBe('60000');
+  });
+  it('completes a batch a power loss cut in two when it is resent: every record once, at its original offset', async () => {
+    for (const withSnapshot of [true, false]) {
+      tb = await startTestBroker();
+      let raw = await rawClient(tb.url);
+      await raw.request({ op: 'create_topic', topic: 'torn', partitions: 1 });
+      const pid = await initProducer(raw);
+      expect(await produce(raw, 'torn', 0, pid, 0, batch('a', 1))).toMatchObject({ op: 'result', parts: [[0, 0, 1]] });
+      const b = batch('b', 3);
+      expect(await produce(raw, 'torn', 0, pid, 1, b)).toMatchObject({ op: 'result', parts: [[0, 1, 3]] });
+      raw.close();
+      const dir = tb.dir;
+      await tb.stop({ keepData: true });
+      // A power loss: the last record of batch b is torn (the log's recovery cuts it off).
+      const snapshot = findFiles(dir, PRODUCER_SNAPSHOT_FILE).find((f) => f.includes('torn'))!;
+      const partitionDir = path.dirname(snapshot);
+      const segment = path.join(partitionDir, fs.readdirSync(partitionDir).filter((f) => f.endsWith('.log')).sort().at(-1)!);
+      fs.truncateSync(segment, fs.statSync(segment).size - 5);
+      if (!withSnapshot) fs.rmSync(snapshot);
+      tb = await startTestBroker({ dataDir: dir });
+      raw = await rawClient(tb.url);
+      expect((await readValues(raw, 'torn', 0)).map((m) => m.value)).toEqual(['a-0', 'b-0', 'b-1']);
+      expect(await produce(raw, 'torn', 0, pid, 1, b), `snapshot ${withSnapshot}`).toMatchObject({ op: 'result', parts: [[0, 1, 3]] });
+      expect(await produce(raw, 'torn', 0, pid, 1, b)).toMatchObject({ op: 'result', parts: [[0, 1, 3]] }); // and again: a duplicate now
+      expect(await produce(raw, 'torn', 0, pid, 4, batch('c', 1))).toMatchObject({ op: 'result', parts: [[0, 4, 1]] });
+      const stored = await readValues(raw, 'torn', 0);
+      expect(stored.map((m) => [m.offset, m.value])).toEqual([[0, 'a-0'], [1, 'b-0'], [2, 'b-1'], [3, 'b-2'], [4, 'c-0']]);
+      raw.close();
+      await tb.stop();
+      tb = undefined;
+    }
+  });
 });
