@@ -74,6 +74,8 @@ export class TransactionBook {
   next = 1;
   /** Finished transactions whose entries are still in the log file (compaction drops them). */
   finishedSinceCompaction = 0;
+  /** Transactions in state `open` (kept as a count: txn_begin checks the limit on every call). */
+  openCount = 0;
 
   get(txn: number): Transaction | undefined {
     return this.txns.get(txn);
@@ -95,10 +97,12 @@ export class TransactionBook {
         if (entry.next > this.next) this.next = entry.next;
         return;
       case 'begin':
+        if (this.txns.has(entry.txn)) return; // a repeated line: the first one counts
         this.txns.set(entry.txn, {
           txn: entry.txn, topic: entry.topic, producerGroup: entry.group, begunAt: entry.at, lastActivityAt: entry.at,
           state: 'open', halves: [], messages: 0, bytes: 0, ends: null, decidedAt: null, decidedBy: null, checks: 0, lastCheckAt: null,
         });
+        this.openCount++;
         if (entry.txn >= this.next) this.next = entry.txn + 1;
         return;
       case 'half': {
@@ -114,6 +118,7 @@ export class TransactionBook {
         const t = this.txns.get(entry.txn);
         if (!t || t.state !== 'open') return;
         t.state = t.messages === 0 ? 'committed' : 'committing';
+        this.openCount--;
         t.decidedAt = entry.at;
         t.decidedBy = entry.by;
         if (t.state === 'committed') this.finish(t);
@@ -123,6 +128,7 @@ export class TransactionBook {
         const t = this.txns.get(entry.txn);
         if (!t || t.state !== 'open') return;
         t.state = 'rolled_back';
+        this.openCount--;
         t.decidedAt = entry.at;
         t.decidedBy = entry.by;
         this.finish(t);

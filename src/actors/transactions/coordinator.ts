@@ -19,6 +19,7 @@
  * transaction from that offset on and appends only the rest (records of one partition are appended
  * in order, so what is there is a prefix).
  */
+import diagnostics_channel from 'node:diagnostics_channel';
 import path from 'node:path';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
@@ -48,6 +49,20 @@ const RECOVERY_WAIT_MS = 10_000;
 const CLOSE_WAIT_MS = 2_000;
 /** Compact the log once this many finished transactions have entries in it. */
 const COMPACT_AFTER_FINISHED = 5_000;
+/** A timeout rollback that could not be logged (disk error) is tried again this much later. */
+const TIMEOUT_RETRY_MS = 1_000;
+
+/**
+ * `weir:txn:error` `{ txn, op, error }`: background work of the coordinator failed and will be
+ * retried (op `apply`: a committed transaction's apply; `timeout`: a timeout rollback; `check`: a
+ * checker push; `compact`: a log compaction). Nothing is thrown from timers: the transaction stays
+ * in a consistent state (its last durable one) and is retried.
+ */
+export const txnErrorChannel = diagnostics_channel.channel('weir:txn:error');
+
+function report(txn: number | null, op: 'apply' | 'timeout' | 'check' | 'compact', error: unknown): void {
+  if (txnErrorChannel.hasSubscribers) txnErrorChannel.publish({ txn, op, error });
+}
 
 export class TransactionCoordinator implements Feature {
   readonly name = 'transactions';
@@ -65,6 +80,10 @@ export class TransactionCoordinator implements Feature {
   private readonly checkers = new Map<string, GatewayConnection[]>();
   private readonly inFlightBytes = new Map<GatewayConnection, number>();
   private nextChecker = 0;
+  /** txn_begins counted against MAX_OPEN_TXNS but not logged yet (their transaction is not in the book). */
+  private beginsInFlight = 0;
+  /** Backoff sleeps of retrying applies: close() ends them. */
+  private readonly sleeps = new Set<{ timer: ReturnType<typeof setTimeout>; wake(): void }>();
   private closed = false;
   private compacting = false;
 
@@ -102,6 +121,11 @@ export class TransactionCoordinator implements Feature {
     this.closed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    for (const sleep of this.sleeps) {
+      clearTimeout(sleep.timer);
+      sleep.wake();
+    }
+    this.sleeps.clear();
     // Let appends already handed to partitions finish and be logged: a gateway restarted by the
     // supervisor replays this log while the partitions stay up, and must not apply them twice.
     if (this.applying.size > 0) {
@@ -132,14 +156,19 @@ export class TransactionCoordinator implements Feature {
     if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
     }
-    let open = 0;
-    for (const t of this.book.all()) if (t.state === 'open') open++;
+    // Begins being logged count too: concurrent ones must not all pass the check.
+    const open = this.book.openCount + this.beginsInFlight;
     if (open >= MAX_OPEN_TXNS) {
       throw new WeirError(ErrorCode.THROTTLED, `${open} transactions are open (limit ${MAX_OPEN_TXNS}); commit or roll back some first`, { retryable: true });
     }
     const txn = this.book.next++;
     const entry: TxnLogEntry = { e: 'begin', txn, topic: topic.name, group: f.producerGroup, at: Date.now() };
-    await this.log.append(entry);
+    this.beginsInFlight++;
+    try {
+      await this.log.append(entry);
+    } finally {
+      this.beginsInFlight--;
+    }
     this.book.apply(entry);
     this.schedule(this.book.get(txn)!);
     this.gateway.send(conn, {
@@ -284,16 +313,38 @@ export class TransactionCoordinator implements Feature {
       timeoutMs: topic?.config.transactionTimeoutMs ?? 60_000,
     });
     if (!due) return;
+    this.arm(t, due.at - Date.now(), () => {
+      if (due.kind === 'rollback') {
+        this.decide(t, 'rollback', 'timeout').catch((err: unknown) => {
+          // The log refused the decision (disk error): still open, try again a little later
+          // (not at once: due.at is past, that would spin).
+          report(t.txn, 'timeout', err);
+          this.arm(t, TIMEOUT_RETRY_MS, () => this.schedule(t));
+        });
+        return;
+      }
+      try {
+        this.check(t);
+      } catch (err) {
+        report(t.txn, 'check', err);
+      }
+      this.schedule(t);
+    });
+  }
+
+  /** Run `fire` for an open transaction in `ms` (its one timer; nothing it throws escapes). */
+  private arm(t: Transaction, ms: number, fire: () => void): void {
+    this.unschedule(t.txn);
+    if (this.closed) return;
     const timer = setTimeout(() => {
       this.timers.delete(t.txn);
       if (this.closed || t.state !== 'open') return;
-      if (due.kind === 'rollback') {
-        void this.decide(t, 'rollback', 'timeout').catch(() => this.schedule(t));
-        return;
+      try {
+        fire();
+      } catch (err) {
+        report(t.txn, 'check', err);
       }
-      this.check(t);
-      this.schedule(t);
-    }, Math.max(0, due.at - Date.now()));
+    }, Math.max(0, ms));
     timer.unref?.();
     this.timers.set(t.txn, timer);
   }
@@ -343,8 +394,9 @@ export class TransactionCoordinator implements Feature {
         return;
       } catch (err) {
         if (this.closed) throw shuttingDown();
+        report(t.txn, 'apply', err);
         if (attempt === 20) console.error(`weir transactions: applying committed transaction ${t.txn} keeps failing (retrying):`, err);
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** Math.min(attempt, 7))));
+        await this.sleep(Math.min(5_000, 50 * 2 ** Math.min(attempt, 7)));
       }
     }
   }
@@ -381,12 +433,15 @@ export class TransactionCoordinator implements Feature {
           ranges.push([at, at + 4 + (r.records[at]! | (r.records[at + 1]! << 8) | (r.records[at + 2]! << 16) | (r.records[at + 3]! << 24)) >>> 0]);
         }
         // Every partition's share in the same turn: they become visible together, within one flush.
-        await Promise.all(
+        // allSettled, not all: a retry counts what is in each partition, so it must not start while
+        // another partition's append of this chunk may still land (it would be appended twice).
+        const outcomes = await Promise.allSettled(
           [...buckets].map(async ([p, ranges]) => {
             if (testHooks.beforePartitionAppend) await testHooks.beforePartitionAppend(t.txn, p);
             await this.gateway.append(topic, gather(r.records, ranges), p);
           }),
         );
+        for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
         offset = r.next;
         left -= r.count;
       }
@@ -406,9 +461,18 @@ export class TransactionCoordinator implements Feature {
       try {
         r = await this.gateway.read(topic, p, offset);
       } catch (err) {
-        // The log lost its tail below the recorded end (a machine crash under --fsync never):
-        // nothing of ours is left there to count.
-        if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof err.details?.end === 'number' && err.details.end < offset) return found;
+        if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE) {
+          // The log lost its tail below the recorded end (a machine crash under --fsync never):
+          // nothing of ours is left there to count.
+          if (typeof err.details?.end === 'number' && err.details.end < offset) return found;
+          // Retention deleted the start of what we appended (the apply was pending longer than the
+          // retention): count what is left. Deleted messages of ours are appended again: at least
+          // once in that corner case rather than retrying forever (docs/transactions.md).
+          if (typeof err.details?.start === 'number' && err.details.start > offset) {
+            offset = err.details.start;
+            continue;
+          }
+        }
         throw err;
       }
       if (r.count === 0) return found;
@@ -434,8 +498,26 @@ export class TransactionCoordinator implements Feature {
     this.book.compacted();
     void this.log
       .rewrite(() => this.book.snapshot())
-      .catch((err: unknown) => console.error('weir transactions: compacting the log failed:', err))
+      .catch((err: unknown) => {
+        report(null, 'compact', err);
+        console.error('weir transactions: compacting the log failed:', err);
+      })
       .finally(() => (this.compacting = false));
+  }
+
+  /** Wait `ms` (a retry backoff); close() ends the wait early. */
+  private sleep(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const sleep = {
+        timer: setTimeout(() => {
+          this.sleeps.delete(sleep);
+          resolve();
+        }, ms),
+        wake: resolve,
+      };
+      this.sleeps.add(sleep);
+    });
   }
 
   private txnOf(f: Frame): Transaction {
