@@ -410,3 +410,40 @@ it('keeps checking an open transaction after the broker is SIGKILLed and restart
     second?.kill();
   }
 });
+
+it('a retried apply waits for every partition of the failed chunk: nothing appended twice', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url);
+  await c.createTopic('retry', { partitions: 3 });
+  const tx = await c.beginTransaction('retry', { producerGroup: 'g' });
+  await tx.produce(batch('r', 39));
+  // First attempt: partition 0 fails at once while partitions 1 and 2 are still on their way.
+  // Had the retry started then, it would count nothing there yet and append their share again.
+  let attempts = 0;
+  testHooks.beforePartitionAppend = async (_txn, partition) => {
+    if (partition === 0 && attempts++ === 0) throw new Error('injected: partition 0 refused the first append');
+    if (partition !== 0 && attempts <= 1) await new Promise((r) => setTimeout(r, 400));
+  };
+  expect(await tx.commit()).toBe('committed');
+  expect(attempts).toBeGreaterThanOrEqual(2);
+  const stored = await readTopic(c, 'retry');
+  const n = counts(stored);
+  for (let i = 0; i < 39; i++) expect(n.get(`r-${i}`), `r-${i}`).toBe(1);
+  expect(stored.length).toBe(39);
+});
+
+it('broker-wide retention never deletes half messages of unfinished transactions', async () => {
+  // Small segments and a retention far below them: every plain topic keeps only its active segment.
+  tb = await startTestBroker({ dataDir: tmp.dir, segmentBytes: 16 << 10, retentionBytes: 1 });
+  const c = await client(tb.url);
+  await c.createTopic('kept', { partitions: 2 });
+  const tx = await c.beginTransaction('kept', { producerGroup: 'g' });
+  const big = 'x'.repeat(2_000);
+  for (let i = 0; i < 10; i++) await tx.produce(Array.from({ length: 10 }, (_, j) => ({ key: `k${j}`, value: `h-${i * 10 + j}-${big}` })));
+  // ~200 KB of half messages: a dozen sealed segments of __txn_half. The partitions check
+  // retention every 5 s; wait for a check to have run.
+  await new Promise((r) => setTimeout(r, 6_500));
+  expect(await tx.commit()).toBe('committed');
+  const n = counts(await readTopic(c, 'kept'));
+  for (let i = 0; i < 100; i++) expect(n.get(`h-${i}-${big}`), `h-${i}`).toBe(1);
+}, 30_000);

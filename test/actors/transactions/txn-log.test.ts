@@ -51,3 +51,33 @@ it('keeps what was appended across reopen, compacts finished transactions away, 
   expect(text.endsWith('\n')).toBe(true);
   expect(text).not.toContain('"txn":2');
 });
+
+it('cuts a failed write back, so entries appended after it survive the next replay', async () => {
+  let { log, book } = await open(tmp.dir);
+  const write = async (e: TxnLogEntry): Promise<void> => {
+    await log.append(e);
+    book.apply(e);
+  };
+  await write({ e: 'begin', txn: 1, topic: 't', group: 'g', at: 1 });
+  // The disk takes half of the next write, then fails (EIO).
+  const fh = (log as unknown as { fh: fs.promises.FileHandle }).fh;
+  const realWrite = fh.write.bind(fh) as (data: string) => Promise<unknown>;
+  (fh as unknown as { write: (data: string) => Promise<unknown> }).write = async (data: string) => {
+    (fh as unknown as { write: typeof realWrite }).write = realWrite;
+    await realWrite(data.slice(0, Math.floor(data.length / 2)));
+    throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+  };
+  await expect(write({ e: 'commit', txn: 1, at: 2, by: 'producer' })).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+  expect(book.get(1)!.state).toBe('open'); // the caller did not apply it
+  await write({ e: 'rollback', txn: 1, at: 3, by: 'producer' });
+  await write({ e: 'begin', txn: 2, topic: 't', group: 'g', at: 4 });
+  await log.close();
+
+  let torn: boolean;
+  ({ log, book, torn } = await open(tmp.dir));
+  expect(torn).toBe(false);
+  expect(book.get(1)).toMatchObject({ state: 'rolled_back' }); // not committed: the cut line is gone
+  expect(book.get(2)).toMatchObject({ state: 'open' });
+  expect(book.next).toBe(3);
+  await log.close();
+});
