@@ -15,9 +15,11 @@
  *   transactionTimeoutMs after its begin is rolled back.
  *
  * Re-applying never duplicates: before its first append the apply logs every partition's end
- * offset (`apply` entry); a resumed apply counts, per partition, the records tagged with the
- * transaction from that offset on and appends only the rest (records of one partition are appended
- * in order, so what is there is a prefix).
+ * offset (`apply` entry); a resumed apply finds, per partition, how much of its share is already
+ * there from that offset on and appends only the rest (records of one partition are appended in
+ * order, so what is there is a prefix). It matches content, not just the `weir-txn` tag: a client
+ * may produce a copy of a committed message (tag included) into the same topic meanwhile, and
+ * counting tags would take that copy for one of ours and lose a message.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import path from 'node:path';
@@ -29,7 +31,7 @@ import type { Frame, Gateway, GatewayConnection } from '../../gateway/server.js'
 import type { FeatureContext, Feature } from '../../gateway/features.js';
 import type { Topic } from '../topics/registry.js';
 import { TransactionBook, type Transaction, type TxnLogEntry } from './book.js';
-import { gather, isOfTransaction, recordStarts, tagWithTransaction, targetPartition } from './records.js';
+import { gather, isOfTransaction, recordDigest, recordStarts, tagWithTransaction, targetPartition } from './records.js';
 import { TxnLog } from './txn-log.js';
 import { testHooks } from './internal.js';
 
@@ -413,7 +415,8 @@ export class TransactionCoordinator implements Feature {
       await this.log.append(entry);
       this.book.apply(entry);
     } else {
-      for (const [p, end] of t.ends) skip[p] = await this.countApplied(topic, p, end, t.txn);
+      const expected = await this.shareDigests(t, topic.partitions);
+      for (const [p, end] of t.ends) if (p < topic.partitions) skip[p] = await this.countApplied(topic, p, end, t.txn, expected[p]!);
     }
     for (const h of t.halves) {
       let offset = h.base;
@@ -452,8 +455,28 @@ export class TransactionCoordinator implements Feature {
     this.maybeCompact();
   }
 
-  /** Records of transaction `txn` in partition `p` from offset `from` on. */
-  private async countApplied(topic: Topic, p: number, from: number, txn: number): Promise<number> {
+  /** Per target partition, the digests of its share of the transaction's messages, in apply order. */
+  private async shareDigests(t: Transaction, partitions: number): Promise<number[][]> {
+    const out = Array.from({ length: partitions }, (): number[] => []);
+    for (const h of t.halves) {
+      let offset = h.base;
+      let left = h.count;
+      while (left > 0) {
+        const r = await this.gateway.read(await this.halfTopic(), 0, offset, { maxRecords: left });
+        if (r.count === 0) throw new WeirError(ErrorCode.INTERNAL, `half messages of transaction ${t.txn} at ${HALF_TOPIC}@${offset} are missing`);
+        for (const at of recordStarts(r.records)) out[targetPartition(r.records, at, h.partition, partitions, t.txn)]!.push(recordDigest(r.records, at));
+        offset = r.next;
+        left -= r.count;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * How many of `share` (digests of partition p's share, in order) are in partition `p` from offset
+   * `from` on: the longest prefix found there, in order, among the records tagged with `txn`.
+   */
+  private async countApplied(topic: Topic, p: number, from: number, txn: number, share: number[]): Promise<number> {
     let found = 0;
     let offset = from;
     for (;;) {
@@ -476,7 +499,10 @@ export class TransactionCoordinator implements Feature {
         throw err;
       }
       if (r.count === 0) return found;
-      for (const at of recordStarts(r.records)) if (isOfTransaction(r.records, at, txn)) found++;
+      for (const at of recordStarts(r.records)) {
+        if (found < share.length && isOfTransaction(r.records, at, txn) && recordDigest(r.records, at) === share[found]) found++;
+      }
+      if (found === share.length) return found;
       offset = r.next;
       if (offset >= r.end) return found;
     }

@@ -447,3 +447,29 @@ it('broker-wide retention never deletes half messages of unfinished transactions
   const n = counts(await readTopic(c, 'kept'));
   for (let i = 0; i < 100; i++) expect(n.get(`h-${i}-${big}`), `h-${i}`).toBe(1);
 }, 30_000);
+
+it('a resumed apply is not fooled by a client re-producing a committed message (weir-txn header and all) meanwhile', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url, false);
+  await c.createTopic('copied', { partitions: 2 });
+  const tx = await c.beginTransaction('copied', { producerGroup: 'g' });
+  await tx.produce(batch('m', 26));
+  // First life: partition 0 gets its share, partition 1 never does.
+  testHooks.beforePartitionAppend = (_txn, partition) => (partition === 1 ? new Promise<void>(() => undefined) : undefined);
+  const committing = tx.commit().catch((e: unknown) => e);
+  const [first] = (await eventually(() => c.fetch('copied', 0, 0), (r) => r.messages.length > 0, 10_000, 'partition 0 applied')).messages;
+  // A consumer retries that message by producing a copy of it, headers included, to partition 1.
+  await c.produce('copied', [{ key: first!.key ?? undefined, value: first!.value, headers: first!.headers }], { partition: 1 });
+  c.destroy();
+  await tb.stop({ keepData: true });
+  await committing;
+  testHooks.beforePartitionAppend = null;
+
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c2 = await client(tb.url);
+  expect(await c2.decideTransaction(tx.id, 'commit')).toBe('committed');
+  const stored = await readTopic(c2, 'copied');
+  const n = counts(stored);
+  for (let i = 0; i < 26; i++) expect(n.get(`m-${i}`), `m-${i}`).toBe(i === Number(text(first!).slice(2)) ? 2 : 1);
+  expect(stored.length).toBe(27); // the 26 once, plus the client's own copy
+});
