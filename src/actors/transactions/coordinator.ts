@@ -81,7 +81,8 @@ export class TransactionCoordinator implements Feature {
   private readonly applying = new Map<number, Promise<void>>();
   private readonly checkers = new Map<string, GatewayConnection[]>();
   private readonly inFlightBytes = new Map<GatewayConnection, number>();
-  private nextChecker = 0;
+  /** Round-robin position per producer group (a global counter skews when groups interleave). */
+  private readonly nextChecker = new Map<string, number>();
   /** txn_begins counted against MAX_OPEN_TXNS but not logged yet (their transaction is not in the book). */
   private beginsInFlight = 0;
   /** Backoff sleeps of retrying applies: close() ends them. */
@@ -363,7 +364,9 @@ export class TransactionCoordinator implements Feature {
     t.lastCheckAt = Date.now();
     const list = (this.checkers.get(t.producerGroup) ?? []).filter((c) => !c.closed);
     if (list.length === 0) return;
-    const conn = list[this.nextChecker++ % list.length]!;
+    const turn = this.nextChecker.get(t.producerGroup) ?? 0;
+    this.nextChecker.set(t.producerGroup, turn + 1);
+    const conn = list[turn % list.length]!;
     const frame: TxnCheckFrame = { op: 'txn_check', txn: t.txn, topic: t.topic, producerGroup: t.producerGroup, messages: t.messages, begunAt: t.begunAt, checks: t.checks };
     this.gateway.send(conn, { ...frame });
   }
@@ -371,8 +374,10 @@ export class TransactionCoordinator implements Feature {
   private dropChecker(conn: GatewayConnection): void {
     for (const [group, list] of this.checkers) {
       const rest = list.filter((c) => c !== conn);
-      if (rest.length === 0) this.checkers.delete(group);
-      else this.checkers.set(group, rest);
+      if (rest.length === 0) {
+        this.checkers.delete(group);
+        this.nextChecker.delete(group);
+      } else this.checkers.set(group, rest);
     }
   }
 
