@@ -23,6 +23,7 @@ import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { FsyncPolicy } from '../../broker.js';
 import { decodeLog, encodeEntry, type TxnLogEntry } from './book.js';
+import { testHooks } from './internal.js';
 
 const crc = (b: Uint8Array): number => crc32c(b);
 
@@ -149,6 +150,7 @@ export class TxnLog {
     try {
       if (this.failure) throw this.failure;
       if (!this.fh) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'transaction log is closed', { retryable: true });
+      testHooks.beforeLogWrite?.(lines);
       await this.fh.write(data);
       if (this.fsync.mode === 'always') await this.fh.datasync();
       else this.dirtySinceSync = true;

@@ -43,6 +43,7 @@ const clients: WeirClient[] = [];
 const tmp = tmpDir('weir-txn-');
 afterEach(async () => {
   testHooks.beforePartitionAppend = null;
+  testHooks.beforeLogWrite = null;
   for (const c of clients.splice(0)) c.destroy();
   await tb?.stop({ keepData: true });
   tb = undefined;
@@ -472,4 +473,43 @@ it('a resumed apply is not fooled by a client re-producing a committed message (
   const n = counts(stored);
   for (let i = 0; i < 26; i++) expect(n.get(`m-${i}`), `m-${i}`).toBe(i === Number(text(first!).slice(2)) ? 2 : 1);
   expect(stored.length).toBe(27); // the 26 once, plus the client's own copy
+});
+
+it('a timeout rollback the log refuses (disk error) is reported and retried with backoff, not in a tight loop', async () => {
+  const { default: diagnostics } = await import('node:diagnostics_channel');
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url);
+  await c.createTopic('failing', { partitions: 2, config: { transactionCheckMs: 60_000, transactionTimeoutMs: 800 } });
+  const reports: Array<{ txn: number | null; op: string; error: unknown }> = [];
+  const onReport = (m: unknown): void => void reports.push(m as (typeof reports)[number]);
+  diagnostics.subscribe('weir:txn:error', onReport);
+  try {
+    const tx = await c.beginTransaction('failing', { producerGroup: 'g' });
+    await tx.produce(batch('f', 3));
+    // From now on (before the 800 ms timeout) every rollback entry fails like an EIO, for 3 s.
+    let refused = 0;
+    testHooks.beforeLogWrite = (lines) => {
+      if (lines.some((l) => l.includes('"e":"rollback"'))) {
+        refused++;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }
+    };
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(refused).toBeGreaterThanOrEqual(2); // retried...
+    expect(refused).toBeLessThanOrEqual(6); // ...about once a second, not spinning
+    expect(reports.filter((r) => r.txn === tx.id && r.op === 'timeout').length).toBe(refused);
+    expect(reports[0]!.error).toMatchObject({ code: 'STORAGE_ERROR' });
+    expect((await c.listTransactions()).find((t) => t.txn === tx.id)?.state).toBe('open'); // still consistent
+    testHooks.beforeLogWrite = null;
+    const info = await eventually(
+      async () => (await c.listTransactions({ all: true })).find((t) => t.txn === tx.id),
+      (t) => t?.state === 'rolled_back',
+      10_000,
+      'the rollback once the disk is back',
+    );
+    expect(info).toMatchObject({ decidedBy: 'timeout' });
+  } finally {
+    testHooks.beforeLogWrite = null;
+    diagnostics.unsubscribe('weir:txn:error', onReport);
+  }
 });
