@@ -74,8 +74,12 @@ export class TransactionBook {
   next = 1;
   /** Finished transactions whose entries are still in the log file (compaction drops them). */
   finishedSinceCompaction = 0;
-  /** Transactions in state `open` (kept as a count: txn_begin checks the limit on every call). */
-  openCount = 0;
+  /**
+   * Transactions open or committing (kept as a count: txn_begin checks the limit on every call).
+   * Committing ones count too: if applies stall (a partition down for good), they would otherwise
+   * pile up in memory while new transactions keep being begun.
+   */
+  unfinishedCount = 0;
 
   get(txn: number): Transaction | undefined {
     return this.txns.get(txn);
@@ -102,7 +106,7 @@ export class TransactionBook {
           txn: entry.txn, topic: entry.topic, producerGroup: entry.group, begunAt: entry.at, lastActivityAt: entry.at,
           state: 'open', halves: [], messages: 0, bytes: 0, ends: null, decidedAt: null, decidedBy: null, checks: 0, lastCheckAt: null,
         });
-        this.openCount++;
+        this.unfinishedCount++;
         if (entry.txn >= this.next) this.next = entry.txn + 1;
         return;
       case 'half': {
@@ -118,7 +122,6 @@ export class TransactionBook {
         const t = this.txns.get(entry.txn);
         if (!t || t.state !== 'open') return;
         t.state = t.messages === 0 ? 'committed' : 'committing';
-        this.openCount--;
         t.decidedAt = entry.at;
         t.decidedBy = entry.by;
         if (t.state === 'committed') this.finish(t);
@@ -128,7 +131,6 @@ export class TransactionBook {
         const t = this.txns.get(entry.txn);
         if (!t || t.state !== 'open') return;
         t.state = 'rolled_back';
-        this.openCount--;
         t.decidedAt = entry.at;
         t.decidedBy = entry.by;
         this.finish(t);
@@ -185,6 +187,7 @@ export class TransactionBook {
   }
 
   private finish(t: Transaction): void {
+    this.unfinishedCount--;
     this.finished.push(t.txn);
     this.finishedSinceCompaction++;
     while (this.finished.length > FINISHED_KEPT) this.txns.delete(this.finished.shift()!);

@@ -39,7 +39,7 @@ export const HALF_TOPIC = '__txn_half';
 /** Bounds of one transaction: its messages are re-read and appended at commit. */
 export const MAX_TXN_MESSAGES = 1_000_000;
 export const MAX_TXN_BYTES = 1 << 30;
-/** Open transactions at once (each holds a timer and a little memory). */
+/** Unfinished (open or committing) transactions at once (each holds a timer or an apply, and a little memory). */
 export const MAX_OPEN_TXNS = 100_000;
 /** Half-message bytes a connection may have in flight (txn_produce not yet answered). */
 export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 64 << 20;
@@ -160,9 +160,9 @@ export class TransactionCoordinator implements Feature {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
     }
     // Begins being logged count too: concurrent ones must not all pass the check.
-    const open = this.book.openCount + this.beginsInFlight;
+    const open = this.book.unfinishedCount + this.beginsInFlight;
     if (open >= MAX_OPEN_TXNS) {
-      throw new WeirError(ErrorCode.THROTTLED, `${open} transactions are open (limit ${MAX_OPEN_TXNS}); commit or roll back some first`, { retryable: true });
+      throw new WeirError(ErrorCode.THROTTLED, `${open} transactions are open or being applied (limit ${MAX_OPEN_TXNS}); commit or roll back some first`, { retryable: true });
     }
     const txn = this.book.next++;
     const entry: TxnLogEntry = { e: 'begin', txn, topic: topic.name, group: f.producerGroup, at: Date.now() };
