@@ -55,8 +55,16 @@ export class TxnLog {
   static async open(dir: string, fsyncPolicy: FsyncPolicy, snapshot: (entries: TxnLogEntry[]) => TxnLogEntry[]): Promise<{ log: TxnLog; entries: TxnLogEntry[]; torn: boolean }> {
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'txn.log');
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-    const { entries, torn } = decodeLog(text, crc);
+    const bytes = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+    const { entries, torn, validBytes } = decodeLog(bytes.toString('utf8'), crc);
+    if (torn && bytes.subarray(validBytes, bytes.length - 1).includes(0x0a)) {
+      // More than a last line cut short: a damaged line with whole lines after it (a sector lost in
+      // a machine crash, or bit rot). Replay stops at the damage and compaction would erase the rest
+      // for good: keep the file as it was for an operator.
+      const kept = `${file}.damaged-${Date.now()}`;
+      fs.copyFileSync(file, kept);
+      console.error(`weir transactions: ${file} is damaged at byte ${validBytes} with entries after it; replayed up to there, the original is kept as ${kept}`);
+    }
     const log = new TxnLog(file, fsyncPolicy);
     // Startup: nobody is served yet, so the synchronous atomic replace is fine here.
     const compacted = snapshot(entries).map((e) => encodeEntry(e, crc)).join('');

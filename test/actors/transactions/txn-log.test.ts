@@ -81,3 +81,29 @@ it('cuts a failed write back, so entries appended after it survive the next repl
   expect(book.next).toBe(3);
   await log.close();
 });
+
+it('keeps a copy of a log damaged before its last line (the replay stops there, compaction would erase the rest)', async () => {
+  let { log, book } = await open(tmp.dir);
+  for (const e of [
+    { e: 'begin', txn: 1, topic: 't', group: 'g', at: 1 },
+    { e: 'begin', txn: 2, topic: 't', group: 'g', at: 2 },
+    { e: 'begin', txn: 3, topic: 't', group: 'g', at: 3 },
+  ] as TxnLogEntry[]) {
+    await log.append(e);
+    book.apply(e);
+  }
+  await log.close();
+  const file = path.join(tmp.dir, 'txn.log');
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  lines[2] = lines[2]!.replace('"txn":2', '"txn":7'); // CRC no longer matches: entries after it are unreadable
+  const damaged = lines.join('\n');
+  fs.writeFileSync(file, damaged);
+  let torn: boolean;
+  ({ log, book, torn } = await open(tmp.dir));
+  expect(torn).toBe(true);
+  expect(book.get(1)).toBeDefined();
+  await log.close();
+  const copies = fs.readdirSync(tmp.dir).filter((f) => f.startsWith('txn.log.damaged-'));
+  expect(copies).toHaveLength(1);
+  expect(fs.readFileSync(path.join(tmp.dir, copies[0]!), 'utf8')).toBe(damaged);
+});
