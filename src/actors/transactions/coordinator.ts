@@ -277,6 +277,14 @@ export class TransactionCoordinator implements Feature {
     if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
     }
+    if (f.stop !== undefined && typeof f.stop !== 'boolean') throw badRequest('stop', '"stop" must be a boolean');
+    if (f.stop === true) {
+      // Withdrawn (the SDK's checker.close() on a connection that stays open): its turns in the
+      // rotation would otherwise go to a client that ignores them.
+      this.dropChecker(conn, f.producerGroup);
+      this.gateway.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
+      return;
+    }
     const list = this.checkers.get(f.producerGroup) ?? [];
     if (!list.includes(conn)) list.push(conn);
     this.checkers.set(f.producerGroup, list);
@@ -371,8 +379,10 @@ export class TransactionCoordinator implements Feature {
     this.gateway.send(conn, { ...frame });
   }
 
-  private dropChecker(conn: GatewayConnection): void {
+  /** Remove `conn` as a checker of `only` (or of every group: its connection closed). */
+  private dropChecker(conn: GatewayConnection, only?: string): void {
     for (const [group, list] of this.checkers) {
+      if (only !== undefined && group !== only) continue;
       const rest = list.filter((c) => c !== conn);
       if (rest.length === 0) {
         this.checkers.delete(group);

@@ -513,3 +513,34 @@ it('a timeout rollback the log refuses (disk error) is reported and retried with
     diagnostics.unsubscribe('weir:txn:error', onReport);
   }
 });
+
+it('a closed checker on a connection that stays open gets no more turns in its group’s rotation', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('rota', { partitions: 1, config: { transactionCheckMs: 200 } });
+  // The first registered would get the first turn; it is closed, its client stays connected.
+  const stale = await client(tb.url);
+  const staleAsked: number[] = [];
+  const staleChecker = await stale.transactionChecker('grp', (check) => {
+    staleAsked.push(check.txn);
+    return 'rollback';
+  });
+  const live = await client(tb.url);
+  await live.transactionChecker('grp', () => 'commit');
+  staleChecker.close();
+  await stale.listTransactions(); // a round trip after the withdrawal on that connection
+
+  const p = await client(tb.url, false);
+  const tx = await p.beginTransaction('rota', { producerGroup: 'grp' });
+  await tx.produce(batch('q', 2));
+  p.destroy();
+  const info = await eventually(
+    async () => (await admin.listTransactions({ all: true })).find((t) => t.txn === tx.id),
+    (t) => t?.state === 'committed',
+    10_000,
+    'the live checker’s commit',
+  );
+  // Asked once, by the live checker: no turn lost to the closed one.
+  expect(info).toMatchObject({ decidedBy: 'checker', checks: 1 });
+  expect(staleAsked).toEqual([]);
+});
