@@ -21,7 +21,6 @@
  * may produce a copy of a committed message (tag included) into the same topic meanwhile, and
  * counting tags would take that copy for one of ours and lose a message.
  */
-import diagnostics_channel from 'node:diagnostics_channel';
 import path from 'node:path';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
@@ -32,7 +31,7 @@ import type { FeatureContext, Feature } from '../../gateway/features.js';
 import type { Topic } from '../topics/registry.js';
 import { TransactionBook, type Transaction, type TxnLogEntry } from './book.js';
 import { gather, isOfTransaction, recordDigest, recordStarts, tagWithTransaction, targetPartition } from './records.js';
-import { TxnLog } from './txn-log.js';
+import { TxnLog, txnErrorChannel } from './txn-log.js';
 import { testHooks } from './internal.js';
 
 export const HALF_TOPIC = '__txn_half';
@@ -53,14 +52,6 @@ const CLOSE_WAIT_MS = 2_000;
 const COMPACT_AFTER_FINISHED = 5_000;
 /** A timeout rollback that could not be logged (disk error) is tried again this much later. */
 const TIMEOUT_RETRY_MS = 1_000;
-
-/**
- * `weir:txn:error` `{ txn, op, error }`: background work of the coordinator failed and will be
- * retried (op `apply`: a committed transaction's apply; `timeout`: a timeout rollback; `check`: a
- * checker push; `compact`: a log compaction). Nothing is thrown from timers: the transaction stays
- * in a consistent state (its last durable one) and is retried.
- */
-export const txnErrorChannel = diagnostics_channel.channel('weir:txn:error');
 
 function report(txn: number | null, op: 'apply' | 'timeout' | 'check' | 'compact', error: unknown): void {
   if (txnErrorChannel.hasSubscribers) txnErrorChannel.publish({ txn, op, error });

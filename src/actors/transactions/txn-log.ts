@@ -15,6 +15,7 @@
  * their callers never applied them); if even that fails, the log refuses every later append
  * (STORAGE_ERROR) until the broker restarts, rather than let memory and disk diverge.
  */
+import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '../../common/crc32c.js';
@@ -26,6 +27,14 @@ import { decodeLog, encodeEntry, type TxnLogEntry } from './book.js';
 import { testHooks } from './internal.js';
 
 const crc = (b: Uint8Array): number => crc32c(b);
+
+/**
+ * `weir:txn:error` `{ txn, op, error }`: background work of transactions failed and will be retried
+ * (op `apply`: a committed transaction's apply; `timeout`: a timeout rollback; `check`: a checker
+ * push; `compact`: a log compaction; `sync`: the periodic fdatasync under `--fsync interval`).
+ * Nothing is thrown from timers: a transaction stays in its last durable state and is retried.
+ */
+export const txnErrorChannel = diagnostics_channel.channel('weir:txn:error');
 
 interface Waiter {
   resolve(): void;
@@ -197,8 +206,10 @@ export class TxnLog {
     this.dirtySinceSync = false;
     try {
       await this.fh.datasync();
-    } catch {
-      /* the next sync or write reports it */
+    } catch (err) {
+      // Under 'interval' nothing else would ever notice: report it, and try again next interval.
+      this.dirtySinceSync = true;
+      if (txnErrorChannel.hasSubscribers) txnErrorChannel.publish({ txn: null, op: 'sync', error: err });
     }
   }
 }
