@@ -318,6 +318,8 @@ export class TransactionCoordinator implements Feature {
     this.arm(t, due.at - Date.now(), () => {
       if (due.kind === 'rollback') {
         this.decide(t, 'rollback', 'timeout').catch((err: unknown) => {
+          // Decided otherwise meanwhile (a commit was being logged): nothing to do.
+          if (t.state !== 'open') return;
           // The log refused the decision (disk error): still open, try again a little later
           // (not at once: due.at is past, that would spin).
           report(t.txn, 'timeout', err);
