@@ -22,6 +22,7 @@ import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
+import { HALF_TOPIC } from './actors/transactions/coordinator.js';
 
 export type FsyncPolicy = PartitionSlotData['log']['fsync'];
 
@@ -170,8 +171,12 @@ export class Broker {
       indexIntervalBytes: 4096,
       fsync: this.fsync,
     };
-    if (o.retentionBytes !== undefined) log.retentionBytes = o.retentionBytes;
-    if (o.retentionMs !== undefined) log.retentionMs = o.retentionMs;
+    // The half messages of open and committed-but-unapplied transactions must stay until their apply
+    // finished (it reads them back): the broker-wide retention never applies to __txn_half.
+    if (topic !== HALF_TOPIC) {
+      if (o.retentionBytes !== undefined) log.retentionBytes = o.retentionBytes;
+      if (o.retentionMs !== undefined) log.retentionMs = o.retentionMs;
+    }
     return {
       topic,
       partition,

@@ -166,7 +166,12 @@ export class TransactionChecker {
     if (this.closed) return;
     this.closed = true;
     this.offReconnect();
-    if (this.registry.get(this.producerGroup) === this) this.registry.delete(this.producerGroup);
+    if (this.registry.get(this.producerGroup) === this) {
+      this.registry.delete(this.producerGroup);
+      // Tell the broker, so it stops giving this connection turns in the group's rotation (best
+      // effort: a closed connection is forgotten by the broker anyway).
+      this.conn.request({ op: 'txn_checker', producerGroup: this.producerGroup, stop: true }).catch(() => undefined);
+    }
   }
 
   private async register(): Promise<void> {

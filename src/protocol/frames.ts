@@ -190,7 +190,8 @@ export interface TxnRollbackRequest { op: 'txn_rollback'; id: number; txn: numbe
 export type TxnState = 'open' | 'committing' | 'committed' | 'rolled_back';
 export interface TxnDecisionResult { txn: number; state: TxnState }
 /** Make this connection a checker of `producerGroup`: it gets `txn_check` pushes. */
-export interface TxnCheckerRequest { op: 'txn_checker'; id: number; producerGroup: string }
+/** `stop: true` withdraws the connection as a checker of the group (a closed SDK checker). */
+export interface TxnCheckerRequest { op: 'txn_checker'; id: number; producerGroup: string; stop?: boolean }
 export interface TxnListRequest { op: 'txn_list'; id: number; topic?: string; all?: boolean }
 export interface TxnInfo {
   txn: number; topic: string; producerGroup: string; state: TxnState; messages: number;

@@ -74,6 +74,12 @@ export class TransactionBook {
   next = 1;
   /** Finished transactions whose entries are still in the log file (compaction drops them). */
   finishedSinceCompaction = 0;
+  /**
+   * Transactions open or committing (kept as a count: txn_begin checks the limit on every call).
+   * Committing ones count too: if applies stall (a partition down for good), they would otherwise
+   * pile up in memory while new transactions keep being begun.
+   */
+  unfinishedCount = 0;
 
   get(txn: number): Transaction | undefined {
     return this.txns.get(txn);
@@ -95,10 +101,12 @@ export class TransactionBook {
         if (entry.next > this.next) this.next = entry.next;
         return;
       case 'begin':
+        if (this.txns.has(entry.txn)) return; // a repeated line: the first one counts
         this.txns.set(entry.txn, {
           txn: entry.txn, topic: entry.topic, producerGroup: entry.group, begunAt: entry.at, lastActivityAt: entry.at,
           state: 'open', halves: [], messages: 0, bytes: 0, ends: null, decidedAt: null, decidedBy: null, checks: 0, lastCheckAt: null,
         });
+        this.unfinishedCount++;
         if (entry.txn >= this.next) this.next = entry.txn + 1;
         return;
       case 'half': {
@@ -179,6 +187,7 @@ export class TransactionBook {
   }
 
   private finish(t: Transaction): void {
+    this.unfinishedCount--;
     this.finished.push(t.txn);
     this.finishedSinceCompaction++;
     while (this.finished.length > FINISHED_KEPT) this.txns.delete(this.finished.shift()!);

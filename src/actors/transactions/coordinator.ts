@@ -15,9 +15,11 @@
  *   transactionTimeoutMs after its begin is rolled back.
  *
  * Re-applying never duplicates: before its first append the apply logs every partition's end
- * offset (`apply` entry); a resumed apply counts, per partition, the records tagged with the
- * transaction from that offset on and appends only the rest (records of one partition are appended
- * in order, so what is there is a prefix).
+ * offset (`apply` entry); a resumed apply finds, per partition, how much of its share is already
+ * there from that offset on and appends only the rest (records of one partition are appended in
+ * order, so what is there is a prefix). It matches content, not just the `weir-txn` tag: a client
+ * may produce a copy of a committed message (tag included) into the same topic meanwhile, and
+ * counting tags would take that copy for one of ours and lose a message.
  */
 import path from 'node:path';
 import { WeirError } from '../../common/errors.js';
@@ -28,15 +30,15 @@ import type { Frame, Gateway, GatewayConnection } from '../../gateway/server.js'
 import type { FeatureContext, Feature } from '../../gateway/features.js';
 import type { Topic } from '../topics/registry.js';
 import { TransactionBook, type Transaction, type TxnLogEntry } from './book.js';
-import { gather, isOfTransaction, recordStarts, tagWithTransaction, targetPartition } from './records.js';
-import { TxnLog } from './txn-log.js';
+import { gather, isOfTransaction, recordDigest, recordStarts, tagWithTransaction, targetPartition } from './records.js';
+import { TxnLog, txnErrorChannel } from './txn-log.js';
 import { testHooks } from './internal.js';
 
 export const HALF_TOPIC = '__txn_half';
 /** Bounds of one transaction: its messages are re-read and appended at commit. */
 export const MAX_TXN_MESSAGES = 1_000_000;
 export const MAX_TXN_BYTES = 1 << 30;
-/** Open transactions at once (each holds a timer and a little memory). */
+/** Unfinished (open or committing) transactions at once (each holds a timer or an apply, and a little memory). */
 export const MAX_OPEN_TXNS = 100_000;
 /** Half-message bytes a connection may have in flight (txn_produce not yet answered). */
 export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 64 << 20;
@@ -48,6 +50,12 @@ const RECOVERY_WAIT_MS = 10_000;
 const CLOSE_WAIT_MS = 2_000;
 /** Compact the log once this many finished transactions have entries in it. */
 const COMPACT_AFTER_FINISHED = 5_000;
+/** A timeout rollback that could not be logged (disk error) is tried again this much later. */
+const TIMEOUT_RETRY_MS = 1_000;
+
+function report(txn: number | null, op: 'apply' | 'timeout' | 'check' | 'compact', error: unknown): void {
+  if (txnErrorChannel.hasSubscribers) txnErrorChannel.publish({ txn, op, error });
+}
 
 export class TransactionCoordinator implements Feature {
   readonly name = 'transactions';
@@ -64,7 +72,12 @@ export class TransactionCoordinator implements Feature {
   private readonly applying = new Map<number, Promise<void>>();
   private readonly checkers = new Map<string, GatewayConnection[]>();
   private readonly inFlightBytes = new Map<GatewayConnection, number>();
-  private nextChecker = 0;
+  /** Round-robin position per producer group (a global counter skews when groups interleave). */
+  private readonly nextChecker = new Map<string, number>();
+  /** txn_begins counted against MAX_OPEN_TXNS but not logged yet (their transaction is not in the book). */
+  private beginsInFlight = 0;
+  /** Backoff sleeps of retrying applies: close() ends them. */
+  private readonly sleeps = new Set<{ timer: ReturnType<typeof setTimeout>; wake(): void }>();
   private closed = false;
   private compacting = false;
 
@@ -102,6 +115,11 @@ export class TransactionCoordinator implements Feature {
     this.closed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    for (const sleep of this.sleeps) {
+      clearTimeout(sleep.timer);
+      sleep.wake();
+    }
+    this.sleeps.clear();
     // Let appends already handed to partitions finish and be logged: a gateway restarted by the
     // supervisor replays this log while the partitions stay up, and must not apply them twice.
     if (this.applying.size > 0) {
@@ -132,14 +150,19 @@ export class TransactionCoordinator implements Feature {
     if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
     }
-    let open = 0;
-    for (const t of this.book.all()) if (t.state === 'open') open++;
+    // Begins being logged count too: concurrent ones must not all pass the check.
+    const open = this.book.unfinishedCount + this.beginsInFlight;
     if (open >= MAX_OPEN_TXNS) {
-      throw new WeirError(ErrorCode.THROTTLED, `${open} transactions are open (limit ${MAX_OPEN_TXNS}); commit or roll back some first`, { retryable: true });
+      throw new WeirError(ErrorCode.THROTTLED, `${open} transactions are open or being applied (limit ${MAX_OPEN_TXNS}); commit or roll back some first`, { retryable: true });
     }
     const txn = this.book.next++;
     const entry: TxnLogEntry = { e: 'begin', txn, topic: topic.name, group: f.producerGroup, at: Date.now() };
-    await this.log.append(entry);
+    this.beginsInFlight++;
+    try {
+      await this.log.append(entry);
+    } finally {
+      this.beginsInFlight--;
+    }
     this.book.apply(entry);
     this.schedule(this.book.get(txn)!);
     this.gateway.send(conn, {
@@ -245,6 +268,14 @@ export class TransactionCoordinator implements Feature {
     if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
     }
+    if (f.stop !== undefined && typeof f.stop !== 'boolean') throw badRequest('stop', '"stop" must be a boolean');
+    if (f.stop === true) {
+      // Withdrawn (the SDK's checker.close() on a connection that stays open): its turns in the
+      // rotation would otherwise go to a client that ignores them.
+      this.dropChecker(conn, f.producerGroup);
+      this.gateway.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
+      return;
+    }
     const list = this.checkers.get(f.producerGroup) ?? [];
     if (!list.includes(conn)) list.push(conn);
     this.checkers.set(f.producerGroup, list);
@@ -284,16 +315,40 @@ export class TransactionCoordinator implements Feature {
       timeoutMs: topic?.config.transactionTimeoutMs ?? 60_000,
     });
     if (!due) return;
+    this.arm(t, due.at - Date.now(), () => {
+      if (due.kind === 'rollback') {
+        this.decide(t, 'rollback', 'timeout').catch((err: unknown) => {
+          // Decided otherwise meanwhile (a commit was being logged): nothing to do.
+          if (t.state !== 'open') return;
+          // The log refused the decision (disk error): still open, try again a little later
+          // (not at once: due.at is past, that would spin).
+          report(t.txn, 'timeout', err);
+          this.arm(t, TIMEOUT_RETRY_MS, () => this.schedule(t));
+        });
+        return;
+      }
+      try {
+        this.check(t);
+      } catch (err) {
+        report(t.txn, 'check', err);
+      }
+      this.schedule(t);
+    });
+  }
+
+  /** Run `fire` for an open transaction in `ms` (its one timer; nothing it throws escapes). */
+  private arm(t: Transaction, ms: number, fire: () => void): void {
+    this.unschedule(t.txn);
+    if (this.closed) return;
     const timer = setTimeout(() => {
       this.timers.delete(t.txn);
       if (this.closed || t.state !== 'open') return;
-      if (due.kind === 'rollback') {
-        void this.decide(t, 'rollback', 'timeout').catch(() => this.schedule(t));
-        return;
+      try {
+        fire();
+      } catch (err) {
+        report(t.txn, 'check', err);
       }
-      this.check(t);
-      this.schedule(t);
-    }, Math.max(0, due.at - Date.now()));
+    }, Math.max(0, ms));
     timer.unref?.();
     this.timers.set(t.txn, timer);
   }
@@ -310,16 +365,22 @@ export class TransactionCoordinator implements Feature {
     t.lastCheckAt = Date.now();
     const list = (this.checkers.get(t.producerGroup) ?? []).filter((c) => !c.closed);
     if (list.length === 0) return;
-    const conn = list[this.nextChecker++ % list.length]!;
+    const turn = this.nextChecker.get(t.producerGroup) ?? 0;
+    this.nextChecker.set(t.producerGroup, turn + 1);
+    const conn = list[turn % list.length]!;
     const frame: TxnCheckFrame = { op: 'txn_check', txn: t.txn, topic: t.topic, producerGroup: t.producerGroup, messages: t.messages, begunAt: t.begunAt, checks: t.checks };
     this.gateway.send(conn, { ...frame });
   }
 
-  private dropChecker(conn: GatewayConnection): void {
+  /** Remove `conn` as a checker of `only` (or of every group: its connection closed). */
+  private dropChecker(conn: GatewayConnection, only?: string): void {
     for (const [group, list] of this.checkers) {
+      if (only !== undefined && group !== only) continue;
       const rest = list.filter((c) => c !== conn);
-      if (rest.length === 0) this.checkers.delete(group);
-      else this.checkers.set(group, rest);
+      if (rest.length === 0) {
+        this.checkers.delete(group);
+        this.nextChecker.delete(group);
+      } else this.checkers.set(group, rest);
     }
   }
 
@@ -343,8 +404,9 @@ export class TransactionCoordinator implements Feature {
         return;
       } catch (err) {
         if (this.closed) throw shuttingDown();
+        report(t.txn, 'apply', err);
         if (attempt === 20) console.error(`weir transactions: applying committed transaction ${t.txn} keeps failing (retrying):`, err);
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** Math.min(attempt, 7))));
+        await this.sleep(Math.min(5_000, 50 * 2 ** Math.min(attempt, 7)));
       }
     }
   }
@@ -361,7 +423,8 @@ export class TransactionCoordinator implements Feature {
       await this.log.append(entry);
       this.book.apply(entry);
     } else {
-      for (const [p, end] of t.ends) skip[p] = await this.countApplied(topic, p, end, t.txn);
+      const expected = await this.shareDigests(t, topic.partitions);
+      for (const [p, end] of t.ends) if (p < topic.partitions) skip[p] = await this.countApplied(topic, p, end, t.txn, expected[p]!);
     }
     for (const h of t.halves) {
       let offset = h.base;
@@ -381,12 +444,15 @@ export class TransactionCoordinator implements Feature {
           ranges.push([at, at + 4 + (r.records[at]! | (r.records[at + 1]! << 8) | (r.records[at + 2]! << 16) | (r.records[at + 3]! << 24)) >>> 0]);
         }
         // Every partition's share in the same turn: they become visible together, within one flush.
-        await Promise.all(
+        // allSettled, not all: a retry counts what is in each partition, so it must not start while
+        // another partition's append of this chunk may still land (it would be appended twice).
+        const outcomes = await Promise.allSettled(
           [...buckets].map(async ([p, ranges]) => {
             if (testHooks.beforePartitionAppend) await testHooks.beforePartitionAppend(t.txn, p);
             await this.gateway.append(topic, gather(r.records, ranges), p);
           }),
         );
+        for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
         offset = r.next;
         left -= r.count;
       }
@@ -397,8 +463,28 @@ export class TransactionCoordinator implements Feature {
     this.maybeCompact();
   }
 
-  /** Records of transaction `txn` in partition `p` from offset `from` on. */
-  private async countApplied(topic: Topic, p: number, from: number, txn: number): Promise<number> {
+  /** Per target partition, the digests of its share of the transaction's messages, in apply order. */
+  private async shareDigests(t: Transaction, partitions: number): Promise<number[][]> {
+    const out = Array.from({ length: partitions }, (): number[] => []);
+    for (const h of t.halves) {
+      let offset = h.base;
+      let left = h.count;
+      while (left > 0) {
+        const r = await this.gateway.read(await this.halfTopic(), 0, offset, { maxRecords: left });
+        if (r.count === 0) throw new WeirError(ErrorCode.INTERNAL, `half messages of transaction ${t.txn} at ${HALF_TOPIC}@${offset} are missing`);
+        for (const at of recordStarts(r.records)) out[targetPartition(r.records, at, h.partition, partitions, t.txn)]!.push(recordDigest(r.records, at));
+        offset = r.next;
+        left -= r.count;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * How many of `share` (digests of partition p's share, in order) are in partition `p` from offset
+   * `from` on: the longest prefix found there, in order, among the records tagged with `txn`.
+   */
+  private async countApplied(topic: Topic, p: number, from: number, txn: number, share: number[]): Promise<number> {
     let found = 0;
     let offset = from;
     for (;;) {
@@ -406,13 +492,25 @@ export class TransactionCoordinator implements Feature {
       try {
         r = await this.gateway.read(topic, p, offset);
       } catch (err) {
-        // The log lost its tail below the recorded end (a machine crash under --fsync never):
-        // nothing of ours is left there to count.
-        if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof err.details?.end === 'number' && err.details.end < offset) return found;
+        if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE) {
+          // The log lost its tail below the recorded end (a machine crash under --fsync never):
+          // nothing of ours is left there to count.
+          if (typeof err.details?.end === 'number' && err.details.end < offset) return found;
+          // Retention deleted the start of what we appended (the apply was pending longer than the
+          // retention): count what is left. Deleted messages of ours are appended again: at least
+          // once in that corner case rather than retrying forever (docs/transactions.md).
+          if (typeof err.details?.start === 'number' && err.details.start > offset) {
+            offset = err.details.start;
+            continue;
+          }
+        }
         throw err;
       }
       if (r.count === 0) return found;
-      for (const at of recordStarts(r.records)) if (isOfTransaction(r.records, at, txn)) found++;
+      for (const at of recordStarts(r.records)) {
+        if (found < share.length && isOfTransaction(r.records, at, txn) && recordDigest(r.records, at) === share[found]) found++;
+      }
+      if (found === share.length) return found;
       offset = r.next;
       if (offset >= r.end) return found;
     }
@@ -434,8 +532,26 @@ export class TransactionCoordinator implements Feature {
     this.book.compacted();
     void this.log
       .rewrite(() => this.book.snapshot())
-      .catch((err: unknown) => console.error('weir transactions: compacting the log failed:', err))
+      .catch((err: unknown) => {
+        report(null, 'compact', err);
+        console.error('weir transactions: compacting the log failed:', err);
+      })
       .finally(() => (this.compacting = false));
+  }
+
+  /** Wait `ms` (a retry backoff); close() ends the wait early. */
+  private sleep(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const sleep = {
+        timer: setTimeout(() => {
+          this.sleeps.delete(sleep);
+          resolve();
+        }, ms),
+        wake: resolve,
+      };
+      this.sleeps.add(sleep);
+    });
   }
 
   private txnOf(f: Frame): Transaction {

@@ -9,9 +9,11 @@
 export interface TxnTestHooks {
   /** Called before the committed messages of `txn` are appended to `partition`. */
   beforePartitionAppend: ((txn: number, partition: number) => Promise<void> | void) | null;
+  /** Called with the lines of each transaction-log write before it is written; throwing fails it like a disk error. */
+  beforeLogWrite: ((lines: readonly string[]) => void) | null;
 }
 
-export const testHooks: TxnTestHooks = { beforePartitionAppend: holdFromEnvironment(process.env.WEIR_TXN_TEST_HOLD_APPLY) };
+export const testHooks: TxnTestHooks = { beforePartitionAppend: holdFromEnvironment(process.env.WEIR_TXN_TEST_HOLD_APPLY), beforeLogWrite: null };
 
 function holdFromEnvironment(spec: string | undefined): TxnTestHooks['beforePartitionAppend'] {
   if (!spec) return null;

@@ -2,6 +2,7 @@
  * Record-level work of transactions, pure (bytes in, bytes out): tagging half messages with their
  * transaction, routing them at commit, and recognising them in a partition after a crash.
  */
+import { crc32c } from '../../common/crc32c.js';
 import { partitionForKey } from '../../common/murmur2.js';
 import { Header, findHeader } from '../../protocol/headers.js';
 import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, writeU32, type RecordIndex } from '../../protocol/record.js';
@@ -63,6 +64,16 @@ export function targetPartition(b: Uint8Array, at: number, forced: number | null
   const kl = readU32(b, at + F_KEY_LENGTH) | 0;
   if (kl >= 0) return partitionForKey(b, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + kl, partitions);
   return txn % partitions;
+}
+
+/**
+ * CRC32C of what an append keeps of a record: the lengths, key, value and headers (not offset,
+ * timestamp, attributes and the record's own CRC, which the log assigns). Recovery compares a partition's
+ * records with the half messages by it.
+ */
+export function recordDigest(b: Uint8Array, at: number): number {
+  const lengths = crc32c(b, at + F_KEY_LENGTH, at + F_HEADER_COUNT + 2); // keyLength, valueLength, headerCount
+  return crc32c(b, at + RECORD_HEADER_BYTES, at + 4 + readU32(b, at), lengths);
 }
 
 /** Start of each record in a buffer of stored records. */

@@ -5,14 +5,36 @@
  * broker's fsync policy, one fdatasync; `append` resolves once its entry is durable that way.
  * At open the log is replayed, a torn tail is cut, and the file is rewritten with only what is
  * still unfinished (compaction), which bounds it.
+ *
+ * No synchronous IO after open: writes, fdatasyncs and run-time compactions are asynchronous, so
+ * the gateway's thread keeps serving other clients meanwhile.
+ *
+ * A failed write or fdatasync must not leave a half-written line in the middle of the file: replay
+ * stops at the first bad line, so every entry appended after it would be lost at the next start.
+ * So a failure truncates the file back to its last good length (the failed entries are rejected,
+ * their callers never applied them); if even that fails, the log refuses every later append
+ * (STORAGE_ERROR) until the broker restarts, rather than let memory and disk diverge.
  */
+import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '../../common/crc32c.js';
+import { writeFileAtomic } from '../../common/atomic-file.js';
+import { WeirError } from '../../common/errors.js';
+import { ErrorCode } from '../../protocol/codes.js';
 import type { FsyncPolicy } from '../../broker.js';
 import { decodeLog, encodeEntry, type TxnLogEntry } from './book.js';
+import { testHooks } from './internal.js';
 
 const crc = (b: Uint8Array): number => crc32c(b);
+
+/**
+ * `weir:txn:error` `{ txn, op, error }`: background work of transactions failed and will be retried
+ * (op `apply`: a committed transaction's apply; `timeout`: a timeout rollback; `check`: a checker
+ * push; `compact`: a log compaction; `sync`: the periodic fdatasync under `--fsync interval`).
+ * Nothing is thrown from timers: a transaction stays in its last durable state and is retried.
+ */
+export const txnErrorChannel = diagnostics_channel.channel('weir:txn:error');
 
 interface Waiter {
   resolve(): void;
@@ -28,6 +50,10 @@ export class TxnLog {
   private dirtySinceSync = false;
   private syncTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
+  /** Bytes of the file known to hold whole, acknowledged lines (where a failed write is cut back to). */
+  private goodBytes = 0;
+  /** Set when the file could not be restored after a failed write: every append is refused. */
+  private failure: WeirError | null = null;
 
   private constructor(
     readonly file: string,
@@ -38,10 +64,22 @@ export class TxnLog {
   static async open(dir: string, fsyncPolicy: FsyncPolicy, snapshot: (entries: TxnLogEntry[]) => TxnLogEntry[]): Promise<{ log: TxnLog; entries: TxnLogEntry[]; torn: boolean }> {
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'txn.log');
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-    const { entries, torn } = decodeLog(text, crc);
+    const bytes = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+    const { entries, torn, validBytes } = decodeLog(bytes.toString('utf8'), crc);
+    if (torn && bytes.subarray(validBytes, bytes.length - 1).includes(0x0a)) {
+      // More than a last line cut short: a damaged line with whole lines after it (a sector lost in
+      // a machine crash, or bit rot). Replay stops at the damage and compaction would erase the rest
+      // for good: keep the file as it was for an operator.
+      const kept = `${file}.damaged-${Date.now()}`;
+      fs.copyFileSync(file, kept);
+      console.error(`weir transactions: ${file} is damaged at byte ${validBytes} with entries after it; replayed up to there, the original is kept as ${kept}`);
+    }
     const log = new TxnLog(file, fsyncPolicy);
-    await log.rewrite(() => snapshot(entries));
+    // Startup: nobody is served yet, so the synchronous atomic replace is fine here.
+    const compacted = snapshot(entries).map((e) => encodeEntry(e, crc)).join('');
+    writeFileAtomic(file, compacted, { durable: true });
+    log.goodBytes = Buffer.byteLength(compacted);
+    log.fh = await fs.promises.open(file, 'a');
     if (fsyncPolicy.mode === 'interval') {
       log.syncTimer = setInterval(() => void log.syncIfDirty(), fsyncPolicy.intervalMs);
       log.syncTimer.unref();
@@ -51,7 +89,8 @@ export class TxnLog {
 
   /** Queue an entry; resolves once it is written (and synced, per the policy). */
   append(entry: TxnLogEntry): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('transaction log is closed'));
+    if (this.closed) return Promise.reject(new WeirError(ErrorCode.SHUTTING_DOWN, 'transaction log is closed', { retryable: true }));
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.queued.push(encodeEntry(entry, crc));
       this.waiters.push({ resolve, reject });
@@ -73,19 +112,33 @@ export class TxnLog {
   async rewrite(snapshot: () => TxnLogEntry[]): Promise<void> {
     const run = async (): Promise<void> => {
       await new Promise((r) => setImmediate(r));
-      const entries = snapshot();
+      if (this.failure) throw this.failure;
+      const text = snapshot().map((e) => encodeEntry(e, crc)).join('');
+      // writeFileAtomic's steps, asynchronously: temp file, fdatasync, rename, fsync the directory.
+      // A crash before the rename leaves the old (longer, equivalent) log.
+      const tmp = this.file + '.tmp';
+      const out = await fs.promises.open(tmp, 'w');
+      try {
+        await out.writeFile(text);
+        await out.datasync();
+      } finally {
+        await out.close();
+      }
       await this.fh?.close();
       this.fh = null;
-      const tmp = this.file + '.tmp';
-      fs.writeFileSync(tmp, entries.map((e) => encodeEntry(e, crc)).join(''));
-      const fd = fs.openSync(tmp, 'r');
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-      fs.renameSync(tmp, this.file);
-      const dfd = fs.openSync(path.dirname(this.file), 'r');
-      fs.fsyncSync(dfd);
-      fs.closeSync(dfd);
-      this.fh = await fs.promises.open(this.file, 'a');
+      try {
+        await fs.promises.rename(tmp, this.file);
+        const dir = await fs.promises.open(path.dirname(this.file), 'r');
+        try {
+          await dir.sync();
+        } finally {
+          await dir.close();
+        }
+      } finally {
+        // Appends go on to whichever file now has the name (the old one if the rename failed).
+        this.fh = await fs.promises.open(this.file, 'a');
+        this.goodBytes = (await this.fh.stat()).size;
+      }
     };
     const done = this.writing.then(run);
     // A failed rewrite must not stop later appends (they go to whatever file is open).
@@ -110,15 +163,42 @@ export class TxnLog {
     this.queued = [];
     this.waiters = [];
     if (lines.length === 0) return;
+    const data = lines.join('');
     try {
-      if (!this.fh) throw new Error('transaction log is closed');
-      await this.fh.write(lines.join(''));
+      if (this.failure) throw this.failure;
+      if (!this.fh) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'transaction log is closed', { retryable: true });
+      testHooks.beforeLogWrite?.(lines);
+      await this.fh.write(data);
       if (this.fsync.mode === 'always') await this.fh.datasync();
       else this.dirtySinceSync = true;
-      for (const w of waiters) w.resolve();
+      this.goodBytes += Buffer.byteLength(data);
     } catch (err) {
-      for (const w of waiters) w.reject(err as Error);
+      const error = await this.undoFailedWrite(err);
+      for (const w of waiters) w.reject(error);
+      return;
     }
+    for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * Cut the file back to its last good length after a failed write or fdatasync, so the next
+   * entries do not follow a torn line (which would hide them from replay). Returns the error for
+   * the waiters: STORAGE_FULL / STORAGE_ERROR.
+   */
+  private async undoFailedWrite(err: unknown): Promise<WeirError> {
+    if (WeirError.isWeirError(err)) return err;
+    const cause = err as NodeJS.ErrnoException;
+    const full = cause.code === 'ENOSPC' || cause.code === 'EDQUOT';
+    const error = new WeirError(full ? ErrorCode.STORAGE_FULL : ErrorCode.STORAGE_ERROR, `writing the transaction log ${this.file} failed: ${cause.message}`, {
+      retryable: full,
+    });
+    try {
+      await this.fh!.truncate(this.goodBytes);
+      await this.fh!.datasync();
+    } catch (again) {
+      this.failure = new WeirError(ErrorCode.STORAGE_ERROR, `the transaction log ${this.file} could not be restored after a failed write (${(again as Error).message}); restart the broker`);
+    }
+    return error;
   }
 
   private async syncIfDirty(): Promise<void> {
@@ -126,8 +206,10 @@ export class TxnLog {
     this.dirtySinceSync = false;
     try {
       await this.fh.datasync();
-    } catch {
-      /* the next sync or write reports it */
+    } catch (err) {
+      // Under 'interval' nothing else would ever notice: report it, and try again next interval.
+      this.dirtySinceSync = true;
+      if (txnErrorChannel.hasSubscribers) txnErrorChannel.publish({ txn: null, op: 'sync', error: err });
     }
   }
 }

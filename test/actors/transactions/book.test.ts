@@ -103,3 +103,23 @@ describe('transaction log lines', () => {
     expect(r.torn).toBe(true);
   });
 });
+
+describe('unfinished count', () => {
+  it('counts open and committing transactions, not finished ones', () => {
+    const b = new TransactionBook();
+    b.apply({ e: 'begin', txn: 1, topic: 't', group: 'g', at: 1 });
+    b.apply({ e: 'begin', txn: 2, topic: 't', group: 'g', at: 1 });
+    b.apply({ e: 'begin', txn: 3, topic: 't', group: 'g', at: 1 });
+    b.apply({ e: 'begin', txn: 3, topic: 't', group: 'g', at: 1 }); // a repeated line counts once
+    expect(b.unfinishedCount).toBe(3);
+    b.apply({ e: 'half', txn: 1, base: 0, count: 2, bytes: 20, partition: null, at: 2 });
+    b.apply({ e: 'commit', txn: 1, at: 3, by: 'producer' });
+    expect(b.unfinishedCount).toBe(3); // committing: its apply still holds it
+    b.apply({ e: 'commit', txn: 2, at: 3, by: 'producer' }); // empty: committed at once
+    b.apply({ e: 'rollback', txn: 3, at: 3, by: 'producer' });
+    b.apply({ e: 'rollback', txn: 3, at: 4, by: 'producer' }); // second decision ignored
+    expect(b.unfinishedCount).toBe(1);
+    b.apply({ e: 'applied', txn: 1, at: 5 });
+    expect(b.unfinishedCount).toBe(0);
+  });
+});

@@ -43,6 +43,7 @@ const clients: WeirClient[] = [];
 const tmp = tmpDir('weir-txn-');
 afterEach(async () => {
   testHooks.beforePartitionAppend = null;
+  testHooks.beforeLogWrite = null;
   for (const c of clients.splice(0)) c.destroy();
   await tb?.stop({ keepData: true });
   tb = undefined;
@@ -409,4 +410,137 @@ it('keeps checking an open transaction after the broker is SIGKILLed and restart
     first.kill();
     second?.kill();
   }
+});
+
+it('a retried apply waits for every partition of the failed chunk: nothing appended twice', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url);
+  await c.createTopic('retry', { partitions: 3 });
+  const tx = await c.beginTransaction('retry', { producerGroup: 'g' });
+  await tx.produce(batch('r', 39));
+  // First attempt: partition 0 fails at once while partitions 1 and 2 are still on their way.
+  // Had the retry started then, it would count nothing there yet and append their share again.
+  let attempts = 0;
+  testHooks.beforePartitionAppend = async (_txn, partition) => {
+    if (partition === 0 && attempts++ === 0) throw new Error('injected: partition 0 refused the first append');
+    if (partition !== 0 && attempts <= 1) await new Promise((r) => setTimeout(r, 400));
+  };
+  expect(await tx.commit()).toBe('committed');
+  expect(attempts).toBeGreaterThanOrEqual(2);
+  const stored = await readTopic(c, 'retry');
+  const n = counts(stored);
+  for (let i = 0; i < 39; i++) expect(n.get(`r-${i}`), `r-${i}`).toBe(1);
+  expect(stored.length).toBe(39);
+});
+
+it('broker-wide retention never deletes half messages of unfinished transactions', async () => {
+  // Small segments and a retention far below them: every plain topic keeps only its active segment.
+  tb = await startTestBroker({ dataDir: tmp.dir, segmentBytes: 16 << 10, retentionBytes: 1 });
+  const c = await client(tb.url);
+  await c.createTopic('kept', { partitions: 2 });
+  const tx = await c.beginTransaction('kept', { producerGroup: 'g' });
+  const big = 'x'.repeat(2_000);
+  for (let i = 0; i < 10; i++) await tx.produce(Array.from({ length: 10 }, (_, j) => ({ key: `k${j}`, value: `h-${i * 10 + j}-${big}` })));
+  // ~200 KB of half messages: a dozen sealed segments of __txn_half. The partitions check
+  // retention every 5 s; wait for a check to have run.
+  await new Promise((r) => setTimeout(r, 6_500));
+  expect(await tx.commit()).toBe('committed');
+  const n = counts(await readTopic(c, 'kept'));
+  for (let i = 0; i < 100; i++) expect(n.get(`h-${i}-${big}`), `h-${i}`).toBe(1);
+}, 30_000);
+
+it('a resumed apply is not fooled by a client re-producing a committed message (weir-txn header and all) meanwhile', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url, false);
+  await c.createTopic('copied', { partitions: 2 });
+  const tx = await c.beginTransaction('copied', { producerGroup: 'g' });
+  await tx.produce(batch('m', 26));
+  // First life: partition 0 gets its share, partition 1 never does.
+  testHooks.beforePartitionAppend = (_txn, partition) => (partition === 1 ? new Promise<void>(() => undefined) : undefined);
+  const committing = tx.commit().catch((e: unknown) => e);
+  const [first] = (await eventually(() => c.fetch('copied', 0, 0), (r) => r.messages.length > 0, 10_000, 'partition 0 applied')).messages;
+  // A consumer retries that message by producing a copy of it, headers included, to partition 1.
+  await c.produce('copied', [{ key: first!.key ?? undefined, value: first!.value, headers: first!.headers }], { partition: 1 });
+  c.destroy();
+  await tb.stop({ keepData: true });
+  await committing;
+  testHooks.beforePartitionAppend = null;
+
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c2 = await client(tb.url);
+  expect(await c2.decideTransaction(tx.id, 'commit')).toBe('committed');
+  const stored = await readTopic(c2, 'copied');
+  const n = counts(stored);
+  for (let i = 0; i < 26; i++) expect(n.get(`m-${i}`), `m-${i}`).toBe(i === Number(text(first!).slice(2)) ? 2 : 1);
+  expect(stored.length).toBe(27); // the 26 once, plus the client's own copy
+});
+
+it('a timeout rollback the log refuses (disk error) is reported and retried with backoff, not in a tight loop', async () => {
+  const { default: diagnostics } = await import('node:diagnostics_channel');
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const c = await client(tb.url);
+  await c.createTopic('failing', { partitions: 2, config: { transactionCheckMs: 60_000, transactionTimeoutMs: 800 } });
+  const reports: Array<{ txn: number | null; op: string; error: unknown }> = [];
+  const onReport = (m: unknown): void => void reports.push(m as (typeof reports)[number]);
+  diagnostics.subscribe('weir:txn:error', onReport);
+  try {
+    const tx = await c.beginTransaction('failing', { producerGroup: 'g' });
+    await tx.produce(batch('f', 3));
+    // From now on (before the 800 ms timeout) every rollback entry fails like an EIO, for 3 s.
+    let refused = 0;
+    testHooks.beforeLogWrite = (lines) => {
+      if (lines.some((l) => l.includes('"e":"rollback"'))) {
+        refused++;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }
+    };
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(refused).toBeGreaterThanOrEqual(2); // retried...
+    expect(refused).toBeLessThanOrEqual(6); // ...about once a second, not spinning
+    expect(reports.filter((r) => r.txn === tx.id && r.op === 'timeout').length).toBe(refused);
+    expect(reports[0]!.error).toMatchObject({ code: 'STORAGE_ERROR' });
+    expect((await c.listTransactions()).find((t) => t.txn === tx.id)?.state).toBe('open'); // still consistent
+    testHooks.beforeLogWrite = null;
+    const info = await eventually(
+      async () => (await c.listTransactions({ all: true })).find((t) => t.txn === tx.id),
+      (t) => t?.state === 'rolled_back',
+      10_000,
+      'the rollback once the disk is back',
+    );
+    expect(info).toMatchObject({ decidedBy: 'timeout' });
+  } finally {
+    testHooks.beforeLogWrite = null;
+    diagnostics.unsubscribe('weir:txn:error', onReport);
+  }
+});
+
+it('a closed checker on a connection that stays open gets no more turns in its group’s rotation', async () => {
+  tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(tb.url);
+  await admin.createTopic('rota', { partitions: 1, config: { transactionCheckMs: 200 } });
+  // The first registered would get the first turn; it is closed, its client stays connected.
+  const stale = await client(tb.url);
+  const staleAsked: number[] = [];
+  const staleChecker = await stale.transactionChecker('grp', (check) => {
+    staleAsked.push(check.txn);
+    return 'rollback';
+  });
+  const live = await client(tb.url);
+  await live.transactionChecker('grp', () => 'commit');
+  staleChecker.close();
+  await stale.listTransactions(); // a round trip after the withdrawal on that connection
+
+  const p = await client(tb.url, false);
+  const tx = await p.beginTransaction('rota', { producerGroup: 'grp' });
+  await tx.produce(batch('q', 2));
+  p.destroy();
+  const info = await eventually(
+    async () => (await admin.listTransactions({ all: true })).find((t) => t.txn === tx.id),
+    (t) => t?.state === 'committed',
+    10_000,
+    'the live checker’s commit',
+  );
+  // Asked once, by the live checker: no turn lost to the closed one.
+  expect(info).toMatchObject({ decidedBy: 'checker', checks: 1 });
+  expect(staleAsked).toEqual([]);
 });
