@@ -128,8 +128,11 @@ export class ShareWindow {
    */
   load(records: Uint8Array, count: number, next: number): number {
     const base = this.readNext;
+    // A read of `room()` records can span more offsets than that when the log has gaps: keep what
+    // fits in the window and read the rest again later (throwing here stalled the partition for good).
+    next = Math.min(next, this.start + MAX_WINDOW);
     if (next <= base) return 0;
-    if (!this.fit(next - 1)) throw new Error(`share window overflow: ${next - this.start} offsets`);
+    this.fit(next - 1);
     const pos = new Int32Array(next - base).fill(-1);
     let at = 0;
     for (let i = 0; i < count && at + 4 <= records.length; i++) {
@@ -150,6 +153,20 @@ export class ShareWindow {
     this.availableLoaded += added;
     this.advance();
     return added;
+  }
+
+  /**
+   * The group has no consumer left: release the records read ahead (they are read again when a
+   * consumer comes back) so an idle group holds no read buffers. Offset states and delivery counts
+   * stay. Only valid when nothing is in flight.
+   */
+  unload(): void {
+    if (this.inFlight > 0) return;
+    this.chunks = [];
+    this.loadedBytes = 0;
+    this.availableLoaded = 0;
+    this.readNext = this.start;
+    this.scanFrom = this.start;
   }
 
   /**
