@@ -13,7 +13,8 @@
  * joined). When the file passes COMPACT_BYTES it is rewritten from the live state (a snapshot) and
  * renamed over the old one. A torn last line (crash mid-write) is ignored at load.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import { join } from 'node:path';
 import type { FsyncPolicy } from '../../broker.js';
 
@@ -156,12 +157,10 @@ export class QueueJournal {
   /** Rewrite the journal as a snapshot of the live state. */
   private compact(): void {
     const text = this.snapshot().join('\n') + '\n';
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w');
-    writeSync(fd, text);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.file);
+    // Durable: the rename must reach the disk before later appends go to the new file, or a crash
+    // could bring back the old journal without them (acks and delivery counts lost). The temp file
+    // descriptor is closed even when the write fails (disk full): no leak per failed attempt.
+    writeFileAtomic(this.file, text, { durable: true });
     closeSync(this.fd);
     this.fd = openSync(this.file, 'a');
     this.size = Buffer.byteLength(text);

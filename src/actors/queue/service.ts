@@ -82,6 +82,8 @@ export class QueueService implements Feature {
   private readonly journal: QueueJournal;
   /** Started with the first queue group: a broker without queues has no timer. */
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /** Dead-letter appends waiting to be tried again; cleared on close. */
+  private readonly deadLetterTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(ctx: FeatureContext) {
     this.gateway = ctx.gateway;
@@ -103,6 +105,8 @@ export class QueueService implements Feature {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const { pw } of this.windowsById.values()) if (pw.retryTimer) clearTimeout(pw.retryTimer);
+    for (const t of this.deadLetterTimers) clearTimeout(t);
+    this.deadLetterTimers.clear();
     this.journal.close();
   }
 
@@ -518,7 +522,11 @@ export class QueueService implements Feature {
         .catch((err: unknown) => {
           // Not appended (partition restarting, disk full…): the messages stay in the window; retry.
           if (!this.closed) console.error(`weir queues: dead-lettering to ${target} failed, retrying:`, (err as Error).message);
-          setTimeout(attempt, 500).unref();
+          const timer = setTimeout(() => {
+            this.deadLetterTimers.delete(timer);
+            attempt();
+          }, 500);
+          this.deadLetterTimers.add(timer);
         });
     };
     attempt();
