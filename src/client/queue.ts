@@ -378,9 +378,14 @@ const afterThisTurn: (f: () => void) => void =
     ? (f) => void (globalThis as unknown as { setImmediate: (f: () => void) => unknown }).setImmediate(f)
     : (f) => void setTimeout(f, 0);
 
+const ascending = (a: number, b: number): number => a - b;
+
 /** Sorted offsets as flat [from, to) pairs. */
 export function toRanges(offsets: number[]): number[] {
-  offsets.sort((a, b) => a - b);
+  // Usually ascending already (one partition's messages are handled in delivery order): skip the sort.
+  let sorted = true;
+  for (let i = 1; i < offsets.length && sorted; i++) if (offsets[i]! < offsets[i - 1]!) sorted = false;
+  if (!sorted) offsets.sort(ascending);
   const out: number[] = [];
   for (const o of offsets) {
     const n = out.length;

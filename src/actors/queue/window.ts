@@ -208,8 +208,12 @@ export class ShareWindow {
     this.advance();
   }
 
-  /** [bytes, position] of a loaded offset's stored record. */
-  record(o: number): [Uint8Array, number] {
+  /**
+   * The chunk holding loaded offset `o`. Per-message paths go through this (no tuple allocated per
+   * record) and try `hint` (the chunk of the previous offset) before the binary search.
+   */
+  private chunkOf(o: number, hint: Chunk | null = null): Chunk {
+    if (hint !== null && o >= hint.base && o < hint.end && hint.pos[o - hint.base]! >= 0) return hint;
     const chunks = this.chunks;
     let lo = 0;
     let hi = chunks.length - 1;
@@ -220,6 +224,12 @@ export class ShareWindow {
     }
     const c = chunks[lo];
     if (!c || o < c.base || o >= c.end || c.pos[o - c.base]! < 0) throw new Error(`offset ${o} is not loaded`);
+    return c;
+  }
+
+  /** [bytes, position] of a loaded offset's stored record (dead letters: not a per-delivery path). */
+  record(o: number): [Uint8Array, number] {
+    const c = this.chunkOf(o);
     return [c.bytes, c.pos[o - c.base]!];
   }
 
@@ -233,8 +243,11 @@ export class ShareWindow {
     let end = 0;
     let adjacent = true;
     let total = 0;
-    for (const o of offsets) {
-      const [b, at] = this.record(o);
+    let c: Chunk | null = null;
+    for (let i = 0; i < offsets.length; i++) {
+      c = this.chunkOf(offsets[i]!, c);
+      const b = c.bytes;
+      const at = c.pos[offsets[i]! - c.base]!;
       const size = 4 + readU32(b, at);
       total += size;
       if (bytes === null) {
@@ -247,8 +260,11 @@ export class ShareWindow {
     if (adjacent) return bytes.subarray(first, end);
     const out = new Uint8Array(total);
     let p = 0;
-    for (const o of offsets) {
-      const [b, at] = this.record(o);
+    c = null;
+    for (let i = 0; i < offsets.length; i++) {
+      c = this.chunkOf(offsets[i]!, c);
+      const b = c.bytes;
+      const at = c.pos[offsets[i]! - c.base]!;
       const size = 4 + readU32(b, at);
       out.set(b.subarray(at, at + size), p);
       p += size;
@@ -280,6 +296,7 @@ export class ShareWindow {
     const seen = orderedKeys ? new Set<string>() : null;
     let o = orderedKeys ? this.start : this.scanFrom;
     let firstSkipped = -1;
+    let chunk: Chunk | null = null;
     const deadline = now + visibilityMs;
     for (; o < this.readNext && out.offsets.length < max && this.availableLoaded > 0; o++) {
       const s = o & this.mask;
@@ -296,7 +313,9 @@ export class ShareWindow {
         }
       }
       if (st !== AVAILABLE) continue;
-      const [bytes, at] = this.record(o);
+      chunk = this.chunkOf(o, chunk);
+      const bytes = chunk.bytes;
+      const at = chunk.pos[o - chunk.base]!;
       this.availableLoaded--;
       if (foreign(bytes, at)) {
         this.state[s] = DONE;
@@ -329,7 +348,9 @@ export class ShareWindow {
   }
 
   private keyOf(o: number): string | null {
-    const [b, at] = this.record(o);
+    const c = this.chunkOf(o);
+    const b = c.bytes;
+    const at = c.pos[o - c.base]!;
     const kl = readU32(b, at + F_KEY_LENGTH) | 0;
     if (kl < 0) return null;
     const s = at + RECORD_HEADER_BYTES;
