@@ -293,7 +293,7 @@ export class ShareWindow {
   ): TakeResult {
     const out: TakeResult = { offsets: [], expired: [], exhausted: [], skipped: [] };
     if (this.availableLoaded === 0 || max <= 0) return out;
-    const seen = orderedKeys ? new Set<string>() : null;
+    const seen = orderedKeys ? new Set<number>() : null;
     let o = orderedKeys ? this.start : this.scanFrom;
     let firstSkipped = -1;
     let chunk: Chunk | null = null;
@@ -303,8 +303,8 @@ export class ShareWindow {
       const st = this.state[s]!;
       if (st === DONE) continue;
       if (seen !== null) {
-        const key = this.keyOf(o);
-        if (key !== null) {
+        const key = this.keyHashOf(o, chunk);
+        if (key >= 0) {
           if (seen.has(key)) {
             if (st === AVAILABLE && firstSkipped < 0) firstSkipped = o;
             continue;
@@ -347,16 +347,20 @@ export class ShareWindow {
     return out;
   }
 
-  private keyOf(o: number): string | null {
-    const c = this.chunkOf(o);
+  /**
+   * A 32-bit FNV-1a hash of `o`'s key, or -1 without a key. Ordered keys compare hashes, not
+   * strings (no string built per offset scanned): two keys that collide are merely ordered with each
+   * other, which delays a message but never breaks a key's order.
+   */
+  private keyHashOf(o: number, hint: Chunk | null): number {
+    const c = this.chunkOf(o, hint);
     const b = c.bytes;
     const at = c.pos[o - c.base]!;
     const kl = readU32(b, at + F_KEY_LENGTH) | 0;
-    if (kl < 0) return null;
-    const s = at + RECORD_HEADER_BYTES;
-    let k = '';
-    for (let i = s; i < s + kl; i++) k += String.fromCharCode(b[i]!);
-    return k;
+    if (kl < 0) return -1;
+    let h = 0x811c9dc5;
+    for (let i = at + RECORD_HEADER_BYTES, end = i + kl; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+    return h >>> 0;
   }
 
   private makeAvailable(o: number): void {
