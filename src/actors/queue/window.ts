@@ -65,6 +65,8 @@ export class ShareWindow {
   /** Visibility deadlines in delivery order: [deadline, from, to] triples; a hint, `due` decides. */
   private timeouts: number[] = [];
   private timeoutsHead = 0;
+  /** Some deadline is earlier than one queued before it: expire() checks every entry, not just the head. */
+  private timeoutsUnordered = false;
   /** Min-heap of RETRY_WAIT offsets by due time (parallel arrays). */
   private heapDue: number[] = [];
   private heapOffset: number[] = [];
@@ -342,7 +344,12 @@ export class ShareWindow {
     if (seen === null) this.scanFrom = o;
     else if (firstSkipped >= 0 && firstSkipped < this.scanFrom) this.scanFrom = firstSkipped;
     const n = out.offsets.length;
-    if (n > 0) this.timeouts.push(deadline, out.offsets[0]!, out.offsets[n - 1]! + 1);
+    if (n > 0) {
+      const t = this.timeouts;
+      // The timeout was shortened (alter_topic): this deadline is earlier than ones queued before it.
+      if (t.length > this.timeoutsHead && t[t.length - 3]! > deadline) this.timeoutsUnordered = true;
+      t.push(deadline, out.offsets[0]!, out.offsets[n - 1]! + 1);
+    }
     if (out.skipped.length > 0) this.advance();
     return out;
   }
@@ -480,11 +487,7 @@ export class ShareWindow {
    */
   expire(now: number, maxDeliveries: number, timedOut: number[], exhausted: number[]): number {
     let made = 0;
-    const t = this.timeouts;
-    while (this.timeoutsHead < t.length && t[this.timeoutsHead]! <= now) {
-      const from = t[this.timeoutsHead + 1]!;
-      const to = t[this.timeoutsHead + 2]!;
-      this.timeoutsHead += 3;
+    const expireRange = (from: number, to: number): void => {
       for (let o = Math.max(from, this.start); o < to && o < this.readNext; o++) {
         const s = o & this.mask;
         if (this.state[s] === IN_FLIGHT && this.due[s]! <= now) {
@@ -493,6 +496,30 @@ export class ShareWindow {
           made++;
         }
       }
+    };
+    if (this.timeoutsUnordered) {
+      // Rare (after a shorter visibility timeout was set): a pass over every queued entry, keeping
+      // the ones not due; ordered again once the remaining deadlines are ascending.
+      const old = this.timeouts;
+      const kept: number[] = [];
+      let ordered = true;
+      for (let i = this.timeoutsHead; i < old.length; i += 3) {
+        if (old[i]! <= now) expireRange(old[i + 1]!, old[i + 2]!);
+        else {
+          if (kept.length > 0 && kept[kept.length - 3]! > old[i]!) ordered = false;
+          kept.push(old[i]!, old[i + 1]!, old[i + 2]!);
+        }
+      }
+      this.timeouts = kept;
+      this.timeoutsHead = 0;
+      this.timeoutsUnordered = !ordered;
+    }
+    const t = this.timeouts;
+    while (this.timeoutsHead < t.length && t[this.timeoutsHead]! <= now) {
+      const from = t[this.timeoutsHead + 1]!;
+      const to = t[this.timeoutsHead + 2]!;
+      this.timeoutsHead += 3;
+      expireRange(from, to);
     }
     if (this.timeoutsHead > 3 * 1024 && this.timeoutsHead * 2 > t.length) {
       this.timeouts = t.slice(this.timeoutsHead);

@@ -101,6 +101,18 @@ describe('ShareWindow', () => {
     expect(w.deliveries(1)).toBe(2);
   });
 
+  it('a shortened visibility timeout applies at once, not after the longer deadlines queued before it', () => {
+    const w = new ShareWindow(0);
+    w.load(stored(0, 2), 2, 2);
+    w.take(1, 1, 0, 30_000, 5, false, never, mine); // offset 0: deadline 30 000
+    w.take(2, 1, 0, 100, 5, false, never, mine); // the topic's timeout became 100 ms: offset 1, deadline 100
+    const timedOut: number[] = [];
+    expect(w.expire(200, 5, timedOut, [])).toBe(1);
+    expect(timedOut).toEqual([1, 2]);
+    expect(w.expire(30_000, 5, timedOut, [])).toBe(1);
+    expect(timedOut).toEqual([1, 2, 0, 1]);
+  });
+
   it('expired records are not delivered', () => {
     const w = new ShareWindow(0);
     w.load(stored(0, 3), 3, 3);
