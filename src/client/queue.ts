@@ -104,7 +104,10 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   /** autoAck: false — messages the handler returned from without settling them. */
   private unsettled = new Set<QueueMessage>();
   private idle: Array<() => void> = [];
-  private acks = new Map<number, number[]>();
+  /** Offsets acked since the last flush, by partition (an array: no Map lookup per message). */
+  private acks: Array<number[] | undefined> = [];
+  /** Partitions with acks in `acks`, in first-ack order. */
+  private ackedPartitions: number[] = [];
   private nacks = new Map<string, NackBatch>();
   private flushScheduled = false;
   /** Settlements gathered since the last flush. */
@@ -222,7 +225,8 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     this.unsettled.clear();
     this.queue = [];
     this.head = 0;
-    this.acks.clear();
+    this.acks = [];
+    this.ackedPartitions = [];
     this.nacks.clear();
   }
 
@@ -326,9 +330,11 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     if (m.epoch !== this.epoch || this.state === 'closed') return; // from an earlier connection: the broker redelivers it anyway
     const offset = m.offset;
     if (nack === null) {
-      let list = this.acks.get(m.partition);
-      if (!list) this.acks.set(m.partition, (list = []));
-      list.push(offset);
+      const list = this.acks[m.partition];
+      if (list === undefined) {
+        this.acks[m.partition] = [offset];
+        this.ackedPartitions.push(m.partition);
+      } else list.push(offset);
     } else {
       const key = `${m.partition}\0${nack.action}\0${nack.reason ?? ''}`;
       let b = this.nacks.get(key);
@@ -349,8 +355,11 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     this.unsent = 0;
     const sub = this.subId;
     if (sub === null) return;
-    for (const [partition, offsets] of this.acks) this.conn.notify({ op: 'ack', sub, partition, ranges: toRanges(offsets) });
-    this.acks.clear();
+    for (const partition of this.ackedPartitions) {
+      this.conn.notify({ op: 'ack', sub, partition, ranges: toRanges(this.acks[partition]!) });
+      this.acks[partition] = undefined;
+    }
+    this.ackedPartitions = [];
     for (const b of this.nacks.values()) {
       this.conn.notify({ op: 'nack', sub, partition: b.partition, ranges: toRanges(b.offsets), action: b.action, ...(b.reason !== undefined ? { reason: b.reason } : {}) });
     }
@@ -378,9 +387,14 @@ const afterThisTurn: (f: () => void) => void =
     ? (f) => void (globalThis as unknown as { setImmediate: (f: () => void) => unknown }).setImmediate(f)
     : (f) => void setTimeout(f, 0);
 
+const ascending = (a: number, b: number): number => a - b;
+
 /** Sorted offsets as flat [from, to) pairs. */
 export function toRanges(offsets: number[]): number[] {
-  offsets.sort((a, b) => a - b);
+  // Usually ascending already (one partition's messages are handled in delivery order): skip the sort.
+  let sorted = true;
+  for (let i = 1; i < offsets.length && sorted; i++) if (offsets[i]! < offsets[i - 1]!) sorted = false;
+  if (!sorted) offsets.sort(ascending);
   const out: number[] = [];
   for (const o of offsets) {
     const n = out.length;

@@ -1,6 +1,6 @@
 /**
  * The queue feature's durable state: one append-only journal, `<dataDir>/queues/journal`, of JSON
- * lines, written once per event-loop turn (group commit) and fsync'ed per the broker's policy.
+ * lines, written every FLUSH_MS (group commit) and fsync'ed per the broker's policy.
  *
  *   {"w":1,"g":"group","t":"topic","p":0,"s":0}      window 1 is (group, topic, partition 0), first offset 0
  *   {"w":1,"v":[s,e,…],"u":[s,e,…],"r":[o,due,…],"d":[s,e,…]}
@@ -9,15 +9,18 @@
  *   {"w":1,"snap":1,"s":S,"d":[…],"c":[o,n,…],"r":[…]} a whole window (after compaction)
  *   {"rd":"topic","p":0,"o":N}                        redrive cursor: dead letters of topic/p before N were redriven
  *
- * Events of one turn are merged per window into one line (ranges are half-open, adjacent ones
+ * Events of one flush are merged per window into one line (ranges are half-open, adjacent ones
  * joined). When the file passes COMPACT_BYTES it is rewritten from the live state (a snapshot) and
  * renamed over the old one. A torn last line (crash mid-write) is ignored at load.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import { join } from 'node:path';
 import type { FsyncPolicy } from '../../broker.js';
 
 export const COMPACT_BYTES = 16 << 20;
+/** Events are gathered this long and written in one line per window. */
+const FLUSH_MS = 5;
 /** Lines kept for a retry while writes fail (the oldest are dropped beyond it). */
 const MAX_UNWRITTEN_LINES = 100_000;
 
@@ -59,6 +62,7 @@ export class QueueJournal {
   private pending = new Map<number, Pending>();
   private lines: string[] = [];
   private scheduled = false;
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private syncTimer: ReturnType<typeof setInterval> | null = null;
   private unsynced = false;
   private closed = false;
@@ -117,12 +121,17 @@ export class QueueJournal {
   private schedule(): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    // A few ms, not every event-loop turn: with ack-per-message consumers a turn carries one ack
+    // frame, and a write (plus JSON) per turn cost more than the acks themselves. Nothing waits for
+    // the journal (a lost tail means redeliveries, never losses), so this only widens that tail.
+    this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
   }
 
   /** Write everything of this turn in one write; compact when the file grew too big. */
   flush(): void {
     this.scheduled = false;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     if (this.closed) return;
     for (const [w, p] of this.pending) {
       const e: JournalEntry = { w };
@@ -156,12 +165,10 @@ export class QueueJournal {
   /** Rewrite the journal as a snapshot of the live state. */
   private compact(): void {
     const text = this.snapshot().join('\n') + '\n';
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w');
-    writeSync(fd, text);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.file);
+    // Durable: the rename must reach the disk before later appends go to the new file, or a crash
+    // could bring back the old journal without them (acks and delivery counts lost). The temp file
+    // descriptor is closed even when the write fails (disk full): no leak per failed attempt.
+    writeFileAtomic(this.file, text, { durable: true });
     closeSync(this.fd);
     this.fd = openSync(this.file, 'a');
     this.size = Buffer.byteLength(text);

@@ -82,6 +82,8 @@ export class QueueService implements Feature {
   private readonly journal: QueueJournal;
   /** Started with the first queue group: a broker without queues has no timer. */
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /** Dead-letter appends waiting to be tried again; cleared on close. */
+  private readonly deadLetterTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(ctx: FeatureContext) {
     this.gateway = ctx.gateway;
@@ -103,6 +105,8 @@ export class QueueService implements Feature {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const { pw } of this.windowsById.values()) if (pw.retryTimer) clearTimeout(pw.retryTimer);
+    for (const t of this.deadLetterTimers) clearTimeout(t);
+    this.deadLetterTimers.clear();
     this.journal.close();
   }
 
@@ -231,7 +235,17 @@ export class QueueService implements Feature {
   private ranges(f: Frame): number[] {
     const r = f.ranges;
     if (!Array.isArray(r) || r.length % 2 !== 0) throw badRequest('ranges', '"ranges" must be a flat array of [from, to) offset pairs');
-    for (const x of r) if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) throw badRequest('ranges', '"ranges" must hold non-negative integer offsets');
+    // Ascending and disjoint (as the SDK sends them): applying a frame then costs at most one pass
+    // over the window, not (number of ranges × window) for overlapping ones.
+    let previousEnd = 0;
+    for (let i = 0; i < r.length; i += 2) {
+      const from: unknown = r[i];
+      const to: unknown = r[i + 1];
+      if (typeof from !== 'number' || typeof to !== 'number' || !Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < previousEnd || to <= from) {
+        throw badRequest('ranges', '"ranges" must be ascending, disjoint [from, to) pairs of non-negative integer offsets');
+      }
+      previousEnd = to;
+    }
     return r as number[];
   }
 
@@ -306,6 +320,8 @@ export class QueueService implements Feature {
       pw.window.releaseOwner(c.id, topic.config.maxDeliveries, exhausted, unhandled, undone);
       for (const o of undone) this.journal.undelivered(pw.id, o, o + 1);
       if (exhausted.length > 0) this.deadLetter(g, topic, pw, exhausted, 'max-deliveries');
+      // The last consumer left: an idle group must not keep up to MAX_LOADED_BYTES per partition.
+      if (g.consumers.length === 0) pw.window.unload();
     }
     this.markDirty(g);
   }
@@ -327,7 +343,9 @@ export class QueueService implements Feature {
       .read(topic, pw.partition, offset, { maxRecords: Math.min(room, 10_000), maxWaitMs: LONG_POLL_MS })
       .then((r) => {
         pw.reading = false;
-        if (this.closed || w !== pw.window || w.readNext !== offset) return;
+        if (this.closed) return;
+        // Stale (the window was unloaded while this read was out): read again from where it is now.
+        if (w !== pw.window || w.readNext !== offset) return this.pumpRead(g, pw);
         if (r.next > offset) {
           w.load(r.records, r.count, r.next);
           this.markDirty(g);
@@ -504,7 +522,11 @@ export class QueueService implements Feature {
         .catch((err: unknown) => {
           // Not appended (partition restarting, disk full…): the messages stay in the window; retry.
           if (!this.closed) console.error(`weir queues: dead-lettering to ${target} failed, retrying:`, (err as Error).message);
-          setTimeout(attempt, 500).unref();
+          const timer = setTimeout(() => {
+            this.deadLetterTimers.delete(timer);
+            attempt();
+          }, 500);
+          this.deadLetterTimers.add(timer);
         });
     };
     attempt();

@@ -65,6 +65,8 @@ export class ShareWindow {
   /** Visibility deadlines in delivery order: [deadline, from, to] triples; a hint, `due` decides. */
   private timeouts: number[] = [];
   private timeoutsHead = 0;
+  /** Some deadline is earlier than one queued before it: expire() checks every entry, not just the head. */
+  private timeoutsUnordered = false;
   /** Min-heap of RETRY_WAIT offsets by due time (parallel arrays). */
   private heapDue: number[] = [];
   private heapOffset: number[] = [];
@@ -128,8 +130,11 @@ export class ShareWindow {
    */
   load(records: Uint8Array, count: number, next: number): number {
     const base = this.readNext;
+    // A read of `room()` records can span more offsets than that when the log has gaps: keep what
+    // fits in the window and read the rest again later (throwing here stalled the partition for good).
+    next = Math.min(next, this.start + MAX_WINDOW);
     if (next <= base) return 0;
-    if (!this.fit(next - 1)) throw new Error(`share window overflow: ${next - this.start} offsets`);
+    this.fit(next - 1);
     const pos = new Int32Array(next - base).fill(-1);
     let at = 0;
     for (let i = 0; i < count && at + 4 <= records.length; i++) {
@@ -150,6 +155,20 @@ export class ShareWindow {
     this.availableLoaded += added;
     this.advance();
     return added;
+  }
+
+  /**
+   * The group has no consumer left: release the records read ahead (they are read again when a
+   * consumer comes back) so an idle group holds no read buffers. Offset states and delivery counts
+   * stay. Only valid when nothing is in flight.
+   */
+  unload(): void {
+    if (this.inFlight > 0) return;
+    this.chunks = [];
+    this.loadedBytes = 0;
+    this.availableLoaded = 0;
+    this.readNext = this.start;
+    this.scanFrom = this.start;
   }
 
   /**
@@ -191,8 +210,12 @@ export class ShareWindow {
     this.advance();
   }
 
-  /** [bytes, position] of a loaded offset's stored record. */
-  record(o: number): [Uint8Array, number] {
+  /**
+   * The chunk holding loaded offset `o`. Per-message paths go through this (no tuple allocated per
+   * record) and try `hint` (the chunk of the previous offset) before the binary search.
+   */
+  private chunkOf(o: number, hint: Chunk | null = null): Chunk {
+    if (hint !== null && o >= hint.base && o < hint.end && hint.pos[o - hint.base]! >= 0) return hint;
     const chunks = this.chunks;
     let lo = 0;
     let hi = chunks.length - 1;
@@ -203,6 +226,12 @@ export class ShareWindow {
     }
     const c = chunks[lo];
     if (!c || o < c.base || o >= c.end || c.pos[o - c.base]! < 0) throw new Error(`offset ${o} is not loaded`);
+    return c;
+  }
+
+  /** [bytes, position] of a loaded offset's stored record (dead letters: not a per-delivery path). */
+  record(o: number): [Uint8Array, number] {
+    const c = this.chunkOf(o);
     return [c.bytes, c.pos[o - c.base]!];
   }
 
@@ -216,8 +245,11 @@ export class ShareWindow {
     let end = 0;
     let adjacent = true;
     let total = 0;
-    for (const o of offsets) {
-      const [b, at] = this.record(o);
+    let c: Chunk | null = null;
+    for (let i = 0; i < offsets.length; i++) {
+      c = this.chunkOf(offsets[i]!, c);
+      const b = c.bytes;
+      const at = c.pos[offsets[i]! - c.base]!;
       const size = 4 + readU32(b, at);
       total += size;
       if (bytes === null) {
@@ -230,8 +262,11 @@ export class ShareWindow {
     if (adjacent) return bytes.subarray(first, end);
     const out = new Uint8Array(total);
     let p = 0;
-    for (const o of offsets) {
-      const [b, at] = this.record(o);
+    c = null;
+    for (let i = 0; i < offsets.length; i++) {
+      c = this.chunkOf(offsets[i]!, c);
+      const b = c.bytes;
+      const at = c.pos[offsets[i]! - c.base]!;
       const size = 4 + readU32(b, at);
       out.set(b.subarray(at, at + size), p);
       p += size;
@@ -260,17 +295,18 @@ export class ShareWindow {
   ): TakeResult {
     const out: TakeResult = { offsets: [], expired: [], exhausted: [], skipped: [] };
     if (this.availableLoaded === 0 || max <= 0) return out;
-    const seen = orderedKeys ? new Set<string>() : null;
+    const seen = orderedKeys ? new Set<number>() : null;
     let o = orderedKeys ? this.start : this.scanFrom;
     let firstSkipped = -1;
+    let chunk: Chunk | null = null;
     const deadline = now + visibilityMs;
     for (; o < this.readNext && out.offsets.length < max && this.availableLoaded > 0; o++) {
       const s = o & this.mask;
       const st = this.state[s]!;
       if (st === DONE) continue;
       if (seen !== null) {
-        const key = this.keyOf(o);
-        if (key !== null) {
+        const key = this.keyHashOf(o, chunk);
+        if (key >= 0) {
           if (seen.has(key)) {
             if (st === AVAILABLE && firstSkipped < 0) firstSkipped = o;
             continue;
@@ -279,7 +315,9 @@ export class ShareWindow {
         }
       }
       if (st !== AVAILABLE) continue;
-      const [bytes, at] = this.record(o);
+      chunk = this.chunkOf(o, chunk);
+      const bytes = chunk.bytes;
+      const at = chunk.pos[o - chunk.base]!;
       this.availableLoaded--;
       if (foreign(bytes, at)) {
         this.state[s] = DONE;
@@ -306,19 +344,30 @@ export class ShareWindow {
     if (seen === null) this.scanFrom = o;
     else if (firstSkipped >= 0 && firstSkipped < this.scanFrom) this.scanFrom = firstSkipped;
     const n = out.offsets.length;
-    if (n > 0) this.timeouts.push(deadline, out.offsets[0]!, out.offsets[n - 1]! + 1);
+    if (n > 0) {
+      const t = this.timeouts;
+      // The timeout was shortened (alter_topic): this deadline is earlier than ones queued before it.
+      if (t.length > this.timeoutsHead && t[t.length - 3]! > deadline) this.timeoutsUnordered = true;
+      t.push(deadline, out.offsets[0]!, out.offsets[n - 1]! + 1);
+    }
     if (out.skipped.length > 0) this.advance();
     return out;
   }
 
-  private keyOf(o: number): string | null {
-    const [b, at] = this.record(o);
+  /**
+   * A 32-bit FNV-1a hash of `o`'s key, or -1 without a key. Ordered keys compare hashes, not
+   * strings (no string built per offset scanned): two keys that collide are merely ordered with each
+   * other, which delays a message but never breaks a key's order.
+   */
+  private keyHashOf(o: number, hint: Chunk | null): number {
+    const c = this.chunkOf(o, hint);
+    const b = c.bytes;
+    const at = c.pos[o - c.base]!;
     const kl = readU32(b, at + F_KEY_LENGTH) | 0;
-    if (kl < 0) return null;
-    const s = at + RECORD_HEADER_BYTES;
-    let k = '';
-    for (let i = s; i < s + kl; i++) k += String.fromCharCode(b[i]!);
-    return k;
+    if (kl < 0) return -1;
+    let h = 0x811c9dc5;
+    for (let i = at + RECORD_HEADER_BYTES, end = i + kl; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+    return h >>> 0;
   }
 
   private makeAvailable(o: number): void {
@@ -438,11 +487,7 @@ export class ShareWindow {
    */
   expire(now: number, maxDeliveries: number, timedOut: number[], exhausted: number[]): number {
     let made = 0;
-    const t = this.timeouts;
-    while (this.timeoutsHead < t.length && t[this.timeoutsHead]! <= now) {
-      const from = t[this.timeoutsHead + 1]!;
-      const to = t[this.timeoutsHead + 2]!;
-      this.timeoutsHead += 3;
+    const expireRange = (from: number, to: number): void => {
       for (let o = Math.max(from, this.start); o < to && o < this.readNext; o++) {
         const s = o & this.mask;
         if (this.state[s] === IN_FLIGHT && this.due[s]! <= now) {
@@ -451,6 +496,30 @@ export class ShareWindow {
           made++;
         }
       }
+    };
+    if (this.timeoutsUnordered) {
+      // Rare (after a shorter visibility timeout was set): a pass over every queued entry, keeping
+      // the ones not due; ordered again once the remaining deadlines are ascending.
+      const old = this.timeouts;
+      const kept: number[] = [];
+      let ordered = true;
+      for (let i = this.timeoutsHead; i < old.length; i += 3) {
+        if (old[i]! <= now) expireRange(old[i + 1]!, old[i + 2]!);
+        else {
+          if (kept.length > 0 && kept[kept.length - 3]! > old[i]!) ordered = false;
+          kept.push(old[i]!, old[i + 1]!, old[i + 2]!);
+        }
+      }
+      this.timeouts = kept;
+      this.timeoutsHead = 0;
+      this.timeoutsUnordered = !ordered;
+    }
+    const t = this.timeouts;
+    while (this.timeoutsHead < t.length && t[this.timeoutsHead]! <= now) {
+      const from = t[this.timeoutsHead + 1]!;
+      const to = t[this.timeoutsHead + 2]!;
+      this.timeoutsHead += 3;
+      expireRange(from, to);
     }
     if (this.timeoutsHead > 3 * 1024 && this.timeoutsHead * 2 > t.length) {
       this.timeouts = t.slice(this.timeoutsHead);

@@ -6,9 +6,10 @@ import { tmpDir } from '../../support/tmp-dir.js';
 
 const tmp = tmpDir('weir-queue-journal-');
 afterEach(() => tmp.cleanup());
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Longer than the journal's flush interval (a few ms). */
+const flushed = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
 
-it('merges one turn\'s events per window into one line, and skips a torn tail at load', async () => {
+it('merges one flush\'s events per window into one line, and skips a torn tail at load', async () => {
   const j = new QueueJournal(tmp.dir, { mode: 'never' }, () => []);
   j.line({ w: 1, g: 'g', t: 't', p: 0, s: 0 });
   j.delivered(1, 0, 10);
@@ -17,7 +18,7 @@ it('merges one turn\'s events per window into one line, and skips a torn tail at
   j.done(1, 7, 8);
   j.retry(1, 5, 1234);
   j.undelivered(1, 9, 10);
-  await turn();
+  await flushed();
   j.done(1, 5, 7);
   j.close();
   appendFileSync(join(tmp.dir, 'journal'), '{"w":1,"d":[8,'); // a crash mid-write
@@ -34,7 +35,7 @@ it('rewrites itself as the snapshot once it passes the compaction size, then kee
   const j = new QueueJournal(tmp.dir, { mode: 'always' }, () => snapshot, 300);
   j.line({ w: 1, g: 'g', t: 't', p: 0, s: 0 });
   for (let i = 0; i < 50; i++) j.done(1, i * 10, i * 10 + 5); // not adjacent: 50 ranges, > 300 bytes
-  await turn();
+  await flushed();
   j.done(1, 600, 601);
   j.close();
   expect(QueueJournal.read(tmp.dir)).toEqual([...snapshot.map((l) => JSON.parse(l) as unknown), { w: 1, d: [600, 601] }]);

@@ -47,6 +47,10 @@ it('speaks the queue protocol: deliver frames with delivery counts, acks and nac
 
   expect(await r.request({ op: 'ack', sub: 12345, partition: 0, ranges: [0, 1] })).toMatchObject({ op: 'error', code: 'UNKNOWN_SUBSCRIPTION' });
   expect(await r.request({ op: 'ack', sub: sub.sub, partition: 0, ranges: [0] })).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'ranges' } });
+  // Overlapping or unsorted ranges would cost (ranges × window) on the broker's main thread.
+  expect(await r.request({ op: 'ack', sub: sub.sub, partition: 0, ranges: [0, 1_000_000, 0, 1_000_000] })).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'ranges' } });
+  expect(await r.request({ op: 'nack', sub: sub.sub, partition: 0, ranges: [5, 6, 1, 2], action: 'retry' })).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'ranges' } });
+  expect(await r.request({ op: 'ack', sub: sub.sub, partition: 0, ranges: [3, 3] })).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'ranges' } });
   expect(await r.request({ op: 'nack', sub: sub.sub, partition: 0, ranges: [1, 2], action: 'later' })).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'action' } });
   expect(await r.request({ op: 'queue_subscribe', topic: 'wire' })).toMatchObject({ code: 'BAD_REQUEST', details: { field: 'group' } });
   expect(await r.request({ op: 'dlq_redrive', topic: 'nope' })).toMatchObject({ code: 'TOPIC_NOT_FOUND' });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { readU32, stampRecord } from '../../../src/protocol/record.js';
-import { DONE, RETRY_WAIT, ShareWindow } from '../../../src/actors/queue/window.js';
+import { DONE, MAX_WINDOW, RETRY_WAIT, ShareWindow } from '../../../src/actors/queue/window.js';
 import { retryDelay } from '../../../src/actors/queue/dead-letter.js';
 
 /** Stored records for offsets [base, base+n) with keys `k(i)`, appended at `time`. */
@@ -65,6 +65,52 @@ describe('ShareWindow', () => {
     expect(w.take(2, 10, 0, 1000, 5, true, never, mine).offsets).toEqual([]);
     w.ack(1, 0, 1, []);
     expect(w.take(2, 10, 0, 1000, 5, true, never, mine).offsets).toEqual([2]);
+  });
+
+  it('a read whose gaps reach past the window keeps what fits instead of throwing (the partition stalled for good)', () => {
+    const w = new ShareWindow(0);
+    const b = new BatchBuilder();
+    b.add(null, 'first');
+    b.add(null, 'far');
+    const bytes = b.take();
+    const second = 4 + readU32(bytes, 0);
+    stampRecord(bytes, 0, 0, 1000);
+    stampRecord(bytes, second, MAX_WINDOW + 5, 1000); // a gap of more offsets than the window holds
+    expect(w.load(bytes, 2, MAX_WINDOW + 6)).toBe(1);
+    expect(w.readNext).toBe(MAX_WINDOW); // the far record is read again once the window moves
+    expect(w.take(1, 10, 0, 1000, 5, false, never, mine).offsets).toEqual([0]);
+    w.ack(1, 0, 1, []);
+    expect(w.start).toBe(MAX_WINDOW);
+    expect(w.room()).toBe(MAX_WINDOW);
+  });
+
+  it('unload drops the read-ahead records of a group without consumers and keeps the offsets\' state', () => {
+    const w = new ShareWindow(0);
+    w.load(stored(0, 6), 6, 6);
+    const t = w.take(1, 2, 0, 1000, 5, false, never, mine);
+    w.ack(1, 0, 1, []);
+    w.releaseOwner(1, 5, [], false); // offset 1: delivered once, back to available
+    expect(t.offsets).toEqual([0, 1]);
+    w.unload();
+    expect(w.loadedBytes).toBe(0);
+    expect(w.availableLoaded).toBe(0);
+    expect(w.readNext).toBe(1);
+    expect(w.take(2, 10, 0, 1000, 5, false, never, mine).offsets).toEqual([]);
+    expect(w.load(stored(1, 5), 5, 6)).toBe(5);
+    expect(w.take(2, 10, 0, 1000, 5, false, never, mine).offsets).toEqual([1, 2, 3, 4, 5]);
+    expect(w.deliveries(1)).toBe(2);
+  });
+
+  it('a shortened visibility timeout applies at once, not after the longer deadlines queued before it', () => {
+    const w = new ShareWindow(0);
+    w.load(stored(0, 2), 2, 2);
+    w.take(1, 1, 0, 30_000, 5, false, never, mine); // offset 0: deadline 30 000
+    w.take(2, 1, 0, 100, 5, false, never, mine); // the topic's timeout became 100 ms: offset 1, deadline 100
+    const timedOut: number[] = [];
+    expect(w.expire(200, 5, timedOut, [])).toBe(1);
+    expect(timedOut).toEqual([1, 2]);
+    expect(w.expire(30_000, 5, timedOut, [])).toBe(1);
+    expect(timedOut).toEqual([1, 2, 0, 1]);
   });
 
   it('expired records are not delivered', () => {
