@@ -19,6 +19,8 @@
  *                               exits abnormally with `error` (SUPERVISOR_ESCALATED).
  * - `weir:partition:restart`    owned by the broker (published when a partition worker is replaced).
  * - `weir:wal:truncated`        owned by the WAL module.
+ * - `weir:txn:error`           `{ txn, op, error }` owned by the transactions feature (apply, timeout,
+ *                               check, compact, sync failures; retried).
  * - `weir:wal:sync-failed`      `{ dir, segment, error }` the background fdatasync of a sealed
  *                               segment failed; the recovery point stops advancing.
  * - `weir:gateway:backpressure` owned by the gateway.
@@ -33,6 +35,7 @@ export const channels = Object.freeze({
   partitionRestart: diagnostics_channel.channel('weir:partition:restart'),
   walTruncated: diagnostics_channel.channel('weir:wal:truncated'),
   walSyncFailed: diagnostics_channel.channel('weir:wal:sync-failed'),
+  txnError: diagnostics_channel.channel('weir:txn:error'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),
 });
 

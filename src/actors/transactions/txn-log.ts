@@ -15,7 +15,7 @@
  * their callers never applied them); if even that fails, the log refuses every later append
  * (STORAGE_ERROR) until the broker restarts, rather than let memory and disk diverge.
  */
-import diagnostics_channel from 'node:diagnostics_channel';
+import { channels } from '../../common/diagnostics.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '../../common/crc32c.js';
@@ -34,7 +34,7 @@ const crc = (b: Uint8Array): number => crc32c(b);
  * push; `compact`: a log compaction; `sync`: the periodic fdatasync under `--fsync interval`).
  * Nothing is thrown from timers: a transaction stays in its last durable state and is retried.
  */
-export const txnErrorChannel = diagnostics_channel.channel('weir:txn:error');
+export const txnErrorChannel = channels.txnError;
 
 interface Waiter {
   resolve(): void;
