@@ -22,6 +22,9 @@
  * - `weir:wal:sync-failed`      `{ dir, segment, error }` the background fdatasync of a sealed
  *                               segment failed; the recovery point stops advancing.
  * - `weir:gateway:backpressure` owned by the gateway.
+ * - `weir:scheduler:fired-log-failed` `{ file, topic, operation, error, pending }` a write, sync or
+ *                               compaction of a scheduler's fired log failed; its marks stay
+ *                               pending and are retried (src/actors/scheduler/fired-log.ts).
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
@@ -34,6 +37,7 @@ export const channels = Object.freeze({
   walTruncated: diagnostics_channel.channel('weir:wal:truncated'),
   walSyncFailed: diagnostics_channel.channel('weir:wal:sync-failed'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),
+  schedulerFiredLogFailed: diagnostics_channel.channel('weir:scheduler:fired-log-failed'),
 });
 
 export type ChannelName = keyof typeof channels;
