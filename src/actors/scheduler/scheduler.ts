@@ -61,6 +61,8 @@ const TAIL_WAIT_MS = 500;
 const READ_GAP = 64;
 /** Partition numbers are < 1024 (registry.MAX_PARTITIONS): a cache key is offset * 1024 + partition. */
 const key = (partition: number, offset: number): number => offset * 1024 + partition;
+/** A WeirError the broker marks not retryable (MESSAGE_TOO_LARGE, BAD_REQUEST, …) does not heal by waiting. */
+const isPermanent = (err: unknown): boolean => WeirError.isWeirError(err) && !err.retryable;
 
 export interface SchedulerStats {
   pending: number;
@@ -264,6 +266,7 @@ export class TopicScheduler {
       if (chunk.length === 0) return;
       const batch = concatRecords(chunk);
       const done = chunkOffsets;
+      const doneRecords = chunk;
       chunk = [];
       chunkOffsets = [];
       chunkBytes = 0;
@@ -272,7 +275,7 @@ export class TopicScheduler {
           for (const o of done) this.markFired(p, o);
           this.firedCount += done.length;
         },
-        () => this.retry(p, done),
+        (err: unknown) => (isPermanent(err) ? this.appendEach(p, done, doneRecords) : this.retry(p, done)),
       );
       inFlight.add(sent);
       void sent.finally(() => inFlight.delete(sent));
@@ -318,12 +321,16 @@ export class TopicScheduler {
           ]),
         );
         await this.gateway.append(dlq, concatRecords(records), p % dlq.partitions);
-      } catch {
-        this.retry(
-          p,
-          expired.map(([o]) => o),
-        );
-        return;
+      } catch (err) {
+        if (!isPermanent(err)) {
+          this.retry(
+            p,
+            expired.map(([o]) => o),
+          );
+          return;
+        }
+        // An invalid dead-letter topic (or a dead letter it refuses) does not heal by retrying.
+        this.reportLost(`dead-lettering ${expired.length} expired delayed messages of ${this.target.name}/${p}`, err);
       }
     }
     for (const [o] of expired) this.markFired(p, o);
@@ -362,6 +369,38 @@ export class TopicScheduler {
       i = j + 1;
     }
   }
+
+  /**
+   * A batch append failed with a permanent error (MESSAGE_TOO_LARGE, …): append its records one
+   * at a time so that only the offending ones are given up (marked fired, counted lost, logged).
+   */
+  private async appendEach(p: number, offsets: number[], records: Uint8Array[]): Promise<void> {
+    for (let i = 0; i < offsets.length; i++) {
+      const o = offsets[i]!;
+      try {
+        await this.gateway.append(this.target, records[i]!, p);
+        this.markFired(p, o);
+        this.firedCount++;
+      } catch (err) {
+        if (!isPermanent(err)) {
+          this.retry(p, offsets.slice(i));
+          return;
+        }
+        this.markFired(p, o);
+        this.lostCount++;
+        this.reportLost(`delayed message ${this.schedule.name}/${p}@${o} cannot be delivered to ${this.target.name}`, err);
+      }
+    }
+  }
+
+  /** Log a permanent failure (the first of each error code per scheduler: no log flood). */
+  private reportLost(what: string, err: unknown): void {
+    const code = WeirError.isWeirError(err) ? err.code : 'unknown';
+    if (this.reportedCodes.has(code)) return;
+    this.reportedCodes.add(code);
+    console.error(`weir scheduler: ${what}; given up (not retryable): ${(err as Error)?.message ?? String(err)}`);
+  }
+  private readonly reportedCodes = new Set<string>();
 
   private retry(p: number, offsets: number[]): void {
     const at = Date.now() + this.opts.retryMs;

@@ -107,7 +107,7 @@ describe('FiredSet', () => {
       [EntryKind.FIRED, 1, 5],
     ]);
     const sets = [new FiredSet(), new FiredSet()];
-    expect(applyEntries(bytes.subarray(0, bytes.length - 3), sets)).toBe(4);
+    expect(applyEntries(bytes.subarray(0, bytes.length - 3), sets).validBytes).toBe(4 * 16);
     expect(sets[0]!.low).toBe(11);
     expect(sets[0]!.has(12)).toBe(true);
     expect(sets[0]!.has(11)).toBe(false);
