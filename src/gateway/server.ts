@@ -155,7 +155,12 @@ export interface ControlInterceptorRequest {
   outcome: ProduceOutcome;
   conn: GatewayConnection;
 }
-export type ControlInterceptor = (request: ControlInterceptorRequest) => void;
+/**
+ * A link of the control-interceptor chain (Gateway.addControlInterceptor): handle the request
+ * (answer it through request.outcome) or pass it, possibly rewritten, to `next` (the next link, or
+ * the write to the topic at the end of the chain). Call `next` at most once.
+ */
+export type ControlInterceptor = (request: ControlInterceptorRequest, next: (request: ControlInterceptorRequest) => void) => void;
 
 /** The client end of a WebSocket, as feature modules see it. */
 export interface GatewayConnection {
@@ -441,7 +446,7 @@ export class Gateway {
       markIdempotent(records);
     }
     // Idempotent batches go straight to their partition (the whole batch is one deduplicated unit).
-    const interceptor = idem === undefined && this.index.controlCount > 0 ? this.controlInterceptor : null;
+    const interceptor = idem === undefined && this.index.controlCount > 0 ? this.controlChain : null;
     // Read the size now: `records` views uWS's message buffer, which is detached (length 0) once
     // this handler returns. Anything that keeps records past it must copy them.
     const bytes = records.length;
@@ -557,13 +562,26 @@ export class Gateway {
   }
 
   /**
-   * Take over produce requests whose batch has records with `weir-` headers (index.controlCount > 0):
-   * the interceptor rewrites or diverts them and calls `writeIndexed` for what goes to the topic.
+   * Take part in produce requests whose batch has records with `weir-` headers (index.controlCount
+   * > 0): interceptors form a chain in the order they were added; each rewrites, diverts or answers
+   * a request, or passes it on with `next` (the last `next` writes to the topic). Adding the same
+   * function twice is a programming error (it would see every request twice): it throws.
    */
-  setControlInterceptor(interceptor: ControlInterceptor): void {
-    this.controlInterceptor = interceptor;
+  addControlInterceptor(interceptor: ControlInterceptor): void {
+    if (typeof interceptor !== 'function') throw new TypeError('addControlInterceptor needs a function (request, next)');
+    if (this.controlInterceptors.includes(interceptor)) throw new Error('this control interceptor was already added');
+    this.controlInterceptors.push(interceptor);
+    // Built once here, not per request: a produce with weir- headers calls straight down the chain.
+    let chain = (req: ControlInterceptorRequest): void => this.write(req.topic, req.records, req.forced, req.outcome);
+    for (let i = this.controlInterceptors.length - 1; i >= 0; i--) {
+      const link = this.controlInterceptors[i]!;
+      const next = chain;
+      chain = (req) => link(req, next);
+    }
+    this.controlChain = chain;
   }
-  private controlInterceptor: ControlInterceptor | null = null;
+  private readonly controlInterceptors: ControlInterceptor[] = [];
+  private controlChain: ((request: ControlInterceptorRequest) => void) | null = null;
 
   /** For interceptors: write a batch that was just scanned into this.index (see write()). */
   writeIndexed(topic: Topic, records: Uint8Array, forced: number | undefined, outcome: ProduceOutcome): void {
@@ -667,6 +685,8 @@ export class Gateway {
 
   /** Handler of `subscribe` frames that carry `pattern` instead of `topic` (the routing feature). */
   setPatternSubscribeHandler(handler: OpHandler): void {
+    // One feature owns wildcard subscriptions: a second handler would silently steal them.
+    if (this.patternSubscribe) throw new Error('a pattern subscribe handler is already set');
     this.patternSubscribe = handler;
   }
   private patternSubscribe: OpHandler | null = null;

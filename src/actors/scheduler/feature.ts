@@ -72,7 +72,7 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
   }
   await Promise.all(boot);
 
-  gateway.setControlInterceptor(timeInterceptor(gateway, schedulerFor, (req) => gateway.writeIndexed(req.topic, req.records, req.forced, req.outcome)));
+  gateway.addControlInterceptor(timeInterceptor(gateway, schedulerFor));
 
   return {
     name: 'time',
@@ -87,12 +87,12 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
 
 /**
  * The produce side: validate time headers (BAD_REQUEST), divert batches of scheduled messages to
- * the schedule log, pass the rest to `next` (the next interceptor of a chain, or writeIndexed).
+ * the schedule log, pass the rest to `next` (the next interceptor of the chain, or the topic).
  * A batch must not mix scheduled and immediate messages (the answer's parts are offsets in one
  * log); the SDK sends scheduled messages in their own requests.
  */
-export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) => Promise<TopicScheduler>, next: ControlInterceptor): ControlInterceptor {
-  return (req) => {
+export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) => Promise<TopicScheduler>): ControlInterceptor {
+  return (req, next) => {
     const { topic, records, index, forced, outcome } = req;
     let scheduled = 0;
     for (let i = 0; i < index.count; i++) if (classifyProduced(records, index.start[i]!, i) === TimeKind.SCHEDULED) scheduled++;

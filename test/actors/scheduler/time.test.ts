@@ -6,6 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Message, type WeirClient } from '../../../src/client/index.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { Header } from '../../../src/protocol/headers.js';
+import { ErrorCode } from '../../../src/protocol/codes.js';
+import { WeirError } from '../../../src/common/errors.js';
+import type { ControlInterceptor, Gateway } from '../../../src/gateway/server.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
 import { RawClient } from '../../support/raw-client.js';
@@ -220,5 +223,29 @@ describe('message TTL', () => {
     await c.alterTopic('ttl-topic', { ttlMs: null });
     const all = [...(await readAll(c, 'ttl-topic', 0)), ...(await readAll(c, 'ttl-topic', 1))];
     expect(all.length).toBe(200);
+  });
+});
+
+describe('control interceptors', () => {
+  it('chain: a second interceptor sees requests after the time feature passed them on, and may refuse them', async () => {
+    tb = await startTestBroker();
+    const gateway = (tb.broker as unknown as { gateway: Gateway }).gateway;
+    const seen: string[] = [];
+    const audit: ControlInterceptor = (req, next) => {
+      seen.push(req.topic.name);
+      if (req.topic.name === 'refused') throw new WeirError(ErrorCode.BAD_REQUEST, 'refused by the audit interceptor');
+      next(req);
+    };
+    gateway.addControlInterceptor(audit);
+    expect(() => gateway.addControlInterceptor(audit)).toThrow(/already/);
+    const c = await client();
+    await c.createTopic('ok', { partitions: 1 });
+    await c.createTopic('refused', { partitions: 1 });
+    await c.produce('ok', [{ value: 'x', ttl: 60_000 }]);
+    await c.produce('ok', [{ value: 'later', delay: 60_000 }]); // diverted by the time feature: not passed on
+    await expect(c.produce('refused', [{ value: 'y', ttl: 60_000 }])).rejects.toMatchObject({ code: ErrorCode.BAD_REQUEST });
+    await c.produce('ok', [{ value: 'plain' }]); // no weir- headers: no interceptor at all
+    expect(seen).toEqual(['ok', 'refused']);
+    expect((await readAll(c, 'ok', 0)).map(text)).toEqual(['x', 'plain']);
   });
 });
