@@ -500,6 +500,8 @@ export class Gateway {
         throw new WeirError(ErrorCode.BAD_REQUEST, `an idempotent batch may hold at most ${max} record bytes on this broker, this one has ${records.length}: send smaller batches`, { details: { field: 'records', maxBytes: max } });
       }
     }
+    // time: deliveries of this topic look for expired records from now on (once per topic, durable).
+    if (index.controlCount > 0 && !topic.hasControlRecords) this.deps.topics.markControlRecords(topic);
     const sticky = topic.nextSticky;
     const route = this.router.routeBatch(records, index, topic.partitions, sticky, forced);
     if (forced === undefined && route.counts[sticky]! > 0) topic.nextSticky = (sticky + 1) % topic.partitions;
@@ -656,8 +658,15 @@ export class Gateway {
     const actor = topic.actors[partition]!;
     const ok = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
       data: (records, count, next, end) => {
-        const live = dropExpired(records, count, topic.config.ttlMs, Date.now()); // time: never hand out expired records
-        this.send(conn, { op: 'result', id, topic: topic.name, partition, records: live.records, count: live.count, next, end });
+        // time: never hand out expired records (only topics with a ttlMs or weir- records can have any)
+        if (count > 0 && (topic.config.ttlMs !== null || topic.hasControlRecords)) {
+          const live = dropExpired(records, count, topic.config.ttlMs, Date.now());
+          if (live !== null) {
+            records = live.records;
+            count = live.count;
+          }
+        }
+        this.send(conn, { op: 'result', id, topic: topic.name, partition, records, count, next, end });
       },
       failed: (code, message, start, end) => {
         this.sendError(conn, id, new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } }));
@@ -788,11 +797,20 @@ export class Gateway {
         c.inFlight = false;
         if (!c.active) return;
         if (count > 0) {
-          // time: expired records are skipped (next still moves past them; credit counts delivered ones)
-          const live = dropExpired(records, count, sub.topic.config.ttlMs, Date.now());
-          if (live.count > 0) this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: sub.topic.name, partition: c.partition, records: live.records, count: live.count, next });
+          // time: expired records are skipped; only topics with a ttlMs or weir- records can have any.
+          // A deliver is sent even when all of them expired (count 0): `next` lets the client
+          // commit past them, or a group would re-read them forever. Credit counts delivered ones.
+          const topic = sub.topic;
+          if (topic.config.ttlMs !== null || topic.hasControlRecords) {
+            const live = dropExpired(records, count, topic.config.ttlMs, Date.now());
+            if (live !== null) {
+              records = live.records;
+              count = live.count;
+            }
+          }
+          this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: topic.name, partition: c.partition, records, count, next });
           c.next = next;
-          c.credits -= live.count;
+          c.credits -= count;
         }
         this.pump(sub, c);
       },

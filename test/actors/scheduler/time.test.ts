@@ -2,6 +2,8 @@
  * Delayed messages and TTL end to end: a real broker, the SDK over a real WebSocket (and a raw
  * protocol client where the SDK would refuse to send the bytes).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Message, type WeirClient } from '../../../src/client/index.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
@@ -247,5 +249,52 @@ describe('control interceptors', () => {
     await c.produce('ok', [{ value: 'plain' }]); // no weir- headers: no interceptor at all
     expect(seen).toEqual(['ok', 'refused']);
     expect((await readAll(c, 'ok', 0)).map(text)).toEqual(['x', 'plain']);
+  });
+});
+
+describe('expired records and consumer groups', () => {
+  it('a group commits past a range whose records all expired; after a broker restart nothing is redelivered', async () => {
+    tb = await startTestBroker();
+    const dir = tb.dir;
+    let c = await client();
+    await c.createTopic('exp', { partitions: 1 });
+    await c.produce('exp', [{ value: 'first' }]);
+    await c.produce('exp', Array.from({ length: 20 }, (_, i) => ({ value: `short-${i}`, ttl: 50 })));
+    await new Promise((r) => setTimeout(r, 300));
+    const seen: string[] = [];
+    const sub = await c.subscribe('exp', { group: 'g', from: 'earliest' }, (m) => void seen.push(text(m)));
+    await until(() => seen.length === 1, 5_000, 'the first message');
+    // The 20 expired records are never delivered, yet the group's commit moves past them.
+    await until(() => sub.stats()[0]?.committed === 21, 5_000, 'a commit past the expired records');
+    expect(seen).toEqual(['first']);
+    await c.close();
+    clients.length = 0;
+    await tb.stop({ keepData: true });
+    tb = await startTestBroker({ dataDir: dir });
+    c = await client();
+    const again: string[] = [];
+    const sub2 = await c.subscribe('exp', { group: 'g', from: 'earliest' }, (m) => void again.push(text(m)));
+    await c.produce('exp', [{ value: 'after-restart' }]);
+    await until(() => again.length === 1, 5_000, 'the new message');
+    expect(again).toEqual(['after-restart']);
+    expect(sub2.stats()[0]?.nextExpected).toBe(22);
+  });
+
+  it('remembers across a restart that a topic holds records with weir- headers (their expiry still applies)', async () => {
+    tb = await startTestBroker();
+    const dir = tb.dir;
+    let c = await client();
+    await c.createTopic('flag', { partitions: 1 });
+    await c.produce('flag', [{ value: 'plain' }]);
+    await c.produce('flag', [{ value: 'short', ttl: 100 }]);
+    const stored = JSON.parse(fs.readFileSync(path.join(dir, 'topics.json'), 'utf8')) as { topics: Array<{ topic: string; controlRecords?: boolean }> };
+    expect(stored.topics.find((t) => t.topic === 'flag')?.controlRecords).toBe(true);
+    await c.close();
+    clients.length = 0;
+    await tb.stop({ keepData: true });
+    await new Promise((r) => setTimeout(r, 200));
+    tb = await startTestBroker({ dataDir: dir });
+    c = await client();
+    expect((await c.fetch('flag', 0, 0)).messages.map(text)).toEqual(['plain']);
   });
 });
