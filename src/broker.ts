@@ -22,6 +22,7 @@ import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
+import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
 
 export type FsyncPolicy = PartitionSlotData['log']['fsync'];
 
@@ -170,8 +171,11 @@ export class Broker {
       indexIntervalBytes: 4096,
       fsync: this.fsync,
     };
-    if (o.retentionBytes !== undefined) log.retentionBytes = o.retentionBytes;
-    if (o.retentionMs !== undefined) log.retentionMs = o.retentionMs;
+    // Schedule topics (delayed messages) are exempt: retention there would delete messages that
+    // are not yet due, silently (docs/time.md, "Retention").
+    const exempt = topic.startsWith(SCHEDULE_TOPIC_PREFIX);
+    if (o.retentionBytes !== undefined && !exempt) log.retentionBytes = o.retentionBytes;
+    if (o.retentionMs !== undefined && !exempt) log.retentionMs = o.retentionMs;
     return {
       topic,
       partition,

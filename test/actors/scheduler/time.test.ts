@@ -298,3 +298,26 @@ describe('expired records and consumer groups', () => {
     expect((await c.fetch('flag', 0, 0)).messages.map(text)).toEqual(['plain']);
   });
 });
+
+describe('retention', () => {
+  it('never deletes delayed messages that are not yet due (schedule topics are exempt)', async () => {
+    // Every sealed segment is over the byte budget at once; the partition checks retention every
+    // 5 s. A restart after that check makes the scheduler re-read the schedule log (not its cache).
+    tb = await startTestBroker({ retentionBytes: 1, segmentBytes: 4096 });
+    const dir = tb.dir;
+    let c = await client();
+    await c.createTopic('kept', { partitions: 1 });
+    const payload = 'x'.repeat(1000);
+    const sentAt = Date.now();
+    for (let i = 0; i < 40; i++) await c.produce('kept', [{ value: `m${i}-${payload}`, delay: 9_000 }]); // ~10 segments
+    await new Promise((r) => setTimeout(r, 6_000));
+    await c.close();
+    clients.length = 0;
+    await tb.stop({ keepData: true });
+    tb = await startTestBroker({ dataDir: dir, retentionBytes: 1, segmentBytes: 4096 });
+    c = await client();
+    const got = await collect(c, 'kept');
+    await until(() => got.size === 40, 20_000, 'every delayed message');
+    expect(Math.min(...[...got.values()].map((g) => g.at))).toBeGreaterThanOrEqual(sentAt + 9_000);
+  });
+});
