@@ -111,7 +111,12 @@ export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) 
     // when the broker received the message, not from when the schedule log appended it.
     const copy = withAbsoluteDelays(records, index, Date.now());
     schedulerFor(topic)
-      .then((s) => gateway.append(s.schedule, copy, forced))
+      .then(async (s) => {
+        const answer = await gateway.append(s.schedule, copy, forced);
+        // Indexed from the acknowledgement: nothing polls the schedule log once it was read at start.
+        s.indexAppended(copy, answer.parts, answer.route);
+        return answer;
+      })
       .then(
         ({ parts, route }) => outcome.settled(false, parts, route),
         (err: unknown) => {

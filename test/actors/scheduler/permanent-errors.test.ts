@@ -64,3 +64,40 @@ it('gives up a message refused with a non-retryable error, delivers the rest, an
   await s.close();
   await log.close();
 });
+
+it('reads the schedule log only to catch up at start; later schedule appends are indexed from their acknowledgement', async () => {
+  let reads = 0;
+  const delivered: string[] = [];
+  const gateway = {
+    read: (): Promise<ReadResult> => {
+      reads++;
+      return new Promise((r) => setTimeout(() => r({ records: new Uint8Array(0), count: 0, next: 0, end: 0 }), 5));
+    },
+    append: (_t: Topic, records: Uint8Array): Promise<{ parts: Array<[number, number, number]> }> => {
+      delivered.push(...readMessages('t', 0, records).map((m) => new TextDecoder().decode(m.value)));
+      return Promise.resolve({ parts: [] });
+    },
+  } as unknown as Gateway;
+  const topic = (name: string): Topic => ({ name, partitions: 2, actors: [{}, {}], config: { ttlMs: null, deadLetterExpired: false, deadLetterTopic: null } }) as unknown as Topic;
+  const log = new FiredLog(path.join(tmp.dir, 'y.fired'), 2, { mode: 'never' }, '__delay.t');
+  const s = new TopicScheduler(gateway, topic('__delay.t'), topic('t'), log, DEFAULT_SCHEDULER_OPTIONS);
+  await s.start();
+  await new Promise((r) => setTimeout(r, 300));
+  expect(reads).toBe(2); // one per partition: caught up, no long-poll afterwards
+  expect(s.stats().tailing).toBe(0);
+  // A batch the schedule log acknowledged on partitions 1 and 0 (route: 1, 0, 1) at bases 7 and 3.
+  const b = new BatchBuilder();
+  for (const v of ['p1-a', 'p0-a', 'p1-b']) b.add(null, v, { [Header.DELIVER_AT]: String(Date.now() + 50) });
+  const batch = b.take();
+  const route = new Uint8Array([1, 0, 0, 0, 1, 0]);
+  s.indexAppended(batch, [[1, 7, 2], [0, 3, 1]], route);
+  expect(s.stats().pending).toBe(3);
+  const deadline = Date.now() + 5_000;
+  while (delivered.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  expect(delivered.sort()).toEqual(['p0-a', 'p1-a', 'p1-b']);
+  await new Promise((r) => setTimeout(r, 50));
+  expect([log.sets[0]!.has(3), log.sets[1]!.has(7), log.sets[1]!.has(8), log.sets[1]!.has(9)]).toEqual([true, true, true, false]);
+  expect(reads).toBe(2); // the cached records were delivered without reading the log
+  await s.close();
+  await log.close();
+});
