@@ -114,7 +114,12 @@ export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) 
       .then(async (s) => {
         const answer = await gateway.append(s.schedule, copy, forced);
         // Indexed from the acknowledgement: nothing polls the schedule log once it was read at start.
-        s.indexAppended(copy, answer.parts, answer.route);
+        try {
+          s.indexAppended(copy, answer.parts, answer.route);
+        } catch (err) {
+          // Stored and acknowledged: failing the produce now would make the client store it twice.
+          console.error('weir scheduler: indexing an acknowledged delayed message failed (it is delivered after a restart)', err);
+        }
         return answer;
       })
       .then(
