@@ -15,7 +15,7 @@
  * Rewritten (writeFileAtomic) to the live state (per partition a low-water entry and a bitmap of
  * the fired offsets above it) once the file is several times larger than that state would be: the
  * file stays bounded by the span of pending offsets / 8, however many messages fired meanwhile.
- * A torn last entry is ignored (and cut at open).
+ * A torn last entry is ignored (and cut at open). The file is read in 16 MiB chunks at open.
  *
  * Disk errors (ENOSPC, EIO) never throw out of this class: the marks stay pending, the failure is
  * published on `weir:scheduler:fired-log-failed` and the write is retried with backoff. In memory a
@@ -157,15 +157,15 @@ export class FiredLog {
   ) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.sets = Array.from({ length: partitions }, () => new FiredSet());
-    // Compaction keeps the file near the live state's size (span of pending offsets / 8).
-    const bytes = fs.existsSync(file) ? new Uint8Array(fs.readFileSync(file)) : new Uint8Array(0);
-    const { validBytes } = applyEntries(bytes, this.sets);
-    if (bytes.length !== validBytes) fs.truncateSync(file, validBytes); // torn tail
+    const { validBytes, totalBytes } = readLog(file, this.sets);
+    if (totalBytes !== validBytes) fs.truncateSync(file, validBytes); // torn tail
     this.fd = fs.openSync(file, 'a');
     this.fileBytes = validBytes;
     if (validBytes === 0) {
       // A new file starts with the topic's name (the file name is only a hash of it).
       this.fd = this.rewrite(encodeSnapshot(topic, this.sets), this.fd);
+    } else {
+      this.maybeCompact(); // e.g. a file from before compaction was bounded
     }
   }
 
@@ -328,6 +328,39 @@ export class FiredLog {
     const fd = fs.openSync(this.file, 'a');
     this.fileBytes = contents.length;
     return fd;
+  }
+}
+
+/** Read size: the file is read in chunks (a whole-file read fails past 2 GiB). */
+const READ_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/** Apply the file's entries to `sets`, chunk by chunk (an entry or bitmap may span chunks). */
+function readLog(file: string, sets: FiredSet[]): { validBytes: number; totalBytes: number } {
+  if (!fs.existsSync(file)) return { validBytes: 0, totalBytes: 0 };
+  const fd = fs.openSync(file, 'r');
+  try {
+    const chunk = new Uint8Array(READ_CHUNK_BYTES);
+    let carry = new Uint8Array(0);
+    let validBytes = 0;
+    let totalBytes = 0;
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      totalBytes += n;
+      let bytes = chunk.subarray(0, n);
+      if (carry.length > 0) {
+        const joined = new Uint8Array(carry.length + n);
+        joined.set(carry);
+        joined.set(bytes, carry.length);
+        bytes = joined;
+      }
+      const parsed = applyEntries(bytes, sets).validBytes;
+      validBytes += parsed;
+      carry = bytes.slice(parsed); // a copy: `chunk` is reused
+    }
+    return { validBytes, totalBytes };
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -3,7 +3,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
-import { ENTRY_BYTES, FiredLog, applyEntries, type FiredLogFailure } from '../../../src/actors/scheduler/fired-log.js';
+import { ENTRY_BYTES, EntryKind, FiredLog, applyEntries, encodeEntries, type FiredLogFailure } from '../../../src/actors/scheduler/fired-log.js';
 import { FiredSet } from '../../../src/actors/scheduler/fired-set.js';
 import { firedLogPath } from '../../../src/actors/scheduler/feature.js';
 import { tmpDir } from '../../support/tmp-dir.js';
@@ -108,4 +108,23 @@ it('names the file by a hash of the topic (long names fit), moving a log from th
   const moved = firedLogPath(dir, '__delay.t');
   expect(fs.readFileSync(moved, 'utf8')).toBe('old');
   expect(fs.existsSync(path.join(dir, '__delay.t.fired'))).toBe(false);
+});
+
+it('reads a file larger than one 16 MiB read, and compacts a legacy append-only file at open', async () => {
+  fs.mkdirSync(path.dirname(file()), { recursive: true });
+  const n = 1_200_000; // 19.2 MB of 16-byte entries: more than one 16 MiB read
+  const entries: Array<[EntryKind, number, number]> = [];
+  for (let o = 0; o < n; o++) if (o !== 5) entries.push([EntryKind.FIRED, 0, o]);
+  fs.writeFileSync(file(), encodeEntries(entries));
+  fs.appendFileSync(file(), Buffer.from([9, 9, 9])); // torn
+  const log = new FiredLog(file(), 1, { mode: 'never' }, '__delay.t');
+  expect(log.sets[0]!.low).toBe(5);
+  expect([4, 5, 6, n - 1, n].map((o) => log.sets[0]!.has(o))).toEqual([true, false, true, true, false]);
+  expect(fs.statSync(file()).size).toBeLessThan(200_000); // a low mark and a ~150 KB bitmap
+  await log.close();
+  const again = new FiredLog(file(), 1, { mode: 'never' });
+  expect(again.sets[0]!.low).toBe(5);
+  expect(again.sets[0]!.has(n - 1)).toBe(true);
+  expect(again.sets[0]!.has(5)).toBe(false);
+  await again.close();
 });
