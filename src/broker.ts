@@ -34,7 +34,9 @@ export interface BrokerOptions {
   defaultPartitions?: number;
   fsync?: FsyncPolicy | string;
   segmentBytes?: number;
+  /** Per partition; not applied to schedule topics (`__delay.*`: delayed messages not yet due). */
   retentionBytes?: number;
+  /** Per partition; not applied to schedule topics (`__delay.*`: delayed messages not yet due). */
   retentionMs?: number;
   /** Bytes of each of a partition's two shared-memory rings. */
   ringBytes?: number;
