@@ -23,6 +23,7 @@ import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
 import { HALF_TOPIC } from './actors/transactions/coordinator.js';
+import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
 
 export type FsyncPolicy = PartitionSlotData['log']['fsync'];
 
@@ -34,7 +35,9 @@ export interface BrokerOptions {
   defaultPartitions?: number;
   fsync?: FsyncPolicy | string;
   segmentBytes?: number;
+  /** Per partition; not applied to schedule topics (`__delay.*`: delayed messages not yet due). */
   retentionBytes?: number;
+  /** Per partition; not applied to schedule topics (`__delay.*`: delayed messages not yet due). */
   retentionMs?: number;
   /** Bytes of each of a partition's two shared-memory rings. */
   ringBytes?: number;
@@ -171,12 +174,12 @@ export class Broker {
       indexIntervalBytes: 4096,
       fsync: this.fsync,
     };
-    // The half messages of open and committed-but-unapplied transactions must stay until their apply
-    // finished (it reads them back): the broker-wide retention never applies to __txn_half.
-    if (topic !== HALF_TOPIC) {
-      if (o.retentionBytes !== undefined) log.retentionBytes = o.retentionBytes;
-      if (o.retentionMs !== undefined) log.retentionMs = o.retentionMs;
-    }
+    // Exempt from broker-wide retention: the half messages of unfinished transactions (their apply
+    // reads them back) and schedule topics (retention would silently delete messages not yet due;
+    // docs/time.md, "Retention"; docs/transactions.md).
+    const exempt = topic === HALF_TOPIC || topic.startsWith(SCHEDULE_TOPIC_PREFIX);
+    if (o.retentionBytes !== undefined && !exempt) log.retentionBytes = o.retentionBytes;
+    if (o.retentionMs !== undefined && !exempt) log.retentionMs = o.retentionMs;
     return {
       topic,
       partition,

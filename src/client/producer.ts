@@ -135,31 +135,28 @@ export class Producer {
     }
     if (messages.length === 0) return Promise.resolve([]);
 
-    // time: deliverAt/delay/ttl/expiresAt become weir- headers; scheduled messages go separately.
-    let scheduledCount = 0;
-    try {
-      let prepared: ProduceMessage[] | null = null;
-      for (let i = 0; i < messages.length; i++) {
-        const m = withTimeHeaders(messages[i]!);
-        if (m !== messages[i]) (prepared ??= messages.slice())[i] = m;
-        if (isScheduled(m)) scheduledCount++;
-      }
-      if (prepared) messages = prepared;
-    } catch (err) {
-      return Promise.reject(asClientError(err, 'messages'));
-    }
-    if (scheduledCount > 0 && scheduledCount < messages.length) return this.produceMixed(topic, messages, options);
-    const scheduled = scheduledCount > 0;
-
-    // Validate every message before taking any: a call is accepted or refused whole.
+    // Validate every message before taking any: a call is accepted or refused whole. One pass:
+    // it also turns time fields (deliverAt/delay/ttl/expiresAt) into weir- headers and counts the
+    // scheduled messages (sent separately); a message without time fields or headers pays only a
+    // few property reads for that.
     const hello = this.conn.hello;
     const maxRecord = Math.min(hello.maxMessageBytes, this.maxInFlightBytes, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - utf8Length(topic));
     const sizes = new Array<number>(messages.length);
     let bytes = 0;
+    let scheduledCount = 0;
+    let prepared: ProduceMessage[] | null = null;
     for (let i = 0; i < messages.length; i++) {
+      let m = messages[i]!;
       let size: number;
       try {
-        size = recordSize(messages[i]!);
+        const timed = withTimeHeaders(m);
+        if (timed !== m) (prepared ??= messages.slice())[i] = m = timed;
+      } catch (err) {
+        return Promise.reject(asClientError(err, 'messages'));
+      }
+      if (isScheduled(m)) scheduledCount++;
+      try {
+        size = recordSize(m);
       } catch (err) {
         return Promise.reject(asClientError(err, `message ${i}`));
       }
@@ -174,6 +171,9 @@ export class Producer {
       sizes[i] = size;
       bytes += size;
     }
+    if (prepared) messages = prepared;
+    if (scheduledCount > 0 && scheduledCount < messages.length) return this.produceMixed(topic, messages, options);
+    const scheduled = scheduledCount > 0;
 
     let call!: Call;
     const promise = new Promise<Ack[]>((resolve, reject) => {

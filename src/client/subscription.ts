@@ -311,13 +311,28 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         ps.nextExpected = m.offset + 1;
       }
     }
-    if (typeof f.next === 'number' && f.next > ps.nextExpected && discarded < messages.length) ps.nextExpected = f.next;
+    // `next` may lie past the last message carried: the broker skipped expired records (a deliver
+    // with count 0 when all of them expired). Not when every message was a redelivery (stale).
+    if (typeof f.next === 'number' && f.next > ps.nextExpected && (messages.length === 0 || discarded < messages.length)) ps.nextExpected = f.next;
     if (discarded > 0) {
       // The broker spent credit on them; give it back or the window shrinks for good.
       ps.owed += discarded;
       this.maybeGrant(ps);
     }
     this.startDispatch(ps);
+    this.skipIfIdle(ps);
+  }
+
+  /**
+   * With nothing queued or running, every offset below nextExpected was handled or skipped by the
+   * broker (expired): the position (and a group's commit) may move there. Without this a group
+   * never commits past a run of expired records and re-reads them after every restart.
+   */
+  private skipIfIdle(ps: PartitionState): void {
+    if (!ps.active || ps.running || ps.blockedBy || ps.head < ps.queue.length || this.stopped.has(ps.partition)) return;
+    if (ps.processed !== undefined ? ps.nextExpected <= ps.processed : ps.nextExpected <= (ps.committed ?? 0)) return;
+    ps.processed = ps.nextExpected;
+    if (!this.group) this.positions.set(ps.partition, ps.processed);
   }
 
   private async onRevoke(f: RevokeFrame): Promise<void> {
@@ -344,6 +359,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       ps.running = null;
       this.retired.delete(ps);
       if (ps.active && ps.head < ps.queue.length) this.startDispatch(ps);
+      else this.skipIfIdle(ps);
     });
     ps.running = loop;
   }

@@ -3,12 +3,9 @@
  * expiresAt become the reserved weir- headers, validated here so a bad value fails the call.
  */
 import { ErrorCode } from '../protocol/codes.js';
-import { Header } from '../protocol/headers.js';
+import { Header, MAX_TIME_MS } from '../protocol/headers.js';
 import { WeirClientError } from './errors.js';
 import type { ProduceMessage } from './types.js';
-
-/** Same bound as the broker's (src/actors/scheduler/time-headers.ts). */
-const MAX_TIME_MS = 2 ** 43;
 
 /** `m` itself when it has no time field, else a copy whose headers carry them. */
 export function withTimeHeaders(m: ProduceMessage): ProduceMessage {

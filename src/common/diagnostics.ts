@@ -24,6 +24,9 @@
  * - `weir:wal:sync-failed`      `{ dir, segment, error }` the background fdatasync of a sealed
  *                               segment failed; the recovery point stops advancing.
  * - `weir:gateway:backpressure` owned by the gateway.
+ * - `weir:scheduler:fired-log-failed` `{ file, topic, operation, error, pending }` a write, sync or
+ *                               compaction of a scheduler's fired log failed; its marks stay
+ *                               pending and are retried (src/actors/scheduler/fired-log.ts).
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
@@ -37,6 +40,7 @@ export const channels = Object.freeze({
   walSyncFailed: diagnostics_channel.channel('weir:wal:sync-failed'),
   txnError: diagnostics_channel.channel('weir:txn:error'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),
+  schedulerFiredLogFailed: diagnostics_channel.channel('weir:scheduler:fired-log-failed'),
 });
 
 export type ChannelName = keyof typeof channels;

@@ -1,7 +1,7 @@
 /**
  * The messaging features beyond the partitioned log (queues, delayed messages, routing, exactly-once
  * append, transactions). Each lives in its own folder under src/actors/ and plugs into the gateway
- * through its services (registerOp, append, read, onConnectionClosed, setControlInterceptor). They
+ * through its services (registerOp, append, read, onConnectionClosed, addControlInterceptor). They
  * are installed with every gateway and closed with it: when the supervisor restarts the gateway,
  * they rebuild their state from disk like everything else.
  */

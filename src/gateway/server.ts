@@ -155,7 +155,12 @@ export interface ControlInterceptorRequest {
   outcome: ProduceOutcome;
   conn: GatewayConnection;
 }
-export type ControlInterceptor = (request: ControlInterceptorRequest) => void;
+/**
+ * A link of the control-interceptor chain (Gateway.addControlInterceptor): handle the request
+ * (answer it through request.outcome) or pass it, possibly rewritten, to `next` (the next link, or
+ * the write to the topic at the end of the chain). Call `next` at most once.
+ */
+export type ControlInterceptor = (request: ControlInterceptorRequest, next: (request: ControlInterceptorRequest) => void) => void;
 
 /** The client end of a WebSocket, as feature modules see it. */
 export interface GatewayConnection {
@@ -443,7 +448,7 @@ export class Gateway {
       markIdempotent(records);
     }
     // Idempotent batches go straight to their partition (the whole batch is one deduplicated unit).
-    const interceptor = idem === undefined && this.index.controlCount > 0 ? this.controlInterceptor : null;
+    const interceptor = idem === undefined && this.index.controlCount > 0 ? this.controlChain : null;
     // Read the size now: `records` views uWS's message buffer, which is detached (length 0) once
     // this handler returns. Anything that keeps records past it must copy them.
     const bytes = records.length;
@@ -506,6 +511,8 @@ export class Gateway {
         throw new WeirError(ErrorCode.BAD_REQUEST, `an idempotent batch may hold at most ${max} record bytes on this broker, this one has ${records.length}: send smaller batches`, { details: { field: 'records', maxBytes: max } });
       }
     }
+    // time: deliveries of this topic look for expired records from now on (once per topic, durable).
+    if (index.controlCount > 0 && !topic.hasControlRecords) this.deps.topics.markControlRecords(topic);
     const sticky = topic.nextSticky;
     const route = this.router.routeBatch(records, index, topic.partitions, sticky, forced);
     if (forced === undefined && route.counts[sticky]! > 0) topic.nextSticky = (sticky + 1) % topic.partitions;
@@ -582,18 +589,26 @@ export class Gateway {
   private producerIdHighWater: () => number = () => 0; // no producers feature: no id is valid
 
   /**
-   * Take over produce requests whose batch has records with `weir-` headers (index.controlCount > 0):
-   * the interceptor rewrites or diverts them and calls `writeIndexed` for what goes to the topic.
+   * Take part in produce requests whose batch has records with `weir-` headers (index.controlCount
+   * > 0): interceptors form a chain in the order they were added; each rewrites, diverts or answers
+   * a request, or passes it on with `next` (the last `next` writes to the topic). Adding the same
+   * function twice is a programming error (it would see every request twice): it throws.
    */
-  setControlInterceptor(interceptor: ControlInterceptor): void {
-    this.controlInterceptor = interceptor;
+  addControlInterceptor(interceptor: ControlInterceptor): void {
+    if (typeof interceptor !== 'function') throw new TypeError('addControlInterceptor needs a function (request, next)');
+    if (this.controlInterceptors.includes(interceptor)) throw new Error('this control interceptor was already added');
+    this.controlInterceptors.push(interceptor);
+    // Built once here, not per request: a produce with weir- headers calls straight down the chain.
+    let chain = (req: ControlInterceptorRequest): void => this.write(req.topic, req.records, req.forced, req.outcome);
+    for (let i = this.controlInterceptors.length - 1; i >= 0; i--) {
+      const link = this.controlInterceptors[i]!;
+      const next = chain;
+      chain = (req) => link(req, next);
+    }
+    this.controlChain = chain;
   }
-  private controlInterceptor: ControlInterceptor | null = null;
-
-  /** For interceptors: write a batch that was just scanned into this.index (see write()). */
-  writeIndexed(topic: Topic, records: Uint8Array, forced: number | undefined, outcome: ProduceOutcome): void {
-    this.write(topic, records, forced, outcome);
-  }
+  private readonly controlInterceptors: ControlInterceptor[] = [];
+  private controlChain: ((request: ControlInterceptorRequest) => void) | null = null;
 
   /**
    * Append a batch to a topic from inside the broker (dead letters, due delayed messages, committed
@@ -663,8 +678,15 @@ export class Gateway {
     const actor = topic.actors[partition]!;
     const ok = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
       data: (records, count, next, end) => {
-        const live = dropExpired(records, count, topic.config.ttlMs, Date.now()); // time: never hand out expired records
-        this.send(conn, { op: 'result', id, topic: topic.name, partition, records: live.records, count: live.count, next, end });
+        // time: never hand out expired records (only topics with a ttlMs or weir- records can have any)
+        if (count > 0 && (topic.config.ttlMs !== null || topic.hasControlRecords)) {
+          const live = dropExpired(records, count, topic.config.ttlMs, Date.now());
+          if (live !== null) {
+            records = live.records;
+            count = live.count;
+          }
+        }
+        this.send(conn, { op: 'result', id, topic: topic.name, partition, records, count, next, end });
       },
       failed: (code, message, start, end) => {
         this.sendError(conn, id, new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } }));
@@ -692,6 +714,8 @@ export class Gateway {
 
   /** Handler of `subscribe` frames that carry `pattern` instead of `topic` (the routing feature). */
   setPatternSubscribeHandler(handler: OpHandler): void {
+    // One feature owns wildcard subscriptions: a second handler would silently steal them.
+    if (this.patternSubscribe) throw new Error('a pattern subscribe handler is already set');
     this.patternSubscribe = handler;
   }
   private patternSubscribe: OpHandler | null = null;
@@ -793,11 +817,20 @@ export class Gateway {
         c.inFlight = false;
         if (!c.active) return;
         if (count > 0) {
-          // time: expired records are skipped (next still moves past them; credit counts delivered ones)
-          const live = dropExpired(records, count, sub.topic.config.ttlMs, Date.now());
-          if (live.count > 0) this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: sub.topic.name, partition: c.partition, records: live.records, count: live.count, next });
+          // time: expired records are skipped; only topics with a ttlMs or weir- records can have any.
+          // A deliver is sent even when all of them expired (count 0): `next` lets the client
+          // commit past them, or a group would re-read them forever. Credit counts delivered ones.
+          const topic = sub.topic;
+          if (topic.config.ttlMs !== null || topic.hasControlRecords) {
+            const live = dropExpired(records, count, topic.config.ttlMs, Date.now());
+            if (live !== null) {
+              records = live.records;
+              count = live.count;
+            }
+          }
+          this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: topic.name, partition: c.partition, records, count, next });
           c.next = next;
-          c.credits -= live.count;
+          c.credits -= count;
         }
         this.pump(sub, c);
       },

@@ -11,15 +11,27 @@ import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_TIMESTAMP, 
 
 export const HEADER_PREFIX = 'weir-';
 
+/**
+ * Largest accepted time value (weir-deliver-at, weir-delay, weir-expires-at, weir-ttl): 2^43 ms
+ * is year 2248; anything beyond is a unit mistake. Shared by the broker and the SDK.
+ */
+export const MAX_TIME_MS = 2 ** 43;
+
 export const Header = {
   // time
   /** Absolute delivery time (ms): the message is invisible to consumers until then. */
   DELIVER_AT: 'weir-deliver-at',
-  /** Relative delay (ms) from the produce; the gateway turns it into DELIVER_AT. */
+  /**
+   * Relative delay (ms) from the produce; the gateway adds DELIVER_AT (receipt time + delay) next
+   * to it (it is kept) before storing the record in the schedule log.
+   */
   DELAY: 'weir-delay',
-  /** Absolute expiry (ms): never delivered after it. */
+  /** Absolute expiry (ms): never delivered at or after it. */
   EXPIRES_AT: 'weir-expires-at',
-  /** Relative time to live (ms) from the append; the gateway turns it into EXPIRES_AT. */
+  /**
+   * Relative time to live (ms) from the record's append time in its topic. Stored as it is (not
+   * turned into EXPIRES_AT): the expiry is computed at delivery (recordExpiresAt).
+   */
   TTL: 'weir-ttl',
   // dead letters: why, from where, how often
   DLQ_REASON: 'weir-dlq-reason',

@@ -13,12 +13,13 @@ export interface Deliverable {
 }
 
 /**
- * The unexpired records of a batch of `count` stored records: the input itself when none expired
- * (no copy), else a copy of the unexpired ones. Costs one byte test per record when the topic has
- * no ttlMs and no record carries `weir-` headers.
+ * The unexpired records of a batch of `count` stored records, or null when none expired (no
+ * allocation: deliver the input as it is). Costs one byte test per record when the topic has no
+ * ttlMs and no record carries `weir-` headers. Callers skip it entirely for topics that have no
+ * ttlMs and never stored a record with `weir-` headers (Topic.hasControlRecords).
  */
-export function dropExpired(records: Uint8Array, count: number, topicTtlMs: number | null, now: number): Deliverable {
-  if (count === 0) return { records, count };
+export function dropExpired(records: Uint8Array, count: number, topicTtlMs: number | null, now: number): Deliverable | null {
+  if (count === 0) return null;
   if (topicTtlMs === null) {
     let control = false;
     for (let at = 0; at < records.length; at += 4 + readU32(records, at)) {
@@ -27,14 +28,14 @@ export function dropExpired(records: Uint8Array, count: number, topicTtlMs: numb
         break;
       }
     }
-    if (!control) return { records, count };
+    if (!control) return null;
   }
   // Find the first expired record; most batches have none.
   let at = 0;
   for (; at < records.length; at += 4 + readU32(records, at)) {
     if (recordExpiresAt(records, at, topicTtlMs) <= now) break;
   }
-  if (at >= records.length) return { records, count };
+  if (at >= records.length) return null;
   const out = new Uint8Array(records.length);
   out.set(records.subarray(0, at), 0);
   let w = at;

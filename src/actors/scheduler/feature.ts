@@ -4,8 +4,11 @@
  * The control interceptor (it only sees produce batches with `weir-` headers) validates the time
  * headers, sends batches of scheduled messages (weir-delay / weir-deliver-at) to the schedule topic
  * `__delay.<topic>` and everything else on to the topic. One TopicScheduler per schedule topic
- * delivers them when due; their progress lives in `<dataDir>/scheduler/<schedule topic>.fired`.
+ * delivers them when due; their progress lives in `<dataDir>/scheduler/<sha256 of the schedule
+ * topic's name>.fired` (a topic name can be longer than a file name may be; the file holds it).
  */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
@@ -33,7 +36,7 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
   let closed = false;
 
   const start = async (schedule: Topic, target: Topic): Promise<TopicScheduler> => {
-    const log = new FiredLog(path.join(dir, `${schedule.name}.fired`), schedule.partitions, ctx.fsync);
+    const log = new FiredLog(firedLogPath(dir, schedule.name), schedule.partitions, ctx.fsync, schedule.name);
     logs.push(log);
     const s = new TopicScheduler(gateway, schedule, target, log, opts);
     schedulers.set(target.name, s);
@@ -69,7 +72,7 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
   }
   await Promise.all(boot);
 
-  gateway.setControlInterceptor(timeInterceptor(gateway, schedulerFor, (req) => gateway.writeIndexed(req.topic, req.records, req.forced, req.outcome)));
+  gateway.addControlInterceptor(timeInterceptor(gateway, schedulerFor));
 
   return {
     name: 'time',
@@ -77,19 +80,19 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
     async close() {
       closed = true;
       await Promise.all([...schedulers.values()].map((s) => s.close()));
-      for (const log of logs) log.close();
+      await Promise.all(logs.map((log) => log.close()));
     },
   };
 }
 
 /**
  * The produce side: validate time headers (BAD_REQUEST), divert batches of scheduled messages to
- * the schedule log, pass the rest to `next` (the next interceptor of a chain, or writeIndexed).
+ * the schedule log, pass the rest to `next` (the next interceptor of the chain, or the topic).
  * A batch must not mix scheduled and immediate messages (the answer's parts are offsets in one
  * log); the SDK sends scheduled messages in their own requests.
  */
-export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) => Promise<TopicScheduler>, next: ControlInterceptor): ControlInterceptor {
-  return (req) => {
+export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) => Promise<TopicScheduler>): ControlInterceptor {
+  return (req, next) => {
     const { topic, records, index, forced, outcome } = req;
     let scheduled = 0;
     for (let i = 0; i < index.count; i++) if (classifyProduced(records, index.start[i]!, i) === TimeKind.SCHEDULED) scheduled++;
@@ -108,7 +111,17 @@ export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) 
     // when the broker received the message, not from when the schedule log appended it.
     const copy = withAbsoluteDelays(records, index, Date.now());
     schedulerFor(topic)
-      .then((s) => gateway.append(s.schedule, copy, forced))
+      .then(async (s) => {
+        const answer = await gateway.append(s.schedule, copy, forced);
+        // Indexed from the acknowledgement: nothing polls the schedule log once it was read at start.
+        try {
+          s.indexAppended(copy, answer.parts, answer.route);
+        } catch (err) {
+          // Stored and acknowledged: failing the produce now would make the client store it twice.
+          console.error('weir scheduler: indexing an acknowledged delayed message failed (it is delivered after a restart)', err);
+        }
+        return answer;
+      })
       .then(
         ({ parts, route }) => outcome.settled(false, parts, route),
         (err: unknown) => {
@@ -135,3 +148,15 @@ export function withAbsoluteDelays(records: Uint8Array, index: RecordIndex, now:
   return concatRecords(parts);
 }
 const NO_HEADERS: ReadonlySet<string> = new Set();
+
+/**
+ * The fired log of a schedule topic: named by a hash of the topic (names are up to 249 bytes,
+ * more than a file name may be with its prefix and suffix). A log under the old name
+ * (`<schedule topic>.fired`, from before the hash) is moved to the new one.
+ */
+export function firedLogPath(dir: string, scheduleTopic: string): string {
+  const file = path.join(dir, `${createHash('sha256').update(scheduleTopic).digest('hex').slice(0, 40)}.fired`);
+  const legacy = path.join(dir, `${scheduleTopic}.fired`);
+  if (Buffer.byteLength(path.basename(legacy)) <= 255 && !fs.existsSync(file) && fs.existsSync(legacy)) fs.renameSync(legacy, file);
+  return file;
+}

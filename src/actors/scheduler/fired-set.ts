@@ -79,6 +79,36 @@ export class FiredSet {
     return out;
   }
 
+  /** An upper bound of bitmapAboveLow().length, in O(1). */
+  get bitmapBytesBound(): number {
+    return Math.max(0, Math.ceil((this.origin + this.bits.length * 8 - this.lowMark) / 8));
+  }
+
+  /** Bit i set = offset low + i fired, up to the highest fired offset (empty if none above low). */
+  bitmapAboveLow(): Uint8Array {
+    const end = this.origin + this.bits.length * 8;
+    let last = -1;
+    for (let o = end - 1; o >= this.lowMark && this.above > 0; o--) {
+      if (this.bitAt(o)) {
+        last = o;
+        break;
+      }
+    }
+    if (last < 0) return new Uint8Array(0);
+    const out = new Uint8Array(Math.floor((last - this.lowMark) / 8) + 1);
+    for (let o = this.lowMark; o <= last; o++) if (this.bitAt(o)) out[(o - this.lowMark) >>> 3]! |= 1 << ((o - this.lowMark) & 7);
+    return out;
+  }
+
+  /** Mark every offset `base + i` whose bit i is set in `bitmap` (see bitmapAboveLow). */
+  markBitmap(base: number, bitmap: Uint8Array): void {
+    for (let byte = 0; byte < bitmap.length; byte++) {
+      const b = bitmap[byte]!;
+      if (b === 0) continue;
+      for (let bit = 0; bit < 8; bit++) if ((b & (1 << bit)) !== 0) this.mark(base + byte * 8 + bit);
+    }
+  }
+
   private bitAt(offset: number): boolean {
     const i = offset - this.origin;
     const byte = i >>> 3;

@@ -56,11 +56,12 @@ const MAX_ROUNDS = 4;
 const MAX_APPENDS_IN_FLIGHT = 2;
 /** Schedule-log bytes read per request (indexing them is one synchronous step: keep it short). */
 const TAIL_MAX_BYTES = 256 * 1024;
-const TAIL_WAIT_MS = 500;
 /** Offsets this close together are read with one request. */
 const READ_GAP = 64;
 /** Partition numbers are < 1024 (registry.MAX_PARTITIONS): a cache key is offset * 1024 + partition. */
 const key = (partition: number, offset: number): number => offset * 1024 + partition;
+/** A WeirError the broker marks not retryable (MESSAGE_TOO_LARGE, BAD_REQUEST, …) does not heal by waiting. */
+const isPermanent = (err: unknown): boolean => WeirError.isWeirError(err) && !err.retryable;
 
 export interface SchedulerStats {
   pending: number;
@@ -70,6 +71,8 @@ export interface SchedulerStats {
   fired: number;
   expired: number;
   lost: number;
+  /** Schedule partitions whose boot catch-up read is still running (0: nothing polls the log). */
+  tailing: number;
 }
 
 export class TopicScheduler {
@@ -83,6 +86,8 @@ export class TopicScheduler {
   private firedCount = 0;
   private expiredCount = 0;
   private lostCount = 0;
+  /** Schedule partitions still being read to their end (boot catch-up); 0 once caught up. */
+  private tailing = 0;
 
   constructor(
     private readonly gateway: Gateway,
@@ -117,6 +122,7 @@ export class TopicScheduler {
       fired: this.firedCount,
       expired: this.expiredCount,
       lost: this.lostCount,
+      tailing: this.tailing,
     };
   }
 
@@ -130,14 +136,21 @@ export class TopicScheduler {
 
   // ------------------------------------------------------------------ indexing
 
+  /**
+   * Catch up on schedule partition `p` from its low-water mark to its end, then stop: every later
+   * schedule append passes through the time interceptor, which indexes it from its acknowledgement
+   * (indexAppended). If the partition cannot be read for 30 s, the broker's start stops waiting
+   * (`ready`) and this keeps trying in the background.
+   */
   private async tail(p: number, ready: () => void): Promise<void> {
     let next = this.log.sets[p]!.low;
     let indexed = false;
     const giveUpAt = Date.now() + 30_000;
+    this.tailing++;
     while (!this.closed) {
       let r: ReadResult;
       try {
-        r = await this.gateway.read(this.schedule, p, next, { maxBytes: TAIL_MAX_BYTES, maxRecords: 10_000, maxWaitMs: indexed ? TAIL_WAIT_MS : 0 });
+        r = await this.gateway.read(this.schedule, p, next, { maxBytes: TAIL_MAX_BYTES, maxRecords: 10_000, maxWaitMs: 0 });
       } catch (err) {
         const start = WeirError.isWeirError(err) ? (err.details?.start as number | undefined) : undefined;
         if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof start === 'number' && start > next) {
@@ -154,33 +167,58 @@ export class TopicScheduler {
       if (this.closed) break;
       this.indexRecords(p, r.records);
       next = r.next;
-      if (!indexed && (r.count === 0 || next >= r.end)) {
-        indexed = true;
-        ready();
-      }
+      if (r.count === 0 || next >= r.end) break; // caught up
     }
+    this.tailing--;
     if (!indexed) ready();
   }
 
   private indexRecords(p: number, records: Uint8Array): void {
-    const fired = this.log.sets[p]!;
     const now = Date.now();
     for (let at = 0; at < records.length; ) {
       const size = 4 + readU32(records, at);
-      const offset = recordOffset(records, at);
-      if (!fired.has(offset)) {
-        const due = dueTimeOf(records, at);
-        this.index.push(due, p, offset);
-        if (due - now <= this.opts.cacheHorizonMs && this.cachedBytes + size <= this.opts.cacheBytes) {
-          // Cached as it will be appended (delay headers stripped): less work when it is due.
-          const ready = rewriteRecord(records, at, DELAY_HEADERS);
-          this.cache.set(key(p, offset), ready);
-          this.cachedBytes += ready.length;
-        }
+      this.indexOne(p, recordOffset(records, at), records, at, size, now);
+      at += size;
+    }
+    this.arm();
+  }
+
+  /**
+   * Index records the schedule log just acknowledged (the time interceptor's append): `records`
+   * in produce form, `parts` and `route` as the append answered them ([partition, base, count]
+   * per partition; `route` = the partition of each record, u16 little-endian, when more than one).
+   * A partition's records have consecutive offsets from its base, in batch order.
+   */
+  indexAppended(records: Uint8Array, parts: ReadonlyArray<readonly [number, number, number]>, route?: Uint8Array): void {
+    if (this.closed || parts.length === 0) return;
+    const nextOffset = new Map<number, number>();
+    for (const [p, base] of parts) nextOffset.set(p, base);
+    const routeView = route ? new DataView(route.buffer, route.byteOffset, route.byteLength) : null;
+    const only = parts[0]![0];
+    const now = Date.now();
+    for (let at = 0, i = 0; at < records.length; i++) {
+      const size = 4 + readU32(records, at);
+      const p = routeView ? routeView.getUint16(2 * i, true) : only;
+      const offset = nextOffset.get(p);
+      if (offset !== undefined) {
+        nextOffset.set(p, offset + 1);
+        this.indexOne(p, offset, records, at, size, now);
       }
       at += size;
     }
     this.arm();
+  }
+
+  private indexOne(p: number, offset: number, records: Uint8Array, at: number, size: number, now: number): void {
+    if (this.log.sets[p]!.has(offset)) return;
+    const due = dueTimeOf(records, at);
+    this.index.push(due, p, offset);
+    if (due - now <= this.opts.cacheHorizonMs && this.cachedBytes + size <= this.opts.cacheBytes) {
+      // Cached as it will be appended (delay headers stripped): less work when it is due.
+      const ready = rewriteRecord(records, at, DELAY_HEADERS);
+      this.cache.set(key(p, offset), ready);
+      this.cachedBytes += ready.length;
+    }
   }
 
   // ------------------------------------------------------------------ firing
@@ -264,6 +302,7 @@ export class TopicScheduler {
       if (chunk.length === 0) return;
       const batch = concatRecords(chunk);
       const done = chunkOffsets;
+      const doneRecords = chunk;
       chunk = [];
       chunkOffsets = [];
       chunkBytes = 0;
@@ -272,7 +311,7 @@ export class TopicScheduler {
           for (const o of done) this.markFired(p, o);
           this.firedCount += done.length;
         },
-        () => this.retry(p, done),
+        (err: unknown) => (isPermanent(err) ? this.appendEach(p, done, doneRecords) : this.retry(p, done)),
       );
       inFlight.add(sent);
       void sent.finally(() => inFlight.delete(sent));
@@ -318,12 +357,16 @@ export class TopicScheduler {
           ]),
         );
         await this.gateway.append(dlq, concatRecords(records), p % dlq.partitions);
-      } catch {
-        this.retry(
-          p,
-          expired.map(([o]) => o),
-        );
-        return;
+      } catch (err) {
+        if (!isPermanent(err)) {
+          this.retry(
+            p,
+            expired.map(([o]) => o),
+          );
+          return;
+        }
+        // An invalid dead-letter topic (or a dead letter it refuses) does not heal by retrying.
+        this.reportLost(`dead-lettering ${expired.length} expired delayed messages of ${this.target.name}/${p}`, err);
       }
     }
     for (const [o] of expired) this.markFired(p, o);
@@ -362,6 +405,38 @@ export class TopicScheduler {
       i = j + 1;
     }
   }
+
+  /**
+   * A batch append failed with a permanent error (MESSAGE_TOO_LARGE, …): append its records one
+   * at a time so that only the offending ones are given up (marked fired, counted lost, logged).
+   */
+  private async appendEach(p: number, offsets: number[], records: Uint8Array[]): Promise<void> {
+    for (let i = 0; i < offsets.length; i++) {
+      const o = offsets[i]!;
+      try {
+        await this.gateway.append(this.target, records[i]!, p);
+        this.markFired(p, o);
+        this.firedCount++;
+      } catch (err) {
+        if (!isPermanent(err)) {
+          this.retry(p, offsets.slice(i));
+          return;
+        }
+        this.markFired(p, o);
+        this.lostCount++;
+        this.reportLost(`delayed message ${this.schedule.name}/${p}@${o} cannot be delivered to ${this.target.name}`, err);
+      }
+    }
+  }
+
+  /** Log a permanent failure (the first of each error code per scheduler: no log flood). */
+  private reportLost(what: string, err: unknown): void {
+    const code = WeirError.isWeirError(err) ? err.code : 'unknown';
+    if (this.reportedCodes.has(code)) return;
+    this.reportedCodes.add(code);
+    console.error(`weir scheduler: ${what}; given up (not retryable): ${(err as Error)?.message ?? String(err)}`);
+  }
+  private readonly reportedCodes = new Set<string>();
 
   private retry(p: number, offsets: number[]): void {
     const at = Date.now() + this.opts.retryMs;

@@ -10,11 +10,9 @@
  */
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { Header, hasControlHeaders, headerInteger } from '../../protocol/headers.js';
+import { Header, MAX_TIME_MS, hasControlHeaders, headerInteger } from '../../protocol/headers.js';
 import { F_HEADER_COUNT, F_KEY_LENGTH, F_MAGIC, F_TIMESTAMP, F_VALUE_LENGTH, RECORD_HEADER_BYTES, RECORD_MAGIC, readU16, readU32, readU53, writeU32 } from '../../protocol/record.js';
 
-/** Largest accepted time value: 2^43 ms is year 2248; anything beyond is a unit mistake. */
-export const MAX_TIME_MS = 2 ** 43;
 
 /** How a produced record's time headers classify it. */
 export const enum TimeKind {

@@ -16,6 +16,8 @@ import { resolveTopicConfig, topicConfigToWire, type ResolvedTopicConfig } from 
 /** A topic as stored in topics.json. */
 export interface StoredTopic extends TopicInfo {
   config?: TopicConfig;
+  /** Some record with `weir-` headers was stored in the topic (see Topic.hasControlRecords). */
+  controlRecords?: true;
 }
 
 export const MAX_PARTITIONS = 1024;
@@ -31,6 +33,11 @@ export interface Topic {
   config: ResolvedTopicConfig;
   /** Named with the reserved `__` prefix: created by the broker, hidden from list_topics. */
   readonly internal: boolean;
+  /**
+   * Some record with `weir-` headers (ATTR_CONTROL) was ever stored in the topic: only then (or
+   * with a ttlMs) do deliveries look for expired records. Set once (markControlRecords), durable.
+   */
+  hasControlRecords: boolean;
 }
 
 export type TopicListener = (topic: Topic) => void;
@@ -45,6 +52,7 @@ export class TopicRegistry {
   private readonly file: string;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly configs = new Map<string, ResolvedTopicConfig>();
+  private readonly withControlRecords = new Set<string>();
   private readonly createdListeners: TopicListener[] = [];
 
   constructor(private readonly dataDir: string) {
@@ -55,7 +63,10 @@ export class TopicRegistry {
   stored(): StoredTopic[] {
     if (!fs.existsSync(this.file)) return [];
     const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { topics: StoredTopic[] };
-    for (const t of parsed.topics) this.configs.set(t.topic, resolveTopicConfig(t.topic, t.config));
+    for (const t of parsed.topics) {
+      this.configs.set(t.topic, resolveTopicConfig(t.topic, t.config));
+      if (t.controlRecords === true) this.withControlRecords.add(t.topic);
+    }
     return parsed.topics;
   }
 
@@ -80,7 +91,15 @@ export class TopicRegistry {
     }
     const config = this.configs.get(name) ?? resolveTopicConfig(name, undefined);
     this.configs.set(name, config);
-    const t: Topic = { name, partitions: actors.length, actors, nextSticky: 0, config, internal: name.startsWith(INTERNAL_TOPIC_PREFIX) };
+    const t: Topic = {
+      name,
+      partitions: actors.length,
+      actors,
+      nextSticky: 0,
+      config,
+      internal: name.startsWith(INTERNAL_TOPIC_PREFIX),
+      hasControlRecords: this.withControlRecords.has(name),
+    };
     this.topics.set(name, t);
     return t;
   }
@@ -144,6 +163,23 @@ export class TopicRegistry {
     });
   }
 
+  /**
+   * Record (durably, before the records are appended: a crash must not forget it) that `topic`
+   * now holds records with `weir-` headers. Once per topic ever; throws if topics.json cannot be
+   * written (the produce fails and is retried, so no such record is stored unflagged).
+   */
+  markControlRecords(topic: Topic): void {
+    if (topic.hasControlRecords) return;
+    this.withControlRecords.add(topic.name);
+    try {
+      this.persist();
+    } catch (err) {
+      this.withControlRecords.delete(topic.name);
+      throw err;
+    }
+    topic.hasControlRecords = true;
+  }
+
   private serialize<T>(run: () => Promise<T>): Promise<T> {
     const p = this.queue.then(run, run);
     this.queue = p.catch(() => undefined);
@@ -152,7 +188,11 @@ export class TopicRegistry {
 
   private persist(): void {
     fs.mkdirSync(this.dataDir, { recursive: true });
-    const topics: StoredTopic[] = [...this.topics.values()].map((t) => ({ topic: t.name, partitions: t.partitions, config: topicConfigToWire(t.config) }));
+    const topics: StoredTopic[] = [...this.topics.values()].map((t) => {
+      const stored: StoredTopic = { topic: t.name, partitions: t.partitions, config: topicConfigToWire(t.config) };
+      if (this.withControlRecords.has(t.name)) stored.controlRecords = true;
+      return stored;
+    });
     writeFileAtomic(this.file, JSON.stringify({ version: 1, topics }, null, 2), { durable: true });
   }
 }

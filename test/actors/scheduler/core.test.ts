@@ -107,7 +107,7 @@ describe('FiredSet', () => {
       [EntryKind.FIRED, 1, 5],
     ]);
     const sets = [new FiredSet(), new FiredSet()];
-    expect(applyEntries(bytes.subarray(0, bytes.length - 3), sets)).toBe(4);
+    expect(applyEntries(bytes.subarray(0, bytes.length - 3), sets).validBytes).toBe(4 * 16);
     expect(sets[0]!.low).toBe(11);
     expect(sets[0]!.has(12)).toBe(true);
     expect(sets[0]!.has(11)).toBe(false);
@@ -173,9 +173,11 @@ describe('time headers', () => {
 });
 
 describe('dropExpired', () => {
-  it('returns the batch itself when nothing can expire', () => {
+  it('returns null (deliver the batch as it is, nothing allocated) when nothing expired', () => {
     const batch = stored([{ value: 'a' }, { value: 'b' }], 0, 1000);
-    expect(dropExpired(batch, 2, null, 10 ** 13).records).toBe(batch);
+    expect(dropExpired(batch, 2, null, 10 ** 13)).toBeNull();
+    const fresh = stored([{ value: 'a', headers: { [Header.TTL]: '60000' } }], 0, 1000);
+    expect(dropExpired(fresh, 1, 60_000, 2000)).toBeNull();
   });
 
   it('drops records past their own expiry, their ttl or the topic ttl, and keeps the rest in order', () => {
@@ -190,10 +192,10 @@ describe('dropExpired', () => {
       0,
       1000,
     );
-    expect(values(dropExpired(batch, 4, null, now).records)).toEqual(['old-by-topic-ttl', 'expires-later']);
-    expect(dropExpired(batch, 4, null, now).count).toBe(2);
+    expect(values(dropExpired(batch, 4, null, now)!.records)).toEqual(['old-by-topic-ttl', 'expires-later']);
+    expect(dropExpired(batch, 4, null, now)!.count).toBe(2);
     // With a topic ttl of 5 s every record (appended at 1000) is gone at 10 000, but not at 5 000.
-    expect(dropExpired(batch, 4, 5000, now).count).toBe(0);
-    expect(values(dropExpired(batch, 4, 5000, 5000).records)).toEqual(['old-by-topic-ttl', 'expires-later', 'expired-at']);
+    expect(dropExpired(batch, 4, 5000, now)!.count).toBe(0);
+    expect(values(dropExpired(batch, 4, 5000, 5000)!.records)).toEqual(['old-by-topic-ttl', 'expires-later', 'expired-at']);
   });
 });

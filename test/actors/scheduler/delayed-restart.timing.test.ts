@@ -122,6 +122,7 @@ it('delivers 100 000 delayed messages on time and exactly once across a broker r
   let worst = 0;
   let fellDueWhileDown = 0;
   let dueBeforeAck = 0;
+  const lateExamples: string[] = [];
   for (let i = 0; i < TOTAL; i++) {
     const d = due[i]!;
     const t = appendedAt[i]!;
@@ -131,9 +132,14 @@ it('delivers 100 000 delayed messages on time and exactly once across a broker r
     if (wasDown) fellDueWhileDown++;
     if (ackedAt[i]! > d) dueBeforeAck++;
     const from = Math.max(d, ackedAt[i]!, wasDown ? readyAt : 0);
-    if (t > from + LATE_MS) late++;
+    if (t > from + LATE_MS) {
+      late++;
+      if (lateExamples.length < 5) lateExamples.push(`#${i}: due ${d - start}, acked ${ackedAt[i]! - start}, appended ${t - start} ms after the start`);
+    }
     worst = Math.max(worst, t - from);
   }
+  // A failure should say which messages were late and against what, not only how many.
+  if (lateExamples.length > 0) console.log(`late (stop at ${stopAt - start}, ready at ${readyAt - start}): ${lateExamples.join('; ')}`);
   console.log(
     `seed ${seed}: produced in ${produced.producedMs as number} ms; ${paused.received as number} received before the restart; ` +
       `down ${readyAt - stopAt} ms with ${fellDueWhileDown} falling due then; ${dueBeforeAck} due before their produce was ` +

@@ -2,10 +2,15 @@
  * Delayed messages and TTL end to end: a real broker, the SDK over a real WebSocket (and a raw
  * protocol client where the SDK would refuse to send the bytes).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Message, type WeirClient } from '../../../src/client/index.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { Header } from '../../../src/protocol/headers.js';
+import { ErrorCode } from '../../../src/protocol/codes.js';
+import { WeirError } from '../../../src/common/errors.js';
+import type { ControlInterceptor, Gateway } from '../../../src/gateway/server.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
 import { RawClient } from '../../support/raw-client.js';
@@ -220,5 +225,99 @@ describe('message TTL', () => {
     await c.alterTopic('ttl-topic', { ttlMs: null });
     const all = [...(await readAll(c, 'ttl-topic', 0)), ...(await readAll(c, 'ttl-topic', 1))];
     expect(all.length).toBe(200);
+  });
+});
+
+describe('control interceptors', () => {
+  it('chain: a second interceptor sees requests after the time feature passed them on, and may refuse them', async () => {
+    tb = await startTestBroker();
+    const gateway = (tb.broker as unknown as { gateway: Gateway }).gateway;
+    const seen: string[] = [];
+    const audit: ControlInterceptor = (req, next) => {
+      seen.push(req.topic.name);
+      if (req.topic.name === 'refused') throw new WeirError(ErrorCode.BAD_REQUEST, 'refused by the audit interceptor');
+      next(req);
+    };
+    gateway.addControlInterceptor(audit);
+    expect(() => gateway.addControlInterceptor(audit)).toThrow(/already/);
+    const c = await client();
+    await c.createTopic('ok', { partitions: 1 });
+    await c.createTopic('refused', { partitions: 1 });
+    await c.produce('ok', [{ value: 'x', ttl: 60_000 }]);
+    await c.produce('ok', [{ value: 'later', delay: 60_000 }]); // diverted by the time feature: not passed on
+    await expect(c.produce('refused', [{ value: 'y', ttl: 60_000 }])).rejects.toMatchObject({ code: ErrorCode.BAD_REQUEST });
+    await c.produce('ok', [{ value: 'plain' }]); // no weir- headers: no interceptor at all
+    expect(seen).toEqual(['ok', 'refused']);
+    expect((await readAll(c, 'ok', 0)).map(text)).toEqual(['x', 'plain']);
+  });
+});
+
+describe('expired records and consumer groups', () => {
+  it('a group commits past a range whose records all expired; after a broker restart nothing is redelivered', async () => {
+    tb = await startTestBroker();
+    const dir = tb.dir;
+    let c = await client();
+    await c.createTopic('exp', { partitions: 1 });
+    await c.produce('exp', [{ value: 'first' }]);
+    await c.produce('exp', Array.from({ length: 20 }, (_, i) => ({ value: `short-${i}`, ttl: 50 })));
+    await new Promise((r) => setTimeout(r, 300));
+    const seen: string[] = [];
+    const sub = await c.subscribe('exp', { group: 'g', from: 'earliest' }, (m) => void seen.push(text(m)));
+    await until(() => seen.length === 1, 5_000, 'the first message');
+    // The 20 expired records are never delivered, yet the group's commit moves past them.
+    await until(() => sub.stats()[0]?.committed === 21, 5_000, 'a commit past the expired records');
+    expect(seen).toEqual(['first']);
+    await c.close();
+    clients.length = 0;
+    await tb.stop({ keepData: true });
+    tb = await startTestBroker({ dataDir: dir });
+    c = await client();
+    const again: string[] = [];
+    const sub2 = await c.subscribe('exp', { group: 'g', from: 'earliest' }, (m) => void again.push(text(m)));
+    await c.produce('exp', [{ value: 'after-restart' }]);
+    await until(() => again.length === 1, 5_000, 'the new message');
+    expect(again).toEqual(['after-restart']);
+    expect(sub2.stats()[0]?.nextExpected).toBe(22);
+  });
+
+  it('remembers across a restart that a topic holds records with weir- headers (their expiry still applies)', async () => {
+    tb = await startTestBroker();
+    const dir = tb.dir;
+    let c = await client();
+    await c.createTopic('flag', { partitions: 1 });
+    await c.produce('flag', [{ value: 'plain' }]);
+    await c.produce('flag', [{ value: 'short', ttl: 100 }]);
+    const stored = JSON.parse(fs.readFileSync(path.join(dir, 'topics.json'), 'utf8')) as { topics: Array<{ topic: string; controlRecords?: boolean }> };
+    expect(stored.topics.find((t) => t.topic === 'flag')?.controlRecords).toBe(true);
+    await c.close();
+    clients.length = 0;
+    await tb.stop({ keepData: true });
+    await new Promise((r) => setTimeout(r, 200));
+    tb = await startTestBroker({ dataDir: dir });
+    c = await client();
+    expect((await c.fetch('flag', 0, 0)).messages.map(text)).toEqual(['plain']);
+  });
+});
+
+describe('retention', () => {
+  it('never deletes delayed messages that are not yet due (schedule topics are exempt)', async () => {
+    // Every sealed segment is over the byte budget at once; the partition checks retention every
+    // 5 s. A restart after that check makes the scheduler re-read the schedule log (not its cache).
+    tb = await startTestBroker({ retentionBytes: 1, segmentBytes: 4096 });
+    const dir = tb.dir;
+    let c = await client();
+    await c.createTopic('kept', { partitions: 1 });
+    const payload = 'x'.repeat(1000);
+    const sentAt = Date.now();
+    for (let i = 0; i < 40; i++) await c.produce('kept', [{ value: `m${i}-${payload}`, delay: 9_000 }]); // ~10 segments
+    await new Promise((r) => setTimeout(r, 6_000));
+    await c.close();
+    clients.length = 0;
+    await tb.stop({ keepData: true });
+    tb = await startTestBroker({ dataDir: dir, retentionBytes: 1, segmentBytes: 4096 });
+    c = await client();
+    const got = await collect(c, 'kept');
+    await until(() => got.size === 40, 20_000, 'every delayed message');
+    expect(Math.min(...[...got.values()].map((g) => g.at))).toBeGreaterThanOrEqual(sentAt + 9_000);
   });
 });
