@@ -19,9 +19,10 @@ const max = (partitions: number, clients: number): Preset => ({
 const lat = (rate: number, size: number): Preset => ({
   name: `lat-${rate / 1000}k${size >= 1024 ? '-1k' : ''}`,
   description: `fixed ${rate.toLocaleString('en-US')} msg/s, ${size >= 1024 ? '1 KiB' : `${size} B`}, 8 partitions, 1 producer/1 consumer: latency at a rate the broker sustains`,
-  // No linger and spin-paced sends: the load generator's own timer slop and batching delay would
-  // otherwise be most of a sub-millisecond latency (bench/e2e/workload.ts, spinMs).
-  workload: { partitionsPerTopic: 8, producerRate: rate, messageSize: size, lingerMs: 0, spinMs: 2 },
+  // Timer-paced with a 1 ms linger. Spin pacing without linger (`spinMs`, tried on 2026-11-22,
+  // bench/results/2026-11-22-peers-lat-5k.md) cut every system's p50 but raised every p99: the
+  // spinning generator takes a core the brokers need on this 2-core machine.
+  workload: { partitionsPerTopic: 8, producerRate: rate, messageSize: size, lingerMs: 1 },
 });
 
 const list: Preset[] = [
