@@ -925,6 +925,23 @@ export class Gateway {
     this.scheduleFlush();
   }
 
+  /**
+   * Send at once (after what this connection already has queued), not at the end of the turn: for
+   * frames a client is waiting on to make progress, e.g. queue deliveries, whose consumers hold at
+   * most `prefetch` messages, so every ack → redeliver cycle is latency they cannot hide.
+   */
+  sendNow(gconn: GatewayConnection, frame: Frame): void {
+    const conn = gconn as Connection;
+    if (conn.closed) return;
+    const bytes = encodeFrame(frame);
+    const queued = conn.outbox;
+    if (queued.length > 0) conn.outbox = [];
+    conn.ws.cork(() => {
+      for (const b of queued) conn.ws.send(b, true);
+      conn.ws.send(bytes, true);
+    });
+  }
+
   sendError(conn: GatewayConnection, id: number | undefined, err: unknown, sub?: number): void {
     let e: WeirError;
     if (WeirError.isWeirError(err)) e = err;

@@ -464,7 +464,7 @@ export class QueueService implements Feature {
       }
     }
     c.held += count;
-    this.gateway.send(c.conn, frame);
+    this.gateway.sendNow(c.conn, frame);
   }
 
   private finish(pw: PartitionWindow, o: number): void {
