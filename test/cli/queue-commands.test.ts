@@ -1,9 +1,9 @@
-import { PassThrough, Readable } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { run as consume } from '../../src/cli/commands/consume.js';
 import { run as dlq } from '../../src/cli/commands/dlq.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { Clients } from '../actors/queue/helpers.js';
+import { cliIo as io } from '../support/cli-io.js';
 
 let tb: TestBroker | undefined;
 const clients = new Clients();
@@ -13,15 +13,6 @@ afterEach(async () => {
   tb = undefined;
 });
 
-function io(): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d: Buffer) => (o += d.toString()));
-  stderr.on('data', (d: Buffer) => (e += d.toString()));
-  return { stdout, stderr, stdin: Readable.from(['']), out: () => o, err: () => e };
-}
 
 it('weir consume --queue shares messages between runs; weir dlq read and redrive', async () => {
   tb = await startTestBroker();

@@ -1,8 +1,8 @@
-import { PassThrough, Readable } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { run as txn } from '../../src/cli/commands/txn.js';
 import { connect, type WeirClient } from '../../src/client/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { cliIo as io } from '../support/cli-io.js';
 
 let tb: TestBroker | undefined;
 let client: WeirClient | undefined;
@@ -12,15 +12,6 @@ afterEach(async () => {
   tb = undefined;
 });
 
-function io(): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d: Buffer) => (o += d.toString()));
-  stderr.on('data', (d: Buffer) => (e += d.toString()));
-  return { stdout, stderr, stdin: Readable.from(['']), out: () => o, err: () => e };
-}
 
 it('weir txn list / commit / rollback against a real broker', async () => {
   tb = await startTestBroker();

@@ -1,10 +1,10 @@
-import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run as consume, parseFrom } from '../../src/cli/commands/consume.js';
 import { run as produce } from '../../src/cli/commands/produce.js';
 import { run as topics } from '../../src/cli/commands/topics.js';
 import { readMessages } from '../../src/protocol/batch-reader.js';
 import { FakeBroker, until } from './support/fake-broker.js';
+import { cliIo as io } from '../support/cli-io.js';
 
 let broker: FakeBroker | null = null;
 afterEach(async () => {
@@ -12,15 +12,6 @@ afterEach(async () => {
   broker = null;
 });
 
-function io(input = ''): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d: Buffer) => (o += d.toString()));
-  stderr.on('data', (d: Buffer) => (e += d.toString()));
-  return { stdout, stderr, stdin: Readable.from([input]), out: () => o, err: () => e };
-}
 
 const text = new TextDecoder();
 

@@ -1,8 +1,8 @@
-import { PassThrough, Readable } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { connect } from '../../../src/client/index.js';
 import { run as consume } from '../../../src/cli/commands/consume.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { cliIo } from '../../support/cli-io.js';
 
 let tb: TestBroker | undefined;
 afterEach(async () => {
@@ -10,15 +10,6 @@ afterEach(async () => {
   tb = undefined;
 });
 
-function cliIo(): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d: Buffer) => (o += d.toString()));
-  stderr.on('data', (d: Buffer) => (e += d.toString()));
-  return { stdout, stderr, stdin: Readable.from(['']), out: () => o, err: () => e };
-}
 
 it('weir consume --pattern prints the messages of every matching topic, prefixed with the topic', async () => {
   tb = await startTestBroker();

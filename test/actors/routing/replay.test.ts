@@ -1,10 +1,10 @@
-import { PassThrough, Readable } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { connect, type Message, type WeirClient, type WeirClientError } from '../../../src/client/index.js';
 import { run as groupsCommand } from '../../../src/cli/commands/groups.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 import { until } from '../../support/payload.js';
+import { cliIo } from '../../support/cli-io.js';
 
 let tb: TestBroker | undefined;
 const clients: WeirClient[] = [];
@@ -30,15 +30,6 @@ async function produceRange(c: WeirClient, from: number, to: number): Promise<vo
   await c.produce('replay', range(from, to).map((i) => ({ key: `k${i % 7}`, value: String(i) })));
 }
 
-function cliIo(): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d: Buffer) => (o += d.toString()));
-  stderr.on('data', (d: Buffer) => (e += d.toString()));
-  return { stdout, stderr, stdin: Readable.from(['']), out: () => o, err: () => e };
-}
 
 it('a live member re-reads from a reset timestamp or offset, without its own commits undoing the reset', async () => {
   tb = await startTestBroker({ dataDir: tmp.dir });

@@ -1,10 +1,10 @@
 /** `weir produce --delay / --deliver-at / --ttl / --expires-at` against a real broker. */
-import { PassThrough, Readable } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { run as produce } from '../../../src/cli/commands/produce.js';
 import { connect, type WeirClient } from '../../../src/client/index.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
+import { cliIo as io } from '../../support/cli-io.js';
 
 let tb: TestBroker | undefined;
 let c: WeirClient | undefined;
@@ -14,15 +14,6 @@ afterEach(async () => {
   tb = c = undefined;
 });
 
-function io(input = ''): { stdout: PassThrough; stderr: PassThrough; stdin: Readable; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d: Buffer) => (o += d.toString()));
-  stderr.on('data', (d: Buffer) => (e += d.toString()));
-  return { stdout, stderr, stdin: Readable.from([input]), out: () => o, err: () => e };
-}
 
 it('produces delayed, scheduled and expiring lines', async () => {
   tb = await startTestBroker();
