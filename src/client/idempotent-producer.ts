@@ -22,27 +22,13 @@ import { partitionForKey } from '../common/murmur2.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
 import { WeirClientError } from './errors.js';
-import { computeAcks, recordSize, utf8Length, type ProducerOptions, type ProducerStats } from './producer.js';
+import { computeAcks, recordSize, utf8Length, type Call, type ProducerOptions, type ProducerStats, type Segment } from './producer.js';
 import { isScheduled, withTimeHeaders } from './time.js';
 import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
 
 /** Bytes the gateway adds to a batch (producer headers): counted against the broker's in-flight budget. */
 const STAMP_BYTES = 96;
 const encoder = new TextEncoder();
-
-interface Call {
-  acks: Ack[];
-  remaining: number;
-  settled: boolean;
-  resolve: (acks: Ack[]) => void;
-  reject: (err: WeirClientError) => void;
-}
-
-interface Segment {
-  call: Call;
-  first: number;
-  count: number;
-}
 
 interface Batch {
   builder: BatchBuilder | null;

@@ -49,7 +49,8 @@ export interface ProducerOptions {
   retryBackoffMaxMs: number;
 }
 
-interface Call {
+/** One produce() call: its acks, filled as the batches holding its messages are answered. */
+export interface Call {
   acks: Ack[];
   /** Segments (pieces in batches) not yet acknowledged. */
   remaining: number;
@@ -58,7 +59,8 @@ interface Call {
   reject: (err: WeirClientError) => void;
 }
 
-interface Segment {
+/** A run of one call's messages inside one batch. */
+export interface Segment {
   call: Call;
   /** Index in call.acks of the segment's first message. */
   first: number;
