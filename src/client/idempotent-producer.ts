@@ -21,7 +21,7 @@ import type { DescribeTopicResult, InitProducerResult, ProduceResult } from '../
 import { partitionForKey } from '../common/murmur2.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
-import { WeirClientError } from './errors.js';
+import { WeirClientError, badRequest } from './errors.js';
 import { computeAcks, recordSize, utf8Length, type Call, type ProducerOptions, type ProducerStats, type Segment } from './producer.js';
 import { isScheduled, withTimeHeaders } from './time.js';
 import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
@@ -560,6 +560,3 @@ export function keyPartition(key: Bytes, partitions: number): number {
   return partitionForKey(bytes, 0, bytes.length, partitions);
 }
 
-function badRequest(message: string, field: string): WeirClientError {
-  return new WeirClientError(ErrorCode.BAD_REQUEST, message, { retryable: false, details: { field } });
-}

@@ -32,7 +32,7 @@ import type { ProduceResult } from '../protocol/frames.js';
 import { RECORD_HEADER_BYTES } from '../protocol/record.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
-import { WeirClientError, badResponse } from './errors.js';
+import { WeirClientError, badResponse, badRequest } from './errors.js';
 import type { Ack, ClientStats, ProduceMessage, ProduceOptions } from './types.js';
 import { isScheduled, withTimeHeaders } from './time.js';
 
@@ -531,7 +531,4 @@ export function utf8Length(s: string): number {
   return n;
 }
 
-function badRequest(message: string, field: string): WeirClientError {
-  return new WeirClientError(ErrorCode.BAD_REQUEST, message, { retryable: false, details: { field } });
-}
 

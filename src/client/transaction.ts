@@ -15,7 +15,7 @@ import { BatchBuilder } from '../protocol/batch-builder.js';
 import { ErrorCode } from '../protocol/codes.js';
 import type { TxnBeginResult, TxnCheckFrame, TxnDecider, TxnDecisionResult, TxnInfo, TxnListResult, TxnProduceResult, TxnState } from '../protocol/frames.js';
 import { asClientError, type Connection } from './connection.js';
-import { WeirClientError } from './errors.js';
+import { WeirClientError, badRequest } from './errors.js';
 import { recordSize } from './producer.js';
 import type { ProduceMessage } from './types.js';
 
@@ -195,6 +195,3 @@ export class TransactionChecker {
   }
 }
 
-function badRequest(message: string, field: string): WeirClientError {
-  return new WeirClientError(ErrorCode.BAD_REQUEST, message, { retryable: false, details: { field } });
-}

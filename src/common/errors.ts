@@ -118,3 +118,8 @@ export function errorToPlain(err: unknown, depth = 0): PlainError {
   }
   return { code: UNKNOWN_ERROR_CODE, message: String(err), retryable: false };
 }
+
+/** A request field is missing or wrong: BAD_REQUEST with `details.field` (docs/protocol.md). */
+export function badRequest(field: string, message: string): WeirError {
+  return new WeirError('BAD_REQUEST', message, { details: { field } });
+}

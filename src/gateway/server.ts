@@ -5,7 +5,7 @@
  * under credit. Everything here runs on the main thread's event loop and never blocks it.
  */
 import type { HttpResponse, WebSocket, us_listen_socket } from 'uWebSockets.js';
-import { WeirError } from '../common/errors.js';
+import { WeirError, badRequest } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
@@ -1051,9 +1051,7 @@ function appendRuns(sink: ByteSink, records: Uint8Array, index: RecordIndex, nex
 }
 
 /** BAD_REQUEST naming the frame field at fault (details.field); for feature modules too. */
-export function badRequest(field: string, message: string): WeirError {
-  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
-}
+export { badRequest };
 
 function shuttingDown(): WeirError {
   return new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry against it once it is back', { retryable: true });

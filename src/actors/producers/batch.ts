@@ -6,7 +6,7 @@
  * weir-batch-count. After the batch is scanned again, the gateway sets ATTR_IDEMPOTENT on that
  * record; partition recovery trusts only records with that bit (record.ts).
  */
-import { WeirError } from '../../common/errors.js';
+import { WeirError, badRequest } from '../../common/errors.js';
 import type { ProducerSequence } from '../partition/handle.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { Header } from '../../protocol/headers.js';
@@ -109,6 +109,3 @@ function encodeHeaders(headers: Array<[string, string]>): Uint8Array {
   return out;
 }
 
-function badRequest(field: string, message: string): WeirError {
-  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
-}

@@ -10,7 +10,7 @@
  * collide with the gateway's own (per-connection, from 1).
  */
 import { join } from 'node:path';
-import { WeirError } from '../../common/errors.js';
+import { WeirError, badRequest } from '../../common/errors.js';
 import { BatchBuilder } from '../../protocol/batch-builder.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { GROUP_NAME } from '../../protocol/frames.js';
@@ -589,9 +589,6 @@ function pairs(v: unknown, f: (a: number, b: number) => void): void {
   }
 }
 
-function badRequest(field: string, message: string): WeirError {
-  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
-}
 
 function needId(id: number | undefined, f: Frame): number {
   if (id === undefined) throw badRequest('id', `"${String(f.op)}" needs a non-negative integer "id"`);

@@ -3,8 +3,7 @@
  * with the topic in topics.json; every field has a default, so a topic created without a config
  * (or by an older broker) behaves as documented in docs/protocol.md, "Topic config".
  */
-import { WeirError } from '../../common/errors.js';
-import { ErrorCode } from '../../protocol/codes.js';
+import { badRequest } from '../../common/errors.js';
 import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig } from '../../protocol/frames.js';
 
 export interface RetryBackoff {
@@ -49,29 +48,29 @@ export const deadLetterTopicOf = (topic: string): string => `${topic}.dlq`;
 export function resolveTopicConfig(topic: string, raw: unknown, base?: ResolvedTopicConfig): ResolvedTopicConfig {
   const out: ResolvedTopicConfig = base ? { ...base, retryBackoff: { ...base.retryBackoff } } : { ...DEFAULT_TOPIC_CONFIG, retryBackoff: { ...DEFAULT_TOPIC_CONFIG.retryBackoff }, deadLetterTopic: topic.startsWith(INTERNAL_TOPIC_PREFIX) ? null : deadLetterTopicOf(topic) };
   if (raw === undefined || raw === null) return out;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw bad('config', '"config" must be a map');
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw badRequest('config', '"config" must be a map');
   const c = raw as Record<string, unknown>;
   const known = new Set(['visibilityTimeoutMs', 'maxDeliveries', 'retryBackoff', 'orderedKeys', 'deadLetterTopic', 'ttlMs', 'deadLetterExpired', 'transactionCheckMs', 'transactionTimeoutMs']);
-  for (const k of Object.keys(c)) if (!known.has(k)) throw bad(`config.${k}`, `unknown topic setting ${JSON.stringify(k.slice(0, 40))}`);
+  for (const k of Object.keys(c)) if (!known.has(k)) throw badRequest(`config.${k}`, `unknown topic setting ${JSON.stringify(k.slice(0, 40))}`);
   if (c.visibilityTimeoutMs !== undefined) out.visibilityTimeoutMs = int(c.visibilityTimeoutMs, 'config.visibilityTimeoutMs', 10, 24 * 3_600_000);
   if (c.maxDeliveries !== undefined) out.maxDeliveries = int(c.maxDeliveries, 'config.maxDeliveries', 1, 1_000_000);
   if (c.retryBackoff !== undefined) {
     const r = c.retryBackoff;
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw bad('config.retryBackoff', '"retryBackoff" must be a map of initialMs, maxMs, multiplier, jitter');
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw badRequest('config.retryBackoff', '"retryBackoff" must be a map of initialMs, maxMs, multiplier, jitter');
     const rb = r as Record<string, unknown>;
     if (rb.initialMs !== undefined) out.retryBackoff.initialMs = int(rb.initialMs, 'config.retryBackoff.initialMs', 0, 24 * 3_600_000);
     if (rb.maxMs !== undefined) out.retryBackoff.maxMs = int(rb.maxMs, 'config.retryBackoff.maxMs', 0, 24 * 3_600_000);
     if (rb.multiplier !== undefined) out.retryBackoff.multiplier = num(rb.multiplier, 'config.retryBackoff.multiplier', 1, 100);
     if (rb.jitter !== undefined) out.retryBackoff.jitter = num(rb.jitter, 'config.retryBackoff.jitter', 0, 1);
-    if (out.retryBackoff.maxMs < out.retryBackoff.initialMs) throw bad('config.retryBackoff.maxMs', 'retryBackoff.maxMs must be ≥ initialMs');
+    if (out.retryBackoff.maxMs < out.retryBackoff.initialMs) throw badRequest('config.retryBackoff.maxMs', 'retryBackoff.maxMs must be ≥ initialMs');
   }
   if (c.orderedKeys !== undefined) out.orderedKeys = bool(c.orderedKeys, 'config.orderedKeys');
   if (c.deadLetterTopic !== undefined) {
     if (c.deadLetterTopic === null) out.deadLetterTopic = null;
     else {
       const problem = topicNameProblem(c.deadLetterTopic);
-      if (problem) throw bad('config.deadLetterTopic', `deadLetterTopic: ${problem}`);
-      if (c.deadLetterTopic === topic) throw bad('config.deadLetterTopic', 'a topic cannot be its own dead-letter topic');
+      if (problem) throw badRequest('config.deadLetterTopic', `deadLetterTopic: ${problem}`);
+      if (c.deadLetterTopic === topic) throw badRequest('config.deadLetterTopic', 'a topic cannot be its own dead-letter topic');
       out.deadLetterTopic = c.deadLetterTopic as string;
     }
   }
@@ -87,18 +86,15 @@ export function topicConfigToWire(c: ResolvedTopicConfig): TopicConfig {
   return { ...c, retryBackoff: { ...c.retryBackoff } };
 }
 
-function bad(field: string, message: string): WeirError {
-  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
-}
 function int(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(field, `"${field}" must be an integer from ${min} to ${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw badRequest(field, `"${field}" must be an integer from ${min} to ${max}`);
   return v;
 }
 function num(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw bad(field, `"${field}" must be a number from ${min} to ${max}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw badRequest(field, `"${field}" must be a number from ${min} to ${max}`);
   return v;
 }
 function bool(v: unknown, field: string): boolean {
-  if (typeof v !== 'boolean') throw bad(field, `"${field}" must be true or false`);
+  if (typeof v !== 'boolean') throw badRequest(field, `"${field}" must be true or false`);
   return v;
 }

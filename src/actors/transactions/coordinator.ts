@@ -22,7 +22,7 @@
  * counting tags would take that copy for one of ours and lose a message.
  */
 import path from 'node:path';
-import { WeirError } from '../../common/errors.js';
+import { WeirError, badRequest } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
 import { GROUP_NAME, type TxnCheckFrame, type TxnInfo, type TxnState } from '../../protocol/frames.js';
@@ -578,9 +578,6 @@ function needId(id: number | undefined, f: Frame): number {
   return id;
 }
 
-function badRequest(field: string, message: string): WeirError {
-  return new WeirError(ErrorCode.BAD_REQUEST, message, { details: { field } });
-}
 
 function shuttingDown(): WeirError {
   return new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry against it once it is back', { retryable: true });
