@@ -102,7 +102,12 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   private running = 0;
   private pumping = false;
   /** autoAck: false — messages the handler returned from without settling them. */
-  private unsettled = new Set<QueueMessage>();
+  /**
+   * Handled but not settled (autoAck: false), by `partition:offset`: a message the broker redelivers
+   * (its visibility timeout passed) replaces its earlier copy, so never-settled messages cost a
+   * bounded amount (at most the partitions' windows), not one entry per delivery forever.
+   */
+  private unsettled = new Map<string, QueueMessage>();
   private idle: Array<() => void> = [];
   /** Offsets acked since the last flush, by partition (an array: no Map lookup per message). */
   private acks: Array<number[] | undefined> = [];
@@ -159,9 +164,9 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     return this.subId;
   }
 
-  /** Messages received and not yet handed to the handler, and handlers running. */
-  stats(): { queued: number; running: number } {
-    return { queued: this.queue.length - this.head, running: this.running };
+  /** Messages received and not yet handed to the handler, handlers running, and (autoAck: false) messages handled but not settled. */
+  stats(): { queued: number; running: number; unsettled: number } {
+    return { queued: this.queue.length - this.head, running: this.running, unsettled: this.unsettled.size };
   }
 
   /** Stop taking messages, wait for running handlers, send their settlements, leave the group. */
@@ -180,7 +185,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     // Handled but left unsettled (autoAck: false): the application saw them, so they count as
     // deliveries; give them back as retries. Everything else we hold was never handled, and the
     // broker undoes those deliveries on unsubscribe.
-    for (const m of [...this.unsettled]) m.nack({ reason: 'consumer closed' });
+    for (const m of [...this.unsettled.values()]) m.nack({ reason: 'consumer closed' });
     this.flush();
     const sub = this.subId;
     if (sub !== null && this.conn.state === 'open') {
@@ -311,7 +316,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
   private handled(m: QueueMessage): void {
     if (m.settled) return;
     if (this.autoAck) m.ack();
-    else this.unsettled.add(m);
+    else this.unsettled.set(`${m.partition}:${m.offset}`, m);
   }
 
   private failed(m: QueueMessage, err: unknown): void {
@@ -326,7 +331,10 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
 
   /** @internal Called by QueueMessage.ack/nack. */
   settle(m: QueueMessage, nack: { action: 'retry' | 'fatal'; reason: string | undefined } | null): void {
-    if (!this.autoAck) this.unsettled.delete(m);
+    if (!this.autoAck) {
+      const key = `${m.partition}:${m.offset}`;
+      if (this.unsettled.get(key) === m) this.unsettled.delete(key);
+    }
     if (m.epoch !== this.epoch || this.state === 'closed') return; // from an earlier connection: the broker redelivers it anyway
     const offset = m.offset;
     if (nack === null) {

@@ -101,6 +101,21 @@ it('a handler that throws nacks with retry; visibility timeout redelivers what w
   for (const [v, d] of deliveries) expect(d, `message ${v}`).toEqual([1, 2]);
 });
 
+it('autoAck false: messages never settled come back after the visibility timeout and replace their earlier copy in the SDK', async () => {
+  tb = await startTestBroker();
+  const p = await clients.open(tb.url);
+  await p.createTopic('forgot', { partitions: 1, config: { visibilityTimeoutMs: 100, maxDeliveries: 100 } });
+  await produceNumbered(p, 'forgot', 0, 10);
+  const c = await clients.open(tb.url);
+  let seen = 0;
+  const sub = await c.subscribe('forgot', { mode: 'queue', group: 'g', autoAck: false }, () => {
+    seen++; // never settled
+  });
+  await until(() => seen >= 40, 10_000, 'four rounds of redelivery');
+  // Every message was delivered about four times, but the SDK keeps one entry per message.
+  expect(sub.stats().unsettled).toBe(10);
+});
+
 it('fair dispatch: a consumer holding its prefetch gets nothing more while another takes the rest', async () => {
   tb = await startTestBroker();
   const p = await clients.open(tb.url);
