@@ -4,9 +4,7 @@
  * original offsets, and stored once. The producer state is rebuilt from the log (no clean-shutdown
  * snapshot). Runs bin/weir.js, so it needs `npm run build`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, expect, it } from 'vitest';
 import { connect, type Ack } from '../../src/client/index.js';
 import { readMessages } from '../../src/protocol/batch-reader.js';
@@ -14,34 +12,14 @@ import { RawClient } from '../support/raw-client.js';
 import { tmpDir } from '../support/tmp-dir.js';
 import { until } from '../support/payload.js';
 import { flakySockets } from '../support/flaky-socket.js';
+import { startBrokerProcess } from '../support/child-broker.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let child: ChildProcess | undefined;
 const tmp = tmpDir('weir-eos-sigkill-');
 afterEach(() => {
   child?.kill('SIGKILL');
   tmp.cleanup();
 });
-
-function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', '--port', '0', '--data', dataDir, '--fsync', 'never'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, url: m[1]! });
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
-  });
-}
 
 it('resends to a broker restarted after SIGKILL: original offsets, every message stored once', async () => {
   const first = await startBrokerProcess(tmp.dir);

@@ -13,29 +13,14 @@ import { until } from '../../support/payload.js';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startBrokerProcess as startChildBroker } from '../../support/child-broker.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** A broker in a child process on tmp.dir (fsync never), to be SIGKILLed. */
-function startBrokerProcess(env: Record<string, string>, port = 0): Promise<{ kill: () => void; url: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', '--port', String(port), '--data', tmp.dir, '--fsync', 'never'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-    });
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ kill: () => proc.kill('SIGKILL'), url: m[1]! });
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
-  });
+async function startBrokerProcess(env: Record<string, string>, port = 0): Promise<{ kill: () => void; url: string }> {
+  const { proc, url } = await startChildBroker(tmp.dir, { port, env });
+  return { kill: () => proc.kill('SIGKILL'), url };
 }
 
 let tb: TestBroker | undefined;

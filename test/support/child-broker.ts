@@ -1,0 +1,31 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * A broker as a child process (`bin/weir.js start`, so `npm run build` first), for tests that
+ * SIGKILL it. Resolves once it prints its URL; rejects if it exits first or takes over 30 s.
+ */
+export function startBrokerProcess(
+  dataDir: string,
+  options: { port?: number; fsync?: string; env?: Record<string, string> } = {},
+): Promise<{ proc: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const args = [path.join(root, 'bin/weir.js'), 'start', '--port', String(options.port ?? 0), '--data', dataDir, '--fsync', options.fsync ?? 'never'];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1]! });
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
+  });
+}
