@@ -59,12 +59,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
 
     const client = await connect(values.url!);
     let printed = 0;
-    let stop!: () => void;
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
-    const onSignal = (): void => stop();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    io.signal?.addEventListener('abort', onSignal, { once: true });
+    const { stopped, stop, dispose } = stopOnSignal(io);
     try {
       const options = {
         ...(values.group !== undefined ? { group: values.group } : {}),
@@ -86,9 +81,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       await stopped;
       await sub.close(); // waits for running handlers, commits (groups), unsubscribes
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      io.signal?.removeEventListener('abort', onSignal);
+      dispose();
       await client.close();
     }
     return EXIT_OK;
@@ -110,12 +103,7 @@ async function consumeQueue(
   if (prefetch === 0) throw new UsageError('--prefetch must be at least 1');
   const client = await connect(url);
   let printed = 0;
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const onSignal = (): void => stop();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  io.signal?.addEventListener('abort', onSignal, { once: true });
+  const { stopped, stop, dispose } = stopOnSignal(io);
   try {
     const sub = await client.subscribe(
       topic,
@@ -139,10 +127,24 @@ async function consumeQueue(
     await stopped;
     await sub.close(); // sends the acks, leaves the group
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    io.signal?.removeEventListener('abort', onSignal);
+    dispose();
     await client.close();
   }
   return EXIT_OK;
+}
+
+/** `stopped` resolves on SIGINT, SIGTERM, `io.signal`'s abort, or `stop()`; `dispose()` removes the listeners. */
+function stopOnSignal(io: CommandIo): { stopped: Promise<void>; stop: () => void; dispose: () => void } {
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const onSignal = (): void => stop();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  io.signal?.addEventListener('abort', onSignal, { once: true });
+  const dispose = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    io.signal?.removeEventListener('abort', onSignal);
+  };
+  return { stopped, stop, dispose };
 }
