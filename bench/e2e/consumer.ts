@@ -5,6 +5,7 @@
 import type { Histogram } from '../../src/common/histogram.js';
 import { now, readStamp } from './clock.js';
 import type { Driver, DriverSubscription, MessageListener } from './driver.js';
+import type { FlowCounters } from './flow.js';
 import { latencyHistogram, zeroCounters, type Counters } from './stats.js';
 
 export class ConsumerLoop {
@@ -18,6 +19,9 @@ export class ConsumerLoop {
     private readonly driver: Driver,
     private readonly topic: string,
     private readonly subscription: string,
+    /** Where this thread publishes its received total (producers may hold back on it). */
+    private readonly flow: FlowCounters,
+    private readonly index: number,
   ) {}
 
   readonly onMessage: MessageListener = (value) => {
@@ -28,6 +32,7 @@ export class ConsumerLoop {
     c.received++;
     c.receivedTotal++;
     c.receivedBytes += value.length;
+    this.flow.received(this.index, c.receivedTotal);
   };
 
   async start(fromBeginning: boolean): Promise<void> {

@@ -25,6 +25,9 @@ const lat = (rate: number, size: number): Preset => ({
   workload: { partitionsPerTopic: 8, producerRate: rate, messageSize: size, lingerMs: 1 },
 });
 
+/** 1 producer and 4 consumers at max rate, producers held at 4 × the producer's in-flight window unconsumed. */
+const consumersOf4: Partial<Workload> = { partitionsPerTopic: 8, producersPerTopic: 1, consumersPerTopic: 4, producerRate: 0, messageSize: 100, maxBacklog: 32_000 };
+
 const list: Preset[] = [
   max(1, 1),
   max(8, 1),
@@ -42,10 +45,19 @@ const list: Preset[] = [
       'write a 2 GiB backlog (1 KiB messages, 8 partitions) at max rate with no consumer, then drain it from the start while producing continues at 10,000 msg/s; reports drain rate and broker RSS (--backlog-bytes to change the size)',
     workload: { partitionsPerTopic: 8, messageSize: 1024, producerRate: 10_000, backlogBytes: 2 * 1024 ** 3, warmupSeconds: 0, durationSeconds: 600 },
   },
+  // queue-4c against log-4c: the same clients, only the consume mode differs. Both run at the
+  // highest rate their consumers sustain (maxBacklog): flat out, the producer takes CPU from queue
+  // consumers that are bound by the ack → redeliver round trip, and what it produces beyond what
+  // they consume counts for nothing (msg/s = min(produced, consumed)). --max-backlog 0 runs flat out.
   {
     name: 'queue-4c',
-    description: 'max rate, 100 B, 8 partitions, 1 producer, 4 queue-mode consumers (one queue group, prefetch 100, one ack per message); compare with max-8p',
-    workload: { partitionsPerTopic: 8, producersPerTopic: 1, consumersPerTopic: 4, producerRate: 0, messageSize: 100, consumeMode: 'queue', prefetch: 100 },
+    description: 'max sustainable rate, 100 B, 8 partitions, 1 producer, 4 queue-mode consumers (one queue group, prefetch 100, one ack per message); compare with log-4c',
+    workload: { ...consumersOf4, consumeMode: 'queue', prefetch: 100 },
+  },
+  {
+    name: 'log-4c',
+    description: 'max sustainable rate, 100 B, 8 partitions, 1 producer, 4 log-mode consumers (one consumer group): the log-mode reference for queue-4c',
+    workload: { ...consumersOf4, consumeMode: 'log' },
   },
   {
     name: 'delay-1s',

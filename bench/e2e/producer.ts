@@ -10,11 +10,13 @@
  * hidden (coordinated omission, https://www.youtube.com/watch?v=lJ8ydIuPFeU).
  *
  * At rate 0 (max rate) the producer keeps `maxInFlightBatches` full batches in flight; a batch's
- * intended send time is when it was built.
+ * intended send time is when it was built. With `maxBacklog` it also waits while that many messages
+ * are sent and not yet consumed (flow.ts).
  */
 import type { Histogram } from '../../src/common/histogram.js';
 import { now, within, writeStamp } from './clock.js';
 import type { Driver, ProduceBatch } from './driver.js';
+import type { FlowCounters } from './flow.js';
 import { latencyHistogram, zeroCounters, type Counters } from './stats.js';
 import type { Workload } from './workload.js';
 
@@ -28,10 +30,15 @@ export interface ProducerLoopOptions {
   seed: number;
   /** First produce error (later ones are only counted). */
   onError?: (err: unknown) => void;
+  /** Sent/received totals of the run (`workload.maxBacklog`), and this producer's slot in it. */
+  flow: FlowCounters;
+  index: number;
 }
 
 /** After a failed batch, wait this long before sending again (no hot loop against a broken broker). */
 const ERROR_PAUSE_MS = 100;
+/** Held back by `workload.maxBacklog`: look at the consumers' progress again this often. */
+const BACKLOG_POLL_MS = 1;
 
 export class ProducerLoop {
   /** Window histogram (reset at the end of warm-up) and per-tick histogram, µs. */
@@ -110,7 +117,10 @@ export class ProducerLoop {
     const t = now();
     if (t < this.pausedUntil) return this.schedule(this.pausedUntil);
     if (this.rate === 0) {
-      while (this.inFlight < w.maxInFlightBatches && this.running) this.send(w.batchSize, now(), 0);
+      while (this.inFlight < w.maxInFlightBatches && this.running) {
+        if (w.maxBacklog > 0 && this.o.flow.backlog() + w.batchSize > w.maxBacklog) return this.schedule(now() + BACKLOG_POLL_MS);
+        this.send(w.batchSize, now(), 0);
+      }
       return; // acks wake us
     }
     const interval = this.interval;
@@ -172,6 +182,7 @@ export class ProducerLoop {
     this.counters.inFlight = this.inFlight;
     this.counters.sent += n;
     this.counters.sentTotal += n;
+    this.o.flow.sent(this.o.index, this.counters.sentTotal);
     this.o.driver.produce(this.o.topic, batch).then(
       () => this.settled(n, first, step, true),
       (err: unknown) => {

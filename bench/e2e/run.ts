@@ -40,6 +40,8 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
   --batch-size N        messages per produce batch (default 1000)
   --linger MS           at a fixed rate, longest a partial batch waits (default 1)
   --in-flight N         unacknowledged batches per producer (default 8)
+  --max-backlog N       max rate: producers hold while N messages are unconsumed, so the run finds
+                        the highest rate the consumers sustain (0 = flat out, the default)
   --warmup S            warm-up seconds (default 5)
   --duration S          measured seconds; for backlog, the drain time limit (default 30)
   --fsync MODE          never | always | interval:MS (default never)
@@ -92,6 +94,7 @@ async function main(): Promise<number> {
       'batch-size': { type: 'string' },
       linger: { type: 'string' },
       'in-flight': { type: 'string' },
+      'max-backlog': { type: 'string' },
       warmup: { type: 'string' },
       duration: { type: 'string' },
       fsync: { type: 'string' },
@@ -133,6 +136,7 @@ async function main(): Promise<number> {
     batchSize: int(values['batch-size'], 'batch-size'),
     lingerMs: int(values.linger, 'linger'),
     maxInFlightBatches: int(values['in-flight'], 'in-flight'),
+    maxBacklog: int(values['max-backlog'], 'max-backlog'),
     warmupSeconds: int(values.warmup, 'warmup'),
     durationSeconds: int(values.duration, 'duration'),
     fsync: values.fsync,

@@ -21,6 +21,7 @@ import type { HistogramJSON } from '../../src/common/histogram.js';
 import { sleep, within } from './clock.js';
 import { loadDriver, type Driver, type DriverSpec } from './driver.js';
 import os from 'node:os';
+import { FlowCounters } from './flow.js';
 import { ProcessSampler, readCpuSeconds, readMachineBusySeconds, type ResourceMark } from './proc.js';
 import { addCounters, mergeHistograms, summarizeLatency, zeroCounters, type Counters, type LatencySummary } from './stats.js';
 import { Kind, type FromWorker, type PlainError, type ToWorker, type WorkerInit } from './worker-protocol.js';
@@ -259,6 +260,8 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
   const topics = Array.from({ length: w.topics }, (_, i) => `${options.topicPrefix ?? 'bench'}-${runId}-${i}`);
   const producers: Thread[] = [];
   const consumers: Thread[] = [];
+  const producerThreads = w.topics * w.producersPerTopic;
+  const flow = FlowCounters.allocate(producerThreads, w.topics * w.consumersPerTopic);
   const sampler = new ProcessSampler(options.brokerPids ?? []);
   const hasBroker = (options.brokerPids?.length ?? 0) > 0;
   const timeline: TimelinePoint[] = [];
@@ -298,6 +301,8 @@ export async function runWorkload(options: RunOptions): Promise<RunResult> {
         rate,
         subscription: `${topics[topicIndex]}-sub`,
         fromBeginning: true,
+        flow,
+        producerThreads,
       },
       fail,
       onThreadError,

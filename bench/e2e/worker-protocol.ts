@@ -33,6 +33,10 @@ export interface WorkerInit {
   /** Consumer: subscription (group) name, and where it starts. */
   subscription: string;
   fromBeginning: boolean;
+  /** Sent/received totals of every thread (flow.ts), for `workload.maxBacklog`. */
+  flow: SharedArrayBuffer;
+  /** Producer threads in the run (the layout of `flow`). */
+  producerThreads: number;
 }
 
 export type ToWorker =

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { within } from './clock.js';
 import { ConsumerLoop } from './consumer.js';
 import { loadDriver, type Driver } from './driver.js';
+import { FlowCounters } from './flow.js';
 import { ProducerLoop } from './producer.js';
 import { zeroCounters } from './stats.js';
 import { Kind, toPlainError, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   await driver.connect();
   let producer: ProducerLoop | null = null;
   let consumer: ConsumerLoop | null = null;
+  const flow = new FlowCounters(init.flow, init.producerThreads);
   if (init.role === 'producer') {
     producer = new ProducerLoop({
       driver,
@@ -32,10 +34,12 @@ async function main(): Promise<void> {
       workload: init.workload,
       rate: init.rate,
       seed: 0x5eed + init.index * 7919,
+      flow,
+      index: init.index,
       onError: (err) => post({ type: Kind.ERROR, fatal: false, error: toPlainError(err) }),
     });
   } else {
-    consumer = new ConsumerLoop(driver, init.topic, init.subscription);
+    consumer = new ConsumerLoop(driver, init.topic, init.subscription, flow, init.index);
     await consumer.start(init.fromBeginning);
   }
   const counters = () => ({ ...(producer?.counters ?? consumer?.counters ?? zeroCounters()) });

@@ -44,6 +44,12 @@ export interface Workload {
   spinMs: number;
   /** Unacknowledged batches per producer; the producer waits (and its schedule slips, which the latency shows) beyond it. */
   maxInFlightBatches: number;
+  /**
+   * Max rate only, > 0: producers hold back while more than this many messages are sent and not yet
+   * received (every topic summed), so the run measures the highest rate the consumers sustain (the
+   * rate OMB's controller searches for at producerRate 0). 0: flat out, producers only wait for acks.
+   */
+  maxBacklog: number;
   warmupSeconds: number;
   /** Measured window; for a backlog run, the longest the drain may take. */
   durationSeconds: number;
@@ -83,6 +89,7 @@ export const DEFAULT_WORKLOAD: Workload = {
   lingerMs: 1,
   spinMs: 0,
   maxInFlightBatches: 8,
+  maxBacklog: 0,
   warmupSeconds: 5,
   durationSeconds: 30,
   fsync: 'never',
@@ -113,6 +120,7 @@ export function validateWorkload(w: Workload): Workload {
   num('lingerMs', 0);
   num('spinMs', 0);
   int('maxInFlightBatches', 1);
+  int('maxBacklog', 0);
   num('warmupSeconds', 0);
   num('durationSeconds', 0.1);
   num('backlogBytes', 0);
@@ -122,12 +130,22 @@ export function validateWorkload(w: Workload): Workload {
   if (!['none', 'round-robin', 'random'].includes(w.keyDistribution)) throw new Error(`workload.keyDistribution must be none, round-robin or random, got ${w.keyDistribution}`);
   if (!/^(never|always|interval:\d+)$/.test(w.fsync)) throw new Error(`workload.fsync must be never, always or interval:MS, got ${w.fsync}`);
   if (w.backlogBytes > 0 && w.consumersPerTopic < 1) throw new Error('a backlog run needs at least one consumer per topic');
+  if (w.maxBacklog > 0) {
+    if (w.backlogBytes > 0 || w.producerRate > 0) throw new Error('workload.maxBacklog applies to max-rate runs only (producerRate 0, no backlogBytes)');
+    if (w.consumersPerTopic < 1) throw new Error('workload.maxBacklog needs at least one consumer per topic');
+    if (w.maxBacklog < w.batchSize) throw new Error(`workload.maxBacklog (${w.maxBacklog}) must be at least one batch (${w.batchSize} messages)`);
+  }
   return w;
 }
 
 /** One line for logs and tables. */
 export function describeWorkload(w: Workload): string {
-  const rate = w.producerRate > 0 ? `${w.producerRate.toLocaleString('en-US')} msg/s` : 'max rate';
+  const rate =
+    w.producerRate > 0
+      ? `${w.producerRate.toLocaleString('en-US')} msg/s`
+      : w.maxBacklog > 0
+        ? `max sustainable rate (producers hold at ${w.maxBacklog.toLocaleString('en-US')} unconsumed)`
+        : 'max rate';
   const keys = w.keyDistribution === 'none' ? 'no key' : `${w.keyDistribution} over ${w.keys} keys`;
   const shape = `${w.topics} topic${w.topics > 1 ? 's' : ''} × ${w.partitionsPerTopic} partition${w.partitionsPerTopic > 1 ? 's' : ''}`;
   const clients = `${w.producersPerTopic} producer${w.producersPerTopic > 1 ? 's' : ''}/${w.consumersPerTopic} consumer${w.consumersPerTopic === 1 ? '' : 's'} per topic`;
