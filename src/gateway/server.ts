@@ -172,6 +172,12 @@ export interface GatewayConnection {
 export type OpHandler = (conn: GatewayConnection, id: number | undefined, frame: Frame) => Promise<void> | void;
 
 /** A batch read from a partition. */
+export interface ReadOptions {
+  maxBytes?: number;
+  maxRecords?: number;
+  maxWaitMs?: number;
+}
+
 export interface ReadResult {
   records: Uint8Array;
   count: number;
@@ -634,12 +640,33 @@ export class Gateway {
    * Read stored records of one partition from `offset` (waiting up to maxWaitMs for some to
    * arrive). `records` is a copy the caller owns.
    */
-  read(topic: Topic, partition: number, offset: number, options: { maxBytes?: number; maxRecords?: number; maxWaitMs?: number } = {}): Promise<ReadResult> {
+  async read(topic: Topic, partition: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
+    let result!: ReadResult;
+    await this.readView(topic, partition, offset, options, (records, count, next, end) => {
+      result = { records: records.slice(), count, next, end };
+    });
+    return result;
+  }
+
+  /**
+   * read() without the copy: `use` gets the records as a view of the partition's output ring, valid
+   * only during the call, for callers that copy them into memory of their own (queue windows keep
+   * read-ahead records in a reused buffer instead of a fresh allocation per read). Resolves after
+   * `use` returned; rejects with the partition's error (then `use` is not called).
+   */
+  readView(topic: Topic, partition: number, offset: number, options: ReadOptions, use: (records: Uint8Array, count: number, next: number, end: number) => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const actor = topic.actors[partition];
       if (!actor) throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `topic ${topic.name} has no partition ${partition}`);
       const ok = actor.fetch(FetchMode.OFFSET, offset, options.maxBytes ?? this.config.maxFetchBytes, options.maxRecords ?? 10_000, options.maxWaitMs ?? 0, {
-        data: (records, count, next, end) => resolve({ records: records.slice(), count, next, end }),
+        data: (records, count, next, end) => {
+          try {
+            use(records, count, next, end);
+            resolve();
+          } catch (err) {
+            reject(err as Error);
+          }
+        },
         failed: (code, message, start, end) => reject(new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } })),
       });
       if (!ok) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });

@@ -340,17 +340,15 @@ export class QueueService implements Feature {
     pw.reading = true;
     const offset = w.readNext;
     this.gateway
-      .read(topic, pw.partition, offset, { maxRecords: Math.min(room, 10_000), maxWaitMs: LONG_POLL_MS })
-      .then((r) => {
+      .readView(topic, pw.partition, offset, { maxRecords: Math.min(room, 10_000), maxWaitMs: LONG_POLL_MS }, (records, count, next) => {
+        // Stale (the window was unloaded while this read was out): dropped; read again from where it is now.
+        if (this.closed || w !== pw.window || w.readNext !== offset || next <= offset) return;
+        w.load(records, count, next); // copies: `records` is a view of the partition's ring
+        this.markDirty(g);
+      })
+      .then(() => {
         pw.reading = false;
-        if (this.closed) return;
-        // Stale (the window was unloaded while this read was out): read again from where it is now.
-        if (w !== pw.window || w.readNext !== offset) return this.pumpRead(g, pw);
-        if (r.next > offset) {
-          w.load(r.records, r.count, r.next);
-          this.markDirty(g);
-        }
-        this.pumpRead(g, pw);
+        if (!this.closed) this.pumpRead(g, pw);
       })
       .catch((err: unknown) => {
         pw.reading = false;

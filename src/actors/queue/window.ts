@@ -13,6 +13,7 @@
  * after a restart some of them may already be DONE or carry a delivery count from the journal.
  * `start` advances past every DONE prefix; the records of a fully DONE prefix are released.
  */
+import { FifoArena } from './arena.js';
 import { F_KEY_LENGTH, RECORD_HEADER_BYTES, readU32, readU53, F_OFFSET } from '../../protocol/record.js';
 
 export const AVAILABLE = 0;
@@ -31,7 +32,12 @@ interface Chunk {
   end: number;
   bytes: Uint8Array;
   pos: Int32Array;
+  /** Where `bytes` ends in the window's arena (release it with this), or -1: allocated on its own. */
+  arenaEnd: number;
 }
+
+/** Read-ahead records kept in one reused buffer per window (arena.ts); a bigger read gets its own. */
+export const ARENA_BYTES = 4 << 20;
 
 /** Offsets handed out by take(), and those that must go to the dead-letter topic instead. */
 export interface TakeResult {
@@ -56,6 +62,7 @@ export class ShareWindow {
   /** IN_FLIGHT: visibility deadline; RETRY_WAIT: when it becomes available again. */
   private due = new Float64Array(INITIAL_WINDOW);
   private chunks: Chunk[] = [];
+  private readonly arena = new FifoArena(ARENA_BYTES);
   loadedBytes = 0;
   /** No AVAILABLE loaded offset is below this (unordered scans start here). */
   private scanFrom: number;
@@ -125,15 +132,18 @@ export class ShareWindow {
   // ---------------------------------------------------------------- loading records
 
   /**
-   * Records read from the log at `readNext` (`next` = offset after them). Offsets already DONE
-   * (journal) stay DONE. Returns how many became available.
+   * Records read from the log at `readNext` (`next` = offset after them), copied: `records` may be
+   * a view the caller does not own. Offsets already DONE (journal) stay DONE. Returns how many
+   * became available.
    */
-  load(records: Uint8Array, count: number, next: number): number {
+  load(view: Uint8Array, count: number, next: number): number {
     const base = this.readNext;
     // A read of `room()` records can span more offsets than that when the log has gaps: keep what
     // fits in the window and read the rest again later (throwing here stalled the partition for good).
     next = Math.min(next, this.start + MAX_WINDOW);
     if (next <= base) return 0;
+    const copied = this.arena.copy(view);
+    const records = copied === null ? view.slice() : copied.view;
     this.fit(next - 1);
     const pos = new Int32Array(next - base).fill(-1);
     let at = 0;
@@ -142,7 +152,7 @@ export class ShareWindow {
       if (o >= base && o < next) pos[o - base] = at;
       at += 4 + readU32(records, at);
     }
-    this.chunks.push({ base, end: next, bytes: records, pos });
+    this.chunks.push({ base, end: next, bytes: records, pos, arenaEnd: copied === null ? -1 : copied.end });
     this.loadedBytes += records.length;
     let added = 0;
     for (let o = base; o < next; o++) {
@@ -165,6 +175,7 @@ export class ShareWindow {
   unload(): void {
     if (this.inFlight > 0) return;
     this.chunks = [];
+    this.arena.clear(true);
     this.loadedBytes = 0;
     this.availableLoaded = 0;
     this.readNext = this.start;
@@ -560,7 +571,9 @@ export class ShareWindow {
     if (this.readNext < this.start) this.readNext = this.start;
     if (this.scanFrom < this.start) this.scanFrom = this.start;
     while (this.chunks.length > 0 && this.chunks[0]!.end <= this.start) {
-      this.loadedBytes -= this.chunks.shift()!.bytes.length;
+      const c = this.chunks.shift()!;
+      this.loadedBytes -= c.bytes.length;
+      if (c.arenaEnd >= 0) this.arena.release(c.arenaEnd);
     }
   }
 
