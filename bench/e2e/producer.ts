@@ -58,6 +58,9 @@ export class ProducerLoop {
   private next = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private spinning = false;
+  /** sleepMs pacing: the futex word slept on (never notified: the timeout is the wake-up) and until when. */
+  private readonly sleepCell = new Int32Array(new SharedArrayBuffer(4));
+  private sleepUntil = 0;
   private running = false;
   private pausedUntil = 0;
   private inFlight = 0;
@@ -143,15 +146,30 @@ export class ProducerLoop {
   private schedule(at: number): void {
     if (this.timer || this.spinning || !this.running) return;
     const wait = at - now();
+    if (this.rate > 0 && wait <= this.w.sleepMs) {
+      // One turn first (acks, errors), then sleep the rest of the wait on a futex.
+      this.spinning = true;
+      this.sleepUntil = at;
+      setImmediate(this.sleep);
+      return;
+    }
     if (wait <= this.w.spinMs && this.rate > 0) {
       this.spinning = true;
       setImmediate(this.spin);
       return;
     }
-    this.timer = setTimeout(this.wake, Math.max(0, wait - this.w.spinMs));
+    this.timer = setTimeout(this.wake, Math.max(0, wait - Math.max(this.w.spinMs, this.w.sleepMs)));
   }
 
   private spin = (): void => {
+    this.spinning = false;
+    this.wake();
+  };
+
+  private sleep = (): void => {
+    const rest = this.sleepUntil - now();
+    // Nothing else runs on this thread meanwhile: it is the producer's own worker thread.
+    if (rest > 0) Atomics.wait(this.sleepCell, 0, 0, rest);
     this.spinning = false;
     this.wake();
   };

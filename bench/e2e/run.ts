@@ -39,6 +39,8 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
   --rate N              total target msg/s; 0 = max rate (default 0)
   --batch-size N        messages per produce batch (default 1000)
   --linger MS           at a fixed rate, longest a partial batch waits (default 1)
+  --sleep-ms MS         at a fixed rate, sleep the last MS before each send with Atomics.wait
+                        (sub-millisecond precision without spinning; default 0 = timers only)
   --in-flight N         unacknowledged batches per producer (default 8)
   --max-backlog N       max rate: producers hold while N messages are unconsumed, so the run finds
                         the highest rate the consumers sustain (0 = flat out, the default)
@@ -93,6 +95,7 @@ async function main(): Promise<number> {
       rate: { type: 'string' },
       'batch-size': { type: 'string' },
       linger: { type: 'string' },
+      'sleep-ms': { type: 'string' },
       'in-flight': { type: 'string' },
       'max-backlog': { type: 'string' },
       warmup: { type: 'string' },
@@ -135,6 +138,7 @@ async function main(): Promise<number> {
     producerRate: int(values.rate, 'rate'),
     batchSize: int(values['batch-size'], 'batch-size'),
     lingerMs: int(values.linger, 'linger'),
+    sleepMs: int(values['sleep-ms'], 'sleep-ms'),
     maxInFlightBatches: int(values['in-flight'], 'in-flight'),
     maxBacklog: int(values['max-backlog'], 'max-backlog'),
     warmupSeconds: int(values.warmup, 'warmup'),

@@ -42,6 +42,12 @@ export interface Workload {
    * own millisecond to every percentile. Costs load-generator CPU (shown in the report). 0 = timers only.
    */
   spinMs: number;
+  /**
+   * At a fixed rate, the last this-many ms before the next send are slept with Atomics.wait (a
+   * futex with a sub-millisecond timeout: precise like spinning, without its CPU), after one
+   * event-loop turn that reads what arrived (acks). Taken before spinMs. 0 = off.
+   */
+  sleepMs: number;
   /** Unacknowledged batches per producer; the producer waits (and its schedule slips, which the latency shows) beyond it. */
   maxInFlightBatches: number;
   /**
@@ -88,6 +94,7 @@ export const DEFAULT_WORKLOAD: Workload = {
   batchSize: 1000,
   lingerMs: 1,
   spinMs: 0,
+  sleepMs: 0,
   maxInFlightBatches: 8,
   maxBacklog: 0,
   warmupSeconds: 5,
@@ -119,6 +126,7 @@ export function validateWorkload(w: Workload): Workload {
   int('batchSize', 1);
   num('lingerMs', 0);
   num('spinMs', 0);
+  num('sleepMs', 0);
   int('maxInFlightBatches', 1);
   int('maxBacklog', 0);
   num('warmupSeconds', 0);
@@ -151,7 +159,7 @@ export function describeWorkload(w: Workload): string {
   const clients = `${w.producersPerTopic} producer${w.producersPerTopic > 1 ? 's' : ''}/${w.consumersPerTopic} consumer${w.consumersPerTopic === 1 ? '' : 's'} per topic`;
   const backlog = w.backlogBytes > 0 ? `, backlog ${formatBytes(w.backlogBytes)} then drain` : '';
   const queue = (w.consumeMode === 'queue' ? `, queue mode (prefetch ${w.prefetch}, ack per message)` : '') + (w.delayMs > 0 ? `, every message delayed ${w.delayMs} ms (latency = after due)` : '');
-  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
+  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}${w.sleepMs > 0 ? `, futex-paced last ${w.sleepMs} ms` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
 }
 
 export function formatBytes(n: number): string {
