@@ -57,7 +57,8 @@ export class ProducerLoop {
   /** Index in the schedule of the next message to send. */
   private next = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private spinning = false;
+  /** A spin or sleep wake-up is queued with setImmediate (instead of a timer). */
+  private turnPending = false;
   /** sleepMs pacing: the futex word slept on (never notified: the timeout is the wake-up) and until when. */
   private readonly sleepCell = new Int32Array(new SharedArrayBuffer(4));
   private sleepUntil = 0;
@@ -144,17 +145,17 @@ export class ProducerLoop {
   };
 
   private schedule(at: number): void {
-    if (this.timer || this.spinning || !this.running) return;
+    if (this.timer || this.turnPending || !this.running) return;
     const wait = at - now();
     if (this.rate > 0 && wait <= this.w.sleepMs) {
       // One turn first (acks, errors), then sleep the rest of the wait on a futex.
-      this.spinning = true;
+      this.turnPending = true;
       this.sleepUntil = at;
       setImmediate(this.sleep);
       return;
     }
     if (wait <= this.w.spinMs && this.rate > 0) {
-      this.spinning = true;
+      this.turnPending = true;
       setImmediate(this.spin);
       return;
     }
@@ -162,7 +163,7 @@ export class ProducerLoop {
   }
 
   private spin = (): void => {
-    this.spinning = false;
+    this.turnPending = false;
     this.wake();
   };
 
@@ -170,7 +171,7 @@ export class ProducerLoop {
     const rest = this.sleepUntil - now();
     // Nothing else runs on this thread meanwhile: it is the producer's own worker thread.
     if (rest > 0) Atomics.wait(this.sleepCell, 0, 0, rest);
-    this.spinning = false;
+    this.turnPending = false;
     this.wake();
   };
 

@@ -171,13 +171,14 @@ export interface GatewayConnection {
 /** A request handler a feature module registers for its own `op`s (see Gateway.registerOp). */
 export type OpHandler = (conn: GatewayConnection, id: number | undefined, frame: Frame) => Promise<void> | void;
 
-/** A batch read from a partition. */
+/** Limits of a read from a partition (Gateway.read / readView); the gateway's defaults when absent. */
 export interface ReadOptions {
   maxBytes?: number;
   maxRecords?: number;
   maxWaitMs?: number;
 }
 
+/** A batch read from a partition. */
 export interface ReadResult {
   records: Uint8Array;
   count: number;
