@@ -840,9 +840,12 @@ export class Gateway {
     }
     const actor = sub.topic.actors[c.partition]!;
     c.inFlight = true;
+    // Standing: while this cursor keeps up, the partition pushes each commit to it until the
+    // credit (or maxFetchBytes, or longPollMs) given here is spent; then the next pump asks again,
+    // with the credit and the socket's back-pressure as they are by then.
     const ok = actor.fetch(FetchMode.OFFSET, c.next, this.config.maxFetchBytes, c.credits, this.config.longPollMs, {
-      data: (records, count, next) => {
-        c.inFlight = false;
+      data: (records, count, next, _end, more) => {
+        if (!more) c.inFlight = false;
         if (!c.active) return;
         if (count > 0) {
           // time: expired records are skipped; only topics with a ttlMs or weir- records can have any.
@@ -860,7 +863,7 @@ export class Gateway {
           c.next = next;
           c.credits -= count;
         }
-        this.pump(sub, c);
+        if (!more) this.pump(sub, c);
       },
       failed: (code, _message, start) => {
         c.inFlight = false;
@@ -868,7 +871,7 @@ export class Gateway {
         if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next < start) c.next = start; // retention deleted it: skip ahead
         this.retryLater(sub, c);
       },
-    });
+    }, true);
     if (!ok) {
       c.inFlight = false;
       this.retryLater(sub, c);

@@ -8,12 +8,16 @@
  *
  * Input entries:
  *   PRODUCE  [1, chunkId, count]                                      + producer-form records
- *   FETCH    [2, fetchId, mode, posLow, posHigh, maxBytes, maxRecords, maxWaitMs]
+ *   FETCH    [2, fetchId, mode, posLow, posHigh, maxBytes, maxRecords, maxWaitMs, flags]
+ *            flags: STANDING = the fetch stays open after an answer with records, at the next
+ *            offset, until maxBytes/maxRecords (a budget over all its answers) are spent or
+ *            maxWaitMs has passed: a caught-up subscriber is pushed each commit without asking again
  *   PRODUCE_IDEMPOTENT [3, chunkId, count, producerIdLow, producerIdHigh, sequence] + records
  *            (exactly-once append: one whole batch of one producer; see actors/partition/producer-state.ts)
  * Output entries:
  *   ACK      [1, chunkId, baseLow, baseHigh, count, endLow, endHigh]
- *   DATA     [2, fetchId, count, nextLow, nextHigh, endLow, endHigh]  + stored records
+ *   DATA     [2, fetchId, count, nextLow, nextHigh, endLow, endHigh, flags]  + stored records
+ *            flags: MORE = the (standing) fetch is still open: more answers to it will follow
  *   FAIL     [3, id, kind, errorIndex, startLow, startHigh, endLow, endHigh] + UTF-8 message
  *            kind 1 = a PRODUCE chunk failed, 2 = a FETCH failed
  */
@@ -22,14 +26,16 @@ import { RING_ERROR_CODES, type ErrorCode } from '../protocol/codes.js';
 export const In = { PRODUCE: 1, FETCH: 2, PRODUCE_IDEMPOTENT: 3 } as const;
 export const Out = { ACK: 1, DATA: 2, FAIL: 3 } as const;
 export const FailKind = { PRODUCE: 1, FETCH: 2 } as const;
+export const FetchFlag = { STANDING: 1 } as const;
+export const DataFlag = { MORE: 1 } as const;
 export const FetchMode = { OFFSET: 0, EARLIEST: 1, LATEST: 2, TIMESTAMP: 3 } as const;
 export type FetchMode = (typeof FetchMode)[keyof typeof FetchMode];
 
 export const PRODUCE_HEADER_BYTES = 12;
 export const IDEMPOTENT_PRODUCE_HEADER_BYTES = 24;
-export const FETCH_BYTES = 32;
+export const FETCH_BYTES = 36;
 export const ACK_BYTES = 28;
-export const DATA_HEADER_BYTES = 28;
+export const DATA_HEADER_BYTES = 32;
 export const FAIL_HEADER_BYTES = 32;
 
 export function errorIndex(code: ErrorCode): number {

@@ -11,7 +11,9 @@ import { ErrorCode } from '../../protocol/codes.js';
 import {
   ACK_BYTES,
   DATA_HEADER_BYTES,
+  DataFlag,
   FAIL_HEADER_BYTES,
+  FetchFlag,
   FailKind,
   FetchMode,
   IDEMPOTENT_PRODUCE_HEADER_BYTES,
@@ -42,9 +44,12 @@ export interface PartitionPorts {
 interface Fetch {
   id: number;
   offset: number;
+  /** What the fetch may still be answered with (for a standing fetch: over all its answers). */
   maxBytes: number;
   maxRecords: number;
   deadline: number;
+  /** Stays open after answering with records (FetchFlag.STANDING): see sendData. */
+  standing: boolean;
 }
 
 /** A chunk appended but not yet flushed: acknowledged once the group commit succeeds. */
@@ -146,7 +151,7 @@ export class PartitionCore {
   close(): void {
     this.commitGroup();
     const now = Date.now();
-    for (const f of this.parked) this.sendData(f, now, true);
+    for (const f of this.parked) this.sendData(f, now, true); // final (empty) answers
     this.parked = [];
     this.publish();
     // Everything is flushed: a snapshot as of the log end makes the next open replay nothing.
@@ -267,6 +272,7 @@ export class PartitionCore {
       maxBytes: Math.min(readU32(e, 20), this.opts.maxFetchBytes),
       maxRecords: readU32(e, 24),
       deadline: now + readU32(e, 28),
+      standing: (readU32(e, 32) & FetchFlag.STANDING) !== 0,
     };
   }
 
@@ -281,7 +287,7 @@ export class PartitionCore {
       this.parked.push(f); // long poll: answered when data arrives or at the deadline
       return false;
     }
-    this.sendData(f, now, false);
+    if (this.sendData(f, now, false)) this.parked.push(f);
     return true;
   }
 
@@ -291,30 +297,42 @@ export class PartitionCore {
     let keep = 0;
     for (const f of this.parked) {
       if (f.offset < end || f.deadline <= now) {
+        answered = true;
         if (f.offset < this.log.logStartOffset) {
           this.sendFail(FailKind.FETCH, f.id, ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${f.offset} was deleted by retention`, this.log.logStartOffset, end);
-        } else this.sendData(f, now, false);
-        answered = true;
+        } else if (this.sendData(f, now, false)) this.parked[keep++] = f;
       } else this.parked[keep++] = f;
     }
     this.parked.length = keep;
     return answered;
   }
 
-  private sendData(f: Fetch, _now: number, empty: boolean): void {
+  /**
+   * Answer `f` with what the log holds from its offset. Returns true when the fetch stays open: a
+   * standing fetch answered with records, budget left and its deadline not reached. It then waits
+   * at its next offset like a parked fetch, so a caught-up subscriber gets each commit without a
+   * fetch (one more thread wake-up) per delivery.
+   */
+  private sendData(f: Fetch, now: number, empty: boolean): boolean {
     const end = this.log.durableOffset;
     // maxRecords 0 only resolves a position (earliest/latest/timestamp) into an offset.
     const r = empty || f.offset >= end || f.maxRecords === 0
       ? { records: EMPTY, count: 0, nextOffset: f.offset }
       : this.log.read(f.offset, f.maxBytes, f.maxRecords, this.readBuffer);
+    f.offset = r.nextOffset;
+    f.maxBytes -= r.records.length;
+    f.maxRecords -= r.count;
+    const more = f.standing && r.count > 0 && f.maxBytes > 0 && f.maxRecords > 0 && f.deadline > now;
     const w = this.beginOut(DATA_HEADER_BYTES + r.records.length);
     w.appendU32(Out.DATA);
     w.appendU32(f.id);
     w.appendU32(r.count);
     appendU53(w, r.nextOffset);
     appendU53(w, end);
+    w.appendU32(more ? DataFlag.MORE : 0);
     if (r.records.length > 0) w.append(r.records);
     w.commit();
+    return more;
   }
 
   private sendFail(kind: number, id: number, code: ErrorCode, message: string, start: number, end: number): void {

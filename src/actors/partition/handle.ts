@@ -12,8 +12,11 @@ import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
 import { workerEntry } from '../../common/worker-entry.js';
 import { channels } from '../../common/diagnostics.js';
 import {
+  DATA_HEADER_BYTES,
+  DataFlag,
   FETCH_BYTES,
   FailKind,
+  FetchFlag,
   IDEMPOTENT_PRODUCE_HEADER_BYTES,
   In,
   Out,
@@ -34,8 +37,11 @@ export interface ProduceWaiter {
   failed(code: ErrorCode, message: string): void;
 }
 export interface FetchWaiter {
-  /** `records` is a view into shared memory, valid only during this call: copy or encode it now. */
-  data(records: Uint8Array, count: number, next: number, end: number): void;
+  /**
+   * `records` is a view into shared memory, valid only during this call: copy or encode it now.
+   * `more`: a standing fetch is still open, and this waiter will be called again.
+   */
+  data(records: Uint8Array, count: number, next: number, end: number, more: boolean): void;
   failed(code: ErrorCode, message: string, start: number, end: number): void;
 }
 
@@ -232,7 +238,12 @@ export class PartitionActor {
     return true;
   }
 
-  fetch(mode: FetchMode, position: number, maxBytes: number, maxRecords: number, maxWaitMs: number, waiter: FetchWaiter): boolean {
+  /**
+   * Ask for records from `position`. A long poll (`maxWaitMs` > 0) waits at the log end for data;
+   * a `standing` one also stays open after answering with records, spending `maxBytes` and
+   * `maxRecords` over several answers until they or `maxWaitMs` run out (FetchFlag.STANDING).
+   */
+  fetch(mode: FetchMode, position: number, maxBytes: number, maxRecords: number, maxWaitMs: number, waiter: FetchWaiter, standing = false): boolean {
     if (!this.alive) return false;
     const id = this.allocId();
     const e = new Uint8Array(FETCH_BYTES);
@@ -245,6 +256,7 @@ export class PartitionActor {
     v.setUint32(20, maxBytes, true);
     v.setUint32(24, maxRecords, true);
     v.setUint32(28, maxWaitMs, true);
+    v.setUint32(32, standing ? FetchFlag.STANDING : 0, true);
     if (this.held.length === 0 && this.writer.tryWrite(e)) {
       this.fetches.set(id, waiter);
     } else {
@@ -366,8 +378,9 @@ export class PartitionActor {
         const end = u53(e, 20);
         if (end > this.end) this.end = end;
         const w = this.fetches.get(id);
-        this.fetches.delete(id);
-        w?.data(e.subarray(28), readU32(e, 8), u53(e, 12), end);
+        const more = (readU32(e, 28) & DataFlag.MORE) !== 0;
+        if (!more) this.fetches.delete(id);
+        w?.data(e.subarray(DATA_HEADER_BYTES), readU32(e, 8), u53(e, 12), end, more);
       } else if (type === Out.FAIL) {
         const code = errorCodeAt(readU32(e, 12));
         const message = decoder.decode(e.subarray(32));
