@@ -138,6 +138,14 @@ export class PartitionLog {
   /** Index entries of buffered records, PENDING_FIELDS per entry; part 0 = active, k = rollAt[k-1]. */
   private pending = new Float64Array(PENDING_FIELDS * 1024);
   private pendingCount = 0;
+  /**
+   * What the last flush wrote is still in `buf` (from 0) until the next append overwrites it: bytes
+   * [flushedPos, flushedPos + flushedLen) of flushedSeg. Reads of them (a caught-up consumer reading
+   * the commit it is waiting for) are copied from there instead of read back with a pread.
+   */
+  private flushedSeg: Segment | null = null;
+  private flushedPos = 0;
+  private flushedLen = 0;
   /** Projected size and last index entry position of the segment the next append goes to. */
   private tailSize: number;
   private tailLastEntry: number;
@@ -255,6 +263,7 @@ export class PartitionLog {
     const savedTailSize = this.tailSize;
     const savedTailLastEntry = this.tailLastEntry;
     const savedPending = this.pendingCount;
+    if (this.bufLen === 0) this.flushedSeg = null; // buf is about to be overwritten
     // Roll before the batch if it would take a non-empty segment past segmentBytes (a single batch
     // larger than segmentBytes still goes whole into an empty segment).
     const rolls = this.tailSize > 0 && this.tailSize + bytes > this.segmentBytes;
@@ -392,7 +401,13 @@ export class PartitionLog {
       this.touchSealed(sealed);
       this.syncInBackground(sealed);
     }
+    const written = this.buf;
+    const writtenLen = this.bufLen;
     this.resetBuffer();
+    // Only a flush into one segment (no roll) and a buffer kept as it is: the common case.
+    this.flushedSeg = parts === 0 && this.buf === written ? original : null;
+    this.flushedPos = saved.size;
+    this.flushedLen = writtenLen;
     return this.durable;
   }
 
@@ -434,14 +449,14 @@ export class PartitionLog {
     const avail = seg.size - pos;
     const want = Math.min(avail, Math.max(maxBytes, RECORD_HEADER_BYTES));
     let out: Uint8Array = into !== undefined && into.length >= want ? into : Buffer.allocUnsafeSlow(want);
-    let n = seg.readAt(out, 0, want, pos);
+    let n = this.readAt(seg, out, want, pos);
     const first = n >= RECORD_HEADER_BYTES ? 4 + readU32(out, 0) : 0;
     if (first < RECORD_HEADER_BYTES || first > avail || recordOffset(out, 0) !== offset) {
       throw this.corrupt(seg, pos, offset, 'the record at the located position does not carry the requested offset');
     }
     if (first > n) {
       out = Buffer.allocUnsafeSlow(first);
-      n = seg.readAt(out, 0, first, pos);
+      n = this.readAt(seg, out, first, pos);
     }
     // Walk lengths through a plain Uint8Array view: readU32 stays monomorphic (a Buffer argument
     // here would make the shared helper polymorphic and this loop several times slower).
@@ -479,7 +494,7 @@ export class PartitionLog {
     const end = seg.size;
     const scratch = this.scratch;
     while (pos < end) {
-      const n = seg.readAt(scratch, 0, Math.min(scratch.length, end - pos), pos);
+      const n = this.readAt(seg, scratch, Math.min(scratch.length, end - pos), pos);
       let at = 0;
       while (at + F_TIMESTAMP + 8 <= n) {
         if (recordTimestamp(scratch, at) >= ts) return off;
@@ -724,6 +739,16 @@ export class PartitionLog {
   }
 
   /** File position of the record `offset` (which must be in `seg` and below durableOffset). */
+  /** `length` bytes of `seg` from `pos` into `out` (from 0): from the last flush's buffer when it holds them all. */
+  private readAt(seg: Segment, out: Uint8Array, length: number, pos: number): number {
+    const from = pos - this.flushedPos;
+    if (seg === this.flushedSeg && from >= 0 && from + length <= this.flushedLen) {
+      out.set(this.buf.subarray(from, from + length));
+      return length;
+    }
+    return seg.readAt(out, 0, length, pos);
+  }
+
   private locate(seg: Segment, offset: number): number {
     if (this.hintSeg === seg && this.hintOffset === offset) return this.hintPos;
     const idx = seg.index!;
@@ -734,7 +759,7 @@ export class PartitionLog {
     const scratch = this.scratch;
     // Only lengths are needed to skip records, so a record larger than the scratch is no problem.
     while (off < offset) {
-      const n = seg.readAt(scratch, 0, Math.min(scratch.length, end - pos), pos);
+      const n = this.readAt(seg, scratch, Math.min(scratch.length, end - pos), pos);
       if (n < 4) throw this.corrupt(seg, pos, off, 'the segment ends before the requested offset');
       let at = 0;
       while (off < offset && at + 4 <= n) {
@@ -757,6 +782,7 @@ export class PartitionLog {
   private closeAll(): void {
     this.closed = true;
     this.hintSeg = null;
+    this.flushedSeg = null;
     this.openSealed.length = 0;
     let error: unknown = null;
     for (const s of this.segments) {
