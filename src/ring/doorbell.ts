@@ -65,8 +65,6 @@ function checkTimeout(timeoutMs: number): void {
   }
 }
 
-const noop = (): void => {};
-
 /**
  * Close the ring from either side: store CLOSED = 1 (never reset), then wake both sleepers so a
  * blocked wait returns promptly. Idempotent. The producer's begin() throws RingClosedError from now
@@ -130,21 +128,31 @@ export class Sleeper {
   }
 
   async sleepAsync(probe: Probe, timeoutMs: number): Promise<WaitResult> {
-    const started = this.#enter();
-    // A pending waitAsync does not keep the thread alive (nodejs/node #44729): hold a ref'd timer
-    // for the whole wait. It is also the upper bound of the wait, so it adds no wake-ups.
-    const keepAlive = setTimeout(noop, Math.min(MAX_TIMEOUT_MS, Math.ceil(timeoutMs) + 1));
+    this.#enter();
+    // The deadline is our own ref'd timer, not a waitAsync timeout: V8 schedules such a timeout as
+    // a delayed task, and posting it wakes this thread's event loop (an eventfd write, read and
+    // epoll round) on every wait, i.e. on every delivery. The timer also keeps the thread alive,
+    // which a pending waitAsync alone does not (nodejs/node #44729).
+    let timedOut = false;
+    let expire!: () => void;
+    const expired = new Promise<void>((resolve) => (expire = resolve));
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      expire();
+    }, Math.min(MAX_TIMEOUT_MS, timeoutMs));
     try {
       for (;;) {
         const ready = this.#announceAndProbe(probe);
         if (ready !== null) return ready;
-        const remaining = started + timeoutMs - performance.now();
-        if (remaining <= 0) return 'timed-out';
-        const result = waitAsync(this.#header, this.#flag, 1, remaining);
-        if (result.async) await result.value;
+        if (timedOut) return 'timed-out';
+        const result = waitAsync(this.#header, this.#flag, 1, Infinity);
+        if (!result.async) continue;
+        await Promise.race([result.value, expired]);
+        // Retire the waiter the deadline left behind, or the next notify would go to it (a lost wake-up).
+        if (timedOut) Atomics.notify(this.#header, this.#flag);
       }
     } finally {
-      clearTimeout(keepAlive);
+      clearTimeout(deadline);
       this.#leave();
     }
   }

@@ -69,6 +69,21 @@ describe('consumer side', () => {
     expect([...reader.next()!]).toEqual([2]);
   });
 
+  it('after waits that timed out, the next wait is still the one ring() wakes', async () => {
+    const { writer, reader, producer, consumer } = pair();
+    // Each of these leaves an Atomics.waitAsync waiter behind when its deadline (our timer) fires.
+    for (let i = 0; i < 3; i++) expect(await consumer.waitForDataAsync(5)).toBe('timed-out');
+    const waiting = consumer.waitForDataAsync(60_000);
+    await tick();
+    writer.tryWrite(Uint8Array.of(9));
+    writer.publish();
+    expect(producer.ring()).toBe(true); // one notify, count 1: it must reach the live waiter
+    const started = performance.now();
+    expect(await waiting).toBe('ok');
+    expect(performance.now() - started).toBeLessThan(5_000); // not at the 60 s deadline
+    expect([...reader.next()!]).toEqual([9]);
+  });
+
   it('releases consumed records before waiting, so a full producer can proceed', async () => {
     const { writer, reader, producer, consumer } = pair();
     fill(writer);
