@@ -47,6 +47,8 @@ class Connection implements GatewayConnection {
 class Cursor {
   credits = 0;
   inFlight = false;
+  /** The partition's id of the fetch in flight (0: none), to cancel it when the cursor stops. */
+  fetchId = 0;
   active = true;
   retry: ReturnType<typeof setTimeout> | null = null;
   constructor(
@@ -81,10 +83,7 @@ class Subscription implements GroupMember {
     void this.gateway.startDelivery(this, generation, partitions);
   }
   stopCursors(): void {
-    for (const c of this.cursors.values()) {
-      c.active = false;
-      if (c.retry) clearTimeout(c.retry);
-    }
+    for (const c of this.cursors.values()) this.gateway.stopCursor(this, c);
     this.cursors.clear();
   }
 }
@@ -659,7 +658,7 @@ export class Gateway {
     return new Promise((resolve, reject) => {
       const actor = topic.actors[partition];
       if (!actor) throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `topic ${topic.name} has no partition ${partition}`);
-      const ok = actor.fetch(FetchMode.OFFSET, offset, options.maxBytes ?? this.config.maxFetchBytes, options.maxRecords ?? 10_000, options.maxWaitMs ?? 0, {
+      const fetchId = actor.fetch(FetchMode.OFFSET, offset, options.maxBytes ?? this.config.maxFetchBytes, options.maxRecords ?? 10_000, options.maxWaitMs ?? 0, {
         data: (records, count, next, end) => {
           try {
             use(records, count, next, end);
@@ -670,7 +669,7 @@ export class Gateway {
         },
         failed: (code, message, start, end) => reject(new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } })),
       });
-      if (!ok) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+      if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
       this.markActor(actor);
     });
   }
@@ -704,7 +703,7 @@ export class Gateway {
     const maxRecords = f.maxRecords === undefined ? 10_000 : nonNegInt(f.maxRecords, 'maxRecords');
     const maxWaitMs = Math.min(f.maxWaitMs === undefined ? 0 : nonNegInt(f.maxWaitMs, 'maxWaitMs'), 30_000);
     const actor = topic.actors[partition]!;
-    const ok = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
+    const fetchId = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
       data: (records, count, next, end) => {
         // time: never hand out expired records (only topics with a ttlMs or weir- records can have any)
         if (count > 0 && (topic.config.ttlMs !== null || topic.hasControlRecords)) {
@@ -720,7 +719,7 @@ export class Gateway {
         this.sendError(conn, id, new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } }));
       },
     });
-    if (!ok) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+    if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
     this.markActor(actor);
   }
 
@@ -818,17 +817,28 @@ export class Gateway {
     for (let attempt = 0; ; attempt++) {
       const actor = topic.actors[partition]!;
       const r = await new Promise<number | null>((resolve) => {
-        const ok = actor.fetch(mode, position, 0, 0, 0, {
+        const fetchId = actor.fetch(mode, position, 0, 0, 0, {
           data: (_records, _count, next) => resolve(next),
           failed: () => resolve(null),
         });
-        if (!ok) resolve(null);
+        if (fetchId === 0) resolve(null);
         else this.markActor(actor);
       });
       if (r !== null) return r;
       if (abandon() || attempt > 300) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is unavailable`, { retryable: true });
       await new Promise((res) => setTimeout(res, 100));
     }
+  }
+
+  /** A cursor is done (unsubscribed, revoked, reassigned, connection gone): no more fetches, and its standing one ends. */
+  stopCursor(sub: Subscription, c: Cursor): void {
+    c.active = false;
+    if (c.retry) clearTimeout(c.retry);
+    if (c.fetchId === 0) return;
+    const actor = sub.topic.actors[c.partition]!;
+    actor.cancelFetch(c.fetchId);
+    c.fetchId = 0;
+    this.markActor(actor);
   }
 
   /** Issue the next fetch for a cursor if it has credit, no fetch in flight, and the socket keeps up. */
@@ -843,9 +853,12 @@ export class Gateway {
     // Standing: while this cursor keeps up, the partition pushes each commit to it until the
     // credit (or maxFetchBytes, or longPollMs) given here is spent; then the next pump asks again,
     // with the credit and the socket's back-pressure as they are by then.
-    const ok = actor.fetch(FetchMode.OFFSET, c.next, this.config.maxFetchBytes, c.credits, this.config.longPollMs, {
+    const fetchId = actor.fetch(FetchMode.OFFSET, c.next, this.config.maxFetchBytes, c.credits, this.config.longPollMs, {
       data: (records, count, next, _end, more) => {
-        if (!more) c.inFlight = false;
+        if (!more) {
+          c.inFlight = false;
+          c.fetchId = 0;
+        }
         if (!c.active) return;
         if (count > 0) {
           // time: expired records are skipped; only topics with a ttlMs or weir- records can have any.
@@ -867,16 +880,18 @@ export class Gateway {
       },
       failed: (code, _message, start) => {
         c.inFlight = false;
+        c.fetchId = 0;
         if (!c.active) return;
         if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next < start) c.next = start; // retention deleted it: skip ahead
         this.retryLater(sub, c);
       },
     }, true);
-    if (!ok) {
+    if (fetchId === 0) {
       c.inFlight = false;
       this.retryLater(sub, c);
       return;
     }
+    c.fetchId = fetchId;
     this.markActor(actor);
   }
 

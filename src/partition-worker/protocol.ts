@@ -13,6 +13,8 @@
  *            offset, until maxBytes/maxRecords (a budget over all its answers) are spent or
  *            maxWaitMs has passed: a caught-up subscriber is pushed each commit without asking again
  *   PRODUCE_IDEMPOTENT [3, chunkId, count, producerIdLow, producerIdHigh, sequence] + records
+ *   CANCEL   [4, fetchId]  end a parked fetch now (its subscriber went away): it gets a final
+ *            empty DATA; nothing happens if it already ended
  *            (exactly-once append: one whole batch of one producer; see actors/partition/producer-state.ts)
  * Output entries:
  *   ACK      [1, chunkId, baseLow, baseHigh, count, endLow, endHigh]
@@ -23,7 +25,7 @@
  */
 import { RING_ERROR_CODES, type ErrorCode } from '../protocol/codes.js';
 
-export const In = { PRODUCE: 1, FETCH: 2, PRODUCE_IDEMPOTENT: 3 } as const;
+export const In = { PRODUCE: 1, FETCH: 2, PRODUCE_IDEMPOTENT: 3, CANCEL: 4 } as const;
 export const Out = { ACK: 1, DATA: 2, FAIL: 3 } as const;
 export const FailKind = { PRODUCE: 1, FETCH: 2 } as const;
 export const FetchFlag = { STANDING: 1 } as const;
@@ -34,6 +36,7 @@ export type FetchMode = (typeof FetchMode)[keyof typeof FetchMode];
 export const PRODUCE_HEADER_BYTES = 12;
 export const IDEMPOTENT_PRODUCE_HEADER_BYTES = 24;
 export const FETCH_BYTES = 36;
+export const CANCEL_BYTES = 8;
 export const ACK_BYTES = 28;
 export const DATA_HEADER_BYTES = 32;
 export const FAIL_HEADER_BYTES = 32;

@@ -110,6 +110,7 @@ export class PartitionCore {
     let groupBytes = 0;
     let entry: Uint8Array | null;
     const fetches: Fetch[] = [];
+    let cancels: number[] | null = null;
     while (groupBytes < this.opts.maxGroupBytes && (entry = input.next()) !== null) {
       consumed++;
       const type = readU32(entry, 0);
@@ -122,6 +123,8 @@ export class PartitionCore {
         groupBytes += entry.length;
       } else if (type === In.FETCH) {
         fetches.push(this.parseFetch(entry, now));
+      } else if (type === In.CANCEL) {
+        (cancels ??= []).push(readU32(entry, 4));
       } else if (type === In.PRODUCE_IDEMPOTENT) {
         this.produceIdempotent(entry);
         groupBytes += entry.length;
@@ -137,6 +140,7 @@ export class PartitionCore {
     this.failedInStep = false;
     for (const f of fetches) answered = this.serveFetch(f, now) || answered;
     if (this.parked.length > 0) answered = this.serveParked(now) || answered;
+    if (cancels !== null) answered = this.cancelParked(cancels, now) || answered;
     this.log.maybeSync(now);
     this.snapshots?.maybeSnapshot(this.producers, this.log.durableOffset, now);
     if (now >= this.nextRetentionCheck) {
@@ -301,6 +305,20 @@ export class PartitionCore {
         if (f.offset < this.log.logStartOffset) {
           this.sendFail(FailKind.FETCH, f.id, ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${f.offset} was deleted by retention`, this.log.logStartOffset, end);
         } else if (this.sendData(f, now, false)) this.parked[keep++] = f;
+      } else this.parked[keep++] = f;
+    }
+    this.parked.length = keep;
+    return answered;
+  }
+
+  /** End the parked fetches named in `ids` with a final empty answer (ids no longer parked: ignored). */
+  private cancelParked(ids: number[], now: number): boolean {
+    let answered = false;
+    let keep = 0;
+    for (const f of this.parked) {
+      if (ids.includes(f.id)) {
+        this.sendData(f, now, true);
+        answered = true;
       } else this.parked[keep++] = f;
     }
     this.parked.length = keep;

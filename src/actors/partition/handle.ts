@@ -12,6 +12,7 @@ import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
 import { workerEntry } from '../../common/worker-entry.js';
 import { channels } from '../../common/diagnostics.js';
 import {
+  CANCEL_BYTES,
   DATA_HEADER_BYTES,
   DataFlag,
   FETCH_BYTES,
@@ -242,9 +243,10 @@ export class PartitionActor {
    * Ask for records from `position`. A long poll (`maxWaitMs` > 0) waits at the log end for data;
    * a `standing` one also stays open after answering with records, spending `maxBytes` and
    * `maxRecords` over several answers until they or `maxWaitMs` run out (FetchFlag.STANDING).
+   * Returns the fetch's id (for cancelFetch), or 0, touching nothing, when the actor is down.
    */
-  fetch(mode: FetchMode, position: number, maxBytes: number, maxRecords: number, maxWaitMs: number, waiter: FetchWaiter, standing = false): boolean {
-    if (!this.alive) return false;
+  fetch(mode: FetchMode, position: number, maxBytes: number, maxRecords: number, maxWaitMs: number, waiter: FetchWaiter, standing = false): number {
+    if (!this.alive) return 0;
     const id = this.allocId();
     const e = new Uint8Array(FETCH_BYTES);
     const v = new DataView(e.buffer);
@@ -263,7 +265,27 @@ export class PartitionActor {
       this.held.push({ kind: 'fetch', id, entry: e, waiter });
       void this.waitForSpace();
     }
-    return true;
+    return id;
+  }
+
+  /**
+   * Whoever waits for fetch `id` went away: forget its waiter, and ask the actor to end it if it is
+   * parked there (a standing fetch would otherwise go on reading for nobody until its budget or
+   * deadline runs out). Best effort: with the input ring full the actor is not told; the fetch then
+   * ends by itself. Takes effect at the next flush().
+   */
+  cancelFetch(id: number): void {
+    const h = this.held.findIndex((x) => x.kind === 'fetch' && x.id === id);
+    if (h >= 0) {
+      this.held.splice(h, 1); // never reached the actor
+      return;
+    }
+    if (!this.fetches.delete(id) || !this.alive) return;
+    const e = new Uint8Array(CANCEL_BYTES);
+    const v = new DataView(e.buffer);
+    v.setUint32(0, In.CANCEL, true);
+    v.setUint32(4, id, true);
+    if (this.held.length === 0) this.writer.tryWrite(e);
   }
 
   /** Make everything written since the last call visible to the actor; at most one wake-up. */

@@ -197,3 +197,32 @@ it('a standing fetch behind the log end is answered at once and then waits at th
   core.step(t + 3);
   expect(answers(output)).toMatchObject([{ id: 9, count: 1, next: 4, more: true }]);
 });
+
+function cancel(w: RingWriter, id: number): void {
+  expect(w.begin(8)).toBe(true);
+  w.appendU32(In.CANCEL);
+  w.appendU32(id);
+  w.commit();
+  w.publish();
+}
+
+it('CANCEL ends a parked standing fetch with a final empty answer; later commits are not read for it', () => {
+  const { core, input, output } = setup();
+  const t = 6_000_000;
+  fetch(input, { id: 4, offset: 0, standing: true });
+  fetch(input, { id: 5, offset: 0, standing: true });
+  produce(input, ['a']);
+  core.step(t);
+  expect(answers(output)).toMatchObject([
+    { id: 4, count: 1, more: true },
+    { id: 5, count: 1, more: true },
+  ]);
+  cancel(input, 4);
+  cancel(input, 99); // no such fetch: ignored
+  core.step(t + 1);
+  expect(answers(output)).toMatchObject([{ id: 4, count: 0, next: 1, more: false }]);
+  produce(input, ['b']);
+  core.step(t + 2);
+  expect(answers(output)).toMatchObject([{ id: 5, count: 1, next: 2, more: true }]); // only the other one
+  expect(core.nextDeadline(t + 2)).toBe(t + 500); // fetch 5's deadline; fetch 4 is gone
+});
