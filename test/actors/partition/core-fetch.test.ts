@@ -5,40 +5,21 @@
  * long poll is answered once.
  */
 import { afterEach, expect, it } from 'vitest';
-import { PartitionCore } from '../../../src/actors/partition/core.js';
-import { PartitionLog } from '../../../src/log/index.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { readU32 } from '../../../src/protocol/record.js';
 import { DATA_HEADER_BYTES, DataFlag, FetchFlag, FetchMode, In, Out, PRODUCE_HEADER_BYTES } from '../../../src/partition-worker/protocol.js';
-import { createRing, RingReader, RingWriter } from '../../../src/ring/index.js';
-import { tmpDir } from '../../support/tmp-dir.js';
+import type { RingReader, RingWriter } from '../../../src/ring/index.js';
+import { partitionCore, type CoreHarness } from '../../support/partition-core.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function setup(): { core: PartitionCore; input: RingWriter; output: RingReader } {
-  const tmp = tmpDir('weir-core-fetch-');
-  const log = PartitionLog.open({ dir: tmp.dir, fsync: { mode: 'never' } });
-  cleanups.push(() => {
-    log.destroy();
-    tmp.cleanup();
-  });
-  const inSab = createRing(1 << 16);
-  const outSab = createRing(1 << 16);
-  const core = new PartitionCore(
-    log,
-    {
-      input: new RingReader(inSab),
-      output: new RingWriter(outSab),
-      inputReleased: () => undefined,
-      outputPublished: () => undefined,
-      waitForOutputSpace: () => true,
-    },
-    { maxGroupBytes: 1 << 20, maxFetchBytes: 1 << 14, retentionCheckMs: 60_000 },
-  );
-  return { core, input: new RingWriter(inSab), output: new RingReader(outSab) };
+function setup(): CoreHarness {
+  const h = partitionCore('weir-core-fetch-');
+  cleanups.push(h.cleanup);
+  return h;
 }
 
 let chunkIds = 1;
