@@ -8,6 +8,7 @@ import type { HttpResponse, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import { WeirError, badRequest } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
+import { encodeDeliverFrame } from './deliver-frame.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition, type TopicConfig } from '../protocol/frames.js';
 import { topicConfigToWire } from '../actors/topics/config.js';
@@ -872,7 +873,7 @@ export class Gateway {
               count = live.count;
             }
           }
-          this.send(sub.conn, { op: 'deliver', sub: sub.id, topic: topic.name, partition: c.partition, records, count, next });
+          this.sendBytes(sub.conn, encodeDeliverFrame({ sub: sub.id, topic: topic.name, partition: c.partition, count, next }, records));
           c.next = next;
           c.credits -= count;
         }
@@ -964,9 +965,15 @@ export class Gateway {
 
   /** Encode now (copying any shared-memory view), send corked with the rest of this tick's frames. */
   send(gconn: GatewayConnection, frame: Frame): void {
+    if ((gconn as Connection).closed) return;
+    this.sendBytes(gconn, encodeFrame(frame));
+  }
+
+  /** send() of a frame already encoded (and not a view of memory that changes before the flush). */
+  private sendBytes(gconn: GatewayConnection, bytes: Uint8Array): void {
     const conn = gconn as Connection;
     if (conn.closed) return;
-    conn.outbox.push(encodeFrame(frame));
+    conn.outbox.push(bytes);
     this.dirty.add(conn);
     this.scheduleFlush();
   }
