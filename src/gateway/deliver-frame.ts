@@ -33,8 +33,15 @@ export interface DeliverFields {
   next: number;
 }
 
-/** The frame's bytes (a view of a fresh buffer, safe to keep). `records` may be a view of shared memory. */
-export function encodeDeliverFrame(f: DeliverFields, records: Uint8Array): Uint8Array {
+/** Memory for a frame of at least `bytes` bytes: a fresh Buffer unless the caller has a better place. */
+export type FrameAllocator = (bytes: number) => Uint8Array;
+const fresh: FrameAllocator = (bytes) => Buffer.allocUnsafe(bytes);
+
+/**
+ * The frame's bytes, in memory from `alloc` (by default a fresh buffer, safe to keep). `records`
+ * may be a view of shared memory.
+ */
+export function encodeDeliverFrame(f: DeliverFields, records: Uint8Array, alloc: FrameAllocator = fresh): Uint8Array {
   const topic = topicBytes(f.topic);
   const n = records.length;
   const header =
@@ -45,7 +52,7 @@ export function encodeDeliverFrame(f: DeliverFields, records: Uint8Array): Uint8
     KEY_COUNT.length + uintBytes(f.count) +
     KEY_NEXT.length + uintBytes(f.next) +
     KEY_RECORDS.length + lengthHeaderBytes(n);
-  const buf = Buffer.allocUnsafe(header + n + 7);
+  const buf = alloc(header + n + 7);
   // Start the frame 0-7 bytes in, so that its records sit at the source's address modulo 8.
   const skew = (((records.byteOffset - (buf.byteOffset + header)) % 8) + 8) % 8;
   const out = new Uint8Array(buf.buffer, buf.byteOffset + skew, header + n);

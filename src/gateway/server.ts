@@ -9,6 +9,8 @@ import { WeirError, badRequest } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
 import { encodeDeliverFrame } from './deliver-frame.js';
+import { FrameArena } from './frame-arena.js';
+import { Buffer } from 'node:buffer';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition, type TopicConfig } from '../protocol/frames.js';
 import { topicConfigToWire } from '../actors/topics/config.js';
@@ -23,6 +25,9 @@ import { loadNativeUws } from './native.js';
 import { dropExpired } from '../actors/scheduler/expiry-filter.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
+
+/** Deliver frames of one turn share this much reused memory; beyond it they get their own buffers. */
+const FRAME_ARENA_BYTES = 8 << 20;
 
 export type Frame = Record<string, unknown>;
 
@@ -207,6 +212,9 @@ export class Gateway {
   private readonly dirty = new Set<Connection>();
   private readonly dirtyActors = new Set<PartitionActor>();
   private flushScheduled = false;
+  /** Memory for this turn's deliver frames (up to maxFetchBytes of records each); reset once they are sent. */
+  private readonly frameArena = new FrameArena(FRAME_ARENA_BYTES);
+  private readonly frameMemory = (bytes: number): Uint8Array => this.frameArena.take(bytes) ?? Buffer.allocUnsafe(bytes);
   private readonly ops = new Map<string, OpHandler>();
   private readonly closeListeners: Array<(conn: GatewayConnection) => void> = [];
   private readonly unsubscribeListeners: Array<(conn: GatewayConnection, subId: number) => void> = [];
@@ -873,7 +881,7 @@ export class Gateway {
               count = live.count;
             }
           }
-          this.sendBytes(sub.conn, encodeDeliverFrame({ sub: sub.id, topic: topic.name, partition: c.partition, count, next }, records));
+          this.sendBytes(sub.conn, encodeDeliverFrame({ sub: sub.id, topic: topic.name, partition: c.partition, count, next }, records, this.frameMemory));
           c.next = next;
           c.credits -= count;
         }
@@ -1032,6 +1040,7 @@ export class Gateway {
   }
 
   private flushOutboxes(): void {
+    const framesTaken = this.frameArena.used;
     for (const conn of this.dirty) {
       if (conn.closed || conn.outbox.length === 0) continue;
       const frames = conn.outbox;
@@ -1041,7 +1050,11 @@ export class Gateway {
       });
     }
     this.dirty.clear();
+    // Every queued frame is sent (copied by uWS) or dropped with its connection: reuse their memory,
+    // unless a frame was taken while sending (then it waits in an outbox for the next flush).
+    if (this.frameArena.used === framesTaken) this.frameArena.reset();
   }
+
 
   // ------------------------------------------------------------------ helpers
 
