@@ -42,6 +42,7 @@ import {
 } from './errors.js';
 import { CLEAN_SHUTDOWN_FILE, SYNCED_BELOW_FILE, findSegment, needsIndexEntry } from './layout.js';
 import { channels } from '../common/diagnostics.js';
+import { copyBytes } from '../common/copy-bytes.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { recoverLog, type RecoveryReport } from './recovery.js';
 import { fsyncDir, Segment } from './segment.js';
@@ -278,7 +279,7 @@ export class PartitionLog {
     const partBase = part === 0 ? this.active.base : this.rollBase[part - 1]!;
     this.reserve(bytes);
     const buf = this.buf;
-    buf.set(start === 0 && end === src.length ? src : src.subarray(start, end), this.bufLen);
+    copyBytes(buf, this.bufLen, src, start, end); // src is usually a ring entry: shared memory
 
     const clock = Math.floor(this.now());
     const ts = clock > this.lastTs ? clock : this.lastTs;

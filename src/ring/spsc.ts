@@ -24,6 +24,7 @@
  * a READ_INDEX past them. Bytes at or above the loaded WRITE_INDEX are never read.
  */
 
+import { copyBytes } from '../common/copy-bytes.js';
 import { RingClosedError, RingCorruptError, RingRecordTooLargeError, RingStateError } from './errors.js';
 import {
   HEADER_BYTES,
@@ -34,21 +35,7 @@ import {
   ringCapacity,
 } from './layout.js';
 
-/** Below this many bytes a JS loop beats allocating a `subarray` view for `TypedArray#set`. */
-const SMALL_COPY_BYTES = 16;
 const EMPTY = new Uint8Array(0);
-
-/** Copy `src[start, end)` into `dst` at `at` without allocating for small copies. */
-function copyBytes(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): void {
-  const n = end - start;
-  if (start === 0 && end === src.length) {
-    dst.set(src, at);
-  } else if (n <= SMALL_COPY_BYTES) {
-    for (let i = 0; i < n; i++) dst[at + i] = src[start + i]!;
-  } else {
-    dst.set(src.subarray(start, end), at);
-  }
-}
 
 function checkPayloadLength(payloadLength: number, maxRecordBytes: number): void {
   if (!Number.isInteger(payloadLength) || payloadLength < 0) {
