@@ -739,7 +739,6 @@ export class PartitionLog {
     }
   }
 
-  /** File position of the record `offset` (which must be in `seg` and below durableOffset). */
   /** `length` bytes of `seg` from `pos` into `out` (from 0): from the last flush's buffer when it holds them all. */
   private readAt(seg: Segment, out: Uint8Array, length: number, pos: number): number {
     const from = pos - this.flushedPos;
@@ -750,6 +749,7 @@ export class PartitionLog {
     return seg.readAt(out, 0, length, pos);
   }
 
+  /** File position of the record `offset` (which must be in `seg` and below durableOffset). */
   private locate(seg: Segment, offset: number): number {
     if (this.hintSeg === seg && this.hintOffset === offset) return this.hintPos;
     const idx = seg.index!;
