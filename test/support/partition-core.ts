@@ -2,6 +2,7 @@
  * A partition core driven directly by a test (no thread, no gateway): a real log in a temp dir and
  * real rings, with the test holding the gateway's ends (it writes input entries, reads answers).
  */
+import { onTestFinished } from 'vitest';
 import { PartitionCore } from '../../src/actors/partition/core.js';
 import { PartitionLog } from '../../src/log/index.js';
 import { createRing, RingReader, RingWriter } from '../../src/ring/index.js';
@@ -14,10 +15,9 @@ export interface CoreHarness {
   input: RingWriter;
   /** The gateway's end of the output ring. */
   output: RingReader;
-  /** Destroy the log and remove its directory. */
-  cleanup(): void;
 }
 
+/** Call inside a test: the log is destroyed and its directory removed when the test finishes. */
 export function partitionCore(prefix: string): CoreHarness {
   const tmp = tmpDir(prefix);
   const log = PartitionLog.open({ dir: tmp.dir, fsync: { mode: 'never' } });
@@ -34,14 +34,9 @@ export function partitionCore(prefix: string): CoreHarness {
     },
     { maxGroupBytes: 1 << 20, maxFetchBytes: 1 << 14, retentionCheckMs: 60_000 },
   );
-  return {
-    core,
-    log,
-    input: new RingWriter(inSab),
-    output: new RingReader(outSab),
-    cleanup: () => {
-      log.destroy();
-      tmp.cleanup();
-    },
-  };
+  onTestFinished(() => {
+    log.destroy();
+    tmp.cleanup();
+  });
+  return { core, log, input: new RingWriter(inSab), output: new RingReader(outSab) };
 }

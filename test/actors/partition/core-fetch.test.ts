@@ -4,23 +4,14 @@
  * A standing fetch is answered with every commit until its budget or deadline runs out; a plain
  * long poll is answered once.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { readU32 } from '../../../src/protocol/record.js';
 import { DATA_HEADER_BYTES, DataFlag, FetchFlag, FetchMode, In, Out, PRODUCE_HEADER_BYTES } from '../../../src/partition-worker/protocol.js';
 import type { RingReader, RingWriter } from '../../../src/ring/index.js';
 import { partitionCore, type CoreHarness } from '../../support/partition-core.js';
 
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-
-function setup(): CoreHarness {
-  const h = partitionCore('weir-core-fetch-');
-  cleanups.push(h.cleanup);
-  return h;
-}
+const setup = (): CoreHarness => partitionCore('weir-core-fetch-'); // removed when the test ends
 
 let chunkIds = 1;
 function produce(w: RingWriter, values: string[]): void {

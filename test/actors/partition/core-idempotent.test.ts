@@ -2,7 +2,7 @@
  * The partition core's exactly-once append, driven directly (no thread, no gateway): real rings and
  * a real log in a temp dir, entries written the way the gateway writes them.
  */
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { markIdempotent, withProducerHeaders } from '../../../src/actors/producers/batch.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { ErrorCode } from '../../../src/protocol/codes.js';
@@ -11,16 +11,7 @@ import { In, Out, errorCodeAt } from '../../../src/partition-worker/protocol.js'
 import type { RingReader, RingWriter } from '../../../src/ring/index.js';
 import { partitionCore, type CoreHarness } from '../../support/partition-core.js';
 
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-
-function setup(): CoreHarness {
-  const h = partitionCore('weir-core-eos-');
-  cleanups.push(h.cleanup);
-  return h;
-}
+const setup = (): CoreHarness => partitionCore('weir-core-eos-'); // removed when the test ends
 
 function records(count: number, producerId: number, sequence: number): Uint8Array {
   const b = new BatchBuilder();
