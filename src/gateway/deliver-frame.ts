@@ -54,7 +54,7 @@ export function encodeDeliverFrame(f: DeliverFields, records: Uint8Array, alloc:
     KEY_RECORDS.length + lengthHeaderBytes(n);
   const buf = alloc(header + n + 7);
   // Start the frame 0-7 bytes in, so that its records sit at the source's address modulo 8.
-  const skew = (((records.byteOffset - (buf.byteOffset + header)) % 8) + 8) % 8;
+  const skew = (records.byteOffset - (buf.byteOffset + header)) & 7;
   const out = new Uint8Array(buf.buffer, buf.byteOffset + skew, header + n);
   let at = 0;
   out[at++] = MAP_OF_7;

@@ -52,8 +52,7 @@ class Connection implements GatewayConnection {
 
 class Cursor {
   credits = 0;
-  inFlight = false;
-  /** The partition's id of the fetch in flight (0: none), to cancel it when the cursor stops. */
+  /** The partition's id of the fetch in flight (0: none): one at a time, cancelled when the cursor stops. */
   fetchId = 0;
   active = true;
   retry: ReturnType<typeof setTimeout> | null = null;
@@ -852,22 +851,18 @@ export class Gateway {
 
   /** Issue the next fetch for a cursor if it has credit, no fetch in flight, and the socket keeps up. */
   pump(sub: Subscription, c: Cursor): void {
-    if (!c.active || c.inFlight || c.credits <= 0 || sub.conn.closed) return;
+    if (!c.active || c.fetchId !== 0 || c.credits <= 0 || sub.conn.closed) return;
     if (sub.conn.ws.getBufferedAmount() > this.config.maxBufferedBytes) {
       if (channels.gatewayBackpressure.hasSubscribers) channels.gatewayBackpressure.publish({ conn: sub.conn.id, sub: sub.id, partition: c.partition });
       return; // resumed by the drain handler
     }
     const actor = sub.topic.actors[c.partition]!;
-    c.inFlight = true;
     // Standing: while this cursor keeps up, the partition pushes each commit to it until the
     // credit (or maxFetchBytes, or longPollMs) given here is spent; then the next pump asks again,
     // with the credit and the socket's back-pressure as they are by then.
     const fetchId = actor.fetch(FetchMode.OFFSET, c.next, this.config.maxFetchBytes, c.credits, this.config.longPollMs, {
       data: (records, count, next, _end, more) => {
-        if (!more) {
-          c.inFlight = false;
-          c.fetchId = 0;
-        }
+        if (!more) c.fetchId = 0;
         if (!c.active) return;
         if (count > 0) {
           // time: expired records are skipped; only topics with a ttlMs or weir- records can have any.
@@ -888,7 +883,6 @@ export class Gateway {
         if (!more) this.pump(sub, c);
       },
       failed: (code, _message, start) => {
-        c.inFlight = false;
         c.fetchId = 0;
         if (!c.active) return;
         if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next < start) c.next = start; // retention deleted it: skip ahead
@@ -896,7 +890,6 @@ export class Gateway {
       },
     }, true);
     if (fetchId === 0) {
-      c.inFlight = false;
       this.retryLater(sub, c);
       return;
     }
