@@ -70,7 +70,9 @@ export interface Segment {
 interface Batch {
   topic: string;
   partition: number | undefined;
+  /** Holds the records from the first add until the batch is finally answered (they are sent from it). */
   builder: BatchBuilder | null;
+  /** Set when sealed: a view of the builder's bytes. */
   records: Uint8Array | null;
   segments: Segment[];
   bytes: number;
@@ -233,6 +235,9 @@ export class Producer {
     for (const b of batches) {
       if (b.lingerTimer) clearTimeout(b.lingerTimer);
       for (const s of b.segments) this.rejectCall(s.call, error);
+      // Dropped, not pooled: a frame of it may still wait in the connection.
+      b.builder = null;
+      b.records = null;
     }
     for (const w of this.spaceWaiters) this.rejectCall(w.call, error);
     this.spaceWaiters = [];
@@ -334,10 +339,12 @@ export class Producer {
     if (this.open.get(key) === batch) this.open.delete(key);
     if (batch.lingerTimer) clearTimeout(batch.lingerTimer);
     batch.lingerTimer = null;
-    batch.records = batch.builder.take();
-    if (this.pool.length < MAX_POOLED_BUILDERS) this.pool.push(batch.builder);
-    batch.builder = null;
-    if (batch.count === 0) return;
+    // No copy: the batch is sent (and resent on retry) from its builder, pooled again in finish().
+    batch.records = batch.builder.view();
+    if (batch.count === 0) {
+      this.release(batch);
+      return;
+    }
     this.sendQueue.push(batch);
     this.pump();
   }
@@ -425,8 +432,17 @@ export class Producer {
     this.inFlight.delete(batch);
     this.inFlightBytes -= batch.bytes;
     if (error) for (const s of batch.segments) this.rejectCall(s.call, error);
-    batch.records = null;
+    this.release(batch);
     this.pump();
+  }
+
+  private release(batch: Batch): void {
+    const builder = batch.builder;
+    batch.builder = null;
+    batch.records = null;
+    if (builder === null) return;
+    builder.reset();
+    if (this.pool.length < MAX_POOLED_BUILDERS) this.pool.push(builder);
   }
 
   private rejectCall(call: Call, error: WeirClientError): void {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type ClientOptions, type WeirClient } from '../../src/client/index.js';
+import { connect, type Ack, type ClientOptions, type WeirClient } from '../../src/client/index.js';
 import { readMessages } from '../../src/protocol/batch-reader.js';
 import { FakeBroker, until, type FakeBrokerOptions } from './support/fake-broker.js';
 
@@ -145,6 +145,27 @@ describe('produce errors and retries', () => {
     ]);
     expect(broker.frames('produce')).toHaveLength(3);
     expect(client.stats().retries).toBe(2);
+  });
+
+  it('a batch resent after a failure carries its own records while later batches reuse pooled buffers', async () => {
+    // Batches are sent from their builder (no copy) and builders are pooled once a batch is
+    // answered: more batches than the pool holds are in flight here, half of them retried.
+    const { broker, client } = await setup({ produceDelayMs: 5 }, { lingerMs: 0, batchMessages: 1, maxInFlightRequests: 64 });
+    await client.createTopic('t', { partitions: 1 });
+    let seen = 0;
+    broker.hook = (f) => (f.op === 'produce' && seen++ % 2 === 0 && seen < 40 ? { error: { code: 'PARTITION_UNAVAILABLE', retryable: true } } : undefined);
+    const values = Array.from({ length: 20 }, (_, i) => `value-${i}-${'x'.repeat(i * 7)}`);
+    // Calls spread over time, so new batches are built while earlier ones wait out a retry backoff.
+    const calls: Array<Promise<Ack[]>> = [];
+    for (const value of values) {
+      calls.push(client.produce('t', [{ value }]));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const acks = await Promise.all(calls);
+    expect(client.stats().retries).toBeGreaterThan(0);
+    const got = acks.map(([a]) => stored(broker, 't', a!.partition, a!.offset));
+    expect(got).toEqual(values);
+    expect(broker.log('t', 0)).toHaveLength(values.length);
   });
 
   it('rejects with the broker code on a non-retryable error, without retrying', async () => {
