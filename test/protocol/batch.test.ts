@@ -46,3 +46,21 @@ describe('record batch round trip', () => {
     expect(text.decode(m!.value)).toBe('v');
   });
 });
+
+describe('readMessages', () => {
+  it('reads a Node Buffer as plain Uint8Array views of the same memory (no copy)', () => {
+    const b = new BatchBuilder();
+    b.add('k1', 'first');
+    b.add(null, 'second');
+    const bytes = b.take();
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const msgs = readMessages('t', 0, buf);
+    expect(msgs.map((m) => text.decode(m.value))).toEqual(['first', 'second']);
+    expect(msgs.map((m) => m.key)).toEqual(['k1', null]);
+    const v = msgs[0]!.value;
+    expect(Object.getPrototypeOf(v)).toBe(Uint8Array.prototype);
+    expect(v.buffer).toBe(bytes.buffer);
+    bytes[v.byteOffset] = 'F'.charCodeAt(0);
+    expect(text.decode(msgs[0]!.value)).toBe('First');
+  });
+});
