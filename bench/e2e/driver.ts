@@ -11,8 +11,8 @@ import type { Workload } from './workload.js';
 
 /**
  * `count` messages of `size` bytes each, back to back: message i is values.subarray(i·size, (i+1)·size).
- * The driver may keep referencing `values` (and `keys`) until the produce() promise settles; the
- * producer never reuses them.
+ * The driver may keep referencing `values` (and `keys`) until the produce() promise settles; then
+ * the producer reuses `values` for a later batch (the load generator allocates no payload per batch).
  */
 export interface ProduceBatch {
   values: Uint8Array;

@@ -48,6 +48,8 @@ export class ProducerLoop {
 
   private readonly w: Workload;
   private readonly template: Uint8Array;
+  /** Payload buffers of settled batches, reused (a copy of `template`; only the stamps change). */
+  private readonly spare: Uint8Array[] = [];
   private readonly keyPool: string[] | null;
   private keyCursor = 0;
   private rng: () => number;
@@ -179,7 +181,8 @@ export class ProducerLoop {
   private send(n: number, first: number, step: number): void {
     const w = this.w;
     const size = w.messageSize;
-    const values = this.template.slice(0, n * size);
+    const payload = this.spare.pop() ?? this.template.slice();
+    const values = payload.subarray(0, n * size);
     // Delayed runs stamp the due time: the consumer's latency is then lateness after due.
     const due = first + w.delayMs;
     for (let k = 0; k < n; k++) writeStamp(values, k * size, due + k * step);
@@ -203,19 +206,20 @@ export class ProducerLoop {
     this.counters.sentTotal += n;
     this.o.flow.sent(this.o.index, this.counters.sentTotal);
     this.o.driver.produce(this.o.topic, batch).then(
-      () => this.settled(n, first, step, true),
+      () => this.settled(payload, n, first, step, true),
       (err: unknown) => {
         if (!this.errored) {
           this.errored = true;
           this.o.onError?.(err);
         }
-        this.settled(n, first, step, false);
+        this.settled(payload, n, first, step, false);
       },
     );
   }
 
-  private settled(n: number, first: number, step: number, ok: boolean): void {
+  private settled(payload: Uint8Array, n: number, first: number, step: number, ok: boolean): void {
     this.inFlight--;
+    this.spare.push(payload);
     const c = this.counters;
     c.inFlight = this.inFlight;
     if (ok) {
