@@ -179,9 +179,12 @@ export class Producer {
     if (scheduledCount > 0 && scheduledCount < messages.length) return this.produceMixed(topic, messages, options);
     const scheduled = scheduledCount > 0;
 
+    // The closures below must not capture `messages`: they live until the last ack, and the
+    // caller's message objects would live (and be promoted by the GC) with them.
+    const count = messages.length;
     let call!: Call;
     const promise = new Promise<Ack[]>((resolve, reject) => {
-      call = { acks: new Array<Ack>(messages.length), remaining: 0, settled: false, resolve, reject };
+      call = { acks: new Array<Ack>(count), remaining: 0, settled: false, resolve, reject };
     });
     this.active.add(promise);
     const forget = (): void => {

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { connect, type Ack, type ClientOptions, type WeirClient } from '../../src/client/index.js';
 import { readMessages } from '../../src/protocol/batch-reader.js';
 import { FakeBroker, until, type FakeBrokerOptions } from './support/fake-broker.js';
@@ -55,6 +57,27 @@ describe('produce acks', () => {
     await client.createTopic('t', { partitions: 1 });
     await Promise.all(Array.from({ length: 50 }, (_, i) => client.produce('t', [{ value: `m${i}` }])));
     expect(broker.frames('produce')).toHaveLength(1);
+  });
+
+  it('holds no reference to the caller’s messages once they are in a batch (only the acks wait for the answer)', async () => {
+    const { client } = await setup({ produceDelayMs: 300 }, { lingerMs: 0 });
+    await client.createTopic('t', { partitions: 1 });
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    let ref!: WeakRef<object>;
+    const pending = (() => {
+      const messages = [{ value: new Uint8Array(64) }, { value: 'b' }];
+      ref = new WeakRef(messages[0]!);
+      return client.produce('t', messages);
+    })();
+    // Let the batch be sealed and sent (lingerMs 0: a microtask), then collect while the answer is 300 ms away.
+    await new Promise((r) => setTimeout(r, 20));
+    gc();
+    expect(ref.deref()).toBeUndefined();
+    expect(await pending).toEqual([
+      { partition: 0, offset: 0 },
+      { partition: 0, offset: 1 },
+    ]);
   });
 
   it('splits batches at batchMessages and batchBytes, and at partition option boundaries', async () => {
