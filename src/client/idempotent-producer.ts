@@ -22,7 +22,7 @@ import { partitionForKey } from '../common/murmur2.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
 import { WeirClientError, badRequest } from './errors.js';
-import { computeAcks, recordSize, utf8Length, type Call, type ProducerOptions, type ProducerStats, type Segment } from './producer.js';
+import { computeAcks, openCall, recordSize, utf8Length, type Call, type ProducerOptions, type ProducerStats, type Segment } from './producer.js';
 import { isScheduled, withTimeHeaders } from './time.js';
 import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
 
@@ -155,15 +155,7 @@ export class IdempotentProducer {
       sizes[i] = size;
       bytes += size;
     }
-    let call!: Call;
-    const promise = new Promise<Ack[]>((resolve, reject) => {
-      call = { acks: new Array<Ack>(messages.length), remaining: 0, settled: false, resolve, reject };
-    });
-    this.active.add(promise);
-    const forget = (): void => {
-      this.active.delete(promise);
-    };
-    promise.then(forget, forget);
+    const { call, promise } = openCall(messages.length, this.active);
     this.waitingCalls++;
     this.admission = this.admission.then(async () => {
       try {

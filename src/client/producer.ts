@@ -179,18 +179,7 @@ export class Producer {
     if (scheduledCount > 0 && scheduledCount < messages.length) return this.produceMixed(topic, messages, options);
     const scheduled = scheduledCount > 0;
 
-    // The closures below must not capture `messages`: they live until the last ack, and the
-    // caller's message objects would live (and be promoted by the GC) with them.
-    const count = messages.length;
-    let call!: Call;
-    const promise = new Promise<Ack[]>((resolve, reject) => {
-      call = { acks: new Array<Ack>(count), remaining: 0, settled: false, resolve, reject };
-    });
-    this.active.add(promise);
-    const forget = (): void => {
-      this.active.delete(promise);
-    };
-    promise.then(forget, forget);
+    const { call, promise } = openCall(messages.length, this.active);
 
     const waiter: SpaceWaiter = { topic, messages, sizes, bytes, partition, call, scheduled };
     // FIFO: once anyone waits for space, later calls queue behind them (no overtaking).
@@ -453,6 +442,25 @@ export class Producer {
     call.settled = true;
     call.reject(error);
   }
+}
+
+/**
+ * A produce() call's promise and the record its batches settle, tracked in `active` until it
+ * settles. A function of its own so that the closures, which live until the last ack, do not
+ * share a context with produce()'s `messages`: the caller's message objects would live (and be
+ * promoted by the GC) until the answer.
+ */
+export function openCall(count: number, active: Set<Promise<Ack[]>>): { call: Call; promise: Promise<Ack[]> } {
+  let call!: Call;
+  const promise = new Promise<Ack[]>((resolve, reject) => {
+    call = { acks: new Array<Ack>(count), remaining: 0, settled: false, resolve, reject };
+  });
+  active.add(promise);
+  const forget = (): void => {
+    active.delete(promise);
+  };
+  promise.then(forget, forget);
+  return { call, promise };
 }
 
 /**
