@@ -4,13 +4,13 @@
  * object per message, answers once the partitions acknowledge, and pushes subscriptions' records
  * under credit. Everything here runs on the main thread's event loop and never blocks it.
  */
+import { Buffer } from 'node:buffer';
 import type { HttpResponse, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import { WeirError, badRequest } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
 import { encodeDeliverFrame } from './deliver-frame.js';
 import { FrameArena } from './frame-arena.js';
-import { Buffer } from 'node:buffer';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition, type TopicConfig } from '../protocol/frames.js';
 import { topicConfigToWire } from '../actors/topics/config.js';
@@ -1047,7 +1047,6 @@ export class Gateway {
     // unless a frame was taken while sending (then it waits in an outbox for the next flush).
     if (this.frameArena.used === framesTaken) this.frameArena.reset();
   }
-
 
   // ------------------------------------------------------------------ helpers
 
