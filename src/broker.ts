@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
-import { PartitionThread, type PartitionActor, type PartitionActorConfig } from './actors/partition/handle.js';
+import { PartitionThread, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './actors/partition/handle.js';
+import { GatewayHostedPartitions } from './actors/partition/gateway-hosted.js';
 import { TopicRegistry, type PartitionHost } from './actors/topics/registry.js';
 import { closeFeatures, installFeatures } from './gateway/features.js';
 import { GroupCoordinator } from './actors/group/coordinator.js';
@@ -26,6 +27,13 @@ import { HALF_TOPIC } from './actors/transactions/coordinator.js';
 import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
 
 export type FsyncPolicy = PartitionSlotData['log']['fsync'];
+export type ActorHost = 'threads' | 'gateway';
+
+export function parseActorHost(v: string | undefined): ActorHost {
+  if (v === undefined || v === 'threads') return 'threads';
+  if (v === 'gateway') return 'gateway';
+  throw new WeirError('BAD_CONFIG', `--actor-host must be threads or gateway (got ${JSON.stringify(v)})`);
+}
 
 export interface BrokerOptions {
   dataDir?: string;
@@ -56,6 +64,13 @@ export interface BrokerOptions {
    * own thread, so a crash takes down one partition only.
    */
   actorsPerThread?: number | 'auto';
+  /**
+   * Where partition actors run. `threads` (the default): on worker threads, as `actorsPerThread`
+   * groups them. `gateway`: on the gateway's own thread, each partition its own supervised child;
+   * no thread wake-up per request, so about half the broker CPU per message at low rates, but one
+   * thread's throughput at high rates (docs/performance.md, "Where partition actors run").
+   */
+  actorHost?: ActorHost;
   /** Enables the crash hooks tests use. */
   testHooks?: boolean;
 }
@@ -77,7 +92,7 @@ export class Broker {
   readonly topics: TopicRegistry;
   readonly groups = new GroupCoordinator();
   readonly offsets: OffsetStore;
-  private partitions: Supervisor<PartitionThread> | null = null;
+  private partitions: Supervisor<PartitionActorGroup> | null = null;
   private gateway: Gateway | null = null;
   private readonly root: Supervisor;
   private readonly fsync: FsyncPolicy;
@@ -190,17 +205,25 @@ export class Broker {
     };
   }
 
-  /** One child per thread: `topic/first` or `topic/first-last` for the partitions it hosts. */
-  private threadSpecs(topic: string, partitions: number): ChildSpec<PartitionThread>[] {
+  /**
+   * One child per thread: `topic/first` or `topic/first-last` for the partitions it hosts. On the
+   * gateway's thread, one child per partition (a crash then restarts that partition only).
+   */
+  private threadSpecs(topic: string, partitions: number): ChildSpec<PartitionActorGroup>[] {
     const setting = this.opts.actorsPerThread ?? 'auto';
-    const per = setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
-    const specs: ChildSpec<PartitionThread>[] = [];
+    const onGateway = this.opts.actorHost === 'gateway';
+    const per = onGateway ? 1 : setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
+    const specs: ChildSpec<PartitionActorGroup>[] = [];
     for (let first = 0; first < partitions; first += per) {
       const last = Math.min(partitions, first + per) - 1;
       const configs = Array.from({ length: last - first + 1 }, (_, i) => this.actorConfig(topic, first + i));
+      const id = first === last ? `${topic}/${first}` : `${topic}/${first}-${last}`;
+      const testHooks = this.opts.testHooks ?? false;
       specs.push({
-        id: first === last ? `${topic}/${first}` : `${topic}/${first}-${last}`,
-        start: () => PartitionThread.start(configs, { testHooks: this.opts.testHooks ?? false, readyTimeoutMs: 120_000 }),
+        id,
+        start: onGateway
+          ? () => GatewayHostedPartitions.start(configs, { name: id, testHooks })
+          : () => PartitionThread.start(configs, { testHooks, readyTimeoutMs: 120_000 }),
         restart: 'permanent',
         shutdown: 30_000,
       });
@@ -212,7 +235,7 @@ export class Broker {
     const o = this.opts;
     const stored = this.topics.stored();
     const specs = stored.flatMap((t) => this.threadSpecs(t.topic, t.partitions));
-    const sup = new Supervisor<PartitionThread>(
+    const sup = new Supervisor<PartitionActorGroup>(
       'partitions',
       {
         strategy: 'one_for_one',

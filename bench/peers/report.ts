@@ -50,6 +50,8 @@ export interface PeersReport {
   environment: Environment;
   command: string;
   fsync: string;
+  /** Extra `weir start` flags of every weir run (absent in reports written before they existed). */
+  weirArgs?: string[];
   runsPerSystem: number;
   install: string[];
   /** fdatasync cost of the disk under the servers' data dirs, measured before the runs. */
@@ -232,6 +234,7 @@ export function renderMarkdown(report: PeersReport, chartFile: string | null): s
     `- **Machine**: ${e.cpuModel}, ${e.cores} cores, ${Math.round(e.memoryBytes / 1024 ** 3)} GiB RAM, ${e.os}`,
     `- **Runs**: ${report.runsPerSystem} per system and preset, each on a freshly started server with an empty data directory; medians.`,
     `- **weir fsync**: \`${report.fsync}\``,
+    ...(report.weirArgs && report.weirArgs.length > 0 ? [`- **weir flags**: \`${report.weirArgs.join(' ')}\``] : []),
     ...(report.disk ? [`- **Disk**: 4 KiB append + fdatasync in ${report.disk.dir}: p50 ${report.disk.p50Ms} ms, p99 ${report.disk.p99Ms} ms (${report.disk.appends} appends, measured before the runs)`] : []),
     '',
     '## Presets',

@@ -13,6 +13,8 @@
  *   --peers a,b          nats (= nats-jetstream + nats-jetstream-async), redis, rabbitmq (= rabbitmq-quorum +
  *                        rabbitmq-classic), or single system names
  *   --fsync MODE         weir's never | always | interval:MS; peers get their closest setting
+ *   --weir-arg ARG       extra `weir start` flag (repeatable), e.g. --weir-arg=--actor-host=gateway;
+ *                        named in the report
  *   --runs N             runs per system and preset (medians are reported; default 1)
  *   --duration S         measured seconds (default 15); --warmup S (default 5)
  *   --quick              1 s warm-up, 5 s measured (smoke test)
@@ -66,6 +68,7 @@ function parse(): {
   presets: string[];
   peers: PeerSystem[];
   fsync: ReturnType<typeof parseFsyncSpec>;
+  weirArgs: string[];
   runs: number;
   duration: number;
   warmup: number;
@@ -81,6 +84,7 @@ function parse(): {
       presets: { type: 'string', default: 'max-8p,lat-5k' },
       peers: { type: 'string', default: 'nats,rabbitmq,redis' },
       fsync: { type: 'string', default: 'never' },
+      'weir-arg': { type: 'string', multiple: true },
       runs: { type: 'string', default: '1' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
@@ -113,6 +117,7 @@ function parse(): {
     presets,
     peers: parsePeers(values.peers),
     fsync: parseFsyncSpec(values.fsync),
+    weirArgs: values['weir-arg'] ?? [],
     runs,
     duration: num(values.duration, 15, 'duration'),
     warmup: num(values.warmup, 5, 'warmup'),
@@ -207,7 +212,7 @@ async function main(): Promise<void> {
           const busyBefore = idle.busy > IDLE_THRESHOLD ? `started on a busy machine: ${describeIdle(idle)}` : null;
           let sys: RunningSystem;
           try {
-            sys = await startSystem(system, opts.fsync, weirVersion);
+            sys = await startSystem(system, opts.fsync, weirVersion, opts.weirArgs);
           } catch (e) {
             const msg = `server did not start: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`;
             log(`  SKIP: ${msg}`);
@@ -267,6 +272,7 @@ async function main(): Promise<void> {
     environment: { ...env, date },
     command: `npm run bench:peers -- ${process.argv.slice(2).join(' ')}`.trim(),
     fsync: opts.fsync,
+    weirArgs: opts.weirArgs,
     runsPerSystem: opts.runs,
     install: installLog,
     disk,

@@ -63,10 +63,11 @@ export function weirDurability(fsync: FsyncSpec): Durability {
   return { short: `fsync ${fsync}`, setting: `fsync ${fsync}: ack after write(), fdatasync at least every ${fsync.slice(9)} ms`, exact: true };
 }
 
-export async function startSystem(system: SystemName, fsync: FsyncSpec, weirVersion: string): Promise<RunningSystem> {
+/** `weirArgs`: extra `weir start` flags (e.g. `--actor-host=gateway`). */
+export async function startSystem(system: SystemName, fsync: FsyncSpec, weirVersion: string, weirArgs: string[] = []): Promise<RunningSystem> {
   switch (system) {
     case 'weir': {
-      const b = await startWeirBroker({ fsync, onOutput: () => undefined });
+      const b = await startWeirBroker({ fsync, args: weirArgs, onOutput: () => undefined });
       return {
         system,
         version: weirVersion,

@@ -3,12 +3,13 @@
  * SIGTERM, then shuts down gracefully (stop accepting, drain rings, flush, fsync, close).
  */
 import { parseArgs } from 'node:util';
-import { Broker } from '../broker.js';
+import { Broker, parseActorHost } from '../broker.js';
 
 const USAGE = `usage:
   weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
              [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
+             [--actor-host threads|gateway] (gateway = partition actors on the gateway's thread: less CPU at low rates)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
@@ -70,6 +71,7 @@ async function start(argv: string[]): Promise<number> {
       'max-frame-bytes': { type: 'string' },
       'max-message-bytes': { type: 'string' },
       'actors-per-thread': { type: 'string', default: 'auto' },
+      'actor-host': { type: 'string', default: 'threads' },
       'test-hooks': { type: 'boolean', default: false },
     },
     strict: true,
@@ -90,6 +92,7 @@ async function start(argv: string[]): Promise<number> {
     ...(values['retention-ms'] ? { retentionMs: int(values['retention-ms'], 'retention-ms')! } : {}),
     gateway,
     actorsPerThread: values['actors-per-thread'] === 'auto' ? 'auto' : int(values['actors-per-thread'], 'actors-per-thread')!,
+    actorHost: parseActorHost(values['actor-host']),
     testHooks: values['test-hooks']!,
   });
   process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync})\n`);

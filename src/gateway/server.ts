@@ -1025,9 +1025,11 @@ export class Gateway {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
-      this.flushScheduled = false;
+      // An actor hosted on this thread answers inside flush(): its answers (and any actor they
+      // touch, which the Set's iteration still visits) go out below, not in one more turn.
       for (const a of this.dirtyActors) a.flush();
       this.dirtyActors.clear();
+      this.flushScheduled = false;
       this.flushOutboxes();
     });
   }

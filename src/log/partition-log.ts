@@ -422,6 +422,16 @@ export class PartitionLog {
     return true;
   }
 
+  /**
+   * When maybeSync() next has work: under `interval`, with records not yet synced, the time their
+   * sync falls due; otherwise Infinity. A host that sleeps must wake by then to keep the promise
+   * "an fdatasync at least every intervalMs".
+   */
+  syncDueAt(): number {
+    if (this.fsyncMode !== MODE_INTERVAL || this.synced >= this.durable) return Infinity;
+    return this.lastSyncAt + this.fsyncIntervalMs;
+  }
+
   /** fdatasync the active segment now (sealed segments are synced in the background after a roll). */
   sync(): void {
     this.assertWritable();

@@ -5,10 +5,8 @@
  * (Atomics.waitAsync), where an idle thread costs nothing and control messages are seen at once.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { PartitionLog } from '../log/index.js';
-import { Doorbell, RingReader, RingWriter, ThreadBell } from '../ring/index.js';
-import { PartitionCore } from '../actors/partition/core.js';
-import { ProducerStateStore } from '../actors/partition/producer-state-store.js';
+import { Doorbell, ThreadBell } from '../ring/index.js';
+import { openHostedPartition, type HostedPartition } from '../actors/partition/hosted.js';
 import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
 
 /** While busy, hand the event loop a turn this often (control messages: shutdown, describe). */
@@ -22,42 +20,14 @@ const port = parentPort!;
 const send = (m: ControlReply): void => port.postMessage(m);
 const bell = new ThreadBell(data.bell);
 
-interface Hosted {
-  log: PartitionLog;
-  input: RingReader;
-  core: PartitionCore;
-}
-
-function host(slot: PartitionSlotData): Hosted {
-  const log = PartitionLog.open({
-    dir: slot.dir,
-    segmentBytes: slot.log.segmentBytes,
-    indexIntervalBytes: slot.log.indexIntervalBytes,
-    fsync: slot.log.fsync,
-    ...(slot.log.retentionBytes !== undefined ? { retentionBytes: slot.log.retentionBytes } : {}),
-    ...(slot.log.retentionMs !== undefined ? { retentionMs: slot.log.retentionMs } : {}),
-  });
-  // Exactly-once append: rebuild which idempotent batches this partition holds (snapshot + replay).
-  const snapshots = new ProducerStateStore(slot.dir);
-  const { table } = snapshots.recover(log);
-  const input = new RingReader(slot.input);
-  const output = new RingWriter(slot.output);
+function host(slot: PartitionSlotData): HostedPartition {
   const inBell = new Doorbell(slot.input);
   const outBell = new Doorbell(slot.output);
-  const core = new PartitionCore(
-    log,
-    {
-      input,
-      output,
-      inputReleased: () => inBell.notifySpace(),
-      outputPublished: () => outBell.ring(),
-      waitForOutputSpace: (bytes, timeoutMs) => outBell.waitForSpace(bytes, timeoutMs) === 'ok',
-    },
-    { maxGroupBytes: 4 << 20, maxFetchBytes: Math.floor(output.capacity / 4), retentionCheckMs: 5_000 },
-    table,
-    snapshots,
-  );
-  return { log, input, core };
+  return openHostedPartition(slot, () => ({
+    inputReleased: () => inBell.notifySpace(),
+    outputPublished: () => outBell.ring(),
+    waitForOutputSpace: (bytes, timeoutMs) => outBell.waitForSpace(bytes, timeoutMs) === 'ok',
+  }));
 }
 
 const hosted = data.slots.map(host);

@@ -96,9 +96,9 @@ export class PartitionCore {
     this.readBuffer = new Uint8Array(opts.maxFetchBytes);
   }
 
-  /** The earliest time at which `step` has timed work to do (parked fetch deadlines). */
+  /** The earliest time at which `step` has timed work to do (parked fetch deadlines, an interval fsync). */
   nextDeadline(now: number): number {
-    let d = now + 1000;
+    let d = Math.min(now + 1000, this.log.syncDueAt());
     for (const f of this.parked) if (f.deadline < d) d = f.deadline;
     return d;
   }

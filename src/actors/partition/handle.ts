@@ -2,8 +2,11 @@
  * The gateway's side of one partition actor: it owns the actor's two rings, writes PRODUCE and
  * FETCH entries, drains ACK/DATA/FAIL entries and hands them to whoever asked, and turns the
  * actor's death into PARTITION_UNAVAILABLE for everything still in flight (nothing is silently
- * dropped: a request either gets its answer or an error). It is the supervisor's ChildHandle.
+ * dropped: a request either gets its answer or an error). Where the actor's core runs is its
+ * runtime's business: a worker thread (PartitionThread, below, the default) or the gateway's own
+ * thread (GatewayHostedPartitions, gateway-hosted.ts). Either is the supervisor's ChildHandle.
  */
+import type { Worker } from 'node:worker_threads';
 import { readU32 } from '../../protocol/record.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { createRing, createThreadBell, Doorbell, RingReader, RingWriter, ThreadBell } from '../../ring/index.js';
@@ -78,10 +81,77 @@ export interface PartitionThreadConfig {
 type Ready = Extract<ControlReply, { type: 'ready' }>;
 
 /**
+ * What a PartitionActor needs from whatever runs its core. Every actor of one runtime shares its
+ * fate: the runtime's exit is each of its actors' exit.
+ */
+export interface ActorRuntime {
+  /** The worker thread the core runs on; null when it runs on the gateway's thread. */
+  readonly worker: Worker | null;
+  /**
+   * True when the runtime hands the core's output to the actor itself (`deliverOutput`, right
+   * after stepping the core); false when the actor must wait for it on the output ring's doorbell.
+   */
+  readonly deliversOutput: boolean;
+  /** After the actor published to slot's input ring: make the core see it (at most one wake-up). */
+  inputPublished(slot: number): void;
+  /** The log's start and durable end offsets, fresh from the core. */
+  describe(slot: number): Promise<{ start: number; end: number }>;
+  /** Test hook (needs testHooks): crash the core from inside. */
+  crash(how: 'throw' | 'oom'): void;
+  onExit(listener: (e: ChildExit) => void): void;
+}
+
+/** ActorRuntime of a worker thread: wake-ups ring its bell, control messages are postMessage'd. */
+class ThreadRuntime implements ActorRuntime {
+  readonly deliversOutput = false;
+  private nextId = 1;
+  private readonly describes = new Map<number, (r: { start: number; end: number }) => void>();
+
+  constructor(
+    private readonly child: WorkerChild<Ready>,
+    private readonly bell: ThreadBell,
+  ) {
+    child.worker.on('message', (m: ControlReply) => {
+      if (m.type !== 'described') return;
+      this.describes.get(m.id)?.({ start: m.start, end: m.end });
+      this.describes.delete(m.id);
+    });
+  }
+  get worker(): Worker {
+    return this.child.worker;
+  }
+  inputPublished(): void {
+    this.bell.ring();
+  }
+  describe(slot: number): Promise<{ start: number; end: number }> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.describes.set(id, resolve);
+      this.child.worker.postMessage({ type: 'describe', id, slot });
+    });
+  }
+  crash(how: 'throw' | 'oom'): void {
+    this.child.worker.postMessage({ type: 'crash', how });
+  }
+  onExit(listener: (e: ChildExit) => void): void {
+    this.child.onExit((e) => {
+      for (const r of this.describes.values()) r({ start: 0, end: 0 });
+      this.describes.clear();
+      listener(e);
+    });
+  }
+}
+
+/** A supervisor child hosting partition actors: a worker thread, or the gateway's thread. */
+export interface PartitionActorGroup extends ChildHandle {
+  readonly actors: PartitionActor[];
+}
+
+/**
  * One worker thread hosting one or more partition actors: the supervisor's child. Its death is
  * every hosted actor's death (each fails what it has in flight), and a restart replaces them all.
  */
-export class PartitionThread implements ChildHandle {
+export class PartitionThread implements PartitionActorGroup {
   private constructor(
     private readonly child: WorkerChild<Ready>,
     readonly actors: PartitionActor[],
@@ -110,14 +180,14 @@ export class PartitionThread implements ChildHandle {
       // message (entries are bytes in the rings, not objects).
       resourceLimits: { maxOldGenerationSizeMb: thread.heapMb ?? 256, maxYoungGenerationSizeMb: thread.youngGenerationMb ?? 4 },
     });
-    const threadBell = new ThreadBell(bell);
+    const runtime = new ThreadRuntime(child, new ThreadBell(bell));
     const actors = configs.map((c, i) => {
       const ready = child.ready.slots[i]!;
       // diagnostics_channel is per thread: the worker's own publication is not seen here, so relay it.
       if (ready.truncatedBytes > 0 && channels.walTruncated.hasSubscribers) {
         channels.walTruncated.publish({ topic: c.topic, partition: c.partition, dir: c.dir, truncatedBytes: ready.truncatedBytes, truncatedAtOffset: ready.truncatedAtOffset });
       }
-      return new PartitionActor(c, child, i, slots[i]!.input, slots[i]!.output, threadBell, ready);
+      return new PartitionActor(c, runtime, i, slots[i]!.input, slots[i]!.output, ready);
     });
     return new PartitionThread(child, actors);
   }
@@ -172,16 +242,14 @@ export class PartitionActor {
   private alive = true;
   private draining = false;
   private spaceWaiting = false;
-  private describes = new Map<number, (r: { start: number; end: number }) => void>();
   private readonly exitListeners: Array<(e: ChildExit) => void> = [];
 
   constructor(
     private readonly config: PartitionActorConfig,
-    private readonly child: WorkerChild<Ready>,
+    private readonly runtime: ActorRuntime,
     private readonly slot: number,
     input: SharedArrayBuffer,
     output: SharedArrayBuffer,
-    private readonly threadBell: ThreadBell,
     ready: SlotReady,
   ) {
     this.topic = config.topic;
@@ -192,16 +260,8 @@ export class PartitionActor {
     this.outBell = new Doorbell(output);
     this.start = ready.start;
     this.end = ready.end;
-    child.worker.on('message', (m: ControlReply) => {
-      if (m.type === 'described' && m.slot === this.slot) {
-        this.start = m.start;
-        this.end = m.end;
-        this.describes.get(m.id)?.({ start: m.start, end: m.end });
-        this.describes.delete(m.id);
-      }
-    });
-    child.onExit((e) => this.died(e));
-    void this.drainLoop();
+    runtime.onExit((e) => this.died(e));
+    if (!runtime.deliversOutput) void this.drainLoop();
   }
 
   get available(): boolean {
@@ -211,8 +271,11 @@ export class PartitionActor {
   get maxEntryBytes(): number {
     return Math.floor(this.writer.maxRecordBytes() / 2) - PRODUCE_HEADER_BYTES;
   }
-  get worker(): WorkerChild['worker'] {
-    return this.child.worker;
+  /** The worker thread this actor runs on (tests crash it with terminate()). */
+  get worker(): Worker {
+    const w = this.runtime.worker;
+    if (w === null) throw new Error(`partition ${this.topic}/${this.partition} runs on the gateway's thread, not a worker`);
+    return w;
   }
 
   /**
@@ -290,21 +353,22 @@ export class PartitionActor {
 
   /** Make everything written since the last call visible to the actor; at most one wake-up. */
   flush(): void {
-    if (this.writer.publish()) this.threadBell.ring();
+    if (this.writer.publish()) this.runtime.inputPublished(this.slot);
   }
 
-  describe(): Promise<{ start: number; end: number }> {
-    if (!this.alive) return Promise.resolve({ start: this.start, end: this.end });
-    const id = this.allocId();
-    return new Promise((resolve) => {
-      this.describes.set(id, resolve);
-      this.child.worker.postMessage({ type: 'describe', id, slot: this.slot });
-    });
+  async describe(): Promise<{ start: number; end: number }> {
+    if (!this.alive) return { start: this.start, end: this.end };
+    const r = await this.runtime.describe(this.slot);
+    if (this.alive) {
+      this.start = r.start;
+      this.end = r.end;
+    }
+    return { start: this.start, end: this.end };
   }
 
-  /** Test hook: crash the actor's thread from inside (needs testHooks). */
+  /** Test hook: crash the actor's runtime from inside (needs testHooks). */
   crash(how: 'throw' | 'oom'): void {
-    this.child.worker.postMessage({ type: 'crash', how });
+    this.runtime.crash(how);
   }
 
   /** Called once the actor's thread has exited, after its in-flight work has been failed. */
@@ -375,15 +439,15 @@ export class PartitionActor {
     if (this.draining) return;
     this.draining = true;
     while (this.alive) {
-      this.drainOutput();
+      this.deliverOutput();
       if (!this.alive) break;
       await this.outBell.waitForDataAsync(1000);
     }
     this.draining = false;
   }
 
-  /** Handle every published output entry; returns how many. */
-  private drainOutput(): number {
+  /** Handle every published output entry; returns how many. Called by the runtime when it `deliversOutput`. */
+  deliverOutput(): number {
     let n = 0;
     let e: Uint8Array | null;
     while ((e = this.reader.next()) !== null) {
@@ -428,7 +492,7 @@ export class PartitionActor {
     if (!this.alive) return;
     this.alive = false;
     // Answers the actor published before dying are real: deliver them first.
-    this.drainOutput();
+    this.deliverOutput();
     const why = exit.normal ? 'was stopped' : `crashed (${exit.reason?.message ?? 'exited'})`;
     const message = `partition ${this.topic}/${this.partition} ${why}; retry`;
     for (const w of this.produces.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
@@ -441,8 +505,6 @@ export class PartitionActor {
     this.fetches.clear();
     this.held.length = 0;
     this.heldBytes = 0;
-    for (const r of this.describes.values()) r({ start: this.start, end: this.end });
-    this.describes.clear();
     this.outBell.close();
     for (const l of this.exitListeners) l(exit);
   }

@@ -1,0 +1,221 @@
+/**
+ * Partition actors hosted on the gateway's own thread (`actorHost: 'gateway'`): the same
+ * PartitionCore, log and rings as on a worker thread, but the core is stepped right after the
+ * gateway publishes its input, and its output is handed to the actor in the same turn. A request
+ * then costs no thread wake-up at all (on a worker: an Atomics.notify to wake the partition, and an
+ * eventfd write and epoll return to wake the gateway back), which is most of the broker's CPU per
+ * message at low rates (docs/performance.md, "CPU per message at low rate").
+ *
+ * What it gives up: the log's writes (and, under fsync `always`, its fdatasyncs) run on the thread
+ * that also serves every socket, so throughput at high rates is that one thread's; and a partition
+ * no longer dies alone with a thread. A throw from a core is this group's crash: the rest of the
+ * gateway is untouched, the actors fail what they have in flight (PARTITION_UNAVAILABLE,
+ * retryable), the log is dropped unflushed (as a dead thread's would be), and the supervisor
+ * restarts the group, which replays the log before serving again. Its replay runs on the gateway's
+ * thread too.
+ */
+import type { ChildExit } from '../../supervisor/index.js';
+import { ChildCrashedError, ChildKilledError } from '../../supervisor/index.js';
+import { createRing, Doorbell } from '../../ring/index.js';
+import type { PartitionSlotData } from '../../partition-worker/protocol.js';
+import { openHostedPartition, type HostedPartition } from './hosted.js';
+import { PartitionActor, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup } from './handle.js';
+
+/** With nothing timed to do, step anyway this often (retention, producer-state snapshots). */
+const IDLE_STEP_MS = 1_000;
+
+export interface GatewayHostedOptions {
+  /** Used in errors ("child NAME crashed"). */
+  name: string;
+  testHooks: boolean;
+}
+
+export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntime {
+  readonly worker = null;
+  readonly deliversOutput = true;
+  readonly actors: PartitionActor[];
+  private readonly hosted: HostedPartition[] = [];
+  /** Slots whose core has input (or a re-entrant request) waiting for the step loop. */
+  private readonly wanted: boolean[];
+  private stepping = false;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private exit: ChildExit | null = null;
+  private readonly exitListeners: Array<(e: ChildExit) => void> = [];
+
+  private constructor(
+    configs: PartitionActorConfig[],
+    private readonly opts: GatewayHostedOptions,
+  ) {
+    const slots: PartitionSlotData[] = configs.map((c) => ({
+      topic: c.topic,
+      partition: c.partition,
+      dir: c.dir,
+      input: createRing(c.ringBytes),
+      output: createRing(c.ringBytes),
+      log: c.log,
+    }));
+    try {
+      for (const [i, slot] of slots.entries()) this.hosted.push(this.open(slot, i));
+    } catch (err) {
+      for (const h of this.hosted) h.log.destroy();
+      throw err;
+    }
+    this.wanted = slots.map(() => false);
+    this.actors = configs.map((c, i) => {
+      const { log } = this.hosted[i]!;
+      return new PartitionActor(c, this, i, slots[i]!.input, slots[i]!.output, {
+        start: log.logStartOffset,
+        end: log.durableOffset,
+        truncatedBytes: log.recovery.truncatedBytes,
+        truncatedAtOffset: log.recovery.truncatedAtOffset,
+      });
+    });
+    this.arm();
+  }
+
+  /**
+   * Open (and recover) every partition's log on this thread. Async only to match a thread's start:
+   * the replay itself runs synchronously here.
+   */
+  static async start(configs: PartitionActorConfig[], opts: GatewayHostedOptions): Promise<GatewayHostedPartitions> {
+    return new GatewayHostedPartitions(configs, opts);
+  }
+
+  private open(slot: PartitionSlotData, i: number): HostedPartition {
+    const inBell = new Doorbell(slot.input);
+    return openHostedPartition(slot, ({ output }) => ({
+      // The actor may be waiting (waitForSpaceAsync) to move held entries into the input ring.
+      inputReleased: () => inBell.notifySpace(),
+      // The step loop hands output over after each step; nobody waits on the output ring.
+      outputPublished: () => {},
+      // Output ring full mid-step: hand what is published to the actor now, which frees it all.
+      waitForOutputSpace: (bytes) => {
+        this.actors[i]?.deliverOutput();
+        return output.canWrite(bytes);
+      },
+    }));
+  }
+
+  // ── ActorRuntime ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Step the slot's core now, in the caller's turn (the gateway's flush), and deliver its answers.
+   * Re-entrant calls (an answer's waiter publishing more input) are taken by the running loop.
+   */
+  inputPublished(slot: number): void {
+    this.wanted[slot] = true;
+    if (!this.stepping && this.exit === null) this.run();
+  }
+
+  describe(slot: number): Promise<{ start: number; end: number }> {
+    const log = this.hosted[slot]!.log;
+    return Promise.resolve({ start: log.logStartOffset, end: log.durableOffset });
+  }
+
+  crash(how: 'throw' | 'oom'): void {
+    if (!this.opts.testHooks) return;
+    // An out-of-memory cannot be confined to a part of the gateway's heap: both are a core's throw here.
+    setImmediate(() => this.fail(new Error(`injected crash (test hook: ${how})`)));
+  }
+
+  onExit(listener: (e: ChildExit) => void): void {
+    if (this.exit !== null) queueMicrotask(() => listener(this.exit!));
+    else this.exitListeners.push(listener);
+  }
+
+  // ── ChildHandle ──────────────────────────────────────────────────────────────────────────────
+
+  /** Graceful stop: the gateway stopped producing; answer what is in the rings, flush, fsync, close. */
+  async close(): Promise<void> {
+    if (this.exit !== null) return;
+    this.wanted.fill(true);
+    this.run();
+    if (this.exit !== null) return; // the last step failed: that was the exit
+    this.stop();
+    let error: unknown = null;
+    for (const [i, h] of this.hosted.entries()) {
+      try {
+        h.core.close();
+        this.actors[i]!.deliverOutput(); // final (empty) answers to parked fetches
+      } catch (err) {
+        error ??= err;
+        h.log.destroy();
+      }
+    }
+    this.exited(error === null ? { normal: true, reason: null } : { normal: false, reason: new ChildCrashedError({ id: this.opts.name }, error) });
+  }
+
+  /** Stop now, without flushing (what a dead thread leaves: acknowledged records are already written). */
+  destroy(): void {
+    if (this.exit !== null) return;
+    this.stop();
+    for (const h of this.hosted) h.log.destroy();
+    this.exited({ normal: false, reason: new ChildKilledError({ id: this.opts.name }) });
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────────────
+
+  private run(): void {
+    this.stepping = true;
+    try {
+      // A group stops at maxGroupBytes, and an answer's waiter may publish more: go round again.
+      while (this.wanted.includes(true)) {
+        for (let i = 0; i < this.hosted.length; i++) {
+          if (!this.wanted[i]) continue;
+          this.wanted[i] = false;
+          const h = this.hosted[i]!;
+          h.core.step(Date.now());
+          this.actors[i]!.deliverOutput();
+          if (h.input.available() > 0) this.wanted[i] = true;
+        }
+      }
+    } catch (err) {
+      this.stepping = false;
+      this.fail(err);
+      return;
+    }
+    this.stepping = false;
+    this.arm();
+  }
+
+  /** Keep one timer, at the earliest deadline of any core (parked fetches, interval fsync). */
+  private arm(): void {
+    if (this.exit !== null) return;
+    const now = Date.now();
+    let at = now + IDLE_STEP_MS;
+    for (const h of this.hosted) at = Math.min(at, h.core.nextDeadline(now));
+    if (this.timer !== null && this.timerAt <= at) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, Math.max(0, at - now));
+    this.timer.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.exit !== null) return;
+    this.wanted.fill(true);
+    if (!this.stepping) this.run();
+  };
+
+  /** A core threw: this group's crash (see the file comment). */
+  private fail(err: unknown): void {
+    if (this.exit !== null) return;
+    this.stop();
+    for (const h of this.hosted) h.log.destroy();
+    this.exited({ normal: false, reason: new ChildCrashedError({ id: this.opts.name }, err) });
+  }
+
+  private stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private exited(e: ChildExit): void {
+    this.exit = e;
+    for (const l of this.exitListeners) l(e);
+    this.exitListeners.length = 0;
+  }
+}
