@@ -209,7 +209,9 @@ export class Gateway {
   private readonly index = new RecordIndex();
   private readonly router = new Router();
   private readonly dirty = new Set<Connection>();
-  private readonly dirtyActors = new Set<PartitionActor>();
+  private dirtyActors = new Set<PartitionActor>();
+  /** The other of the two sets flush() alternates between (no allocation per turn). */
+  private spareActors = new Set<PartitionActor>();
   private flushScheduled = false;
   /** Memory for this turn's deliver frames (up to maxFetchBytes of records each); reset once they are sent. */
   private readonly frameArena = new FrameArena(FRAME_ARENA_BYTES);
@@ -1025,10 +1027,16 @@ export class Gateway {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
-      // An actor hosted on this thread answers inside flush(): its answers (and any actor they
-      // touch, which the Set's iteration still visits) go out below, not in one more turn.
-      for (const a of this.dirtyActors) a.flush();
-      this.dirtyActors.clear();
+      // An actor hosted on this thread answers inside flush(), and an answer may write to an actor
+      // again (a subscription's next fetch), even to one already flushed: flush until none is
+      // left, then send every answer in this same turn.
+      while (this.dirtyActors.size > 0) {
+        const actors = this.dirtyActors;
+        this.dirtyActors = this.spareActors;
+        this.spareActors = actors;
+        for (const a of actors) a.flush();
+        actors.clear();
+      }
       this.flushScheduled = false;
       this.flushOutboxes();
     });

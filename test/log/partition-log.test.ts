@@ -362,6 +362,22 @@ describe('PartitionLog: fsync policies', () => {
     expect(log.syncedOffset).toBe(30);
   });
 
+  it("'interval' says when its next sync falls due, so a sleeping host wakes for it", () => {
+    let t = 0;
+    const log = open({ dir: tmpDir(), fsync: { mode: 'interval', intervalMs: 100 }, now: () => t });
+    expect(log.syncDueAt()).toBe(Infinity); // nothing written
+    fill(log, 2, 10);
+    expect(log.syncDueAt()).toBe(100);
+    expect(log.maybeSync(100)).toBe(true);
+    expect(log.syncDueAt()).toBe(Infinity); // all synced
+    t = 130;
+    fill(log, 1, 10);
+    expect(log.syncDueAt()).toBe(200); // 100 ms after the last sync, not after the write
+    const never = open({ dir: tmpDir() });
+    fill(never, 1, 10);
+    expect(never.syncDueAt()).toBe(Infinity);
+  });
+
   it("'never' leaves syncing to sync() and close()", () => {
     const dir = tmpDir();
     const log = open({ dir });
