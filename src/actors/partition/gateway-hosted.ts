@@ -38,7 +38,6 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   /** Slots whose core has input (or a re-entrant request) waiting for the step loop. */
   private readonly wanted: boolean[];
   private stepping = false;
-  private crashNext: 'throw' | 'oom' | null = null;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private exit: ChildExit | null = null;
@@ -115,11 +114,11 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   }
 
   /**
-   * The next step throws, with whatever input is then in the rings (requests in flight). An
-   * out-of-memory cannot be confined to a part of the gateway's heap: both are a core's throw here.
+   * Crash at the next turn, as a thread handles the same request. An out-of-memory cannot be
+   * confined to a part of the gateway's heap: both are a core's throw here.
    */
   crash(how: 'throw' | 'oom'): void {
-    if (this.opts.testHooks) this.crashNext = how;
+    if (this.opts.testHooks) setImmediate(() => this.fail(new Error(`injected crash (test hook: ${how})`)));
   }
 
   onExit(listener: (e: ChildExit) => void): void {
@@ -166,7 +165,6 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
       while (this.wanted.includes(true)) {
         for (let i = 0; i < this.hosted.length; i++) {
           if (!this.wanted[i]) continue;
-          if (this.crashNext !== null) throw new Error(`injected crash (test hook: ${this.crashNext})`);
           this.wanted[i] = false;
           const h = this.hosted[i]!;
           h.core.step(Date.now());

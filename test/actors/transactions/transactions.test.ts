@@ -282,8 +282,10 @@ it('commits through partition-actor crashes of the topic and of the half-message
   const tx = await c.beginTransaction('crashy', { producerGroup: 'g' });
   await tx.produce(batch('c', 30));
   // The half messages survive a crash of their partition actor.
-  tb.broker.partitionActor('__txn_half', 0).crash('throw');
-  await until(() => tb!.broker.partitionActor('__txn_half', 0).available, 10_000, 'half store restart');
+  const half = tb.broker.partitionActor('__txn_half', 0);
+  half.crash('throw');
+  // Wait for the restarted actor, not the old one (still available until its crash takes effect).
+  await until(() => tb!.broker.partitionActor('__txn_half', 0) !== half && tb!.broker.partitionActor('__txn_half', 0).available, 10_000, 'half store restart');
   await tx.produce(batch('d', 6));
   // A target partition is down when the commit applies: the apply retries until it is back.
   tb.broker.partitionActor('crashy', 1).crash('throw');
