@@ -14,56 +14,59 @@ afterEach(() => {
   tmp.cleanup();
 });
 
-it('loses no acknowledged message when the broker process is SIGKILLed mid-stream (fsync never)', async () => {
-  const first = await startBrokerProcess(tmp.dir);
-  child = first.proc;
-  const client = await connect({ url: first.url, reconnect: false });
-  await client.createTopic('durable', { partitions: 4 });
-  const acked: Array<{ seq: number; partition: number; offset: number }> = [];
-  let seq = 0;
-  let stop = false;
-  const producing = (async () => {
-    while (!stop) {
-      const msgs = Array.from({ length: 100 }, (_, i) => ({ key: `k${(seq + i) % 50}`, value: payload(3, seq + i, 80) }));
-      const base = seq;
-      seq += msgs.length;
-      try {
-        const acks = await client.produce('durable', msgs);
-        acks.forEach((a, i) => acked.push({ seq: base + i, ...a }));
-      } catch {
-        return; // the broker died under us: this batch was not acknowledged
+for (const host of ['threads', 'gateway'] as const) {
+  it(`loses no acknowledged message when the broker process is SIGKILLed mid-stream (fsync never, partition actors on ${host === 'threads' ? 'worker threads' : "the gateway's thread"})`, async () => {
+    const args = ['--actor-host', host];
+    const first = await startBrokerProcess(tmp.dir, { args });
+    child = first.proc;
+    const client = await connect({ url: first.url, reconnect: false });
+    await client.createTopic('durable', { partitions: 4 });
+    const acked: Array<{ seq: number; partition: number; offset: number }> = [];
+    let seq = 0;
+    let stop = false;
+    const producing = (async () => {
+      while (!stop) {
+        const msgs = Array.from({ length: 100 }, (_, i) => ({ key: `k${(seq + i) % 50}`, value: payload(3, seq + i, 80) }));
+        const base = seq;
+        seq += msgs.length;
+        try {
+          const acks = await client.produce('durable', msgs);
+          acks.forEach((a, i) => acked.push({ seq: base + i, ...a }));
+        } catch {
+          return; // the broker died under us: this batch was not acknowledged
+        }
+      }
+    })();
+    while (acked.length < 20_000) await new Promise((r) => setTimeout(r, 5));
+    first.proc.kill('SIGKILL');
+    stop = true;
+    await producing;
+    await client.close().catch(() => undefined);
+    await new Promise((r) => first.proc.once('exit', r));
+
+    const second = await startBrokerProcess(tmp.dir, { args });
+    child = second.proc;
+    const raw = await RawClient.connect(second.url);
+    const stored = new Map<string, Uint8Array>();
+    for (let p = 0; p < 4; p++) {
+      let offset = 0;
+      for (;;) {
+        const r = await raw.request({ op: 'fetch', topic: 'durable', partition: p, offset, maxRecords: 10_000 });
+        expect(r.op).toBe('result');
+        const msgs = readMessages('durable', p, r.records as Uint8Array);
+        if (msgs.length === 0) break;
+        for (const m of msgs) stored.set(`${p}/${m.offset}`, m.value.slice());
+        offset = r.next as number;
       }
     }
-  })();
-  while (acked.length < 20_000) await new Promise((r) => setTimeout(r, 5));
-  first.proc.kill('SIGKILL');
-  stop = true;
-  await producing;
-  await client.close().catch(() => undefined);
-  await new Promise((r) => first.proc.once('exit', r));
-
-  const second = await startBrokerProcess(tmp.dir);
-  child = second.proc;
-  const raw = await RawClient.connect(second.url);
-  const stored = new Map<string, Uint8Array>();
-  for (let p = 0; p < 4; p++) {
-    let offset = 0;
-    for (;;) {
-      const r = await raw.request({ op: 'fetch', topic: 'durable', partition: p, offset, maxRecords: 10_000 });
-      expect(r.op).toBe('result');
-      const msgs = readMessages('durable', p, r.records as Uint8Array);
-      if (msgs.length === 0) break;
-      for (const m of msgs) stored.set(`${p}/${m.offset}`, m.value.slice());
-      offset = r.next as number;
+    raw.close();
+    expect(acked.length).toBeGreaterThanOrEqual(20_000);
+    for (const a of acked) {
+      const v = stored.get(`${a.partition}/${a.offset}`);
+      expect(v, `acknowledged ${a.partition}/${a.offset}`).toBeDefined();
+      expect(sameBytes(v!, payload(3, a.seq, 80))).toBe(true);
     }
-  }
-  raw.close();
-  expect(acked.length).toBeGreaterThanOrEqual(20_000);
-  for (const a of acked) {
-    const v = stored.get(`${a.partition}/${a.offset}`);
-    expect(v, `acknowledged ${a.partition}/${a.offset}`).toBeDefined();
-    expect(sameBytes(v!, payload(3, a.seq, 80))).toBe(true);
-  }
-  second.proc.kill('SIGTERM');
-  await new Promise((r) => second.proc.once('exit', r));
-});
+    second.proc.kill('SIGTERM');
+    await new Promise((r) => second.proc.once('exit', r));
+  });
+}

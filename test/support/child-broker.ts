@@ -10,10 +10,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  */
 export function startBrokerProcess(
   dataDir: string,
-  options: { port?: number; fsync?: string; env?: Record<string, string> } = {},
+  options: { port?: number; fsync?: string; env?: Record<string, string>; args?: string[] } = {},
 ): Promise<{ proc: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const args = [path.join(root, 'bin/weir.js'), 'start', '--port', String(options.port ?? 0), '--data', dataDir, '--fsync', options.fsync ?? 'never'];
+    const args = [path.join(root, 'bin/weir.js'), 'start', '--port', String(options.port ?? 0), '--data', dataDir, '--fsync', options.fsync ?? 'never', ...(options.args ?? [])];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     let out = '';
     const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
