@@ -27,7 +27,8 @@
  *
  * Record frame (see spsc.ts): `u32 little-endian payload length`, the payload, then zero padding to
  * the next multiple of RECORD_ALIGN. Frames start at 4-aligned positions and capacity is a multiple of
- * 4, so a length prefix never straddles the wrap point; payload bytes do (byte-pipe semantics).
+ * 4, so a length prefix never straddles the wrap point; payload bytes do (byte-pipe semantics). A
+ * prefix of SKIP_TO_LAP is not a record: the frames go on at the next lap's index 0.
  */
 
 import { RingLayoutError } from './errors.js';
@@ -77,6 +78,15 @@ export const RING_MAGIC = 0x57524e47;
 export const RECORD_ALIGN = 4;
 /** Bytes of the u32 little-endian length prefix. */
 export const LENGTH_PREFIX_BYTES = 4;
+
+/**
+ * A length prefix no record has (a record is shorter than the capacity, ≤ 2^30): the rest of this
+ * lap is skipped and the next frame starts at index 0. The writer writes it only into an empty ring
+ * (see RingWriter), so the skipped bytes are free; they count as used until the reader passes them.
+ */
+export const SKIP_TO_LAP = 0xffffffff;
+/** A writer this far into a lap that finds the ring empty goes back to index 0 (SKIP_TO_LAP). */
+export const REWIND_AFTER_BYTES = 64 * 1024;
 
 export const MIN_CAPACITY = 4 * 1024;
 /** 2^30: the largest power of two that divides 2^32 with room to tell "full" from "empty". */

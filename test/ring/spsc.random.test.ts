@@ -6,10 +6,13 @@ import { mulberry32, testSeed, type Prng } from '../support/seeded-prng.js';
 /**
  * Seeded randomized single-thread test: writes (whole or in pieces), publishes, reads and releases
  * interleave at random, and an independent model checks every payload, its order, and the writer's
- * and reader's space accounting after every step. Replay a failure with TEST_SEED=<seed>.
+ * and reader's space accounting after every step, including the writer's rewinds to index 0 when it
+ * finds the ring empty (spsc.ts, "Rewind"). Replay a failure with TEST_SEED=<seed>.
  */
 
 const CAPACITY = 4096;
+/** The writer's rewind stride for a 4 KiB ring: half of it. */
+const REWIND_AFTER = CAPACITY / 2;
 const STEPS = 20_000;
 
 function randomLength(prng: Prng, max: number): number {
@@ -36,7 +39,7 @@ function writeInPieces(writer: RingWriter, payload: Uint8Array, prng: Prng): voi
   }
 }
 
-function run(seed: number, startPosition: number): { records: number; straddled: number } {
+function run(seed: number, startPosition: number): { records: number; straddled: number; rewinds: number } {
   const prng = mulberry32(seed);
   const sab = createRing(CAPACITY);
   presetPositions(sab, startPosition);
@@ -44,8 +47,12 @@ function run(seed: number, startPosition: number): { records: number; straddled:
   const reader = new RingReader(sab);
   const max = writer.maxRecordBytes();
 
-  // The model: committed payloads in order, and byte counters that never wrap (JS numbers).
-  const committed: Uint8Array[] = [];
+  // The model: committed payloads (and skipped lap ends, as byte counts) in order, and byte counters
+  // that never wrap (JS numbers). Start positions are multiples of CAPACITY, so a counter's offset
+  // in the lap is the counter modulo CAPACITY.
+  const committed: Array<Uint8Array | number> = [];
+  let rewindCheckAt = REWIND_AFTER;
+  let rewinds = 0;
   let committedBytes = 0;
   let publishedBytes = 0;
   let publishedRecords = 0;
@@ -53,6 +60,7 @@ function run(seed: number, startPosition: number): { records: number; straddled:
   let readRecords = 0;
   let releasedBytes = 0;
   let straddled = 0;
+  let records = 0;
 
   const fail = (step: number, what: string) => new Error(`seed ${seed} start ${startPosition} step ${step}: ${what}`);
 
@@ -61,6 +69,16 @@ function run(seed: number, startPosition: number): { records: number; straddled:
     if (op < 0.45) {
       const payload = new Uint8Array(randomLength(prng, max));
       prng.fill(payload);
+      if (committedBytes >= rewindCheckAt) {
+        rewindCheckAt = committedBytes + REWIND_AFTER;
+        const at = committedBytes % CAPACITY;
+        if (at >= REWIND_AFTER && frameBytes(payload.length) <= at && releasedBytes === committedBytes) {
+          committed.push(CAPACITY - at);
+          committedBytes += CAPACITY - at;
+          rewindCheckAt = committedBytes + REWIND_AFTER;
+          rewinds++;
+        }
+      }
       const fits = CAPACITY - (committedBytes - releasedBytes) >= frameBytes(payload.length);
       const pieces = prng.float() < 0.5;
       const ok = pieces ? writer.begin(payload.length) : writer.tryWrite(payload);
@@ -77,8 +95,15 @@ function run(seed: number, startPosition: number): { records: number; straddled:
       writer.publish();
       publishedBytes = committedBytes;
       publishedRecords = committed.length;
-    } else if (op < 0.85) {
-      const want = prng.int(1, 8);
+    } else if (op < 0.85 || op >= 0.95) {
+      // Now and then publish, read and release everything: an empty ring, where the writer may rewind.
+      const drain = op >= 0.95;
+      if (drain) {
+        writer.publish();
+        publishedBytes = committedBytes;
+        publishedRecords = committed.length;
+      }
+      const want = drain ? Infinity : prng.int(1, 8);
       for (let i = 0; i < want; i++) {
         const record = reader.next();
         if (record === null) {
@@ -86,16 +111,23 @@ function run(seed: number, startPosition: number): { records: number; straddled:
           break;
         }
         if (readRecords >= publishedRecords) throw fail(step, 'next() returned an unpublished record');
-        const expected = committed[readRecords]!;
+        const skipped = committed[readRecords]!;
+        if (typeof skipped === 'number') {
+          readBytes += skipped; // the reader passed the marker on its way to this record
+          readRecords++;
+        }
+        const expected = committed[readRecords] as Uint8Array;
         if (Buffer.compare(Buffer.from(record), Buffer.from(expected)) !== 0) {
           throw fail(step, `record ${readRecords} (${expected.length} bytes) differs`);
         }
         if (record.length > 0 && record.buffer !== sab) straddled++;
         committed[readRecords] = new Uint8Array(0); // free memory; the model keeps only counters
         readRecords++;
+        records++;
         readBytes += frameBytes(expected.length);
       }
-    } else {
+    }
+    if (op >= 0.85) {
       const released = reader.release();
       if (released !== readBytes - releasedBytes) throw fail(step, `release() = ${released}`);
       releasedBytes = readBytes;
@@ -107,7 +139,7 @@ function run(seed: number, startPosition: number): { records: number; straddled:
     if (reader.available() !== publishedBytes - readBytes) throw fail(step, `available() = ${reader.available()}`);
     if (reader.unreleased() !== readBytes - releasedBytes) throw fail(step, `unreleased() = ${reader.unreleased()}`);
   }
-  return { records: readRecords, straddled };
+  return { records, straddled, rewinds };
 }
 
 describe('SPSC ring, seeded random interleavings', () => {
@@ -118,9 +150,10 @@ describe('SPSC ring, seeded random interleavings', () => {
   ]);
 
   it.each(cases)('seed $seed from position $start', ({ seed, start }) => {
-    const { records, straddled } = run(seed, start);
-    // Guard against a vacuous run: plenty of records moved and many of them straddled the wrap.
+    const { records, straddled, rewinds } = run(seed, start);
+    // Guard against a vacuous run: plenty of records moved, many straddled the wrap, some rewound.
     expect(records).toBeGreaterThan(3_000);
     expect(straddled).toBeGreaterThan(100);
+    expect(rewinds).toBeGreaterThan(20);
   });
 });

@@ -19,10 +19,10 @@ import { WeirError } from '../../src/common/errors.js';
 
 const CAP = 4096;
 
-function ring(capacity = CAP, startAt?: number) {
+function ring(capacity = CAP, startAt?: number, rewind = true) {
   const sab = createRing(capacity);
   if (startAt !== undefined) presetPositions(sab, startAt);
-  return { sab, writer: new RingWriter(sab), reader: new RingReader(sab), data: new Uint8Array(sab, HEADER_BYTES) };
+  return { sab, writer: new RingWriter(sab, { rewind }), reader: new RingReader(sab), data: new Uint8Array(sab, HEADER_BYTES) };
 }
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
@@ -250,9 +250,9 @@ describe('staging misuse', () => {
   });
 });
 
-describe('wrap point', () => {
+describe('wrap point (a writer that never rewinds: the plain byte pipe)', () => {
   it('puts a length prefix in the last 4 bytes and continues the payload at index 0', () => {
-    const { writer, reader, data } = ring();
+    const { writer, reader, data } = ring(CAP, undefined, false);
     advance(writer, reader, CAP - 4);
     expect(writer.tryWrite(seqBytes(6, 0x10))).toBe(true);
     expect([...data.subarray(CAP - 4)]).toEqual([6, 0, 0, 0]);
@@ -264,7 +264,7 @@ describe('wrap point', () => {
   });
 
   it('splits a payload and its padding across the end and stitches it back', () => {
-    const { writer, reader, data } = ring();
+    const { writer, reader, data } = ring(CAP, undefined, false);
     advance(writer, reader, CAP - 12);
     expect(writer.tryWrite(seqBytes(11, 0x40))).toBe(true); // prefix at CAP-12, 8 bytes before the end
     expect([...data.subarray(CAP - 12)]).toEqual([11, 0, 0, 0, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47]);
@@ -279,7 +279,7 @@ describe('wrap point', () => {
   });
 
   it.each([1, 2, 3])('splits an appendU32 that starts %i byte(s) before the end', (before) => {
-    const { writer, reader, data } = ring();
+    const { writer, reader, data } = ring(CAP, undefined, false);
     advance(writer, reader, CAP - 8); // prefix at CAP-8, payload from CAP-4
     const lead = 4 - before;
     writer.begin(lead + 4);
@@ -327,6 +327,62 @@ describe('wrap point', () => {
     expect(reader.next()!.length).toBe(CAP - 4);
     reader.release();
     expect(writer.freeBytes()).toBe(CAP);
+  });
+});
+
+describe('rewind: a writer that finds the ring empty half a small ring (or 64 KiB) into a lap goes back to index 0', () => {
+  it('skips the rest of the lap with one marker; the reader passes it and gets every record intact', () => {
+    const { sab, writer, reader, data } = ring(); // 4 KiB: rewinds past 2 KiB
+    advance(writer, reader, 2048); // empty ring at position 2048, which is the check point
+    expect(writer.tryWrite(seqBytes(10, 0x20))).toBe(true);
+    expect([...data.subarray(2048, 2052)]).toEqual([0xff, 0xff, 0xff, 0xff]); // SKIP_TO_LAP
+    expect([...data.subarray(0, 4)]).toEqual([10, 0, 0, 0]); // the record starts the next lap
+    expect(writer.freeBytes()).toBe(CAP - 2048 - frameBytes(10)); // skipped bytes count until passed
+    writer.publish();
+    expect(readSlot(sab, Slot.WRITE_INDEX)).toBe(CAP + frameBytes(10));
+    const rec = reader.next()!;
+    expect([...rec]).toEqual([...seqBytes(10, 0x20)]);
+    expect(rec.buffer).toBe(sab);
+    expect(reader.next()).toBeNull();
+    expect(reader.release()).toBe(2048 + frameBytes(10));
+    expect(writer.freeBytes()).toBe(CAP);
+  });
+
+  it('does not rewind while the reader still holds records, nor for a record that would not fit before the skipped bytes', () => {
+    const { writer, reader, data } = ring();
+    advance(writer, reader, 2044);
+    expect(writer.tryWrite(bytes(1))).toBe(true); // 2044..2052: the next begin is past the check point
+    writer.publish();
+    expect(writer.tryWrite(bytes(2))).toBe(true); // not empty (record 1 unread): no rewind
+    expect([...data.subarray(2052, 2057)]).toEqual([1, 0, 0, 0, 2]);
+    writer.publish();
+    expect([...reader.next()!]).toEqual([1]);
+    expect([...reader.next()!]).toEqual([2]);
+    reader.release();
+
+    const big = ring();
+    advance(big.writer, big.reader, 2048);
+    expect(big.writer.tryWrite(new Uint8Array(3000))).toBe(true); // 3004 > 2048 free after a rewind: wraps instead
+    expect([...big.data.subarray(2048, 2052)]).toEqual([0xb8, 0x0b, 0, 0]); // its own length, 3000
+    big.writer.publish();
+    expect(big.reader.next()!.length).toBe(3000);
+  });
+
+  it('keeps a ring of many laps at low fill in its first pages', () => {
+    const { writer, reader } = ring(1 << 20); // 1 MiB: rewinds past 64 KiB
+    const touched = new Set<number>();
+    for (let i = 0; i < 20_000; i++) {
+      expect(writer.begin(700)).toBe(true);
+      writer.append(seqBytes(700, i));
+      writer.commit();
+      writer.publish();
+      const rec = reader.next()!;
+      touched.add(Math.floor((rec.byteOffset - HEADER_BYTES) / 4096));
+      expect(rec[0]).toBe(i & 0xff);
+      reader.release();
+    }
+    // 20,000 × 704 B = 13.4 MiB through the ring, all within its first 64 KiB + one record.
+    expect(Math.max(...touched)).toBeLessThanOrEqual(16);
   });
 });
 

@@ -407,6 +407,10 @@ export class PartitionActor {
         if (this.held.length === 0) break;
         const first = this.held[0]!;
         const need = first.kind === 'produce' ? produceHeaderBytes(first.idem) + first.bytes.length : FETCH_BYTES;
+        // Publish first (the doorbell's contract): the doorbell counts published bytes only, so with
+        // unpublished entries (or a rewind's skipped bytes) in the ring it would report space that
+        // begin() cannot use, and this loop would spin in microtasks, starving the turn's flush.
+        this.flush();
         await this.inBell.waitForSpaceAsync(need, 50);
       }
     } finally {
