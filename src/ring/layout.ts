@@ -87,6 +87,11 @@ export const LENGTH_PREFIX_BYTES = 4;
 export const SKIP_TO_LAP = 0xffffffff;
 /** A writer this far into a lap that finds the ring empty goes back to index 0 (SKIP_TO_LAP). */
 export const REWIND_AFTER_BYTES = 64 * 1024;
+/**
+ * ... but only if it took at least this long to write those bytes: a fast writer's next burst may
+ * need the whole ring, and right after a rewind it has only the bytes before the skipped ones.
+ */
+export const REWIND_MIN_STRIDE_MS = 10;
 
 export const MIN_CAPACITY = 4 * 1024;
 /** 2^30: the largest power of two that divides 2^32 with room to tell "full" from "empty". */

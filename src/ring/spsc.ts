@@ -17,11 +17,13 @@
  * 4-aligned and capacity is a multiple of 4.
  *
  * Rewind. A writer REWIND_AFTER_BYTES into a lap that finds the ring empty (everything it wrote has
- * been released) writes one SKIP_TO_LAP prefix and goes on at index 0. At low rates a ring then
- * cycles through its first pages, which stay in cache and TLB, instead of walking its whole
- * capacity (megabytes of pages, each faulted in on first touch: 400 page faults a second on the
- * gateway at 5,000 msg/s before). It costs one load of the reader's index per REWIND_AFTER_BYTES
- * written.
+ * been released) writes one SKIP_TO_LAP prefix and goes on at index 0, if writing those bytes took
+ * REWIND_MIN_STRIDE_MS or more. At low rates a ring then cycles through its first pages, which
+ * stay in cache and TLB, instead of walking its whole capacity (megabytes of pages, each faulted
+ * in on first touch: 400 page faults a second on the gateway at 5,000 msg/s before). A fast writer
+ * does not rewind: until the reader passes the marker, the skipped bytes are not free, and its next
+ * burst may need them. It costs one clock read and one load of the reader's index per
+ * REWIND_AFTER_BYTES written.
  *
  * Memory ordering. JS Atomics are sequentially consistent. The producer writes frame bytes with
  * plain stores and then makes them visible with ONE `Atomics.store(WRITE_INDEX)` per batch (release);
@@ -37,6 +39,7 @@ import {
   HEADER_BYTES,
   LENGTH_PREFIX_BYTES,
   REWIND_AFTER_BYTES,
+  REWIND_MIN_STRIDE_MS,
   SKIP_TO_LAP,
   Slot,
   frameBytes,
@@ -75,6 +78,9 @@ export class RingWriter {
   readonly #rewindAfter: number;
   /** Position from which the next begin() checks whether to rewind. */
   #rewindCheckAt: number;
+  /** When the previous rewind check happened (ms, `#now`). */
+  #rewindCheckTime: number;
+  readonly #now: () => number;
 
   // Staging of the record between begin() and commit().
   #staging = false;
@@ -85,8 +91,8 @@ export class RingWriter {
   /** Position just past the staged frame (including padding). */
   #frameEnd = 0;
 
-  /** `rewind: false` keeps the plain byte pipe (tests of the wrap point). */
-  constructor(sab: SharedArrayBuffer, options: { rewind?: boolean } = {}) {
+  /** `rewind: false` keeps the plain byte pipe (tests of the wrap point); `now` is the rewind's clock. */
+  constructor(sab: SharedArrayBuffer, options: { rewind?: boolean; now?: () => number } = {}) {
     this.capacity = ringCapacity(sab);
     this.buffer = sab;
     this.#header = headerView(sab);
@@ -101,6 +107,8 @@ export class RingWriter {
     // Disabled: a check point always half a position space ahead, pushed on at every check.
     this.#rewindAfter = options.rewind === false ? 0x80000000 : Math.min(REWIND_AFTER_BYTES, this.capacity / 2);
     this.#rewindCheckAt = (this.#writePos + this.#rewindAfter) >>> 0;
+    this.#now = options.now ?? Date.now;
+    this.#rewindCheckTime = this.#now();
   }
 
   /** Largest payload that can ever fit: one frame filling the whole ring. A multiple of 4. */
@@ -258,6 +266,10 @@ export class RingWriter {
    */
   #maybeRewind(frame: number): void {
     this.#rewindCheckAt = (this.#writePos + this.#rewindAfter) >>> 0;
+    const t = this.#now();
+    const slow = t - this.#rewindCheckTime >= REWIND_MIN_STRIDE_MS;
+    this.#rewindCheckTime = t;
+    if (!slow) return; // a fast writer: keep the whole ring for its bursts
     const at = this.#writePos & this.#mask;
     if (at < this.#rewindAfter || frame > at) return; // near the start of a lap already, or too big
     this.#cachedReadPos = Atomics.load(this.#header, Slot.READ_INDEX) >>> 0;

@@ -43,7 +43,8 @@ function run(seed: number, startPosition: number): { records: number; straddled:
   const prng = mulberry32(seed);
   const sab = createRing(CAPACITY);
   presetPositions(sab, startPosition);
-  const writer = new RingWriter(sab);
+  let clock = 0;
+  const writer = new RingWriter(sab, { now: () => (clock += 1000) }); // every rewind check sees a slow writer
   const reader = new RingReader(sab);
   const max = writer.maxRecordBytes();
 

@@ -19,10 +19,16 @@ import { WeirError } from '../../src/common/errors.js';
 
 const CAP = 4096;
 
-function ring(capacity = CAP, startAt?: number, rewind = true) {
+/** A clock that moves 1 s per reading: every rewind check sees a slow writer (see "rewind" below). */
+function slowClock(): () => number {
+  let t = 0;
+  return () => (t += 1000);
+}
+
+function ring(capacity = CAP, startAt?: number, rewind = true, now = slowClock()) {
   const sab = createRing(capacity);
   if (startAt !== undefined) presetPositions(sab, startAt);
-  return { sab, writer: new RingWriter(sab, { rewind }), reader: new RingReader(sab), data: new Uint8Array(sab, HEADER_BYTES) };
+  return { sab, writer: new RingWriter(sab, { rewind, now }), reader: new RingReader(sab), data: new Uint8Array(sab, HEADER_BYTES) };
 }
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
@@ -366,6 +372,14 @@ describe('rewind: a writer that finds the ring empty half a small ring (or 64 Ki
     expect([...big.data.subarray(2048, 2052)]).toEqual([0xb8, 0x0b, 0, 0]); // its own length, 3000
     big.writer.publish();
     expect(big.reader.next()!.length).toBe(3000);
+  });
+
+  it('does not rewind a fast writer (another stride within 10 ms), whose next burst may need the whole ring', () => {
+    const { writer, reader, data } = ring(CAP, undefined, true, () => 5); // a clock that does not move
+    advance(writer, reader, 2048);
+    expect(writer.tryWrite(seqBytes(10, 0x20))).toBe(true);
+    expect([...data.subarray(2048, 2052)]).toEqual([10, 0, 0, 0]); // its own prefix, no skip marker
+    expect(writer.freeBytes()).toBe(CAP - frameBytes(10));
   });
 
   it('keeps a ring of many laps at low fill in its first pages', () => {

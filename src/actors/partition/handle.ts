@@ -407,11 +407,12 @@ export class PartitionActor {
         if (this.held.length === 0) break;
         const first = this.held[0]!;
         const need = first.kind === 'produce' ? produceHeaderBytes(first.idem) + first.bytes.length : FETCH_BYTES;
-        // Publish first (the doorbell's contract): the doorbell counts published bytes only, so with
-        // unpublished entries (or a rewind's skipped bytes) in the ring it would report space that
-        // begin() cannot use, and this loop would spin in microtasks, starving the turn's flush.
-        this.flush();
-        await this.inBell.waitForSpaceAsync(need, 50);
+        // The doorbell counts published bytes only: while this turn's entries (or a rewind's skipped
+        // bytes) are unpublished it reports space begin() cannot use, and awaiting it would spin in
+        // microtasks and starve the turn's flush. Let that flush publish them (one publish and
+        // wake-up per turn, as for every entry), then look again.
+        if (this.writer.pending() > 0) await new Promise((resolve) => setImmediate(resolve));
+        else await this.inBell.waitForSpaceAsync(need, 50);
       }
     } finally {
       this.spaceWaiting = false;
