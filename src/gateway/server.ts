@@ -28,6 +28,8 @@ import type { GatewayConfig } from './config.js';
 
 /** Deliver frames of one turn share this much reused memory; beyond it they get their own buffers. */
 const FRAME_ARENA_BYTES = 8 << 20;
+/** Flushes of actors re-marked by their own answers within one turn (gateway-hosted actors). */
+const MAX_FLUSH_ROUNDS = 16;
 
 export type Frame = Record<string, unknown>;
 
@@ -1028,9 +1030,10 @@ export class Gateway {
     this.flushScheduled = true;
     setImmediate(() => {
       // An actor hosted on this thread answers inside flush(), and an answer may write to an actor
-      // again (a subscription's next fetch), even to one already flushed: flush until none is
-      // left, then send every answer in this same turn.
-      while (this.dirtyActors.size > 0) {
+      // again (a subscription's next fetch), even to one already flushed: flush again, then send
+      // every answer in this same turn. Bounded: answers that keep asking (fetches that return at
+      // once) go on next turn, after the sockets have been read.
+      for (let round = 0; round < MAX_FLUSH_ROUNDS && this.dirtyActors.size > 0; round++) {
         const actors = this.dirtyActors;
         this.dirtyActors = this.spareActors;
         this.spareActors = actors;
@@ -1039,6 +1042,7 @@ export class Gateway {
       }
       this.flushScheduled = false;
       this.flushOutboxes();
+      if (this.dirtyActors.size > 0) this.scheduleFlush();
     });
   }
 

@@ -223,3 +223,19 @@ it('a log written on the gateway thread reopens on worker threads and back, afte
   const expected = new Set(Array.from({ length: 1500 }, (_, s) => Buffer.from(payload(3, s, 60)).toString('hex')));
   for (const v of values) expect(expected.delete(Buffer.from(v).toString('hex'))).toBe(true);
 });
+
+it('fetches answered at once (long poll 0) do not starve the gateway: each turn flushes a bounded number of times', async () => {
+  // With longPollMs 0 a caught-up subscription's fetch is answered empty in the step that reads it,
+  // and its answer asks again: on this thread that cycle would never give the sockets a turn.
+  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', gateway: { longPollMs: 0 } });
+  const admin = await client(tb.url);
+  await admin.createTopic('eager', { partitions: 2 });
+  let got = 0;
+  const consumer = await client(tb.url);
+  await consumer.subscribe('eager', { from: 'earliest' }, () => void got++);
+  for (let i = 0; i < 20; i++) {
+    const acks = await admin.produce('eager', Array.from({ length: 50 }, (_, j) => ({ key: `k${j}`, value: payload(i, j, 30) })));
+    expect(acks).toHaveLength(50);
+  }
+  await until(() => got === 1000, 10_000, 'all 1000 messages to be delivered');
+});
