@@ -1,8 +1,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { connect, type WeirClient } from '../../src/client/index.js';
-import { readMessages } from '../../src/protocol/batch-reader.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { RawClient } from '../support/raw-client.js';
+import { RawClient, readPartition } from '../support/raw-client.js';
 import { payload, sameBytes, until } from '../support/payload.js';
 
 let tb: TestBroker | undefined;
@@ -14,22 +13,6 @@ afterEach(async () => {
   client = undefined;
 });
 
-/** Read a whole partition with raw fetches. */
-async function readAll(url: string, topic: string, partition: number): Promise<Map<number, { key: string | null; value: Uint8Array }>> {
-  const raw = await RawClient.connect(url);
-  const out = new Map<number, { key: string | null; value: Uint8Array }>();
-  let offset = 0;
-  for (;;) {
-    const r = await raw.request({ op: 'fetch', topic, partition, offset, maxRecords: 5000 });
-    if (r.op !== 'result') throw new Error(`fetch failed: ${String(r.code)} ${String(r.message)}`);
-    const msgs = readMessages(topic, partition, r.records as Uint8Array);
-    for (const m of msgs) out.set(m.offset, { key: m.key, value: m.value.slice() });
-    if (msgs.length === 0) break;
-    offset = r.next as number;
-  }
-  raw.close();
-  return out;
-}
 
 for (const how of ['terminate', 'throw', 'oom'] as const) {
   it(`restarts a partition actor killed by ${how} mid-stream; every acknowledged message survives, in order`, async () => {
@@ -61,7 +44,7 @@ for (const how of ['terminate', 'throw', 'oom'] as const) {
     expect(tb.broker.partitionActor('crash', 1).available).toBe(true);
     expect(tb.broker.partitionActor('crash', 1)).not.toBe(undefined);
 
-    const logs = await Promise.all([0, 1, 2, 3].map((p) => readAll(tb!.url, 'crash', p)));
+    const logs = await Promise.all([0, 1, 2, 3].map((p) => readPartition(tb!.url, 'crash', p)));
     const lastOffsetByKey = new Map<string, number>();
     for (const a of acked) {
       const stored = logs[a.partition]!.get(a.offset);
@@ -97,7 +80,7 @@ it('answers every request in flight on a dying partition, with PARTITION_UNAVAIL
   expect(failed.length).toBeGreaterThan(0);
   for (const f of failed) expect(f).toMatchObject({ code: 'PARTITION_UNAVAILABLE', retryable: true });
   await tb.broker.waitHealthy();
-  const log = await readAll(tb.url, 'inflight', 1);
+  const log = await readPartition(tb.url, 'inflight', 1);
   for (const r of acked) {
     const [[p, base, count]] = r.parts as Array<[number, number, number]>;
     expect(p).toBe(1);
@@ -122,7 +105,7 @@ it('restarts every actor of a shared thread when it dies; each hosted partition 
   }
   await tb.broker.waitHealthy();
   for (const p of [0, 1, 2, 3]) expect(tb.broker.partitionActor('shared', p)).not.toBe(hosted[p]); // all replaced
-  const logs = await Promise.all(Array.from({ length: 8 }, (_, p) => readAll(tb!.url, 'shared', p)));
+  const logs = await Promise.all(Array.from({ length: 8 }, (_, p) => readPartition(tb!.url, 'shared', p)));
   for (const a of acked) {
     const stored = logs[a.partition]!.get(a.offset);
     expect(stored, `acked ${a.partition}/${a.offset}`).toBeDefined();

@@ -4,6 +4,7 @@
  */
 import WebSocket from 'ws';
 import { decodeFrame, encodeFrame } from '../../src/protocol/cbor.js';
+import { readMessages } from '../../src/protocol/batch-reader.js';
 
 export type Frame = Record<string, unknown>;
 
@@ -84,4 +85,21 @@ export class RawClient {
   close(): void {
     this.ws.close();
   }
+}
+
+/** Read a whole partition with raw fetches: offset → key and value (copied). */
+export async function readPartition(url: string, topic: string, partition: number): Promise<Map<number, { key: string | null; value: Uint8Array }>> {
+  const raw = await RawClient.connect(url);
+  const out = new Map<number, { key: string | null; value: Uint8Array }>();
+  let offset = 0;
+  for (;;) {
+    const r = await raw.request({ op: 'fetch', topic, partition, offset, maxRecords: 5000 });
+    if (r.op !== 'result') throw new Error(`fetch failed: ${String(r.code)} ${String(r.message)}`);
+    const msgs = readMessages(topic, partition, r.records as Uint8Array);
+    for (const m of msgs) out.set(m.offset, { key: m.key, value: m.value.slice() });
+    if (msgs.length === 0) break;
+    offset = r.next as number;
+  }
+  raw.close();
+  return out;
 }

@@ -16,10 +16,10 @@
  */
 import type { ChildExit } from '../../supervisor/index.js';
 import { ChildCrashedError, ChildKilledError } from '../../supervisor/index.js';
-import { createRing, Doorbell } from '../../ring/index.js';
+import { Doorbell } from '../../ring/index.js';
 import type { PartitionSlotData } from '../../partition-worker/protocol.js';
 import { openHostedPartition, type HostedPartition } from './hosted.js';
-import { PartitionActor, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup } from './handle.js';
+import { PartitionActor, partitionSlot, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup } from './handle.js';
 
 /** With nothing timed to do, step anyway this often (retention, producer-state snapshots). */
 const IDLE_STEP_MS = 1_000;
@@ -47,14 +47,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     configs: PartitionActorConfig[],
     private readonly opts: GatewayHostedOptions,
   ) {
-    const slots: PartitionSlotData[] = configs.map((c) => ({
-      topic: c.topic,
-      partition: c.partition,
-      dir: c.dir,
-      input: createRing(c.ringBytes),
-      output: createRing(c.ringBytes),
-      log: c.log,
-    }));
+    const slots = configs.map(partitionSlot);
     try {
       for (const [i, slot] of slots.entries()) this.hosted.push(this.open(slot, i));
     } catch (err) {

@@ -80,6 +80,11 @@ export interface PartitionThreadConfig {
 
 type Ready = Extract<ControlReply, { type: 'ready' }>;
 
+/** A partition's two rings (new) and its log settings, for whichever host opens it. */
+export function partitionSlot(c: PartitionActorConfig): PartitionSlotData {
+  return { topic: c.topic, partition: c.partition, dir: c.dir, input: createRing(c.ringBytes), output: createRing(c.ringBytes), log: c.log };
+}
+
 /**
  * What a PartitionActor needs from whatever runs its core. Every actor of one runtime shares its
  * fate: the runtime's exit is each of its actors' exit.
@@ -160,14 +165,7 @@ export class PartitionThread implements PartitionActorGroup {
   /** Spawn the thread, wait until every hosted actor has replayed its log, and wire the rings. */
   static async start(configs: PartitionActorConfig[], thread: PartitionThreadConfig): Promise<PartitionThread> {
     const bell = createThreadBell();
-    const slots: PartitionSlotData[] = configs.map((c) => ({
-      topic: c.topic,
-      partition: c.partition,
-      dir: c.dir,
-      input: createRing(c.ringBytes),
-      output: createRing(c.ringBytes),
-      log: c.log,
-    }));
+    const slots = configs.map(partitionSlot);
     const workerData: PartitionWorkerData = { slots, bell, testHooks: thread.testHooks };
     const first = configs[0]!;
     const last = configs[configs.length - 1]!;

@@ -10,7 +10,7 @@ import { connect, type WeirClient } from '../../../src/client/index.js';
 import { readMessages } from '../../../src/protocol/batch-reader.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
-import { RawClient } from '../../support/raw-client.js';
+import { RawClient, readPartition } from '../../support/raw-client.js';
 import { payload, sameBytes, until } from '../../support/payload.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 
@@ -30,22 +30,6 @@ async function client(url: string): Promise<WeirClient> {
   return c;
 }
 
-/** Read a whole partition with raw fetches: offset → key and value. */
-async function readAll(url: string, topic: string, partition: number): Promise<Map<number, { key: string | null; value: Uint8Array }>> {
-  const raw = await RawClient.connect(url);
-  const out = new Map<number, { key: string | null; value: Uint8Array }>();
-  let offset = 0;
-  for (;;) {
-    const r = await raw.request({ op: 'fetch', topic, partition, offset, maxRecords: 5000 });
-    if (r.op !== 'result') throw new Error(`fetch failed: ${String(r.code)} ${String(r.message)}`);
-    const msgs = readMessages(topic, partition, r.records as Uint8Array);
-    for (const m of msgs) out.set(m.offset, { key: m.key, value: m.value.slice() });
-    if (msgs.length === 0) break;
-    offset = r.next as number;
-  }
-  raw.close();
-  return out;
-}
 
 it('produces and delivers on the gateway thread: every message once, in order per key, at its acknowledged offset, bytes intact', async () => {
   tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
@@ -178,7 +162,7 @@ it('a crash answers every request with its ack or PARTITION_UNAVAILABLE (retryab
   await tb.broker.waitHealthy();
   const after = tb.broker.partitionActor('crashy', 1);
   expect(after).not.toBe(before);
-  const log = await readAll(tb.url, 'crashy', 1);
+  const log = await readPartition(tb.url, 'crashy', 1);
   let ackedRecords = 0;
   for (const [i, r] of [...first, ...second].entries()) {
     if (r.op !== 'result') continue;
@@ -218,7 +202,7 @@ it('a log written on the gateway thread reopens on worker threads and back, afte
   }
   tb = await startTestBroker({ dataDir: data.dir, fsync: 'never', actorHost: 'gateway' });
   const values: Uint8Array[] = [];
-  for (let p = 0; p < 3; p++) for (const m of (await readAll(tb.url, 'moves', p)).values()) values.push(m.value);
+  for (let p = 0; p < 3; p++) for (const m of (await readPartition(tb.url, 'moves', p)).values()) values.push(m.value);
   expect(values).toHaveLength(1500);
   const expected = new Set(Array.from({ length: 1500 }, (_, s) => Buffer.from(payload(3, s, 60)).toString('hex')));
   for (const v of values) expect(expected.delete(Buffer.from(v).toString('hex'))).toBe(true);
