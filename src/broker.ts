@@ -67,8 +67,9 @@ export interface BrokerOptions {
   /**
    * Where partition actors run. `threads` (the default): on worker threads, as `actorsPerThread`
    * groups them. `gateway`: on the gateway's own thread, each partition its own supervised child;
-   * no thread wake-up per request, so about half the broker CPU per message at low rates, but one
-   * thread's throughput at high rates (docs/performance.md, "Where partition actors run").
+   * no thread wake-up per request, so ≈ 40 % less broker CPU per message at low rates; on 2 cores
+   * the same max rate with fsync `never`, 31 % less with `always`, whose fdatasyncs then block the
+   * thread that serves the sockets (docs/performance.md, item 17).
    */
   actorHost?: ActorHost;
   /** Enables the crash hooks tests use. */
@@ -209,7 +210,7 @@ export class Broker {
    * One child per thread: `topic/first` or `topic/first-last` for the partitions it hosts. On the
    * gateway's thread, one child per partition (a crash then restarts that partition only).
    */
-  private threadSpecs(topic: string, partitions: number): ChildSpec<PartitionActorGroup>[] {
+  private partitionSpecs(topic: string, partitions: number): ChildSpec<PartitionActorGroup>[] {
     const setting = this.opts.actorsPerThread ?? 'auto';
     const onGateway = this.opts.actorHost === 'gateway';
     const per = onGateway ? 1 : setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
@@ -234,7 +235,7 @@ export class Broker {
   private async startPartitionSupervisor(): Promise<ChildHandle> {
     const o = this.opts;
     const stored = this.topics.stored();
-    const specs = stored.flatMap((t) => this.threadSpecs(t.topic, t.partitions));
+    const specs = stored.flatMap((t) => this.partitionSpecs(t.topic, t.partitions));
     const sup = new Supervisor<PartitionActorGroup>(
       'partitions',
       {
@@ -254,7 +255,7 @@ export class Broker {
     await sup.start();
     this.partitions = sup;
     for (const t of stored) {
-      const actors = this.threadSpecs(t.topic, t.partitions).flatMap((spec) => sup.getChild(spec.id)!.actors);
+      const actors = this.partitionSpecs(t.topic, t.partitions).flatMap((spec) => sup.getChild(spec.id)!.actors);
       this.topics.adopt(t.topic, actors);
     }
     return sup;
@@ -265,7 +266,7 @@ export class Broker {
       const sup = this.partitions;
       if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
       const actors: PartitionActor[] = [];
-      for (const spec of this.threadSpecs(topic, count)) actors.push(...(await sup.startChild(spec)).actors);
+      for (const spec of this.partitionSpecs(topic, count)) actors.push(...(await sup.startChild(spec)).actors);
       return actors;
     },
   };
