@@ -4,7 +4,7 @@
  */
 import { onTestFinished } from 'vitest';
 import { PartitionCore } from '../../src/actors/partition/core.js';
-import { PartitionLog } from '../../src/log/index.js';
+import { PartitionLog, type LogOptions } from '../../src/log/index.js';
 import { createRing, RingReader, RingWriter } from '../../src/ring/index.js';
 import { tmpDir } from './tmp-dir.js';
 
@@ -18,9 +18,9 @@ export interface CoreHarness {
 }
 
 /** Call inside a test: the log is destroyed and its directory removed when the test finishes. */
-export function partitionCore(prefix: string): CoreHarness {
+export function partitionCore(prefix: string, fsync: LogOptions['fsync'] = { mode: 'never' }): CoreHarness {
   const tmp = tmpDir(prefix);
-  const log = PartitionLog.open({ dir: tmp.dir, fsync: { mode: 'never' } });
+  const log = PartitionLog.open({ dir: tmp.dir, fsync });
   const inSab = createRing(1 << 16);
   const outSab = createRing(1 << 16);
   const core = new PartitionCore(

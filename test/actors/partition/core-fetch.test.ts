@@ -198,3 +198,17 @@ it('CANCEL ends a parked standing fetch with a final empty answer; later commits
   expect(answers(output)).toMatchObject([{ id: 5, count: 1, next: 2, more: true }]); // only the other one
   expect(core.nextDeadline(t + 2)).toBe(t + 500); // fetch 5's deadline; fetch 4 is gone
 });
+
+it('counts an interval fsync that falls due among its deadlines, so a host that sleeps wakes for it', () => {
+  const { core, input, log } = partitionCore('weir-core-sync-', { mode: 'interval', intervalMs: 500 });
+  const t = Date.now();
+  expect(core.nextDeadline(t)).toBe(t + 1000); // nothing written: only the idle step
+  produce(input, ['a']);
+  core.step(t); // appended and flushed; its sync is due 500 ms after the open
+  expect(log.syncedOffset).toBe(0);
+  const due = core.nextDeadline(t);
+  expect(due).toBeLessThanOrEqual(t + 500);
+  core.step(due);
+  expect(log.syncedOffset).toBe(1);
+  expect(core.nextDeadline(due)).toBe(due + 1000);
+});
