@@ -1,8 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, expect, it } from 'vitest';
 import { connect } from '../../src/client/index.js';
-import { readMessages } from '../../src/protocol/batch-reader.js';
-import { RawClient } from '../support/raw-client.js';
+import { readPartition } from '../support/raw-client.js';
 import { tmpDir } from '../support/tmp-dir.js';
 import { payload, sameBytes } from '../support/payload.js';
 import { startBrokerProcess } from '../support/child-broker.js';
@@ -46,20 +45,10 @@ for (const host of ['threads', 'gateway'] as const) {
 
     const second = await startBrokerProcess(tmp.dir, { args });
     child = second.proc;
-    const raw = await RawClient.connect(second.url);
     const stored = new Map<string, Uint8Array>();
     for (let p = 0; p < 4; p++) {
-      let offset = 0;
-      for (;;) {
-        const r = await raw.request({ op: 'fetch', topic: 'durable', partition: p, offset, maxRecords: 10_000 });
-        expect(r.op).toBe('result');
-        const msgs = readMessages('durable', p, r.records as Uint8Array);
-        if (msgs.length === 0) break;
-        for (const m of msgs) stored.set(`${p}/${m.offset}`, m.value.slice());
-        offset = r.next as number;
-      }
+      for (const [offset, m] of await readPartition(second.url, 'durable', p)) stored.set(`${p}/${offset}`, m.value);
     }
-    raw.close();
     expect(acked.length).toBeGreaterThanOrEqual(20_000);
     for (const a of acked) {
       const v = stored.get(`${a.partition}/${a.offset}`);

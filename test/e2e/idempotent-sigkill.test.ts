@@ -7,8 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, expect, it } from 'vitest';
 import { connect, type Ack } from '../../src/client/index.js';
-import { readMessages } from '../../src/protocol/batch-reader.js';
-import { RawClient } from '../support/raw-client.js';
+import { readPartition } from '../support/raw-client.js';
 import { tmpDir } from '../support/tmp-dir.js';
 import { until } from '../support/payload.js';
 import { flakySockets } from '../support/flaky-socket.js';
@@ -47,24 +46,14 @@ it('resends to a broker restarted after SIGKILL: original offsets, every message
     const lateAcks = (await Promise.all(pending)).flat();
     const acks = [...firstAcks, ...lateAcks];
 
-    const raw = await RawClient.connect(second.url);
     const stored = new Map<string, string>();
     for (let p = 0; p < 2; p++) {
-      let offset = 0;
-      for (;;) {
-        const r = await raw.request({ op: 'fetch', topic: 'eos', partition: p, offset, maxRecords: 10_000 });
-        expect(r.op).toBe('result');
-        const msgs = readMessages('eos', p, r.records as Uint8Array);
-        if (msgs.length === 0) break;
-        for (const m of msgs) {
-          const v = new TextDecoder().decode(m.value);
-          expect(stored.has(v), `${v} stored twice`).toBe(false);
-          stored.set(v, `${p}/${m.offset}`);
-        }
-        offset = r.next as number;
+      for (const [offset, m] of await readPartition(second.url, 'eos', p)) {
+        const v = new TextDecoder().decode(m.value);
+        expect(stored.has(v), `${v} stored twice`).toBe(false);
+        stored.set(v, `${p}/${offset}`);
       }
     }
-    raw.close();
     expect(stored.size).toBe(400);
     values.forEach((v, i) => expect(stored.get(v)).toBe(`${acks[i]!.partition}/${acks[i]!.offset}`));
   } finally {
