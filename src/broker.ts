@@ -11,9 +11,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
 import { PartitionThread, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './actors/partition/handle.js';
 import { GatewayHostedPartitions } from './actors/partition/gateway-hosted.js';
+import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './actors/partition/placement.js';
 import { TopicRegistry, type PartitionHost } from './actors/topics/registry.js';
 import { closeFeatures, installFeatures } from './gateway/features.js';
 import { GroupCoordinator } from './actors/group/coordinator.js';
@@ -27,12 +29,12 @@ import { HALF_TOPIC } from './actors/transactions/coordinator.js';
 import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
 
 export type FsyncPolicy = PartitionSlotData['log']['fsync'];
-export type ActorHost = 'threads' | 'gateway';
+export type ActorHost = PartitionHostKind | 'auto';
 
 export function parseActorHost(v: string | undefined): ActorHost {
   if (v === undefined || v === 'threads') return 'threads';
-  if (v === 'gateway') return 'gateway';
-  throw new WeirError('BAD_CONFIG', `--actor-host must be threads or gateway (got ${JSON.stringify(v)})`);
+  if (v === 'gateway' || v === 'auto') return v;
+  throw new WeirError('BAD_CONFIG', `--actor-host must be threads, gateway or auto (got ${JSON.stringify(v)})`);
 }
 
 export interface BrokerOptions {
@@ -69,9 +71,13 @@ export interface BrokerOptions {
    * groups them. `gateway`: on the gateway's own thread, each partition its own supervised child;
    * no thread wake-up per request, so ≈ 40 % less broker CPU per message at low rates; on 2 cores
    * the same max rate with fsync `never`, 31 % less with `always`, whose fdatasyncs then block the
-   * thread that serves the sockets (docs/performance.md, item 17).
+   * thread that serves the sockets (docs/performance.md, item 17). `auto`: each topic starts on the
+   * gateway's thread and moves to worker threads while it is busy (and back once quiet), by
+   * `placement`'s rules (src/actors/partition/placement.ts); with fsync `always`, threads.
    */
   actorHost?: ActorHost;
+  /** `actorHost: 'auto'` only: when a topic moves (defaults: DEFAULT_PLACEMENT). */
+  placement?: Partial<PlacementOptions>;
   /** Enables the crash hooks tests use. */
   testHooks?: boolean;
 }
@@ -99,6 +105,13 @@ export class Broker {
   private readonly fsync: FsyncPolicy;
   private closed = false;
   private readonly fatalListeners: Array<(err: Error) => void> = [];
+  /** Where each topic's partitions run now (`hostOf`), and the supervisor children that run them. */
+  private readonly hosts = new Map<string, PartitionHostKind>();
+  private readonly childIds = new Map<string, string[]>();
+  /** Moves run one at a time. */
+  private moves: Promise<unknown> = Promise.resolve();
+  private moveRunning = false;
+  private placementTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true });
@@ -132,6 +145,7 @@ export class Broker {
   static async start(options: BrokerOptions = {}): Promise<Broker> {
     const broker = new Broker({ ...options, dataDir: path.resolve(options.dataDir ?? './data') });
     await broker.root.start();
+    broker.startPlacement();
     return broker;
   }
 
@@ -174,9 +188,132 @@ export class Broker {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.placementTimer !== null) clearInterval(this.placementTimer);
+    await this.moves;
     await this.root.close();
     this.groups.close();
     this.offsets.close();
+  }
+
+  /** Where a topic's partition actors run now (a topic not started yet: where it would start). */
+  hostOf(topic: string): PartitionHostKind {
+    return this.hosts.get(topic) ?? this.initialHost();
+  }
+
+  private initialHost(): PartitionHostKind {
+    const h = this.opts.actorHost ?? 'threads';
+    if (h !== 'auto') return h;
+    // fdatasync per group would block the thread that serves every socket.
+    return this.fsync.mode === 'always' ? 'threads' : 'gateway';
+  }
+
+  /**
+   * Move a topic's partition actors to the other host, without failing a request: each actor holds
+   * what arrives meanwhile (PartitionActor.beginMove), its old host closes gracefully (answering all
+   * it was given; parked fetches get their final, empty answer and are asked again), the new host
+   * opens the logs and takes the same actors over (rehost), which then write what they held.
+   * Resolves false when there is nothing to move. Used by `actorHost: 'auto'`; tests call it too.
+   */
+  moveTopic(topic: string, to: PartitionHostKind): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      const sup = this.partitions;
+      const t = this.topics.get(topic);
+      const from = this.hostOf(topic);
+      if (sup === null || t === undefined || this.closed || from === to) return false;
+      this.moveRunning = true;
+      const started = Date.now();
+      const actors = [...t.actors];
+      try {
+        for (const a of actors) a.beginMove();
+        for (const id of this.childIds.get(topic) ?? []) {
+          await sup.terminateChild(id);
+          await sup.deleteChild(id);
+        }
+        this.childIds.delete(topic);
+        let failure: unknown = null;
+        let host = to;
+        for (const h of [to, from]) {
+          host = h;
+          try {
+            for (const a of await this.startSpecs(sup, topic, t.partitions, h, actors)) this.topics.replace(a.topic, a.partition, a);
+            failure = null;
+            break;
+          } catch (err) {
+            failure ??= err; // then try the old host once, with the same (still held) requests
+          }
+        }
+        this.hosts.set(topic, host);
+        if (failure !== null) {
+          const reason = failure instanceof Error ? failure : new Error(String(failure));
+          for (const a of actors) a.abandonMove(reason);
+          throw reason;
+        }
+        if (channels.partitionMove.hasSubscribers) channels.partitionMove.publish({ topic, from, to: host, ms: Date.now() - started });
+        return host === to;
+      } finally {
+        this.moveRunning = false;
+      }
+    };
+    const p = this.moves.then(run);
+    this.moves = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Start a topic's children on `host` (taking `moving` actors over) and record them. */
+  private async startSpecs(sup: Supervisor<PartitionActorGroup>, topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[]): Promise<PartitionActor[]> {
+    const actors: PartitionActor[] = [];
+    const ids: string[] = [];
+    try {
+      for (const spec of this.partitionSpecs(topic, partitions, host, moving)) {
+        actors.push(...(await sup.startChild(spec)).actors);
+        ids.push(spec.id);
+      }
+    } catch (err) {
+      // Undo the part that started: its actors go back to holding for the next attempt.
+      for (const a of actors) a.beginMove();
+      for (const id of ids) {
+        await sup.terminateChild(id);
+        await sup.deleteChild(id);
+      }
+      throw err;
+    }
+    this.childIds.set(topic, ids);
+    this.hosts.set(topic, host);
+    return actors;
+  }
+
+  /** `actorHost: 'auto'`: sample the gateway thread's utilization and every topic's load, and move. */
+  private startPlacement(): void {
+    if (this.opts.actorHost !== 'auto' || this.fsync.mode === 'always') return;
+    const policy = new PlacementPolicy({ ...DEFAULT_PLACEMENT, ...this.opts.placement });
+    let elu: EventLoopUtilization = performance.eventLoopUtilization();
+    let at = Date.now();
+    const counted = new Map<string, number>();
+    this.placementTimer = setInterval(() => {
+      const now = Date.now();
+      const next = performance.eventLoopUtilization();
+      const utilization = performance.eventLoopUtilization(next, elu).utilization;
+      const seconds = Math.max(0.001, (now - at) / 1000);
+      elu = next;
+      at = now;
+      const loads: TopicLoad[] = [];
+      for (const t of this.topics.all()) {
+        let records = 0;
+        for (const a of t.actors) records += a.records;
+        const before = counted.get(t.name);
+        counted.set(t.name, records);
+        // A topic's first sample, or one whose actors were replaced (a crash): no rate yet.
+        if (before !== undefined && records >= before) loads.push({ topic: t.name, host: this.hostOf(t.name), recordsPerSec: (records - before) / seconds });
+      }
+      if (this.moveRunning) return; // its loads are not what the next placement will see
+      const move = policy.decide(utilization, loads);
+      if (move !== null) {
+        this.moveTopic(move.topic, move.to).catch((err: unknown) => {
+          process.emitWarning(`weir: moving topic ${move.topic} to ${move.to} failed: ${err instanceof Error ? err.message : String(err)}`);
+        });
+      }
+    }, policy.opts.sampleMs);
+    this.placementTimer.unref();
   }
 
   private actorConfig(topic: string, partition: number): PartitionActorConfig {
@@ -209,10 +346,11 @@ export class Broker {
   /**
    * One child per thread: `topic/first` or `topic/first-last` for the partitions it hosts. On the
    * gateway's thread, one child per partition (a crash then restarts that partition only).
+   * `moving`: the topic's actors during a move, taken over by the children's first start.
    */
-  private partitionSpecs(topic: string, partitions: number): ChildSpec<PartitionActorGroup>[] {
+  private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[]): ChildSpec<PartitionActorGroup>[] {
     const setting = this.opts.actorsPerThread ?? 'auto';
-    const onGateway = this.opts.actorHost === 'gateway';
+    const onGateway = host === 'gateway';
     const per = onGateway ? 1 : setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
     const specs: ChildSpec<PartitionActorGroup>[] = [];
     for (let first = 0; first < partitions; first += per) {
@@ -220,11 +358,18 @@ export class Broker {
       const configs = Array.from({ length: last - first + 1 }, (_, i) => this.actorConfig(topic, first + i));
       const id = first === last ? `${topic}/${first}` : `${topic}/${first}-${last}`;
       const testHooks = this.opts.testHooks ?? false;
+      // Only the first start takes the moving actors over; a restart after a crash makes new ones.
+      let handOver = moving?.slice(first, last + 1);
+      const take = (): PartitionActor[] | undefined => {
+        const m = handOver;
+        handOver = undefined;
+        return m;
+      };
       specs.push({
         id,
         start: onGateway
-          ? () => GatewayHostedPartitions.start(configs, { name: id, testHooks })
-          : () => PartitionThread.start(configs, { testHooks, readyTimeoutMs: 120_000 }),
+          ? () => GatewayHostedPartitions.start(configs, { name: id, testHooks }, take())
+          : () => PartitionThread.start(configs, { testHooks, readyTimeoutMs: 120_000 }, take()),
         restart: 'permanent',
         shutdown: 30_000,
       });
@@ -235,7 +380,7 @@ export class Broker {
   private async startPartitionSupervisor(): Promise<ChildHandle> {
     const o = this.opts;
     const stored = this.topics.stored();
-    const specs = stored.flatMap((t) => this.partitionSpecs(t.topic, t.partitions));
+    const specs = stored.flatMap((t) => this.partitionSpecs(t.topic, t.partitions, this.hostOf(t.topic)));
     const sup = new Supervisor<PartitionActorGroup>(
       'partitions',
       {
@@ -255,8 +400,10 @@ export class Broker {
     await sup.start();
     this.partitions = sup;
     for (const t of stored) {
-      const actors = this.partitionSpecs(t.topic, t.partitions).flatMap((spec) => sup.getChild(spec.id)!.actors);
-      this.topics.adopt(t.topic, actors);
+      const specs = this.partitionSpecs(t.topic, t.partitions, this.hostOf(t.topic));
+      this.childIds.set(t.topic, specs.map((s) => s.id));
+      this.hosts.set(t.topic, this.hostOf(t.topic));
+      this.topics.adopt(t.topic, specs.flatMap((spec) => sup.getChild(spec.id)!.actors));
     }
     return sup;
   }
@@ -265,9 +412,7 @@ export class Broker {
     startPartitions: async (topic, count) => {
       const sup = this.partitions;
       if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
-      const actors: PartitionActor[] = [];
-      for (const spec of this.partitionSpecs(topic, count)) actors.push(...(await sup.startChild(spec)).actors);
-      return actors;
+      return this.startSpecs(sup, topic, count, this.hostOf(topic));
     },
   };
 

@@ -9,9 +9,10 @@ it('parses --fsync: never (the default), always, interval:MS; anything else is B
   expect(() => parseFsync('sometimes')).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('never, always or interval:MS') }));
 });
 
-it('parses --actor-host: threads (the default) or gateway; anything else is BAD_CONFIG', () => {
+it('parses --actor-host: threads (the default), gateway or auto; anything else is BAD_CONFIG', () => {
   expect(parseActorHost(undefined)).toBe('threads');
   expect(parseActorHost('threads')).toBe('threads');
   expect(parseActorHost('gateway')).toBe('gateway');
-  expect(() => parseActorHost('inline')).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('threads or gateway') }));
+  expect(parseActorHost('auto')).toBe('auto');
+  expect(() => parseActorHost('inline')).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('threads, gateway or auto') }));
 });

@@ -9,7 +9,7 @@ const USAGE = `usage:
   weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
              [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
-             [--actor-host threads|gateway] (gateway = partition actors on the gateway's thread: less CPU at low rates)
+             [--actor-host threads|gateway|auto] (gateway = partition actors on the gateway's thread: less CPU at low rates; auto = there while a topic is quiet, threads while it is busy)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]

@@ -18,6 +18,9 @@
  *                               restart intensity exceeded; the supervisor stops its children and
  *                               exits abnormally with `error` (SUPERVISOR_ESCALATED).
  * - `weir:partition:restart`    owned by the broker (published when a partition worker is replaced).
+ * - `weir:partition:move`       `{ topic, from, to, ms }` a topic's partition actors moved between
+ *                               the gateway's thread and worker threads (`actorHost: 'auto'`, or
+ *                               Broker.moveTopic); `to` = where they run now, `ms` = how long it took.
  * - `weir:wal:truncated`        owned by the WAL module.
  * - `weir:txn:error`           `{ txn, op, error }` owned by the transactions feature (apply, timeout,
  *                               check, compact, sync failures; retried).
@@ -36,6 +39,7 @@ export const channels = Object.freeze({
   supervisorRestart: diagnostics_channel.channel('weir:supervisor:restart'),
   supervisorEscalate: diagnostics_channel.channel('weir:supervisor:escalate'),
   partitionRestart: diagnostics_channel.channel('weir:partition:restart'),
+  partitionMove: diagnostics_channel.channel('weir:partition:move'),
   walTruncated: diagnostics_channel.channel('weir:wal:truncated'),
   walSyncFailed: diagnostics_channel.channel('weir:wal:sync-failed'),
   txnError: diagnostics_channel.channel('weir:txn:error'),

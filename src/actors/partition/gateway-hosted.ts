@@ -19,7 +19,7 @@ import { ChildCrashedError, ChildKilledError } from '../../supervisor/index.js';
 import { Doorbell } from '../../ring/index.js';
 import type { PartitionSlotData } from '../../partition-worker/protocol.js';
 import { openHostedPartition, type HostedPartition } from './hosted.js';
-import { PartitionActor, partitionSlot, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup } from './handle.js';
+import { attachActor, partitionSlot, type ActorRuntime, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './handle.js';
 
 /** With nothing timed to do, step anyway this often (retention, producer-state snapshots). */
 const IDLE_STEP_MS = 1_000;
@@ -46,6 +46,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   private constructor(
     configs: PartitionActorConfig[],
     private readonly opts: GatewayHostedOptions,
+    moving: readonly (PartitionActor | undefined)[] | undefined,
   ) {
     const slots = configs.map(partitionSlot);
     try {
@@ -57,22 +58,18 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     this.wanted = slots.map(() => false);
     this.actors = configs.map((c, i) => {
       const { log } = this.hosted[i]!;
-      return new PartitionActor(c, this, i, slots[i]!.input, slots[i]!.output, {
-        start: log.logStartOffset,
-        end: log.durableOffset,
-        truncatedBytes: log.recovery.truncatedBytes,
-        truncatedAtOffset: log.recovery.truncatedAtOffset,
-      });
+      const ready = { start: log.logStartOffset, end: log.durableOffset, truncatedBytes: log.recovery.truncatedBytes, truncatedAtOffset: log.recovery.truncatedAtOffset };
+      return attachActor(c, this, i, slots[i]!, ready, moving?.[i]);
     });
     this.arm();
   }
 
   /**
    * Open (and recover) every partition's log on this thread. Async only to match a thread's start:
-   * the replay itself runs synchronously here.
+   * the replay itself runs synchronously here. `moving`: as for PartitionThread.start.
    */
-  static async start(configs: PartitionActorConfig[], opts: GatewayHostedOptions): Promise<GatewayHostedPartitions> {
-    return new GatewayHostedPartitions(configs, opts);
+  static async start(configs: PartitionActorConfig[], opts: GatewayHostedOptions, moving?: readonly (PartitionActor | undefined)[]): Promise<GatewayHostedPartitions> {
+    return new GatewayHostedPartitions(configs, opts, moving);
   }
 
   private open(slot: PartitionSlotData, i: number): HostedPartition {

@@ -162,8 +162,12 @@ export class PartitionThread implements PartitionActorGroup {
     readonly actors: PartitionActor[],
   ) {}
 
-  /** Spawn the thread, wait until every hosted actor has replayed its log, and wire the rings. */
-  static async start(configs: PartitionActorConfig[], thread: PartitionThreadConfig): Promise<PartitionThread> {
+  /**
+   * Spawn the thread, wait until every hosted actor has replayed its log, and wire the rings.
+   * `moving[i]`, when given, is partition i's actor from its previous host (PartitionActor.beginMove):
+   * it is rewired here instead of a new one, so what it holds is served, not failed.
+   */
+  static async start(configs: PartitionActorConfig[], thread: PartitionThreadConfig, moving?: readonly (PartitionActor | undefined)[]): Promise<PartitionThread> {
     const bell = createThreadBell();
     const slots = configs.map(partitionSlot);
     const workerData: PartitionWorkerData = { slots, bell, testHooks: thread.testHooks };
@@ -185,7 +189,7 @@ export class PartitionThread implements PartitionActorGroup {
       if (ready.truncatedBytes > 0 && channels.walTruncated.hasSubscribers) {
         channels.walTruncated.publish({ topic: c.topic, partition: c.partition, dir: c.dir, truncatedBytes: ready.truncatedBytes, truncatedAtOffset: ready.truncatedAtOffset });
       }
-      return new PartitionActor(c, runtime, i, slots[i]!.input, slots[i]!.output, ready);
+      return attachActor(c, runtime, i, slots[i]!, ready, moving?.[i]);
     });
     return new PartitionThread(child, actors);
   }
@@ -228,38 +232,103 @@ export class PartitionActor {
   /** Log start/end as last reported by the actor (end = durable end offset). */
   start = 0;
   end = 0;
-  private readonly writer: RingWriter;
-  private readonly reader: RingReader;
-  private readonly inBell: Doorbell;
-  private readonly outBell: Doorbell;
+  private runtime: ActorRuntime;
+  private slot: number;
+  private writer: RingWriter;
+  private reader: RingReader;
+  private inBell: Doorbell;
+  private outBell: Doorbell;
+  /** Bumped at each (re)wiring to a runtime: listeners and loops of an earlier one stand down. */
+  private generation = 0;
+  /** Between beginMove() and the new host's rehost(): requests are held, not written. */
+  private moving = false;
+  /** Records produced plus records delivered, ever (the placement policy's measure of load). */
+  records = 0;
   private nextId = 1;
   private readonly produces = new Map<number, ProduceWaiter>();
   private readonly fetches = new Map<number, FetchWaiter>();
   private readonly held: Held[] = [];
   private heldBytes = 0;
   private alive = true;
-  private draining = false;
   private spaceWaiting = false;
   private readonly exitListeners: Array<(e: ChildExit) => void> = [];
 
   constructor(
     private readonly config: PartitionActorConfig,
-    private readonly runtime: ActorRuntime,
-    private readonly slot: number,
+    runtime: ActorRuntime,
+    slot: number,
     input: SharedArrayBuffer,
     output: SharedArrayBuffer,
     ready: SlotReady,
   ) {
     this.topic = config.topic;
     this.partition = config.partition;
+    this.runtime = runtime;
+    this.slot = slot;
     this.writer = new RingWriter(input);
     this.reader = new RingReader(output);
     this.inBell = new Doorbell(input);
     this.outBell = new Doorbell(output);
+    this.wire(ready);
+  }
+
+  private wire(ready: SlotReady): void {
+    const generation = ++this.generation;
     this.start = ready.start;
     this.end = ready.end;
-    runtime.onExit((e) => this.died(e));
-    if (!runtime.deliversOutput) void this.drainLoop();
+    this.runtime.onExit((e) => {
+      if (generation === this.generation) this.died(e);
+    });
+    if (!this.runtime.deliversOutput) void this.drainLoop(generation);
+  }
+
+  /** Where the actor's core runs now. */
+  get host(): 'threads' | 'gateway' {
+    return this.runtime.worker === null ? 'gateway' : 'threads';
+  }
+
+  /**
+   * A planned move to another host begins: from now on requests are held (as for a full ring)
+   * until rehost(). The old host is then closed gracefully, answering everything it was given
+   * (parked fetches with their final, empty answer); its normal exit is not this actor's death.
+   */
+  beginMove(): void {
+    if (!this.alive || this.moving) return;
+    this.flush();
+    this.moving = true;
+  }
+
+  /**
+   * The new host's side of a move: wire the new runtime and rings, then write what was held
+   * meanwhile, in order. Only for an actor that is still alive (a crash during the move failed its
+   * requests; its partition then gets a fresh actor).
+   */
+  rehost(runtime: ActorRuntime, slot: number, input: SharedArrayBuffer, output: SharedArrayBuffer, ready: SlotReady): void {
+    if (!this.alive) throw new Error(`partition ${this.topic}/${this.partition}: rehost() of a dead actor`);
+    this.outBell.close(); // wakes a drain loop of the old host, which then stands down
+    this.runtime = runtime;
+    this.slot = slot;
+    this.writer = new RingWriter(input);
+    this.reader = new RingReader(output);
+    this.inBell = new Doorbell(input);
+    this.outBell = new Doorbell(output);
+    this.moving = false;
+    this.wire(ready);
+    // Not synchronously: the new host is still being constructed (its actors list not yet set).
+    if (this.held.length > 0) queueMicrotask(() => void this.waitForSpace());
+  }
+
+  /** A move that cannot complete: fail what is held, as a death would. */
+  abandonMove(reason: Error): void {
+    if (!this.moving) return;
+    this.moving = false;
+    this.generation++;
+    this.died({ normal: false, reason });
+  }
+
+  /** Still alive, but its host is gone (a move's old host exited): nothing in flight can be answered now. */
+  get isMoving(): boolean {
+    return this.moving;
   }
 
   get available(): boolean {
@@ -284,7 +353,8 @@ export class PartitionActor {
   produce(count: number, bytes: number, fill: (sink: ByteSink) => void, waiter: ProduceWaiter, idem?: ProducerSequence): boolean {
     if (!this.alive) return false;
     const id = this.allocId();
-    if (this.held.length === 0 && this.writer.begin(produceHeaderBytes(idem) + bytes)) {
+    this.records += count;
+    if (this.held.length === 0 && !this.moving && this.writer.begin(produceHeaderBytes(idem) + bytes)) {
       this.writeProduceHeader(id, count, idem);
       fill(this.writer);
       this.writer.commit();
@@ -320,7 +390,7 @@ export class PartitionActor {
     v.setUint32(24, maxRecords, true);
     v.setUint32(28, maxWaitMs, true);
     v.setUint32(32, standing ? FetchFlag.STANDING : 0, true);
-    if (this.held.length === 0 && this.writer.tryWrite(e)) {
+    if (this.held.length === 0 && !this.moving && this.writer.tryWrite(e)) {
       this.fetches.set(id, waiter);
     } else {
       this.held.push({ kind: 'fetch', id, entry: e, waiter });
@@ -341,7 +411,8 @@ export class PartitionActor {
       this.held.splice(h, 1); // never reached the actor
       return;
     }
-    if (!this.fetches.delete(id) || !this.alive) return;
+    // Moving: the old host answers it at its close (to nobody, now).
+    if (!this.fetches.delete(id) || !this.alive || this.moving) return;
     const e = new Uint8Array(CANCEL_BYTES);
     const v = new DataView(e.buffer);
     v.setUint32(0, In.CANCEL, true);
@@ -355,7 +426,7 @@ export class PartitionActor {
   }
 
   async describe(): Promise<{ start: number; end: number }> {
-    if (!this.alive) return { start: this.start, end: this.end };
+    if (!this.alive || this.moving) return { start: this.start, end: this.end };
     const r = await this.runtime.describe(this.slot);
     if (this.alive) {
       this.start = r.start;
@@ -400,7 +471,7 @@ export class PartitionActor {
     if (this.spaceWaiting) return;
     this.spaceWaiting = true;
     try {
-      while (this.alive && this.held.length > 0) {
+      while (this.alive && !this.moving && this.held.length > 0) {
         this.moveHeld();
         if (this.held.length === 0) break;
         const first = this.held[0]!;
@@ -438,15 +509,13 @@ export class PartitionActor {
     if (moved) this.flush();
   }
 
-  private async drainLoop(): Promise<void> {
-    if (this.draining) return;
-    this.draining = true;
-    while (this.alive) {
+  private async drainLoop(generation: number): Promise<void> {
+    const bell = this.outBell;
+    while (this.alive && generation === this.generation) {
       this.deliverOutput();
-      if (!this.alive) break;
-      await this.outBell.waitForDataAsync(1000);
+      if (!this.alive || generation !== this.generation) break;
+      await bell.waitForDataAsync(1000);
     }
-    this.draining = false;
   }
 
   /** Handle every published output entry; returns how many. Called by the runtime when it `deliversOutput`. */
@@ -467,9 +536,11 @@ export class PartitionActor {
         const end = u53(e, 20);
         if (end > this.end) this.end = end;
         const w = this.fetches.get(id);
+        const count = readU32(e, 8);
+        this.records += count;
         const more = (readU32(e, 28) & DataFlag.MORE) !== 0;
         if (!more) this.fetches.delete(id);
-        w?.data(e.subarray(DATA_HEADER_BYTES), readU32(e, 8), u53(e, 12), end, more);
+        w?.data(e.subarray(DATA_HEADER_BYTES), count, u53(e, 12), end, more);
       } else if (type === Out.FAIL) {
         const code = errorCodeAt(readU32(e, 12));
         const message = decoder.decode(e.subarray(32));
@@ -493,24 +564,47 @@ export class PartitionActor {
 
   private died(exit: ChildExit): void {
     if (!this.alive) return;
-    this.alive = false;
-    // Answers the actor published before dying are real: deliver them first.
+    // Answers the actor published before exiting are real: deliver them first.
     this.deliverOutput();
+    if (this.moving && exit.normal) {
+      // The old host of a move closed. It drained its input ring, so everything written there was
+      // answered just now; hold on to what is held for the new host (rehost).
+      this.generation++;
+      this.failInFlight('moved to another thread; retry');
+      return;
+    }
+    this.alive = false;
+    this.moving = false;
     const why = exit.normal ? 'was stopped' : `crashed (${exit.reason?.message ?? 'exited'})`;
-    const message = `partition ${this.topic}/${this.partition} ${why}; retry`;
-    for (const w of this.produces.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
-    for (const w of this.fetches.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
+    const message = this.failInFlight(`${why}; retry`);
     for (const h of this.held) {
       if (h.kind === 'produce') h.waiter.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
       else h.waiter.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
     }
-    this.produces.clear();
-    this.fetches.clear();
     this.held.length = 0;
     this.heldBytes = 0;
     this.outBell.close();
     for (const l of this.exitListeners) l(exit);
   }
+
+  /** Fail every request the core was given and did not answer (it never will). Returns the message. */
+  private failInFlight(why: string): string {
+    const message = `partition ${this.topic}/${this.partition} ${why}`;
+    for (const w of this.produces.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
+    for (const w of this.fetches.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
+    this.produces.clear();
+    this.fetches.clear();
+    return message;
+  }
+}
+
+/** Partition i's actor on a newly started host: the moving one rewired, or a new one. */
+export function attachActor(c: PartitionActorConfig, runtime: ActorRuntime, i: number, slot: PartitionSlotData, ready: SlotReady, moving: PartitionActor | undefined): PartitionActor {
+  if (moving !== undefined && moving.available && moving.isMoving) {
+    moving.rehost(runtime, i, slot.input, slot.output, ready);
+    return moving;
+  }
+  return new PartitionActor(c, runtime, i, slot.input, slot.output, ready);
 }
 
 function produceHeaderBytes(idem: ProducerSequence | undefined): number {

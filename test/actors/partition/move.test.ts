@@ -1,0 +1,179 @@
+/**
+ * Moving a topic's partition actors between the gateway's thread and worker threads
+ * (Broker.moveTopic, and `actorHost: 'auto'`, which moves by load): a real broker on 127.0.0.1,
+ * clients through the SDK. What a user relies on across a move: no request fails or is retried,
+ * every acknowledged message is stored once at its offset and delivered, in order per key.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+import { afterEach, expect, it } from 'vitest';
+import { connect, type WeirClient } from '../../../src/client/index.js';
+import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { payload, sameBytes, until } from '../../support/payload.js';
+import { readPartition } from '../../support/raw-client.js';
+
+let tb: TestBroker | undefined;
+const clients: WeirClient[] = [];
+const cleanups: Array<() => void> = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+  await tb?.stop();
+  tb = undefined;
+  for (const c of cleanups.splice(0)) c();
+});
+
+async function client(url: string): Promise<WeirClient> {
+  const c = await connect(url);
+  clients.push(c);
+  return c;
+}
+
+interface Move {
+  topic: string;
+  from: string;
+  to: string;
+  ms: number;
+}
+function recordMoves(): Move[] {
+  const moves: Move[] = [];
+  const listener = (m: unknown): void => void moves.push(m as Move);
+  diagnostics_channel.subscribe('weir:partition:move', listener);
+  cleanups.push(() => diagnostics_channel.unsubscribe('weir:partition:move', listener));
+  return moves;
+}
+
+/**
+ * Produce `seq`-numbered 100-byte messages on 40 keys (one key per producer connection, several
+ * requests of each in flight, so a move always finds some) until stop(), and check what was delivered.
+ */
+async function load(url: string, topic: string) {
+  const PRODUCERS = 4;
+  const producers = await Promise.all(Array.from({ length: PRODUCERS }, () => client(url)));
+  const consumer = await client(url);
+  const got = new Map<number, { partition: number; offset: number }>();
+  const lastByKey = new Map<string, number>();
+  let orderViolations = 0;
+  let mismatches = 0;
+  await consumer.subscribe(topic, { group: 'g', from: 'earliest' }, (m) => {
+    const seq = new DataView(m.value.buffer, m.value.byteOffset).getUint32(0, true);
+    const prev = lastByKey.get(m.key!);
+    if (prev !== undefined && prev >= seq) orderViolations++;
+    lastByKey.set(m.key!, seq);
+    if (!sameBytes(m.value.subarray(4), payload(1, seq, 96))) mismatches++;
+    got.set(seq, { partition: m.partition, offset: m.offset });
+  });
+  const acked = new Map<number, { partition: number; offset: number }>();
+  let stopping = false;
+  let next = 0;
+  // Producer j sends the keys k ≡ j (mod PRODUCERS), so each key's order is one connection's order.
+  const send = async (j: number): Promise<void> => {
+    while (!stopping) {
+      const base = next;
+      next += 100;
+      const msgs = Array.from({ length: 100 }, (_, i) => {
+        const seq = base + i;
+        const value = new Uint8Array(100);
+        new DataView(value.buffer).setUint32(0, seq, true);
+        value.set(payload(1, seq, 96), 4);
+        return { key: `k${((seq % 10) * PRODUCERS + j) % 40}`, value };
+      });
+      const acks = await producers[j]!.produce(topic, msgs);
+      acks.forEach((a, i) => acked.set(base + i, a));
+    }
+  };
+  // Several batches of each producer in flight at once.
+  const running = Promise.all(producers.flatMap((_, j) => [send(j), send(j), send(j)]));
+  return {
+    retries: () => producers.reduce((n, p) => n + p.stats().retries, 0),
+    acked,
+    async stop(): Promise<void> {
+      stopping = true;
+      await running;
+      await until(() => got.size === acked.size, 20_000, 'every acknowledged message to be delivered');
+      expect(orderViolations).toBe(0);
+      expect(mismatches).toBe(0);
+      for (const [seq, where] of acked) expect(got.get(seq), String(seq)).toEqual(where);
+      const perPartition = new Map<number, number[]>();
+      for (const w of acked.values()) (perPartition.get(w.partition) ?? perPartition.set(w.partition, []).get(w.partition)!).push(w.offset);
+      for (const offsets of perPartition.values()) {
+        offsets.sort((a, b) => a - b);
+        expect(offsets).toEqual(offsets.map((_, i) => i)); // dense: nothing lost, nothing twice
+      }
+    },
+  };
+}
+
+it('moves a topic from the gateway thread to worker threads and back while it is produced and consumed: no request fails or is retried, nothing lost or stored twice', async () => {
+  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
+  const moves = recordMoves();
+  await (await client(tb.url)).createTopic('moving', { partitions: 4 });
+  const before = [0, 1, 2, 3].map((p) => tb!.broker.partitionActor('moving', p));
+  expect(before.map((a) => a.host)).toEqual(['gateway', 'gateway', 'gateway', 'gateway']);
+
+  const l = await load(tb.url, 'moving');
+  await until(() => l.acked.size > 2_000, 10_000, 'some traffic before the first move');
+  for (const to of ['threads', 'gateway', 'threads', 'gateway', 'threads'] as const) {
+    const sizeBefore = l.acked.size;
+    expect(await tb.broker.moveTopic('moving', to)).toBe(true);
+    expect(tb.broker.hostOf('moving')).toBe(to);
+    for (let p = 0; p < 4; p++) {
+      const a = tb.broker.partitionActor('moving', p);
+      expect(a).toBe(before[p]); // the same actor, rehosted: its waiters were kept
+      expect(a.host).toBe(to);
+    }
+    await until(() => l.acked.size > sizeBefore + 1_000, 10_000, `traffic after the move to ${to}`);
+  }
+  expect(await tb.broker.moveTopic('moving', 'threads')).toBe(false); // already there
+  await l.stop();
+  expect(l.retries()).toBe(0);
+  expect(moves.map((m) => m.to)).toEqual(['threads', 'gateway', 'threads', 'gateway', 'threads']);
+
+  // What the logs hold after the moves is what was acknowledged, and it survives a restart.
+  const perPartition = [0, 0, 0, 0];
+  for (const a of l.acked.values()) perPartition[a.partition]!++;
+  await tb.stop({ keepData: true });
+  tb = await startTestBroker({ dataDir: tb.dir, fsync: 'never', actorHost: 'threads' });
+  for (let p = 0; p < 4; p++) expect((await readPartition(tb.url, 'moving', p)).size).toBe(perPartition[p]);
+});
+
+it('a partition that crashes after a move is restarted on its new host and replays its log', async () => {
+  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 20, maxMs: 100 } });
+  const c = await client(tb.url);
+  await c.createTopic('crashy', { partitions: 2 });
+  await c.produce('crashy', Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, value: payload(2, i, 50) })));
+  await tb.broker.moveTopic('crashy', 'threads');
+  const moved = tb.broker.partitionActor('crashy', 0);
+  await moved.worker.terminate();
+  await until(() => tb!.broker.partitionActor('crashy', 0) !== moved && tb!.broker.partitionActor('crashy', 0).available, 10_000, 'the restart');
+  expect(tb.broker.partitionActor('crashy', 0).host).toBe('threads');
+  await c.produce('crashy', Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, value: payload(2, 100 + i, 50) })));
+  let total = 0;
+  for (let p = 0; p < 2; p++) total += (await readPartition(tb.url, 'crashy', p)).size;
+  expect(total).toBe(200);
+});
+
+it("actorHost 'auto' starts a topic on the gateway's thread, moves it to worker threads while it is busy and back once it is quiet", async () => {
+  tb = await startTestBroker({
+    fsync: 'never',
+    actorHost: 'auto',
+    // Scaled down so a test sees both moves within seconds: any traffic makes the gateway "busy".
+    placement: { sampleMs: 100, busyUtilization: 0.05, busySamples: 2, hotRecordsPerSec: 2_000, coldRecordsPerSec: 100, coldSamples: 5, idleUtilization: 0.04 },
+  });
+  const moves = recordMoves();
+  await (await client(tb.url)).createTopic('auto', { partitions: 4 });
+  expect(tb.broker.hostOf('auto')).toBe('gateway');
+  const l = await load(tb.url, 'auto');
+  await until(() => tb!.broker.hostOf('auto') === 'threads', 15_000, 'the busy topic to move to worker threads');
+  expect(tb.broker.partitionActor('auto', 0).host).toBe('threads');
+  await l.stop();
+  await until(() => tb!.broker.hostOf('auto') === 'gateway', 15_000, 'the quiet topic to move back');
+  expect(tb.broker.partitionActor('auto', 0).host).toBe('gateway');
+  expect(moves.filter((m) => m.topic === 'auto').map((m) => m.to).slice(0, 2)).toEqual(['threads', 'gateway']);
+  expect(l.retries()).toBe(0);
+});
+
+it("actorHost 'auto' with fsync always keeps partitions on worker threads (an fdatasync would block the gateway's thread)", async () => {
+  tb = await startTestBroker({ fsync: 'always', actorHost: 'auto' });
+  await (await client(tb.url)).createTopic('durable', { partitions: 2 });
+  expect(tb.broker.hostOf('durable')).toBe('threads');
+  expect(tb.broker.partitionActor('durable', 1).host).toBe('threads');
+});
