@@ -2,9 +2,13 @@
  * A whole broker in one process:
  *
  *   root supervisor (one_for_one)
- *   ├── partitions supervisor (one_for_one, backoff, intensity)  ← one worker thread per partition
+ *   ├── partitions supervisor (one_for_one, backoff, intensity)  ← a child per worker thread of
+ *   │                                                              partition actors, or per
+ *   │                                                              partition on the gateway's thread
  *   └── gateway (uWebSockets.js on the main thread)
  *
+ * With `actorHost: 'auto'` (the default) a quiet topic's actors run on the gateway's thread and a
+ * busy one's on worker threads; moveTopic() moves them, holding requests meanwhile.
  * Started in that order and stopped in reverse: the gateway stops accepting and lets in-flight
  * requests finish, then every partition drains its ring, flushes, fsyncs and closes its files.
  */
@@ -32,9 +36,9 @@ export type FsyncPolicy = PartitionSlotData['log']['fsync'];
 export type ActorHost = PartitionHostKind | 'auto';
 
 export function parseActorHost(v: string | undefined): ActorHost {
-  if (v === undefined || v === 'threads') return 'threads';
-  if (v === 'gateway' || v === 'auto') return v;
-  throw new WeirError('BAD_CONFIG', `--actor-host must be threads, gateway or auto (got ${JSON.stringify(v)})`);
+  if (v === undefined || v === 'auto') return 'auto';
+  if (v === 'gateway' || v === 'threads') return v;
+  throw new WeirError('BAD_CONFIG', `--actor-host must be auto, threads or gateway (got ${JSON.stringify(v)})`);
 }
 
 export interface BrokerOptions {
@@ -67,13 +71,15 @@ export interface BrokerOptions {
    */
   actorsPerThread?: number | 'auto';
   /**
-   * Where partition actors run. `threads` (the default): on worker threads, as `actorsPerThread`
-   * groups them. `gateway`: on the gateway's own thread, each partition its own supervised child;
-   * no thread wake-up per request, so ≈ 40 % less broker CPU per message at low rates; on 2 cores
-   * the same max rate with fsync `never`, 31 % less with `always`, whose fdatasyncs then block the
-   * thread that serves the sockets (docs/performance.md, item 17). `auto`: each topic starts on the
-   * gateway's thread and moves to worker threads while it is busy (and back once quiet), by
-   * `placement`'s rules (src/actors/partition/placement.ts); with fsync `always`, threads.
+   * Where partition actors run. `auto` (the default): each topic starts on the gateway's own
+   * thread and moves to worker threads while it is busy, and back once quiet, by `placement`'s
+   * rules (src/actors/partition/placement.ts); with fsync `always` on worker threads, whose
+   * fdatasyncs would otherwise block the thread that serves every socket. `threads`: always on
+   * worker threads, as `actorsPerThread` groups them (a partition's crash or out-of-memory is then
+   * a thread's). `gateway`: always on the gateway's thread, one supervised child per partition.
+   * On 2 cores the gateway's thread costs ≈ 40 % less CPU per message at low rates (no thread
+   * wake-up per request) and gives the same max rate with fsync `never`, 31 % less with `always`
+   * (docs/performance.md, items 17 and 19).
    */
   actorHost?: ActorHost;
   /** `actorHost: 'auto'` only: when a topic moves (defaults: DEFAULT_PLACEMENT). */
@@ -201,7 +207,7 @@ export class Broker {
   }
 
   private initialHost(): PartitionHostKind {
-    const h = this.opts.actorHost ?? 'threads';
+    const h = this.opts.actorHost ?? 'auto';
     if (h !== 'auto') return h;
     // fdatasync per group would block the thread that serves every socket.
     return this.fsync.mode === 'always' ? 'threads' : 'gateway';
@@ -284,7 +290,7 @@ export class Broker {
 
   /** `actorHost: 'auto'`: sample the gateway thread's utilization and every topic's load, and move. */
   private startPlacement(): void {
-    if (this.opts.actorHost !== 'auto' || this.fsync.mode === 'always') return;
+    if ((this.opts.actorHost ?? 'auto') !== 'auto' || this.fsync.mode === 'always') return;
     const policy = new PlacementPolicy({ ...DEFAULT_PLACEMENT, ...this.opts.placement });
     let elu: EventLoopUtilization = performance.eventLoopUtilization();
     let at = Date.now();

@@ -9,10 +9,10 @@ it('parses --fsync: never (the default), always, interval:MS; anything else is B
   expect(() => parseFsync('sometimes')).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('never, always or interval:MS') }));
 });
 
-it('parses --actor-host: threads (the default), gateway or auto; anything else is BAD_CONFIG', () => {
-  expect(parseActorHost(undefined)).toBe('threads');
+it('parses --actor-host: auto (the default), threads or gateway; anything else is BAD_CONFIG', () => {
+  expect(parseActorHost(undefined)).toBe('auto');
   expect(parseActorHost('threads')).toBe('threads');
   expect(parseActorHost('gateway')).toBe('gateway');
   expect(parseActorHost('auto')).toBe('auto');
-  expect(() => parseActorHost('inline')).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('threads, gateway or auto') }));
+  expect(() => parseActorHost('inline')).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('auto, threads or gateway') }));
 });

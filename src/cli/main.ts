@@ -3,13 +3,14 @@
  * SIGTERM, then shuts down gracefully (stop accepting, drain rings, flush, fsync, close).
  */
 import { parseArgs } from 'node:util';
+import diagnostics_channel from 'node:diagnostics_channel';
 import { Broker, parseActorHost } from '../broker.js';
 
 const USAGE = `usage:
   weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
              [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
-             [--actor-host threads|gateway|auto] (gateway = partition actors on the gateway's thread: less CPU at low rates; auto = there while a topic is quiet, threads while it is busy)
+             [--actor-host auto|threads|gateway] (gateway = partition actors on the gateway's thread: less CPU at low rates; auto = there while a topic is quiet, threads while it is busy)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
@@ -71,7 +72,7 @@ async function start(argv: string[]): Promise<number> {
       'max-frame-bytes': { type: 'string' },
       'max-message-bytes': { type: 'string' },
       'actors-per-thread': { type: 'string', default: 'auto' },
-      'actor-host': { type: 'string', default: 'threads' },
+      'actor-host': { type: 'string', default: 'auto' },
       'test-hooks': { type: 'boolean', default: false },
     },
     strict: true,
@@ -95,7 +96,12 @@ async function start(argv: string[]): Promise<number> {
     actorHost: parseActorHost(values['actor-host']),
     testHooks: values['test-hooks']!,
   });
-  process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync})\n`);
+  process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync}, actors on ${values['actor-host']})\n`);
+  // With --actor-host auto, say where each topic goes and when (a move is a change of cost per message).
+  diagnostics_channel.subscribe('weir:partition:move', (m) => {
+    const { topic, to, ms } = m as { topic: string; to: string; ms: number };
+    process.stdout.write(`weir: topic ${topic} now on ${to === 'gateway' ? "the gateway's thread" : 'worker threads'} (moved in ${ms} ms)\n`);
+  });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {

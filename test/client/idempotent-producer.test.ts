@@ -125,7 +125,7 @@ describe('idempotent producer (SDK)', () => {
   });
 
   it('stores each message once across a partition-actor crash mid-stream', async () => {
-    tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
+    tb = await startTestBroker({ actorHost: 'threads', fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
     const c = await client(tb.url, { batchMessages: 20, maxInFlightRequests: 8 });
     await c.createTopic('crash', { partitions: 2 });
     const values: string[] = [];
@@ -151,7 +151,7 @@ describe('idempotent producer (SDK)', () => {
   });
 
   it('resends batches whose answers were lost to a partition actor restarted after a crash: original offsets', async () => {
-    tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
+    tb = await startTestBroker({ actorHost: 'threads', fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
     const flaky = flakySockets();
     const c = await client(tb.url, { WebSocket: flaky.Ctor, batchMessages: 3, maxInFlightRequests: 10, lingerMs: 0, reconnectDelayMs: 20 });
     await c.createTopic('crash2', { partitions: 1 });

@@ -1,3 +1,4 @@
+// Partition actors on worker threads here (actorHost 'threads'): these tests kill a partition's thread.
 import { afterEach, expect, it } from 'vitest';
 import { connect, type WeirClient } from '../../src/client/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
@@ -16,7 +17,7 @@ afterEach(async () => {
 
 for (const how of ['terminate', 'throw', 'oom'] as const) {
   it(`restarts a partition actor killed by ${how} mid-stream; every acknowledged message survives, in order`, async () => {
-    tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
+    tb = await startTestBroker({ actorHost: 'threads', fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
     client = await connect(tb.url);
     await client.createTopic('crash', { partitions: 4 });
     const restarts: number[] = [];
@@ -62,7 +63,7 @@ for (const how of ['terminate', 'throw', 'oom'] as const) {
 }
 
 it('answers every request in flight on a dying partition, with PARTITION_UNAVAILABLE (retryable) or its ack', async () => {
-  tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 50, maxMs: 200 } });
+  tb = await startTestBroker({ actorHost: 'threads', fsync: 'never', restartBackoff: { initialMs: 50, maxMs: 200 } });
   const raw = await RawClient.connect(tb.url);
   await raw.request({ op: 'create_topic', topic: 'inflight', partitions: 2 });
   const { BatchBuilder } = await import('../../src/protocol/batch-builder.js');
@@ -90,7 +91,7 @@ it('answers every request in flight on a dying partition, with PARTITION_UNAVAIL
 });
 
 it('restarts every actor of a shared thread when it dies; each hosted partition keeps what it acknowledged', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorsPerThread: 4, restartBackoff: { initialMs: 20, maxMs: 200 } });
+  tb = await startTestBroker({ actorHost: 'threads', fsync: 'never', actorsPerThread: 4, restartBackoff: { initialMs: 20, maxMs: 200 } });
   client = await connect(tb.url);
   await client.createTopic('shared', { partitions: 8 });
   const hosted = [0, 1, 2, 3].map((p) => tb!.broker.partitionActor('shared', p));

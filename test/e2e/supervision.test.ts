@@ -1,3 +1,4 @@
+// Partition actors on worker threads here (actorHost 'threads'): these tests kill a partition's thread.
 import { afterEach, expect, it } from 'vitest';
 import { connect, type WeirClient } from '../../src/client/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
@@ -19,7 +20,7 @@ async function crashAndWaitExit(topic: string, p: number): Promise<void> {
 }
 
 it('escalates past the restart intensity: the root restarts the whole partition tree, which replays its logs and serves the same clients', async () => {
-  tb = await startTestBroker({ restartIntensity: 1, restartPeriodMs: 60_000, restartBackoff: { initialMs: 10, maxMs: 50 } });
+  tb = await startTestBroker({ actorHost: 'threads', restartIntensity: 1, restartPeriodMs: 60_000, restartBackoff: { initialMs: 10, maxMs: 50 } });
   c = await connect(tb.url);
   await c.createTopic('esc', { partitions: 2 });
   const before = await c.produce('esc', Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })));
@@ -43,7 +44,7 @@ it('escalates past the restart intensity: the root restarts the whole partition 
 });
 
 it('gives up, and says so, when the root supervisor itself exceeds its intensity', async () => {
-  tb = await startTestBroker({ restartIntensity: 0, rootRestartIntensity: 0, restartBackoff: { initialMs: 10, maxMs: 50 } });
+  tb = await startTestBroker({ actorHost: 'threads', restartIntensity: 0, rootRestartIntensity: 0, restartBackoff: { initialMs: 10, maxMs: 50 } });
   c = await connect(tb.url);
   await c.createTopic('fatal', { partitions: 1 });
   const fatal = new Promise<Error>((r) => tb!.broker.onFatal(r));

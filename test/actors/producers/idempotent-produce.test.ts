@@ -159,7 +159,7 @@ describe('idempotent produce', () => {
   });
 
   it('keeps the producer state across a partition-actor crash (rebuilt from the log)', async () => {
-    tb = await startTestBroker({ fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
+    tb = await startTestBroker({ actorHost: 'threads', fsync: 'never', restartBackoff: { initialMs: 20, maxMs: 200 } });
     const raw = await rawClient(tb.url);
     await raw.request({ op: 'create_topic', topic: 'crashy', partitions: 1 });
     const pid = await initProducer(raw);
