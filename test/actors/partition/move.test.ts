@@ -85,13 +85,19 @@ async function load(url: string, topic: string) {
   return {
     retries: () => producers.reduce((n, p) => n + p.stats().retries, 0),
     acked,
-    async stop(): Promise<void> {
+    /**
+     * `exact`: also require per-key order and offsets 0..n-1 per partition. After a crash the SDK
+     * resends what was in flight (at-least-once): a resent batch may be stored twice, or after a
+     * later one of the same key (docs: maxInFlightRequests 1 keeps order across retries).
+     */
+    async stop(exact = true): Promise<void> {
       stopping = true;
       await running;
       await until(() => got.size === acked.size, 20_000, 'every acknowledged message to be delivered');
-      expect(orderViolations).toBe(0);
+      if (exact) expect(orderViolations).toBe(0);
       expect(mismatches).toBe(0);
       for (const [seq, where] of acked) expect(got.get(seq), String(seq)).toEqual(where);
+      if (!exact) return;
       const perPartition = new Map<number, number[]>();
       for (const w of acked.values()) (perPartition.get(w.partition) ?? perPartition.set(w.partition, []).get(w.partition)!).push(w.offset);
       for (const offsets of perPartition.values()) {
@@ -149,6 +155,41 @@ it('a partition that crashes after a move is restarted on its new host and repla
   let total = 0;
   for (let p = 0; p < 2; p++) total += (await readPartition(tb.url, 'crashy', p)).size;
   expect(total).toBe(200);
+});
+
+it('a partition whose thread dies while its topic moves is started anew on the new host, and loses nothing it acknowledged', async () => {
+  // One thread per partition: the move stops partition 0's thread first, and partition 1's thread
+  // is killed meanwhile (its supervisor schedules a restart, which the move then takes over).
+  tb = await startTestBroker({ fsync: 'never', actorHost: 'threads', actorsPerThread: 1, restartBackoff: { initialMs: 20, maxMs: 100 } });
+  await (await client(tb.url)).createTopic('crash-moving', { partitions: 2 });
+  const l = await load(tb.url, 'crash-moving');
+  await until(() => l.acked.size > 2_000, 10_000, 'some traffic');
+  const [kept, killed] = [0, 1].map((p) => tb!.broker.partitionActor('crash-moving', p));
+  const moving = tb.broker.moveTopic('crash-moving', 'gateway');
+  await killed!.worker.terminate();
+  await moving;
+  await tb.broker.waitHealthy();
+  expect(tb.broker.partitionActor('crash-moving', 0)).toBe(kept); // moved with what it held
+  expect(tb.broker.partitionActor('crash-moving', 1)).not.toBe(killed); // died: a new actor
+  for (let p = 0; p < 2; p++) expect(tb.broker.partitionActor('crash-moving', p).host).toBe('gateway');
+  const sizeBefore = l.acked.size;
+  await until(() => l.acked.size > sizeBefore + 2_000, 10_000, 'traffic after the move');
+  await l.stop(false); // the SDK resent what the dead thread had in flight (see stop())
+});
+
+it('a broker closed while a topic moves stops cleanly, and its logs hold everything acknowledged', async () => {
+  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
+  const c = await client(tb.url);
+  await c.createTopic('closing', { partitions: 2 });
+  const acks = await c.produce('closing', Array.from({ length: 500 }, (_, i) => ({ key: `k${i}`, value: payload(3, i, 50) })));
+  const moving = tb.broker.moveTopic('closing', 'threads').catch(() => false);
+  await c.close();
+  await tb.stop({ keepData: true });
+  await moving;
+  tb = await startTestBroker({ dataDir: tb.dir, fsync: 'never' });
+  let total = 0;
+  for (let p = 0; p < 2; p++) total += (await readPartition(tb.url, 'closing', p)).size;
+  expect(total).toBe(acks.length);
 });
 
 it("actorHost 'auto' starts a topic on the gateway's thread, moves it to worker threads while it is busy and back once it is quiet", async () => {
