@@ -232,6 +232,7 @@ export class Broker {
       try {
         for (const a of actors) a.beginMove();
         for (const id of this.childIds.get(topic) ?? []) {
+          sup.getChild(id)?.handOver();
           await sup.terminateChild(id);
           await sup.deleteChild(id);
         }
@@ -278,6 +279,7 @@ export class Broker {
       // Undo the part that started: its actors go back to holding for the next attempt.
       for (const a of actors) a.beginMove();
       for (const id of ids) {
+        sup.getChild(id)?.handOver();
         await sup.terminateChild(id);
         await sup.deleteChild(id);
       }
@@ -371,11 +373,21 @@ export class Broker {
         handOver = undefined;
         return m;
       };
+      // A moving actor still alive had its old host close cleanly, handing the log over: its new
+      // host opens it as after a clean shutdown (fsync 'never' leaves no marker for that).
+      const handedOver = (m: PartitionActor[] | undefined): PartitionActorConfig[] =>
+        m === undefined ? configs : configs.map((c, i) => (m[i]?.isMoving && m[i].available ? { ...c, log: { ...c.log, handedOver: true } } : c));
       specs.push({
         id,
         start: onGateway
-          ? () => GatewayHostedPartitions.start(configs, { name: id, testHooks }, take())
-          : () => PartitionThread.start(configs, { testHooks, readyTimeoutMs: 120_000 }, take()),
+          ? () => {
+              const m = take();
+              return GatewayHostedPartitions.start(handedOver(m), { name: id, testHooks }, m);
+            }
+          : () => {
+              const m = take();
+              return PartitionThread.start(handedOver(m), { testHooks, readyTimeoutMs: 120_000 }, m);
+            },
         restart: 'permanent',
         shutdown: 30_000,
       });

@@ -65,6 +65,12 @@ export interface LogOptions {
   writeBufferBytes?: number;
   /** Clock in ms (injectable for tests). Default Date.now. */
   now?: () => number;
+  /**
+   * The previous writer, in this process, closed the log with `close({ handOver: true })` a moment
+   * ago (a partition moving to another thread): open it as after a clean shutdown, although under
+   * fsync 'never' that close leaves no marker. Never after a restart of the process.
+   */
+  handedOver?: boolean;
 }
 
 export type { RecoveryReport };
@@ -187,7 +193,7 @@ export class PartitionLog {
       policy?.mode === 'interval' ? intOption('fsync.intervalMs', policy.intervalMs, 0, 0, Number.MAX_SAFE_INTEGER) : 0;
     this.now = opts.now ?? Date.now;
 
-    const recovered = recoverLog(this.dir, this.indexInterval);
+    const recovered = recoverLog(this.dir, this.indexInterval, opts.handedOver === true);
     this.recovery = recovered.report;
     this.segments = recovered.segments;
     this.active = this.segments[this.segments.length - 1]!;
@@ -549,11 +555,27 @@ export class PartitionLog {
    * Flush, fdatasync the active segment (whatever the policy), close every fd and leave the
    * clean-shutdown marker (so the next open trusts the last segment up to its last index entry).
    * Idempotent. If the flush fails, the fds are still closed, no marker is written and the error is
-   * thrown.
+   * thrown. `handOver` (the log is reopened at once by another thread of this process, with
+   * `handedOver`): under fsync 'never' only flush and close, as the policy promises nothing more
+   * and an fdatasync of everything the page cache holds can take a second at high rates.
    */
-  close(): void {
+  close(opts: { handOver?: boolean } = {}): void {
     if (this.closed) return;
     let error: unknown = null;
+    if (this.failure === null && opts.handOver === true && this.fsyncMode === MODE_NEVER) {
+      try {
+        this.flush();
+      } catch (err) {
+        error = err;
+      }
+      try {
+        this.closeAll();
+      } catch (err) {
+        error ??= err;
+      }
+      if (error !== null) throw error;
+      return;
+    }
     if (this.failure === null) {
       try {
         this.flush();

@@ -11,7 +11,8 @@
  * - The last segment may hold a torn or half-written tail. Index entries that are malformed, point
  *   beyond the file or at a position not holding a valid record with that offset are dropped; records
  *   are validated from the last good entry to EOF after a clean shutdown (the CLEAN_SHUTDOWN_FILE
- *   marker is present), from the segment start otherwise; at the first torn, corrupt or
+ *   marker is present, or `handedOver`: the previous writer, in this process, closed the log a
+ *   moment ago to hand it over), from the segment start otherwise; at the first torn, corrupt or
  *   out-of-sequence record the file is truncated (ftruncate + fdatasync), the index rewritten to
  *   match, and the loss reported (and published on `weir:wal:truncated`).
  * - After an unclean stop, sealed segments at or past the recovery point (their background sync may
@@ -63,7 +64,7 @@ const SCAN_CHUNK_BYTES = 1 << 20;
 /** First read when checking an index entry; a larger record is read again whole. */
 const ENTRY_CHECK_BYTES = 64 * 1024;
 
-export function recoverLog(dir: string, indexIntervalBytes: number): RecoveredLog {
+export function recoverLog(dir: string, indexIntervalBytes: number, handedOver = false): RecoveredLog {
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (err) {
@@ -104,6 +105,11 @@ export function recoverLog(dir: string, indexIntervalBytes: number): RecoveredLo
     }
     report.cleanShutdown = true;
     dirChanged = true;
+  } else if (handedOver) {
+    // Closed without fdatasync (fsync 'never'): what it wrote is in this machine's page cache,
+    // as trustworthy as after a clean shutdown until the machine itself crashes, and then no marker
+    // is on disk, so that recovery validates everything.
+    report.cleanShutdown = true;
   }
   for (const base of indexes) {
     if (logs.has(base)) continue;

@@ -42,11 +42,15 @@ const nextDeadline = (now: number): number => {
 };
 
 let stopping = false;
+let handingOver = false;
 /** The shutdown request rings the bell too: without `stopping` here the wait would re-sleep until its timeout (1 s per thread). */
 const hasWork = (): boolean => stopping || hasInput();
 
 port.on('message', (m: ControlRequest) => {
   switch (m.type) {
+    case 'hand-over':
+      handingOver = true;
+      break;
     case 'shutdown':
       stopping = true;
       bell.ring(); // wake the loop if it sleeps
@@ -92,7 +96,7 @@ async function run(): Promise<void> {
   }
   // Graceful stop: the gateway stopped producing before asking; drain what is left, flush, fsync, close.
   while (stepAll(Date.now()));
-  for (const h of hosted) h.core.close();
+  for (const h of hosted) h.core.close(handingOver);
   send({ type: 'stopped' });
   port.close();
 }

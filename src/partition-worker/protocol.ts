@@ -62,6 +62,8 @@ export interface PartitionSlotData {
     fsync: { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
     retentionBytes?: number;
     retentionMs?: number;
+    /** The log's previous writer handed it over a moment ago (PartitionLog's `handedOver`). */
+    handedOver?: boolean;
   };
 }
 
@@ -88,6 +90,8 @@ export interface SlotReady {
 /** Control messages (postMessage), parent → worker. */
 export type ControlRequest =
   | { type: 'shutdown' }
+  /** The coming shutdown hands the logs over to another thread of this process (a move). */
+  | { type: 'hand-over' }
   | { type: 'describe'; id: number; slot: number }
   | { type: 'crash'; how: 'throw' | 'oom' };
 /** Control messages, worker → parent. */

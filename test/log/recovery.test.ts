@@ -181,6 +181,49 @@ describe('recovery: last segment tail', () => {
     expect(open(dir).recovery).toMatchObject({ cleanShutdown: true, truncatedBytes: 0 });
   });
 
+  it("a hand-over (close({ handOver }) under fsync 'never', then open({ handedOver })) leaves no marker and opens as after a clean shutdown; only a handed-over open trusts it", () => {
+    const dir = copyOf(base.dir);
+    fs.unlinkSync(filePath(dir, CLEAN_SHUTDOWN_FILE));
+    const writer = open(dir);
+    const b = makeBatch(writer.nextOffset, 5, 40);
+    writer.append(b.bytes, 0, b.bytes.length, b.count);
+    writer.close({ handOver: true }); // flushed, no fdatasync, no marker
+    expect(listDir(dir)).not.toContain(CLEAN_SHUTDOWN_FILE);
+    // Damage before the last index entry is not looked at by a handed-over open (as after a clean
+    // shutdown: the previous writer of this process wrote those bytes)…
+    const file = lastLog(dir);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    bytes[parseStored(bytes)[2]!.at + 20] ^= 0x01;
+    fs.writeFileSync(file, bytes);
+    const reader = open(dir, { handedOver: true });
+    expect(reader.recovery).toMatchObject({ cleanShutdown: true, truncatedBytes: 0 });
+    expect(reader.nextOffset).toBe(155);
+    reader.destroy();
+    // …while any other open validates the whole last segment, as after a crash.
+    expect(open(dir).recovery).toMatchObject({ cleanShutdown: false, truncatedAtOffset: expect.any(Number) });
+  });
+
+  it("a handed-over open still validates past the last index entry: a torn tail is cut", () => {
+    const dir = copyOf(base.dir);
+    const writer = open(dir);
+    writer.close({ handOver: true });
+    const file = lastLog(dir);
+    fs.truncateSync(file, fs.statSync(file).size - 3);
+    const log = open(dir, { handedOver: true });
+    expect(log.recovery).toMatchObject({ cleanShutdown: true, truncatedAtOffset: 149 });
+    expect(log.nextOffset).toBe(149);
+  });
+
+  it("close({ handOver }) under fsync 'interval' or 'always' syncs and leaves the marker as a plain close does", () => {
+    for (const fsync of [{ mode: 'interval', intervalMs: 1000 }, { mode: 'always' }] as const) {
+      const dir = copyOf(base.dir);
+      const log = open(dir, { fsync });
+      log.close({ handOver: true });
+      expect(listDir(dir)).toContain(CLEAN_SHUTDOWN_FILE);
+      expect(log.syncedOffset).toBe(log.durableOffset);
+    }
+  });
+
   it('a crash without damage: the whole last segment is validated and nothing is reported', () => {
     const dir = copyOf(base.dir);
     fs.unlinkSync(filePath(dir, CLEAN_SHUTDOWN_FILE));

@@ -151,8 +151,11 @@ export class PartitionCore {
     return consumed > 0 || answered;
   }
 
-  /** Flush and fsync everything; used at shutdown after the input ring is drained. */
-  close(): void {
+  /**
+   * Flush and fsync everything; used at shutdown after the input ring is drained. `handOver`: the
+   * log is reopened at once by another host of this process (PartitionLog.close).
+   */
+  close(handOver = false): void {
     this.commitGroup();
     const now = Date.now();
     for (const f of this.parked) this.sendData(f, now, true); // final (empty) answers
@@ -160,7 +163,7 @@ export class PartitionCore {
     this.publish();
     // Everything is flushed: a snapshot as of the log end makes the next open replay nothing.
     this.snapshots?.write(this.producers, this.log.durableOffset);
-    this.log.close();
+    this.log.close({ handOver });
   }
 
   /**

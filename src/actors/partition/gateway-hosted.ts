@@ -41,6 +41,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private exit: ChildExit | null = null;
+  private handingOver = false;
   private readonly exitListeners: Array<(e: ChildExit) => void> = [];
 
   private constructor(
@@ -118,6 +119,10 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
 
   // ── ChildHandle ──────────────────────────────────────────────────────────────────────────────
 
+  handOver(): void {
+    this.handingOver = true;
+  }
+
   /** Graceful stop: the gateway stopped producing; answer what is in the rings, flush, fsync, close. */
   async close(): Promise<void> {
     if (this.exit !== null) return;
@@ -128,7 +133,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     let error: unknown = null;
     for (const [i, h] of this.hosted.entries()) {
       try {
-        h.core.close();
+        h.core.close(this.handingOver);
         this.actors[i]!.deliverOutput(); // final (empty) answers to parked fetches
       } catch (err) {
         error ??= err;

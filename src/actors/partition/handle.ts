@@ -150,6 +150,8 @@ class ThreadRuntime implements ActorRuntime {
 /** A supervisor child hosting partition actors: a worker thread, or the gateway's thread. */
 export interface PartitionActorGroup extends ChildHandle {
   readonly actors: PartitionActor[];
+  /** The next close() hands the logs over to another host of this process (a move): see PartitionLog.close. */
+  handOver(): void;
 }
 
 /**
@@ -196,6 +198,9 @@ export class PartitionThread implements PartitionActorGroup {
 
   get worker(): WorkerChild['worker'] {
     return this.child.worker;
+  }
+  handOver(): void {
+    this.child.worker.postMessage({ type: 'hand-over' }); // before close()'s shutdown: postMessage keeps order
   }
   close(): Promise<void> {
     return this.child.close();

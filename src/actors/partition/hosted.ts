@@ -33,6 +33,7 @@ export function openHostedPartition(
     fsync: slot.log.fsync,
     ...(slot.log.retentionBytes !== undefined ? { retentionBytes: slot.log.retentionBytes } : {}),
     ...(slot.log.retentionMs !== undefined ? { retentionMs: slot.log.retentionMs } : {}),
+    ...(slot.log.handedOver === true ? { handedOver: true } : {}),
   });
   try {
     // Exactly-once append: rebuild which idempotent batches this partition holds (snapshot + replay).
