@@ -331,7 +331,7 @@ export class PartitionActor {
     this.died({ normal: false, reason });
   }
 
-  /** Still alive, but its host is gone (a move's old host exited): nothing in flight can be answered now. */
+  /** Between beginMove() and rehost(): holding requests for the next host. */
   get isMoving(): boolean {
     return this.moving;
   }
@@ -575,7 +575,7 @@ export class PartitionActor {
       // The old host of a move closed. It drained its input ring, so everything written there was
       // answered just now; hold on to what is held for the new host (rehost).
       this.generation++;
-      this.failInFlight('moved to another thread; retry');
+      this.failInFlight('is moving to another thread; retry');
       return;
     }
     this.alive = false;
