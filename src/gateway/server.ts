@@ -436,7 +436,7 @@ export class Gateway {
   private async describeTopic(conn: Connection, id: number, f: Frame): Promise<void> {
     const topic = this.topicOf(f);
     const offsets = await Promise.all(
-      topic.actors.map(async (a, partition) => ({ partition, ...(await a.describe()) })),
+      topic.actors.map(async (a, partition) => ({ partition, ...(await a.describe()), host: a.host })),
     );
     this.send(conn, { op: 'result', id, topic: topic.name, partitions: topic.partitions, config: topicConfigToWire(topic.config), offsets });
   }

@@ -81,7 +81,8 @@ export interface TopicDescription extends TopicInfo { config: TopicConfig }
 export interface CreateTopicResult extends TopicDescription { created: boolean }
 export interface ListTopicsResult { topics: TopicInfo[] }
 export interface DescribeTopicResult extends TopicDescription {
-  offsets: Array<{ partition: number; start: number; end: number }>;
+  /** `host`: where the partition's actor runs now, `gateway` (the gateway's thread) or `threads` (a worker thread). */
+  offsets: Array<{ partition: number; start: number; end: number; host: 'gateway' | 'threads' }>;
 }
 /**
  * `parts[j] = [partition, baseOffset, count]` for each partition the batch touched.

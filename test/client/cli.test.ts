@@ -33,7 +33,7 @@ describe('weir topics', () => {
     expect(t.out()).toBe('orders 3\n');
     t = io();
     expect(await topics(['describe', 'orders', '--url', url], t)).toBe(0);
-    expect(t.out()).toBe('topic orders partitions 3\npartition 0 start 0 end 0\npartition 1 start 0 end 0\npartition 2 start 0 end 0\n');
+    expect(t.out()).toBe('topic orders partitions 3\npartition 0 start 0 end 0 on gateway\npartition 1 start 0 end 0 on gateway\npartition 2 start 0 end 0 on gateway\n');
   });
 
   it('usage errors exit 2', async () => {

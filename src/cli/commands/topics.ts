@@ -41,7 +41,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       } else {
         const d = await client.describeTopic(name!);
         await write(io.stdout, `topic ${d.topic} partitions ${d.partitions}\n`);
-        for (const o of d.offsets) await write(io.stdout, `partition ${o.partition} start ${o.start} end ${o.end}\n`);
+        for (const o of d.offsets) await write(io.stdout, `partition ${o.partition} start ${o.start} end ${o.end} on ${o.host}\n`);
       }
       return EXIT_OK;
     } finally {

@@ -111,7 +111,8 @@ async function load(url: string, topic: string) {
 it('moves a topic from the gateway thread to worker threads and back while it is produced and consumed: no request fails or is retried, nothing lost or stored twice', async () => {
   tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
   const moves = recordMoves();
-  await (await client(tb.url)).createTopic('moving', { partitions: 4 });
+  const admin = await client(tb.url);
+  await admin.createTopic('moving', { partitions: 4 });
   const before = [0, 1, 2, 3].map((p) => tb!.broker.partitionActor('moving', p));
   expect(before.map((a) => a.host)).toEqual(['gateway', 'gateway', 'gateway', 'gateway']);
 
@@ -126,6 +127,7 @@ it('moves a topic from the gateway thread to worker threads and back while it is
       expect(a).toBe(before[p]); // the same actor, rehosted: its waiters were kept
       expect(a.host).toBe(to);
     }
+    expect((await admin.describeTopic('moving')).offsets.map((o) => o.host)).toEqual([to, to, to, to]);
     await until(() => l.acked.size > sizeBefore + 1_000, 10_000, `traffic after the move to ${to}`);
   }
   expect(await tb.broker.moveTopic('moving', 'threads')).toBe(false); // already there

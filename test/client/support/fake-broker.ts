@@ -282,7 +282,7 @@ export class FakeBroker {
           result: {
             topic: f.topic,
             partitions: t.partitions,
-            offsets: t.logs.map((log, partition) => ({ partition, start: 0, end: log.length })),
+            offsets: t.logs.map((log, partition) => ({ partition, start: 0, end: log.length, host: 'gateway' })),
           },
         };
       }
