@@ -307,8 +307,8 @@ describe('close and destroy', () => {
     expect(await client.listTopics()).toEqual([{ topic: 't', partitions: 2 }]);
     const d = await client.describeTopic('t');
     expect(d.offsets).toEqual([
-      { partition: 0, start: 0, end: 0 },
-      { partition: 1, start: 0, end: 2 },
+      { partition: 0, start: 0, end: 0, host: 'gateway' },
+      { partition: 1, start: 0, end: 2, host: 'gateway' },
     ]);
     const f = await client.fetch('t', 1, 0, { maxRecords: 10 });
     expect(f.next).toBe(2);

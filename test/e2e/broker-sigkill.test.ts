@@ -4,7 +4,7 @@ import { connect } from '../../src/client/index.js';
 import { readPartition } from '../support/raw-client.js';
 import { tmpDir } from '../support/tmp-dir.js';
 import { payload, sameBytes } from '../support/payload.js';
-import { startBrokerProcess } from '../support/child-broker.js';
+import { exited, startBrokerProcess } from '../support/child-broker.js';
 
 let child: ChildProcess | undefined;
 const tmp = tmpDir('weir-sigkill-');
@@ -23,6 +23,7 @@ for (const host of ['threads', 'gateway'] as const) {
     const acked: Array<{ seq: number; partition: number; offset: number }> = [];
     let seq = 0;
     let stop = false;
+    let failure: unknown = null; // a produce that failed before the kill: the test's own failure
     const producing = (async () => {
       while (!stop) {
         const msgs = Array.from({ length: 100 }, (_, i) => ({ key: `k${(seq + i) % 50}`, value: payload(3, seq + i, 80) }));
@@ -31,17 +32,19 @@ for (const host of ['threads', 'gateway'] as const) {
         try {
           const acks = await client.produce('durable', msgs);
           acks.forEach((a, i) => acked.push({ seq: base + i, ...a }));
-        } catch {
-          return; // the broker died under us: this batch was not acknowledged
+        } catch (err) {
+          if (!stop) failure = err; // else the broker died under us: this batch was not acknowledged
+          return;
         }
       }
     })();
-    while (acked.length < 20_000) await new Promise((r) => setTimeout(r, 5));
+    while (acked.length < 20_000 && failure === null) await new Promise((r) => setTimeout(r, 5));
+    expect(failure).toBeNull();
     first.proc.kill('SIGKILL');
     stop = true;
     await producing;
     await client.close().catch(() => undefined);
-    await new Promise((r) => first.proc.once('exit', r));
+    await exited(first.proc);
 
     const second = await startBrokerProcess(tmp.dir, { args });
     child = second.proc;
@@ -56,6 +59,6 @@ for (const host of ['threads', 'gateway'] as const) {
       expect(sameBytes(v!, payload(3, a.seq, 80))).toBe(true);
     }
     second.proc.kill('SIGTERM');
-    await new Promise((r) => second.proc.once('exit', r));
+    await exited(second.proc);
   });
 }

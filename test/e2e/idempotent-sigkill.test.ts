@@ -11,7 +11,7 @@ import { readPartition } from '../support/raw-client.js';
 import { tmpDir } from '../support/tmp-dir.js';
 import { until } from '../support/payload.js';
 import { flakySockets } from '../support/flaky-socket.js';
-import { startBrokerProcess } from '../support/child-broker.js';
+import { exited, startBrokerProcess } from '../support/child-broker.js';
 
 let child: ChildProcess | undefined;
 const tmp = tmpDir('weir-eos-sigkill-');
@@ -38,7 +38,7 @@ it('resends to a broker restarted after SIGKILL: original offsets, every message
     const pending = Array.from({ length: 20 }, (_, i) => send(20 + i));
     await until(() => flaky.current.swallowed >= 20, 10_000, 'the broker to answer the 20 batches');
     first.proc.kill('SIGKILL');
-    await new Promise((r) => first.proc.once('exit', r));
+    await exited(first.proc);
 
     const second = await startBrokerProcess(tmp.dir);
     child = second.proc;
@@ -60,5 +60,5 @@ it('resends to a broker restarted after SIGKILL: original offsets, every message
     client.destroy();
   }
   child.kill('SIGTERM');
-  await new Promise((r) => child!.once('exit', r));
+  await exited(child!);
 });

@@ -29,3 +29,9 @@ export function startBrokerProcess(
     proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
   });
 }
+
+/** Resolves once `proc` has exited, also when it already had (an 'exit' listener added late never fires). */
+export function exited(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => proc.once('exit', () => resolve()));
+}

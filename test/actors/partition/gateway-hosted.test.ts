@@ -136,7 +136,9 @@ it('drains a full output ring in the middle of a step: four subscribers behind 1
 });
 
 it('a crash answers every request with its ack or PARTITION_UNAVAILABLE (retryable); the supervisor replays the log and every acknowledged record is there', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 50, maxMs: 200 } });
+  // A backoff long enough that the requests sent right after the crash reach a partition still
+  // down on a loaded machine (the test process may be descheduled for tens of ms).
+  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 500, maxMs: 1_000 } });
   const raw = await RawClient.connect(tb.url);
   await raw.request({ op: 'create_topic', topic: 'crashy', partitions: 2 });
   const produce = (i: number): Promise<Record<string, unknown>> => {
@@ -152,7 +154,7 @@ it('a crash answers every request with its ack or PARTITION_UNAVAILABLE (retryab
   before.onExit((e) => (exit = e));
   before.crash('throw');
   await until(() => !before.available, 5_000, 'the crash');
-  // Sent while the partition restarts (backoff ≥ 40 ms, then the replay): the first are refused.
+  // Sent while the partition restarts (backoff ≥ 400 ms, then the replay): the first are refused.
   const second = await Promise.all(Array.from({ length: 150 }, (_, i) => produce(50 + i)));
   expect(exit).toMatchObject({ normal: false, reason: { code: 'CHILD_CRASHED' } });
   const failed = second.filter((r) => r.op === 'error');
