@@ -561,28 +561,17 @@ export class PartitionLog {
    */
   close(opts: { handOver?: boolean } = {}): void {
     if (this.closed) return;
+    const syncing = !(opts.handOver === true && this.fsyncMode === MODE_NEVER);
     let error: unknown = null;
-    if (this.failure === null && opts.handOver === true && this.fsyncMode === MODE_NEVER) {
-      try {
-        this.flush();
-      } catch (err) {
-        error = err;
-      }
-      try {
-        this.closeAll();
-      } catch (err) {
-        error ??= err;
-      }
-      if (error !== null) throw error;
-      return;
-    }
     if (this.failure === null) {
       try {
         this.flush();
-        this.syncSealedNow();
-        this.active.datasyncLog();
-        this.active.datasyncIndex();
-        this.synced = this.durable;
+        if (syncing) {
+          this.syncSealedNow();
+          this.active.datasyncLog();
+          this.active.datasyncIndex();
+          this.synced = this.durable;
+        }
       } catch (err) {
         error = err;
       }
@@ -592,7 +581,7 @@ export class PartitionLog {
     } catch (err) {
       error ??= err;
     }
-    if (error === null) {
+    if (error === null && syncing) {
       const marker = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
       try {
         // Written only after the fdatasyncs above, so it can never be durable before the data is.

@@ -237,12 +237,13 @@ export class PartitionActor {
   /** Log start/end as last reported by the actor (end = durable end offset). */
   start = 0;
   end = 0;
-  private runtime: ActorRuntime;
-  private slot: number;
-  private writer: RingWriter;
-  private reader: RingReader;
-  private inBell: Doorbell;
-  private outBell: Doorbell;
+  // Where the core runs and the rings to it: set by wire(), again when the actor moves (rehost).
+  private runtime!: ActorRuntime;
+  private slot!: number;
+  private writer!: RingWriter;
+  private reader!: RingReader;
+  private inBell!: Doorbell;
+  private outBell!: Doorbell;
   /** Bumped at each (re)wiring to a runtime: listeners and loops of an earlier one stand down. */
   private generation = 0;
   /** Between beginMove() and the new host's rehost(): requests are held, not written. */
@@ -268,16 +269,16 @@ export class PartitionActor {
   ) {
     this.topic = config.topic;
     this.partition = config.partition;
+    this.wire(runtime, slot, input, output, ready);
+  }
+
+  private wire(runtime: ActorRuntime, slot: number, input: SharedArrayBuffer, output: SharedArrayBuffer, ready: SlotReady): void {
     this.runtime = runtime;
     this.slot = slot;
     this.writer = new RingWriter(input);
     this.reader = new RingReader(output);
     this.inBell = new Doorbell(input);
     this.outBell = new Doorbell(output);
-    this.wire(ready);
-  }
-
-  private wire(ready: SlotReady): void {
     const generation = ++this.generation;
     this.start = ready.start;
     this.end = ready.end;
@@ -311,14 +312,8 @@ export class PartitionActor {
   rehost(runtime: ActorRuntime, slot: number, input: SharedArrayBuffer, output: SharedArrayBuffer, ready: SlotReady): void {
     if (!this.alive) throw new Error(`partition ${this.topic}/${this.partition}: rehost() of a dead actor`);
     this.outBell.close(); // wakes a drain loop of the old host, which then stands down
-    this.runtime = runtime;
-    this.slot = slot;
-    this.writer = new RingWriter(input);
-    this.reader = new RingReader(output);
-    this.inBell = new Doorbell(input);
-    this.outBell = new Doorbell(output);
     this.moving = false;
-    this.wire(ready);
+    this.wire(runtime, slot, input, output, ready);
     // Not synchronously: the new host is still being constructed (its actors list not yet set).
     if (this.held.length > 0) queueMicrotask(() => void this.waitForSpace());
   }
