@@ -366,28 +366,21 @@ export class Broker {
       const configs = Array.from({ length: last - first + 1 }, (_, i) => this.actorConfig(topic, first + i));
       const id = first === last ? `${topic}/${first}` : `${topic}/${first}-${last}`;
       const testHooks = this.opts.testHooks ?? false;
-      // Only the first start takes the moving actors over; a restart after a crash makes new ones.
+      // Only the first start takes the moving actors over (a restart after a crash makes new ones).
+      // A moving actor still alive had its old host close cleanly, handing its log over: the new
+      // host opens it as after a clean shutdown (fsync 'never' leaves no marker for that).
       let handOver = moving?.slice(first, last + 1);
-      const take = (): PartitionActor[] | undefined => {
+      const startWith = <G>(open: (configs: PartitionActorConfig[], moving: PartitionActor[] | undefined) => Promise<G>) => (): Promise<G> => {
         const m = handOver;
         handOver = undefined;
-        return m;
+        if (m === undefined) return open(configs, undefined);
+        return open(configs.map((c, i) => (m[i]?.isMoving && m[i].available ? { ...c, log: { ...c.log, handedOver: true } } : c)), m);
       };
-      // A moving actor still alive had its old host close cleanly, handing the log over: its new
-      // host opens it as after a clean shutdown (fsync 'never' leaves no marker for that).
-      const handedOver = (m: PartitionActor[] | undefined): PartitionActorConfig[] =>
-        m === undefined ? configs : configs.map((c, i) => (m[i]?.isMoving && m[i].available ? { ...c, log: { ...c.log, handedOver: true } } : c));
       specs.push({
         id,
         start: onGateway
-          ? () => {
-              const m = take();
-              return GatewayHostedPartitions.start(handedOver(m), { name: id, testHooks }, m);
-            }
-          : () => {
-              const m = take();
-              return PartitionThread.start(handedOver(m), { testHooks, readyTimeoutMs: 120_000 }, m);
-            },
+          ? startWith((cs, m) => GatewayHostedPartitions.start(cs, { name: id, testHooks }, m))
+          : startWith((cs, m) => PartitionThread.start(cs, { testHooks, readyTimeoutMs: 120_000 }, m)),
         restart: 'permanent',
         shutdown: 30_000,
       });
@@ -398,7 +391,8 @@ export class Broker {
   private async startPartitionSupervisor(): Promise<ChildHandle> {
     const o = this.opts;
     const stored = this.topics.stored();
-    const specs = stored.flatMap((t) => this.partitionSpecs(t.topic, t.partitions, this.hostOf(t.topic)));
+    const byTopic = stored.map((t) => ({ topic: t.topic, specs: this.partitionSpecs(t.topic, t.partitions, this.hostOf(t.topic)) }));
+    const specs = byTopic.flatMap((t) => t.specs);
     const sup = new Supervisor<PartitionActorGroup>(
       'partitions',
       {
@@ -417,11 +411,10 @@ export class Broker {
     });
     await sup.start();
     this.partitions = sup;
-    for (const t of stored) {
-      const specs = this.partitionSpecs(t.topic, t.partitions, this.hostOf(t.topic));
-      this.childIds.set(t.topic, specs.map((s) => s.id));
-      this.hosts.set(t.topic, this.hostOf(t.topic));
-      this.topics.adopt(t.topic, specs.flatMap((spec) => sup.getChild(spec.id)!.actors));
+    for (const { topic, specs } of byTopic) {
+      this.childIds.set(topic, specs.map((spec) => spec.id));
+      this.hosts.set(topic, this.hostOf(topic));
+      this.topics.adopt(topic, specs.flatMap((spec) => sup.getChild(spec.id)!.actors));
     }
     return sup;
   }
