@@ -249,8 +249,8 @@ export class Broker {
             failure ??= err; // then try the old host once, with the same (still held) requests
           }
         }
-        this.hosts.set(topic, host);
         if (failure !== null) {
+          this.hosts.set(topic, host); // on success startSpecs recorded it
           const reason = failure instanceof Error ? failure : new Error(String(failure));
           for (const a of actors) a.abandonMove(reason);
           throw reason;

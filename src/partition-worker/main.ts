@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Doorbell, ThreadBell } from '../ring/index.js';
-import { openHostedPartition, type HostedPartition } from '../actors/partition/hosted.js';
+import { openHostedPartition, slotReady, type HostedPartition } from '../actors/partition/hosted.js';
 import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
 
 /** While busy, hand the event loop a turn this often (control messages: shutdown, describe). */
@@ -103,11 +103,6 @@ async function run(): Promise<void> {
 
 send({
   type: 'ready',
-  slots: hosted.map(({ log }) => ({
-    start: log.logStartOffset,
-    end: log.durableOffset,
-    truncatedBytes: log.recovery.truncatedBytes,
-    truncatedAtOffset: log.recovery.truncatedAtOffset,
-  })),
+  slots: hosted.map(({ log }) => slotReady(log)),
 });
 void run();

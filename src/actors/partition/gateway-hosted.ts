@@ -18,7 +18,7 @@ import type { ChildExit } from '../../supervisor/index.js';
 import { ChildCrashedError, ChildKilledError } from '../../supervisor/index.js';
 import { Doorbell } from '../../ring/index.js';
 import type { PartitionSlotData } from '../../partition-worker/protocol.js';
-import { openHostedPartition, type HostedPartition } from './hosted.js';
+import { openHostedPartition, slotReady, type HostedPartition } from './hosted.js';
 import { attachActor, partitionSlot, type ActorRuntime, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './handle.js';
 
 /** With nothing timed to do, step anyway this often (retention, producer-state snapshots). */
@@ -57,11 +57,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
       throw err;
     }
     this.wanted = slots.map(() => false);
-    this.actors = configs.map((c, i) => {
-      const { log } = this.hosted[i]!;
-      const ready = { start: log.logStartOffset, end: log.durableOffset, truncatedBytes: log.recovery.truncatedBytes, truncatedAtOffset: log.recovery.truncatedAtOffset };
-      return attachActor(c, this, i, slots[i]!, ready, moving?.[i]);
-    });
+    this.actors = configs.map((c, i) => attachActor(c, this, i, slots[i]!, slotReady(this.hosted[i]!.log), moving?.[i]));
     this.arm();
   }
 

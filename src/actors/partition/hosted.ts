@@ -7,7 +7,7 @@ import { PartitionLog } from '../../log/index.js';
 import { RingReader, RingWriter } from '../../ring/index.js';
 import { PartitionCore, type PartitionPorts } from './core.js';
 import { ProducerStateStore } from './producer-state-store.js';
-import type { PartitionSlotData } from '../../partition-worker/protocol.js';
+import type { PartitionSlotData, SlotReady } from '../../partition-worker/protocol.js';
 
 export interface HostedPartition {
   log: PartitionLog;
@@ -20,6 +20,11 @@ export interface HostedPartition {
 export interface HostedRings {
   input: RingReader;
   output: RingWriter;
+}
+
+/** What the gateway learns when a hosted partition opened: its offsets and what recovery cut. */
+export function slotReady(log: PartitionLog): SlotReady {
+  return { start: log.logStartOffset, end: log.durableOffset, truncatedBytes: log.recovery.truncatedBytes, truncatedAtOffset: log.recovery.truncatedAtOffset };
 }
 
 export function openHostedPartition(
