@@ -242,9 +242,20 @@ it("actorHost 'auto' starts a topic on the gateway's thread, moves it to worker 
   expect(l.retries()).toBe(0);
 });
 
-it("actorHost 'auto' with fsync always keeps partitions on worker threads (an fdatasync would block the gateway's thread)", async () => {
-  tb = await startTestBroker({ fsync: 'always', actorHost: 'auto' });
+it("actorHost 'auto' with fsync always also starts a topic on the gateway's thread and moves it to worker threads once busy, failing nothing", async () => {
+  tb = await startTestBroker({
+    fsync: 'always',
+    actorHost: 'auto',
+    placement: { sampleMs: 100, busyUtilization: 0.05, busySamples: 2, hotRecordsPerSec: 2_000, coldRecordsPerSec: 100, coldSamples: 1_000, idleUtilization: 0.04 },
+  });
   await (await client(tb.url)).createTopic('durable', { partitions: 2 });
-  expect(tb.broker.hostOf('durable')).toBe('threads');
+  expect(tb.broker.hostOf('durable')).toBe('gateway');
+  expect(tb.broker.partitionActor('durable', 1).host).toBe('gateway');
+  const l = await load(tb.url, 'durable');
+  await until(() => tb!.broker.hostOf('durable') === 'threads', 15_000, 'the busy topic to move to worker threads');
   expect(tb.broker.partitionActor('durable', 1).host).toBe('threads');
+  const sizeBefore = l.acked.size;
+  await until(() => l.acked.size > sizeBefore + 1_000, 10_000, 'traffic after the move');
+  await l.stop();
+  expect(l.retries()).toBe(0);
 });
