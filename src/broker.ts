@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
+import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec, type WarmWorker } from './supervisor/index.js';
 import { PartitionThread, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './actors/partition/handle.js';
 import { GatewayHostedPartitions } from './actors/partition/gateway-hosted.js';
 import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './actors/partition/placement.js';
@@ -226,9 +226,15 @@ export class Broker {
       const from = this.hostOf(topic);
       if (sup === null || t === undefined || this.closed || from === to) return false;
       this.moveRunning = true;
-      const started = Date.now();
+      let started = Date.now();
       const actors = [...t.actors];
+      // Threads the topic moves to start before its requests are held: only the opening of the
+      // logs happens while they are.
+      const warm: WarmWorker[] = [];
       try {
+        const specs = this.partitionSpecs(topic, t.partitions, to, actors, warm);
+        await Promise.allSettled(warm.map((w) => w.loaded)); // one that died fails its start below
+        started = Date.now(); // the hold starts here
         for (const a of actors) a.beginMove();
         for (const id of this.childIds.get(topic) ?? []) {
           sup.getChild(id)?.handOver();
@@ -241,7 +247,8 @@ export class Broker {
         for (const h of [to, from]) {
           host = h;
           try {
-            for (const a of await this.startSpecs(sup, topic, t.partitions, h, actors)) this.topics.replace(a.topic, a.partition, a);
+            const hSpecs = h === to ? specs : this.partitionSpecs(topic, t.partitions, h, actors);
+            for (const a of await this.startSpecs(sup, topic, hSpecs, h)) this.topics.replace(a.topic, a.partition, a);
             failure = null;
             break;
           } catch (err) {
@@ -257,6 +264,7 @@ export class Broker {
         if (channels.partitionMove.hasSubscribers) channels.partitionMove.publish({ topic, from, to: host, ms: Date.now() - started });
         return host === to;
       } finally {
+        for (const w of warm) w.discard(); // those a failed start did not take
         this.moveRunning = false;
       }
     };
@@ -265,12 +273,12 @@ export class Broker {
     return p;
   }
 
-  /** Start a topic's children on `host` (taking `moving` actors over) and record them. */
-  private async startSpecs(sup: Supervisor<PartitionActorGroup>, topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[]): Promise<PartitionActor[]> {
+  /** Start a topic's children (`partitionSpecs(…, host, …)`) and record them. */
+  private async startSpecs(sup: Supervisor<PartitionActorGroup>, topic: string, specs: ChildSpec<PartitionActorGroup>[], host: PartitionHostKind): Promise<PartitionActor[]> {
     const actors: PartitionActor[] = [];
     const ids: string[] = [];
     try {
-      for (const spec of this.partitionSpecs(topic, partitions, host, moving)) {
+      for (const spec of specs) {
         actors.push(...(await sup.startChild(spec)).actors);
         ids.push(spec.id);
       }
@@ -355,31 +363,39 @@ export class Broker {
    * gateway's thread, one child per partition (a crash then restarts that partition only).
    * `moving`: the topic's actors during a move, taken over by the children's first start.
    */
-  private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[]): ChildSpec<PartitionActorGroup>[] {
+  /**
+   * A topic's children on `host`. `moving`: actors their first start takes over (a move). `warm`
+   * (a move to threads): each thread is spawned now, for its first start, and added to `warm`.
+   */
+  private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[], warm?: WarmWorker[]): ChildSpec<PartitionActorGroup>[] {
     const setting = this.opts.actorsPerThread ?? 'auto';
     const onGateway = host === 'gateway';
     const per = onGateway ? 1 : setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
+    const testHooks = this.opts.testHooks ?? false;
     const specs: ChildSpec<PartitionActorGroup>[] = [];
     for (let first = 0; first < partitions; first += per) {
       const last = Math.min(partitions, first + per) - 1;
       const configs = Array.from({ length: last - first + 1 }, (_, i) => this.actorConfig(topic, first + i));
       const id = first === last ? `${topic}/${first}` : `${topic}/${first}-${last}`;
-      const testHooks = this.opts.testHooks ?? false;
       // Only the first start takes the moving actors over (a restart after a crash makes new ones).
       // A moving actor still alive had its old host close cleanly, handing its log over: the new
       // host opens it as after a clean shutdown (fsync 'never' leaves no marker for that).
       let handOver = moving?.slice(first, last + 1);
-      const startWith = <G>(open: (configs: PartitionActorConfig[], moving: PartitionActor[] | undefined) => Promise<G>) => (): Promise<G> => {
+      const threadConfig = { testHooks, readyTimeoutMs: 120_000 };
+      let thread = !onGateway && warm ? PartitionThread.warm(configs, threadConfig) : undefined;
+      if (thread) warm!.push(thread);
+      const startWith = <G>(open: (configs: PartitionActorConfig[], moving: PartitionActor[] | undefined, thread?: WarmWorker) => Promise<G>) => (): Promise<G> => {
         const m = handOver;
-        handOver = undefined;
-        if (m === undefined) return open(configs, undefined);
-        return open(configs.map((c, i) => (m[i]?.isMoving && m[i].available ? { ...c, log: { ...c.log, handedOver: true } } : c)), m);
+        const t = thread;
+        handOver = thread = undefined;
+        if (m === undefined) return open(configs, undefined, t);
+        return open(configs.map((c, i) => (m[i]?.isMoving && m[i].available ? { ...c, log: { ...c.log, handedOver: true } } : c)), m, t);
       };
       specs.push({
         id,
         start: onGateway
           ? startWith((cs, m) => GatewayHostedPartitions.start(cs, { name: id, testHooks }, m))
-          : startWith((cs, m) => PartitionThread.start(cs, { testHooks, readyTimeoutMs: 120_000 }, m)),
+          : startWith((cs, m, t) => PartitionThread.start(cs, threadConfig, m, t)),
         restart: 'permanent',
         shutdown: 30_000,
       });
@@ -422,7 +438,8 @@ export class Broker {
     startPartitions: async (topic, count) => {
       const sup = this.partitions;
       if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
-      return this.startSpecs(sup, topic, count, this.hostOf(topic));
+      const host = this.hostOf(topic);
+      return this.startSpecs(sup, topic, this.partitionSpecs(topic, count, host), host);
     },
   };
 

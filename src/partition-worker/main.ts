@@ -4,7 +4,8 @@
  * synchronously on its bell (the cheapest wake-up); once quiet it sleeps on the event loop
  * (Atomics.waitAsync), where an idle thread costs nothing and control messages are seen at once.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
+import { workerStartData } from '../supervisor/worker-child.js';
 import { Doorbell, ThreadBell } from '../ring/index.js';
 import { openHostedPartition, slotReady, type HostedPartition } from '../actors/partition/hosted.js';
 import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
@@ -15,7 +16,8 @@ const SLICE_MS = 20;
 const HOT_MS = 10;
 const IDLE_WAIT_MS = 1_000;
 
-const data = workerData as PartitionWorkerData;
+// A thread spawned ahead of a move (WarmWorker) has loaded this module and waits here for its slots.
+const data = await workerStartData<PartitionWorkerData>();
 const port = parentPort!;
 const send = (m: ControlReply): void => port.postMessage(m);
 const bell = new ThreadBell(data.bell);

@@ -24,5 +24,5 @@ export {
   type SupervisorSpecOptions,
   type SupervisorState,
 } from './supervisor.js';
-export { startWorkerChild, type ReadyMessage, type WorkerChild, type WorkerChildOptions } from './worker-child.js';
+export { startWorkerChild, WarmWorker, workerStartData, type ReadyMessage, type WorkerChild, type WorkerChildOptions } from './worker-child.js';
 export * from './errors.js';

@@ -6,6 +6,8 @@
  *   worker → owner  `{ type: 'ready', ...payload }`   once, when ready to serve
  *   owner  → worker `{ type: 'shutdown' }`            drain, flush, then answer and exit
  *   worker → owner  `{ type: 'stopped' }`             state is safe; the worker exits next
+ * A WarmWorker, before those: worker → owner `{ type: 'warm' }` (loaded), owner → worker
+ * `{ type: 'start', workerData }`.
  * Any other message is left to the owner (`child.worker.on('message', ...)`).
  *
  * Exit mapping (exactly one `onExit` call per worker):
@@ -15,7 +17,7 @@
  *   exit after destroy()                        → normal:false, CHILD_KILLED
  *   any other exit (terminate() from outside, process.exit) → normal:false, CHILD_EXITED
  */
-import { Worker, type ResourceLimits, type TransferListItem } from 'node:worker_threads';
+import { parentPort, Worker, workerData as spawnData, type ResourceLimits, type TransferListItem } from 'node:worker_threads';
 import type { ChildExit, ChildHandle, ExitListener } from './child-spec.js';
 import {
   ChildCrashedError,
@@ -42,6 +44,11 @@ export interface WorkerChildOptions {
   /** Max ms between spawn and the `ready` message; then the worker is terminated. */
   readyTimeoutMs: number;
   execArgv?: string[];
+  /**
+   * A thread spawned earlier with the same entry (`new WarmWorker(...)`): it is given `workerData`
+   * now instead of a new thread being spawned. Its name, limits and argv are the ones it was spawned with.
+   */
+  warm?: WarmWorker;
 }
 
 export interface WorkerChild<R extends ReadyMessage = ReadyMessage> extends ChildHandle {
@@ -64,13 +71,15 @@ export function startWorkerChild<R extends ReadyMessage = ReadyMessage>(opts: Wo
   return new Promise<WorkerChild<R>>((resolve, reject) => {
     let worker: Worker;
     try {
-      worker = new Worker(opts.entry, {
-        workerData: opts.workerData,
-        transferList: opts.transferList ? [...opts.transferList] : undefined,
-        resourceLimits: opts.resourceLimits,
-        name: opts.name,
-        execArgv: opts.execArgv,
-      });
+      worker = opts.warm
+        ? opts.warm.take(opts.workerData, opts.transferList)
+        : new Worker(opts.entry, {
+            workerData: opts.workerData,
+            transferList: opts.transferList ? [...opts.transferList] : undefined,
+            resourceLimits: opts.resourceLimits,
+            name: opts.name,
+            execArgv: opts.execArgv,
+          });
     } catch (err) {
       reject(new ChildStartFailedError({ id: opts.name }, err));
       return;
@@ -112,6 +121,75 @@ export function startWorkerChild<R extends ReadyMessage = ReadyMessage>(opts: Wo
     worker.on('message', onMessage);
     worker.on('error', onError);
     worker.on('exit', onExit);
+  });
+}
+
+/**
+ * A thread spawned ahead of need, so that its isolate starts and its entry's modules load while the
+ * owner goes on (a topic moving to worker threads holds its requests only for the opening of its
+ * logs, not for thread starts). `startWorkerChild({ warm })` later hands it its data; an entry that
+ * may be started so reads its data with `workerStartData()`. One use; `discard()` stops it unused.
+ */
+export class WarmWorker {
+  /** Settles once the entry has loaded and waits for its data: resolves, or rejects if the thread died first. */
+  readonly loaded: Promise<void>;
+  private readonly worker: Worker;
+  private dead: unknown = null;
+  private taken = false;
+
+  constructor(opts: Pick<WorkerChildOptions, 'entry' | 'name' | 'resourceLimits' | 'execArgv'>) {
+    this.worker = new Worker(opts.entry, { workerData: WARM, resourceLimits: opts.resourceLimits, name: opts.name, execArgv: opts.execArgv });
+    let error: unknown;
+    this.loaded = new Promise<void>((resolve, reject) => {
+      const onMessage = (m: unknown): void => {
+        if (isMessage(m, 'warm')) resolve();
+      };
+      this.worker.on('message', onMessage);
+      this.worker.on('error', (err: unknown) => (error ??= err));
+      this.worker.once('exit', (exitCode: number) => {
+        this.worker.off('message', onMessage);
+        this.dead = new ChildStartFailedError({ id: opts.name, exitCode }, error);
+        reject(this.dead);
+      });
+    });
+    this.loaded.catch(() => undefined); // a caller that never waits must not see an unhandled rejection
+  }
+
+  /** For startWorkerChild: the thread, now given its data. Throws if it died or was taken. */
+  take(workerData: unknown, transferList?: readonly TransferListItem[]): Worker {
+    if (this.dead !== null) throw this.dead;
+    if (this.taken) throw new Error('WarmWorker: already taken');
+    this.taken = true;
+    this.worker.postMessage({ type: 'start', workerData }, transferList ? [...transferList] : undefined);
+    return this.worker;
+  }
+
+  /** Stop the thread if it was not taken. */
+  discard(): void {
+    if (this.taken || this.dead !== null) return;
+    this.taken = true;
+    this.worker.terminate().catch(() => undefined);
+  }
+}
+
+const WARM = { weirWarmWorker: true } as const;
+
+/**
+ * In a worker's entry: its data, from `workerData`, or, in a thread spawned as a WarmWorker, from
+ * the start message it waits for (after telling its owner it has loaded).
+ */
+export function workerStartData<T>(): Promise<T> {
+  const d = spawnData as unknown;
+  if (typeof d !== 'object' || d === null || (d as { weirWarmWorker?: unknown }).weirWarmWorker !== true) return Promise.resolve(d as T);
+  const port = parentPort!;
+  return new Promise<T>((resolve) => {
+    const onMessage = (m: unknown): void => {
+      if (!isMessage(m, 'start')) return;
+      port.off('message', onMessage);
+      resolve((m as { workerData: T }).workerData);
+    };
+    port.on('message', onMessage);
+    port.postMessage({ type: 'warm' });
   });
 }
 

@@ -3,7 +3,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
-import { startWorkerChild, type ChildExit, type WorkerChild } from '../../src/supervisor/index.js';
+import { startWorkerChild, WarmWorker, type ChildExit, type WorkerChild } from '../../src/supervisor/index.js';
 import { WeirError } from '../../src/common/errors.js';
 
 const entry = new URL('./fixtures/child.mjs', import.meta.url);
@@ -131,5 +131,51 @@ describe('startWorkerChild', () => {
     await expect(
       startWorkerChild({ entry: new URL('./fixtures/does-not-exist.mjs', import.meta.url), name: 'x', readyTimeoutMs: 5000 }),
     ).rejects.toMatchObject({ code: 'CHILD_START_FAILED' });
+  });
+});
+
+describe('WarmWorker', () => {
+  const warmEntry = new URL('./fixtures/warm-child.mjs', import.meta.url);
+
+  it('loads ahead of need; startWorkerChild then gives it its data (shared memory included) and it serves and stops like any child', async () => {
+    const warm = new WarmWorker({ entry: warmEntry, name: 'warm' });
+    await warm.loaded;
+    const shared = new Int32Array(new SharedArrayBuffer(4));
+    const before = Date.now();
+    const child = await startWorkerChild<{ type: 'ready'; data: { n: number; shared: Int32Array }; loadedAt: number }>({
+      entry: warmEntry, name: 'warm', workerData: { n: 42, shared }, readyTimeoutMs: 5000, warm,
+    });
+    started.push(child);
+    expect(child.ready.data.n).toBe(42);
+    expect(child.ready.loadedAt).toBeLessThanOrEqual(before); // its module ran before it was started
+    Atomics.store(shared, 0, 7); // what the thread was given (and posted back) is this memory, not a copy
+    expect(Atomics.load(child.ready.data.shared, 0)).toBe(7);
+    const exit = exitOf(child);
+    await child.close();
+    expect(await exit).toEqual({ normal: true, reason: null });
+    warm.discard(); // taken: no effect
+  });
+
+  it('a thread that dies before it is started fails that start with CHILD_START_FAILED; one started twice is refused', async () => {
+    const dead = new WarmWorker({ entry: new URL('./fixtures/does-not-exist.mjs', import.meta.url), name: 'gone' });
+    await expect(dead.loaded).rejects.toMatchObject({ code: 'CHILD_START_FAILED' });
+    await expect(startWorkerChild({ entry: warmEntry, name: 'gone', readyTimeoutMs: 5000, warm: dead })).rejects.toMatchObject({ code: 'CHILD_START_FAILED' });
+
+    const warm = new WarmWorker({ entry: warmEntry, name: 'once' });
+    started.push(await startWorkerChild({ entry: warmEntry, name: 'once', workerData: {}, readyTimeoutMs: 5000, warm }));
+    await expect(startWorkerChild({ entry: warmEntry, name: 'once', readyTimeoutMs: 5000, warm })).rejects.toMatchObject({ code: 'CHILD_START_FAILED' });
+  });
+
+  it('a start that throws fails with CHILD_START_FAILED and its cause; discard() stops an unused thread', async () => {
+    const warm = new WarmWorker({ entry: warmEntry, name: 'bad' });
+    await warm.loaded;
+    const err = await startWorkerChild({ entry: warmEntry, name: 'bad', workerData: { throwAtStart: 'bad slots' }, readyTimeoutMs: 5000, warm }).then(() => null, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CHILD_START_FAILED' });
+    expect(((err as Error).cause as Error).message).toBe('bad slots');
+
+    const unused = new WarmWorker({ entry: warmEntry, name: 'unused' });
+    await unused.loaded;
+    unused.discard();
+    await expect(startWorkerChild({ entry: warmEntry, name: 'unused', readyTimeoutMs: 5000, warm: unused })).rejects.toMatchObject({ code: 'CHILD_START_FAILED' });
   });
 });
