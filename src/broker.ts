@@ -75,7 +75,8 @@ export interface BrokerOptions {
    * thread and moves to worker threads while it is busy, and back once quiet, by `placement`'s
    * rules (src/actors/partition/placement.ts), under every fsync policy: with `always` a quiet
    * topic's fdatasyncs then run on the thread that serves every socket (as Redis's do: cheaper
-   * than a thread wake-up per request), and a busy topic's move off it. `threads`: always on
+   * than a thread wake-up per request; a disk stall then holds every connection, not only the
+   * topic's), and a busy topic's move off it. `threads`: always on
    * worker threads, as `actorsPerThread` groups them (a partition's crash or out-of-memory is then
    * a thread's). `gateway`: always on the gateway's thread, one supervised child per partition.
    * On 2 cores the gateway's thread costs ≈ 40 % less CPU per message at low rates (no thread
