@@ -362,11 +362,8 @@ export class Broker {
   /**
    * One child per thread: `topic/first` or `topic/first-last` for the partitions it hosts. On the
    * gateway's thread, one child per partition (a crash then restarts that partition only).
-   * `moving`: the topic's actors during a move, taken over by the children's first start.
-   */
-  /**
-   * A topic's children on `host`. `moving`: actors their first start takes over (a move). `warm`
-   * (a move to threads): each thread is spawned now, for its first start, and added to `warm`.
+   * `moving`: the topic's actors during a move, taken over by the children's first start. `warm`
+   * (a move to threads): each child's thread is spawned now, for its first start, and added to it.
    */
   private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[], warm?: WarmWorker[]): ChildSpec<PartitionActorGroup>[] {
     const setting = this.opts.actorsPerThread ?? 'auto';
