@@ -304,7 +304,7 @@ export class Broker {
     const policy = new PlacementPolicy({ ...DEFAULT_PLACEMENT, ...this.opts.placement });
     let elu: EventLoopUtilization = performance.eventLoopUtilization();
     let at = Date.now();
-    const counted = new Map<string, number>();
+    const counted = new Map<string, { records: number; gatewayMs: number }>();
     this.placementTimer = setInterval(() => {
       const now = Date.now();
       const next = performance.eventLoopUtilization();
@@ -315,11 +315,17 @@ export class Broker {
       const loads: TopicLoad[] = [];
       for (const t of this.topics.all()) {
         let records = 0;
-        for (const a of t.actors) records += a.records;
+        let gatewayMs = 0;
+        for (const a of t.actors) {
+          records += a.records;
+          gatewayMs += a.gatewayMs;
+        }
         const before = counted.get(t.name);
-        counted.set(t.name, records);
+        counted.set(t.name, { records, gatewayMs });
         // A topic's first sample, or one whose actors were replaced (a crash): no rate yet.
-        if (before !== undefined && records >= before) loads.push({ topic: t.name, host: this.hostOf(t.name), recordsPerSec: (records - before) / seconds });
+        if (before !== undefined && records >= before.records && gatewayMs >= before.gatewayMs) {
+          loads.push({ topic: t.name, host: this.hostOf(t.name), recordsPerSec: (records - before.records) / seconds, gatewayMsPerSec: (gatewayMs - before.gatewayMs) / seconds });
+        }
       }
       if (this.moveRunning) return; // its loads are not what the next placement will see
       const move = policy.decide(utilization, loads);

@@ -158,8 +158,11 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
           if (!this.wanted[i]) continue;
           this.wanted[i] = false;
           const h = this.hosted[i]!;
+          const actor = this.actors[i]!;
+          const t0 = performance.now();
           h.core.step(Date.now());
-          this.actors[i]!.deliverOutput();
+          actor.gatewayMs += performance.now() - t0;
+          actor.deliverOutput();
           if (h.input.available() > 0) this.wanted[i] = true;
         }
       }

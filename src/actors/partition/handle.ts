@@ -260,6 +260,12 @@ export class PartitionActor {
   private moving = false;
   /** Records produced plus records delivered, ever (the placement policy's measure of load). */
   records = 0;
+  /**
+   * Milliseconds the gateway's thread spent running this partition's core, ever (only while it is
+   * hosted there): the placement policy's measure of what the partition costs that thread, whatever
+   * its rate (a disk whose fdatasyncs stall shows here, not in `records`).
+   */
+  gatewayMs = 0;
   private nextId = 1;
   private readonly produces = new Map<number, ProduceWaiter>();
   private readonly fetches = new Map<number, FetchWaiter>();

@@ -7,9 +7,11 @@
  * is what a busy topic needs, and what more cores reward.
  *
  * This is the pure decision: fed one sample per period (the gateway thread's event-loop
- * utilization, each topic's records per second), it answers with at most one move. Moving is the
- * broker's business (Broker.moveTopic). Both directions wait for a sustained signal, and the two
- * thresholds are apart, so a topic near one of them does not move back and forth.
+ * utilization; each topic's records per second and time on the gateway's thread), it answers with
+ * at most one move. Moving is the broker's business (Broker.moveTopic). Both directions wait for a
+ * sustained signal, and the two thresholds are apart, so a topic near one of them does not move
+ * back and forth. A topic that was expensive on the gateway's thread at a low rate (fdatasyncs on
+ * a slow disk) waits ten times longer before it comes back.
  */
 
 export type PartitionHostKind = 'threads' | 'gateway';
@@ -21,11 +23,19 @@ export interface PlacementOptions {
   busyUtilization: number;
   /** Consecutive busy samples before the busiest gateway-hosted topic moves to worker threads. */
   busySamples: number;
-  /** Only a topic with at least this many records per second (produced + delivered) is moved off the gateway. */
+  /** Only a topic with at least this many records per second (produced + delivered) is moved off the gateway… */
   hotRecordsPerSec: number;
+  /**
+   * …or one whose partitions took at least this many ms per second of the gateway's thread
+   * (stepping their cores: log writes, fdatasyncs), whatever its rate: under fsync `always` a slow
+   * disk makes a quiet topic expensive there.
+   */
+  hotGatewayMsPerSec: number;
   /** A threaded topic at or below this many records per second for `coldSamples` samples in a row… */
   coldRecordsPerSec: number;
   coldSamples: number;
+  /** As coldSamples, for a topic that moved off for its time alone (below hotRecordsPerSec): what made it slow may not have passed. */
+  coldSamplesAfterSlow: number;
   /** …moves to the gateway's thread, if the gateway's utilization is at or below this. */
   idleUtilization: number;
 }
@@ -35,8 +45,10 @@ export const DEFAULT_PLACEMENT: PlacementOptions = {
   busyUtilization: 0.6,
   busySamples: 3,
   hotRecordsPerSec: 20_000,
+  hotGatewayMsPerSec: 250,
   coldRecordsPerSec: 10_000,
   coldSamples: 30,
+  coldSamplesAfterSlow: 300,
   idleUtilization: 0.3,
 };
 
@@ -44,6 +56,8 @@ export interface TopicLoad {
   topic: string;
   host: PartitionHostKind;
   recordsPerSec: number;
+  /** ms per second its partitions took of the gateway's thread (0 on threads). */
+  gatewayMsPerSec: number;
 }
 
 export interface PlacementMove {
@@ -55,11 +69,13 @@ export class PlacementPolicy {
   private busyRun = 0;
   /** Consecutive cold samples of each threaded topic. */
   private readonly coldRuns = new Map<string, number>();
+  /** Threaded topics that moved off the gateway for their time alone. */
+  private readonly movedSlow = new Set<string>();
 
   constructor(readonly opts: PlacementOptions) {
     if (!(opts.coldRecordsPerSec < opts.hotRecordsPerSec)) throw new RangeError('placement: coldRecordsPerSec must be below hotRecordsPerSec');
     if (!(opts.idleUtilization < opts.busyUtilization)) throw new RangeError('placement: idleUtilization must be below busyUtilization');
-    if (!(opts.busySamples >= 1 && opts.coldSamples >= 1 && opts.sampleMs > 0)) throw new RangeError('placement: sampleMs, busySamples and coldSamples must be positive');
+    if (!(opts.busySamples >= 1 && opts.coldSamples >= 1 && opts.coldSamplesAfterSlow >= 1 && opts.sampleMs > 0 && opts.hotGatewayMsPerSec > 0)) throw new RangeError('placement: sampleMs, busySamples and coldSamples must be positive');
   }
 
   /** One sample: the gateway thread's utilization over the last period and every topic's load. */
@@ -73,14 +89,24 @@ export class PlacementPolicy {
       else this.coldRuns.delete(t.topic);
     }
     for (const name of this.coldRuns.keys()) if (!seen.has(name)) this.coldRuns.delete(name);
+    for (const name of this.movedSlow) if (!seen.has(name)) this.movedSlow.delete(name);
 
     if (this.busyRun >= o.busySamples) {
+      // The hottest gateway-hosted topic, by whichever of its measures is further past its threshold.
       let hot: TopicLoad | null = null;
+      let hotness = 1;
       for (const t of topics) {
-        if (t.host === 'gateway' && t.recordsPerSec >= o.hotRecordsPerSec && (hot === null || t.recordsPerSec > hot.recordsPerSec)) hot = t;
+        if (t.host !== 'gateway') continue;
+        const h = Math.max(t.recordsPerSec / o.hotRecordsPerSec, t.gatewayMsPerSec / o.hotGatewayMsPerSec);
+        if (h >= hotness) {
+          hot = t;
+          hotness = h;
+        }
       }
       if (hot !== null) {
         this.busyRun = 0; // the next move needs a fresh busy stretch, measured without this topic
+        if (hot.recordsPerSec < o.hotRecordsPerSec) this.movedSlow.add(hot.topic);
+        else this.movedSlow.delete(hot.topic);
         return { topic: hot.topic, to: 'threads' };
       }
     }
@@ -88,13 +114,14 @@ export class PlacementPolicy {
       let cold: string | null = null;
       let longest = 0;
       for (const [name, run] of this.coldRuns) {
-        if (run >= o.coldSamples && run > longest) {
+        if (run >= (this.movedSlow.has(name) ? o.coldSamplesAfterSlow : o.coldSamples) && run > longest) {
           cold = name;
           longest = run;
         }
       }
       if (cold !== null) {
         this.coldRuns.delete(cold);
+        this.movedSlow.delete(cold);
         return { topic: cold, to: 'gateway' };
       }
     }

@@ -259,3 +259,32 @@ it("actorHost 'auto' with fsync always also starts a topic on the gateway's thre
   await l.stop();
   expect(l.retries()).toBe(0);
 });
+
+it("actorHost 'auto' moves a quiet topic whose partitions take much of the gateway's thread (fdatasyncs under fsync always), and keeps it on threads longer", async () => {
+  tb = await startTestBroker({
+    fsync: 'always',
+    actorHost: 'auto',
+    // No rate counts as hot here; any time spent stepping the partitions' cores does.
+    placement: { sampleMs: 100, busyUtilization: 0.01, busySamples: 2, hotRecordsPerSec: 1e9, hotGatewayMsPerSec: 0.01, coldRecordsPerSec: 100_000, coldSamples: 1, coldSamplesAfterSlow: 1_000, idleUtilization: 0.005 },
+  });
+  const moves = recordMoves();
+  const c = await client(tb.url);
+  await c.createTopic('syncing', { partitions: 2 });
+  expect(tb.broker.hostOf('syncing')).toBe('gateway');
+  let stop = false;
+  let acked = 0;
+  const producing = (async () => {
+    for (let i = 0; !stop; i++) {
+      await c.produce('syncing', [{ key: `k${i % 7}`, value: payload(9, i, 100) }]);
+      acked++;
+    }
+  })();
+  await until(() => tb!.broker.hostOf('syncing') === 'threads', 15_000, 'the topic to move to worker threads for its time on the gateway');
+  stop = true;
+  await producing;
+  expect(moves.map((m) => [m.topic, m.to])).toEqual([['syncing', 'threads']]);
+  // Quiet now, and coldSamples is 1: a topic moved for its rate would come back within a few samples.
+  await new Promise((r) => setTimeout(r, 1_000));
+  expect(tb.broker.hostOf('syncing')).toBe('threads');
+  expect((await readPartition(tb.url, 'syncing', 0)).size + (await readPartition(tb.url, 'syncing', 1)).size).toBe(acked);
+});

@@ -3,7 +3,7 @@ import { expect, it } from 'vitest';
 import { DEFAULT_PLACEMENT, PlacementPolicy, type TopicLoad } from '../../../src/actors/partition/placement.js';
 
 const opts = { ...DEFAULT_PLACEMENT, busySamples: 3, coldSamples: 4 };
-const load = (topic: string, host: TopicLoad['host'], recordsPerSec: number): TopicLoad => ({ topic, host, recordsPerSec });
+const load = (topic: string, host: TopicLoad['host'], recordsPerSec: number, gatewayMsPerSec = 0): TopicLoad => ({ topic, host, recordsPerSec, gatewayMsPerSec });
 
 it('moves the busiest hot gateway-hosted topic to threads only after busySamples busy samples in a row', () => {
   const p = new PlacementPolicy(opts);
@@ -45,8 +45,31 @@ it('moves a threaded topic back after coldSamples quiet samples, only while the 
   expect(p.decide(0.1, [load('x', 'threads', 0)])).toEqual({ topic: 'x', to: 'gateway' });
 });
 
+it('moves a quiet topic that takes much of the gateway thread (slow fdatasyncs) too, and brings it back only after coldSamplesAfterSlow', () => {
+  const p = new PlacementPolicy({ ...opts, hotGatewayMsPerSec: 250, coldSamplesAfterSlow: 8 });
+  // 'slow': 2,000 records/s but 400 ms/s of the thread (1.6× its threshold); 'fast': 30,000 records/s (1.5×); 'x': 200 ms/s (below).
+  const busy = [load('slow', 'gateway', 2_000, 400), load('fast', 'gateway', 30_000, 100), load('x', 'gateway', 0, 200)];
+  expect(p.decide(0.9, busy)).toBeNull();
+  expect(p.decide(0.9, busy)).toBeNull();
+  expect(p.decide(0.9, busy)).toEqual({ topic: 'slow', to: 'threads' });
+  const next = [load('slow', 'threads', 2_000), load('fast', 'gateway', 30_000, 100), load('x', 'gateway', 0, 200)];
+  expect(p.decide(0.9, next)).toBeNull();
+  expect(p.decide(0.9, next)).toBeNull();
+  expect(p.decide(0.9, next)).toEqual({ topic: 'fast', to: 'threads' });
+  // Both quiet on threads ('slow' since it moved: 3 samples at 2,000 records/s): 'fast' comes back
+  // after coldSamples (4) although 'slow' has been quiet longer (7), which needs 8.
+  const quiet = [load('slow', 'threads', 0), load('fast', 'threads', 0), load('x', 'gateway', 0, 1)];
+  for (let i = 0; i < 3; i++) expect(p.decide(0.1, quiet)).toBeNull();
+  expect(p.decide(0.1, quiet)).toEqual({ topic: 'fast', to: 'gateway' });
+  expect(p.decide(0.1, [load('slow', 'threads', 0), load('fast', 'gateway', 0, 1)])).toEqual({ topic: 'slow', to: 'gateway' });
+  // A gateway busy with a topic below both thresholds keeps it.
+  for (let i = 0; i < 5; i++) expect(p.decide(1, [load('x', 'gateway', 19_999, 249)])).toBeNull();
+});
+
 it('refuses thresholds that would let a topic move back and forth', () => {
   expect(() => new PlacementPolicy({ ...opts, coldRecordsPerSec: opts.hotRecordsPerSec })).toThrow(RangeError);
   expect(() => new PlacementPolicy({ ...opts, idleUtilization: opts.busyUtilization })).toThrow(RangeError);
   expect(() => new PlacementPolicy({ ...opts, busySamples: 0 })).toThrow(RangeError);
+  expect(() => new PlacementPolicy({ ...opts, coldSamplesAfterSlow: 0 })).toThrow(RangeError);
+  expect(() => new PlacementPolicy({ ...opts, hotGatewayMsPerSec: 0 })).toThrow(RangeError);
 });
