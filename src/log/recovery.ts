@@ -293,6 +293,7 @@ function recoverLast(dir: string, base: number, interval: number, scratch: Scrat
       report.rebuiltIndexes.push(segmentName(base, INDEX_SUFFIX));
     }
     seg.index = index;
+    seg.indexWritten = index.count;
     seg.size = cursor.position;
     seg.endOffset = cursor.offset;
     seg.lastTimestamp = cursor.lastTimestamp;

@@ -30,6 +30,8 @@ export class Segment {
   indexFd = -1;
   /** In-memory sparse index: always loaded for the active segment, on demand for sealed ones. */
   index: SparseIndex | null = null;
+  /** Entries of `index` already in the .index file (the active segment writes its own in batches). */
+  indexWritten = 0;
   deleted = false;
 
   constructor(
@@ -96,9 +98,16 @@ export class Segment {
   /** Write index entries [fromEntry, count) of the in-memory index to the .index file. */
   writeIndexEntries(fromEntry: number): void {
     const idx = this.index!;
-    if (fromEntry >= idx.count) return;
-    const bytes = idx.entryBytes(fromEntry, idx.count);
-    pwriteAll(this.indexFd, this.indexPath, bytes, 0, bytes.length, fromEntry * INDEX_ENTRY_BYTES);
+    if (fromEntry < idx.count) {
+      const bytes = idx.entryBytes(fromEntry, idx.count);
+      pwriteAll(this.indexFd, this.indexPath, bytes, 0, bytes.length, fromEntry * INDEX_ENTRY_BYTES);
+    }
+    this.indexWritten = idx.count;
+  }
+
+  /** Write the index entries not in the .index file yet. */
+  writePendingIndex(): void {
+    this.writeIndexEntries(this.indexWritten);
   }
 
   /** Read up to `length` bytes at `position` into `buf[at..]`; returns the bytes read (short only at EOF). */
@@ -122,6 +131,7 @@ export class Segment {
   }
 
   truncateIndexFile(entries: number): void {
+    this.indexWritten = Math.min(this.indexWritten, entries);
     io('ftruncate', this.indexPath, () => fs.ftruncateSync(this.indexFd, entries * INDEX_ENTRY_BYTES));
   }
 

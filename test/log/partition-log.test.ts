@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
 import { readU32 } from '../../src/protocol/record.js';
+import { INDEX_ENTRY_BYTES } from '../../src/log/sparse-index.js';
 import {
   cleanupTmpDirs,
   filePath,
@@ -275,6 +276,30 @@ describe('PartitionLog: append / flush / read', () => {
     expect(again.nextOffset).toBe(15);
     expect(again.recovery.truncatedBytes).toBe(0);
     expectSequence(readAll(again, 0), 0, bodies);
+  });
+
+  it("writes the active segment's index entries in batches; a crash leaves the rest to recovery, a close writes them", () => {
+    const dir = tmpDir();
+    const indexFile = filePath(dir, '00000000000000000000.index');
+    // Records of ≈ 300 bytes against a 100-byte interval: one index entry per record, one record per flush.
+    const log = open({ dir, indexIntervalBytes: 100 });
+    const bodies = fill(log, 100, 1, 256);
+    expect(fs.statSync(indexFile).size).toBe(64 * INDEX_ENTRY_BYTES); // one batch of 64 written, 36 pending
+    expectSequence(readAll(log, 0), 0, bodies); // reads use the in-memory index
+    expectSequence(readAll(log, 90), 90, bodies);
+    log.destroy(); // a crash: the 36 pending entries never reach the file
+
+    const again = open({ dir, indexIntervalBytes: 100 });
+    expect(again.recovery).toMatchObject({ nextOffset: 100, truncatedBytes: 0, rebuiltIndexes: ['00000000000000000000.index'] });
+    expect(fs.statSync(indexFile).size).toBe(100 * INDEX_ENTRY_BYTES);
+    expectSequence(readAll(again, 70), 70, bodies);
+    bodies.push(...fill(again, 10, 1, 256));
+    again.close(); // writes the 10 pending entries before the clean-shutdown marker
+    expect(fs.statSync(indexFile).size).toBe(110 * INDEX_ENTRY_BYTES);
+
+    const third = open({ dir, indexIntervalBytes: 100 });
+    expect(third.recovery).toMatchObject({ nextOffset: 110, cleanShutdown: true, rebuiltIndexes: [] });
+    expectSequence(readAll(third, 0), 0, bodies);
   });
 
   it('reads of what the last flush wrote come from the write buffer until the next append', () => {
