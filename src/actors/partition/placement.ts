@@ -75,7 +75,7 @@ export class PlacementPolicy {
   constructor(readonly opts: PlacementOptions) {
     if (!(opts.coldRecordsPerSec < opts.hotRecordsPerSec)) throw new RangeError('placement: coldRecordsPerSec must be below hotRecordsPerSec');
     if (!(opts.idleUtilization < opts.busyUtilization)) throw new RangeError('placement: idleUtilization must be below busyUtilization');
-    if (!(opts.busySamples >= 1 && opts.coldSamples >= 1 && opts.coldSamplesAfterSlow >= 1 && opts.sampleMs > 0 && opts.hotGatewayMsPerSec > 0)) throw new RangeError('placement: sampleMs, busySamples and coldSamples must be positive');
+    if (!(opts.busySamples >= 1 && opts.coldSamples >= 1 && opts.coldSamplesAfterSlow >= 1 && opts.sampleMs > 0 && opts.hotGatewayMsPerSec > 0)) throw new RangeError('placement: sampleMs, busySamples, coldSamples, coldSamplesAfterSlow and hotGatewayMsPerSec must be positive');
   }
 
   /** One sample: the gateway thread's utilization over the last period and every topic's load. */
