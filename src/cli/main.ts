@@ -100,7 +100,7 @@ async function start(argv: string[]): Promise<number> {
   // With --actor-host auto, say where each topic goes and when (a move is a change of cost per message).
   diagnostics_channel.subscribe('weir:partition:move', (m) => {
     const { topic, to, ms } = m as { topic: string; to: string; ms: number };
-    process.stdout.write(`weir: topic ${topic} now on ${to === 'gateway' ? "the gateway's thread" : 'worker threads'} (moved in ${ms} ms)\n`);
+    process.stdout.write(`weir: topic ${topic} now on ${to === 'gateway' ? "the gateway's thread" : 'worker threads'} (its requests held ${ms} ms during the move)\n`);
   });
   return new Promise<number>((resolve) => {
     let stopping = false;
