@@ -1,4 +1,6 @@
+import { afterEach } from 'vitest';
 import { Broker, type BrokerOptions } from '../../src/broker.js';
+import { connect, type WeirClient } from '../../src/client/index.js';
 import { tmpDir } from './tmp-dir.js';
 
 export interface TestBroker {
@@ -22,4 +24,38 @@ export async function startTestBroker(opts: BrokerOptions = {}): Promise<TestBro
       if (!keepData) tmp.cleanup();
     },
   };
+}
+
+/**
+ * A test file's broker and SDK clients, with the teardown every such file needs: after each test
+ * the clients close (errors ignored: the broker may be gone), then `tb` stops (deleting its data
+ * directory unless the fixture says `keepData`), then the `defer`red cleanups run. Tests assign
+ * `fx.tb` themselves (a restart assigns it again).
+ */
+export function brokerFixture(opts: { keepData?: boolean } = {}) {
+  const clients: WeirClient[] = [];
+  const cleanups: Array<() => void> = [];
+  const fx = {
+    tb: undefined as TestBroker | undefined,
+    /** An SDK client that closes after the test. */
+    async client(url: string, options?: Parameters<typeof connect>[1]): Promise<WeirClient> {
+      const c = await connect(url, options);
+      clients.push(c);
+      return c;
+    },
+    /** Close every client opened so far, now (a test that restarts its broker). */
+    async closeClients(): Promise<void> {
+      for (const c of clients.splice(0)) await c.close();
+    },
+    defer(cleanup: () => void): void {
+      cleanups.push(cleanup);
+    },
+  };
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+    await fx.tb?.stop(opts.keepData ? { keepData: true } : undefined);
+    fx.tb = undefined;
+    for (const c of cleanups.splice(0)) c();
+  });
+  return fx;
 }

@@ -5,37 +5,23 @@
  * subscriptions answered, a crash answered (retryably) and a restart replaying the log; plus what only this host can get wrong: an output ring that fills while a core steps (the
  * gateway drains it in the middle of the step), and a log written here that opens on a worker.
  */
-import { afterEach, expect, it } from 'vitest';
-import { connect, type WeirClient } from '../../../src/client/index.js';
+import { expect, it } from 'vitest';
 import { readMessages } from '../../../src/protocol/batch-reader.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { RawClient, readPartition } from '../../support/raw-client.js';
 import { payload, sameBytes, until } from '../../support/payload.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 
-let tb: TestBroker | undefined;
-const clients: WeirClient[] = [];
-const cleanups: Array<() => void> = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await tb?.stop();
-  tb = undefined;
-  for (const c of cleanups.splice(0)) c();
-});
-
-async function client(url: string): Promise<WeirClient> {
-  const c = await connect(url);
-  clients.push(c);
-  return c;
-}
+const fx = brokerFixture();
+const client = fx.client;
 
 
 it('produces and delivers on the gateway thread: every message once, in order per key, at its acknowledged offset, bytes intact', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('inline', { partitions: 8 });
-  expect(() => tb!.broker.partitionActor('inline', 0).worker).toThrow(/gateway's thread/);
+  expect(() => fx.tb!.broker.partitionActor('inline', 0).worker).toThrow(/gateway's thread/);
 
   const PRODUCERS = 2;
   const PER = 10_000;
@@ -43,7 +29,7 @@ it('produces and delivers on the gateway thread: every message once, in order pe
   const lastSeqByKey = new Map<string, number>();
   let orderViolations = 0;
   let mismatches = 0;
-  const consumer = await client(tb.url);
+  const consumer = await client(fx.tb.url);
   // Subscribed before anything is produced: its fetches wait at the log end (parked) and are
   // answered from the steps that append.
   await consumer.subscribe('inline', { group: 'g', from: 'earliest' }, (m) => {
@@ -60,7 +46,7 @@ it('produces and delivers on the gateway thread: every message once, in order pe
   const acked = new Map<string, { partition: number; offset: number }>();
   await Promise.all(
     Array.from({ length: PRODUCERS }, async (_, p) => {
-      const c = await client(tb!.url);
+      const c = await client(fx.tb!.url);
       for (let start = 0; start < PER; start += 250) {
         const msgs = Array.from({ length: 250 }, (_, i) => {
           const seq = start + i;
@@ -91,8 +77,8 @@ it('produces and delivers on the gateway thread: every message once, in order pe
 });
 
 it('a long poll at the log end is answered by the next produce, and at its deadline when nothing comes', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
-  const raw = await RawClient.connect(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
+  const raw = await RawClient.connect(fx.tb.url);
   await raw.request({ op: 'create_topic', topic: 'poll', partitions: 1 });
   const t0 = Date.now();
   const empty = await raw.request({ op: 'fetch', topic: 'poll', partition: 0, offset: 0, maxWaitMs: 150 });
@@ -110,14 +96,14 @@ it('a long poll at the log end is answered by the next produce, and at its deadl
 });
 
 it('drains a full output ring in the middle of a step: four subscribers behind 16 KiB rings each get every message in order', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', ringBytes: 16 * 1024 });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', ringBytes: 16 * 1024 });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('narrow', { partitions: 1 });
   const TOTAL = 6_000;
   const seen = [0, 0, 0, 0];
   const bad = [0, 0, 0, 0];
   for (let g = 0; g < 4; g++) {
-    const c = await client(tb.url);
+    const c = await client(fx.tb.url);
     await c.subscribe('narrow', { group: `g${g}`, from: 'earliest' }, (m) => {
       if (m.offset !== seen[g] || !sameBytes(m.value, payload(5, m.offset, 200))) bad[g]!++;
       seen[g]!++;
@@ -138,8 +124,8 @@ it('drains a full output ring in the middle of a step: four subscribers behind 1
 it('a crash answers every request with its ack or PARTITION_UNAVAILABLE (retryable); the supervisor replays the log and every acknowledged record is there', async () => {
   // A backoff long enough that the requests sent right after the crash reach a partition still
   // down on a loaded machine (the test process may be descheduled for tens of ms).
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 500, maxMs: 1_000 } });
-  const raw = await RawClient.connect(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 500, maxMs: 1_000 } });
+  const raw = await RawClient.connect(fx.tb.url);
   await raw.request({ op: 'create_topic', topic: 'crashy', partitions: 2 });
   const produce = (i: number): Promise<Record<string, unknown>> => {
     const b = new BatchBuilder();
@@ -149,7 +135,7 @@ it('a crash answers every request with its ack or PARTITION_UNAVAILABLE (retryab
   const first = await Promise.all(Array.from({ length: 50 }, (_, i) => produce(i)));
   expect(first.every((r) => r.op === 'result')).toBe(true);
 
-  const before = tb.broker.partitionActor('crashy', 1);
+  const before = fx.tb.broker.partitionActor('crashy', 1);
   let exit: { normal: boolean; reason: Error | null } | undefined;
   before.onExit((e) => (exit = e));
   before.crash('throw');
@@ -161,10 +147,10 @@ it('a crash answers every request with its ack or PARTITION_UNAVAILABLE (retryab
   expect(failed.length).toBeGreaterThan(0);
   for (const f of failed) expect(f).toMatchObject({ code: 'PARTITION_UNAVAILABLE', retryable: true });
 
-  await tb.broker.waitHealthy();
-  const after = tb.broker.partitionActor('crashy', 1);
+  await fx.tb.broker.waitHealthy();
+  const after = fx.tb.broker.partitionActor('crashy', 1);
   expect(after).not.toBe(before);
-  const log = await readPartition(tb.url, 'crashy', 1);
+  const log = await readPartition(fx.tb.url, 'crashy', 1);
   let ackedRecords = 0;
   for (const [i, r] of [...first, ...second].entries()) {
     if (r.op !== 'result') continue;
@@ -188,23 +174,23 @@ it('a crash answers every request with its ack or PARTITION_UNAVAILABLE (retryab
 
 it('a log written on the gateway thread reopens on worker threads and back, after graceful stops', async () => {
   const data = tmpDir('weir-host-switch-');
-  cleanups.push(data.cleanup);
+  fx.defer(data.cleanup);
   const produceSome = async (url: string, from: number): Promise<void> => {
     const c = await client(url);
     const acks = await c.produce('moves', Array.from({ length: 500 }, (_, i) => ({ key: `k${(from + i) % 7}`, value: payload(3, from + i, 60) })));
     expect(acks).toHaveLength(500);
   };
   for (const [round, actorHost] of (['gateway', 'threads', 'gateway'] as const).entries()) {
-    tb = await startTestBroker({ dataDir: data.dir, fsync: 'never', actorHost });
-    if (round === 0) await (await client(tb.url)).createTopic('moves', { partitions: 3 });
-    await produceSome(tb.url, round * 500);
-    for (const c of clients.splice(0)) await c.close();
-    await tb.stop({ keepData: true });
-    tb = undefined;
+    fx.tb = await startTestBroker({ dataDir: data.dir, fsync: 'never', actorHost });
+    if (round === 0) await (await client(fx.tb.url)).createTopic('moves', { partitions: 3 });
+    await produceSome(fx.tb.url, round * 500);
+    await fx.closeClients();
+    await fx.tb.stop({ keepData: true });
+    fx.tb = undefined;
   }
-  tb = await startTestBroker({ dataDir: data.dir, fsync: 'never', actorHost: 'gateway' });
+  fx.tb = await startTestBroker({ dataDir: data.dir, fsync: 'never', actorHost: 'gateway' });
   const values: Uint8Array[] = [];
-  for (let p = 0; p < 3; p++) for (const m of (await readPartition(tb.url, 'moves', p)).values()) values.push(m.value);
+  for (let p = 0; p < 3; p++) for (const m of (await readPartition(fx.tb.url, 'moves', p)).values()) values.push(m.value);
   expect(values).toHaveLength(1500);
   const expected = new Set(Array.from({ length: 1500 }, (_, s) => Buffer.from(payload(3, s, 60)).toString('hex')));
   for (const v of values) expect(expected.delete(Buffer.from(v).toString('hex'))).toBe(true);
@@ -213,11 +199,11 @@ it('a log written on the gateway thread reopens on worker threads and back, afte
 it('fetches answered at once (long poll 0) do not starve the gateway: each turn flushes a bounded number of times', async () => {
   // With longPollMs 0 a caught-up subscription's fetch is answered empty in the step that reads it,
   // and its answer asks again: on this thread that cycle would never give the sockets a turn.
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', gateway: { longPollMs: 0 } });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', gateway: { longPollMs: 0 } });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('eager', { partitions: 2 });
   let got = 0;
-  const consumer = await client(tb.url);
+  const consumer = await client(fx.tb.url);
   await consumer.subscribe('eager', { from: 'earliest' }, () => void got++);
   for (let i = 0; i < 20; i++) {
     const acks = await admin.produce('eager', Array.from({ length: 50 }, (_, j) => ({ key: `k${j}`, value: payload(i, j, 30) })));

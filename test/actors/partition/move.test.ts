@@ -5,27 +5,13 @@
  * every acknowledged message is stored once at its offset and delivered, in order per key.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
-import { afterEach, expect, it } from 'vitest';
-import { connect, type WeirClient } from '../../../src/client/index.js';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { expect, it } from 'vitest';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { payload, sameBytes, until } from '../../support/payload.js';
 import { readPartition } from '../../support/raw-client.js';
 
-let tb: TestBroker | undefined;
-const clients: WeirClient[] = [];
-const cleanups: Array<() => void> = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await tb?.stop();
-  tb = undefined;
-  for (const c of cleanups.splice(0)) c();
-});
-
-async function client(url: string): Promise<WeirClient> {
-  const c = await connect(url);
-  clients.push(c);
-  return c;
-}
+const fx = brokerFixture();
+const client = fx.client;
 
 interface Move {
   topic: string;
@@ -37,7 +23,7 @@ function recordMoves(): Move[] {
   const moves: Move[] = [];
   const listener = (m: unknown): void => void moves.push(m as Move);
   diagnostics_channel.subscribe('weir:partition:move', listener);
-  cleanups.push(() => diagnostics_channel.unsubscribe('weir:partition:move', listener));
+  fx.defer(() => diagnostics_channel.unsubscribe('weir:partition:move', listener));
   return moves;
 }
 
@@ -109,28 +95,28 @@ async function load(url: string, topic: string) {
 }
 
 it('moves a topic from the gateway thread to worker threads and back while it is produced and consumed: no request fails or is retried, nothing lost or stored twice', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
   const moves = recordMoves();
-  const admin = await client(tb.url);
+  const admin = await client(fx.tb.url);
   await admin.createTopic('moving', { partitions: 4 });
-  const before = [0, 1, 2, 3].map((p) => tb!.broker.partitionActor('moving', p));
+  const before = [0, 1, 2, 3].map((p) => fx.tb!.broker.partitionActor('moving', p));
   expect(before.map((a) => a.host)).toEqual(['gateway', 'gateway', 'gateway', 'gateway']);
 
-  const l = await load(tb.url, 'moving');
+  const l = await load(fx.tb.url, 'moving');
   await until(() => l.acked.size > 2_000, 10_000, 'some traffic before the first move');
   for (const to of ['threads', 'gateway', 'threads', 'gateway', 'threads'] as const) {
     const sizeBefore = l.acked.size;
-    expect(await tb.broker.moveTopic('moving', to)).toBe(true);
-    expect(tb.broker.hostOf('moving')).toBe(to);
+    expect(await fx.tb.broker.moveTopic('moving', to)).toBe(true);
+    expect(fx.tb.broker.hostOf('moving')).toBe(to);
     for (let p = 0; p < 4; p++) {
-      const a = tb.broker.partitionActor('moving', p);
+      const a = fx.tb.broker.partitionActor('moving', p);
       expect(a).toBe(before[p]); // the same actor, rehosted: its waiters were kept
       expect(a.host).toBe(to);
     }
     expect((await admin.describeTopic('moving')).offsets.map((o) => o.host)).toEqual([to, to, to, to]);
     await until(() => l.acked.size > sizeBefore + 1_000, 10_000, `traffic after the move to ${to}`);
   }
-  expect(await tb.broker.moveTopic('moving', 'threads')).toBe(false); // already there
+  expect(await fx.tb.broker.moveTopic('moving', 'threads')).toBe(false); // already there
   await l.stop();
   expect(l.retries()).toBe(0);
   expect(moves.map((m) => m.to)).toEqual(['threads', 'gateway', 'threads', 'gateway', 'threads']);
@@ -138,34 +124,34 @@ it('moves a topic from the gateway thread to worker threads and back while it is
   // What the logs hold after the moves is what was acknowledged, and it survives a restart.
   const perPartition = [0, 0, 0, 0];
   for (const a of l.acked.values()) perPartition[a.partition]!++;
-  await tb.stop({ keepData: true });
-  tb = await startTestBroker({ dataDir: tb.dir, fsync: 'never', actorHost: 'threads' });
-  for (let p = 0; p < 4; p++) expect((await readPartition(tb.url, 'moving', p)).size).toBe(perPartition[p]);
+  await fx.tb.stop({ keepData: true });
+  fx.tb = await startTestBroker({ dataDir: fx.tb.dir, fsync: 'never', actorHost: 'threads' });
+  for (let p = 0; p < 4; p++) expect((await readPartition(fx.tb.url, 'moving', p)).size).toBe(perPartition[p]);
 });
 
 it('a partition that crashes after a move is restarted on its new host and replays its log', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 20, maxMs: 100 } });
-  const c = await client(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 20, maxMs: 100 } });
+  const c = await client(fx.tb.url);
   await c.createTopic('crashy', { partitions: 2 });
   await c.produce('crashy', Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, value: payload(2, i, 50) })));
-  await tb.broker.moveTopic('crashy', 'threads');
-  const moved = tb.broker.partitionActor('crashy', 0);
+  await fx.tb.broker.moveTopic('crashy', 'threads');
+  const moved = fx.tb.broker.partitionActor('crashy', 0);
   await moved.worker.terminate();
-  await until(() => tb!.broker.partitionActor('crashy', 0) !== moved && tb!.broker.partitionActor('crashy', 0).available, 10_000, 'the restart');
-  expect(tb.broker.partitionActor('crashy', 0).host).toBe('threads');
+  await until(() => fx.tb!.broker.partitionActor('crashy', 0) !== moved && fx.tb!.broker.partitionActor('crashy', 0).available, 10_000, 'the restart');
+  expect(fx.tb.broker.partitionActor('crashy', 0).host).toBe('threads');
   await c.produce('crashy', Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, value: payload(2, 100 + i, 50) })));
   let total = 0;
-  for (let p = 0; p < 2; p++) total += (await readPartition(tb.url, 'crashy', p)).size;
+  for (let p = 0; p < 2; p++) total += (await readPartition(fx.tb.url, 'crashy', p)).size;
   expect(total).toBe(200);
 });
 
 it('queue-mode consumers keep receiving and acknowledging across moves: every message handled once', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('jobs', { partitions: 4 });
   const handled = new Map<string, number>();
   for (let i = 0; i < 2; i++) {
-    const c = await client(tb.url);
+    const c = await client(fx.tb.url);
     await c.subscribe('jobs', { mode: 'queue', group: 'workers', prefetch: 50 }, (m) => {
       const v = new TextDecoder().decode(m.value);
       handled.set(v, (handled.get(v) ?? 0) + 1);
@@ -179,7 +165,7 @@ it('queue-mode consumers keep receiving and acknowledging across moves: every me
   })();
   for (const to of ['threads', 'gateway', 'threads'] as const) {
     await until(() => handled.size > 0, 10_000, 'deliveries');
-    await tb.broker.moveTopic('jobs', to);
+    await fx.tb.broker.moveTopic('jobs', to);
   }
   await producing;
   await until(() => handled.size === TOTAL, 20_000, 'every job handled');
@@ -190,70 +176,70 @@ it('queue-mode consumers keep receiving and acknowledging across moves: every me
 it('a partition whose thread dies while its topic moves is started anew on the new host, and loses nothing it acknowledged', async () => {
   // One thread per partition: the move stops partition 0's thread first, and partition 1's thread
   // is killed meanwhile (its supervisor schedules a restart, which the move then takes over).
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'threads', actorsPerThread: 1, restartBackoff: { initialMs: 20, maxMs: 100 } });
-  await (await client(tb.url)).createTopic('crash-moving', { partitions: 2 });
-  const l = await load(tb.url, 'crash-moving');
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'threads', actorsPerThread: 1, restartBackoff: { initialMs: 20, maxMs: 100 } });
+  await (await client(fx.tb.url)).createTopic('crash-moving', { partitions: 2 });
+  const l = await load(fx.tb.url, 'crash-moving');
   await until(() => l.acked.size > 2_000, 10_000, 'some traffic');
-  const [kept, killed] = [0, 1].map((p) => tb!.broker.partitionActor('crash-moving', p));
-  const moving = tb.broker.moveTopic('crash-moving', 'gateway');
+  const [kept, killed] = [0, 1].map((p) => fx.tb!.broker.partitionActor('crash-moving', p));
+  const moving = fx.tb.broker.moveTopic('crash-moving', 'gateway');
   await killed!.worker.terminate();
   await moving;
-  await tb.broker.waitHealthy();
-  expect(tb.broker.partitionActor('crash-moving', 0)).toBe(kept); // moved with what it held
-  expect(tb.broker.partitionActor('crash-moving', 1)).not.toBe(killed); // died: a new actor
-  for (let p = 0; p < 2; p++) expect(tb.broker.partitionActor('crash-moving', p).host).toBe('gateway');
+  await fx.tb.broker.waitHealthy();
+  expect(fx.tb.broker.partitionActor('crash-moving', 0)).toBe(kept); // moved with what it held
+  expect(fx.tb.broker.partitionActor('crash-moving', 1)).not.toBe(killed); // died: a new actor
+  for (let p = 0; p < 2; p++) expect(fx.tb.broker.partitionActor('crash-moving', p).host).toBe('gateway');
   const sizeBefore = l.acked.size;
   await until(() => l.acked.size > sizeBefore + 2_000, 10_000, 'traffic after the move');
   await l.stop(false); // the SDK resent what the dead thread had in flight (see stop())
 });
 
 it('a broker closed while a topic moves stops cleanly, and its logs hold everything acknowledged', async () => {
-  tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
-  const c = await client(tb.url);
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway' });
+  const c = await client(fx.tb.url);
   await c.createTopic('closing', { partitions: 2 });
   const acks = await c.produce('closing', Array.from({ length: 500 }, (_, i) => ({ key: `k${i}`, value: payload(3, i, 50) })));
-  const moving = tb.broker.moveTopic('closing', 'threads').catch(() => false);
+  const moving = fx.tb.broker.moveTopic('closing', 'threads').catch(() => false);
   await c.close();
-  await tb.stop({ keepData: true });
+  await fx.tb.stop({ keepData: true });
   await moving;
-  tb = await startTestBroker({ dataDir: tb.dir, fsync: 'never' });
+  fx.tb = await startTestBroker({ dataDir: fx.tb.dir, fsync: 'never' });
   let total = 0;
-  for (let p = 0; p < 2; p++) total += (await readPartition(tb.url, 'closing', p)).size;
+  for (let p = 0; p < 2; p++) total += (await readPartition(fx.tb.url, 'closing', p)).size;
   expect(total).toBe(acks.length);
 });
 
 it("actorHost 'auto' starts a topic on the gateway's thread, moves it to worker threads while it is busy and back once it is quiet", async () => {
-  tb = await startTestBroker({
+  fx.tb = await startTestBroker({
     fsync: 'never',
     actorHost: 'auto',
     // Scaled down so a test sees both moves within seconds: any traffic makes the gateway "busy".
     placement: { sampleMs: 100, busyUtilization: 0.05, busySamples: 2, hotRecordsPerSec: 2_000, coldRecordsPerSec: 100, coldSamples: 5, idleUtilization: 0.04 },
   });
   const moves = recordMoves();
-  await (await client(tb.url)).createTopic('auto', { partitions: 4 });
-  expect(tb.broker.hostOf('auto')).toBe('gateway');
-  const l = await load(tb.url, 'auto');
-  await until(() => tb!.broker.hostOf('auto') === 'threads', 15_000, 'the busy topic to move to worker threads');
-  expect(tb.broker.partitionActor('auto', 0).host).toBe('threads');
+  await (await client(fx.tb.url)).createTopic('auto', { partitions: 4 });
+  expect(fx.tb.broker.hostOf('auto')).toBe('gateway');
+  const l = await load(fx.tb.url, 'auto');
+  await until(() => fx.tb!.broker.hostOf('auto') === 'threads', 15_000, 'the busy topic to move to worker threads');
+  expect(fx.tb.broker.partitionActor('auto', 0).host).toBe('threads');
   await l.stop();
-  await until(() => tb!.broker.hostOf('auto') === 'gateway', 15_000, 'the quiet topic to move back');
-  expect(tb.broker.partitionActor('auto', 0).host).toBe('gateway');
+  await until(() => fx.tb!.broker.hostOf('auto') === 'gateway', 15_000, 'the quiet topic to move back');
+  expect(fx.tb.broker.partitionActor('auto', 0).host).toBe('gateway');
   expect(moves.filter((m) => m.topic === 'auto').map((m) => m.to).slice(0, 2)).toEqual(['threads', 'gateway']);
   expect(l.retries()).toBe(0);
 });
 
 it("actorHost 'auto' with fsync always also starts a topic on the gateway's thread and moves it to worker threads once busy, failing nothing", async () => {
-  tb = await startTestBroker({
+  fx.tb = await startTestBroker({
     fsync: 'always',
     actorHost: 'auto',
     placement: { sampleMs: 100, busyUtilization: 0.05, busySamples: 2, hotRecordsPerSec: 2_000, coldRecordsPerSec: 100, coldSamples: 1_000, idleUtilization: 0.04 },
   });
-  await (await client(tb.url)).createTopic('durable', { partitions: 2 });
-  expect(tb.broker.hostOf('durable')).toBe('gateway');
-  expect(tb.broker.partitionActor('durable', 1).host).toBe('gateway');
-  const l = await load(tb.url, 'durable');
-  await until(() => tb!.broker.hostOf('durable') === 'threads', 15_000, 'the busy topic to move to worker threads');
-  expect(tb.broker.partitionActor('durable', 1).host).toBe('threads');
+  await (await client(fx.tb.url)).createTopic('durable', { partitions: 2 });
+  expect(fx.tb.broker.hostOf('durable')).toBe('gateway');
+  expect(fx.tb.broker.partitionActor('durable', 1).host).toBe('gateway');
+  const l = await load(fx.tb.url, 'durable');
+  await until(() => fx.tb!.broker.hostOf('durable') === 'threads', 15_000, 'the busy topic to move to worker threads');
+  expect(fx.tb.broker.partitionActor('durable', 1).host).toBe('threads');
   const sizeBefore = l.acked.size;
   await until(() => l.acked.size > sizeBefore + 1_000, 10_000, 'traffic after the move');
   await l.stop();
@@ -261,16 +247,16 @@ it("actorHost 'auto' with fsync always also starts a topic on the gateway's thre
 });
 
 it("actorHost 'auto' moves a quiet topic whose partitions take much of the gateway's thread (fdatasyncs under fsync always), and keeps it on threads longer", async () => {
-  tb = await startTestBroker({
+  fx.tb = await startTestBroker({
     fsync: 'always',
     actorHost: 'auto',
     // No rate counts as hot here; any time spent stepping the partitions' cores does.
     placement: { sampleMs: 100, busyUtilization: 0.01, busySamples: 2, hotRecordsPerSec: 1e9, hotGatewayMsPerSec: 0.01, coldRecordsPerSec: 100_000, coldSamples: 1, coldSamplesAfterSlow: 1_000, idleUtilization: 0.005 },
   });
   const moves = recordMoves();
-  const c = await client(tb.url);
+  const c = await client(fx.tb.url);
   await c.createTopic('syncing', { partitions: 2 });
-  expect(tb.broker.hostOf('syncing')).toBe('gateway');
+  expect(fx.tb.broker.hostOf('syncing')).toBe('gateway');
   let stop = false;
   let acked = 0;
   const producing = (async () => {
@@ -279,12 +265,12 @@ it("actorHost 'auto' moves a quiet topic whose partitions take much of the gatew
       acked++;
     }
   })();
-  await until(() => tb!.broker.hostOf('syncing') === 'threads', 15_000, 'the topic to move to worker threads for its time on the gateway');
+  await until(() => fx.tb!.broker.hostOf('syncing') === 'threads', 15_000, 'the topic to move to worker threads for its time on the gateway');
   stop = true;
   await producing;
   expect(moves.map((m) => [m.topic, m.to])).toEqual([['syncing', 'threads']]);
   // Quiet now, and coldSamples is 1: a topic moved for its rate would come back within a few samples.
   await new Promise((r) => setTimeout(r, 1_000));
-  expect(tb.broker.hostOf('syncing')).toBe('threads');
-  expect((await readPartition(tb.url, 'syncing', 0)).size + (await readPartition(tb.url, 'syncing', 1)).size).toBe(acked);
+  expect(fx.tb.broker.hostOf('syncing')).toBe('threads');
+  expect((await readPartition(fx.tb.url, 'syncing', 0)).size + (await readPartition(fx.tb.url, 'syncing', 1)).size).toBe(acked);
 });
