@@ -119,6 +119,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private lastFrameAt = 0;
   private keepAliveTimer: ReturnType<typeof setInterval> | null = null;
   private pinging = false;
+  /** Stops the current socket's message listener (onMessages). */
+  private detachMessages: (() => void) | null = null;
 
   private constructor(private readonly opts: ConnectionOptions) {
     super();
@@ -316,9 +318,9 @@ export class Connection extends Emitter<ConnectionEvents> {
       throw this.closeError ?? connectionClosedError('client closed', false);
     }
     this.socket = socket;
-    socket.onmessage = (event) => {
-      if (this.socket === socket) this.onData(event.data);
-    };
+    this.detachMessages = onMessages(socket, nodeWs, (data) => {
+      if (this.socket === socket) this.onData(data);
+    });
     socket.onclose = (event) => this.onSocketClose(socket, event);
     this.lastFrameAt = Date.now();
     socket.onerror = () => {
@@ -499,7 +501,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   }
 
   private abandonSocket(socket: WebSocketLike, reason: string): void {
-    socket.onmessage = null;
+    this.detachMessages?.();
+    this.detachMessages = null;
     socket.onclose = null;
     const terminate = (socket as { terminate?: () => void }).terminate;
     try {
@@ -552,6 +555,28 @@ export class Connection extends Emitter<ConnectionEvents> {
 
 // -------------------------------------------------------------------------------- helpers
 
+/** The part of a `ws` WebSocket used beside the WHATWG subset: its own 'message' event. */
+interface NodeWsEvents {
+  on(event: 'message', listener: (data: unknown) => void): void;
+  off(event: 'message', listener: (data: unknown) => void): void;
+}
+
+/**
+ * Calls `listener` with each message's data; returns what stops it. With `ws`, its own 'message'
+ * event: `onmessage` would wrap every message in a MessageEvent, an allocation per frame.
+ */
+function onMessages(socket: WebSocketLike, nodeWs: boolean, listener: (data: unknown) => void): () => void {
+  if (nodeWs) {
+    const events = socket as unknown as NodeWsEvents;
+    events.on('message', listener);
+    return () => events.off('message', listener);
+  }
+  socket.onmessage = (event) => listener(event.data);
+  return () => {
+    socket.onmessage = null;
+  };
+}
+
 type NodeWsConstructor = new (url: string, options: { perMessageDeflate: boolean }) => WebSocketLike;
 
 // A variable specifier keeps browser bundlers from pulling `ws` in; Node resolves it at run time.
@@ -582,7 +607,12 @@ async function resolveWebSocket(option: WebSocketConstructor | undefined): Promi
 /** The frame with `id` set and undefined fields left out (CBOR would encode them as `undefined`). */
 function withId(frame: object, id: number | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(frame)) if (v !== undefined) out[k] = v;
+  const f = frame as Record<string, unknown>;
+  // for…in rather than Object.entries: no [key, value] array per field on every request.
+  for (const k in f) {
+    const v = f[k];
+    if (v !== undefined) out[k] = v;
+  }
   if (id !== undefined) out.id = id;
   return out;
 }

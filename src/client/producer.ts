@@ -471,6 +471,21 @@ export function openCall(count: number, active: Set<Promise<Ack[]>>): { call: Ca
 export function computeAcks(result: ProduceResult, count: number): Ack[] {
   const parts = result?.parts;
   if (!Array.isArray(parts) || parts.length === 0) throw badResponse('produce result has no parts');
+  const route = result.route as Uint8Array | number[] | undefined;
+  if (parts.length === 1 && (route === undefined || route === null)) {
+    // The common answer (one partition): no maps.
+    const part = parts[0];
+    if (!Array.isArray(part) || part.length < 3 || typeof part[0] !== 'number' || typeof part[1] !== 'number' || typeof part[2] !== 'number') {
+      throw badResponse('produce result has a malformed part', { part });
+    }
+    const p = part[0];
+    const base = part[1];
+    const n = part[2];
+    if (n !== count) throw badResponse(`produce result acknowledges ${n} messages, the batch had ${count}`, { total: n, count });
+    const acks = new Array<Ack>(count);
+    for (let i = 0; i < count; i++) acks[i] = { partition: p, offset: base + i };
+    return acks;
+  }
   const next = new Map<number, number>();
   const expectedEnd = new Map<number, number>();
   let total = 0;
@@ -485,7 +500,6 @@ export function computeAcks(result: ProduceResult, count: number): Ack[] {
   }
   if (total !== count) throw badResponse(`produce result acknowledges ${total} messages, the batch had ${count}`, { total, count });
   const acks = new Array<Ack>(count);
-  const route = result.route as Uint8Array | number[] | undefined;
   if (route === undefined || route === null) {
     if (parts.length !== 1) throw badResponse('produce result touches several partitions but has no route');
     const [p, base] = parts[0]!;

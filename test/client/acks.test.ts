@@ -55,6 +55,10 @@ describe('computeAcks', () => {
     expect(() => computeAcks({ parts: [[0, 0, 1], [1, 0, 1]], route: route([0, 2]) }, 2)).toThrow(/not in parts/);
     expect(() => computeAcks({ parts: [[0, 0, 1], [1, 0, 1]], route: route([0, 0]) }, 2)).toThrow(/disagree/);
     expect(() => computeAcks({ parts: [] }, 0)).toThrow(/no parts/);
+    // Malformed parts, with one part (the common answer) and with several.
+    expect(() => computeAcks({ parts: [[0, '5', 1]] } as never, 1)).toThrow(/malformed part/);
+    expect(() => computeAcks({ parts: [[0, 5]] } as never, 1)).toThrow(/malformed part/);
+    expect(() => computeAcks({ parts: [[0, 0, 1], [1, null, 1]], route: route([0, 1]) } as never, 2)).toThrow(/malformed part/);
   });
 });
 
