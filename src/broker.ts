@@ -274,16 +274,23 @@ export class Broker {
     return p;
   }
 
-  /** Start a topic's children (`partitionSpecs(…, host, …)`) and record them. */
+  /**
+   * Start a topic's children (`partitionSpecs(…, host, …)`) and record them. They start at once:
+   * threads open their logs in parallel, which is most of a move's hold.
+   */
   private async startSpecs(sup: Supervisor<PartitionActorGroup>, topic: string, specs: ChildSpec<PartitionActorGroup>[], host: PartitionHostKind): Promise<PartitionActor[]> {
     const actors: PartitionActor[] = [];
     const ids: string[] = [];
-    try {
-      for (const spec of specs) {
-        actors.push(...(await sup.startChild(spec)).actors);
-        ids.push(spec.id);
+    let failure: unknown = null;
+    const outcomes = await sup.startChildrenSettled(specs);
+    outcomes.forEach((o, i) => {
+      if (o.status === 'rejected') failure ??= o.reason;
+      else {
+        actors.push(...o.value.actors);
+        ids.push(specs[i]!.id);
       }
-    } catch (err) {
+    });
+    if (failure !== null) {
       // Undo the part that started: its actors go back to holding for the next attempt.
       for (const a of actors) a.beginMove();
       for (const id of ids) {
@@ -291,7 +298,7 @@ export class Broker {
         await sup.terminateChild(id);
         await sup.deleteChild(id);
       }
-      throw err;
+      throw failure;
     }
     this.childIds.set(topic, ids);
     this.hosts.set(topic, host);

@@ -4,8 +4,9 @@
  * Invariants:
  * - Children start in order and stop in reverse order, one at a time, each within its `shutdown`
  *   budget (close, then destroy when the budget is spent).
- * - Every operation that starts or stops children (start, restarts, startChild, terminateChild,
- *   restartChild, deleteChild, close) runs on one serial queue, so two of them never interleave.
+ * - Every operation that starts or stops children (start, restarts, startChild,
+ *   startChildrenSettled, terminateChild, restartChild, deleteChild, close) runs on one serial
+ *   queue, so two of them never interleave (startChildrenSettled's own starts run concurrently).
  *   Backoff delays are timers *outside* the queue: while child A waits to be restarted, the
  *   supervisor keeps handling other children.
  * - A child instance is "owned" while `record.instance` points at it. The supervisor detaches an
@@ -252,6 +253,36 @@ export class Supervisor<H extends ChildHandle = ChildHandle> implements ChildHan
         throw new ChildStartFailedError({ id: spec.id, supervisor: this.name }, result.error);
       }
       return result.handle;
+    });
+  }
+
+  /**
+   * Adds several children at the end of the start order, in the order given, and starts them at
+   * once: their start functions run concurrently (children whose starts are independent, such as
+   * worker threads opening their own files, then take as long as the slowest, not the sum). One
+   * outcome per spec, in order: a child that failed to start is forgotten (the reason is a
+   * ChildStartFailedError, as from startChild); the others run, and what to do with them is the
+   * caller's choice. Rejects, starting nothing, when a spec is invalid or an id is taken.
+   */
+  startChildrenSettled(specs: readonly ChildSpec<H>[]): Promise<PromiseSettledResult<H>[]> {
+    const problems = specs.flatMap((spec) => validateSpec(spec));
+    const ids = new Set<string>();
+    for (const spec of specs) {
+      if (ids.has(spec.id)) problems.push(`id '${spec.id}' is given twice`);
+      ids.add(spec.id);
+    }
+    if (problems.length > 0) return Promise.reject(new SupervisorConfigError(this.name, problems));
+    return this.enqueue(async () => {
+      if (this.state !== 'running') throw new SupervisorNotRunningError(this.name, this.state);
+      for (const spec of specs) if (this.records.has(spec.id)) throw new ChildAlreadyExistsError(this.name, spec.id);
+      const recs = specs.map((spec) => this.addRecord(spec));
+      const results = await Promise.all(recs.map((rec) => this.startRecord(rec, 'dynamic')));
+      return results.map((result, i): PromiseSettledResult<H> => {
+        if (result.ok) return { status: 'fulfilled', value: result.handle };
+        const rec = recs[i]!;
+        this.forget(rec);
+        return { status: 'rejected', reason: new ChildStartFailedError({ id: rec.spec.id, supervisor: this.name }, result.error) };
+      });
     });
   }
 

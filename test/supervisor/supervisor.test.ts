@@ -9,6 +9,7 @@ import {
   SupervisorEscalationError,
   type ChildExit,
   type ChildHandle,
+  type ChildSpec,
   type SupervisorFlags,
   type SupervisorRestartMessage,
   type SupervisorEscalateMessage,
@@ -438,6 +439,51 @@ describe('dynamic children', () => {
     await s.close();
     expect(f.kinds('close')).toEqual(['close:c', 'close:a']);
     await expect(s.startChild(f.spec('late'))).rejects.toMatchObject({ code: 'SUPERVISOR_NOT_RUNNING' });
+  });
+
+  it('startChildrenSettled starts its children at once and reports each outcome in order', async () => {
+    const f = new Fleet();
+    const s = sup(new Supervisor('s', flags(), [f.spec('a')]));
+    await s.start();
+
+    // Each start waits until the other one has begun: one after the other, neither would finish.
+    let begun = 0;
+    let bothBegun!: () => void;
+    const together = new Promise<void>((resolve) => (bothBegun = resolve));
+    const log: string[] = [];
+    const meeting = (id: string): ChildSpec<TestChild> => ({
+      id,
+      restart: 'permanent',
+      shutdown: 1000,
+      start: async () => {
+        if (++begun === 2) bothBegun();
+        const met = await Promise.race([together.then(() => true), sleep(3000).then(() => false)]);
+        if (!met) throw new Error(`${id} started alone: the other start never began`);
+        return new TestChild(id, log, {});
+      },
+    });
+    const outcomes = await s.startChildrenSettled([meeting('m1'), meeting('m2')]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.id : null))).toEqual(['m1', 'm2']);
+    expect(s.whichChildren().map((x) => [x.id, x.status])).toEqual([['a', 'running'], ['m1', 'running'], ['m2', 'running']]);
+
+    // One that fails is forgotten; the others run (the caller decides about them).
+    const mixed = await s.startChildrenSettled([f.spec('x'), f.spec('bad', { failAlways: true }), f.spec('y')]);
+    expect(mixed.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(mixed[1]).toMatchObject({ status: 'rejected', reason: { code: 'CHILD_START_FAILED' } });
+    expect(mixed[0]).toMatchObject({ status: 'fulfilled', value: f.current('x') });
+    expect(s.whichChildren().map((x) => x.id)).toEqual(['a', 'm1', 'm2', 'x', 'y']);
+    expect(s.getChild('bad')).toBeUndefined();
+
+    // Refused whole, nothing started: an id taken, an id given twice, an invalid spec.
+    await expect(s.startChildrenSettled([f.spec('z'), f.spec('x')])).rejects.toMatchObject({ code: 'CHILD_ALREADY_EXISTS' });
+    await expect(s.startChildrenSettled([f.spec('z'), f.spec('z')])).rejects.toMatchObject({ code: 'SUPERVISOR_BAD_CONFIG' });
+    await expect(s.startChildrenSettled([f.spec('z'), { ...f.spec('w'), shutdown: -1 }])).rejects.toMatchObject({ code: 'SUPERVISOR_BAD_CONFIG' });
+    expect(f.starts('z')).toBe(0);
+    expect(s.whichChildren().map((x) => x.id)).toEqual(['a', 'm1', 'm2', 'x', 'y']);
+
+    await s.close();
+    await expect(s.startChildrenSettled([f.spec('late')])).rejects.toMatchObject({ code: 'SUPERVISOR_NOT_RUNNING' });
   });
 
   it('a dynamic child that crashes is supervised like the others', async () => {
