@@ -32,6 +32,13 @@ function host(slot: PartitionSlotData): HostedPartition {
   }));
 }
 
+// Test hook: this thread's start fails (a move's fallback to the old host), for the partition named
+// `topic/partition` in WEIR_TEST_FAIL_THREAD_START.
+const failStart = data.testHooks ? process.env.WEIR_TEST_FAIL_THREAD_START : undefined;
+if (failStart !== undefined && data.slots.some((s) => `${s.topic}/${s.partition}` === failStart)) {
+  throw new Error(`injected start failure (test hook) of the thread hosting ${failStart}`);
+}
+
 const hosted = data.slots.map(host);
 const hasInput = (): boolean => {
   for (const h of hosted) if (h.input.available() > 0) return true;

@@ -129,6 +129,40 @@ it('moves a topic from the gateway thread to worker threads and back while it is
   for (let p = 0; p < 4; p++) expect((await readPartition(fx.tb.url, 'moving', p)).size).toBe(perPartition[p]);
 });
 
+it('a move whose new threads fail to start falls back to the old host with the held requests: none fails, nothing lost or stored twice', async () => {
+  // 4 partitions, 2 per thread: the thread of partitions 0-1 starts (its actors serve for a moment),
+  // the one of 2-3 fails; both go back and the topic stays on the gateway's thread.
+  fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', actorsPerThread: 2 });
+  const moves = recordMoves();
+  const admin = await client(fx.tb.url);
+  await admin.createTopic('fallback', { partitions: 4 });
+  const l = await load(fx.tb.url, 'fallback');
+  await until(() => l.acked.size > 2_000, 10_000, 'some traffic before the move');
+  const started: string[] = [];
+  const onStart = (m: unknown): void => void started.push((m as { id: string }).id);
+  diagnostics_channel.subscribe('weir:child:start', onStart);
+  fx.defer(() => diagnostics_channel.unsubscribe('weir:child:start', onStart));
+  process.env.WEIR_TEST_FAIL_THREAD_START = 'fallback/2';
+  fx.defer(() => delete process.env.WEIR_TEST_FAIL_THREAD_START);
+  await expect(fx.tb.broker.moveTopic('fallback', 'threads')).resolves.toBe(false);
+  // The thread of 0-1 started and was undone; then the four gateway-hosted children.
+  expect(started).toEqual(['fallback/0-1', 'fallback/0', 'fallback/1', 'fallback/2', 'fallback/3']);
+  expect(fx.tb.broker.hostOf('fallback')).toBe('gateway');
+  expect((await admin.describeTopic('fallback')).offsets.map((o) => o.host)).toEqual(['gateway', 'gateway', 'gateway', 'gateway']);
+  expect(moves.map((m) => [m.from, m.to])).toEqual([['gateway', 'gateway']]);
+  const sizeBefore = l.acked.size;
+  await until(() => l.acked.size > sizeBefore + 1_000, 10_000, 'traffic after the failed move');
+
+  // The next move, with the threads able to start, goes through.
+  delete process.env.WEIR_TEST_FAIL_THREAD_START;
+  await expect(fx.tb.broker.moveTopic('fallback', 'threads')).resolves.toBe(true);
+  expect(fx.tb.broker.hostOf('fallback')).toBe('threads');
+  const sizeAfter = l.acked.size;
+  await until(() => l.acked.size > sizeAfter + 1_000, 10_000, 'traffic on the threads');
+  await l.stop();
+  expect(l.retries()).toBe(0);
+});
+
 it('a partition that crashes after a move is restarted on its new host and replays its log', async () => {
   fx.tb = await startTestBroker({ fsync: 'never', actorHost: 'gateway', restartBackoff: { initialMs: 20, maxMs: 100 } });
   const c = await client(fx.tb.url);
