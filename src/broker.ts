@@ -282,14 +282,13 @@ export class Broker {
     const actors: PartitionActor[] = [];
     const ids: string[] = [];
     let failure: unknown = null;
-    const outcomes = await sup.startChildrenSettled(specs);
-    outcomes.forEach((o, i) => {
+    for (const [i, o] of (await sup.startChildrenSettled(specs)).entries()) {
       if (o.status === 'rejected') failure ??= o.reason;
       else {
         actors.push(...o.value.actors);
         ids.push(specs[i]!.id);
       }
-    });
+    }
     if (failure !== null) {
       // Undo the part that started: its actors go back to holding for the next attempt.
       for (const a of actors) a.beginMove();

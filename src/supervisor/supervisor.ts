@@ -240,20 +240,10 @@ export class Supervisor<H extends ChildHandle = ChildHandle> implements ChildHan
   // ---------------------------------------------------------------- dynamic children
 
   /** Adds and starts a child at the end of the start order. Resolves with its handle. */
-  startChild(spec: ChildSpec<H>): Promise<H> {
-    const problems = validateSpec(spec);
-    if (problems.length > 0) return Promise.reject(new SupervisorConfigError(this.name, problems));
-    return this.enqueue(async () => {
-      if (this.state !== 'running') throw new SupervisorNotRunningError(this.name, this.state);
-      if (this.records.has(spec.id)) throw new ChildAlreadyExistsError(this.name, spec.id);
-      const rec = this.addRecord(spec);
-      const result = await this.startRecord(rec, 'dynamic');
-      if (!result.ok) {
-        this.forget(rec);
-        throw new ChildStartFailedError({ id: spec.id, supervisor: this.name }, result.error);
-      }
-      return result.handle;
-    });
+  async startChild(spec: ChildSpec<H>): Promise<H> {
+    const [outcome] = await this.startChildrenSettled([spec]);
+    if (outcome!.status === 'rejected') throw outcome!.reason;
+    return outcome!.value;
   }
 
   /**
