@@ -29,10 +29,10 @@ export async function startTestBroker(opts: BrokerOptions = {}): Promise<TestBro
 /**
  * A test file's broker and SDK clients, with the teardown every such file needs: after each test
  * the clients close (errors ignored: the broker may be gone), then `tb` stops (deleting its data
- * directory unless the fixture says `keepData`), then the `defer`red cleanups run. Tests assign
- * `fx.tb` themselves (a restart assigns it again).
+ * directory unless the fixture says `keepData`), then the `defer`red cleanups run, then `after`
+ * (the file's own data directory, say). Tests assign `fx.tb` themselves (a restart assigns it again).
  */
-export function brokerFixture(opts: { keepData?: boolean } = {}) {
+export function brokerFixture(opts: { keepData?: boolean; after?: () => void } = {}) {
   const clients: WeirClient[] = [];
   const cleanups: Array<() => void> = [];
   const fx = {
@@ -56,6 +56,7 @@ export function brokerFixture(opts: { keepData?: boolean } = {}) {
     await fx.tb?.stop(opts.keepData ? { keepData: true } : undefined);
     fx.tb = undefined;
     for (const c of cleanups.splice(0)) c();
+    opts.after?.();
   });
   return fx;
 }

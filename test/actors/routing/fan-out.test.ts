@@ -1,20 +1,14 @@
-import { afterEach, expect, it } from 'vitest';
-import { connect, type Message, type Subscription, type WeirClient } from '../../../src/client/index.js';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { expect, it } from 'vitest';
+import { type Message, type Subscription } from '../../../src/client/index.js';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
 
-let tb: TestBroker | undefined;
-const clients: WeirClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await tb?.stop();
-  tb = undefined;
-});
+const fx = brokerFixture();
+const client = fx.client;
 
 it('fan-out: three groups of two members on one topic each get every message exactly once, in order per key', async () => {
-  tb = await startTestBroker();
-  const admin = await connect(tb.url);
-  clients.push(admin);
+  fx.tb = await startTestBroker();
+  const admin = await client(fx.tb.url);
   await admin.createTopic('events', { partitions: 4 });
 
   const groups = ['billing', 'search', 'audit'];
@@ -26,8 +20,7 @@ it('fan-out: three groups of two members on one topic each get every message exa
     received.set(g, new Map());
     subs.set(g, []);
     for (let member = 0; member < 2; member++) {
-      const c = await connect(tb.url);
-      clients.push(c);
+      const c = await client(fx.tb.url);
       const sub = await c.subscribe('events', { group: g, from: 'earliest' }, (m: Message) => {
         const [key, seq] = new TextDecoder().decode(m.value).split(':');
         const perKey = received.get(g)!;

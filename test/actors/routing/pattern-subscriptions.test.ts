@@ -1,40 +1,26 @@
-import { afterEach, expect, it } from 'vitest';
-import { connect, type Message, type WeirClient } from '../../../src/client/index.js';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { expect, it } from 'vitest';
+import { type Message, type WeirClient } from '../../../src/client/index.js';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { RawClient } from '../../support/raw-client.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 import { until } from '../../support/payload.js';
 
-let tb: TestBroker | undefined;
-const clients: WeirClient[] = [];
-const raws: RawClient[] = [];
 const tmp = tmpDir('weir-patterns-');
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.close();
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await tb?.stop({ keepData: true });
-  tb = undefined;
-  tmp.cleanup();
-});
-
-async function client(url: string): Promise<WeirClient> {
-  const c = await connect(url);
-  clients.push(c);
-  return c;
-}
+const fx = brokerFixture({ keepData: true, after: () => tmp.cleanup() });
+const client = fx.client;
 const text = (m: Message): string => new TextDecoder().decode(m.value);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 it('a pattern subscription receives every matching topic, including ones created after it started, and nothing else', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   for (const t of ['orders.eu.paid', 'orders.us.paid', 'orders.eu.new', 'orders.paid', 'logs']) await admin.createTopic(t, { partitions: 2 });
   for (const t of ['orders.eu.paid', 'orders.us.paid', 'orders.eu.new', 'orders.paid', 'logs']) {
     await admin.produce(t, Array.from({ length: 10 }, (_, i) => ({ key: `k${i % 3}`, value: `${t}#${i}` })));
   }
 
   const got: Message[] = [];
-  const c = await client(tb.url);
+  const c = await client(fx.tb.url);
   const sub = await c.subscribe({ pattern: 'orders.*.paid' }, { from: 'earliest' }, (m) => {
     got.push(m);
   });
@@ -68,12 +54,12 @@ it('a pattern subscription receives every matching topic, including ones created
 });
 
 it('"#" covers every (non-internal) topic, and subscribe needs exactly one of topic and pattern', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('a', { partitions: 1 });
   await admin.createTopic('a.b.c', { partitions: 1 });
-  const raw = await RawClient.connect(tb.url);
-  raws.push(raw);
+  const raw = await RawClient.connect(fx.tb.url);
+  fx.defer(() => raw.close());
   const both = await raw.request({ op: 'subscribe', topic: 'a', pattern: 'a.#', credits: 10 });
   expect(both).toMatchObject({ op: 'error', code: 'BAD_REQUEST', details: { field: 'pattern' } });
   const neither = await raw.request({ op: 'subscribe', credits: 10 });
@@ -103,8 +89,8 @@ it('"#" covers every (non-internal) topic, and subscribe needs exactly one of to
 });
 
 it('with a group, pattern members share each matching topic\'s partitions, commit, and resume after a broker restart', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('logs.app', { partitions: 2 });
   await admin.createTopic('logs.db.slow', { partitions: 2 });
   const seen = new Map<string, number>();
@@ -114,8 +100,8 @@ it('with a group, pattern members share each matching topic\'s partitions, commi
     seen.set(id, (seen.get(id) ?? 0) + 1);
     perMember[i]!++;
   };
-  const m0 = await client(tb.url);
-  const m1 = await client(tb.url);
+  const m0 = await client(fx.tb.url);
+  const m1 = await client(fx.tb.url);
   const s0 = await m0.subscribePattern('logs.#', { group: 'readers', from: 'earliest' }, handlerFor(0));
   const s1 = await m1.subscribePattern('logs.#', { group: 'readers', from: 'earliest' }, handlerFor(1));
   // Both members own one partition of each topic once the group settled.
@@ -133,15 +119,15 @@ it('with a group, pattern members share each matching topic\'s partitions, commi
   expect(perMember[1]).toBeGreaterThan(0);
   await s0.close();
   await s1.close();
-  for (const c of clients.splice(0)) await c.close();
-  await tb.stop({ keepData: true });
+  await fx.closeClients();
+  await fx.tb.stop({ keepData: true });
 
   // After a restart, the group resumes after what it committed: only the new messages arrive.
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin2 = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin2 = await client(fx.tb.url);
   await admin2.produce('logs.app', [{ key: 'n', value: 'new-app' }]);
   const after: string[] = [];
-  const m2 = await client(tb.url);
+  const m2 = await client(fx.tb.url);
   await m2.subscribePattern('logs.#', { group: 'readers', from: 'earliest' }, (m) => {
     after.push(`${m.topic}/${text(m)}`);
   });
@@ -153,18 +139,18 @@ it('with a group, pattern members share each matching topic\'s partitions, commi
 });
 
 it('keeps consuming every matching topic across a partition-actor crash and a reconnect', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('metrics.cpu', { partitions: 2 });
   await admin.createTopic('metrics.mem', { partitions: 2 });
   const seen = new Set<string>();
-  const c = await client(tb.url);
+  const c = await client(fx.tb.url);
   const sub = await c.subscribePattern('metrics.*', { group: 'm', from: 'earliest' }, (m) => {
     seen.add(`${m.topic}/${text(m)}`);
   });
   await admin.produce('metrics.cpu', Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: String(i) })));
   await until(() => seen.size === 50, 10_000, 'first batch');
-  const actor = tb.broker.partitionActor('metrics.cpu', 0);
+  const actor = fx.tb.broker.partitionActor('metrics.cpu', 0);
   let exited = false;
   actor.onExit(() => (exited = true));
   actor.crash('throw');
@@ -190,12 +176,12 @@ it('keeps consuming every matching topic across a partition-actor crash and a re
 });
 
 it('without a group: starts at latest, reads topics created later from their start, and resumes each topic after a reconnect without duplicates', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('jobs.a', { partitions: 2 });
   await admin.produce('jobs.a', Array.from({ length: 10 }, (_, i) => ({ key: `k${i}`, value: `old${i}` })));
   const got: string[] = [];
-  const c = await client(tb.url);
+  const c = await client(fx.tb.url);
   const sub = await c.subscribePattern('jobs.*', {}, (m) => {
     got.push(`${m.topic}/${text(m)}`);
   });
@@ -218,12 +204,12 @@ it('without a group: starts at latest, reads topics created later from their sta
 });
 
 it('closing one topic of a pattern subscription stops that topic for good, also after a reconnect', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('ex.a', { partitions: 1 });
   await admin.createTopic('ex.b', { partitions: 1 });
   const got: string[] = [];
-  const c = await client(tb.url);
+  const c = await client(fx.tb.url);
   const sub = await c.subscribePattern('ex.*', { from: 'earliest' }, (m) => {
     got.push(`${m.topic}/${text(m)}`);
   });
@@ -246,8 +232,8 @@ it('closing one topic of a pattern subscription stops that topic for good, also 
 
   // On the wire: an unsubscribed child is no longer part of its pattern subscription, and `exclude`
   // keeps topics out from the start.
-  const raw = await RawClient.connect(tb.url);
-  raws.push(raw);
+  const raw = await RawClient.connect(fx.tb.url);
+  fx.defer(() => raw.close());
   const ok = await raw.request({ op: 'subscribe', pattern: 'ex.*', from: 'earliest', credits: 10, exclude: ['ex.b'] });
   expect(ok.op).toBe('result');
   const matched = await raw.waitFor((f) => f.op === 'matched');
@@ -266,14 +252,14 @@ function dropSocket(c: WeirClient): void {
 }
 
 it('wildcards do not match dead-letter topics; a pattern naming their last word does', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('orders', { partitions: 1 }); // its dead-letter topic is orders.dlq
   await admin.createTopic('orders.eu', { partitions: 1 });
   await admin.createTopic('orders.dlq', { partitions: 1 });
   await admin.createTopic('pay', { partitions: 1, config: { deadLetterTopic: 'pay-failed' } });
   await admin.createTopic('notes.dlq', { partitions: 1 }); // nobody's dead-letter topic: an ordinary topic
-  const c = await client(tb.url);
+  const c = await client(fx.tb.url);
   const all = await c.subscribePattern('#', { from: 'earliest' }, () => undefined);
   const orders = await c.subscribePattern('orders.#', { from: 'earliest' }, () => undefined);
   const deadLetters = await c.subscribePattern('*.dlq', { from: 'earliest' }, () => undefined);

@@ -1,26 +1,14 @@
-import { afterEach, expect, it } from 'vitest';
-import { connect, type Message, type WeirClient, type WeirClientError } from '../../../src/client/index.js';
+import { expect, it } from 'vitest';
+import { type Message, type WeirClient, type WeirClientError } from '../../../src/client/index.js';
 import { run as groupsCommand } from '../../../src/cli/commands/groups.js';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 import { until } from '../../support/payload.js';
 import { cliIo } from '../../support/cli-io.js';
 
-let tb: TestBroker | undefined;
-const clients: WeirClient[] = [];
 const tmp = tmpDir('weir-replay-');
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await tb?.stop({ keepData: true });
-  tb = undefined;
-  tmp.cleanup();
-});
-
-async function client(url: string): Promise<WeirClient> {
-  const c = await connect(url);
-  clients.push(c);
-  return c;
-}
+const fx = brokerFixture({ keepData: true, after: () => tmp.cleanup() });
+const client = fx.client;
 const value = (m: Message): number => Number(new TextDecoder().decode(m.value));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
@@ -32,8 +20,8 @@ async function produceRange(c: WeirClient, from: number, to: number): Promise<vo
 
 
 it('a live member re-reads from a reset timestamp or offset, without its own commits undoing the reset', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('replay', { partitions: 2 });
   await produceRange(admin, 0, 100);
   await sleep(50);
@@ -42,7 +30,7 @@ it('a live member re-reads from a reset timestamp or offset, without its own com
   await produceRange(admin, 100, 200);
 
   const seen: number[] = [];
-  const member = await client(tb.url);
+  const member = await client(fx.tb.url);
   const sub = await member.subscribe('replay', { group: 'r', from: 'earliest', commitIntervalMs: 20 }, (m) => {
     seen.push(value(m));
   });
@@ -78,8 +66,8 @@ it('a live member re-reads from a reset timestamp or offset, without its own com
 });
 
 it('a reset while a member is mid-stream wins over the commits the member makes while stopping', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('replay', { partitions: 2 });
   await produceRange(admin, 0, 100);
   await sleep(50);
@@ -88,7 +76,7 @@ it('a reset while a member is mid-stream wins over the commits the member makes 
   await produceRange(admin, 100, 400);
 
   const seen: number[] = [];
-  const member = await client(tb.url);
+  const member = await client(fx.tb.url);
   await member.subscribe('replay', { group: 'busy', from: 'earliest', commitIntervalMs: 10 }, async (m) => {
     seen.push(value(m));
     await sleep(1); // slow: the reset lands while it still has messages queued and commits going out
@@ -105,8 +93,8 @@ it('a reset while a member is mid-stream wins over the commits the member makes 
 });
 
 it('a reset without live members applies to the next member, survives a broker restart, and is exposed in the CLI', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('replay', { partitions: 2 });
   await produceRange(admin, 0, 50);
   await sleep(50);
@@ -115,7 +103,7 @@ it('a reset without live members applies to the next member, survives a broker r
   await produceRange(admin, 50, 80);
 
   const first: number[] = [];
-  const m1 = await client(tb.url);
+  const m1 = await client(fx.tb.url);
   const s1 = await m1.subscribe('replay', { group: 'g', from: 'earliest' }, (m) => {
     first.push(value(m));
   });
@@ -124,11 +112,11 @@ it('a reset without live members applies to the next member, survives a broker r
 
   // Reset with a Date while nobody is subscribed; then stop the broker and start it again.
   await admin.resetOffsets('g', 'replay', t);
-  for (const c of clients.splice(0)) await c.close();
-  await tb.stop({ keepData: true });
-  tb = await startTestBroker({ dataDir: tmp.dir });
+  await fx.closeClients();
+  await fx.tb.stop({ keepData: true });
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
   const again: number[] = [];
-  const m2 = await client(tb.url);
+  const m2 = await client(fx.tb.url);
   await m2.subscribe('replay', { group: 'g', from: 'latest' }, (m) => {
     again.push(value(m));
   });
@@ -139,10 +127,10 @@ it('a reset without live members applies to the next member, survives a broker r
 
   // CLI: to-earliest, printed per partition.
   let io = cliIo();
-  expect(await groupsCommand(['reset', 'g', 'replay', '--to-earliest', '--url', tb.url], io)).toBe(0);
+  expect(await groupsCommand(['reset', 'g', 'replay', '--to-earliest', '--url', fx.tb.url], io)).toBe(0);
   expect(io.out()).toBe('partition 0 offset 0\npartition 1 offset 0\n');
   const third: number[] = [];
-  const m3 = await client(tb.url);
+  const m3 = await client(fx.tb.url);
   await m3.subscribe('replay', { group: 'g' }, (m) => {
     third.push(value(m));
   });
@@ -150,21 +138,21 @@ it('a reset without live members applies to the next member, survives a broker r
   expect(sorted(third)).toEqual(range(0, 80));
 
   io = cliIo();
-  expect(await groupsCommand(['reset', 'g', 'replay', '--to-timestamp', t.toISOString(), '--url', tb.url], io)).toBe(0);
+  expect(await groupsCommand(['reset', 'g', 'replay', '--to-timestamp', t.toISOString(), '--url', fx.tb.url], io)).toBe(0);
   expect(io.out()).toMatch(/^partition 0 offset \d+\npartition 1 offset \d+\n$/);
   await until(() => third.length === 110, 10_000, 'the live member re-reads after the CLI reset');
 
   io = cliIo();
-  expect(await groupsCommand(['reset', 'g', 'replay', '--to-offset', '3', '--to-earliest', '--url', tb.url], io)).toBe(2);
+  expect(await groupsCommand(['reset', 'g', 'replay', '--to-offset', '3', '--to-earliest', '--url', fx.tb.url], io)).toBe(2);
   expect(io.err()).toMatch(/exactly one of/);
   io = cliIo();
-  expect(await groupsCommand(['reset', 'g', 'missing', '--to-latest', '--url', tb.url], io)).toBe(1);
+  expect(await groupsCommand(['reset', 'g', 'missing', '--to-latest', '--url', fx.tb.url], io)).toBe(1);
   expect(io.err()).toMatch(/TOPIC_NOT_FOUND/);
 });
 
 it('rejects bad reset requests with stable codes', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const admin = await client(fx.tb.url);
   await admin.createTopic('replay', { partitions: 1 });
   const code = async (p: Promise<unknown>): Promise<[string, unknown]> => {
     const e = (await p.catch((x: unknown) => x)) as WeirClientError;

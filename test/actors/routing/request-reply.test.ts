@@ -1,35 +1,22 @@
-import { afterEach, expect, it } from 'vitest';
-import { connect, type Message, type WeirClient, type WeirClientError } from '../../../src/client/index.js';
+import { expect, it } from 'vitest';
+import { connect, type Message, type WeirClientError } from '../../../src/client/index.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { RawClient } from '../../support/raw-client.js';
 import { until } from '../../support/payload.js';
 
-let tb: TestBroker | undefined;
-const clients: WeirClient[] = [];
-const raws: RawClient[] = [];
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.close();
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-  await tb?.stop();
-  tb = undefined;
-});
-
-async function client(url: string): Promise<WeirClient> {
-  const c = await connect(url);
-  clients.push(c);
-  return c;
-}
+const fx = brokerFixture();
+const client = fx.client;
 const text = (m: Message): string => new TextDecoder().decode(m.value);
 
 it('concurrent requests from two clients to a group of two responders each get their own answer', async () => {
-  tb = await startTestBroker();
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker();
+  const admin = await client(fx.tb.url);
   await admin.createTopic('rpc.square', { partitions: 2 });
   const served = [0, 0];
   const responders = await Promise.all(
     [0, 1].map(async (i) => {
-      const c = await client(tb!.url);
+      const c = await client(fx.tb!.url);
       return c.respond('rpc.square', { group: 'squarers', from: 'earliest' }, async (req) => {
         served[i]!++;
         await new Promise((r) => setTimeout(r, Math.random() * 5));
@@ -40,7 +27,7 @@ it('concurrent requests from two clients to a group of two responders each get t
   );
   await until(() => responders.every((r) => r.assignment().length === 1), 10_000, 'both responders assigned');
 
-  const requesters = [await client(tb.url), await client(tb.url)];
+  const requesters = [await client(fx.tb.url), await client(fx.tb.url)];
   const asks = requesters.flatMap((c, ci) =>
     Array.from({ length: 40 }, async (_, i) => {
       const n = ci * 1000 + i;
@@ -64,10 +51,10 @@ it('concurrent requests from two clients to a group of two responders each get t
 });
 
 it('times out without a responder, drops late replies, and answers requests stored while no responder ran', async () => {
-  tb = await startTestBroker();
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker();
+  const admin = await client(fx.tb.url);
   await admin.createTopic('rpc.slow', { partitions: 1 });
-  const requester = await client(tb.url);
+  const requester = await client(fx.tb.url);
   const t0 = Date.now();
   const err = (await requester.request('rpc.slow', { value: 'first' }, { timeout: 300 }).catch((e: unknown) => e)) as WeirClientError;
   expect(err.code).toBe('TIMEOUT');
@@ -77,7 +64,7 @@ it('times out without a responder, drops late replies, and answers requests stor
   // A responder that starts now finds the stored request ('first') and answers it late: the reply
   // is dropped; the next request gets its own answer, not the late one.
   const answered: string[] = [];
-  const responderClient = await client(tb.url);
+  const responderClient = await client(fx.tb.url);
   await responderClient.respond('rpc.slow', { group: 'slow', from: 'earliest' }, (req) => {
     answered.push(text(req));
     return `re:${text(req)}`;
@@ -88,16 +75,16 @@ it('times out without a responder, drops late replies, and answers requests stor
 });
 
 it('a responder error reaches the requester as RESPONDER_ERROR and the responder keeps serving', async () => {
-  tb = await startTestBroker();
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker();
+  const admin = await client(fx.tb.url);
   await admin.createTopic('rpc.div', { partitions: 1 });
-  const responder = await client(tb.url);
+  const responder = await client(fx.tb.url);
   await responder.respond('rpc.div', { group: 'dividers', from: 'earliest' }, (req) => {
     const [a, b] = text(req).split('/').map(Number);
     if (b === 0) throw new Error('division by zero');
     return String(a! / b!);
   });
-  const requester = await client(tb.url);
+  const requester = await client(fx.tb.url);
   const err = (await requester.request('rpc.div', { value: '1/0' }, { timeout: 10_000 }).catch((e: unknown) => e)) as WeirClientError;
   expect(err.code).toBe('RESPONDER_ERROR');
   expect(err.message).toMatch(/division by zero/);
@@ -106,10 +93,13 @@ it('a responder error reaches the requester as RESPONDER_ERROR and the responder
 });
 
 it('reply to an inbox whose connection is gone fails with NO_REPLY_INBOX; inboxes are per connection', async () => {
-  tb = await startTestBroker();
-  const a = await RawClient.connect(tb.url);
-  const b = await RawClient.connect(tb.url);
-  raws.push(a, b);
+  fx.tb = await startTestBroker();
+  const a = await RawClient.connect(fx.tb.url);
+  const b = await RawClient.connect(fx.tb.url);
+  fx.defer(() => {
+    a.close();
+    b.close();
+  });
   const inbox = await a.request({ op: 'inbox' });
   expect(inbox.op).toBe('result');
   expect(String(inbox.inbox)).toMatch(/^_INBOX\./);
@@ -138,14 +128,14 @@ it('reply to an inbox whose connection is gone fails with NO_REPLY_INBOX; inboxe
 });
 
 it('requests survive a partition-actor crash of the request topic', async () => {
-  tb = await startTestBroker();
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker();
+  const admin = await client(fx.tb.url);
   await admin.createTopic('rpc.echo', { partitions: 1 });
-  const responder = await client(tb.url);
+  const responder = await client(fx.tb.url);
   await responder.respond('rpc.echo', { group: 'echo', from: 'earliest' }, (req) => `echo:${text(req)}`);
-  const requester = await client(tb.url);
+  const requester = await client(fx.tb.url);
   expect(text(await requester.request('rpc.echo', { value: 'a' }, { timeout: 10_000 }))).toBe('echo:a');
-  const actor = tb.broker.partitionActor('rpc.echo', 0);
+  const actor = fx.tb.broker.partitionActor('rpc.echo', 0);
   let exited = false;
   actor.onExit(() => (exited = true));
   actor.crash('throw');
@@ -154,12 +144,12 @@ it('requests survive a partition-actor crash of the request topic', async () => 
 });
 
 it('a client closed while it re-claims its inbox after a reconnect leaves no unhandled rejection', async () => {
-  tb = await startTestBroker();
-  const admin = await client(tb.url);
+  fx.tb = await startTestBroker();
+  const admin = await client(fx.tb.url);
   await admin.createTopic('rpc.reclaim', { partitions: 1 });
-  const responder = await client(tb.url);
+  const responder = await client(fx.tb.url);
   await responder.respond('rpc.reclaim', { group: 'r', from: 'earliest' }, (req) => `re:${text(req)}`);
-  const requester = await connect(tb.url);
+  const requester = await connect(fx.tb.url);
   expect(text(await requester.request('rpc.reclaim', { value: 'a' }, { timeout: 10_000 }))).toBe('re:a'); // holds an inbox now
 
   const unhandled: unknown[] = [];
@@ -185,10 +175,13 @@ it('a client closed while it re-claims its inbox after a reconnect leaves no unh
 });
 
 it('reply checks records like produce does: maxMessageBytes of the broker, MESSAGE_TOO_LARGE for an oversize record', async () => {
-  tb = await startTestBroker({ gateway: { maxMessageBytes: 4096 } });
-  const a = await RawClient.connect(tb.url);
-  const b = await RawClient.connect(tb.url);
-  raws.push(a, b);
+  fx.tb = await startTestBroker({ gateway: { maxMessageBytes: 4096 } });
+  const a = await RawClient.connect(fx.tb.url);
+  const b = await RawClient.connect(fx.tb.url);
+  fx.defer(() => {
+    a.close();
+    b.close();
+  });
   const inbox = await a.request({ op: 'inbox' });
   const big = new BatchBuilder(8192);
   big.add(null, 'x'.repeat(5000), { 'weir-correlation-id': 'c1' });
