@@ -4,11 +4,11 @@
  * clients through the SDK. What a user relies on across a move: no request fails or is retried,
  * every acknowledged message is stored once at its offset and delivered, in order per key.
  */
-import diagnostics_channel from 'node:diagnostics_channel';
 import { expect, it } from 'vitest';
 import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { payload, sameBytes, until } from '../../support/payload.js';
 import { readPartition } from '../../support/raw-client.js';
+import { record } from '../../supervisor/helpers.js';
 
 const fx = brokerFixture();
 const client = fx.client;
@@ -19,13 +19,13 @@ interface Move {
   to: string;
   ms: number;
 }
-function recordMoves(): Move[] {
-  const moves: Move[] = [];
-  const listener = (m: unknown): void => void moves.push(m as Move);
-  diagnostics_channel.subscribe('weir:partition:move', listener);
-  fx.defer(() => diagnostics_channel.unsubscribe('weir:partition:move', listener));
-  return moves;
+/** What is published on a diagnostics channel during this test. */
+function recorded<T>(channel: string): T[] {
+  const r = record<T>(channel);
+  fx.defer(r.stop);
+  return r.messages;
 }
+const recordMoves = (): Move[] => recorded<Move>('weir:partition:move');
 
 /**
  * Produce `seq`-numbered 100-byte messages on 40 keys (one key per producer connection, several
@@ -138,15 +138,12 @@ it('a move whose new threads fail to start falls back to the old host with the h
   await admin.createTopic('fallback', { partitions: 4 });
   const l = await load(fx.tb.url, 'fallback');
   await until(() => l.acked.size > 2_000, 10_000, 'some traffic before the move');
-  const started: string[] = [];
-  const onStart = (m: unknown): void => void started.push((m as { id: string }).id);
-  diagnostics_channel.subscribe('weir:child:start', onStart);
-  fx.defer(() => diagnostics_channel.unsubscribe('weir:child:start', onStart));
+  const started = recorded<{ id: string }>('weir:child:start');
   process.env.WEIR_TEST_FAIL_THREAD_START = 'fallback/2';
   fx.defer(() => delete process.env.WEIR_TEST_FAIL_THREAD_START);
   await expect(fx.tb.broker.moveTopic('fallback', 'threads')).resolves.toBe(false);
   // The thread of 0-1 started and was undone; then the four gateway-hosted children.
-  expect(started).toEqual(['fallback/0-1', 'fallback/0', 'fallback/1', 'fallback/2', 'fallback/3']);
+  expect(started.map((m) => m.id)).toEqual(['fallback/0-1', 'fallback/0', 'fallback/1', 'fallback/2', 'fallback/3']);
   expect(fx.tb.broker.hostOf('fallback')).toBe('gateway');
   expect((await admin.describeTopic('fallback')).offsets.map((o) => o.host)).toEqual(['gateway', 'gateway', 'gateway', 'gateway']);
   expect(moves.map((m) => [m.from, m.to])).toEqual([['gateway', 'gateway']]);
