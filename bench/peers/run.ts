@@ -9,7 +9,7 @@
  *   → one table (stdout) + bench/results/<date>-peers.{json,md,svg}
  *
  * Options:
- *   --presets a,b        e2e presets (default max-8p,lat-5k)
+ *   --presets a,b        e2e presets (default max-8p,lat-5k,lat-5k-fine)
  *   --peers a,b          nats (= nats-jetstream + nats-jetstream-async), redis, rabbitmq (= rabbitmq-quorum +
  *                        rabbitmq-classic), or single system names
  *   --fsync MODE         weir's never | always | interval:MS; peers get their closest setting
@@ -81,7 +81,7 @@ function parse(): {
 } {
   const { values } = parseArgs({
     options: {
-      presets: { type: 'string', default: 'max-8p,lat-5k' },
+      presets: { type: 'string', default: 'max-8p,lat-5k,lat-5k-fine' },
       peers: { type: 'string', default: 'nats,rabbitmq,redis' },
       fsync: { type: 'string', default: 'never' },
       'weir-arg': { type: 'string', multiple: true },
