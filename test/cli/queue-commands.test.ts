@@ -1,23 +1,17 @@
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { run as consume } from '../../src/cli/commands/consume.js';
 import { run as dlq } from '../../src/cli/commands/dlq.js';
-import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { Clients } from '../actors/queue/helpers.js';
+import { brokerFixture, startTestBroker } from '../support/broker.js';
 import { cliIo as io } from '../support/cli-io.js';
 
-let tb: TestBroker | undefined;
-const clients = new Clients();
-afterEach(async () => {
-  await clients.closeAll();
-  await tb?.stop();
-  tb = undefined;
-});
+const fx = brokerFixture();
+const open = (url: string) => fx.client(url, { reconnect: false });
 
 
 it('weir consume --queue shares messages between runs; weir dlq read and redrive', async () => {
-  tb = await startTestBroker();
-  const url = tb.url;
-  const p = await clients.open(url);
+  fx.tb = await startTestBroker();
+  const url = fx.tb.url;
+  const p = await open(url);
   await p.createTopic('jobs', { partitions: 1 });
   await p.produce('jobs', ['a', 'b', 'c', 'd', 'e'].map((value) => ({ key: `k-${value}`, value })));
 
@@ -31,7 +25,7 @@ it('weir consume --queue shares messages between runs; weir dlq read and redrive
 
   // Reject two messages for good, then look at them and redrive them.
   await p.produce('jobs', [{ key: 'k-x', value: 'x' }, { key: 'k-y', value: 'y' }]);
-  const c = await clients.open(url);
+  const c = await open(url);
   const sub = await c.subscribe('jobs', { mode: 'queue', group: 'workers' }, (m) => m.nack({ fatal: true, reason: 'malformed' }));
   let letters = '';
   for (let i = 0; i < 100 && letters.split('\n').length < 3; i++) {

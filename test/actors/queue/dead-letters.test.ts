@@ -1,31 +1,26 @@
-import { afterEach, expect, it } from 'vitest';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { expect, it } from 'vitest';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
-import { Clients, sleep, valueOf } from './helpers.js';
+import { sleep, valueOf } from './helpers.js';
 
-let tb: TestBroker | undefined;
-const clients = new Clients();
-afterEach(async () => {
-  await clients.closeAll();
-  await tb?.stop();
-  tb = undefined;
-});
+const fx = brokerFixture();
+const open = (url: string) => fx.client(url, { reconnect: false });
 
 it('dead-letters fatal nacks and exhausted messages with the reason headers, then redrive brings them back to that group only', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('dl', { partitions: 2, config: { maxDeliveries: 3, retryBackoff: { initialMs: 10, maxMs: 20, multiplier: 2, jitter: 0 } } });
   const acks = await p.produce('dl', Array.from({ length: 10 }, (_, i) => ({ key: `key-${i}`, value: String(i), headers: { 'x-trace': `t${i}` } })));
 
   // Another group on the same topic acks everything: it must not get the redriven letters.
   const otherGot: number[] = [];
-  const o = await clients.open(tb.url);
+  const o = await open(fx.tb.url);
   await o.subscribe('dl', { mode: 'queue', group: 'other' }, (m) => {
     otherGot.push(valueOf(m));
   });
 
   const deliveries = new Map<number, number>();
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   const sub = await c.subscribe('dl', { mode: 'queue', group: 'g', concurrency: 10 }, (m) => {
     const v = valueOf(m);
     deliveries.set(v, m.deliveryCount);
@@ -78,15 +73,15 @@ it('dead-letters fatal nacks and exhausted messages with the reason headers, the
 });
 
 it('expired messages are never delivered: dropped, or dead-lettered with reason "expired"', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('exp', { partitions: 1, config: { ttlMs: 150, deadLetterExpired: true } });
   await p.produce('exp', [{ value: 'old-1' }, { value: 'old-2' }]);
   await p.produce('exp', [{ value: 'short', headers: { 'weir-ttl': '1' } }]);
   await sleep(400);
   await p.produce('exp', [{ value: 'fresh' }]);
   const got: string[] = [];
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   await c.subscribe('exp', { mode: 'queue', group: 'g' }, (m) => {
     got.push(new TextDecoder().decode(m.value));
   });

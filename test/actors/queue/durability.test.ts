@@ -2,33 +2,29 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 import type { QueueMessage } from '../../../src/client/queue.js';
-import { Clients, produceNumbered, sleep, valueOf } from './helpers.js';
+import { produceNumbered, sleep, valueOf } from './helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-let tb: TestBroker | undefined;
 let child: ChildProcess | undefined;
-const clients = new Clients();
 const tmp = tmpDir('weir-queue-durable-');
-afterEach(async () => {
+const fx = brokerFixture({ keepData: true, after: () => tmp.cleanup() });
+const open = (url: string) => fx.client(url, { reconnect: false });
+afterEach(() => {
   child?.kill('SIGKILL');
   child = undefined;
-  await clients.closeAll();
-  await tb?.stop({ keepData: true });
-  tb = undefined;
-  tmp.cleanup();
 });
 
 it('keeps acks, delivery counts and pending retries across a broker restart: acked never again, unacked redelivered', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const p = await open(fx.tb.url);
   await p.createTopic('dur', { partitions: 2, config: { retryBackoff: { initialMs: 1500, maxMs: 1500, multiplier: 1, jitter: 0 } } });
   await produceNumbered(p, 'dur', 0, 300);
   const held: QueueMessage[] = [];
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   await c.subscribe('dur', { mode: 'queue', group: 'g', prefetch: 1000, autoAck: false }, (m) => {
     held.push(m);
     const v = valueOf(m);
@@ -39,12 +35,12 @@ it('keeps acks, delivery counts and pending retries across a broker restart: ack
   await until(() => held.length === 300, 10_000, 'all 300 delivered');
   await sleep(200); // the acks reach the broker (sent once per tick)
   // Stop the broker under the connected consumer: 210..299 are in flight, 200..209 wait for a retry.
-  await tb.stop({ keepData: true });
-  await clients.closeAll();
+  await fx.tb.stop({ keepData: true });
+  await fx.closeClients();
 
-  tb = await startTestBroker({ dataDir: tmp.dir });
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
   const got = new Map<number, number>();
-  const c2 = await clients.open(tb.url);
+  const c2 = await open(fx.tb.url);
   await c2.subscribe('dur', { mode: 'queue', group: 'g', prefetch: 1000 }, (m) => {
     got.set(valueOf(m), m.deliveryCount);
   });
@@ -59,13 +55,13 @@ it('keeps acks, delivery counts and pending retries across a broker restart: ack
   }
 
   // A third life: everything was acked; a new message is the only delivery.
-  await clients.closeAll();
-  await tb.stop({ keepData: true });
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const p3 = await clients.open(tb.url);
+  await fx.closeClients();
+  await fx.tb.stop({ keepData: true });
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const p3 = await open(fx.tb.url);
   await produceNumbered(p3, 'dur', 300, 1);
   const third: number[] = [];
-  const c3 = await clients.open(tb.url);
+  const c3 = await open(fx.tb.url);
   await c3.subscribe('dur', { mode: 'queue', group: 'g' }, (m) => {
     third.push(valueOf(m));
   });
@@ -75,11 +71,11 @@ it('keeps acks, delivery counts and pending retries across a broker restart: ack
 });
 
 it('a partition-actor crash mid-stream loses nothing and redelivers nothing that was acked', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir, restartBackoff: { initialMs: 20, maxMs: 200 } });
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir, restartBackoff: { initialMs: 20, maxMs: 200 } });
+  const p = await open(fx.tb.url);
   await p.createTopic('crashq', { partitions: 2 });
   const got = new Map<number, number[]>();
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   await c.subscribe('crashq', { mode: 'queue', group: 'g', prefetch: 50, concurrency: 10 }, async (m) => {
     const v = valueOf(m);
     got.set(v, [...(got.get(v) ?? []), m.deliveryCount]);
@@ -88,7 +84,7 @@ it('a partition-actor crash mid-stream loses nothing and redelivers nothing that
   const TOTAL = 4000;
   for (let i = 0; i < TOTAL; i += 200) {
     await produceNumbered(p, 'crashq', i, 200);
-    if (i === 1600) tb.broker.partitionActor('crashq', 1).crash('throw');
+    if (i === 1600) fx.tb.broker.partitionActor('crashq', 1).crash('throw');
   }
   await until(() => got.size === TOTAL, 30_000, `all ${TOTAL} (have ${got.size})`);
   await sleep(300);
@@ -99,13 +95,13 @@ it('a partition-actor crash mid-stream loses nothing and redelivers nothing that
 });
 
 it('redelivers what a SIGKILLed consumer process held', async () => {
-  tb = await startTestBroker({ dataDir: tmp.dir });
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker({ dataDir: tmp.dir });
+  const p = await open(fx.tb.url);
   await p.createTopic('sigkill', { partitions: 2 });
   await produceNumbered(p, 'sigkill', 0, 100);
   const script = `
     import { connect } from ${JSON.stringify(path.join(root, 'dist/src/client/index.js'))};
-    const c = await connect(${JSON.stringify(tb.url)}, { reconnect: false });
+    const c = await connect(${JSON.stringify(fx.tb.url)}, { reconnect: false });
     const held = [];
     await c.subscribe('sigkill', { mode: 'queue', group: 'g', prefetch: 30, autoAck: false }, (m) => {
       held.push(new TextDecoder().decode(m.value));
@@ -123,7 +119,7 @@ it('redelivers what a SIGKILLed consumer process held', async () => {
   proc.kill('SIGKILL');
 
   const got = new Map<number, number>();
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   await c.subscribe('sigkill', { mode: 'queue', group: 'g' }, (m) => {
     got.set(valueOf(m), m.deliveryCount);
   });

@@ -1,5 +1,5 @@
-/** Shared pieces of the queue tests: a broker per test, clients closed after it, numbered messages. */
-import { connect, type WeirClient } from '../../../src/client/index.js';
+/** Shared pieces of the queue tests: numbered messages and their values. */
+import type { WeirClient } from '../../../src/client/index.js';
 import type { QueueMessage } from '../../../src/client/queue.js';
 
 export const decoder = new TextDecoder();
@@ -9,18 +9,6 @@ export async function produceNumbered(c: WeirClient, topic: string, from: number
   for (let i = from; i < from + n; i += 500) {
     const msgs = Array.from({ length: Math.min(500, from + n - i) }, (_, j) => ({ key: key ? key(i + j) : `k${i + j}`, value: String(i + j) }));
     await c.produce(topic, msgs);
-  }
-}
-
-export class Clients {
-  private readonly all: WeirClient[] = [];
-  async open(url: string): Promise<WeirClient> {
-    const c = await connect(url, { reconnect: false });
-    this.all.push(c);
-    return c;
-  }
-  async closeAll(): Promise<void> {
-    for (const c of this.all.splice(0)) await c.close().catch(() => undefined);
   }
 }
 

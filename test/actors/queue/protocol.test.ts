@@ -1,17 +1,14 @@
 import { afterEach, expect, it } from 'vitest';
 import { readMessages } from '../../../src/protocol/batch-reader.js';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { RawClient } from '../../support/raw-client.js';
-import { Clients, sleep } from './helpers.js';
+import { sleep } from './helpers.js';
 
-let tb: TestBroker | undefined;
 const raws: RawClient[] = [];
-const clients = new Clients();
-afterEach(async () => {
+const fx = brokerFixture();
+const open = (url: string) => fx.client(url, { reconnect: false });
+afterEach(() => {
   for (const r of raws.splice(0)) r.close();
-  await clients.closeAll();
-  await tb?.stop();
-  tb = undefined;
 });
 
 async function raw(url: string): Promise<RawClient> {
@@ -21,12 +18,12 @@ async function raw(url: string): Promise<RawClient> {
 }
 
 it('speaks the queue protocol: deliver frames with delivery counts, acks and nacks in ranges, errors with fields', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('wire', { partitions: 1, config: { retryBackoff: { initialMs: 10, maxMs: 10, multiplier: 1, jitter: 0 } } });
   await p.produce('wire', ['a', 'b', 'c', 'd'].map((value) => ({ value })));
 
-  const r = await raw(tb.url);
+  const r = await raw(fx.tb.url);
   const sub = await r.request({ op: 'queue_subscribe', topic: 'wire', group: 'g', prefetch: 4 });
   expect(sub.op).toBe('result');
   expect(sub.sub).toBeGreaterThanOrEqual(2 ** 30);
@@ -61,11 +58,11 @@ it('speaks the queue protocol: deliver frames with delivery counts, acks and nac
 });
 
 it('a graceful close gives back what the consumer never handled without raising its delivery count', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('give', { partitions: 1 });
   await p.produce('give', Array.from({ length: 50 }, (_, i) => ({ value: String(i) })));
-  const a = await clients.open(tb.url);
+  const a = await open(fx.tb.url);
   let handled = 0;
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -79,7 +76,7 @@ it('a graceful close gives back what the consumer never handled without raising 
   release();
   await closing;
   const counts = new Map<number, number>();
-  const b = await clients.open(tb.url);
+  const b = await open(fx.tb.url);
   await b.subscribe('give', { mode: 'queue', group: 'g' }, (m) => {
     counts.set(Number(new TextDecoder().decode(m.value)), m.deliveryCount);
   });

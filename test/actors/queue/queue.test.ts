@@ -1,26 +1,21 @@
-import { afterEach, expect, it } from 'vitest';
-import { startTestBroker, type TestBroker } from '../../support/broker.js';
+import { expect, it } from 'vitest';
+import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
 import type { QueueMessage } from '../../../src/client/queue.js';
-import { Clients, produceNumbered, sleep, valueOf } from './helpers.js';
+import { produceNumbered, sleep, valueOf } from './helpers.js';
 
-let tb: TestBroker | undefined;
-const clients = new Clients();
-afterEach(async () => {
-  await clients.closeAll();
-  await tb?.stop();
-  tb = undefined;
-});
+const fx = brokerFixture();
+const open = (url: string) => fx.client(url, { reconnect: false });
 
 it('shares a topic among a group\'s consumers: every message handled once, acked out of order', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('work', { partitions: 4 });
   await produceNumbered(p, 'work', 0, 2000);
   const seen = new Map<number, number>();
   const per = [0, 0];
   for (const i of [0, 1]) {
-    const c = await clients.open(tb.url);
+    const c = await open(fx.tb.url);
     await c.subscribe('work', { mode: 'queue', group: 'g', prefetch: 50, concurrency: 10 }, async (m) => {
       await sleep(Math.random() * 3); // settle out of order
       seen.set(valueOf(m), (seen.get(valueOf(m)) ?? 0) + 1);
@@ -36,11 +31,11 @@ it('shares a topic among a group\'s consumers: every message handled once, acked
 });
 
 it('redelivers what a killed consumer held to another one, with a higher delivery count; nothing is lost', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('kill', { partitions: 2 });
   await produceNumbered(p, 'kill', 0, 300);
-  const victim = await clients.open(tb.url);
+  const victim = await open(fx.tb.url);
   const held: QueueMessage[] = [];
   await victim.subscribe('kill', { mode: 'queue', group: 'g', prefetch: 40, autoAck: false }, (m) => {
     held.push(m); // never settled
@@ -50,7 +45,7 @@ it('redelivers what a killed consumer held to another one, with a higher deliver
   victim.destroy();
 
   const got = new Map<number, number>();
-  const s = await clients.open(tb.url);
+  const s = await open(fx.tb.url);
   await s.subscribe('kill', { mode: 'queue', group: 'g', prefetch: 100 }, (m) => {
     got.set(valueOf(m), m.deliveryCount);
   });
@@ -60,13 +55,13 @@ it('redelivers what a killed consumer held to another one, with a higher deliver
 });
 
 it('nack with retry redelivers after the backoff, no earlier than initialMs, with the count going up', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('retry', { partitions: 1, config: { retryBackoff: { initialMs: 400, maxMs: 5000, multiplier: 2, jitter: 0 }, maxDeliveries: 10 } });
   await produceNumbered(p, 'retry', 0, 1);
   const times: number[] = [];
   const counts: number[] = [];
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   await c.subscribe('retry', { mode: 'queue', group: 'g' }, (m) => {
     times.push(Date.now());
     counts.push(m.deliveryCount);
@@ -81,13 +76,13 @@ it('nack with retry redelivers after the backoff, no earlier than initialMs, wit
 });
 
 it('a handler that throws nacks with retry; visibility timeout redelivers what was never settled', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('vis', { partitions: 2, config: { visibilityTimeoutMs: 300, retryBackoff: { initialMs: 10, maxMs: 10, multiplier: 1, jitter: 0 } } });
   await produceNumbered(p, 'vis', 0, 20);
   const firstSeen = new Map<number, number>();
   const deliveries = new Map<number, number[]>();
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   await c.subscribe('vis', { mode: 'queue', group: 'g', autoAck: false, concurrency: 20 }, (m) => {
     const v = valueOf(m);
     deliveries.set(v, [...(deliveries.get(v) ?? []), m.deliveryCount]);
@@ -102,11 +97,11 @@ it('a handler that throws nacks with retry; visibility timeout redelivers what w
 });
 
 it('autoAck false: messages never settled come back after the visibility timeout and replace their earlier copy in the SDK', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('forgot', { partitions: 1, config: { visibilityTimeoutMs: 100, maxDeliveries: 100 } });
   await produceNumbered(p, 'forgot', 0, 10);
-  const c = await clients.open(tb.url);
+  const c = await open(fx.tb.url);
   let seen = 0;
   const sub = await c.subscribe('forgot', { mode: 'queue', group: 'g', autoAck: false }, () => {
     seen++; // never settled
@@ -117,15 +112,15 @@ it('autoAck false: messages never settled come back after the visibility timeout
 });
 
 it('fair dispatch: a consumer holding its prefetch gets nothing more while another takes the rest', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('fair', { partitions: 3 });
-  const busy = await clients.open(tb.url);
+  const busy = await open(fx.tb.url);
   const busyHeld: number[] = [];
   await busy.subscribe('fair', { mode: 'queue', group: 'g', prefetch: 5, autoAck: false }, (m) => {
     busyHeld.push(valueOf(m)); // holds them: never settled
   });
-  const idle = await clients.open(tb.url);
+  const idle = await open(fx.tb.url);
   const idleGot: number[] = [];
   await idle.subscribe('fair', { mode: 'queue', group: 'g', prefetch: 10 }, async (m) => {
     idleGot.push(valueOf(m));
@@ -140,8 +135,8 @@ it('fair dispatch: a consumer holding its prefetch gets nothing more while anoth
 });
 
 it('ordered keys: a key\'s next message waits until the previous one is acked, even across consumers', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('ord', { partitions: 2, config: { orderedKeys: true } });
   const KEYS = 5;
   await produceNumbered(p, 'ord', 0, 200, (i) => `key-${i % KEYS}`);
@@ -150,7 +145,7 @@ it('ordered keys: a key\'s next message waits until the previous one is acked, e
   let violations = 0;
   let total = 0;
   for (let i = 0; i < 3; i++) {
-    const c = await clients.open(tb.url);
+    const c = await open(fx.tb.url);
     await c.subscribe('ord', { mode: 'queue', group: 'g', prefetch: 20, concurrency: 20 }, async (m) => {
       const k = m.key!;
       if ((inFlight.get(k) ?? 0) > 0) violations++;
@@ -167,14 +162,14 @@ it('ordered keys: a key\'s next message waits until the previous one is acked, e
 });
 
 it('fan-out: two queue groups on one topic each get every message once', async () => {
-  tb = await startTestBroker();
-  const p = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const p = await open(fx.tb.url);
   await p.createTopic('fan', { partitions: 4 });
   await produceNumbered(p, 'fan', 0, 1000);
   const got = { a: new Map<number, number>(), b: new Map<number, number>() };
   for (const g of ['a', 'b'] as const) {
     for (let i = 0; i < 2; i++) {
-      const c = await clients.open(tb.url);
+      const c = await open(fx.tb.url);
       await c.subscribe('fan', { mode: 'queue', group: g }, (m) => {
         got[g].set(valueOf(m), (got[g].get(valueOf(m)) ?? 0) + 1);
       });
@@ -186,8 +181,8 @@ it('fan-out: two queue groups on one topic each get every message once', async (
 });
 
 it('queue errors: unknown topic, bad group, bad prefetch', async () => {
-  tb = await startTestBroker();
-  const c = await clients.open(tb.url);
+  fx.tb = await startTestBroker();
+  const c = await open(fx.tb.url);
   await c.createTopic('errs', { partitions: 1 });
   await expect(c.subscribe('nope', { mode: 'queue', group: 'g' }, () => undefined)).rejects.toMatchObject({ code: 'TOPIC_NOT_FOUND' });
   await expect(c.subscribe('errs', { mode: 'queue', group: 'bad group!' }, () => undefined)).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { field: 'group' } });
