@@ -474,10 +474,7 @@ export function computeAcks(result: ProduceResult, count: number): Ack[] {
   const route = result.route as Uint8Array | number[] | undefined;
   if (parts.length === 1 && (route === undefined || route === null)) {
     // The common answer (one partition): no maps.
-    const part = parts[0];
-    if (!Array.isArray(part) || part.length < 3 || typeof part[0] !== 'number' || typeof part[1] !== 'number' || typeof part[2] !== 'number') {
-      throw badResponse('produce result has a malformed part', { part });
-    }
+    const part = producePart(parts[0]);
     const p = part[0];
     const base = part[1];
     const n = part[2];
@@ -489,23 +486,16 @@ export function computeAcks(result: ProduceResult, count: number): Ack[] {
   const next = new Map<number, number>();
   const expectedEnd = new Map<number, number>();
   let total = 0;
-  for (const part of parts) {
-    if (!Array.isArray(part) || part.length < 3 || !part.every((v) => typeof v === 'number')) {
-      throw badResponse('produce result has a malformed part', { part });
-    }
-    const [p, base, n] = part;
+  for (const raw of parts) {
+    const [p, base, n] = producePart(raw);
     next.set(p, base);
     expectedEnd.set(p, base + n);
     total += n;
   }
   if (total !== count) throw badResponse(`produce result acknowledges ${total} messages, the batch had ${count}`, { total, count });
   const acks = new Array<Ack>(count);
-  if (route === undefined || route === null) {
-    if (parts.length !== 1) throw badResponse('produce result touches several partitions but has no route');
-    const [p, base] = parts[0]!;
-    for (let i = 0; i < count; i++) acks[i] = { partition: p, offset: base + i };
-    return acks;
-  }
+  // One part without a route was answered above.
+  if (route === undefined || route === null) throw badResponse('produce result touches several partitions but has no route');
   const at: (i: number) => number =
     route instanceof Uint8Array
       ? (i) => route[2 * i]! | (route[2 * i + 1]! << 8)
@@ -525,6 +515,14 @@ export function computeAcks(result: ProduceResult, count: number): Ack[] {
     if (next.get(p) !== end) throw badResponse(`produce result route and parts disagree for partition ${p}`);
   }
   return acks;
+}
+
+/** One `[partition, baseOffset, count, …]` entry of a produce result's `parts`: numbers only. */
+function producePart(part: unknown): [number, number, number, ...number[]] {
+  let numbers = Array.isArray(part) && part.length >= 3;
+  for (let i = 0; numbers && i < (part as unknown[]).length; i++) numbers = typeof (part as unknown[])[i] === 'number';
+  if (!numbers) throw badResponse('produce result has a malformed part', { part });
+  return part as [number, number, number, ...number[]];
 }
 
 /** Open batches are per topic (+ forced partition), scheduled messages apart. */
