@@ -53,6 +53,12 @@ export interface BrokerOptions {
   retentionBytes?: number;
   /** Per partition; not applied to schedule topics (`__delay.*`: delayed messages not yet due). */
   retentionMs?: number;
+  /**
+   * Page-cache drop-behind, per partition: keep about this many of its newest bytes in the OS page
+   * cache and drop older pages once written back (default 32 MiB; 0 = leave it to the kernel).
+   * Needs the native helper built by `npm install` (src/log/native-io.ts).
+   */
+  pageCacheBytes?: number;
   /** Bytes of each of a partition's two shared-memory rings. */
   ringBytes?: number;
   gateway?: Partial<GatewayConfig>;
@@ -99,6 +105,13 @@ export function parseFsync(v: FsyncPolicy | string | undefined): FsyncPolicy {
   throw new WeirError('BAD_CONFIG', `--fsync must be never, always or interval:MS (got ${JSON.stringify(v)})`);
 }
 
+/** `pageCacheBytes` (`--page-cache-bytes`): a whole number of bytes, 0 or more, or unset (the default). */
+export function checkPageCacheBytes(v: number | undefined): void {
+  if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
+    throw new WeirError('BAD_CONFIG', `--page-cache-bytes must be a whole number of bytes, 0 or more (got ${JSON.stringify(v)})`);
+  }
+}
+
 export function fsyncLabel(f: FsyncPolicy): string {
   return f.mode === 'interval' ? `interval:${f.intervalMs}` : f.mode;
 }
@@ -124,6 +137,7 @@ export class Broker {
   private constructor(private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true });
     this.fsync = parseFsync(opts.fsync);
+    checkPageCacheBytes(opts.pageCacheBytes);
     this.topics = new TopicRegistry(opts.dataDir);
     this.offsets = new OffsetStore(path.join(opts.dataDir, 'groups'), this.fsync.mode === 'always');
     const partitionsSpec: ChildSpec = {
@@ -361,6 +375,7 @@ export class Broker {
     const exempt = topic === HALF_TOPIC || topic.startsWith(SCHEDULE_TOPIC_PREFIX);
     if (o.retentionBytes !== undefined && !exempt) log.retentionBytes = o.retentionBytes;
     if (o.retentionMs !== undefined && !exempt) log.retentionMs = o.retentionMs;
+    if (o.pageCacheBytes !== undefined) log.pageCacheBytes = o.pageCacheBytes;
     return {
       topic,
       partition,

@@ -61,7 +61,7 @@ function installExitHook(): void {
 }
 
 export interface WeirBuildSnapshot {
-  /** A tree with bin/, dist/src/, dist/bench/e2e/, package.json and a node_modules symlink. */
+  /** A tree with bin/, dist/src/, dist/bench/e2e/, package.json, build/Release/weir_io.node (when built) and a node_modules symlink. */
   readonly dir: string;
   /** weirBuildHash() of the snapshot. */
   readonly hash: string;
@@ -85,6 +85,12 @@ export function snapshotWeirBuild(root = projectRoot()): WeirBuildSnapshot {
     fs.cpSync(path.join(root, 'dist', 'bench', 'e2e'), path.join(dir, 'dist', 'bench', 'e2e'), { recursive: true });
     fs.cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
     fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+    // The log's native helper (src/log/native-io.ts looks for it beside package.json).
+    const addon = path.join(root, 'build', 'Release', 'weir_io.node');
+    if (fs.existsSync(addon)) {
+      fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
+      fs.copyFileSync(addon, path.join(dir, 'build', 'Release', 'weir_io.node'));
+    }
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -5,10 +5,12 @@
 import { parseArgs } from 'node:util';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { Broker, parseActorHost } from '../broker.js';
+import { nativeIo, nativeIoStatus } from '../log/native-io.js';
 
 const USAGE = `usage:
   weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
              [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
+             [--page-cache-bytes N]   (per partition: newest bytes kept in the OS page cache, older ones dropped once written back; default 32 MiB, 0 = the kernel decides)
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
              [--actor-host auto|threads|gateway] (gateway = partition actors on the gateway's thread: less CPU at low rates; auto = there while a topic is quiet, threads while it is busy)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
@@ -69,6 +71,7 @@ async function start(argv: string[]): Promise<number> {
       'segment-bytes': { type: 'string' },
       'retention-bytes': { type: 'string' },
       'retention-ms': { type: 'string' },
+      'page-cache-bytes': { type: 'string' },
       'max-frame-bytes': { type: 'string' },
       'max-message-bytes': { type: 'string' },
       'actors-per-thread': { type: 'string', default: 'auto' },
@@ -91,12 +94,16 @@ async function start(argv: string[]): Promise<number> {
     ...(values['segment-bytes'] ? { segmentBytes: int(values['segment-bytes'], 'segment-bytes')! } : {}),
     ...(values['retention-bytes'] ? { retentionBytes: int(values['retention-bytes'], 'retention-bytes')! } : {}),
     ...(values['retention-ms'] ? { retentionMs: int(values['retention-ms'], 'retention-ms')! } : {}),
+    ...(values['page-cache-bytes'] ? { pageCacheBytes: int(values['page-cache-bytes'], 'page-cache-bytes')! } : {}),
     gateway,
     actorsPerThread: values['actors-per-thread'] === 'auto' ? 'auto' : int(values['actors-per-thread'], 'actors-per-thread')!,
     actorHost: parseActorHost(values['actor-host']),
     testHooks: values['test-hooks']!,
   });
   process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync}, actors on ${values['actor-host']})\n`);
+  if (nativeIo === null && values['page-cache-bytes'] !== '0') {
+    process.stderr.write(`weir: page-cache drop-behind is off: the native I/O helper is ${nativeIoStatus}\n`);
+  }
   // With --actor-host auto, say where each topic goes and when (a move is a change of cost per message).
   diagnostics_channel.subscribe('weir:partition:move', (m) => {
     const { topic, to, ms } = m as { topic: string; to: string; ms: number };

@@ -23,6 +23,12 @@
  *   after a clean close(), which syncs everything and leaves a marker file; see recovery.ts).
  *   Under 'always' each flush already fdatasyncs the data, so only acknowledged-durable data is
  *   ever acknowledged; the background sync is for recovery's sake.
+ * - Drop-behind (`pageCacheBytes`, needs native/weir_io.c): once the active segment holds
+ *   pageCacheBytes plus a step more than it keeps cached, its older pages are synced and dropped
+ *   from the OS page cache off the thread (posix_fadvise DONTNEED), so a partition keeps about its
+ *   newest pageCacheBytes there instead of every byte it ever wrote. Readers further behind read from
+ *   disk. A sealed segment keeps its newest pageCacheBytes cached and drops the rest after its
+ *   background sync. Only the page cache changes: what is durable, and when, stays the policy's.
  * - A read returns records of one segment only; the caller continues at `nextOffset`.
  * - Timestamps are log-append time, max(previous, now()), so they never decrease; one per append.
  * - No per-record allocation in append/flush/read: the buffer, the pending index entries and the
@@ -45,6 +51,7 @@ import { channels } from '../common/diagnostics.js';
 import { copyBytes } from '../common/copy-bytes.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { recoverLog, type RecoveryReport } from './recovery.js';
+import { nativeIo } from './native-io.js';
 import { fsyncDir, Segment } from './segment.js';
 
 export type FsyncPolicy = { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
@@ -63,6 +70,12 @@ export interface LogOptions {
   retentionMs?: number;
   /** Group-commit buffer size (default 1 MiB). It grows to fit what is appended between flushes; see `shouldFlush`. */
   writeBufferBytes?: number;
+  /**
+   * Drop-behind: keep about this many of the partition's newest bytes in the OS page cache and drop
+   * older pages once written back (default 32 MiB; 0 leaves the page cache to the kernel). Needs the
+   * native helper (src/log/native-io.ts); without it this does nothing.
+   */
+  pageCacheBytes?: number;
   /** Clock in ms (injectable for tests). Default Date.now. */
   now?: () => number;
   /**
@@ -100,6 +113,13 @@ const DEFAULT_INDEX_INTERVAL = 4096;
  */
 const INDEX_WRITE_BATCH = 64;
 const DEFAULT_WRITE_BUFFER = MiB;
+/**
+ * Drop-behind's default window. On this project's VM every page-cache page beyond what the guest
+ * touched lately costs a host fault at first touch (docs/performance.md, item 24), and recycled
+ * pages do not; 32 MiB is about 2 s of a partition's writes at 1M msg/s over 8 partitions.
+ */
+const DEFAULT_PAGE_CACHE_BYTES = 32 * MiB;
+const PAGE = 4096;
 /** Sealed segments whose fd and index stay open for reads (least recently used are closed). */
 const MAX_OPEN_SEALED = 8;
 /** Pending index entry: part, relative offset, file position, timestamp. */
@@ -122,6 +142,7 @@ export class PartitionLog {
   private readonly retentionBytes: number | undefined;
   private readonly retentionMs: number | undefined;
   private readonly writeBufferBytes: number;
+  private readonly pageCacheBytes: number;
   private readonly now: () => number;
 
   /** Ascending by base offset; the last one is `active`. Never empty. */
@@ -183,6 +204,12 @@ export class PartitionLog {
   /** A background sync failed: the recovery point stays where it is (close() retries synchronously). */
   private sealSyncFailed = false;
 
+  // ── drop-behind ────────────────────────────────────────────────────────────────────────────
+  /** A drop of the active segment's older pages is under way (one at a time). */
+  private dropping = false;
+  /** A drop failed: drop-behind is off for the rest of this log's life (the data is unaffected). */
+  private dropFailed = false;
+
   private constructor(opts: LogOptions) {
     this.dir = opts.dir;
     this.segmentBytes = intOption('segmentBytes', opts.segmentBytes, DEFAULT_SEGMENT_BYTES, 1, MAX_SEGMENT_BYTES);
@@ -198,6 +225,7 @@ export class PartitionLog {
     else throw new LogArgumentError(`fsync policy must be {mode:'never'|'always'|'interval'}`, { fsync: String(mode) });
     this.fsyncIntervalMs =
       policy?.mode === 'interval' ? intOption('fsync.intervalMs', policy.intervalMs, 0, 0, Number.MAX_SAFE_INTEGER) : 0;
+    this.pageCacheBytes = nativeIo === null ? 0 : intOption('pageCacheBytes', opts.pageCacheBytes, DEFAULT_PAGE_CACHE_BYTES, 0, Number.MAX_SAFE_INTEGER);
     this.now = opts.now ?? Date.now;
 
     const recovered = recoverLog(this.dir, this.indexInterval, opts.handedOver === true);
@@ -415,6 +443,7 @@ export class PartitionLog {
       this.touchSealed(sealed);
       this.syncInBackground(sealed);
     }
+    if (!this.dropping && this.dropDue()) this.dropBehind();
     const written = this.buf;
     const writtenLen = this.bufLen;
     this.resetBuffer();
@@ -717,7 +746,49 @@ export class PartitionLog {
       this.unsynced.shift();
       this.syncedBelow = end;
       await writeSyncedBelowAsync(this.dir, end);
+      if (this.pageCacheBytes > 0 && !this.dropFailed) await this.dropCached(seg, seg.size - this.pageCacheBytes, false);
     });
+  }
+
+  /** The active segment holds a step (a quarter window, at least 1 MiB) more than the window cached. */
+  private dropDue(): boolean {
+    const window = this.pageCacheBytes;
+    return window > 0 && !this.dropFailed && this.active.size - this.active.cachedFrom >= window + Math.max(MiB, window >> 2);
+  }
+
+  /**
+   * Drop the active segment's pages older than its newest pageCacheBytes, off the thread; again at
+   * once if the flushes meanwhile made another drop due (a burst ends with its window, not all of it).
+   */
+  private dropBehind(): void {
+    this.dropping = true;
+    // Under 'always' every byte written is already synced: drop without another fdatasync.
+    void this.dropCached(this.active, this.active.size - this.pageCacheBytes, this.fsyncMode !== MODE_ALWAYS).finally(() => {
+      this.dropping = false;
+      if (!this.closed && this.dropDue()) this.dropBehind();
+    });
+  }
+
+  /**
+   * Sync (if `sync`) and drop seg's cached pages in [seg.cachedFrom, upTo rounded down to a page),
+   * through an fd of its own so the segment's may close meanwhile. A failure turns drop-behind off
+   * and is published on `weir:wal:sync-failed`; ENOENT (retention deleted the file) is not one.
+   */
+  private async dropCached(seg: Segment, upTo: number, sync: boolean): Promise<void> {
+    const end = upTo - (upTo % PAGE);
+    if (end <= seg.cachedFrom || nativeIo === null) return;
+    let fh: fs.promises.FileHandle | null = null;
+    try {
+      fh = await fs.promises.open(seg.logPath, 'r');
+      await nativeIo.dropCache(fh.fd, seg.cachedFrom, end - seg.cachedFrom, sync);
+      seg.cachedFrom = end;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      this.dropFailed = true;
+      if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: seg.base, error: err });
+    } finally {
+      await fh?.close();
+    }
   }
 
   /** Synchronously fdatasync sealed segments whose background sync has not completed (close). */

@@ -33,6 +33,8 @@ export class Segment {
   /** Entries of `index` already in the .index file (the active segment writes its own in batches). */
   indexWritten = 0;
   deleted = false;
+  /** Page-cache drop-behind: pages of the .log below this byte were dropped (PartitionLog). */
+  cachedFrom = 0;
 
   constructor(
     readonly dir: string,

@@ -62,6 +62,8 @@ export interface PartitionSlotData {
     fsync: { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
     retentionBytes?: number;
     retentionMs?: number;
+    /** PartitionLog's drop-behind window (`pageCacheBytes`). */
+    pageCacheBytes?: number;
     /** The log's previous writer handed it over a moment ago (PartitionLog's `handedOver`). */
     handedOver?: boolean;
   };

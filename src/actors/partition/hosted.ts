@@ -38,6 +38,7 @@ export function openHostedPartition(
     fsync: slot.log.fsync,
     ...(slot.log.retentionBytes !== undefined ? { retentionBytes: slot.log.retentionBytes } : {}),
     ...(slot.log.retentionMs !== undefined ? { retentionMs: slot.log.retentionMs } : {}),
+    ...(slot.log.pageCacheBytes !== undefined ? { pageCacheBytes: slot.log.pageCacheBytes } : {}),
     ...(slot.log.handedOver === true ? { handedOver: true } : {}),
   });
   try {

@@ -1,0 +1,49 @@
+/**
+ * The log's native helper (native/weir_io.c, built by `npm install` through scripts/build-native.mjs).
+ * Optional: when it is missing the log runs without page-cache drop-behind, and `nativeIoStatus`
+ * says why (the broker prints it at start).
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface WeirIoAddon {
+  /** fdatasync(fd) if `sync`, then POSIX_FADV_DONTNEED over [offset, offset + length), on libuv's pool. */
+  dropCache(fd: number, offset: number, length: number, sync: boolean): Promise<void>;
+}
+
+const ADDON = path.join('build', 'Release', 'weir_io.node');
+
+/** The project root: the nearest directory above this module with a package.json (src/ or dist/src/). */
+function projectRoot(): string | null {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+function load(): { addon: WeirIoAddon | null; status: string } {
+  const root = projectRoot();
+  const file = root === null ? null : path.join(root, ADDON);
+  if (file === null || !fs.existsSync(file)) {
+    return { addon: null, status: `not built (${file ?? ADDON} missing: run \`node scripts/build-native.mjs\`)` };
+  }
+  try {
+    const addon = createRequire(import.meta.url)(file) as WeirIoAddon;
+    if (typeof addon.dropCache !== 'function') return { addon: null, status: `${file} has no dropCache()` };
+    return { addon, status: 'loaded' };
+  } catch (err) {
+    return { addon: null, status: `${file} did not load: ${(err as Error).message}` };
+  }
+}
+
+const loaded = load();
+
+/** The addon, or null when it is not built or did not load. */
+export const nativeIo: WeirIoAddon | null = loaded.addon;
+/** 'loaded', or why not. */
+export const nativeIoStatus: string = loaded.status;

@@ -1,0 +1,143 @@
+/**
+ * Page-cache drop-behind (PartitionLog's `pageCacheBytes`, native/weir_io.c through
+ * src/log/native-io.ts): real files, residency read with util-linux's `fincore` (mincore(2)).
+ * The page cache holds files in folios of up to 2 MiB here (ext4 large folios), and DONTNEED drops
+ * only folios wholly inside its range: bounds below allow one folio of slack.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PartitionLog, type LogOptions } from '../../src/log/index.js';
+import { nativeIo, nativeIoStatus } from '../../src/log/native-io.js';
+import { cleanupTmpDirs, expectBytes, logFiles, makeBatch, producerBodies, readAll, tmpDir } from './helpers.js';
+
+afterEach(cleanupTmpDirs);
+const opened: PartitionLog[] = [];
+afterEach(() => {
+  for (const l of opened.splice(0)) l.destroy();
+});
+
+const MiB = 1024 * 1024;
+const FOLIO_SLACK = 2 * MiB;
+
+/** Bytes of `file` in the page cache. */
+function resident(file: string): number {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`fincore ${file}: ${r.error?.message ?? r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+async function eventually(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function open(opts: Partial<LogOptions> & { dir: string }): PartitionLog {
+  const log = PartitionLog.open({ fsync: { mode: 'never' }, ...opts });
+  opened.push(log);
+  return log;
+}
+
+/** Append and flush `bytes` worth of 1 KiB messages, 64 per batch; returns every body in order. */
+function fill(log: PartitionLog, bytes: number): Uint8Array[] {
+  const bodies: Uint8Array[] = [];
+  const batches = Math.ceil(bytes / (64 * 1024));
+  for (let i = 0; i < batches; i++) {
+    const b = makeBatch(log.nextOffset, 64, 1024);
+    log.append(b.bytes, 0, b.bytes.length, b.count);
+    bodies.push(...producerBodies(b.bytes));
+    log.flush();
+  }
+  return bodies;
+}
+
+function expectAll(log: PartitionLog, bodies: Uint8Array[]): void {
+  const recs = readAll(log, 0);
+  expect(recs.length).toBe(bodies.length);
+  recs.forEach((r, i) => {
+    expect(r.offset).toBe(i);
+    expect(r.valid).toBe(true);
+    expectBytes(r.body, bodies[i]!);
+  });
+}
+
+describe('native I/O helper', () => {
+  it('is built by npm install and loads', () => {
+    expect(nativeIoStatus).toBe('loaded');
+    expect(nativeIo).not.toBeNull();
+  });
+
+  it('dropCache syncs and drops a range of a file from the page cache; the bytes stay the same', async () => {
+    const file = path.join(tmpDir(), 'f.bin');
+    const data = Buffer.alloc(4 * MiB);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    fs.writeFileSync(file, data);
+    expect(resident(file)).toBe(4 * MiB);
+    const fd = fs.openSync(file, 'r');
+    try {
+      await nativeIo!.dropCache(fd, 0, 2 * MiB, true);
+      expect(resident(file)).toBe(2 * MiB); // only the range asked for (folios are aligned)
+      await nativeIo!.dropCache(fd, 0, 4 * MiB, false);
+      expect(resident(file)).toBe(0);
+      expect(Buffer.compare(fs.readFileSync(file), data)).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('rejects with the errno name and the failing call; bad arguments throw a TypeError', async () => {
+    const fd = fs.openSync(path.join(tmpDir(), 'closed.bin'), 'w');
+    fs.closeSync(fd);
+    await expect(nativeIo!.dropCache(fd, 0, 4096, true)).rejects.toMatchObject({ code: 'EBADF', syscall: 'fdatasync' });
+    await expect(nativeIo!.dropCache(fd, 0, 4096, false)).rejects.toMatchObject({ code: 'EBADF', syscall: 'posix_fadvise' });
+    expect(() => nativeIo!.dropCache(-1, 0, 0, true)).toThrow(TypeError);
+    // @ts-expect-error: a missing argument
+    expect(() => nativeIo!.dropCache(0, 0, 0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
+describe('PartitionLog drop-behind', () => {
+  it('keeps about pageCacheBytes of the active segment cached; every record still reads back (from disk)', async () => {
+    const dir = tmpDir();
+    const log = open({ dir, pageCacheBytes: MiB });
+    const bodies = fill(log, 12 * MiB);
+    const file = path.join(dir, logFiles(dir)[0]!);
+    expect(fs.statSync(file).size).toBeGreaterThan(12 * MiB);
+    // The window, less than one step (1 MiB) not yet dropped, a folio across the cut.
+    await eventually('the active segment to shrink in the page cache', () => resident(file) < 2 * MiB + FOLIO_SLACK);
+    expectAll(log, bodies);
+  });
+
+  it('drops under fsync always too (no second sync: every write was synced)', async () => {
+    const dir = tmpDir();
+    const log = open({ dir, pageCacheBytes: MiB, fsync: { mode: 'always' } });
+    const bodies = fill(log, 12 * MiB);
+    const file = path.join(dir, logFiles(dir)[0]!);
+    await eventually('the active segment to shrink in the page cache', () => resident(file) < 2 * MiB + FOLIO_SLACK);
+    expectAll(log, bodies);
+  });
+
+  it('a sealed segment keeps its newest pageCacheBytes cached after its background sync', async () => {
+    const dir = tmpDir();
+    const log = open({ dir, pageCacheBytes: MiB, segmentBytes: 8 * MiB });
+    const bodies = fill(log, 20 * MiB);
+    await log.whenSealedSynced();
+    const files = logFiles(dir);
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    for (const f of files.slice(0, -1)) expect(resident(path.join(dir, f))).toBeLessThanOrEqual(MiB + FOLIO_SLACK);
+    expectAll(log, bodies);
+  });
+
+  it('pageCacheBytes 0 leaves the page cache alone', async () => {
+    const dir = tmpDir();
+    const log = open({ dir, pageCacheBytes: 0 });
+    fill(log, 4 * MiB);
+    await new Promise((r) => setTimeout(r, 100));
+    const file = path.join(dir, logFiles(dir)[0]!);
+    expect(resident(file)).toBeGreaterThanOrEqual(fs.statSync(file).size);
+  });
+});
