@@ -25,7 +25,9 @@
  * - `weir:txn:error`           `{ txn, op, error }` owned by the transactions feature (apply, timeout,
  *                               check, compact, sync failures; retried).
  * - `weir:wal:sync-failed`      `{ dir, segment, error }` the background fdatasync of a sealed
- *                               segment failed; the recovery point stops advancing.
+ *                               segment failed; the recovery point stops advancing. Also a failed
+ *                               page-cache drop-behind (its sync or posix_fadvise): drop-behind
+ *                               stops for that log; `error.syscall` says which.
  * - `weir:gateway:backpressure` owned by the gateway.
  * - `weir:scheduler:fired-log-failed` `{ file, topic, operation, error, pending }` a write, sync or
  *                               compaction of a scheduler's fired log failed; its marks stay

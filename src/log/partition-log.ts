@@ -787,7 +787,8 @@ export class PartitionLog {
       this.dropFailed = true;
       if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: seg.base, error: err });
     } finally {
-      await fh?.close();
+      // Read-only: nothing a failing close(2) could lose.
+      await fh?.close().catch(() => undefined);
     }
   }
 

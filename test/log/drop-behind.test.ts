@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
 import { nativeIo, nativeIoStatus } from '../../src/log/native-io.js';
+import { brokerFixture, startTestBroker } from '../support/broker.js';
 import { cleanupTmpDirs, expectBytes, logFiles, makeBatch, producerBodies, readAll, tmpDir } from './helpers.js';
 
 afterEach(cleanupTmpDirs);
@@ -139,5 +140,36 @@ describe('PartitionLog drop-behind', () => {
     await new Promise((r) => setTimeout(r, 100));
     const file = path.join(dir, logFiles(dir)[0]!);
     expect(resident(file)).toBeGreaterThanOrEqual(fs.statSync(file).size);
+  });
+});
+
+describe('drop-behind through the broker (partition actors on worker threads)', () => {
+  const fx = brokerFixture();
+
+  it('--page-cache-bytes reaches each partition log; everything produced is consumed back in order', async () => {
+    fx.tb = await startTestBroker({ pageCacheBytes: MiB, segmentBytes: 64 * MiB, actorHost: 'threads' });
+    const client = await fx.client(fx.tb.url);
+    await client.createTopic('dropped', { partitions: 1 });
+    const value = (i: number): Uint8Array => new Uint8Array(16 * 1024).fill(i & 0xff);
+    const total = 640; // 10 MiB of values
+    for (let i = 0; i < total; i += 32) {
+      await client.produce('dropped', Array.from({ length: 32 }, (_, k) => ({ value: value(i + k) })));
+    }
+    const dir = path.join(fx.tb.dir, 'topics', 'dropped', '0');
+    const file = path.join(dir, logFiles(dir)[0]!);
+    expect(fs.statSync(file).size).toBeGreaterThan(10 * MiB);
+    await eventually('the partition log to shrink in the page cache', () => resident(file) < 2 * MiB + FOLIO_SLACK);
+    const seen: number[] = [];
+    let done!: () => void;
+    const all = new Promise<void>((r) => (done = r));
+    const sub = await client.subscribe('dropped', { group: 'g', from: 'earliest' }, (m) => {
+      expect(m.offset).toBe(seen.length);
+      expectBytes(m.value, value(seen.length));
+      seen.push(m.offset);
+      if (seen.length === total) done();
+    });
+    await all;
+    await sub.close();
+    expect(seen.length).toBe(total);
   });
 });
