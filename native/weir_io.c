@@ -1,5 +1,5 @@
 /*
- * weir_io: the two file calls Node does not offer, for the partition log's page-cache drop-behind.
+ * weir_io: the system calls weir needs and Node does not offer.
  *
  *   dropCache(fd, offset, length, sync) -> Promise<void>
  *     fdatasync(fd) when `sync`, then posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED), on
@@ -7,6 +7,14 @@
  *     thousands of them: neither belongs on a partition's thread). Only clean pages can be
  *     dropped, hence the sync first (skipped when every write was already synced). Rejects with an Error whose `code` is the errno name
  *     ("EIO", "EBADF", ...) and whose `syscall` names the call that failed.
+ *
+ *   setThreadSlice(ns) -> number
+ *     Ask the kernel for an EEVDF time slice of `ns` for the CALLING thread (sched_setattr with
+ *     SCHED_OTHER and sched_runtime, Linux >= 6.12; nice and policy unchanged). A woken thread with
+ *     a shorter slice than the running one preempts it instead of waiting for that one's slice to
+ *     end: it is about wake-up latency, not CPU share. Returns the slice the kernel reports back
+ *     (sched_getattr), 0 where the kernel has no custom slices; throws an Error with the errno name
+ *     as `code` when the call fails.
  *
  * Context-aware (NAPI_MODULE_INIT), so partition worker threads can load it too.
  */
@@ -18,7 +26,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* struct sched_attr (include/uapi/linux/sched/types.h); glibc 2.36 has no wrapper. */
+struct weir_sched_attr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+  uint32_t sched_util_min;
+  uint32_t sched_util_max;
+};
 
 typedef struct {
   napi_async_work work;
@@ -103,9 +128,45 @@ static napi_value drop_cache(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  char text[256];
+  snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
+  const char *name = strerrorname_np(err);
+  napi_throw_error(env, name ? name : "EIO", text);
+  return NULL;
+}
+
+static napi_value set_thread_slice(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t ns;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int64(env, argv[0], &ns) != napi_ok || ns <= 0)
+    return throw_type_error(env, "setThreadSlice(ns) takes a positive integer");
+  struct weir_sched_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.size = sizeof attr;
+  if (syscall(SYS_sched_getattr, 0, &attr, sizeof attr, 0) != 0) return throw_errno(env, errno, "sched_getattr");
+  if (attr.sched_policy != SCHED_OTHER) {
+    napi_throw_error(env, "ENOTSUP", "setThreadSlice: the thread's policy is not SCHED_OTHER; left as it is");
+    return NULL;
+  }
+  attr.size = sizeof attr;
+  attr.sched_flags = 0;
+  attr.sched_runtime = (uint64_t)ns;
+  if (syscall(SYS_sched_setattr, 0, &attr, 0) != 0) return throw_errno(env, errno, "sched_setattr");
+  memset(&attr, 0, sizeof attr);
+  if (syscall(SYS_sched_getattr, 0, &attr, sizeof attr, 0) != 0) return throw_errno(env, errno, "sched_getattr");
+  napi_value result;
+  napi_create_int64(env, (int64_t)attr.sched_runtime, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
   napi_set_named_property(env, exports, "dropCache", fn);
+  napi_create_function(env, "setThreadSlice", NAPI_AUTO_LENGTH, set_thread_slice, NULL, &fn);
+  napi_set_named_property(env, exports, "setThreadSlice", fn);
   return exports;
 }

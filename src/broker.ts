@@ -56,7 +56,7 @@ export interface BrokerOptions {
   /**
    * Page-cache drop-behind, per partition: keep about this many of its newest bytes in the OS page
    * cache and drop older pages once written back (default 32 MiB; 0 = leave it to the kernel).
-   * Needs the native helper built by `npm install` (src/log/native-io.ts).
+   * Needs the native helper built by `npm install` (src/common/native-io.ts).
    */
   pageCacheBytes?: number;
   /** Bytes of each of a partition's two shared-memory rings. */

@@ -41,6 +41,8 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
   --linger MS           at a fixed rate, longest a partial batch waits (default 1)
   --sleep-ms MS         at a fixed rate, sleep the last MS before each send with Atomics.wait
                         (sub-millisecond precision without spinning; default 0 = timers only)
+  --thread-slice-us US  producer and consumer threads ask for a US µs scheduler slice (Linux >= 6.12;
+                        default 0 = the kernel's; lat-5k-fine: 100)
   --in-flight N         unacknowledged batches per producer (default 8)
   --max-backlog N       max rate: producers hold while N messages are unconsumed, so the run finds
                         the highest rate the consumers sustain (0 = flat out, the default)
@@ -96,6 +98,7 @@ async function main(): Promise<number> {
       'batch-size': { type: 'string' },
       linger: { type: 'string' },
       'sleep-ms': { type: 'string' },
+      'thread-slice-us': { type: 'string' },
       'in-flight': { type: 'string' },
       'max-backlog': { type: 'string' },
       warmup: { type: 'string' },
@@ -139,6 +142,7 @@ async function main(): Promise<number> {
     batchSize: int(values['batch-size'], 'batch-size'),
     lingerMs: int(values.linger, 'linger'),
     sleepMs: int(values['sleep-ms'], 'sleep-ms'),
+    threadSliceUs: int(values['thread-slice-us'], 'thread-slice-us'),
     maxInFlightBatches: int(values['in-flight'], 'in-flight'),
     maxBacklog: int(values['max-backlog'], 'max-backlog'),
     warmupSeconds: int(values.warmup, 'warmup'),

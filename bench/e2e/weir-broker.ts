@@ -85,7 +85,7 @@ export function snapshotWeirBuild(root = projectRoot()): WeirBuildSnapshot {
     fs.cpSync(path.join(root, 'dist', 'bench', 'e2e'), path.join(dir, 'dist', 'bench', 'e2e'), { recursive: true });
     fs.cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
     fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
-    // The log's native helper (src/log/native-io.ts looks for it beside package.json).
+    // The log's native helper (src/common/native-io.ts looks for it beside package.json).
     const addon = path.join(root, 'build', 'Release', 'weir_io.node');
     if (fs.existsSync(addon)) {
       fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });

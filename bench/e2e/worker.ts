@@ -3,6 +3,7 @@
  * runner over postMessage (worker-protocol.ts). Only wiring lives here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { applyThreadSlice } from '../../src/common/native-io.js';
 import { within } from './clock.js';
 import { ConsumerLoop } from './consumer.js';
 import { loadDriver, type Driver } from './driver.js';
@@ -22,6 +23,10 @@ async function closeDriver(driver: Driver, timeoutMs: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (init.workload.threadSliceUs > 0) {
+    const problem = applyThreadSlice(init.workload.threadSliceUs);
+    if (problem !== null) throw new Error(`workload.threadSliceUs ${init.workload.threadSliceUs}: ${problem}`);
+  }
   const driver = await loadDriver(init.driver, init.workload);
   await driver.connect();
   let producer: ProducerLoop | null = null;

@@ -48,6 +48,13 @@ export interface Workload {
    * event-loop turn that reads what arrived (acks). Taken before spinMs. 0 = off.
    */
   sleepMs: number;
+  /**
+   * > 0: each producer and consumer thread of the load generator asks for a scheduler slice of this
+   * many µs (Linux >= 6.12, src/common/native-io.ts), so a message's wake-ups on the client side
+   * preempt other threads instead of waiting out their slices: the load generator's own share of
+   * the latency tail shrinks, for every system alike. 0 = the kernel's default.
+   */
+  threadSliceUs: number;
   /** Unacknowledged batches per producer; the producer waits (and its schedule slips, which the latency shows) beyond it. */
   maxInFlightBatches: number;
   /**
@@ -95,6 +102,7 @@ export const DEFAULT_WORKLOAD: Workload = {
   lingerMs: 1,
   spinMs: 0,
   sleepMs: 0,
+  threadSliceUs: 0,
   maxInFlightBatches: 8,
   maxBacklog: 0,
   warmupSeconds: 5,
@@ -127,6 +135,7 @@ export function validateWorkload(w: Workload): Workload {
   num('lingerMs', 0);
   num('spinMs', 0);
   num('sleepMs', 0);
+  num('threadSliceUs', 0);
   int('maxInFlightBatches', 1);
   int('maxBacklog', 0);
   num('warmupSeconds', 0);
@@ -159,7 +168,7 @@ export function describeWorkload(w: Workload): string {
   const clients = `${w.producersPerTopic} producer${w.producersPerTopic > 1 ? 's' : ''}/${w.consumersPerTopic} consumer${w.consumersPerTopic === 1 ? '' : 's'} per topic`;
   const backlog = w.backlogBytes > 0 ? `, backlog ${formatBytes(w.backlogBytes)} then drain` : '';
   const queue = (w.consumeMode === 'queue' ? `, queue mode (prefetch ${w.prefetch}, ack per message)` : '') + (w.delayMs > 0 ? `, every message delayed ${w.delayMs} ms (latency = after due)` : '');
-  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}${w.sleepMs > 0 ? `, futex-paced last ${w.sleepMs} ms` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
+  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}${w.sleepMs > 0 ? `, futex-paced last ${w.sleepMs} ms` : ''}${w.threadSliceUs > 0 ? `, client threads' slice ${w.threadSliceUs} µs` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
 }
 
 export function formatBytes(n: number): string {

@@ -5,12 +5,13 @@
 import { parseArgs } from 'node:util';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { Broker, parseActorHost } from '../broker.js';
-import { nativeIo, nativeIoStatus } from '../log/native-io.js';
+import { applyThreadSlice, nativeIo, nativeIoStatus } from '../common/native-io.js';
 
 const USAGE = `usage:
   weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
              [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
              [--page-cache-bytes N]   (per partition: newest bytes kept in the OS page cache, older ones dropped once written back; default 32 MiB, 0 = the kernel decides)
+             [--sched-slice-us N]     (the gateway thread's scheduler slice, Linux >= 6.12: it preempts longer-slice threads when a request wakes it; default 100, 0 = the kernel's)
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
              [--actor-host auto|threads|gateway] (gateway = partition actors on the gateway's thread: less CPU at low rates; auto = there while a topic is quiet, threads while it is busy)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
@@ -72,6 +73,7 @@ async function start(argv: string[]): Promise<number> {
       'retention-bytes': { type: 'string' },
       'retention-ms': { type: 'string' },
       'page-cache-bytes': { type: 'string' },
+      'sched-slice-us': { type: 'string', default: '100' },
       'max-frame-bytes': { type: 'string' },
       'max-message-bytes': { type: 'string' },
       'actors-per-thread': { type: 'string', default: 'auto' },
@@ -80,6 +82,11 @@ async function start(argv: string[]): Promise<number> {
     },
     strict: true,
   });
+  const sliceUs = int(values['sched-slice-us'], 'sched-slice-us')!;
+  // The process's main thread is the gateway's (and a quiet topic's partition actors'): every
+  // request wakes it. A short slice lets it preempt whatever runs when a request arrives
+  // (docs/performance.md item 25). Set here, not in Broker: an embedding app owns its main thread.
+  const sliceProblem = sliceUs > 0 ? applyThreadSlice(sliceUs) : null;
   const gateway: Record<string, number> = {};
   const mf = int(values['max-frame-bytes'], 'max-frame-bytes');
   const mm = int(values['max-message-bytes'], 'max-message-bytes');
@@ -104,6 +111,7 @@ async function start(argv: string[]): Promise<number> {
   if (nativeIo === null && values['page-cache-bytes'] !== '0') {
     process.stderr.write(`weir: page-cache drop-behind is off: the native I/O helper is ${nativeIoStatus}\n`);
   }
+  if (sliceProblem !== null) process.stderr.write(`weir: --sched-slice-us ${sliceUs} not applied: ${sliceProblem}\n`);
   // With --actor-host auto, say where each topic goes and when (a move is a change of cost per message).
   diagnostics_channel.subscribe('weir:partition:move', (m) => {
     const { topic, to, ms } = m as { topic: string; to: string; ms: number };

@@ -51,7 +51,7 @@ import { channels } from '../common/diagnostics.js';
 import { copyBytes } from '../common/copy-bytes.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { recoverLog, type RecoveryReport } from './recovery.js';
-import { nativeIo } from './native-io.js';
+import { nativeIo } from '../common/native-io.js';
 import { fsyncDir, Segment } from './segment.js';
 
 export type FsyncPolicy = { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
@@ -73,7 +73,7 @@ export interface LogOptions {
   /**
    * Drop-behind: keep about this many of the partition's newest bytes in the OS page cache and drop
    * older pages once written back (default 32 MiB; 0 leaves the page cache to the kernel). Needs the
-   * native helper (src/log/native-io.ts); without it this does nothing.
+   * native helper (src/common/native-io.ts); without it this does nothing.
    */
   pageCacheBytes?: number;
   /** Clock in ms (injectable for tests). Default Date.now. */

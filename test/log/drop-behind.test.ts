@@ -1,6 +1,6 @@
 /**
  * Page-cache drop-behind (PartitionLog's `pageCacheBytes`, native/weir_io.c through
- * src/log/native-io.ts): real files, residency read with util-linux's `fincore` (mincore(2)).
+ * src/common/native-io.ts): real files, residency read with util-linux's `fincore` (mincore(2)).
  * The page cache holds files in folios of up to 2 MiB here (ext4 large folios), and DONTNEED drops
  * only folios wholly inside its range: bounds below allow one folio of slack.
  */
@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
-import { nativeIo, nativeIoStatus } from '../../src/log/native-io.js';
 import { brokerFixture, startTestBroker } from '../support/broker.js';
 import { cleanupTmpDirs, expectBytes, logFiles, makeBatch, producerBodies, readAll, tmpDir } from './helpers.js';
 
@@ -65,41 +64,6 @@ function expectAll(log: PartitionLog, bodies: Uint8Array[]): void {
     expectBytes(r.body, bodies[i]!);
   });
 }
-
-describe('native I/O helper', () => {
-  it('is built by npm install and loads', () => {
-    expect(nativeIoStatus).toBe('loaded');
-    expect(nativeIo).not.toBeNull();
-  });
-
-  it('dropCache syncs and drops a range of a file from the page cache; the bytes stay the same', async () => {
-    const file = path.join(tmpDir(), 'f.bin');
-    const data = Buffer.alloc(4 * MiB);
-    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
-    fs.writeFileSync(file, data);
-    expect(resident(file)).toBe(4 * MiB);
-    const fd = fs.openSync(file, 'r');
-    try {
-      await nativeIo!.dropCache(fd, 0, 2 * MiB, true);
-      expect(resident(file)).toBe(2 * MiB); // only the range asked for (folios are aligned)
-      await nativeIo!.dropCache(fd, 0, 4 * MiB, false);
-      expect(resident(file)).toBe(0);
-      expect(Buffer.compare(fs.readFileSync(file), data)).toBe(0);
-    } finally {
-      fs.closeSync(fd);
-    }
-  });
-
-  it('rejects with the errno name and the failing call; bad arguments throw a TypeError', async () => {
-    const fd = fs.openSync(path.join(tmpDir(), 'closed.bin'), 'w');
-    fs.closeSync(fd);
-    await expect(nativeIo!.dropCache(fd, 0, 4096, true)).rejects.toMatchObject({ code: 'EBADF', syscall: 'fdatasync' });
-    await expect(nativeIo!.dropCache(fd, 0, 4096, false)).rejects.toMatchObject({ code: 'EBADF', syscall: 'posix_fadvise' });
-    expect(() => nativeIo!.dropCache(-1, 0, 0, true)).toThrow(TypeError);
-    // @ts-expect-error: a missing argument
-    expect(() => nativeIo!.dropCache(0, 0, 0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-  });
-});
 
 describe('PartitionLog drop-behind', () => {
   it('keeps about pageCacheBytes of the active segment cached; every record still reads back (from disk)', async () => {

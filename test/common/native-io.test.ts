@@ -1,0 +1,116 @@
+/**
+ * weir's native helper (native/weir_io.c via src/common/native-io.ts), for real: page-cache
+ * residency read with util-linux's `fincore` (mincore(2)), scheduler slices read back from
+ * /proc/thread-self/sched, a worker thread, a `weir start` child process.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { applyThreadSlice, nativeIo, nativeIoStatus } from '../../src/common/native-io.js';
+import { exited, startBrokerProcess } from '../support/child-broker.js';
+import { tmpDir } from '../support/tmp-dir.js';
+
+const MiB = 1024 * 1024;
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+function dir(): string {
+  const t = tmpDir('weir-native-');
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+
+function resident(file: string): number {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`fincore ${file}: ${r.error?.message ?? r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+/** The EEVDF slice (ns) of a thread, from its /proc sched file. */
+function sliceOf(schedFile: string): number {
+  const m = /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(schedFile, 'utf8'));
+  if (!m) throw new Error(`no se.slice in ${schedFile}`);
+  return Number(m[1]);
+}
+
+describe('native I/O helper', () => {
+  it('is built by npm install and loads', () => {
+    expect(nativeIoStatus).toBe('loaded');
+    expect(nativeIo).not.toBeNull();
+  });
+
+  it('dropCache syncs and drops a range of a file from the page cache; the bytes stay the same', async () => {
+    const file = path.join(dir(), 'f.bin');
+    const data = Buffer.alloc(4 * MiB);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    fs.writeFileSync(file, data);
+    expect(resident(file)).toBe(4 * MiB);
+    const fd = fs.openSync(file, 'r');
+    try {
+      await nativeIo!.dropCache(fd, 0, 2 * MiB, true);
+      expect(resident(file)).toBe(2 * MiB); // only the range asked for (folios are aligned)
+      await nativeIo!.dropCache(fd, 0, 4 * MiB, false);
+      expect(resident(file)).toBe(0);
+      expect(Buffer.compare(fs.readFileSync(file), data)).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('dropCache rejects with the errno name and the failing call; bad arguments throw a TypeError', async () => {
+    const fd = fs.openSync(path.join(dir(), 'closed.bin'), 'w');
+    fs.closeSync(fd);
+    await expect(nativeIo!.dropCache(fd, 0, 4096, true)).rejects.toMatchObject({ code: 'EBADF', syscall: 'fdatasync' });
+    await expect(nativeIo!.dropCache(fd, 0, 4096, false)).rejects.toMatchObject({ code: 'EBADF', syscall: 'posix_fadvise' });
+    expect(() => nativeIo!.dropCache(-1, 0, 0, true)).toThrow(TypeError);
+    // @ts-expect-error: a missing argument
+    expect(() => nativeIo!.dropCache(0, 0, 0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
+  it('setThreadSlice sets the calling thread\'s slice only, on the main thread and in a worker thread', async () => {
+    const before = sliceOf('/proc/thread-self/sched');
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const fs = require('node:fs');
+       const m = require(${JSON.stringify(path.resolve('build/Release/weir_io.node'))});
+       const got = m.setThreadSlice(250000);
+       const sched = fs.readFileSync('/proc/thread-self/sched', 'utf8');
+       parentPort.postMessage({ got, slice: Number(/^se\\.slice\\s*:\\s*(\\d+)/m.exec(sched)[1]) });`,
+      { eval: true },
+    );
+    const fromWorker = await new Promise<{ got: number; slice: number }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(fromWorker).toEqual({ got: 250_000, slice: 250_000 });
+    expect(sliceOf('/proc/thread-self/sched')).toBe(before); // this thread untouched
+    expect(() => nativeIo!.setThreadSlice(0)).toThrow(TypeError);
+  });
+});
+
+describe('weir start --sched-slice-us', () => {
+  it('gives the gateway (main) thread that slice, and the kernel default with 0', async () => {
+    for (const [flag, expected] of [['150', 150_000], ['0', null]] as const) {
+      const { proc } = await startBrokerProcess(dir(), { args: ['--sched-slice-us', flag] });
+      try {
+        const slice = sliceOf(`/proc/${proc.pid}/task/${proc.pid}/sched`);
+        if (expected !== null) expect(slice).toBe(expected);
+        else expect(slice).not.toBe(150_000);
+      } finally {
+        proc.kill('SIGKILL');
+        await exited(proc);
+      }
+    }
+  });
+
+  it('applyThreadSlice reports null when applied', () => {
+    // This thread runs other test files later: ask for the slice it already has.
+    const now = sliceOf('/proc/thread-self/sched');
+    expect(applyThreadSlice(now / 1000)).toBeNull();
+    expect(sliceOf('/proc/thread-self/sched')).toBe(now);
+  });
+});
