@@ -37,7 +37,9 @@ function load(): { addon: WeirIoAddon | null; status: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(file) as WeirIoAddon;
-    if (typeof addon.dropCache !== 'function') return { addon: null, status: `${file} has no dropCache()` };
+    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function') {
+      return { addon: null, status: `out of date (${file} lacks a call: run \`node scripts/build-native.mjs\`)` };
+    }
     return { addon, status: 'loaded' };
   } catch (err) {
     return { addon: null, status: `${file} did not load: ${(err as Error).message}` };
