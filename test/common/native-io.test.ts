@@ -3,13 +3,13 @@
  * residency read with util-linux's `fincore` (mincore(2)), scheduler slices read back from
  * /proc/thread-self/sched, a worker thread, a `weir start` child process.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyThreadSlice, nativeIo, nativeIoStatus } from '../../src/common/native-io.js';
 import { exited, startBrokerProcess } from '../support/child-broker.js';
+import { residentBytes as resident } from '../support/page-cache.js';
 import { tmpDir } from '../support/tmp-dir.js';
 
 const MiB = 1024 * 1024;
@@ -21,12 +21,6 @@ function dir(): string {
   const t = tmpDir('weir-native-');
   cleanups.push(t.cleanup);
   return t.dir;
-}
-
-function resident(file: string): number {
-  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`fincore ${file}: ${r.error?.message ?? r.stderr}`);
-  return Number(r.stdout.trim());
 }
 
 /** The EEVDF slice (ns) of a thread, from its /proc sched file. */

@@ -4,12 +4,13 @@
  * The page cache holds files in folios of up to 2 MiB here (ext4 large folios), and DONTNEED drops
  * only folios wholly inside its range: bounds below allow one folio of slack.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
 import { brokerFixture, startTestBroker } from '../support/broker.js';
+import { residentBytes as resident } from '../support/page-cache.js';
+import { until } from '../support/payload.js';
 import { cleanupTmpDirs, expectBytes, logFiles, makeBatch, producerBodies, readAll, tmpDir } from './helpers.js';
 
 afterEach(cleanupTmpDirs);
@@ -20,21 +21,6 @@ afterEach(() => {
 
 const MiB = 1024 * 1024;
 const FOLIO_SLACK = 2 * MiB;
-
-/** Bytes of `file` in the page cache. */
-function resident(file: string): number {
-  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`fincore ${file}: ${r.error?.message ?? r.stderr}`);
-  return Number(r.stdout.trim());
-}
-
-async function eventually(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function open(opts: Partial<LogOptions> & { dir: string }): PartitionLog {
   const log = PartitionLog.open({ fsync: { mode: 'never' }, ...opts });
@@ -73,7 +59,7 @@ describe('PartitionLog drop-behind', () => {
     const file = path.join(dir, logFiles(dir)[0]!);
     expect(fs.statSync(file).size).toBeGreaterThan(12 * MiB);
     // The window, less than one step (1 MiB) not yet dropped, a folio across the cut.
-    await eventually('the active segment to shrink in the page cache', () => resident(file) < 2 * MiB + FOLIO_SLACK);
+    await until(() => resident(file) < 2 * MiB + FOLIO_SLACK, 10_000, 'the active segment to shrink in the page cache');
     expectAll(log, bodies);
   });
 
@@ -82,7 +68,7 @@ describe('PartitionLog drop-behind', () => {
     const log = open({ dir, pageCacheBytes: MiB, fsync: { mode: 'always' } });
     const bodies = fill(log, 12 * MiB);
     const file = path.join(dir, logFiles(dir)[0]!);
-    await eventually('the active segment to shrink in the page cache', () => resident(file) < 2 * MiB + FOLIO_SLACK);
+    await until(() => resident(file) < 2 * MiB + FOLIO_SLACK, 10_000, 'the active segment to shrink in the page cache');
     expectAll(log, bodies);
   });
 
@@ -122,7 +108,7 @@ describe('drop-behind through the broker (partition actors on worker threads)', 
     const dir = path.join(fx.tb.dir, 'topics', 'dropped', '0');
     const file = path.join(dir, logFiles(dir)[0]!);
     expect(fs.statSync(file).size).toBeGreaterThan(10 * MiB);
-    await eventually('the partition log to shrink in the page cache', () => resident(file) < 2 * MiB + FOLIO_SLACK);
+    await until(() => resident(file) < 2 * MiB + FOLIO_SLACK, 10_000, 'the partition log to shrink in the page cache');
     const seen: number[] = [];
     let done!: () => void;
     const all = new Promise<void>((r) => (done = r));
