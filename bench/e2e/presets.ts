@@ -39,14 +39,15 @@ const list: Preset[] = [
   {
     name: 'lat-5k-fine',
     description:
-      'fixed 5,000 msg/s, 100 B, 8 partitions, 1 producer/1 consumer, paced below the 1 ms timer granularity (futex sleeps) with a 0.25 ms linger and 100 µs scheduler slices on the client threads: latency without the 1-2 ms that lat-5k\'s timer and linger add by construction',
+      'fixed 5,000 msg/s, 100 B, 8 partitions, 1 producer/1 consumer, paced below the 1 ms timer granularity (futex sleeps) with a 0.25 ms linger, 100 µs scheduler slices and a 1 ns timer slack on the client threads: latency without the 1-2 ms that lat-5k\'s timer and linger add by construction',
     // lat-5k's 1 ms linger, on Node timers that fire 1.0-1.3 ms late, puts its p99 above 1 ms for
     // every system by construction. Futex pacing with linger 0.25 (about two messages a request)
     // measured the lowest weir p99 of linger 0.1 / 0.25 / 0.5 (2026-11-22, docs/performance.md item 23);
     // linger 0.1, one request per message, loads the 2 cores enough to raise every tail. The client
     // threads' 100 µs slice (eleventh session, item 25) takes the load generator's own wake-up delays
-    // out of every system's tail alike.
-    workload: { partitionsPerTopic: 8, producerRate: 5_000, messageSize: 100, lingerMs: 0.25, sleepMs: 1, threadSliceUs: 100 },
+    // out of every system's tail alike. A 1 ns timer slack (twelfth session, item 26) stops the
+    // kernel from firing the futex sleeps up to 50 µs late.
+    workload: { partitionsPerTopic: 8, producerRate: 5_000, messageSize: 100, lingerMs: 0.25, sleepMs: 1, threadSliceUs: 100, timerSlackNs: 1 },
   },
   lat(50_000, 100),
   lat(5_000, 1024),

@@ -43,6 +43,8 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
                         (sub-millisecond precision without spinning; default 0 = timers only)
   --thread-slice-us US  producer and consumer threads ask for a US µs scheduler slice (Linux >= 6.12;
                         default 0 = the kernel's; lat-5k-fine: 100)
+  --timer-slack-ns NS   producer and consumer threads' timer slack (default 0 = the kernel's 50 µs;
+                        lat-5k-fine: 1)
   --in-flight N         unacknowledged batches per producer (default 8)
   --max-backlog N       max rate: producers hold while N messages are unconsumed, so the run finds
                         the highest rate the consumers sustain (0 = flat out, the default)
@@ -99,6 +101,7 @@ async function main(): Promise<number> {
       linger: { type: 'string' },
       'sleep-ms': { type: 'string' },
       'thread-slice-us': { type: 'string' },
+      'timer-slack-ns': { type: 'string' },
       'in-flight': { type: 'string' },
       'max-backlog': { type: 'string' },
       warmup: { type: 'string' },
@@ -143,6 +146,7 @@ async function main(): Promise<number> {
     lingerMs: int(values.linger, 'linger'),
     sleepMs: int(values['sleep-ms'], 'sleep-ms'),
     threadSliceUs: int(values['thread-slice-us'], 'thread-slice-us'),
+    timerSlackNs: int(values['timer-slack-ns'], 'timer-slack-ns'),
     maxInFlightBatches: int(values['in-flight'], 'in-flight'),
     maxBacklog: int(values['max-backlog'], 'max-backlog'),
     warmupSeconds: int(values.warmup, 'warmup'),

@@ -3,7 +3,7 @@
  * runner over postMessage (worker-protocol.ts). Only wiring lives here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { applyThreadSlice } from '../../src/common/native-io.js';
+import { applyThreadSlice, applyTimerSlack } from '../../src/common/native-io.js';
 import { within } from './clock.js';
 import { ConsumerLoop } from './consumer.js';
 import { loadDriver, type Driver } from './driver.js';
@@ -26,6 +26,10 @@ async function main(): Promise<void> {
   if (init.workload.threadSliceUs > 0) {
     const problem = applyThreadSlice(init.workload.threadSliceUs);
     if (problem !== null) throw new Error(`workload.threadSliceUs ${init.workload.threadSliceUs}: ${problem}`);
+  }
+  if (init.workload.timerSlackNs > 0) {
+    const problem = applyTimerSlack(init.workload.timerSlackNs);
+    if (problem !== null) throw new Error(`workload.timerSlackNs ${init.workload.timerSlackNs}: ${problem}`);
   }
   const driver = await loadDriver(init.driver, init.workload);
   await driver.connect();

@@ -55,6 +55,13 @@ export interface Workload {
    * the latency tail shrinks, for every system alike. 0 = the kernel's default.
    */
   threadSliceUs: number;
+  /**
+   * > 0: each producer and consumer thread sets its timer slack to this many ns (prctl, via
+   * src/common/native-io.ts). The kernel fires a timed sleep up to the slack late (50 µs by
+   * default), so sleepMs pacing adds that much to every message's wait before it is sent; 1 takes
+   * it out, for every system alike. 0 = the kernel's default.
+   */
+  timerSlackNs: number;
   /** Unacknowledged batches per producer; the producer waits (and its schedule slips, which the latency shows) beyond it. */
   maxInFlightBatches: number;
   /**
@@ -103,6 +110,7 @@ export const DEFAULT_WORKLOAD: Workload = {
   spinMs: 0,
   sleepMs: 0,
   threadSliceUs: 0,
+  timerSlackNs: 0,
   maxInFlightBatches: 8,
   maxBacklog: 0,
   warmupSeconds: 5,
@@ -136,6 +144,7 @@ export function validateWorkload(w: Workload): Workload {
   num('spinMs', 0);
   num('sleepMs', 0);
   num('threadSliceUs', 0);
+  int('timerSlackNs', 0);
   int('maxInFlightBatches', 1);
   int('maxBacklog', 0);
   num('warmupSeconds', 0);
@@ -168,7 +177,7 @@ export function describeWorkload(w: Workload): string {
   const clients = `${w.producersPerTopic} producer${w.producersPerTopic > 1 ? 's' : ''}/${w.consumersPerTopic} consumer${w.consumersPerTopic === 1 ? '' : 's'} per topic`;
   const backlog = w.backlogBytes > 0 ? `, backlog ${formatBytes(w.backlogBytes)} then drain` : '';
   const queue = (w.consumeMode === 'queue' ? `, queue mode (prefetch ${w.prefetch}, ack per message)` : '') + (w.delayMs > 0 ? `, every message delayed ${w.delayMs} ms (latency = after due)` : '');
-  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}${w.sleepMs > 0 ? `, futex-paced last ${w.sleepMs} ms` : ''}${w.threadSliceUs > 0 ? `, client threads' slice ${w.threadSliceUs} µs` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
+  return `${shape}, ${w.messageSize} B, ${clients}, ${rate}, ${keys}, batch ≤ ${w.batchSize} (linger ${w.lingerMs} ms${w.spinMs > 0 ? `, spin-paced last ${w.spinMs} ms` : ''}${w.sleepMs > 0 ? `, futex-paced last ${w.sleepMs} ms` : ''}${w.threadSliceUs > 0 ? `, client threads' slice ${w.threadSliceUs} µs` : ''}${w.timerSlackNs > 0 ? `, timer slack ${w.timerSlackNs} ns` : ''}, ${w.maxInFlightBatches} in flight), fsync ${w.fsync}${backlog}${queue}`;
 }
 
 export function formatBytes(n: number): string {

@@ -1,6 +1,7 @@
 /**
  * weir's native helper (native/weir_io.c, built by `npm install` through scripts/build-native.mjs):
- * page-cache drop-behind for the log, a short scheduler slice for latency-critical threads.
+ * page-cache drop-behind for the log, a short scheduler slice for latency-critical threads, and a
+ * thread's timer slack (for the load generator's sub-millisecond pacing).
  * Optional: when it is missing the broker runs without both, and `nativeIoStatus` says why (the
  * broker prints it at start).
  */
@@ -14,6 +15,8 @@ interface WeirIoAddon {
   dropCache(fd: number, offset: number, length: number, sync: boolean): Promise<void>;
   /** EEVDF slice for the calling thread (sched_setattr); returns what the kernel reports, 0 if it has none. */
   setThreadSlice(ns: number): number;
+  /** Timer slack of the calling thread (prctl PR_SET_TIMERSLACK); returns what the kernel reports. */
+  setTimerSlack(ns: number): number;
 }
 
 const ADDON = path.join('build', 'Release', 'weir_io.node');
@@ -37,7 +40,7 @@ function load(): { addon: WeirIoAddon | null; status: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(file) as WeirIoAddon;
-    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function') {
+    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function') {
       return { addon: null, status: `out of date (${file} lacks a call: run \`node scripts/build-native.mjs\`)` };
     }
     return { addon, status: 'loaded' };
@@ -64,6 +67,20 @@ export function applyThreadSlice(us: number): string | null {
   try {
     const got = nativeIo.setThreadSlice(Math.round(us * 1000));
     return got > 0 ? null : 'this kernel has no per-thread slices (Linux 6.12 or later)';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/**
+ * Let the kernel fire the calling thread's timed sleeps at most `ns` late (its timer slack, 50 µs
+ * by default, which it uses to batch wake-ups). Returns null when applied, else why not; never throws.
+ */
+export function applyTimerSlack(ns: number): string | null {
+  if (nativeIo === null) return `the native helper is ${nativeIoStatus}`;
+  try {
+    const got = nativeIo.setTimerSlack(Math.round(ns));
+    return got === Math.round(ns) ? null : `the kernel kept a timer slack of ${got} ns`;
   } catch (err) {
     return (err as Error).message;
   }

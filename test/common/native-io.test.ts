@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyThreadSlice, nativeIo, nativeIoStatus } from '../../src/common/native-io.js';
+import { applyThreadSlice, applyTimerSlack, nativeIo, nativeIoStatus } from '../../src/common/native-io.js';
 import { exited, startBrokerProcess } from '../support/child-broker.js';
 import { residentBytes as resident } from '../support/page-cache.js';
 import { tmpDir } from '../support/tmp-dir.js';
@@ -83,6 +83,33 @@ describe('native I/O helper', () => {
     expect(fromWorker).toEqual({ got: 250_000, slice: 250_000 });
     expect(sliceOf('/proc/thread-self/sched')).toBe(before); // this thread untouched
     expect(() => nativeIo!.setThreadSlice(0)).toThrow(TypeError);
+  });
+
+  it('setTimerSlack sets the calling thread\'s timer slack only (read back from /proc/<tid>/timerslack_ns)', async () => {
+    const slackOf = (tid: string): number => Number(fs.readFileSync(`/proc/${tid}/timerslack_ns`, 'utf8'));
+    const mine = fs.readlinkSync('/proc/thread-self').split('/').pop()!;
+    const before = slackOf(mine);
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const fs = require('node:fs');
+       const m = require(${JSON.stringify(path.resolve('build/Release/weir_io.node'))});
+       const tid = fs.readlinkSync('/proc/thread-self').split('/').pop();
+       const got = m.setTimerSlack(1);
+       parentPort.postMessage({ got, slack: Number(fs.readFileSync('/proc/' + tid + '/timerslack_ns', 'utf8')) });`,
+      { eval: true },
+    );
+    const fromWorker = await new Promise<{ got: number; slack: number }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(fromWorker).toEqual({ got: 1, slack: 1 });
+    expect(slackOf(mine)).toBe(before); // this thread untouched
+    expect(before).not.toBe(1);
+    expect(() => nativeIo!.setTimerSlack(0)).toThrow(TypeError);
+    // This thread runs other test files later: ask for the slack it already has.
+    expect(applyTimerSlack(before)).toBeNull();
+    expect(slackOf(mine)).toBe(before);
   });
 });
 
