@@ -28,6 +28,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,13 +144,23 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   return NULL;
 }
 
-static napi_value set_thread_slice(napi_env env, napi_callback_info info) {
+/* The one argument of setThreadSlice / setTimerSlack: a positive integer, else false. */
+static bool positive_ns_arg(napi_env env, napi_callback_info info, int64_t *ns) {
   size_t argc = 1;
   napi_value argv[1];
+  return napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 &&
+         napi_get_value_int64(env, argv[0], ns) == napi_ok && *ns > 0;
+}
+
+static napi_value int64_result(napi_env env, int64_t v) {
+  napi_value result;
+  napi_create_int64(env, v, &result);
+  return result;
+}
+
+static napi_value set_thread_slice(napi_env env, napi_callback_info info) {
   int64_t ns;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int64(env, argv[0], &ns) != napi_ok || ns <= 0)
-    return throw_type_error(env, "setThreadSlice(ns) takes a positive integer");
+  if (!positive_ns_arg(env, info, &ns)) return throw_type_error(env, "setThreadSlice(ns) takes a positive integer");
   struct weir_sched_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.size = sizeof attr;
@@ -164,24 +175,16 @@ static napi_value set_thread_slice(napi_env env, napi_callback_info info) {
   if (syscall(SYS_sched_setattr, 0, &attr, 0) != 0) return throw_errno(env, errno, "sched_setattr");
   memset(&attr, 0, sizeof attr);
   if (syscall(SYS_sched_getattr, 0, &attr, sizeof attr, 0) != 0) return throw_errno(env, errno, "sched_getattr");
-  napi_value result;
-  napi_create_int64(env, (int64_t)attr.sched_runtime, &result);
-  return result;
+  return int64_result(env, (int64_t)attr.sched_runtime);
 }
 
 static napi_value set_timer_slack(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int64_t ns;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int64(env, argv[0], &ns) != napi_ok || ns <= 0)
-    return throw_type_error(env, "setTimerSlack(ns) takes a positive integer");
+  if (!positive_ns_arg(env, info, &ns)) return throw_type_error(env, "setTimerSlack(ns) takes a positive integer");
   if (prctl(PR_SET_TIMERSLACK, (unsigned long)ns, 0, 0, 0) != 0) return throw_errno(env, errno, "prctl");
   int got = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   if (got < 0) return throw_errno(env, errno, "prctl");
-  napi_value result;
-  napi_create_int64(env, (int64_t)got, &result);
-  return result;
+  return int64_result(env, (int64_t)got);
 }
 
 NAPI_MODULE_INIT() {

@@ -30,6 +30,29 @@ function sliceOf(schedFile: string): number {
   return Number(m[1]);
 }
 
+/**
+ * Run `body` (CommonJS, with `m` = the built addon and `fs`) in a new worker thread; resolves with
+ * the value it posts. The helper's thread calls act on the calling thread only: this is how a test
+ * sees them on a thread of their own.
+ */
+async function inWorker<T>(body: string): Promise<T> {
+  const worker = new Worker(
+    `const { parentPort } = require('node:worker_threads');
+     const fs = require('node:fs');
+     const m = require(${JSON.stringify(path.resolve('build/Release/weir_io.node'))});
+     ${body}`,
+    { eval: true },
+  );
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
+
 describe('native I/O helper', () => {
   it('is built by npm install and loads', () => {
     expect(nativeIoStatus).toBe('loaded');
@@ -66,20 +89,11 @@ describe('native I/O helper', () => {
 
   it('setThreadSlice sets the calling thread\'s slice only, on the main thread and in a worker thread', async () => {
     const before = sliceOf('/proc/thread-self/sched');
-    const worker = new Worker(
-      `const { parentPort } = require('node:worker_threads');
-       const fs = require('node:fs');
-       const m = require(${JSON.stringify(path.resolve('build/Release/weir_io.node'))});
-       const got = m.setThreadSlice(250000);
+    const fromWorker = await inWorker<{ got: number; slice: number }>(
+      `const got = m.setThreadSlice(250000);
        const sched = fs.readFileSync('/proc/thread-self/sched', 'utf8');
        parentPort.postMessage({ got, slice: Number(/^se\\.slice\\s*:\\s*(\\d+)/m.exec(sched)[1]) });`,
-      { eval: true },
     );
-    const fromWorker = await new Promise<{ got: number; slice: number }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await worker.terminate();
     expect(fromWorker).toEqual({ got: 250_000, slice: 250_000 });
     expect(sliceOf('/proc/thread-self/sched')).toBe(before); // this thread untouched
     expect(() => nativeIo!.setThreadSlice(0)).toThrow(TypeError);
@@ -89,20 +103,11 @@ describe('native I/O helper', () => {
     const slackOf = (tid: string): number => Number(fs.readFileSync(`/proc/${tid}/timerslack_ns`, 'utf8'));
     const mine = fs.readlinkSync('/proc/thread-self').split('/').pop()!;
     const before = slackOf(mine);
-    const worker = new Worker(
-      `const { parentPort } = require('node:worker_threads');
-       const fs = require('node:fs');
-       const m = require(${JSON.stringify(path.resolve('build/Release/weir_io.node'))});
-       const tid = fs.readlinkSync('/proc/thread-self').split('/').pop();
+    const fromWorker = await inWorker<{ got: number; slack: number }>(
+      `const tid = fs.readlinkSync('/proc/thread-self').split('/').pop();
        const got = m.setTimerSlack(1);
        parentPort.postMessage({ got, slack: Number(fs.readFileSync('/proc/' + tid + '/timerslack_ns', 'utf8')) });`,
-      { eval: true },
     );
-    const fromWorker = await new Promise<{ got: number; slack: number }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await worker.terminate();
     expect(fromWorker).toEqual({ got: 1, slack: 1 });
     expect(slackOf(mine)).toBe(before); // this thread untouched
     expect(before).not.toBe(1);
