@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm install` hook: build native/weir_io.c (the log's page-cache drop-behind, the gateway thread's
- * scheduler slice) with the node-gyp that npm bundles. Optional by design: without a C compiler or
+ * scheduler slice; the load generator's client threads' slice and timer slack) with the node-gyp that npm bundles. Optional by design: without a C compiler or
  * Node's headers the broker still runs, with both off, and says so at start. Node's headers come from the local Node
  * install when npm has no `nodedir` set (this machine has no internet but the npm registry, and
  * node-gyp would otherwise try to download them).

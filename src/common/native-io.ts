@@ -63,13 +63,7 @@ export const nativeIoStatus: string = loaded.status;
  * why not (no helper, an older kernel, an error); never throws.
  */
 export function applyThreadSlice(us: number): string | null {
-  if (nativeIo === null) return `the native helper is ${nativeIoStatus}`;
-  try {
-    const got = nativeIo.setThreadSlice(Math.round(us * 1000));
-    return got > 0 ? null : 'this kernel has no per-thread slices (Linux 6.12 or later)';
-  } catch (err) {
-    return (err as Error).message;
-  }
+  return withHelper((io) => (io.setThreadSlice(Math.round(us * 1000)) > 0 ? null : 'this kernel has no per-thread slices (Linux 6.12 or later)'));
 }
 
 /**
@@ -77,10 +71,17 @@ export function applyThreadSlice(us: number): string | null {
  * by default, which it uses to batch wake-ups). Returns null when applied, else why not; never throws.
  */
 export function applyTimerSlack(ns: number): string | null {
+  return withHelper((io) => {
+    const got = io.setTimerSlack(Math.round(ns));
+    return got === Math.round(ns) ? null : `the kernel kept a timer slack of ${got} ns`;
+  });
+}
+
+/** `call` with the helper: its answer (null = applied), or why not when the helper is missing or the call throws. */
+function withHelper(call: (io: WeirIoAddon) => string | null): string | null {
   if (nativeIo === null) return `the native helper is ${nativeIoStatus}`;
   try {
-    const got = nativeIo.setTimerSlack(Math.round(ns));
-    return got === Math.round(ns) ? null : `the kernel kept a timer slack of ${got} ns`;
+    return call(nativeIo);
   } catch (err) {
     return (err as Error).message;
   }
