@@ -9,8 +9,8 @@
  * 29 % of the gateway thread at max rate). cbor-x puts the records wherever its buffer happens to be.
  */
 import { Buffer } from 'node:buffer';
+import { cborText, headBytes, put, uintBytes, writeHead, writeUint } from '../protocol/cbor-head.js';
 
-const encoder = new TextEncoder();
 const KEY_OP = cborText('op');
 const VALUE_DELIVER = cborText('deliver');
 const KEY_SUB = cborText('sub');
@@ -51,7 +51,7 @@ export function encodeDeliverFrame(f: DeliverFields, records: Uint8Array, alloc:
     KEY_PARTITION.length + uintBytes(f.partition) +
     KEY_COUNT.length + uintBytes(f.count) +
     KEY_NEXT.length + uintBytes(f.next) +
-    KEY_RECORDS.length + lengthHeaderBytes(n);
+    KEY_RECORDS.length + headBytes(n);
   const buf = alloc(header + n + 7);
   // Start the frame 0-7 bytes in, so that its records sit at the source's address modulo 8.
   const skew = (records.byteOffset - (buf.byteOffset + header)) & 7;
@@ -84,57 +84,4 @@ function topicBytes(topic: string): Uint8Array {
     topicCache.set(topic, b);
   }
   return b;
-}
-
-function cborText(s: string): Uint8Array {
-  const utf8 = encoder.encode(s);
-  const out = new Uint8Array(lengthHeaderBytes(utf8.length) + utf8.length);
-  out.set(utf8, writeHead(out, 0, 0x60, utf8.length));
-  return out;
-}
-
-function put(out: Uint8Array, at: number, bytes: Uint8Array): number {
-  out.set(bytes, at);
-  return at + bytes.length;
-}
-
-/** Size of a CBOR head for an argument `n` (< 2^32). */
-function lengthHeaderBytes(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-}
-
-/** cbor-x writes integers of 2^32 and above as float64: so do we (the SDK decodes either). */
-function uintBytes(v: number): number {
-  return v < 0x1_0000_0000 ? lengthHeaderBytes(v) : 9;
-}
-
-function writeUint(out: Uint8Array, at: number, v: number): number {
-  if (v < 0x1_0000_0000) return writeHead(out, at, 0x00, v);
-  out[at] = 0xfb;
-  new DataView(out.buffer, out.byteOffset + at + 1, 8).setFloat64(0, v);
-  return at + 9;
-}
-
-function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
-  if (n < 24) {
-    out[at] = major | n;
-    return at + 1;
-  }
-  if (n < 0x100) {
-    out[at] = major | 24;
-    out[at + 1] = n;
-    return at + 2;
-  }
-  if (n < 0x10000) {
-    out[at] = major | 25;
-    out[at + 1] = n >>> 8;
-    out[at + 2] = n & 0xff;
-    return at + 3;
-  }
-  out[at] = major | 26;
-  out[at + 1] = n >>> 24;
-  out[at + 2] = (n >>> 16) & 0xff;
-  out[at + 3] = (n >>> 8) & 0xff;
-  out[at + 4] = n & 0xff;
-  return at + 5;
 }

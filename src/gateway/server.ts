@@ -10,6 +10,7 @@ import { WeirError, badRequest } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
 import { encodeDeliverFrame } from './deliver-frame.js';
+import { encodeProduceResult, type ProducePart } from './result-frame.js';
 import { FrameArena } from './frame-arena.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition, type TopicConfig } from '../protocol/frames.js';
@@ -100,7 +101,7 @@ export interface ProduceOutcome {
   /** The first failure; called at most once, as soon as it happens. */
   failed(error: WeirError): void;
   /** Every chunk settled. `error` is true when `failed` was called; else the parts are complete. */
-  settled(error: boolean, parts: Array<[number, number, number]>, route: Uint8Array | undefined): void;
+  settled(error: boolean, parts: ProducePart[], route: Uint8Array | undefined): void;
 }
 
 /** One produce request on its way through the partitions. */
@@ -108,7 +109,7 @@ class PendingProduce {
   /** Chunks not yet answered, plus one hold while the request is still being written. */
   private remaining = 1;
   failed = false;
-  readonly parts: Array<[number, number, number]> = [];
+  readonly parts: ProducePart[] = [];
   constructor(
     private readonly outcome: ProduceOutcome,
     readonly route: Uint8Array | undefined,
@@ -482,9 +483,7 @@ export class Gateway {
       settled: (error, parts, route) => {
         conn.inFlightBytes -= bytes;
         if (error) return;
-        const result: Frame = { op: 'result', id, parts };
-        if (route) result.route = route;
-        this.send(conn, result);
+        this.sendBytes(conn, encodeProduceResult(id, parts, route, this.frameMemory));
       },
     };
     try {
@@ -640,7 +639,7 @@ export class Gateway {
    * connection budget. Resolves with the parts (and route) of the produce answer. Records are not
    * inspected for `weir-` headers here (the caller produced them).
    */
-  append(topic: Topic | string, records: Uint8Array, partition?: number): Promise<{ parts: Array<[number, number, number]>; route?: Uint8Array }> {
+  append(topic: Topic | string, records: Uint8Array, partition?: number): Promise<{ parts: ProducePart[]; route?: Uint8Array }> {
     return new Promise((resolve, reject) => {
       const t = typeof topic === 'string' ? this.deps.topics.get(topic) : topic;
       if (!t) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${String(topic)} does not exist`);
