@@ -22,6 +22,14 @@
  *     with sub-millisecond sleeps wants 1 ns. Returns the slack the kernel reports back
  *     (PR_GET_TIMERSLACK); throws an Error with the errno name as `code` when the call fails.
  *
+ *   sealRecords(buf, start, end) -> number
+ *     Write each record's CRC32C (over its bytes [8, 4 + length), at byte 4; src/protocol/record.ts)
+ *     for the whole records in buf[start, end), and return how many there were. The partition
+ *     seals every appended record: in JavaScript (slicing-by-8) that was a quarter of the broker's
+ *     CPU at max rate; here it is the SSE4.2 crc32 instruction where the CPU has it, else a table.
+ *     Throws a RangeError, having written nothing, when the range is not a sequence of whole
+ *     records (the log checks the framing first: this is a guard, not a validator).
+ *
  * Context-aware (NAPI_MODULE_INIT), so partition worker threads can load it too.
  */
 #define _GNU_SOURCE
@@ -33,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -187,7 +196,101 @@ static napi_value set_timer_slack(napi_env env, napi_callback_info info) {
   return int64_result(env, (int64_t)got);
 }
 
+/* ---- CRC32C (Castagnoli, reflected 0x82F63B78; the same function as src/common/crc32c.ts) ---- */
+
+static uint32_t crc_table[256];
+
+static void crc_table_init(void) {
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t c = n;
+    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    crc_table[n] = c;
+  }
+}
+
+static uint32_t crc32c_table(uint32_t crc, const uint8_t *p, size_t n) {
+  crc = ~crc;
+  while (n--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t n) {
+  uint64_t c = (uint32_t)~crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    c = __builtin_ia32_crc32di(c, w);
+  }
+  uint32_t c32 = (uint32_t)c;
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+#endif
+
+static uint32_t (*crc32c_best)(uint32_t, const uint8_t *, size_t) = crc32c_table;
+
+/* Once per process: every thread that loads the addon (each partition worker) runs the module init. */
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+  crc_table_init();
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("sse4.2")) crc32c_best = crc32c_sse42;
+#endif
+}
+
+static uint32_t u32le(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Record framing (src/protocol/record.ts): u32 length, u32 crc, then `length - 4` more bytes. */
+#define REC_F_CRC 4
+#define REC_F_OFFSET 8
+#define REC_MIN_LENGTH 32
+
+static napi_value seal_records(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  uint32_t start, end;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+      napi_get_value_uint32(env, argv[1], &start) != napi_ok || napi_get_value_uint32(env, argv[2], &end) != napi_ok) {
+    return throw_type_error(env, "sealRecords(buf, start, end) takes a Uint8Array and two offsets into it");
+  }
+  uint8_t *b = data;
+  if (start > end || end > length) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "sealRecords: [start, end) is not inside buf");
+    return NULL;
+  }
+  /* Check the framing of the whole range before writing anything. */
+  size_t records = 0;
+  for (size_t at = start; at < end; records++) {
+    uint32_t len = end - at >= 4 ? u32le(b + at) : 0;
+    if (len < REC_MIN_LENGTH || len > end - at - 4) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "sealRecords: the range is not a sequence of whole records");
+      return NULL;
+    }
+    at += 4 + (size_t)len;
+  }
+  for (size_t at = start; at < end;) {
+    uint32_t len = u32le(b + at);
+    uint32_t crc = crc32c_best(0, b + at + REC_F_OFFSET, 4 + (size_t)len - REC_F_OFFSET);
+    b[at + REC_F_CRC] = crc;
+    b[at + REC_F_CRC + 1] = crc >> 8;
+    b[at + REC_F_CRC + 2] = crc >> 16;
+    b[at + REC_F_CRC + 3] = crc >> 24;
+    at += 4 + (size_t)len;
+  }
+  return int64_result(env, (int64_t)records);
+}
+
 NAPI_MODULE_INIT() {
+  pthread_once(&crc_once, crc_init);
   napi_value fn;
   napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
   napi_set_named_property(env, exports, "dropCache", fn);
@@ -195,5 +298,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "setThreadSlice", fn);
   napi_create_function(env, "setTimerSlack", NAPI_AUTO_LENGTH, set_timer_slack, NULL, &fn);
   napi_set_named_property(env, exports, "setTimerSlack", fn);
+  napi_create_function(env, "sealRecords", NAPI_AUTO_LENGTH, seal_records, NULL, &fn);
+  napi_set_named_property(env, exports, "sealRecords", fn);
   return exports;
 }

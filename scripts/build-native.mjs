@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * `npm install` hook: build native/weir_io.c (the log's page-cache drop-behind, the gateway thread's
- * scheduler slice; the load generator's client threads' slice and timer slack) with the node-gyp that npm bundles. Optional by design: without a C compiler or
- * Node's headers the broker still runs, with both off, and says so at start. Node's headers come from the local Node
+ * `npm install` hook: build native/weir_io.c (the log's page-cache drop-behind and hardware CRC32C,
+ * the gateway thread's scheduler slice; the load generator's client threads' slice and timer slack) with the node-gyp that npm bundles. Optional by design: without a C compiler or
+ * Node's headers the broker still runs, with these off (CRCs in JavaScript), and says so at start. Node's headers come from the local Node
  * install when npm has no `nodedir` set (this machine has no internet but the npm registry, and
  * node-gyp would otherwise try to download them).
  */
@@ -33,6 +33,6 @@ if (!result || result.status !== 0) {
   console.warn(
     'weir: the native I/O helper (native/weir_io.c) was not built' +
       (gyp ? ` (node-gyp exited with ${result?.status ?? result?.signal})` : ' (node-gyp not found)') +
-      '. The broker runs without it, with page-cache drop-behind and the scheduler slice off. To build it: python3, make and a C compiler, then `npm rebuild weir` or `node scripts/build-native.mjs`.',
+      '. The broker runs without it, with page-cache drop-behind and the scheduler slice off and record CRCs computed in JavaScript. To build it: python3, make and a C compiler, then `npm rebuild weir` or `node scripts/build-native.mjs`.',
   );
 }

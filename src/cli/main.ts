@@ -108,8 +108,9 @@ async function start(argv: string[]): Promise<number> {
     testHooks: values['test-hooks']!,
   });
   process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync}, actors on ${values['actor-host']})\n`);
-  if (nativeIo === null && values['page-cache-bytes'] !== '0') {
-    process.stderr.write(`weir: page-cache drop-behind is off: the native I/O helper is ${nativeIoStatus}\n`);
+  if (nativeIo === null) {
+    const dropBehind = values['page-cache-bytes'] !== '0' ? 'page-cache drop-behind is off and ' : '';
+    process.stderr.write(`weir: ${dropBehind}records are sealed by the slower JavaScript CRC32C: the native I/O helper is ${nativeIoStatus}\n`);
   }
   if (sliceProblem !== null) process.stderr.write(`weir: --sched-slice-us ${sliceUs} not applied: ${sliceProblem}\n`);
   // With --actor-host auto, say where each topic goes and when (a move is a change of cost per message).

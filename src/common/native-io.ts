@@ -1,7 +1,8 @@
 /**
  * weir's native helper (native/weir_io.c, built by `npm install` through scripts/build-native.mjs):
- * page-cache drop-behind for the log, a short scheduler slice for latency-critical threads, and a
- * thread's timer slack (for the load generator's sub-millisecond pacing).
+ * page-cache drop-behind for the log, a short scheduler slice for latency-critical threads, a
+ * thread's timer slack (for the load generator's sub-millisecond pacing), and the records' CRC32C
+ * with the CPU's crc32 instruction.
  * Optional: when it is missing the broker runs without both, and `nativeIoStatus` says why (the
  * broker prints it at start).
  */
@@ -17,6 +18,8 @@ interface WeirIoAddon {
   setThreadSlice(ns: number): number;
   /** Timer slack of the calling thread (prctl PR_SET_TIMERSLACK); returns what the kernel reports. */
   setTimerSlack(ns: number): number;
+  /** Write the CRC32C of every whole record in buf[start, end) (record.ts sealRecords); returns how many. */
+  sealRecords(buf: Uint8Array, start: number, end: number): number;
 }
 
 const ADDON = path.join('build', 'Release', 'weir_io.node');
@@ -40,7 +43,7 @@ function load(): { addon: WeirIoAddon | null; status: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(file) as WeirIoAddon;
-    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function') {
+    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function' || typeof addon.sealRecords !== 'function') {
       return { addon: null, status: `out of date (${file} lacks a call: run \`node scripts/build-native.mjs\`)` };
     }
     return { addon, status: 'loaded' };

@@ -80,9 +80,35 @@ export const recordTimestamp = (b: Uint8Array, at: number): number => readU53(b,
 
 /** Stamp offset and timestamp into a record in place and seal it with its CRC. */
 export function stampRecord(b: Uint8Array, at: number, offset: number, timestamp: number): void {
+  stampOffsetAndTime(b, at, offset, timestamp);
+  sealRecord(b, at);
+}
+
+/** Stamp offset and timestamp into a record in place, to be sealed afterwards (the CRC covers them). */
+export function stampOffsetAndTime(b: Uint8Array, at: number, offset: number, timestamp: number): void {
   writeU53(b, at + F_OFFSET, offset);
   writeU53(b, at + F_TIMESTAMP, timestamp);
+}
+
+/** Write the CRC of the record at `at`. */
+export function sealRecord(b: Uint8Array, at: number): void {
   writeU32(b, at + F_CRC, crc32c(b, at + F_OFFSET, at + 4 + readU32(b, at)));
+}
+
+/**
+ * Seal every record of `b[start, end)`, which must be a sequence of whole records; returns how many.
+ * The same as the native helper's sealRecords (src/common/native-io.ts), which the log uses when
+ * it is built: this is its fallback.
+ */
+export function sealRecords(b: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  for (let at = start; at < end; n++) {
+    const length = end - at >= 4 ? readU32(b, at) : 0;
+    if (length < RECORD_MIN_LENGTH || at + 4 + length > end) throw new RangeError('sealRecords: the range is not a sequence of whole records');
+    sealRecord(b, at);
+    at += 4 + length;
+  }
+  return n;
 }
 
 /** True when the record at `at` is wholly inside `[at, end)` and its CRC matches. */
