@@ -3,8 +3,8 @@
  * page-cache drop-behind for the log, a short scheduler slice for latency-critical threads, a
  * thread's timer slack (for the load generator's sub-millisecond pacing), and the records' CRC32C
  * with the CPU's crc32 instruction.
- * Optional: when it is missing the broker runs without both, and `nativeIoStatus` says why (the
- * broker prints it at start).
+ * Optional: when it is missing the broker runs without the first two, seals records with the
+ * JavaScript CRC32C, and `nativeIoStatus` says why (the broker prints it at start).
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';

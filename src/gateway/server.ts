@@ -222,7 +222,7 @@ export class Gateway {
   /** The other of the two sets flush() alternates between (no allocation per turn). */
   private spareActors = new Set<PartitionActor>();
   private flushScheduled = false;
-  /** Memory for this turn's deliver frames (up to maxFetchBytes of records each); reset once they are sent. */
+  /** Memory for this turn's deliver frames (up to maxFetchBytes of records each) and produce answers; reset once they are sent. */
   private readonly frameArena = new FrameArena(FRAME_ARENA_BYTES);
   private readonly frameMemory = (bytes: number): Uint8Array => this.frameArena.take(bytes) ?? Buffer.allocUnsafe(bytes);
   private readonly ops = new Map<string, OpHandler>();
