@@ -97,17 +97,17 @@ export function sealRecord(b: Uint8Array, at: number): void {
 
 /**
  * Seal every record of `b[start, end)`, which must be a sequence of whole records; returns how many.
- * The same as the native helper's sealRecords (src/common/native-io.ts), which the log uses when
- * it is built: this is its fallback.
+ * Otherwise throws a RangeError, having written nothing. The same as the native helper's
+ * sealRecords (src/common/native-io.ts), which the log uses when it is built: this is its fallback.
  */
 export function sealRecords(b: Uint8Array, start: number, end: number): number {
   let n = 0;
   for (let at = start; at < end; n++) {
     const length = end - at >= 4 ? readU32(b, at) : 0;
     if (length < RECORD_MIN_LENGTH || at + 4 + length > end) throw new RangeError('sealRecords: the range is not a sequence of whole records');
-    sealRecord(b, at);
     at += 4 + length;
   }
+  for (let at = start; at < end; at += 4 + readU32(b, at)) sealRecord(b, at);
   return n;
 }
 
