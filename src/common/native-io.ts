@@ -1,8 +1,8 @@
 /**
  * weir's native helper (native/weir_io.c, built by `npm install` through scripts/build-native.mjs):
  * page-cache drop-behind for the log, a short scheduler slice for latency-critical threads, a
- * thread's timer slack (for the load generator's sub-millisecond pacing), and the records' CRC32C
- * with the CPU's crc32 instruction.
+ * thread's timer slack (for the load generator's sub-millisecond pacing), the records' CRC32C
+ * with the CPU's crc32 instruction, and a bare pwrite for the log's group commits.
  * Optional: when it is missing the broker runs without the first two, seals records with the
  * JavaScript CRC32C, and `nativeIoStatus` says why (the broker prints it at start).
  */
@@ -20,6 +20,8 @@ interface WeirIoAddon {
   setTimerSlack(ns: number): number;
   /** Write the CRC32C of every whole record in buf[start, end) (record.ts sealRecords); returns how many. */
   sealRecords(buf: Uint8Array, start: number, end: number): number;
+  /** pwrite(2) of buf[from, from + length) at `position`; bytes written. Throws like fs.writeSync (errno name as `code`). */
+  pwrite(fd: number, buf: Uint8Array, from: number, length: number, position: number): number;
 }
 
 const ADDON = path.join('build', 'Release', 'weir_io.node');
@@ -43,7 +45,7 @@ function load(): { addon: WeirIoAddon | null; status: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(file) as WeirIoAddon;
-    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function' || typeof addon.sealRecords !== 'function') {
+    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function' || typeof addon.sealRecords !== 'function' || typeof addon.pwrite !== 'function') {
       return { addon: null, status: `out of date (${file} lacks a call: run \`node scripts/build-native.mjs\`)` };
     }
     return { addon, status: 'loaded' };

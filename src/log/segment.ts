@@ -11,9 +11,13 @@ import path from 'node:path';
 import { INDEX_SUFFIX, LOG_SUFFIX, segmentName } from './layout.js';
 import { INDEX_ENTRY_BYTES, SparseIndex } from './sparse-index.js';
 import { StorageError, storageErrorFrom } from './errors.js';
+import { nativeIo } from '../common/native-io.js';
 
 /** A write call that makes no progress this many times in a row is an error, not a loop. */
 const MAX_ZERO_WRITES = 3;
+/** The native helper's bare pwrite where it is built (one call per group commit), else Node's. */
+const pwrite: (fd: number, buf: Uint8Array, from: number, length: number, position: number) => number =
+  nativeIo?.pwrite ?? ((fd, buf, from, length, position) => fs.writeSync(fd, buf, from, length, position));
 
 export class Segment {
   readonly logPath: string;
@@ -225,7 +229,7 @@ function pwriteAll(fd: number, file: string, buf: Uint8Array, from: number, leng
     // Hot path (once per flush): plain try/catch, no closure.
     let n: number;
     try {
-      n = fs.writeSync(fd, buf, from, length, position);
+      n = pwrite(fd, buf, from, length, position);
     } catch (err) {
       throw storageErrorFrom(err, 'write', file);
     }

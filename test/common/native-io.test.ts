@@ -162,6 +162,55 @@ describe('native I/O helper', () => {
     expect(() => nativeIo!.sealRecords(new Uint16Array(8) as unknown as Uint8Array, 0, 2)).toThrow(TypeError);
     expect(Buffer.from(records).equals(Buffer.from(before))).toBe(true);
   });
+
+  it('pwrite writes a range of a buffer at a position, past 4 GiB too, and fails like fs.writeSync', () => {
+    const file = path.join(dir(), 'p.bin');
+    const fd = fs.openSync(file, 'w+');
+    try {
+      const buf = new Uint8Array(4096).map((_, i) => (i * 31) & 0xff);
+      const view = buf.subarray(1000); // an offset view: `from` counts from the view's start
+      expect(nativeIo!.pwrite(fd, view, 24, 500, 10)).toBe(500);
+      expect(nativeIo!.pwrite(fd, buf, 0, 0, 0)).toBe(0);
+      const back = fs.readFileSync(file);
+      expect(back.length).toBe(510);
+      expect(back.subarray(0, 10).every((b) => b === 0)).toBe(true);
+      expect(Buffer.from(back.subarray(10)).equals(Buffer.from(buf.subarray(1024, 1524)))).toBe(true);
+      // A sparse write beyond 2^32 (positions are 64-bit).
+      expect(nativeIo!.pwrite(fd, buf, 0, 8, 2 ** 32 + 3)).toBe(8);
+      expect(fs.fstatSync(fd).size).toBe(2 ** 32 + 11);
+      const tail = Buffer.alloc(8);
+      fs.readSync(fd, tail, 0, 8, 2 ** 32 + 3);
+      expect(tail.equals(Buffer.from(buf.subarray(0, 8)))).toBe(true);
+
+      expect(() => nativeIo!.pwrite(fd, buf, 4000, 97, 0)).toThrow(RangeError);
+      expect(() => nativeIo!.pwrite(fd, buf, -1, 1, 0)).toThrow(RangeError);
+      expect(() => nativeIo!.pwrite(fd, new Uint16Array(4) as unknown as Uint8Array, 0, 1, 0)).toThrow(TypeError);
+    } finally {
+      fs.closeSync(fd);
+    }
+    // A read-only descriptor: EBADF from the system call, as Node reports it.
+    const ro = fs.openSync(file, 'r');
+    try {
+      let nodeError: NodeJS.ErrnoException | null = null;
+      try {
+        fs.writeSync(ro, new Uint8Array(1), 0, 1, 0);
+      } catch (err) {
+        nodeError = err as NodeJS.ErrnoException;
+      }
+      let ours: NodeJS.ErrnoException | null = null;
+      try {
+        nativeIo!.pwrite(ro, new Uint8Array(1), 0, 1, 0);
+      } catch (err) {
+        ours = err as NodeJS.ErrnoException;
+      }
+      expect(nodeError?.code).toBe('EBADF');
+      expect(ours?.code).toBe('EBADF');
+      expect(ours?.syscall).toBe('write');
+      expect(ours?.message).toMatch(/^EBADF: /);
+    } finally {
+      fs.closeSync(ro);
+    }
+  });
 });
 
 describe('weir start --sched-slice-us', () => {
