@@ -1066,9 +1066,13 @@ export class Gateway {
       if (conn.closed || conn.outbox.length === 0) continue;
       const frames = conn.outbox;
       conn.outbox = [];
-      conn.ws.cork(() => {
-        for (const bytes of frames) conn.ws.send(bytes, true);
-      });
+      // uWS corks a lone send itself: no closure, no call back into JavaScript for one frame.
+      if (frames.length === 1) conn.ws.send(frames[0]!, true);
+      else {
+        conn.ws.cork(() => {
+          for (const bytes of frames) conn.ws.send(bytes, true);
+        });
+      }
     }
     conns.clear();
   }
