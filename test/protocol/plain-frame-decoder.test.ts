@@ -1,17 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, decodeFrameWithCborX, encodeFrame } from '../../src/protocol/cbor.js';
 import { decodePlainFrame } from '../../src/protocol/plain-frame-decoder.js';
+import { mulberry32 } from '../support/seeded-prng.js';
 
-/** A deterministic PRNG (mulberry32), so a failure names a seed that reproduces it. */
+/** A float in [0, 1) from the shared seeded PRNG, so a failure names a seed that reproduces it. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const prng = mulberry32(seed);
+  return () => prng.float();
 }
 
 const KEYS = ['op', 'id', 'topic', 'records', 'partition', 'sub', 'producerId', 'sequence', 'group', 'parts', 'code', 'message'];
