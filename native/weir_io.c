@@ -258,19 +258,25 @@ static uint32_t u32le(const uint8_t *p) {
 #define REC_F_OFFSET 8
 #define REC_MIN_LENGTH 32
 
+/* A Uint8Array argument: its bytes and length, else false. */
+static bool uint8_array_arg(napi_env env, napi_value value, uint8_t **data, size_t *length) {
+  napi_typedarray_type type;
+  void *bytes;
+  if (napi_get_typedarray_info(env, value, &type, length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) return false;
+  *data = bytes;
+  return true;
+}
+
 static napi_value seal_records(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  napi_typedarray_type type;
+  uint8_t *b;
   size_t length;
-  void *data;
   uint32_t start, end;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || !uint8_array_arg(env, argv[0], &b, &length) ||
       napi_get_value_uint32(env, argv[1], &start) != napi_ok || napi_get_value_uint32(env, argv[2], &end) != napi_ok) {
     return throw_type_error(env, "sealRecords(buf, start, end) takes a Uint8Array and two offsets into it");
   }
-  uint8_t *b = data;
   if (start > end || end > length) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "sealRecords: [start, end) is not inside buf");
     return NULL;
@@ -300,13 +306,12 @@ static napi_value seal_records(napi_env env, napi_callback_info info) {
 static napi_value pwrite_bytes(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  napi_typedarray_type type;
+  uint8_t *data;
   size_t size;
-  void *data;
   int32_t fd;
   int64_t from, length, position;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_typedarray_info(env, argv[1], &type, &size, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+      !uint8_array_arg(env, argv[1], &data, &size) ||
       napi_get_value_int64(env, argv[2], &from) != napi_ok || napi_get_value_int64(env, argv[3], &length) != napi_ok ||
       napi_get_value_int64(env, argv[4], &position) != napi_ok || fd < 0) {
     return throw_type_error(env, "pwrite(fd, buf, from, length, position) takes a file descriptor, a Uint8Array and three non-negative integers");
@@ -316,14 +321,15 @@ static napi_value pwrite_bytes(napi_env env, napi_callback_info info) {
     return NULL;
   }
   ssize_t n;
-  do n = pwrite(fd, (uint8_t *)data + from, (size_t)length, (off_t)position);
+  do n = pwrite(fd, data + from, (size_t)length, (off_t)position);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     int err = errno;
+    const char *name = strerrorname_np(err) ? strerrorname_np(err) : "EIO";
     char text[256];
-    snprintf(text, sizeof text, "%s: %s, write", strerrorname_np(err) ? strerrorname_np(err) : "EIO", strerror(err));
+    snprintf(text, sizeof text, "%s: %s, write", name, strerror(err));
     napi_value code, message, error, syscall;
-    napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
     napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, code, message, &error);
     napi_create_string_utf8(env, "write", NAPI_AUTO_LENGTH, &syscall);

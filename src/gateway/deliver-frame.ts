@@ -10,6 +10,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { cborText, headBytes, put, uintBytes, writeHead, writeUint } from '../protocol/cbor-head.js';
+import type { FrameAllocator } from './frame-arena.js';
 
 const KEY_OP = cborText('op');
 const VALUE_DELIVER = cborText('deliver');
@@ -33,8 +34,7 @@ export interface DeliverFields {
   next: number;
 }
 
-/** Memory for a frame of at least `bytes` bytes: a fresh Buffer unless the caller has a better place. */
-export type FrameAllocator = (bytes: number) => Uint8Array;
+/** Without an arena: a fresh Buffer. */
 const fresh: FrameAllocator = (bytes) => Buffer.allocUnsafe(bytes);
 
 /**

@@ -8,6 +8,9 @@
  * its next full GC. Regions start 8-aligned in a buffer whose base is, so a caller can place data
  * at a chosen address modulo 8 (deliver-frame.ts).
  */
+/** Memory for a hand-encoded frame of at least `bytes` bytes (deliver-frame.ts, result-frame.ts): the turn's arena, or a fresh buffer. */
+export type FrameAllocator = (bytes: number) => Uint8Array;
+
 export class FrameArena {
   private buf: Uint8Array | null = null;
   private head = 0;

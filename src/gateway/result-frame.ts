@@ -4,7 +4,7 @@
  * sends; at low rates, where each request runs with cold caches, cbor-x's general encoder (the
  * object, its keys, its writers) cost more than the rest of the answer.
  */
-import type { FrameAllocator } from './deliver-frame.js';
+import type { FrameAllocator } from './frame-arena.js';
 import { cborText, headBytes, put, uintBytes, writeHead, writeUint } from '../protocol/cbor-head.js';
 
 const KEY_OP = cborText('op');
