@@ -11,8 +11,9 @@ export interface Route {
   /** Records and bytes per partition (indexes 0..partitions-1). */
   counts: Uint32Array;
   bytes: Float64Array;
-  /** Partitions touched, ascending. */
-  touched: number[];
+  /** Partitions touched, ascending: the first `touchedCount` entries. */
+  touched: Uint16Array;
+  touchedCount: number;
   /** First record of each partition, and the next record of the same partition (-1 ends a chain). */
   head: Int32Array;
   nextSame: Int32Array;
@@ -23,7 +24,8 @@ export class Router {
     partitionOf: new Uint16Array(1024),
     counts: new Uint32Array(16),
     bytes: new Float64Array(16),
-    touched: [],
+    touched: new Uint16Array(16),
+    touchedCount: 0,
     head: new Int32Array(16),
     nextSame: new Int32Array(1024),
   };
@@ -34,7 +36,7 @@ export class Router {
     const r = this.ensure(index.count, partitions);
     r.counts.fill(0, 0, partitions);
     r.bytes.fill(0, 0, partitions);
-    r.touched.length = 0;
+    let touched = 0;
     const n = index.count;
     for (let i = 0; i < n; i++) {
       let p: number;
@@ -46,13 +48,14 @@ export class Router {
       r.partitionOf[i] = p;
       r.nextSame[i] = -1;
       if (r.counts[p]++ === 0) {
-        r.touched.push(p);
+        r.touched[touched++] = p;
         r.head[p] = i;
       } else r.nextSame[this.tail[p]!] = i;
       this.tail[p] = i;
       r.bytes[p]! += index.size[i]!;
     }
-    r.touched.sort((a, b) => a - b);
+    r.touchedCount = touched;
+    sortAscending(r.touched, touched);
     return r;
   }
 
@@ -67,8 +70,26 @@ export class Router {
       r.counts = new Uint32Array(partitions);
       r.bytes = new Float64Array(partitions);
       r.head = new Int32Array(partitions);
+      r.touched = new Uint16Array(partitions);
       this.tail = new Int32Array(partitions);
     }
     return r;
+  }
+}
+
+/** Sort a[0..n) in place without allocating (a batch usually touches one partition, or a few). */
+function sortAscending(a: Uint16Array, n: number): void {
+  if (n > 32) {
+    a.subarray(0, n).sort();
+    return;
+  }
+  for (let i = 1; i < n; i++) {
+    const v = a[i]!;
+    let j = i - 1;
+    while (j >= 0 && a[j]! > v) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = v;
   }
 }

@@ -14,6 +14,7 @@ import { startWorkerChild, WarmWorker, type WorkerChild } from '../../supervisor
 import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
 import { workerEntry } from '../../common/worker-entry.js';
 import { channels } from '../../common/diagnostics.js';
+import { IdTable } from '../../common/id-table.js';
 import {
   CANCEL_BYTES,
   DATA_HEADER_BYTES,
@@ -266,9 +267,11 @@ export class PartitionActor {
    * its rate (a disk whose fdatasyncs stall shows here, not in `records`).
    */
   gatewayMs = 0;
+  /** The gateway's per-turn sets (TurnSet) this actor is in. */
+  turnMarks = 0;
   private nextId = 1;
-  private readonly produces = new Map<number, ProduceWaiter>();
-  private readonly fetches = new Map<number, FetchWaiter>();
+  private readonly produces = new IdTable<ProduceWaiter>();
+  private readonly fetches = new IdTable<FetchWaiter>();
   private readonly held: Held[] = [];
   private heldBytes = 0;
   private alive = true;
@@ -545,9 +548,7 @@ export class PartitionActor {
       if (type === Out.ACK) {
         const end = u53(e, 20);
         if (end > this.end) this.end = end;
-        const w = this.produces.get(id);
-        this.produces.delete(id);
-        w?.acked(u53(e, 8), readU32(e, 16), end);
+        this.produces.take(id)?.acked(u53(e, 8), readU32(e, 16), end);
       } else if (type === Out.DATA) {
         const end = u53(e, 20);
         if (end > this.end) this.end = end;
@@ -561,13 +562,9 @@ export class PartitionActor {
         const code = errorCodeAt(readU32(e, 12));
         const message = decoder.decode(e.subarray(32));
         if (readU32(e, 8) === FailKind.PRODUCE) {
-          const w = this.produces.get(id);
-          this.produces.delete(id);
-          w?.failed(code, message);
+          this.produces.take(id)?.failed(code, message);
         } else {
-          const w = this.fetches.get(id);
-          this.fetches.delete(id);
-          w?.failed(code, message, u53(e, 16), u53(e, 24));
+          this.fetches.take(id)?.failed(code, message, u53(e, 16), u53(e, 24));
         }
       }
     }
@@ -606,10 +603,12 @@ export class PartitionActor {
   /** Fail every request the core was given and did not answer (it never will). Returns the message. */
   private failInFlight(why: string): string {
     const message = `partition ${this.topic}/${this.partition} ${why}`;
-    for (const w of this.produces.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
-    for (const w of this.fetches.values()) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
+    const produces = this.produces.valuesInOrder(this.nextId);
+    const fetches = this.fetches.valuesInOrder(this.nextId);
     this.produces.clear();
     this.fetches.clear();
+    for (const w of produces) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message);
+    for (const w of fetches) w.failed(ErrorCode.PARTITION_UNAVAILABLE, message, this.start, this.end);
     return message;
   }
 }
