@@ -36,7 +36,6 @@ export class Router {
     const r = this.ensure(index.count, partitions);
     r.counts.fill(0, 0, partitions);
     r.bytes.fill(0, 0, partitions);
-    let touched = 0;
     const n = index.count;
     for (let i = 0; i < n; i++) {
       let p: number;
@@ -47,15 +46,14 @@ export class Router {
       }
       r.partitionOf[i] = p;
       r.nextSame[i] = -1;
-      if (r.counts[p]++ === 0) {
-        r.touched[touched++] = p;
-        r.head[p] = i;
-      } else r.nextSame[this.tail[p]!] = i;
+      if (r.counts[p]++ === 0) r.head[p] = i;
+      else r.nextSame[this.tail[p]!] = i;
       this.tail[p] = i;
       r.bytes[p]! += index.size[i]!;
     }
-    r.touchedCount = touched;
-    sortAscending(r.touched, touched);
+    // The touched list is built after the loop, in a function of its own: built inside the loop,
+    // or after it in this function, the loop ran ≈ 1.8× slower (bench/gateway/router.bench.ts).
+    r.touchedCount = listTouched(r, n, partitions);
     return r;
   }
 
@@ -75,6 +73,25 @@ export class Router {
     }
     return r;
   }
+}
+
+/**
+ * Fill route.touched with the partitions that got records, ascending; returns how many. Few
+ * partitions: read them off the counts, already in order; many: the partitions whose first record
+ * is record i, then sorted.
+ */
+function listTouched(r: Route, n: number, partitions: number): number {
+  let touched = 0;
+  if (partitions <= n) {
+    for (let p = 0; p < partitions; p++) if (r.counts[p] !== 0) r.touched[touched++] = p;
+  } else {
+    for (let i = 0; i < n; i++) {
+      const p = r.partitionOf[i]!;
+      if (r.head[p] === i) r.touched[touched++] = p;
+    }
+    sortAscending(r.touched, touched);
+  }
+  return touched;
 }
 
 /** Sort a[0..n) in place without allocating (a batch usually touches one partition, or a few). */
