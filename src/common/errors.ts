@@ -123,3 +123,9 @@ export function errorToPlain(err: unknown, depth = 0): PlainError {
 export function badRequest(field: string, message: string): WeirError {
   return new WeirError('BAD_REQUEST', message, { details: { field } });
 }
+
+/** A request's id, or BAD_REQUEST naming the op that needs one (the gateway and feature modules). */
+export function needId(id: number | undefined, op: unknown): number {
+  if (id === undefined) throw badRequest('id', `"${String(op)}" needs a non-negative integer "id"`);
+  return id;
+}

@@ -6,7 +6,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { HttpResponse, WebSocket, us_listen_socket } from 'uWebSockets.js';
-import { WeirError, badRequest } from '../common/errors.js';
+import { WeirError, badRequest, needId } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
 import { encodeDeliverFrame } from './deliver-frame.js';
@@ -37,11 +37,6 @@ const MAX_FLUSH_ROUNDS = 16;
 const DELIVERIES = 1;
 const ANSWERS = 2;
 const flushActor = (actor: PartitionActor): void => actor.flush();
-
-function needId(op: string, id: number | undefined): number {
-  if (id === undefined) throw badRequest('id', `"${op}" needs a non-negative integer "id"`);
-  return id;
-}
 
 export type Frame = Record<string, unknown>;
 
@@ -432,33 +427,33 @@ export class Gateway {
     }
     switch (op) {
       case 'hello':
-        return this.hello(conn, needId(op, id), f);
+        return this.hello(conn, needId(id, op), f);
       case 'produce':
-        return this.produce(conn, needId(op, id), f);
+        return this.produce(conn, needId(id, op), f);
       case 'create_topic':
-        return this.createTopic(conn, needId(op, id), f);
+        return this.createTopic(conn, needId(id, op), f);
       case 'list_topics':
-        this.send(conn, { op: 'result', id: needId(op, id), topics: this.deps.topics.list() });
+        this.send(conn, { op: 'result', id: needId(id, op), topics: this.deps.topics.list() });
         return;
       case 'describe_topic':
-        return this.describeTopic(conn, needId(op, id), f);
+        return this.describeTopic(conn, needId(id, op), f);
       case 'fetch':
-        return this.fetch(conn, needId(op, id), f);
+        return this.fetch(conn, needId(id, op), f);
       case 'subscribe':
-        return this.subscribe(conn, needId(op, id), f);
+        return this.subscribe(conn, needId(id, op), f);
       case 'credit':
         return this.credit(conn, f);
       case 'commit':
-        return this.commit(conn, needId(op, id), f);
+        return this.commit(conn, needId(id, op), f);
       case 'revoked':
         return this.revoked(conn, f);
       case 'unsubscribe':
-        return this.unsubscribe(conn, needId(op, id), f);
+        return this.unsubscribe(conn, needId(id, op), f);
       case 'ping':
-        this.send(conn, { op: 'result', id: needId(op, id) });
+        this.send(conn, { op: 'result', id: needId(id, op) });
         return;
       case 'alter_topic':
-        return this.alterTopic(conn, needId(op, id), f);
+        return this.alterTopic(conn, needId(id, op), f);
       default: {
         const handler = this.ops.get(op);
         if (handler) return handler(conn, id, f);

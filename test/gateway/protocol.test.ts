@@ -87,6 +87,15 @@ describe('gateway protocol', () => {
     expect((await c.request({ op: 'ping' })).op).toBe('result');
   });
 
+  it('answers a request without an id with BAD_REQUEST naming the op and the field', async () => {
+    c.send({ op: 'ping' });
+    const e = await c.waitFor((f) => f.op === 'error' && f.code === 'BAD_REQUEST');
+    expect(e).toMatchObject({ details: { field: 'id' } });
+    expect(String(e.message)).toContain('"ping" needs a non-negative integer "id"');
+    expect(e.id).toBeUndefined();
+    expect((await c.request({ op: 'ping' })).op).toBe('result');
+  });
+
   it('answers a credit for an unknown subscription with an error frame naming it', async () => {
     c.send({ op: 'credit', sub: 4242, partition: 0, credits: 10 });
     const e = await c.waitFor((f) => f.op === 'error' && f.code === 'UNKNOWN_SUBSCRIPTION');

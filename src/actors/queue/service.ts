@@ -10,7 +10,7 @@
  * collide with the gateway's own (per-connection, from 1).
  */
 import { join } from 'node:path';
-import { WeirError, badRequest } from '../../common/errors.js';
+import { WeirError, badRequest, needId } from '../../common/errors.js';
 import { BatchBuilder } from '../../protocol/batch-builder.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { GROUP_NAME } from '../../protocol/frames.js';
@@ -91,11 +91,11 @@ export class QueueService implements Feature {
     this.replay(QueueJournal.read(dir));
     this.journal = new QueueJournal(dir, ctx.fsync, () => this.snapshotLines());
     const g = this.gateway;
-    g.registerOp('queue_subscribe', (conn, id, f) => this.subscribe(conn, needId(id, f), f));
+    g.registerOp('queue_subscribe', (conn, id, f) => this.subscribe(conn, needId(id, f.op), f));
     g.registerOp('ack', (conn, id, f) => this.ack(conn, id, f));
     g.registerOp('nack', (conn, id, f) => this.nack(conn, id, f));
-    g.registerOp('queue_unsubscribe', (conn, id, f) => this.unsubscribe(conn, needId(id, f), f));
-    g.registerOp('dlq_redrive', (conn, id, f) => this.redrive(conn, needId(id, f), f));
+    g.registerOp('queue_unsubscribe', (conn, id, f) => this.unsubscribe(conn, needId(id, f.op), f));
+    g.registerOp('dlq_redrive', (conn, id, f) => this.redrive(conn, needId(id, f.op), f));
     g.onConnectionClosed((conn) => {
       for (const c of [...this.consumers.values()]) if (c.conn === conn) this.removeConsumer(c);
     });
@@ -587,11 +587,6 @@ function pairs(v: unknown, f: (a: number, b: number) => void): void {
   }
 }
 
-
-function needId(id: number | undefined, f: Frame): number {
-  if (id === undefined) throw badRequest('id', `"${String(f.op)}" needs a non-negative integer "id"`);
-  return id;
-}
 
 /** Feature installer (src/gateway/features.ts). */
 export function installQueues(ctx: FeatureContext): Feature {

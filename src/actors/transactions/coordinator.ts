@@ -22,7 +22,7 @@
  * counting tags would take that copy for one of ours and lose a message.
  */
 import path from 'node:path';
-import { WeirError, badRequest } from '../../common/errors.js';
+import { WeirError, badRequest, needId } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
 import { GROUP_NAME, type TxnCheckFrame, type TxnInfo, type TxnState } from '../../protocol/frames.js';
@@ -134,12 +134,12 @@ export class TransactionCoordinator implements Feature {
 
   private registerOps(): void {
     const g = this.gateway;
-    g.registerOp('txn_begin', (conn, id, f) => this.begin(conn, needId(id, f), f));
-    g.registerOp('txn_produce', (conn, id, f) => this.produce(conn, needId(id, f), f));
-    g.registerOp('txn_commit', (conn, id, f) => this.decideOp(conn, needId(id, f), f, 'commit'));
-    g.registerOp('txn_rollback', (conn, id, f) => this.decideOp(conn, needId(id, f), f, 'rollback'));
-    g.registerOp('txn_checker', (conn, id, f) => this.registerChecker(conn, needId(id, f), f));
-    g.registerOp('txn_list', (conn, id, f) => this.list(conn, needId(id, f), f));
+    g.registerOp('txn_begin', (conn, id, f) => this.begin(conn, needId(id, f.op), f));
+    g.registerOp('txn_produce', (conn, id, f) => this.produce(conn, needId(id, f.op), f));
+    g.registerOp('txn_commit', (conn, id, f) => this.decideOp(conn, needId(id, f.op), f, 'commit'));
+    g.registerOp('txn_rollback', (conn, id, f) => this.decideOp(conn, needId(id, f.op), f, 'rollback'));
+    g.registerOp('txn_checker', (conn, id, f) => this.registerChecker(conn, needId(id, f.op), f));
+    g.registerOp('txn_list', (conn, id, f) => this.list(conn, needId(id, f.op), f));
   }
 
   private async begin(conn: GatewayConnection, id: number, f: Frame): Promise<void> {
@@ -571,11 +571,6 @@ export class TransactionCoordinator implements Feature {
   private checkOpen(): void {
     if (this.closed) throw shuttingDown();
   }
-}
-
-function needId(id: number | undefined, f: Frame): number {
-  if (id === undefined) throw badRequest('id', `"${String(f.op)}" needs a non-negative integer "id"`);
-  return id;
 }
 
 
