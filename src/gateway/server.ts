@@ -1169,10 +1169,6 @@ export class Gateway {
 }
 
 /**
- * Append the records of one chain (first → … → stop) with one copy per contiguous run: records
- * bound for the same partition usually sit next to each other (always, for unkeyed batches).
- */
-/**
  * One chunk's records for actor.produce(), which calls `fill` before it returns: one object reused
  * for every chunk, where a closure per chunk was an allocation.
  */
@@ -1202,6 +1198,10 @@ class ChunkRuns {
 const NO_RECORDS = new Uint8Array(0);
 const NO_CHAIN = new Int32Array(0);
 
+/**
+ * Append the records of one chain (first → … → stop) with one copy per contiguous run: records
+ * bound for the same partition usually sit next to each other (always, for unkeyed batches).
+ */
 function appendRuns(sink: ByteSink, records: Uint8Array, index: RecordIndex, nextSame: Int32Array, first: number, stop: number): void {
   let runStart = index.start[first]!;
   let runEnd = runStart + index.size[first]!;
