@@ -30,6 +30,12 @@
  *     Throws a RangeError, having written nothing, when the range is not a sequence of whole
  *     records (the log checks the framing first: this is a guard, not a validator).
  *
+ *   verifyRecords(buf, start, end, firstOffset) -> number
+ *     How many records from `start` check out (src/protocol/record.ts verifyRecords): each wholly
+ *     inside buf[start, end), length >= 32, magic 1, offset firstOffset + i, and its CRC32C right.
+ *     Stops at the first that fails. The log runs it over every record it serves, so a record
+ *     whose bytes changed on disk is never delivered as data.
+ *
  *   pwrite(fd, buf, from, length, position) -> number
  *     pwrite(2) of buf[from, from + length) at `position` of `fd`, retried on EINTR; returns the
  *     bytes written (short only where pwrite(2) is). The log writes each group commit with it: the
@@ -303,6 +309,37 @@ static napi_value seal_records(napi_env env, napi_callback_info info) {
   return int64_result(env, (int64_t)records);
 }
 
+#define REC_HEADER_BYTES 36
+#define REC_F_MAGIC 34
+
+static napi_value verify_records(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint8_t *b;
+  size_t length;
+  uint32_t start, end;
+  int64_t first;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || !uint8_array_arg(env, argv[0], &b, &length) ||
+      napi_get_value_uint32(env, argv[1], &start) != napi_ok || napi_get_value_uint32(env, argv[2], &end) != napi_ok ||
+      napi_get_value_int64(env, argv[3], &first) != napi_ok || first < 0) {
+    return throw_type_error(env, "verifyRecords(buf, start, end, firstOffset) takes a Uint8Array, two offsets into it and a non-negative offset");
+  }
+  if (start > end || end > length) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "verifyRecords: [start, end) is not inside buf");
+    return NULL;
+  }
+  int64_t n = 0;
+  for (size_t at = start; end - at >= REC_HEADER_BYTES; n++) {
+    uint32_t len = u32le(b + at);
+    if (len < REC_MIN_LENGTH || len > end - at - 4) break;
+    uint64_t offset = (uint64_t)u32le(b + at + REC_F_OFFSET) | (uint64_t)u32le(b + at + REC_F_OFFSET + 4) << 32;
+    if (b[at + REC_F_MAGIC] != 1 || offset != (uint64_t)(first + n)) break;
+    if (crc32c_best(0, b + at + REC_F_OFFSET, 4 + (size_t)len - REC_F_OFFSET) != u32le(b + at + REC_F_CRC)) break;
+    at += 4 + (size_t)len;
+  }
+  return int64_result(env, n);
+}
+
 static napi_value pwrite_bytes(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -351,6 +388,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "setTimerSlack", fn);
   napi_create_function(env, "sealRecords", NAPI_AUTO_LENGTH, seal_records, NULL, &fn);
   napi_set_named_property(env, exports, "sealRecords", fn);
+  napi_create_function(env, "verifyRecords", NAPI_AUTO_LENGTH, verify_records, NULL, &fn);
+  napi_set_named_property(env, exports, "verifyRecords", fn);
   napi_create_function(env, "pwrite", NAPI_AUTO_LENGTH, pwrite_bytes, NULL, &fn);
   napi_set_named_property(env, exports, "pwrite", fn);
   return exports;

@@ -22,6 +22,11 @@
  *                               the gateway's thread and worker threads (`actorHost: 'auto'`, or
  *                               Broker.moveTopic); `to` = where they run now, `ms` = how long it took.
  * - `weir:wal:truncated`        owned by the WAL module.
+ * - `weir:wal:damage`           `{ dir, ...DamagedRange }` (src/log/damage.ts) a damaged region of a
+ *                               segment was found (by recovery or a read) and recorded: `kind`,
+ *                               `segment`, `position`, `bytes`, lost offsets [`from`, `to`),
+ *                               `reason`, `detectedBy`. Published on the thread that runs the log;
+ *                               a partition thread forwards it to the gateway's thread.
  * - `weir:txn:error`           `{ txn, op, error }` owned by the transactions feature (apply, timeout,
  *                               check, compact, sync failures; retried).
  * - `weir:wal:sync-failed`      `{ dir, segment, error }` the background fdatasync of a sealed
@@ -43,6 +48,7 @@ export const channels = Object.freeze({
   partitionRestart: diagnostics_channel.channel('weir:partition:restart'),
   partitionMove: diagnostics_channel.channel('weir:partition:move'),
   walTruncated: diagnostics_channel.channel('weir:wal:truncated'),
+  walDamage: diagnostics_channel.channel('weir:wal:damage'),
   walSyncFailed: diagnostics_channel.channel('weir:wal:sync-failed'),
   txnError: diagnostics_channel.channel('weir:txn:error'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),

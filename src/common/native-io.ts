@@ -20,6 +20,8 @@ interface WeirIoAddon {
   setTimerSlack(ns: number): number;
   /** Write the CRC32C of every whole record in buf[start, end) (record.ts sealRecords); returns how many. */
   sealRecords(buf: Uint8Array, start: number, end: number): number;
+  /** How many records from `start` check out: framing, magic, offset firstOffset + i, CRC32C (record.ts verifyRecords). */
+  verifyRecords(buf: Uint8Array, start: number, end: number, firstOffset: number): number;
   /** pwrite(2) of buf[from, from + length) at `position`; bytes written. Throws like fs.writeSync (errno name as `code`). */
   pwrite(fd: number, buf: Uint8Array, from: number, length: number, position: number): number;
 }
@@ -45,7 +47,7 @@ function load(): { addon: WeirIoAddon | null; status: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(file) as WeirIoAddon;
-    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function' || typeof addon.sealRecords !== 'function' || typeof addon.pwrite !== 'function') {
+    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function' || typeof addon.sealRecords !== 'function' || typeof addon.verifyRecords !== 'function' || typeof addon.pwrite !== 'function') {
       return { addon: null, status: `out of date (${file} lacks a call: run \`node scripts/build-native.mjs\`)` };
     }
     return { addon, status: 'loaded' };

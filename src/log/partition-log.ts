@@ -7,7 +7,13 @@
  *   flush()       ─ ONE pwrite of the buffer to the active segment (two only when it rolls),
  *                   fdatasync under 'always', then one pwrite of the new sparse-index entries
  *   read(offset)  ─ segment by binary search, index entry by binary search, short scan, one pread
- *                   into a Buffer the caller owns
+ *                   into a Buffer the caller owns; every record served is verified (CRC32C,
+ *                   framing, offset) first, with the CPU's crc32 instruction where it can
+ *
+ * Damage (bytes that changed on disk) is never served and never widened: a read that meets a record
+ * failing its checks records the region in the partition's damage record (damage.ts: durable,
+ * published on `weir:wal:damage`), resyncing at the next good record (resync.ts), and answers
+ * `lost: {from, to}` for the offsets in it; reads before and after it go on as usual.
  *
  * Invariants:
  * - logStartOffset <= durableOffset <= nextOffset. Records in [durableOffset, nextOffset) exist only
@@ -36,11 +42,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { F_TIMESTAMP, RECORD_HEADER_BYTES, RECORD_MIN_LENGTH, readU32, recordOffset, recordTimestamp, sealRecords as sealRecordsInJs, stampOffsetAndTime } from '../protocol/record.js';
+import { F_MAGIC, RECORD_MAGIC, RECORD_HEADER_BYTES, RECORD_MIN_LENGTH, readU32, recordOffset, recordTimestamp, sealRecords as sealRecordsInJs, stampOffsetAndTime } from '../protocol/record.js';
 import {
   LogArgumentError,
   LogClosedError,
-  LogCorruptError,
   LogError,
   OffsetOutOfRangeError,
   StorageError,
@@ -51,6 +56,8 @@ import { channels } from '../common/diagnostics.js';
 import { copyBytes } from '../common/copy-bytes.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { recoverLog, type RecoveryReport } from './recovery.js';
+import { DamageRecord, type DamagedRange, type DamageReason } from './damage.js';
+import { findResync, verifyStored, type ResyncHint } from './resync.js';
 import { nativeIo } from '../common/native-io.js';
 import { fsyncDir, Segment } from './segment.js';
 
@@ -66,8 +73,18 @@ export interface LogOptions {
   fsync: FsyncPolicy;
   /** applyRetention deletes the oldest whole segments while the log's total size exceeds this (never the active one). */
   retentionBytes?: number;
-  /** applyRetention deletes whole segments whose newest record is older than now - retentionMs (never the active one). */
+  /**
+   * applyRetention deletes whole segments whose newest record is older than now - retentionMs. The
+   * active segment is rolled first when all of it has expired, so a topic that stopped receiving is
+   * trimmed too.
+   */
   retentionMs?: number;
+  /**
+   * applyRetention rolls the active segment once its first record is this old (Kafka's
+   * `segment.ms`), so that time-based retention can delete a busy log's old records segment by
+   * segment. Default: a quarter of retentionMs, at most 7 days; without retentionMs, never.
+   */
+  segmentMs?: number;
   /** Group-commit buffer size (default 1 MiB). It grows to fit what is appended between flushes; see `shouldFlush`. */
   writeBufferBytes?: number;
   /**
@@ -88,6 +105,12 @@ export interface LogOptions {
 
 export type { RecoveryReport };
 
+/** Offsets a read found lost to damage: [from, to); the reader continues at `to`. */
+export interface LostRange {
+  from: number;
+  to: number;
+}
+
 export interface ReadResult {
   /**
    * Whole stored records, exactly as stored, in a Buffer the caller owns (its own ArrayBuffer, not a
@@ -96,8 +119,13 @@ export interface ReadResult {
    */
   records: Uint8Array;
   count: number;
-  /** Offset after the last record returned (= the requested offset when count is 0). */
+  /** Offset after the last record returned (= the requested offset when count is 0; `lost.to` when lost). */
   nextOffset: number;
+  /**
+   * Non-null when the requested offset lies in a damaged region (count is then 0): those offsets
+   * are lost (reported in the damage record); read on from `nextOffset` (= lost.to).
+   */
+  lost: LostRange | null;
 }
 
 const MiB = 1024 * 1024;
@@ -105,6 +133,7 @@ const DEFAULT_SEGMENT_BYTES = 64 * MiB;
 /** File positions are u32 in the index; keep every segment well below 4 GiB. */
 const MAX_SEGMENT_BYTES = 2 * 1024 * MiB;
 const DEFAULT_INDEX_INTERVAL = 4096;
+const DEFAULT_MAX_SEGMENT_MS = 7 * 24 * 3600 * 1000;
 /**
  * The active segment's new index entries are written when this many are pending (≈ 256 KiB of log
  * at the default interval), not at every flush, which at low rates was one extra pwrite for about
@@ -126,6 +155,8 @@ const MAX_OPEN_SEALED = 8;
 const PENDING_FIELDS = 4;
 /** Shared by every empty read result (zero-length: nothing to own, do not transfer it). */
 const EMPTY: Uint8Array = Buffer.alloc(0);
+/** Index entries tried as resync points after damage before scanning bytes (see resync.ts). */
+const RESYNC_HINTS = 64;
 /**
  * CRC32C of every appended record: the native helper's (the CPU's crc32 instruction) when built.
  * In JavaScript it was a quarter of the broker's CPU at max rate (docs/performance.md, item 27).
@@ -146,6 +177,7 @@ export class PartitionLog {
   private readonly fsyncIntervalMs: number;
   private readonly retentionBytes: number | undefined;
   private readonly retentionMs: number | undefined;
+  private readonly segmentMs: number | undefined;
   private readonly writeBufferBytes: number;
   private readonly pageCacheBytes: number;
   private readonly now: () => number;
@@ -199,6 +231,8 @@ export class PartitionLog {
 
   private closed = false;
   private failure: LogError | null = null;
+  /** Damaged regions found by recovery, reads and earlier runs (see damage.ts). */
+  private readonly damage: DamageRecord;
 
   // ── background sync of sealed segments ─────────────────────────────────────────────────────
   /** Every sealed segment below this offset is fdatasync'ed (persisted in SYNCED_BELOW_FILE). */
@@ -222,6 +256,10 @@ export class PartitionLog {
     this.writeBufferBytes = intOption('writeBufferBytes', opts.writeBufferBytes, DEFAULT_WRITE_BUFFER, 1, MAX_SEGMENT_BYTES);
     this.retentionBytes = opts.retentionBytes === undefined ? undefined : intOption('retentionBytes', opts.retentionBytes, 0, 0, Number.MAX_SAFE_INTEGER);
     this.retentionMs = opts.retentionMs === undefined ? undefined : intOption('retentionMs', opts.retentionMs, 0, 0, Number.MAX_SAFE_INTEGER);
+    this.segmentMs =
+      opts.segmentMs !== undefined ? intOption('segmentMs', opts.segmentMs, 0, 1, Number.MAX_SAFE_INTEGER)
+      : this.retentionMs !== undefined ? Math.max(1, Math.min(DEFAULT_MAX_SEGMENT_MS, Math.ceil(this.retentionMs / 4)))
+      : undefined;
     const policy = opts.fsync as FsyncPolicy | undefined;
     const mode: string | undefined = policy?.mode;
     if (mode === 'never') this.fsyncMode = MODE_NEVER;
@@ -247,6 +285,9 @@ export class PartitionLog {
     // Recovery trusted or validated-and-synced every sealed segment.
     this.syncedBelow = this.active.base;
     writeSyncedBelow(this.dir, this.syncedBelow);
+    this.damage = new DamageRecord(this.dir);
+    for (const range of recovered.report.damage) this.recordDamage(range);
+    this.damage.prune(this.logStartOffset);
   }
 
   /** Open (creating if needed) and recover the partition directory. See recovery.ts. */
@@ -501,17 +542,20 @@ export class PartitionLog {
     if (!Number.isSafeInteger(offset) || offset < this.logStartOffset || offset > this.durable) {
       throw new OffsetOutOfRangeError(offset, this.logStartOffset, this.durable);
     }
-    if (offset === this.durable) return { records: EMPTY, count: 0, nextOffset: offset };
+    if (offset === this.durable) return { records: EMPTY, count: 0, nextOffset: offset, lost: null };
+    const known = this.damage.map.size === 0 ? null : this.damage.map.find(offset);
+    if (known !== null) return lostResult(offset, known.to);
     const seg = this.segments[findSegment(this.segments, offset)]!;
     this.ensureReadable(seg);
     const pos = this.locate(seg, offset);
+    if (pos < 0) return lostResult(offset, this.damage.map.find(offset)!.to);
     const avail = seg.size - pos;
     const want = Math.min(avail, Math.max(maxBytes, RECORD_HEADER_BYTES));
     let out: Uint8Array = into !== undefined && into.length >= want ? into : Buffer.allocUnsafeSlow(want);
     let n = this.readAt(seg, out, want, pos);
     const first = n >= RECORD_HEADER_BYTES ? 4 + readU32(out, 0) : 0;
     if (first < RECORD_HEADER_BYTES || first > avail || recordOffset(out, 0) !== offset) {
-      throw this.corrupt(seg, pos, offset, 'the record at the located position does not carry the requested offset');
+      return lostResult(offset, this.damageAt(seg, pos, offset, first > avail ? 'TORN' : 'CORRUPT').to);
     }
     if (first > n) {
       out = Buffer.allocUnsafeSlow(first);
@@ -528,10 +572,24 @@ export class PartitionLog {
       used += size;
       count++;
     }
+    // Every record served is checked (CRC, framing, offset): a changed byte is never data. Serve
+    // the good ones before a bad one; the next read, at the bad one, reports the damage.
+    const good = verifyStored(view, 0, used, offset);
+    if (good < count) {
+      if (good === 0) return lostResult(offset, this.damageAt(seg, pos, offset, 'CORRUPT').to);
+      used = 0;
+      for (let i = 0; i < good; i++) used += 4 + readU32(view, used);
+      count = good;
+    }
     this.hintSeg = seg;
     this.hintOffset = offset + count;
     this.hintPos = pos + used;
-    return { records: used === out.length ? out : out.subarray(0, used), count, nextOffset: offset + count };
+    return { records: used === out.length ? out : out.subarray(0, used), count, nextOffset: offset + count, lost: null };
+  }
+
+  /** Damaged ranges found so far (by recovery, reads and earlier runs), oldest offset first. */
+  damagedRanges(): readonly DamagedRange[] {
+    return this.damage.map.all;
   }
 
   /** First offset whose timestamp >= ts (durableOffset if none): segment by newest timestamp, index entry, then a scan. */
@@ -548,22 +606,10 @@ export class PartitionLog {
     this.ensureReadable(seg);
     const idx = seg.index!;
     const j = idx.lastBeforeTimestamp(ts);
-    let pos = j >= 0 ? idx.position(j) : 0;
-    let off = j >= 0 ? seg.base + idx.relOffset(j) : seg.base;
-    const end = seg.size;
-    const scratch = this.scratch;
-    while (pos < end) {
-      const n = this.readAt(seg, scratch, Math.min(scratch.length, end - pos), pos);
-      let at = 0;
-      while (at + F_TIMESTAMP + 8 <= n) {
-        if (recordTimestamp(scratch, at) >= ts) return off;
-        at += 4 + readU32(scratch, at);
-        off++;
-      }
-      if (at === 0) throw this.corrupt(seg, pos, off, 'a record header runs past the end of the segment');
-      pos += at;
-    }
-    return seg.endOffset;
+    const pos = j >= 0 ? idx.position(j) : 0;
+    const off = j >= 0 ? seg.base + idx.relOffset(j) : seg.base;
+    this.walk(seg, pos, off, seg === this.active ? this.durable : seg.endOffset, ts);
+    return Math.min(this.walkOffset, this.durable);
   }
 
   /**
@@ -573,6 +619,12 @@ export class PartitionLog {
    */
   applyRetention(now?: number): number {
     this.assertWritable();
+    const t = now ?? this.now();
+    if (this.bufLen === 0 && this.active.size > 0 && this.active.index!.count > 0) {
+      const expired = this.retentionMs !== undefined && this.active.lastTimestamp < t - this.retentionMs;
+      const old = this.segmentMs !== undefined && this.active.index!.timestamp(0) <= t - this.segmentMs;
+      if (expired || old) this.roll();
+    }
     let deleted = 0;
     if (this.retentionBytes !== undefined) {
       let total = this.sizeBytes;
@@ -583,7 +635,7 @@ export class PartitionLog {
       }
     }
     if (this.retentionMs !== undefined) {
-      const cutoff = (now ?? this.now()) - this.retentionMs;
+      const cutoff = t - this.retentionMs;
       while (this.segments.length > 1 && this.segments[0]!.lastTimestamp < cutoff) {
         this.deleteOldest();
         deleted++;
@@ -591,6 +643,43 @@ export class PartitionLog {
     }
     if (deleted > 0) fsyncDir(this.dir);
     return deleted;
+  }
+
+  /**
+   * Seal the active segment and start an empty one at nextOffset (nothing may be buffered). A
+   * failure (say ENOSPC creating the file) leaves the log as it was; the roll is tried again at the
+   * next retention check.
+   */
+  private roll(): void {
+    const sealed = this.active;
+    let seg: Segment | null = null;
+    try {
+      sealed.writePendingIndex();
+      seg = Segment.create(this.dir, this.next);
+      fsyncDir(this.dir);
+    } catch (err) {
+      if (seg !== null) {
+        try {
+          seg.deleteFiles();
+        } catch {
+          // recovery removes an empty segment's files if this fails too
+        }
+      }
+      if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: sealed.base, error: err });
+      return;
+    }
+    this.segments.push(seg);
+    this.active = seg;
+    this.tailSize = 0;
+    this.tailLastEntry = -1;
+    this.flushedSeg = null;
+    try {
+      sealed.closeIndexFd();
+    } catch {
+      // its entries were written; recovery rebuilds an index it cannot trust
+    }
+    this.touchSealed(sealed);
+    this.syncInBackground(sealed);
   }
 
   /**
@@ -856,27 +945,106 @@ export class PartitionLog {
     return seg.readAt(out, 0, length, pos);
   }
 
-  /** File position of the record `offset` (which must be in `seg` and below durableOffset). */
+  /**
+   * File position of the record `offset` (which must be in `seg` and below durableOffset), or -1
+   * when it lies in a damaged region (then recorded in the damage map).
+   */
   private locate(seg: Segment, offset: number): number {
     if (this.hintSeg === seg && this.hintOffset === offset) return this.hintPos;
     const idx = seg.index!;
     const i = idx.floorByOffset(offset - seg.base);
     let pos = i >= 0 ? idx.position(i) : 0;
     let off = i >= 0 ? seg.base + idx.relOffset(i) : seg.base;
+    if (this.damage.map.size > 0) ({ position: pos, offset: off } = this.damage.map.skip(seg.base, pos, off, offset));
+    return this.walk(seg, pos, off, offset, Infinity);
+  }
+
+  /**
+   * Walk the records of `seg` from the one at `pos` (offset `off`) until offset `target` or the
+   * first record whose timestamp is >= `ts`; returns its position and leaves its offset in
+   * `walkOffset`. Every record passed is checked (length, magic, offset, CRC), so a walk never
+   * steps through damage: it records it (damageAt) and jumps past it. Returns -1 when `target`
+   * itself lies in the damaged region.
+   */
+  private walk(seg: Segment, pos: number, off: number, target: number, ts: number): number {
     const end = seg.size;
     const scratch = this.scratch;
-    // Only lengths are needed to skip records, so a record larger than the scratch is no problem.
-    while (off < offset) {
-      const n = this.readAt(seg, scratch, Math.min(scratch.length, end - pos), pos);
-      if (n < 4) throw this.corrupt(seg, pos, off, 'the segment ends before the requested offset');
+    while (off < target) {
+      const n = pos < end ? this.readAt(seg, scratch, Math.min(scratch.length, end - pos), pos) : 0;
       let at = 0;
-      while (off < offset && at + 4 <= n) {
-        at += 4 + readU32(scratch, at);
+      let bad = n < RECORD_HEADER_BYTES;
+      while (off < target && at + RECORD_HEADER_BYTES <= n) {
+        let size = checkedRecordSize(scratch, at, n, end - pos - at, off);
+        if (size < 0) {
+          if (at > 0) break; // read again from this record
+          size = this.recordSizeIfValid(seg, pos, off); // longer than the scratch: check it on its own
+        }
+        if (size === 0) {
+          bad = true;
+          break;
+        }
+        if (ts !== Infinity && recordTimestamp(scratch, at) >= ts) {
+          this.walkOffset = off;
+          return pos + at;
+        }
+        at += size;
         off++;
       }
       pos += at;
+      if (bad && off < target) {
+        const d = this.damageAt(seg, pos, off, n < RECORD_HEADER_BYTES ? 'TORN' : 'CORRUPT');
+        if (target < d.to && ts === Infinity) return -1;
+        pos = d.resumePosition;
+        off = d.to;
+      }
     }
+    this.walkOffset = off;
     return pos;
+  }
+  /** Offset of the record walk() stopped at. */
+  private walkOffset = 0;
+
+  /** Size of the record at `pos` of `seg` if it is whole, carries `offset` and checks out; else 0. */
+  private recordSizeIfValid(seg: Segment, pos: number, offset: number): number {
+    const head = this.scratch;
+    if (this.readAt(seg, head, RECORD_HEADER_BYTES, pos) < RECORD_HEADER_BYTES) return 0;
+    const size = 4 + readU32(head, 0);
+    if (size < RECORD_HEADER_BYTES || pos + size > seg.size) return 0;
+    const whole = new Uint8Array(size);
+    if (this.readAt(seg, whole, size, pos) < size) return 0;
+    return verifyStored(whole, 0, size, offset) === 1 ? size : 0;
+  }
+
+  /**
+   * The damaged region that starts at `position` of `seg`, where the record `offset` should be:
+   * already known, or found now (resync at the next good record, see resync.ts), recorded durably
+   * in the damage record and published on `weir:wal:damage`. Never throws for the damage itself.
+   */
+  private damageAt(seg: Segment, position: number, offset: number, reason: DamageReason): DamagedRange {
+    const known = this.damage.map.find(offset);
+    if (known !== null) return known;
+    const active = seg === this.active;
+    const endPosition = seg.size;
+    const endOffset = active ? this.durable : seg.endOffset;
+    const idx = seg.index!;
+    const hints: ResyncHint[] = [];
+    for (let k = Math.max(0, idx.floorByOffset(offset - seg.base)); k < idx.count && hints.length < RESYNC_HINTS; k++) {
+      if (idx.position(k) > position) hints.push({ position: idx.position(k), offset: seg.base + idx.relOffset(k) });
+    }
+    const read = (out: Uint8Array, length: number, at: number): number => this.readAt(seg, out, length, at);
+    const at = findResync(read, { buf: new Uint8Array(64 * 1024) }, position, offset, endPosition, endOffset, hints);
+    const range: DamagedRange = {
+      kind: 'damaged', segment: seg.base, position, resumePosition: at.position, bytes: at.position - position,
+      from: offset, to: at.offset, reason, detectedBy: 'read', at: Date.now(),
+    };
+    this.recordDamage(range);
+    return range;
+  }
+
+  private recordDamage(range: DamagedRange): void {
+    const { added, writeError } = this.damage.add(range);
+    if (added && channels.walDamage.hasSubscribers) channels.walDamage.publish({ dir: this.dir, ...range });
+    if (writeError !== null && channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: range.segment, error: writeError });
   }
 
   private deleteOldest(): void {
@@ -885,6 +1053,7 @@ export class PartitionLog {
     if (i >= 0) this.openSealed.splice(i, 1);
     if (this.hintSeg === seg) this.hintSeg = null;
     seg.deleteFiles();
+    this.damage.prune(this.logStartOffset);
   }
 
   private closeAll(): void {
@@ -902,14 +1071,6 @@ export class PartitionLog {
     }
     if (error !== null) throw error;
   }
-
-  private corrupt(seg: Segment, position: number, offset: number, what: string): LogCorruptError {
-    return new LogCorruptError(`segment ${seg.logPath} at byte ${position} (offset ${offset}): ${what}`, {
-      segment: seg.base,
-      position,
-      offset,
-    });
-  }
 }
 
 interface Saved {
@@ -918,6 +1079,22 @@ interface Saved {
   lastTimestamp: number;
   entries: number;
   segments: number;
+}
+
+function lostResult(from: number, to: number): ReadResult {
+  return { records: EMPTY, count: 0, nextOffset: to, lost: { from, to } };
+}
+
+/**
+ * A walk's check of the record at `b[at]` (its header in `b[at, n)`, `left` bytes of the segment
+ * from it): its size when its length fits the segment, its magic is right, it carries `offset` and
+ * its CRC matches; 0 when not; -1 when its header checks out but it runs past the chunk (`n`).
+ */
+function checkedRecordSize(b: Uint8Array, at: number, n: number, left: number, offset: number): number {
+  const size = 4 + readU32(b, at);
+  if (size < RECORD_HEADER_BYTES || size > left || b[at + F_MAGIC] !== RECORD_MAGIC || recordOffset(b, at) !== offset) return 0;
+  if (at + size > n) return -1;
+  return verifyStored(b, at, at + size, offset) === 1 ? size : 0;
 }
 
 function lastEntryPosition(seg: Segment): number {

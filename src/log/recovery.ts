@@ -6,15 +6,20 @@
  *   fdatasync'ed, data and index, after the log rolled past them, so their data is trusted. Their index is read and checked (whole entries, well-formed,
  *   within the file) and the records from the last index entry to EOF are validated to learn the
  *   segment's end offset and newest timestamp. A missing or invalid index is rebuilt by a full scan.
- *   A sealed segment whose records do not validate, or segments whose offsets are not contiguous,
- *   cannot be a crash artifact: recovery throws LOG_CORRUPT rather than guess.
+ *   A sealed segment whose records do not validate cannot be a crash artifact: it is damage. The
+ *   scan resyncs at the next good record (resync.ts) and reports the region in `report.damage`;
+ *   a tail with no good record left, or a segment that ends before the next begins, loses the
+ *   offsets up to the next segment's base. Nothing is cut from a sealed segment. Segments that
+ *   overlap still throw LOG_CORRUPT (no disk damage explains them).
  * - The last segment may hold a torn or half-written tail. Index entries that are malformed, point
  *   beyond the file or at a position not holding a valid record with that offset are dropped; records
  *   are validated from the last good entry to EOF after a clean shutdown (the CLEAN_SHUTDOWN_FILE
  *   marker is present, or `handedOver`: the previous writer, in this process, closed the log a
- *   moment ago to hand it over), from the segment start otherwise; at the first torn, corrupt or
- *   out-of-sequence record the file is truncated (ftruncate + fdatasync), the index rewritten to
- *   match, and the loss reported (and published on `weir:wal:truncated`).
+ *   moment ago to hand it over), from the segment start otherwise. A torn, corrupt or
+ *   out-of-sequence record followed by good ones is damage (reported, the good ones kept, so their
+ *   offsets are never reused); at one with no good record after it the file is truncated (ftruncate
+ *   + fdatasync: a torn write), the index rewritten to match, and the loss reported (published on
+ *   `weir:wal:truncated`, and kept in the damage record as kind `truncated`).
  * - After an unclean stop, sealed segments at or past the recovery point (their background sync may
  *   not have completed before an OS crash) are validated the same way, in order. The first one that
  *   is cut short (or ends before the next one begins) becomes the last segment: the segments after it
@@ -27,6 +32,8 @@ import { isValidStoredRecord, readU32, recordOffset, RECORD_HEADER_BYTES } from 
 import { LogCorruptError, storageErrorFrom } from './errors.js';
 import { CLEAN_SHUTDOWN_FILE, SYNCED_BELOW_FILE, parseSegmentName, segmentName, INDEX_SUFFIX, LOG_SUFFIX } from './layout.js';
 import { newCursor, scanChunk, type ScanCursor } from './scan.js';
+import type { DamagedRange, DamageReason } from './damage.js';
+import { findResync } from './resync.js';
 import { fsyncDir, Segment } from './segment.js';
 import { INDEX_ENTRY_BYTES, SparseIndex } from './sparse-index.js';
 
@@ -45,6 +52,12 @@ export interface RecoveryReport {
   cleanShutdown: boolean;
   nextOffset: number;
   logStartOffset: number;
+  /**
+   * Damage found while opening: regions of a segment whose records failed their checks, with good
+   * records after them (kept: the log resyncs at the next good record), or running to the end of a
+   * sealed segment; and the last segment's truncated tail, if any (kind `truncated`).
+   */
+  damage: DamagedRange[];
 }
 
 export interface RecoveredLog {
@@ -93,6 +106,7 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
     cleanShutdown: false,
     nextOffset: 0,
     logStartOffset: 0,
+    damage: [],
   };
   let dirChanged = false;
   if (names.includes(CLEAN_SHUTDOWN_FILE)) {
@@ -134,7 +148,7 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
     const point = report.cleanShutdown ? Infinity : readSyncedBelow(dir);
     let firstUnsynced = bases.length - 1;
     while (firstUnsynced > 0 && bases[firstUnsynced - 1]! >= point) firstUnsynced--;
-    for (let i = 0; i < firstUnsynced; i++) segments.push(recoverSealed(dir, bases[i]!, indexIntervalBytes, scratch, report));
+    for (let i = 0; i < firstUnsynced; i++) segments.push(recoverSealed(dir, bases[i]!, bases[i + 1]!, indexIntervalBytes, scratch, report));
     if (dirChanged) fsyncDir(dir);
     dirChanged = false;
     for (let i = firstUnsynced; i < bases.length; i++) {
@@ -172,6 +186,12 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
   for (let i = 1; i < segments.length; i++) {
     const prev = segments[i - 1]!;
     const seg = segments[i]!;
+    if (prev.endOffset < seg.base) {
+      // A sealed segment whose last records are gone (its file was cut short): they are lost, the
+      // rest of the log is not. Reported like any damage.
+      report.damage.push(damaged(prev.base, prev.size, prev.size, prev.endOffset, seg.base, 'TORN'));
+      prev.endOffset = seg.base;
+    }
     if (prev.endOffset !== seg.base) {
       for (const s of segments) s.closeFds();
       throw new LogCorruptError(
@@ -187,6 +207,12 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
   report.segments = segments.length;
   report.nextOffset = last.endOffset;
   report.logStartOffset = segments[0]!.base;
+  if (report.truncatedAtOffset !== null) {
+    const cut = damaged(last.base, last.size, last.size, report.truncatedAtOffset, report.truncatedAtOffset, 'TORN');
+    cut.kind = 'truncated';
+    cut.bytes = report.truncatedBytes;
+    report.damage.push(cut);
+  }
   if (report.truncatedAtOffset !== null && channels.walTruncated.hasSubscribers) {
     channels.walTruncated.publish({
       dir,
@@ -211,7 +237,7 @@ function readSyncedBelow(dir: string): number {
   return Number.isSafeInteger(v) && v >= 0 ? v : 0;
 }
 
-function recoverSealed(dir: string, base: number, interval: number, scratch: Scratch, report: RecoveryReport): Segment {
+function recoverSealed(dir: string, base: number, nextBase: number, interval: number, scratch: Scratch, report: RecoveryReport): Segment {
   const seg = new Segment(dir, base);
   seg.openLog('r');
   try {
@@ -238,12 +264,13 @@ function recoverSealed(dir: string, base: number, interval: number, scratch: Scr
     if (cursor === null) {
       index = new SparseIndex();
       cursor = newCursor(0, base, -1, -1);
-      scanFile(seg, size, cursor, scratch, base, index, interval);
+      // A sealed segment was synced whole: a bad record is damage, not a crash artifact. Keep what
+      // checks out around it; a tail with no good record left is lost up to the next segment.
+      scanResyncing(seg, size, cursor, scratch, base, index, interval, nextBase, report);
       if (cursor.stop !== 'END') {
-        throw new LogCorruptError(
-          `sealed segment ${segmentName(base, LOG_SUFFIX)} has a ${cursor.stop} record at byte ${cursor.position} (offset ${cursor.offset})`,
-          { dir, segment: base, position: cursor.position, offset: cursor.offset, reason: cursor.stop },
-        );
+        report.damage.push(damaged(base, cursor.position, size, cursor.offset, nextBase, stopReason(cursor)));
+        cursor.position = size;
+        cursor.offset = nextBase;
       }
       writeWholeIndex(seg, index);
       report.rebuiltIndexes.push(segmentName(base, INDEX_SUFFIX));
@@ -276,7 +303,9 @@ function recoverLast(dir: string, base: number, interval: number, scratch: Scrat
       keep > 0
         ? newCursor(index.position(keep - 1), base + index.relOffset(keep - 1), -1, index.position(keep - 1))
         : newCursor(0, base, -1, -1);
-    scanFile(seg, size, cursor, scratch, base, index, interval);
+    // Good records after a bad one are kept (offsets are never reused); only a tail with none left
+    // is cut (a torn write).
+    scanResyncing(seg, size, cursor, scratch, base, index, interval, Infinity, report);
     if (cursor.position < size) {
       seg.truncateLog(cursor.position);
       seg.datasyncLog();
@@ -345,6 +374,34 @@ function scanFile(
       return;
     }
   }
+}
+
+/**
+ * scanFile, resuming past every damaged region after which good records follow (each reported in
+ * `report.damage`, with an index entry at the record it resumes at). Stops, as scanFile does, at
+ * the first bad record with no good one after it before `size`.
+ */
+function scanResyncing(seg: Segment, size: number, cursor: ScanCursor, scratch: Scratch, base: number, index: SparseIndex, interval: number, endOffset: number, report: RecoveryReport): void {
+  const read = (out: Uint8Array, length: number, position: number): number => seg.readAt(out, 0, length, position);
+  for (;;) {
+    scanFile(seg, size, cursor, scratch, base, index, interval);
+    if (cursor.stop === 'END') return;
+    const at = findResync(read, scratch, cursor.position, cursor.offset, size, endOffset);
+    if (!at.found) return;
+    report.damage.push(damaged(base, cursor.position, at.position, cursor.offset, at.offset, stopReason(cursor)));
+    cursor.position = at.position;
+    cursor.offset = at.offset;
+    cursor.lastEntryPosition = -1; // an index entry at the record reads resume from
+    cursor.stop = null;
+  }
+}
+
+function stopReason(cursor: ScanCursor): DamageReason {
+  return cursor.stop === 'OUT_OF_SEQUENCE' ? 'OUT_OF_SEQUENCE' : cursor.stop === 'TORN' || cursor.stop === 'NEED_MORE' ? 'TORN' : 'CORRUPT';
+}
+
+function damaged(segment: number, position: number, resumePosition: number, from: number, to: number, reason: DamageReason): DamagedRange {
+  return { kind: 'damaged', segment, position, resumePosition, bytes: resumePosition - position, from, to, reason, detectedBy: 'recovery', at: Date.now() };
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -40,6 +40,9 @@ export const ErrorCode = {
   TXN_NOT_FOUND: 'TXN_NOT_FOUND', // no such transaction (never begun, or finished long ago and forgotten)
   TXN_ALREADY_DECIDED: 'TXN_ALREADY_DECIDED', // produce/commit/rollback on a transaction already decided the other way (details.state)
   TXN_TOO_LARGE: 'TXN_TOO_LARGE', // the transaction would exceed the broker's per-transaction message or byte limit
+  // data safety: offsets [details.from, details.to) of details.topic/details.partition failed their
+  // checks on disk (CRC, framing) and will never be delivered; readers continue at details.to
+  DATA_LOSS: 'DATA_LOSS',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -64,4 +67,5 @@ export const RING_ERROR_CODES: readonly ErrorCode[] = [
   // exactly-once append
   ErrorCode.OUT_OF_ORDER_SEQUENCE,
   ErrorCode.DUPLICATE_SEQUENCE,
+  ErrorCode.DATA_LOSS,
 ];

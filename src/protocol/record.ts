@@ -120,6 +120,24 @@ export function isValidStoredRecord(b: Uint8Array, at: number, end: number): boo
   return crc32c(b, at + F_OFFSET, at + 4 + length) === readU32(b, at + F_CRC);
 }
 
+/**
+ * How many records from `start` check out, stopping at the first that does not or at `end`: each
+ * must be wholly inside `[start, end)`, have a sane length and the right magic, carry the offset
+ * `firstOffset + i`, and match its CRC. The read path runs it over every record it serves; the same
+ * as the native helper's verifyRecords (src/common/native-io.ts), of which this is the fallback.
+ */
+export function verifyRecords(b: Uint8Array, start: number, end: number, firstOffset: number): number {
+  let n = 0;
+  for (let at = start; end - at >= RECORD_HEADER_BYTES; n++) {
+    const length = readU32(b, at);
+    if (length < RECORD_MIN_LENGTH || at + 4 + length > end) break;
+    if (b[at + F_MAGIC] !== RECORD_MAGIC || readU53(b, at + F_OFFSET) !== firstOffset + n) break;
+    if (crc32c(b, at + F_OFFSET, at + 4 + length) !== readU32(b, at + F_CRC)) break;
+    at += 4 + length;
+  }
+  return n;
+}
+
 /** Why a batch was refused: stable codes, reported to the client as BAD_BATCH details. */
 export type BatchDefect =
   | 'TRUNCATED'

@@ -151,6 +151,26 @@ export function readAll(
   return out;
 }
 
+/** Read every durable record from `from` like readAll, through damaged regions: the records read and the ranges reported lost. */
+export function readThrough(
+  log: { read(o: number, b: number, r: number): { records: Uint8Array; count: number; nextOffset: number; lost: { from: number; to: number } | null }; durableOffset: number },
+  from: number,
+  maxBytes = 1 << 20,
+  maxRecords = 100_000,
+): { records: ParsedRecord[]; lost: Array<{ from: number; to: number }> } {
+  const records: ParsedRecord[] = [];
+  const lost: Array<{ from: number; to: number }> = [];
+  let at = from;
+  while (at < log.durableOffset) {
+    const r = log.read(at, maxBytes, maxRecords);
+    if (r.lost !== null) lost.push(r.lost);
+    else if (r.count === 0) throw new Error(`empty read at ${at} below durable ${log.durableOffset}`);
+    records.push(...parseStored(r.records));
+    at = r.nextOffset;
+  }
+  return { records, lost };
+}
+
 /** Byte equality without vitest's slow deep-equal on the happy path (a diff only on mismatch). */
 export function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
   if (Buffer.compare(actual, expected) !== 0) expect(new Uint8Array(actual)).toEqual(new Uint8Array(expected));

@@ -13,6 +13,7 @@ import {
   parseStored,
   producerBodies,
   readAll,
+  readThrough,
   stampBatch,
   tmpDir,
   valueStart,
@@ -71,6 +72,18 @@ function records(file: string): ParsedRecord[] {
   return parseStored(new Uint8Array(fs.readFileSync(file)));
 }
 
+/** Every offset below n reads back with its body, except `lost` ones, reported lost (as ranges). */
+function expectAllBut(log: PartitionLog, bodies: Uint8Array[], n: number, lost: number[]): void {
+  const { records: recs, lost: ranges } = readThrough(log, 0, 500);
+  const expected = Array.from({ length: n }, (_, i) => i).filter((i) => !lost.includes(i));
+  expect(recs.map((r) => r.offset)).toEqual(expected);
+  for (const r of recs) {
+    expect(r.valid).toBe(true);
+    expectBytes(r.body, bodies[r.offset]!);
+  }
+  expect(ranges.flatMap((x) => Array.from({ length: x.to - x.from }, (_, i) => x.from + i))).toEqual(lost);
+}
+
 function expectPrefix(log: PartitionLog, bodies: Uint8Array[], n: number): void {
   const recs = readAll(log, 0, 500);
   expect(recs.length).toBe(n);
@@ -96,6 +109,7 @@ describe('recovery: last segment tail', () => {
       cleanShutdown: true,
       nextOffset: 150,
       logStartOffset: 0,
+      damage: [],
     });
     expectPrefix(log, base.bodies, 150);
   });
@@ -151,7 +165,7 @@ describe('recovery: last segment tail', () => {
     expectPrefix(log, base.bodies, 149);
   });
 
-  it('after a crash (no clean-shutdown marker) corruption anywhere in the last segment truncates there', () => {
+  it('after a crash (no clean-shutdown marker) a corrupt record in the last segment is isolated: the records after it are kept, its offset reported lost, none reused', () => {
     const dir = copyOf(base.dir);
     fs.unlinkSync(filePath(dir, CLEAN_SHUTDOWN_FILE));
     const file = lastLog(dir);
@@ -162,14 +176,20 @@ describe('recovery: last segment tail', () => {
     fs.writeFileSync(file, bytes);
     const log = open(dir);
     expect(log.recovery.cleanShutdown).toBe(false);
-    expect(log.recovery.truncatedAtOffset).toBe(victim.offset);
-    expect(log.recovery.truncatedBytes).toBe(bytes.length - victim.at);
-    expect(log.recovery.rebuiltIndexes).toEqual([indexOf(file).split('/').pop()]);
-    expect(log.nextOffset).toBe(victim.offset);
-    expectPrefix(log, base.bodies, victim.offset);
-    // the index was cut to match: reopening is clean
+    expect(log.recovery).toMatchObject({ truncatedAtOffset: null, truncatedBytes: 0, nextOffset: 150 });
+    const range = { kind: 'damaged', segment: recs[0]!.offset, position: victim.at, resumePosition: victim.at + victim.size, bytes: victim.size, from: victim.offset, to: victim.offset + 1, reason: 'CORRUPT', detectedBy: 'recovery' };
+    expect(log.recovery.damage).toEqual([expect.objectContaining(range)]);
+    expect(log.damagedRanges()).toEqual([expect.objectContaining(range)]);
+    expectAllBut(log, base.bodies, 150, [victim.offset]);
+    // New records continue after the kept ones: no offset is reused.
+    const b = makeBatch(0, 2);
+    expect(log.append(b.bytes, 0, b.bytes.length, 2).baseOffset).toBe(150);
     log.close();
-    expect(open(dir).recovery).toMatchObject({ truncatedBytes: 0, rebuiltIndexes: [], cleanShutdown: true });
+    // The damage record survives the restart; the region is known, not reported again.
+    const again = open(dir);
+    expect(again.recovery.damage).toEqual([]);
+    expect(again.damagedRanges()).toEqual([expect.objectContaining(range)]);
+    expect(readThrough(again, 0, 500).lost).toEqual([{ from: victim.offset, to: victim.offset + 1 }]);
   });
 
   it('after a clean shutdown the last segment is trusted up to its last index entry (only the tail is scanned)', () => {
@@ -200,7 +220,7 @@ describe('recovery: last segment tail', () => {
     expect(reader.nextOffset).toBe(155);
     reader.destroy();
     // …while any other open validates the whole last segment, as after a crash.
-    expect(open(dir).recovery).toMatchObject({ cleanShutdown: false, truncatedAtOffset: expect.any(Number) });
+    expect(open(dir).recovery).toMatchObject({ cleanShutdown: false, damage: [expect.objectContaining({ kind: 'damaged', from: 2 + Number(logFiles(dir).at(-1)!.slice(0, 20)) })] });
   });
 
   it("a handed-over open still validates past the last index entry: a torn tail is cut", () => {
@@ -382,38 +402,45 @@ describe('recovery: indexes', () => {
   });
 });
 
-describe('recovery: sealed segments are trusted, so damage there fails loudly', () => {
+describe('recovery: damage in sealed segments is isolated and reported, never a refusal to open', () => {
   const base = build();
 
-  it('a corrupt record in a sealed segment whose index must be rebuilt → LOG_CORRUPT', () => {
+  it('a corrupt record in a sealed segment whose index must be rebuilt: that offset is lost, every other record reads back', () => {
     const dir = copyOf(base.dir);
     const file = filePath(dir, logFiles(dir)[0]!);
     const bytes = new Uint8Array(fs.readFileSync(file));
-    bytes[parseStored(bytes)[3]!.at + 40] ^= 0xff;
+    const victim = parseStored(bytes)[3]!;
+    bytes[victim.at + 40] ^= 0xff;
     fs.writeFileSync(file, bytes);
     fs.unlinkSync(indexOf(file));
-    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(expect.objectContaining({ code: 'LOG_CORRUPT', details: expect.objectContaining({ segment: 0, offset: 3 }) }));
+    const log = open(dir);
+    expect(log.recovery.damage).toEqual([expect.objectContaining({ kind: 'damaged', segment: 0, position: victim.at, from: 3, to: 4, reason: 'CORRUPT' })]);
+    expectAllBut(log, base.bodies, 150, [3]);
   });
 
-  it('a torn sealed segment → LOG_CORRUPT (its tail is validated to learn its end)', () => {
+  it('a sealed segment whose tail is gone (torn): its last records are lost up to the next segment, the rest reads back', () => {
     const dir = copyOf(base.dir);
-    const file = filePath(dir, logFiles(dir)[1]!);
+    const names = logFiles(dir);
+    const file = filePath(dir, names[1]!);
+    const recs = records(file);
     fs.truncateSync(file, fs.statSync(file).size - 2);
-    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(expect.objectContaining({ code: 'LOG_CORRUPT' }));
+    const log = open(dir);
+    const last = recs[recs.length - 1]!.offset;
+    expect(log.recovery.damage).toEqual([expect.objectContaining({ kind: 'damaged', segment: Number(names[1]!.slice(0, 20)), from: last, to: last + 1 })]);
+    expectAllBut(log, base.bodies, 150, [last]);
   });
 
-  it('a missing middle segment → LOG_CORRUPT (offsets not contiguous)', () => {
+  it('a missing middle segment: its offsets are reported lost, the segments around it read back', () => {
     const dir = copyOf(base.dir);
     const names = logFiles(dir);
     const victim = filePath(dir, names[1]!);
     fs.unlinkSync(victim);
     fs.unlinkSync(indexOf(victim));
-    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(
-      expect.objectContaining({
-        code: 'LOG_CORRUPT',
-        details: expect.objectContaining({ segment: 0, endOffset: Number(names[1]!.slice(0, 20)), nextBase: Number(names[2]!.slice(0, 20)) }),
-      }),
-    );
+    const log = open(dir);
+    const from = Number(names[1]!.slice(0, 20));
+    const to = Number(names[2]!.slice(0, 20));
+    expect(log.recovery.damage).toEqual([expect.objectContaining({ kind: 'damaged', segment: 0, from, to, reason: 'TORN' })]);
+    expectAllBut(log, base.bodies, 150, Array.from({ length: to - from }, (_, i) => from + i));
   });
 });
 
@@ -454,7 +481,7 @@ describe('recovery point: sealed segments are synced in the background after a r
     expect(fs.readFileSync(filePath(dir, SYNCED_BELOW_FILE), 'utf8')).toBe(String(baseOf(logFiles(dir).at(-1)!)));
   });
 
-  it('a damaged sealed segment past the point becomes the last one: cut at the damage, later segments removed', () => {
+  it('a damaged record in a sealed segment past the point is isolated: the segments after it stay, its offset is reported lost', () => {
     const names = logFiles(base.dir);
     const dir = crashedAt(baseOf(names[1]!));
     const file = filePath(dir, names[1]!);
@@ -462,17 +489,11 @@ describe('recovery point: sealed segments are synced in the background after a r
     const victim = parseStored(bytes)[4]!;
     bytes[victim.at + 40] ^= 0xff; // a lost page reads back as other bytes
     fs.writeFileSync(file, bytes);
-    const later = names.slice(2);
     const log = open(dir);
-    expect(log.recovery.truncatedAtOffset).toBe(victim.offset);
-    expect(log.recovery.removedFiles.sort()).toEqual(later.flatMap((n) => [n, n.replace('.log', '.index')]).sort());
-    expect(logFiles(dir)).toEqual(names.slice(0, 2));
-    expect(log.nextOffset).toBe(victim.offset);
-    expectPrefix(log, base.bodies, victim.offset);
-    const b = makeBatch(log.nextOffset, 3, 60);
-    log.append(b.bytes, 0, b.bytes.length, b.count);
-    log.flush();
-    expect(readAll(log, victim.offset, 10).map((r) => r.offset)).toEqual([victim.offset, victim.offset + 1, victim.offset + 2]);
+    expect(log.recovery).toMatchObject({ truncatedAtOffset: null, removedFiles: [], nextOffset: 150 });
+    expect(log.recovery.damage).toEqual([expect.objectContaining({ from: victim.offset, to: victim.offset + 1 })]);
+    expect(logFiles(dir)).toEqual(names);
+    expectAllBut(log, base.bodies, 150, [victim.offset]);
   });
 
   it('a sealed segment past the point that lost its tail (shorter than the next base) is cut there too', () => {
@@ -488,11 +509,15 @@ describe('recovery point: sealed segments are synced in the background after a r
     expectPrefix(log, base.bodies, cut);
   });
 
-  it('below the point, sealed segments are still trusted (damage there fails loudly)', () => {
+  it('below the point, a sealed segment is trusted up to its last index entry; past it, a torn tail is lost up to the next segment', () => {
     const names = logFiles(base.dir);
     const dir = crashedAt(baseOf(names[2]!));
     const file = filePath(dir, names[0]!);
+    const recs = records(file);
     fs.truncateSync(file, fs.statSync(file).size - 2);
-    expect(() => PartitionLog.open({ dir, ...OPTS })).toThrow(expect.objectContaining({ code: 'LOG_CORRUPT' }));
+    const log = open(dir);
+    const last = recs[recs.length - 1]!.offset;
+    expect(log.recovery.damage).toEqual([expect.objectContaining({ segment: 0, from: last, to: last + 1 })]);
+    expectAllBut(log, base.bodies, 150, [last]);
   });
 });

@@ -338,8 +338,14 @@ export class PartitionCore {
     const end = this.log.durableOffset;
     // maxRecords 0 only resolves a position (earliest/latest/timestamp) into an offset.
     const r = empty || f.offset >= end || f.maxRecords === 0
-      ? { records: EMPTY, count: 0, nextOffset: f.offset }
+      ? { records: EMPTY, count: 0, nextOffset: f.offset, lost: null }
       : this.log.read(f.offset, f.maxBytes, f.maxRecords, this.readBuffer);
+    if (r.lost !== null) {
+      // Damaged offsets: the fetch ends with DATA_LOSS naming them; its reader continues at `to`.
+      this.sendFail(FailKind.FETCH, f.id, ErrorCode.DATA_LOSS,
+        `offsets ${r.lost.from} to ${r.lost.to - 1} of this partition are lost to damage on disk (see the broker's log)`, r.lost.from, r.lost.to);
+      return false;
+    }
     f.offset = r.nextOffset;
     f.maxBytes -= r.records.length;
     f.maxRecords -= r.count;

@@ -184,6 +184,10 @@ export function replay(log: PartitionLog, table: ProducerStateTable, from: numbe
   const buffer = new Uint8Array(REPLAY_READ_BYTES);
   while (offset < end) {
     const r = log.read(offset, REPLAY_READ_BYTES, 1_000_000, buffer);
+    if (r.lost !== null) {
+      offset = r.nextOffset; // damaged: the batches there are lost (reported by the log); go on after
+      continue;
+    }
     if (r.count === 0) break;
     const b = r.records;
     let at = 0;
