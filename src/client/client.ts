@@ -10,7 +10,7 @@
  * close() drains (flushes produces, closes subscriptions with a final commit, then the socket);
  * destroy() fails everything at once (undici's close/destroy split).
  */
-import { readMessages } from '../protocol/batch-reader.js';
+import { readCheckedMessages, readMessages, type CorruptRecord } from '../protocol/batch-reader.js';
 import { ErrorCode } from '../protocol/codes.js';
 import type {
   CreateTopicResult,
@@ -26,7 +26,7 @@ import type {
 } from '../protocol/frames.js';
 import { Connection } from './connection.js';
 import { Emitter } from './emitter.js';
-import { WeirClientError, connectionClosedError } from './errors.js';
+import { WeirClientError, connectionClosedError, corruptRecordError } from './errors.js';
 import { Producer } from './producer.js';
 import { IdempotentProducer } from './idempotent-producer.js';
 import { Subscription } from './subscription.js';
@@ -116,6 +116,7 @@ export class WeirClient extends Emitter<ClientEvents> {
       reconnectMaxDelayMs: positive(o.reconnectMaxDelayMs, 2_000, 'reconnectMaxDelayMs'),
       reconnectForMs: nonNegative(o.reconnectForMs, 300_000, 'reconnectForMs'),
       keepAliveMs: nonNegative(o.keepAliveMs, 30_000, 'keepAliveMs'),
+      checkCrcs: o.checkCrcs ?? true,
     });
     const producerOptions = {
       lingerMs: nonNegative(o.lingerMs, 1, 'lingerMs'),
@@ -188,7 +189,11 @@ export class WeirClient extends Emitter<ClientEvents> {
       maxWaitMs: options.maxWaitMs,
     });
     const records = r.records instanceof Uint8Array ? r.records : new Uint8Array(0);
-    return { messages: readMessages(topic, partition, records), next: r.next, end: r.end };
+    if (!this.conn.checkCrcs) return { messages: readMessages(topic, partition, records), next: r.next, end: r.end };
+    const corrupt: CorruptRecord[] = [];
+    const messages = readCheckedMessages(topic, partition, records, corrupt);
+    if (corrupt.length > 0) throw corruptRecordError(topic, partition, corrupt[0]!.offset, corrupt[0]!.framed, 'nothing of this fetch was returned');
+    return { messages, next: r.next, end: r.end };
   }
 
   /**

@@ -58,6 +58,8 @@ export interface ConnectionOptions {
   reconnectForMs: number;
   /** Ping after this long without any frame from the broker; no answer within it → reconnect. 0 = off. */
   keepAliveMs: number;
+  /** Consumers check each record's CRC32C before handing it out (ClientOptions.checkCrcs). */
+  checkCrcs: boolean;
 }
 
 export interface ConnectionEvents extends Record<string, unknown> {
@@ -121,6 +123,11 @@ export class Connection extends Emitter<ConnectionEvents> {
   private pinging = false;
   /** Stops the current socket's message listener (onMessages). */
   private detachMessages: (() => void) | null = null;
+
+  /** Whether consumers on this connection check each record's CRC32C (ClientOptions.checkCrcs). */
+  get checkCrcs(): boolean {
+    return this.opts.checkCrcs;
+  }
 
   private constructor(private readonly opts: ConnectionOptions) {
     super();

@@ -2,7 +2,7 @@
  * Typed errors of the client SDK. Every error is a `WeirError` (src/common/errors.ts: stable `code`,
  * `retryable`, `details`, `cause`, the `Symbol.for('weir.error')` brand) carrying the broker's code
  * (docs/protocol.md, src/protocol/codes.ts) or one the SDK detects itself (`TIMEOUT`,
- * `CONNECTION_CLOSED`, `RESPONDER_ERROR`, `HANDLER_ERROR`, `BAD_RESPONSE`).
+ * `CONNECTION_CLOSED`, `RESPONDER_ERROR`, `HANDLER_ERROR`, `BAD_RESPONSE`, `CORRUPT_RECORD`).
  */
 import { WeirError } from '../common/errors.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
@@ -18,6 +18,11 @@ export const ClientErrorCode = {
   HANDLER_ERROR: 'HANDLER_ERROR',
   /** The broker answered with something that does not follow the protocol. */
   BAD_RESPONSE: 'BAD_RESPONSE',
+  /**
+   * A record received failed the SDK's CRC check (`checkCrcs`): it was not handed to the
+   * application. `details`: topic, partition, offset.
+   */
+  CORRUPT_RECORD: 'CORRUPT_RECORD',
 } as const;
 
 export interface WeirClientErrorOptions {
@@ -79,4 +84,14 @@ export function badResponse(message: string, details?: Record<string, unknown>):
 /** Brand check that works across realms and module copies (any WeirError, not only the client's). */
 export function isWeirError(value: unknown): value is WeirError {
   return WeirError.isWeirError(value);
+}
+
+/** Records of `topic`/`partition` that failed the SDK's CRC check (`checkCrcs`); not handed to the application. */
+export function corruptRecordError(topic: string, partition: number, offset: number, framed: boolean, what: string): WeirClientError {
+  const where = offset >= 0 ? `${topic}/${partition}@${offset}` : `${topic}/${partition}`;
+  return new WeirClientError(
+    ClientErrorCode.CORRUPT_RECORD,
+    `a record of ${where} failed the client's CRC check${framed ? '' : ' (its length is broken: the rest of that delivery was dropped too)'}; ${what}`,
+    { retryable: false, details: { topic, partition, offset } },
+  );
 }

@@ -18,10 +18,10 @@ import { Message, readMessages } from '../protocol/batch-reader.js';
 import { ErrorCode } from '../protocol/codes.js';
 import type { DeliverFrame, DescribeTopicResult, FetchResult } from '../protocol/frames.js';
 import { Header } from '../protocol/headers.js';
-import { readU32 } from '../protocol/record.js';
+import { RECORD_MIN_LENGTH, readU32, verifyRecords } from '../protocol/record.js';
 import { asClientError, type Connection, type PushFrame } from './connection.js';
 import { Emitter } from './emitter.js';
-import { WeirClientError, errorFromFrame, handlerError } from './errors.js';
+import { WeirClientError, corruptRecordError, errorFromFrame, handlerError } from './errors.js';
 
 export interface QueueSubscribeOptions {
   mode: 'queue';
@@ -258,10 +258,24 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
     if (this.state !== 'active' && this.state !== 'subscribing') return;
     const buf = f.records;
     const d = f.deliveries;
+    const check = this.conn.checkCrcs;
     let i = 0;
     for (let at = 0; at + 4 <= buf.length; at += 4 + readU32(buf, at), i++) {
       const count = d instanceof Uint8Array && d.length >= 2 * i + 2 ? d[2 * i]! | (d[2 * i + 1]! << 8) : 1;
-      this.queue.push(new QueueMessage(this.topic, f.partition, buf, at, count, this, this.epoch));
+      const length = readU32(buf, at);
+      if (check && (length < RECORD_MIN_LENGTH || at + 4 + length > buf.length)) {
+        // The rest of this delivery cannot be read: the broker redelivers it after the visibility timeout.
+        this.report(corruptRecordError(this.topic, f.partition, -1, false, 'it will be redelivered after its visibility timeout'));
+        break;
+      }
+      const m = new QueueMessage(this.topic, f.partition, buf, at, count, this, this.epoch);
+      if (check && verifyRecords(buf, at, at + 4 + length, m.offset) !== 1) {
+        // Never handed out: given back, to be redelivered (or dead-lettered once out of deliveries).
+        m.nack({ reason: 'the record failed the client\'s CRC check' });
+        this.report(corruptRecordError(this.topic, f.partition, m.offset, true, 'it was given back (nack) to be redelivered'));
+        continue;
+      }
+      this.queue.push(m);
     }
     this.pump();
   }

@@ -19,13 +19,13 @@
  *   queue is dropped, no more credit is granted, and later deliveries are ignored.
  * - Commits are serialized (one `commit` request at a time) and only move forward.
  */
-import { readMessages, type Message } from '../protocol/batch-reader.js';
+import { readCheckedMessages, readMessages, type CorruptRecord, type Message } from '../protocol/batch-reader.js';
 import { ErrorCode } from '../protocol/codes.js';
 import type { AssignFrame, DeliverFrame, RevokeFrame, StartPosition, SubscribeResult } from '../protocol/frames.js';
 import { unrefTimer } from './backoff.js';
 import { asClientError, type Connection, type PushFrame } from './connection.js';
 import { Emitter } from './emitter.js';
-import { WeirClientError, errorFromFrame, handlerError } from './errors.js';
+import { WeirClientError, corruptRecordError, errorFromFrame, handlerError } from './errors.js';
 import type { MessageHandler, SubscribeOptions } from './types.js';
 
 export interface SubscriptionEvents extends Record<string, unknown> {
@@ -88,6 +88,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   private readonly commitIntervalMs: number;
   private readonly from: StartPosition | undefined;
   private readonly listener = (frame: PushFrame): void => this.onPush(frame);
+  /** Records of the delivery being read that failed the CRC check (reused). */
+  private readonly corrupt: CorruptRecord[] = [];
 
   private constructor(
     private readonly conn: Connection,
@@ -255,9 +257,14 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       case 'revoke':
         void this.onRevoke(frame);
         return;
-      case 'error':
-        this.report(errorFromFrame(frame));
+      case 'error': {
+        const err = errorFromFrame(frame);
+        const d = err.details;
+        if (err.code === ErrorCode.DATA_LOSS && typeof d?.partition === 'number' && typeof d.from === 'number' && typeof d.to === 'number') {
+          this.lost(d.partition, d.to, err);
+        } else this.report(err);
         return;
+      }
     }
   }
 
@@ -301,7 +308,21 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (!this.dispatching()) return;
     const ps = this.parts.get(f.partition);
     if (!ps || !ps.active || this.stopped.has(f.partition)) return; // not ours (any more)
-    const messages = readMessages(this.topic, f.partition, f.records);
+    let messages: Message[];
+    if (this.conn.checkCrcs) {
+      const corrupt = this.corrupt;
+      messages = readCheckedMessages(this.topic, f.partition, f.records, corrupt);
+      if (corrupt.length > 0) {
+        // Never handed out: reported and skipped (or the partition stopped), like data lost on disk.
+        const stop = this.opts.onDataLoss === 'stop';
+        // A record that failed claims an offset it may not have: one outside this delivery is replaced by the first possible.
+        const first = corrupt[0]!;
+        const at = first.offset >= ps.nextExpected && (typeof f.next !== 'number' || first.offset < f.next) ? first.offset : ps.nextExpected;
+        if (stop) messages = messages.filter((m) => m.offset < at);
+        for (const c of corrupt) this.lost(f.partition, undefined, corruptRecordError(this.topic, f.partition, c === first ? at : c.offset, c.framed, stop ? 'delivery of this partition stopped' : 'skipped'));
+        corrupt.length = 0;
+      }
+    } else messages = readMessages(this.topic, f.partition, f.records);
     let discarded = 0;
     for (const m of messages) {
       // Dedupe guard: anything below what we already accepted is a redelivery.
@@ -321,6 +342,25 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     }
     this.startDispatch(ps);
     this.skipIfIdle(ps);
+  }
+
+  /**
+   * Offsets of `partition` up to `to` (exclusive) will never be delivered (lost to damage on the
+   * broker's disk, or failing the client's CRC check): report it, then skip past them
+   * (`onDataLoss: 'skip'`, the default: the position and a group's commit move past once what came
+   * before is handled) or stop the partition there (`'stop'`: what was queued before the loss is
+   * still handled, nothing after it, and nothing past it is committed). `to` undefined: the loss
+   * lies inside a delivery being read, whose own `next` moves the position.
+   */
+  private lost(partition: number, to: number | undefined, err: WeirClientError): void {
+    this.report(err);
+    const ps = this.parts.get(partition);
+    if (!ps || !ps.active || this.stopped.has(partition)) return;
+    if (this.opts.onDataLoss === 'stop') this.stopped.add(partition);
+    else if (to !== undefined && to > ps.nextExpected) {
+      ps.nextExpected = to;
+      this.skipIfIdle(ps);
+    }
   }
 
   /**

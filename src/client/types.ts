@@ -83,6 +83,15 @@ export interface SubscribeOptions {
   commitIntervalMs?: number;
   /** Called for handler failures and subscription-level broker errors. */
   onError?: (error: WeirClientError) => void;
+  /**
+   * What to do when a partition's messages are lost to damage on the broker's disk (a DATA_LOSS
+   * error naming the offsets, details {topic, partition, from, to}) or a record fails the client's
+   * CRC check (CORRUPT_RECORD): either way the error is reported (onError, the 'error' event) and
+   * then `skip` (the default) goes on after the lost offsets, committing past them in a group;
+   * `stop` stops delivering that partition for this subscription, as a failing handler does, and
+   * commits nothing past the loss.
+   */
+  onDataLoss?: 'skip' | 'stop';
 }
 
 /** Options of `client.request`. */
@@ -129,6 +138,12 @@ export interface ClientOptions {
   clientName?: string;
   /** WebSocket implementation. Default: `ws` in Node, the global `WebSocket` elsewhere. */
   WebSocket?: WebSocketConstructor;
+
+  /**
+   * Check every record received against its CRC32C before handing it to the application (Kafka's
+   * `check.crcs`). A record that fails is never delivered (CORRUPT_RECORD). Default true.
+   */
+  checkCrcs?: boolean;
 
   /** Per-request answer timeout (error code TIMEOUT). Default 30 000. */
   requestTimeoutMs?: number;

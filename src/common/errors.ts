@@ -129,3 +129,14 @@ export function needId(id: number | undefined, op: unknown): number {
   if (id === undefined) throw badRequest('id', `"${String(op)}" needs a non-negative integer "id"`);
   return id;
 }
+
+/**
+ * The offsets a DATA_LOSS error says are lost ([from, to): damaged on disk, never delivered; read
+ * on from `to`), or null for any other error.
+ */
+export function lostRange(err: unknown): { from: number; to: number } | null {
+  if (!WeirError.isWeirError(err) || err.code !== 'DATA_LOSS') return null;
+  const from = err.details?.from;
+  const to = err.details?.to;
+  return typeof from === 'number' && typeof to === 'number' && to > from ? { from, to } : null;
+}

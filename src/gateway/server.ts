@@ -735,7 +735,7 @@ export class Gateway {
             reject(err as Error);
           }
         },
-        failed: (code, message, start, end) => reject(new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } })),
+        failed: (code, message, start, end) => reject(fetchFailure(topic, partition, code, message, start, end)),
       });
       if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
       this.markActor(actor);
@@ -783,9 +783,7 @@ export class Gateway {
         }
         this.send(conn, { op: 'result', id, topic: topic.name, partition, records, count, next, end });
       },
-      failed: (code, message, start, end) => {
-        this.sendError(conn, id, new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } }));
-      },
+      failed: (code, message, start, end) => this.sendError(conn, id, fetchFailure(topic, partition, code, message, start, end)),
     });
     if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
     this.markActor(actor);
@@ -942,9 +940,17 @@ export class Gateway {
         }
         if (!more) this.pump(sub, c);
       },
-      failed: (code, _message, start) => {
+      failed: (code, message, start, end) => {
         c.fetchId = 0;
         if (!c.active) return;
+        if (code === ErrorCode.DATA_LOSS && end > c.next) {
+          // Damaged on disk: tell the subscriber which offsets it will never get, in order with its
+          // deliveries, and go on after them (the SDK reports it, and skips or stops as configured).
+          this.sendError(sub.conn, undefined, fetchFailure(sub.topic, c.partition, code, message, start, end), sub.id);
+          c.next = end;
+          this.pump(sub, c);
+          return;
+        }
         if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next < start) c.next = start; // retention deleted it: skip ahead
         this.retryLater(sub, c);
       },
@@ -1218,6 +1224,15 @@ function appendRuns(sink: ByteSink, records: Uint8Array, index: RecordIndex, nex
 
 /** BAD_REQUEST naming the frame field at fault (details.field); for feature modules too. */
 export { badRequest };
+
+/**
+ * The error a failed fetch of `topic`/`partition` answers with: OFFSET_OUT_OF_RANGE names the log's
+ * [start, end]; DATA_LOSS the lost offsets [from, to) (its reader continues at `to`).
+ */
+function fetchFailure(topic: Topic, partition: number, code: ErrorCode, message: string, start: number, end: number): WeirError {
+  const details = code === ErrorCode.DATA_LOSS ? { topic: topic.name, partition, from: start, to: end } : { start, end };
+  return new WeirError(code, message, { retryable: RETRYABLE.has(code), details });
+}
 
 function shuttingDown(): WeirError {
   return new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry against it once it is back', { retryable: true });

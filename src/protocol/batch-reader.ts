@@ -13,6 +13,8 @@ import {
   readU53,
   F_OFFSET,
   F_TIMESTAMP,
+  RECORD_MIN_LENGTH,
+  verifyRecords,
 } from './record.js';
 
 const decoder = new TextDecoder();
@@ -84,5 +86,35 @@ export function readMessages(topic: string, partition: number, buf: Uint8Array):
   if (Object.getPrototypeOf(buf) !== Uint8Array.prototype) buf = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   const out: Message[] = [];
   for (let at = 0; at + 4 <= buf.length; at += 4 + readU32(buf, at)) out.push(new Message(topic, partition, buf, at));
+  return out;
+}
+
+/** A record of a delivery that failed the SDK's check (Kafka's `check.crcs`): never handed out as a message. */
+export interface CorruptRecord {
+  /** The offset the record claims (its CRC covers it, so it may be wrong too). */
+  offset: number;
+  /** False when its length field is broken: nothing after it in the batch could be read either. */
+  framed: boolean;
+}
+
+/**
+ * readMessages, checking each record's length, magic and CRC32C first: records that fail are left
+ * out and listed in `corrupt` (which the caller clears). Costs a CRC pass over the bytes (JavaScript
+ * slicing-by-8).
+ */
+export function readCheckedMessages(topic: string, partition: number, buf: Uint8Array, corrupt: CorruptRecord[]): Message[] {
+  if (Object.getPrototypeOf(buf) !== Uint8Array.prototype) buf = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: Message[] = [];
+  for (let at = 0; at < buf.length; ) {
+    const length = buf.length - at >= RECORD_HEADER_BYTES ? readU32(buf, at) : 0;
+    if (length < RECORD_MIN_LENGTH || at + 4 + length > buf.length) {
+      corrupt.push({ offset: buf.length - at >= F_OFFSET + 8 ? readU53(buf, at + F_OFFSET) : -1, framed: false });
+      break;
+    }
+    const offset = readU53(buf, at + F_OFFSET);
+    if (verifyRecords(buf, at, at + 4 + length, offset) === 1) out.push(new Message(topic, partition, buf, at));
+    else corrupt.push({ offset, framed: true });
+    at += 4 + length;
+  }
   return out;
 }

@@ -10,7 +10,7 @@
  * collide with the gateway's own (per-connection, from 1).
  */
 import { join } from 'node:path';
-import { WeirError, badRequest, needId } from '../../common/errors.js';
+import { WeirError, badRequest, lostRange, needId } from '../../common/errors.js';
 import { BatchBuilder } from '../../protocol/batch-builder.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { GROUP_NAME } from '../../protocol/frames.js';
@@ -79,6 +79,8 @@ export class QueueService implements Feature {
   private nextWindowId = 1;
   private nextConsumerId = 1;
   private closed = false;
+  /** Messages skipped because their offsets were lost to damage on disk (DATA_LOSS). */
+  lostToDamage = 0;
   private readonly journal: QueueJournal;
   /** Started with the first queue group: a broker without queues has no timer. */
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
@@ -355,10 +357,19 @@ export class QueueService implements Feature {
         if (this.closed) return;
         const details = WeirError.isWeirError(err) ? err.details : undefined;
         const start = details?.start;
+        const lost = lostRange(err);
         if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof start === 'number' && start > w.readNext) {
           // Retention removed them before this group got to them.
           const [from, to] = w.skipTo(start);
           if (to > from) this.journal.done(pw.id, from, to);
+        } else if (lost !== null && lost.to > w.readNext && w === pw.window) {
+          // Damaged on disk (reported by the partition's log): those messages can never be delivered.
+          const [from, to] = w.skipTo(lost.to);
+          if (to > from) this.journal.done(pw.id, from, to);
+          this.lostToDamage += to - from;
+          pw.reading = false;
+          this.pumpRead(g, pw);
+          return;
         }
         // Partition restarting: try again shortly (the window's state lives here, nothing is lost).
         pw.retryTimer = setTimeout(() => {
@@ -553,7 +564,16 @@ export class QueueService implements Feature {
       const { start, end } = await dlq.actors[p]!.describe();
       let from = Math.max(this.cursors.get(key) ?? 0, start);
       while (from < end) {
-        const r = await this.gateway.read(dlq, p, from, { maxRecords: Math.min(1000, end - from) });
+        let r;
+        try {
+          r = await this.gateway.read(dlq, p, from, { maxRecords: Math.min(1000, end - from) });
+        } catch (err) {
+          const lost = lostRange(err);
+          if (lost === null) throw err;
+          from = lost.to; // dead letters damaged on disk: lost (reported by the log)
+          this.cursors.set(key, from);
+          continue;
+        }
         if (r.count === 0) break;
         const byPartition = new Map<number, BatchBuilder>();
         for (let at = 0; at + 4 <= r.records.length; at += 4 + readU32(r.records, at)) {

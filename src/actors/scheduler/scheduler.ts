@@ -13,7 +13,7 @@
  * "fired" mark did not reach the disk (a crash within that event-loop turn) is delivered again on
  * restart: at-least-once. A graceful stop waits for the round in flight, so it does not duplicate.
  */
-import { WeirError } from '../../common/errors.js';
+import { WeirError, lostRange } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { Header } from '../../protocol/headers.js';
 import { readU32, recordOffset } from '../../protocol/record.js';
@@ -155,6 +155,12 @@ export class TopicScheduler {
         const start = WeirError.isWeirError(err) ? (err.details?.start as number | undefined) : undefined;
         if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof start === 'number' && start > next) {
           next = start; // retention removed records that never fired: they are lost
+          continue;
+        }
+        const lost = lostRange(err);
+        if (lost !== null && lost.to > next) {
+          this.lostCount += lost.to - Math.max(lost.from, next); // damaged on disk: they never fire
+          next = lost.to;
           continue;
         }
         if (!indexed && Date.now() > giveUpAt) {
@@ -389,6 +395,11 @@ export class TopicScheduler {
           const start = WeirError.isWeirError(err) ? (err.details?.start as number | undefined) : undefined;
           if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof start === 'number' && start > from) {
             from = start; // below the log start: those records are gone
+            continue;
+          }
+          const lost = lostRange(err);
+          if (lost !== null && lost.to > from) {
+            from = lost.to; // damaged on disk: not read back, so counted lost by firePartition
             continue;
           }
           throw err;

@@ -22,11 +22,11 @@
  * counting tags would take that copy for one of ours and lose a message.
  */
 import path from 'node:path';
-import { WeirError, badRequest, needId } from '../../common/errors.js';
+import { WeirError, badRequest, lostRange, needId } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
 import { GROUP_NAME, type TxnCheckFrame, type TxnInfo, type TxnState } from '../../protocol/frames.js';
-import type { Frame, Gateway, GatewayConnection } from '../../gateway/server.js';
+import type { Frame, Gateway, GatewayConnection, ReadResult } from '../../gateway/server.js';
 import type { FeatureContext, Feature } from '../../gateway/features.js';
 import type { Topic } from '../topics/registry.js';
 import { TransactionBook, type Transaction, type TxnLogEntry } from './book.js';
@@ -427,11 +427,7 @@ export class TransactionCoordinator implements Feature {
       for (const [p, end] of t.ends) if (p < topic.partitions) skip[p] = await this.countApplied(topic, p, end, t.txn, expected[p]!);
     }
     for (const h of t.halves) {
-      let offset = h.base;
-      let left = h.count;
-      while (left > 0) {
-        const r = await this.gateway.read(await this.halfTopic(), 0, offset, { maxRecords: left });
-        if (r.count === 0) throw new WeirError(ErrorCode.INTERNAL, `half messages of transaction ${t.txn} at ${HALF_TOPIC}@${offset} are missing`);
+      for await (const r of this.halfChunks(t, h)) {
         const buckets = new Map<number, Array<[number, number]>>();
         for (const at of recordStarts(r.records)) {
           const p = targetPartition(r.records, at, h.partition, topic.partitions, t.txn);
@@ -453,8 +449,6 @@ export class TransactionCoordinator implements Feature {
           }),
         );
         for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
-        offset = r.next;
-        left -= r.count;
       }
     }
     const entry: TxnLogEntry = { e: 'applied', txn: t.txn, at: Date.now() };
@@ -467,17 +461,38 @@ export class TransactionCoordinator implements Feature {
   private async shareDigests(t: Transaction, partitions: number): Promise<number[][]> {
     const out = Array.from({ length: partitions }, (): number[] => []);
     for (const h of t.halves) {
-      let offset = h.base;
-      let left = h.count;
-      while (left > 0) {
-        const r = await this.gateway.read(await this.halfTopic(), 0, offset, { maxRecords: left });
-        if (r.count === 0) throw new WeirError(ErrorCode.INTERNAL, `half messages of transaction ${t.txn} at ${HALF_TOPIC}@${offset} are missing`);
+      for await (const r of this.halfChunks(t, h)) {
         for (const at of recordStarts(r.records)) out[targetPartition(r.records, at, h.partition, partitions, t.txn)]!.push(recordDigest(r.records, at));
-        offset = r.next;
-        left -= r.count;
       }
     }
     return out;
+  }
+
+  /**
+   * The half messages of `h`, read in chunks. Offsets lost to damage on disk (DATA_LOSS) are
+   * skipped and reported on `weir:txn:error`: the rest of the transaction still applies, the same
+   * way on every attempt (shareDigests and the apply skip the same ones).
+   */
+  private async *halfChunks(t: Transaction, h: { base: number; count: number }): AsyncGenerator<ReadResult> {
+    let offset = h.base;
+    let left = h.count;
+    while (left > 0) {
+      let r: ReadResult;
+      try {
+        r = await this.gateway.read(await this.halfTopic(), 0, offset, { maxRecords: left });
+      } catch (err) {
+        const lost = lostRange(err);
+        if (lost === null || lost.to <= offset) throw err;
+        report(t.txn, 'apply', err);
+        left -= Math.min(left, lost.to - offset);
+        offset = lost.to;
+        continue;
+      }
+      if (r.count === 0) throw new WeirError(ErrorCode.INTERNAL, `half messages of transaction ${t.txn} at ${HALF_TOPIC}@${offset} are missing`);
+      yield r;
+      offset = r.next;
+      left -= r.count;
+    }
   }
 
   /**
@@ -492,6 +507,11 @@ export class TransactionCoordinator implements Feature {
       try {
         r = await this.gateway.read(topic, p, offset);
       } catch (err) {
+        const lost = lostRange(err);
+        if (lost !== null && lost.to > offset) {
+          offset = lost.to; // damaged on disk: whatever of ours was there cannot be counted
+          continue;
+        }
         if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE) {
           // The log lost its tail below the recorded end (a machine crash under --fsync never):
           // nothing of ours is left there to count.
