@@ -40,6 +40,9 @@ export const ErrorCode = {
   TXN_NOT_FOUND: 'TXN_NOT_FOUND', // no such transaction (never begun, or finished long ago and forgotten)
   TXN_ALREADY_DECIDED: 'TXN_ALREADY_DECIDED', // produce/commit/rollback on a transaction already decided the other way (details.state)
   TXN_TOO_LARGE: 'TXN_TOO_LARGE', // the transaction would exceed the broker's per-transaction message or byte limit
+  // exactly-once append: who may use a producer id (src/actors/producers/registry.ts)
+  PRODUCER_FENCED: 'PRODUCER_FENCED', // the id was reclaimed (newer epoch): this connection or epoch may no longer use it; nothing was written
+  PRODUCER_ID_NOT_OWNED: 'PRODUCER_ID_NOT_OWNED', // this connection does not hold the id (never obtained it, wrong secret, or forgotten); nothing was written
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
