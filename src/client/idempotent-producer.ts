@@ -277,9 +277,11 @@ export class IdempotentProducer {
   private async initProducer(): Promise<number> {
     const r = await this.conn.request<InitProducerResult>({ op: 'init_producer' });
     if (typeof r.producerId !== 'number' || !Number.isSafeInteger(r.producerId)) throw badRequest('init_producer answered without a producerId', 'producerId');
-    if (!(r.secret instanceof Uint8Array) || r.secret.length === 0) throw badResponse('init_producer answered without a secret', { field: 'secret' });
-    // A copy: decoded byte strings view the socket's message buffer.
-    this.credentials.set(r.producerId, { secret: r.secret.slice(), epoch: typeof r.epoch === 'number' ? r.epoch : 0 });
+    // A copy: decoded byte strings view the socket's message buffer. No secret: a broker from before
+    // producer ids were bound to connections (nothing to reclaim there).
+    if (r.secret instanceof Uint8Array && r.secret.length > 0) {
+      this.credentials.set(r.producerId, { secret: r.secret.slice(), epoch: typeof r.epoch === 'number' ? r.epoch : 0 });
+    }
     return r.producerId;
   }
 

@@ -135,7 +135,7 @@ export class ProducerRegistry {
         { details: { producerId, epoch: b.epoch } });
     }
     if (b.holder !== conn) {
-      throw notOwned(producerId, `producer id ${producerId} is not held by this connection: get your own with init_producer, or reclaim this one with its secret (init_producer with producerId and secret); nothing was written`, 'other');
+      throw notOwned(producerId, `producer id ${producerId} is not held by this connection: get your own with init_producer, or reclaim this one with its secret (init_producer with producerId and secret); nothing was written`, 'not-holder');
     }
     throw badRequest('epoch', `epoch ${String(epoch)} was never handed out for producer id ${producerId} (current: ${b.epoch})`);
   }
@@ -172,7 +172,7 @@ export class ProducerRegistry {
   }
 }
 
-function notOwned(producerId: number, message: string, reason: 'unknown' | 'secret' | 'other'): WeirError {
+function notOwned(producerId: number, message: string, reason: 'unknown' | 'secret' | 'not-holder'): WeirError {
   return new WeirError(ErrorCode.PRODUCER_ID_NOT_OWNED, message, { details: { producerId, reason } });
 }
 
