@@ -13,16 +13,16 @@ import { WeirError, badRequest } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProducerIds } from './ids.js';
 import { BindingLog } from './bindings-log.js';
-import { MAX_PRODUCER_IDS, PRODUCER_ID_EXPIRY_MS, ProducerRegistry, SECRET_BYTES, hashSecret, newSecret, type RegistryLimits } from './registry.js';
+import { ProducerRegistry, SECRET_BYTES, hashSecret, newSecret, type BindingEntry } from './registry.js';
 
 export const PRODUCERS_DIR = 'producers';
 /** Expire idle ids and write the bindings' last-use times this often. */
 const MAINTENANCE_MS = 3_600_000;
 
-export async function installProducers(ctx: FeatureContext, limits: RegistryLimits = { maxIds: MAX_PRODUCER_IDS, expiryMs: PRODUCER_ID_EXPIRY_MS }): Promise<Feature> {
+export async function installProducers(ctx: FeatureContext): Promise<Feature> {
   const dir = path.join(ctx.dataDir, PRODUCERS_DIR);
   const ids = new ProducerIds(dir);
-  const registry = new ProducerRegistry(limits);
+  const registry = new ProducerRegistry(); // MAX_PRODUCER_IDS, PRODUCER_ID_EXPIRY_MS
   const log = await BindingLog.open(dir, ctx.fsync, (entries) => {
     registry.load(entries, Date.now());
     return registry.entries();
@@ -38,7 +38,7 @@ export async function installProducers(ctx: FeatureContext, limits: RegistryLimi
     compacting = p.finally(() => (compacting = null));
     return compacting;
   };
-  const write = async (entry: Parameters<BindingLog['append']>[0]): Promise<void> => {
+  const write = async (entry: BindingEntry): Promise<void> => {
     await log.append(entry);
     if (log.linesSinceRewrite > Math.max(1024, 2 * registry.size)) void compact();
   };
