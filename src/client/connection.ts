@@ -15,7 +15,7 @@
  * - `pending` holds only requests that were written to the current socket; when that socket closes
  *   they all fail with CONNECTION_CLOSED (retryable), because nothing will answer them any more.
  * - Requests made while not `open` wait in `waiting` (each under its own timeout) and are written,
- *   in call order, as soon as the next `hello` succeeds.
+ *   in call order, as soon as the next `hello` and the reopen steps (addReopenStep) succeed.
  * - Fire-and-forget frames (`credit`, `revoked`) are dropped when not `open`: the broker forgets a
  *   connection's subscriptions when it closes, and they are re-created after reconnecting.
  */
@@ -73,6 +73,14 @@ export interface ConnectionEvents extends Record<string, unknown> {
   close: WeirClientError;
 }
 
+/**
+ * Restores, on a new socket after a reconnect, what the broker binds to a connection (the idempotent
+ * producer reclaims its producer ids). Runs after `hello`, before the requests queued while
+ * disconnected are written and before `reconnect` is emitted; `send` writes on that socket at once.
+ * A retryable rejection abandons the socket (the reconnect goes on); the step handles the others.
+ */
+export type ReopenStep = (send: <T>(frame: RequestBody) => Promise<T>) => Promise<void>;
+
 export interface RequestOptions<T> {
   timeoutMs?: number;
   /**
@@ -115,6 +123,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   private readonly subs = new Map<number, PushListener>();
   /** Listeners of pushes that belong to no subscription (feature frames: `matched`, `reply`, `txn_check`). */
   private readonly pushListeners = new Map<string, Set<(frame: Record<string, unknown>) => void>>();
+  private readonly reopenSteps: ReopenStep[] = [];
   private nextId = 1;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private closeError: WeirClientError | null = null;
@@ -187,6 +196,15 @@ export class Connection extends Emitter<ConnectionEvents> {
     if (!set) this.pushListeners.set(op, (set = new Set()));
     set.add(listener);
     return () => set.delete(listener);
+  }
+
+  /** Run `step` on every socket opened by a reconnect (see ReopenStep); returns the function that removes it. */
+  addReopenStep(step: ReopenStep): () => void {
+    this.reopenSteps.push(step);
+    return () => {
+      const i = this.reopenSteps.indexOf(step);
+      if (i >= 0) this.reopenSteps.splice(i, 1);
+    };
   }
 
   /** Close gracefully: outstanding requests fail (non-retryable) and the socket closes with 1000. */
@@ -456,6 +474,8 @@ export class Connection extends Emitter<ConnectionEvents> {
       try {
         const hello = await this.openSocket();
         if (this.state !== 'reconnecting') return;
+        await this.runReopenSteps();
+        if (this.state !== 'reconnecting') return;
         this.state = 'open';
         this.reconnects++;
         const waiting = this.waiting;
@@ -479,6 +499,28 @@ export class Connection extends Emitter<ConnectionEvents> {
           return;
         }
       }
+    }
+  }
+
+  private async runReopenSteps(): Promise<void> {
+    const socket = this.socket;
+    try {
+      for (const step of [...this.reopenSteps]) {
+        await step(<T>(frame: RequestBody) => this.enqueue<T>(frame, { timeoutMs: this.opts.connectTimeoutMs }, true));
+        if (this.state !== 'reconnecting' || this.socket !== socket) throw connectionClosedError('the socket closed while it was being restored');
+      }
+    } catch (err) {
+      // As after a failed hello: abandon this socket, the loop opens another.
+      if (socket && this.socket === socket) {
+        this.socket = null;
+        socket.onclose = null;
+        try {
+          socket.close(1000, 'restoring the session failed');
+        } catch {
+          /* ignore */
+        }
+      }
+      throw err;
     }
   }
 

@@ -14,14 +14,22 @@
  * answers to the old epoch's requests still count if they are results (same offsets either way),
  * their errors are ignored. A non-retryable failure (or retries exhausted) fails that batch and
  * every later batch of the stream, which then continues under a fresh producer id from sequence 0.
+ *
+ * A producer id is bound to the connection that obtained it. init_producer also answers a secret
+ * (kept here, per id in use) and an epoch; after a reconnect, before anything else goes on the new
+ * socket (a Connection reopen step), the producer reclaims each id it uses with its secret, which
+ * moves the id to the new socket at the next epoch and fences the old one. Produce frames carry the
+ * epoch, except frames queued while reconnecting (written right after the reclaim, on the socket
+ * that now holds the id). An id the broker no longer knows (forgotten, or its binding lost in a
+ * crash under `--fsync never`) fails the batches of its streams for good (PRODUCER_ID_NOT_OWNED).
  */
 import { BatchBuilder } from '../protocol/batch-builder.js';
 import { ErrorCode } from '../protocol/codes.js';
-import type { DescribeTopicResult, InitProducerResult, ProduceResult } from '../protocol/frames.js';
+import type { DescribeTopicResult, InitProducerResult, ProduceRequest, ProduceResult } from '../protocol/frames.js';
 import { partitionForKey } from '../common/murmur2.js';
 import { backoffDelay } from './backoff.js';
 import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
-import { WeirClientError, badRequest } from './errors.js';
+import { WeirClientError, badRequest, badResponse } from './errors.js';
 import { computeAcks, openCall, recordSize, utf8Length, type Call, type ProducerOptions, type ProducerStats, type Segment } from './producer.js';
 import { isScheduled, withTimeHeaders } from './time.js';
 import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
@@ -68,6 +76,8 @@ interface Stream {
   ownId: boolean;
 }
 
+type ProduceRequestBody = Omit<ProduceRequest, 'id'>;
+
 /** Streams kept; beyond it idle ones (nothing queued or in flight) are dropped. */
 const MAX_STREAMS = 4096;
 /** Topics whose partition count is cached. */
@@ -83,6 +93,10 @@ export class IdempotentProducer {
   private readonly sticky = new Map<string, number>();
   private readonly active = new Set<Promise<Ack[]>>();
   private producerIdPromise: Promise<number> | null = null;
+  /** The id producerIdPromise resolved to (the one fresh streams share). */
+  private clientId: number | undefined;
+  /** Per producer id in use: the secret to reclaim it on a new socket, and its current epoch. */
+  private readonly credentials = new Map<number, { secret: Uint8Array; epoch: number }>();
   /** produce() calls are admitted in call order through this chain. */
   private admission: Promise<void> = Promise.resolve();
   private spaceWaiters: Array<() => void> = [];
@@ -98,7 +112,9 @@ export class IdempotentProducer {
   constructor(
     private readonly conn: Connection,
     private readonly opts: ProducerOptions,
-  ) {}
+  ) {
+    conn.addReopenStep((send) => this.reclaimIds(send));
+  }
 
   get maxInFlightBytes(): number {
     return Math.min(this.conn.hello.maxInFlightBytes, this.opts.maxInFlightBytes);
@@ -246,9 +262,14 @@ export class IdempotentProducer {
     if (!this.producerIdPromise) {
       const p = this.initProducer();
       this.producerIdPromise = p;
-      p.catch(() => {
-        if (this.producerIdPromise === p) this.producerIdPromise = null;
-      });
+      p.then(
+        (id) => {
+          if (this.producerIdPromise === p) this.clientId = id;
+        },
+        () => {
+          if (this.producerIdPromise === p) this.producerIdPromise = null;
+        },
+      );
     }
     return this.producerIdPromise;
   }
@@ -256,7 +277,49 @@ export class IdempotentProducer {
   private async initProducer(): Promise<number> {
     const r = await this.conn.request<InitProducerResult>({ op: 'init_producer' });
     if (typeof r.producerId !== 'number' || !Number.isSafeInteger(r.producerId)) throw badRequest('init_producer answered without a producerId', 'producerId');
+    // A copy: decoded byte strings view the socket's message buffer. No secret: a broker from before
+    // producer ids were bound to connections (nothing to reclaim there).
+    if (r.secret instanceof Uint8Array && r.secret.length > 0) {
+      this.credentials.set(r.producerId, { secret: r.secret.slice(), epoch: typeof r.epoch === 'number' ? r.epoch : 0 });
+    }
     return r.producerId;
+  }
+
+  /**
+   * The reopen step: on a new socket, reclaim every producer id a stream (or the client) uses, with
+   * its secret; forget the credentials of ids nothing uses any more. Retryable failures abandon the
+   * socket (the connection reconnects again); an id the broker refuses is lost (lostId).
+   */
+  private async reclaimIds(send: <T>(frame: { op: 'init_producer'; producerId: number; secret: Uint8Array }) => Promise<T>): Promise<void> {
+    const inUse = new Set<number>();
+    if (this.clientId !== undefined) inUse.add(this.clientId);
+    for (const s of this.streams.values()) if (s.producerId !== undefined) inUse.add(s.producerId);
+    for (const id of [...this.credentials.keys()]) if (!inUse.has(id)) this.credentials.delete(id);
+    for (const [id, c] of [...this.credentials]) {
+      try {
+        const r = await send<InitProducerResult>({ op: 'init_producer', producerId: id, secret: c.secret });
+        if (typeof r.epoch !== 'number') throw badResponse('init_producer (reclaim) answered without an epoch', { field: 'epoch' });
+        c.epoch = r.epoch;
+      } catch (err) {
+        const error = asClientError(err, 'init_producer');
+        if (error.retryable) throw error;
+        this.lostId(id, error);
+      }
+    }
+  }
+
+  /**
+   * The broker refused to give `id` back (it forgot it, or lost its binding in a crash): its
+   * unanswered batches cannot be resent under it, nor safely under another id (one may be stored),
+   * so they fail with `error`; its streams continue under fresh ids.
+   */
+  private lostId(id: number, error: WeirClientError): void {
+    this.credentials.delete(id);
+    if (this.clientId === id) {
+      this.clientId = undefined;
+      this.producerIdPromise = null;
+    }
+    for (const s of this.streams.values()) if (s.producerId === id) this.fatal(s, error);
   }
 
   // ------------------------------------------------------------------------------ batching
@@ -429,8 +492,13 @@ export class IdempotentProducer {
     this.wireBytes += cost;
     this.produceFrames++;
     const epoch = s.epoch;
+    const frame: ProduceRequestBody = { op: 'produce', topic: s.topic, partition: s.partition, producerId: b.producerId, sequence: b.sequence, records: b.records! };
+    // While reconnecting the frame waits for the next socket, where the reclaim sets a newer epoch:
+    // send it without one there (the binding to that socket is what the broker checks).
+    const credentials = this.credentials.get(b.producerId);
+    if (credentials !== undefined && this.conn.state === 'open') frame.epoch = credentials.epoch;
     this.conn
-      .request<ProduceResult>({ op: 'produce', topic: s.topic, partition: s.partition, producerId: b.producerId, sequence: b.sequence, records: b.records! })
+      .request<ProduceResult>(frame)
       .then(
         (result) => this.answered(s, b, cost, () => this.onResult(s, b, result)),
         (err: unknown) => this.answered(s, b, cost, () => this.onFailure(s, b, epoch, asClientError(err, 'produce'))),

@@ -227,6 +227,9 @@ export interface GatewayConnection {
   readonly closed: boolean;
 }
 
+/** Exactly-once append: may `conn` send a batch under `producerId` (at `epoch`, if named)? Throws if not. */
+export type ProducerGuard = (conn: GatewayConnection, producerId: number, epoch: number | undefined) => void;
+
 /** A request handler a feature module registers for its own `op`s (see Gateway.registerOp). */
 export type OpHandler = (conn: GatewayConnection, id: number | undefined, frame: Frame) => Promise<void> | void;
 
@@ -516,7 +519,7 @@ export class Gateway {
       forced = this.partitionOf(topic, f.partition);
     }
     // Exactly-once append (docs/exactly-once.md); undefined for plain produces.
-    const idem: ProducerSequence | undefined = idempotentFields(f, this.producerIdHighWater);
+    const idem: ProducerSequence | undefined = idempotentFields(f, conn, this.producerGuard);
     if (conn.inFlightBytes > 0 && conn.inFlightBytes + records.length > this.config.maxInFlightBytes) {
       throw new WeirError(ErrorCode.THROTTLED, `connection has ${conn.inFlightBytes} produce bytes in flight (limit ${this.config.maxInFlightBytes}); wait for acknowledgements`, { retryable: true });
     }
@@ -654,13 +657,15 @@ export class Gateway {
   }
 
   /**
-   * Exactly-once append: where the gateway learns which producer ids were handed out (every id
-   * below the returned value); idempotent produces naming another id are refused. Unset: none.
+   * Exactly-once append: asked per idempotent produce, before the batch goes anywhere, whether the
+   * connection may use the producer id it names (it throws the refusal). Unset: no id is valid.
    */
-  setProducerIdHighWater(highWater: () => number): void {
-    this.producerIdHighWater = highWater;
+  setProducerGuard(guard: ProducerGuard): void {
+    this.producerGuard = guard;
   }
-  private producerIdHighWater: () => number = () => 0; // no producers feature: no id is valid
+  private producerGuard: ProducerGuard = (_conn, producerId) => {
+    throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker`);
+  };
 
   /**
    * Take part in produce requests whose batch has records with `weir-` headers (index.controlCount

@@ -43,6 +43,9 @@ export const ErrorCode = {
   // data safety: offsets [details.from, details.to) of details.topic/details.partition failed their
   // checks on disk (CRC, framing) and will never be delivered; readers continue at details.to
   DATA_LOSS: 'DATA_LOSS',
+  // exactly-once append: who may use a producer id (src/actors/producers/registry.ts)
+  PRODUCER_FENCED: 'PRODUCER_FENCED', // the id was reclaimed (newer epoch): this connection or epoch may no longer use it; nothing was written
+  PRODUCER_ID_NOT_OWNED: 'PRODUCER_ID_NOT_OWNED', // this connection does not hold the id (never obtained it, wrong secret, or forgotten); nothing was written
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

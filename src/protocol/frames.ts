@@ -48,6 +48,8 @@ export interface ProduceRequest {
   op: 'produce'; id: number; topic: string; records: Uint8Array; partition?: number;
   /** Exactly-once append (see the section below): both with `partition`, or neither. */
   producerId?: number; sequence?: number;
+  /** Exactly-once append: the epoch init_producer answered; a batch at an older one is fenced. */
+  epoch?: number;
 }
 export interface FetchRequest {
   op: 'fetch'; id: number; topic: string; partition: number; offset: number;
@@ -169,14 +171,28 @@ export const GROUP_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 
 // ---------------------------------------------------------------- exactly-once append (idempotent producers)
 /**
- * Get a producer id (unique for the data directory's life). Then `produce` with `producerId`,
- * `partition` and `sequence` = the batch's first message sequence on that partition (0, then
- * + count of each batch): a resent batch is acknowledged with its original offsets, not stored
- * twice. Errors: OUT_OF_ORDER_SEQUENCE (gap or unknown producer), DUPLICATE_SEQUENCE (older than
- * the remembered window). docs/exactly-once.md.
+ * Get a producer id (unique for the data directory's life), bound to this connection at epoch 0,
+ * and its `secret`. Then `produce` with `producerId`, `epoch`, `partition` and `sequence` = the
+ * batch's first message sequence on that partition (0, then + count of each batch): a resent batch
+ * is acknowledged with its original offsets, not stored twice. On another connection (after a
+ * reconnect or a broker restart) first reclaim the id: `init_producer` with `producerId` and
+ * `secret` answers the next `epoch`, and the connection that held it before is fenced.
+ * Errors: OUT_OF_ORDER_SEQUENCE (gap or unknown producer), DUPLICATE_SEQUENCE (older than the
+ * remembered window), PRODUCER_ID_NOT_OWNED (not this connection's id, or a wrong secret),
+ * PRODUCER_FENCED (reclaimed elsewhere, or an older epoch). docs/exactly-once.md.
  */
-export interface InitProducerRequest { op: 'init_producer'; id: number }
-export interface InitProducerResult { producerId: number }
+export interface InitProducerRequest {
+  op: 'init_producer'; id: number;
+  /** Both or neither: reclaim this id (from an earlier answer) with its secret. */
+  producerId?: number; secret?: Uint8Array;
+}
+export interface InitProducerResult {
+  producerId: number;
+  /** 0 for a new id; one more at each reclaim. */
+  epoch: number;
+  /** A new id only (32 bytes): keep it to reclaim the id later; never sent again. */
+  secret?: Uint8Array;
+}
 // ---------------------------------------------------------------- transactions (docs/transactions.md)
 /** Open a transaction on `topic` for `producerGroup` (the group whose checkers are asked about it). */
 export interface TxnBeginRequest { op: 'txn_begin'; id: number; topic: string; producerGroup: string }

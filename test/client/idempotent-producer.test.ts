@@ -3,6 +3,8 @@
  * partition-actor crash and a broker restart are acknowledged with the original offsets, and every
  * message is stored exactly once.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Ack, type WeirClient } from '../../src/client/index.js';
 import { keyPartition } from '../../src/client/idempotent-producer.js';
@@ -11,6 +13,9 @@ import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { RawClient } from '../support/raw-client.js';
 import { until } from '../support/payload.js';
 import { flakySockets } from '../support/flaky-socket.js';
+import { BatchBuilder } from '../../src/protocol/batch-builder.js';
+import { BINDINGS_FILE } from '../../src/actors/producers/bindings-log.js';
+import { PRODUCERS_DIR } from '../../src/actors/producers/feature.js';
 
 let tb: TestBroker | undefined;
 const clients: WeirClient[] = [];
@@ -302,5 +307,45 @@ describe('idempotent producer (SDK)', () => {
     const all = await stored(tb.url, 'budget', 8);
     expect(all.size).toBe(400);
     expectAcksMatch(all, values, acks);
+  });
+  it('keeps its producer id to itself: another connection\'s batch under it is refused and the client\'s next batch is stored at its own offset', async () => {
+    tb = await startTestBroker();
+    const c = await client(tb.url, { lingerMs: 0 });
+    await c.createTopic('mine', { partitions: 1 });
+    expect(await c.produce('mine', [{ value: 'one' }])).toEqual([{ partition: 0, offset: 0 }]);
+    const raw = await RawClient.connect(tb.url);
+    try {
+      const first = await raw.request({ op: 'fetch', topic: 'mine', partition: 0, offset: 0 });
+      const pid = Number(readMessages('mine', 0, first.records as Uint8Array)[0]!.headers['weir-producer-id']);
+      const b = new BatchBuilder();
+      b.add(null, 'forged', null);
+      const forged = await raw.request({ op: 'produce', topic: 'mine', partition: 0, producerId: pid, sequence: 1, records: b.take() });
+      expect(forged).toMatchObject({ op: 'error', code: 'PRODUCER_ID_NOT_OWNED' });
+    } finally {
+      raw.close();
+    }
+    expect(await c.produce('mine', [{ value: 'two' }])).toEqual([{ partition: 0, offset: 1 }]);
+    expect([...(await stored(tb.url, 'mine', 1)).keys()]).toEqual(['one', 'two']);
+  });
+
+  it('fails unanswered batches with PRODUCER_ID_NOT_OWNED when a restarted broker no longer knows its id, then goes on under a new one', async () => {
+    tb = await startTestBroker();
+    const dir = tb.dir;
+    const flaky = flakySockets();
+    const c = await client(tb.url, { WebSocket: flaky.Ctor, lingerMs: 0, reconnectDelayMs: 50 });
+    await c.createTopic('forgotten', { partitions: 1 });
+    expect(await c.produce('forgotten', [{ value: 'before' }])).toEqual([{ partition: 0, offset: 0 }]);
+    flaky.current.swallow = true;
+    const unanswered = c.produce('forgotten', [{ value: 'unanswered' }]);
+    await until(() => flaky.current.swallowed >= 1, 10_000, 'the broker to answer the batch');
+    await tb.stop({ keepData: true });
+    fs.rmSync(path.join(dir, PRODUCERS_DIR, BINDINGS_FILE)); // as if its binding was lost
+    tb = await startTestBroker({ dataDir: dir });
+    flaky.redirect = tb.url;
+    // It was stored, but the client cannot tell: resending under another id could store it twice.
+    await expect(unanswered).rejects.toMatchObject({ code: 'PRODUCER_ID_NOT_OWNED' });
+    expect(await c.produce('forgotten', [{ value: 'after' }])).toEqual([{ partition: 0, offset: 2 }]);
+    const all = await stored(tb.url, 'forgotten', 1);
+    expect([...all.keys()]).toEqual(['before', 'unanswered', 'after']);
   });
 });

@@ -8,6 +8,7 @@
  */
 import { WeirError, badRequest } from '../../common/errors.js';
 import type { ProducerSequence } from '../partition/handle.js';
+import type { GatewayConnection, ProducerGuard } from '../../gateway/server.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { Header } from '../../protocol/headers.js';
 import { classifyProduced, TimeKind } from '../scheduler/time-headers.js';
@@ -20,22 +21,24 @@ const encoder = new TextEncoder();
 
 /**
  * The idempotence fields of a produce frame, or undefined when it has none (a plain produce).
- * Both must be given together, with `partition` (sequences are per partition).
+ * Both must be given together, with `partition` (sequences are per partition); `epoch` is
+ * optional. `guard` refuses an id the connection does not hold (registry.ts): nothing of a refused
+ * batch goes further.
  */
 export function idempotentFields(
-  f: { producerId?: unknown; sequence?: unknown; partition?: unknown },
-  /** Producer ids handed out by init_producer are below this (asked only for idempotent produces). */
-  producerIdHighWater: () => number,
+  f: { producerId?: unknown; sequence?: unknown; partition?: unknown; epoch?: unknown },
+  conn: GatewayConnection,
+  guard: ProducerGuard,
 ): ProducerSequence | undefined {
   if (f.producerId === undefined && f.sequence === undefined) return undefined;
-  const { producerId, sequence } = f;
+  const { producerId, sequence, epoch } = f;
   if (typeof producerId !== 'number' || !Number.isSafeInteger(producerId) || producerId < 0) {
     throw badRequest('producerId', '"producerId" must be a non-negative integer (from init_producer)');
   }
-  if (producerId >= producerIdHighWater()) {
-    // An invented id could collide with one handed out later, and share its sequence state.
-    throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker: call init_producer`);
+  if (epoch !== undefined && (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0)) {
+    throw badRequest('epoch', '"epoch" must be a non-negative integer (from init_producer)');
   }
+  guard(conn, producerId, epoch);
   if (typeof sequence !== 'number' || !Number.isSafeInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
     throw badRequest('sequence', `"sequence" must be an integer in 0..${MAX_SEQUENCE} (the batch's first message sequence)`);
   }

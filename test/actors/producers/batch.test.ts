@@ -44,22 +44,32 @@ describe('withProducerHeaders', () => {
 });
 
 describe('idempotentFields', () => {
+  // The guard the producers feature installs: here, ids below 10 are this connection's, at epoch 2.
+  const conn = { id: 1, closed: false };
+  const guard = (_c: unknown, producerId: number, epoch: number | undefined): void => {
+    if (producerId >= 10) throw Object.assign(new Error('not handed out'), { details: { field: 'producerId' } });
+    if (epoch !== undefined && epoch !== 2) throw Object.assign(new Error('fenced'), { code: 'PRODUCER_FENCED' });
+  };
   it('is undefined for a plain produce and validates each field', () => {
-    expect(idempotentFields({ partition: 0 }, () => 10)).toBeUndefined();
-    expect(idempotentFields({ producerId: 3, sequence: 0, partition: 1 }, () => 10)).toEqual({ producerId: 3, sequence: 0 });
+    expect(idempotentFields({ partition: 0 }, conn, guard)).toBeUndefined();
+    expect(idempotentFields({ producerId: 3, sequence: 0, partition: 1 }, conn, guard)).toEqual({ producerId: 3, sequence: 0 });
+    expect(idempotentFields({ producerId: 3, sequence: 0, partition: 1, epoch: 2 }, conn, guard)).toEqual({ producerId: 3, sequence: 0 });
     const field = (f: object): unknown => {
       try {
-        idempotentFields(f, () => 10);
+        idempotentFields(f, conn, guard);
       } catch (err) {
-        return (err as { details?: { field?: string } }).details?.field;
+        return (err as { details?: { field?: string } }).details?.field ?? (err as { code?: string }).code;
       }
       return 'none';
     };
     expect(field({ producerId: 3, partition: 0 })).toBe('sequence');
     expect(field({ sequence: 3, partition: 0 })).toBe('producerId');
     expect(field({ producerId: 1.5, sequence: 0, partition: 0 })).toBe('producerId');
-    expect(field({ producerId: 10, sequence: 0, partition: 0 })).toBe('producerId'); // never handed out
+    expect(field({ producerId: 10, sequence: 0, partition: 0 })).toBe('producerId'); // the guard's answer
     expect(field({ producerId: 1, sequence: -1, partition: 0 })).toBe('sequence');
     expect(field({ producerId: 1, sequence: 0 })).toBe('partition');
+    expect(field({ producerId: 1, sequence: 0, partition: 0, epoch: -1 })).toBe('epoch');
+    expect(field({ producerId: 1, sequence: 0, partition: 0, epoch: '2' })).toBe('epoch');
+    expect(field({ producerId: 1, sequence: 0, partition: 0, epoch: 1 })).toBe('PRODUCER_FENCED');
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Exactly-once append over the wire (no SDK): init_producer, produce with producerId/sequence,
- * retries acknowledged with their original offsets, out-of-order and too-old sequences refused,
+ * retries acknowledged with their original offsets (on another connection after reclaiming the id
+ * with its secret, as the SDK does), out-of-order and too-old sequences refused,
  * and the producer state surviving a partition-actor crash and a broker restart.
  */
 import fs from 'node:fs';
@@ -35,11 +36,21 @@ function batch(tag: string, count: number): Uint8Array {
   return b.take();
 }
 
+/** Secrets of the producer ids this file got, to reclaim them on another connection. */
+const secrets = new Map<number, Uint8Array>();
+
 async function initProducer(raw: RawClient): Promise<number> {
   const r = await raw.request({ op: 'init_producer' });
   expect(r.op).toBe('result');
   expect(typeof r.producerId).toBe('number');
+  secrets.set(r.producerId as number, (r.secret as Uint8Array).slice());
   return r.producerId as number;
+}
+
+/** Take producer id `pid` over on this connection (after a reconnect or a restart), as the SDK does. */
+async function reclaim(raw: RawClient, pid: number): Promise<void> {
+  const r = await raw.request({ op: 'init_producer', producerId: pid, secret: secrets.get(pid)! });
+  expect(r, String(r.message)).toMatchObject({ op: 'result', producerId: pid });
 }
 
 async function readValues(raw: RawClient, topic: string, partition: number): Promise<Array<{ offset: number; value: string; headers: Record<string, string> }>> {
@@ -102,8 +113,9 @@ describe('idempotent produce', () => {
       seq += n;
     }
     first.close();
-    // A new connection (as after a reconnect) resends the last 10 batches with the same sequences.
+    // A new connection (as after a reconnect) reclaims the id and resends the last 10 batches with the same sequences.
     const second = await rawClient(tb.url);
+    await reclaim(second, pid);
     for (const s of sent.slice(10)) {
       const r = await produce(second, 'eos', 1, pid, s.seq, s.records);
       expect(r.op).toBe('result');
@@ -201,6 +213,7 @@ describe('idempotent produce', () => {
     await tb.stop({ keepData: true });
     tb = await startTestBroker({ dataDir: dir });
     raw = await rawClient(tb.url);
+    await reclaim(raw, pid);
     for (const s of sent.slice(2)) {
       const r = await produce(raw, 'restart', 0, pid, s.seq, s.records);
       expect(r).toMatchObject({ op: 'result', parts: s.parts });
@@ -216,6 +229,7 @@ describe('idempotent produce', () => {
     fs.rmSync(snapshots[0]!);
     tb = await startTestBroker({ dataDir: dir });
     raw = await rawClient(tb.url);
+    await reclaim(raw, pid);
     for (const s of sent.slice(2)) {
       const r = await produce(raw, 'restart', 0, pid, s.seq, s.records);
       expect(r).toMatchObject({ op: 'result', parts: s.parts });
@@ -238,6 +252,7 @@ describe('idempotent produce', () => {
     await tb.stop({ keepData: true });
     tb = await startTestBroker({ dataDir: dir });
     raw = await rawClient(tb.url);
+    await reclaim(raw, pid);
     expect(await produce(raw, 'ids', 0, pid, 1, batch('given', 1))).toMatchObject({ op: 'result', parts: [[0, 1, 1]] });
     const next = await initProducer(raw);
     expect(next).toBeGreaterThan(pid);
@@ -284,6 +299,7 @@ describe('idempotent produce', () => {
       if (!withSnapshot) fs.rmSync(snapshot);
       tb = await startTestBroker({ dataDir: dir });
       raw = await rawClient(tb.url);
+      await reclaim(raw, pid);
       expect((await readValues(raw, 'torn', 0)).map((m) => m.value)).toEqual(['a-0', 'b-0', 'b-1']);
       expect(await produce(raw, 'torn', 0, pid, 1, b), `snapshot ${withSnapshot}`).toMatchObject({ op: 'result', parts: [[0, 1, 3]] });
       expect(await produce(raw, 'torn', 0, pid, 1, b)).toMatchObject({ op: 'result', parts: [[0, 1, 3]] }); // and again: a duplicate now
