@@ -50,6 +50,12 @@ export class JournalSyncs {
     return this.events.slice(0, at).filter((e) => e.kind === 'sync' && e.file === file).length;
   }
 
+  /** The last sync of `file` published before the mark `label`, if any. */
+  lastBefore(file: string, label: string): SyncEvent | undefined {
+    const at = this.events.findIndex((e) => e.kind === 'mark' && e.label === label);
+    return this.events.slice(0, at < 0 ? 0 : at).filter((e): e is SyncEvent => e.kind === 'sync' && e.file === file).at(-1);
+  }
+
   stop(): void {
     diagnostics_channel.unsubscribe('weir:journal:sync', this.listener);
   }
