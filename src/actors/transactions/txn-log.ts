@@ -19,8 +19,8 @@ import { channels } from '../../common/diagnostics.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '../../common/crc32c.js';
-import { writeFileAtomic } from '../../common/atomic-file.js';
 import { WeirError } from '../../common/errors.js';
+import { replaceJournal, syncJournal } from '../../common/journal-sync.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { FsyncPolicy } from '../../broker.js';
 import { decodeLog, encodeEntry, type TxnLogEntry } from './book.js';
@@ -77,7 +77,7 @@ export class TxnLog {
     const log = new TxnLog(file, fsyncPolicy);
     // Startup: nobody is served yet, so the synchronous atomic replace is fine here.
     const compacted = snapshot(entries).map((e) => encodeEntry(e, crc)).join('');
-    writeFileAtomic(file, compacted, { durable: true });
+    replaceJournal(file, compacted, true);
     log.goodBytes = Buffer.byteLength(compacted);
     log.fh = await fs.promises.open(file, 'a');
     if (fsyncPolicy.mode === 'interval') {
@@ -120,7 +120,7 @@ export class TxnLog {
       const out = await fs.promises.open(tmp, 'w');
       try {
         await out.writeFile(text);
-        await out.datasync();
+        await syncJournal(out, this.file);
       } finally {
         await out.close();
       }
@@ -168,10 +168,16 @@ export class TxnLog {
       if (this.failure) throw this.failure;
       if (!this.fh) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'transaction log is closed', { retryable: true });
       testHooks.beforeLogWrite?.(lines);
-      await this.fh.write(data);
-      if (this.fsync.mode === 'always') await this.fh.datasync();
-      else this.dirtySinceSync = true;
-      this.goodBytes += Buffer.byteLength(data);
+      // One write may store only part of it (a nearly full disk): write the rest until it fails.
+      const bytes = Buffer.from(data, 'utf8');
+      for (let at = 0; at < bytes.length; ) {
+        const { bytesWritten } = await this.fh.write(bytes, at, bytes.length - at);
+        if (bytesWritten <= 0) throw Object.assign(new Error('no space left on device (nothing written)'), { code: 'ENOSPC' });
+        at += bytesWritten;
+      }
+      if (this.fsync.mode === 'always') await syncJournal(this.fh, this.file);
+      else if (this.fsync.mode === 'interval') this.dirtySinceSync = true;
+      this.goodBytes += bytes.length;
     } catch (err) {
       const error = await this.undoFailedWrite(err);
       for (const w of waiters) w.reject(error);
@@ -194,7 +200,7 @@ export class TxnLog {
     });
     try {
       await this.fh!.truncate(this.goodBytes);
-      await this.fh!.datasync();
+      await syncJournal(this.fh!, this.file);
     } catch (again) {
       this.failure = new WeirError(ErrorCode.STORAGE_ERROR, `the transaction log ${this.file} could not be restored after a failed write (${(again as Error).message}); restart the broker`);
     }
@@ -205,7 +211,7 @@ export class TxnLog {
     if (!this.dirtySinceSync || !this.fh) return;
     this.dirtySinceSync = false;
     try {
-      await this.fh.datasync();
+      await syncJournal(this.fh, this.file);
     } catch (err) {
       // Under 'interval' nothing else would ever notice: report it, and try again next interval.
       this.dirtySinceSync = true;
