@@ -157,8 +157,8 @@ export class OffsetStore {
   }
 
   /**
-   * Rewrite as one line per key: a temp file, fsync, rename over, fsync the directory. Then the
-   * appends go to the new file. A failure (disk full) leaves the old file and its descriptor as
+   * Rewrite as one line per key: a temp file, fsync, rename over, fsync the directory (the syncs
+   * unless the policy is never). Then the appends go to the new file. A failure (disk full) leaves the old file and its descriptor as
    * they were: the commit that triggered it is stored already, so it is not failed for this.
    */
   private compact(): void {
@@ -168,7 +168,7 @@ export class OffsetStore {
       text += JSON.stringify([g, t, Number(p), o]) + '\n';
     }
     try {
-      replaceJournal(this.file, text, true);
+      replaceJournal(this.file, text, this.fsync.mode !== 'never');
     } catch (err) {
       this.compactAfterLines = this.lines + COMPACT_RETRY_LINES;
       console.error(`weir groups: compacting ${this.file} failed, appending to it meanwhile:`, (err as Error).message);

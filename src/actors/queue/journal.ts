@@ -224,11 +224,12 @@ export class QueueJournal {
   /** Rewrite the journal as a snapshot of the live state. */
   private compact(): void {
     const text = this.snapshot().join('\n') + '\n';
-    // Durable: the rename must reach the disk before later appends go to the new file, or a crash
-    // could bring back the old journal without them (acks and delivery counts lost). A failure
-    // (disk full) leaves the journal as it was: appends go on, compaction is tried after the next.
+    // Durable (unless the policy is never): the rename must reach the disk before later appends go
+    // to the new file, or a crash could bring back the old journal without them (acks and delivery
+    // counts lost). A failure (disk full) leaves the journal as it was: appends go on, compaction
+    // is tried after the next write.
     try {
-      replaceJournal(this.file, text, true);
+      replaceJournal(this.file, text, this.fsync.mode !== 'never');
     } catch (err) {
       console.error(`weir queues: compacting ${this.file} failed, appending to it meanwhile:`, (err as Error).message);
       return;

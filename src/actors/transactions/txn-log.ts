@@ -77,7 +77,7 @@ export class TxnLog {
     const log = new TxnLog(file, fsyncPolicy);
     // Startup: nobody is served yet, so the synchronous atomic replace is fine here.
     const compacted = snapshot(entries).map((e) => encodeEntry(e, crc)).join('');
-    replaceJournal(file, compacted, true);
+    replaceJournal(file, compacted, fsyncPolicy.mode !== 'never');
     log.goodBytes = Buffer.byteLength(compacted);
     log.fh = await fs.promises.open(file, 'a');
     if (fsyncPolicy.mode === 'interval') {
@@ -114,13 +114,15 @@ export class TxnLog {
       await new Promise((r) => setImmediate(r));
       if (this.failure) throw this.failure;
       const text = snapshot().map((e) => encodeEntry(e, crc)).join('');
-      // writeFileAtomic's steps, asynchronously: temp file, fdatasync, rename, fsync the directory.
-      // A crash before the rename leaves the old (longer, equivalent) log.
+      // writeFileAtomic's steps, asynchronously: temp file, fdatasync, rename, fsync the directory
+      // (the syncs unless the policy is never). A crash before the rename leaves the old (longer,
+      // equivalent) log.
+      const durable = this.fsync.mode !== 'never';
       const tmp = this.file + '.tmp';
       const out = await fs.promises.open(tmp, 'w');
       try {
         await out.writeFile(text);
-        await syncJournal(out, this.file);
+        if (durable) await syncJournal(out, this.file);
       } finally {
         await out.close();
       }
@@ -128,11 +130,13 @@ export class TxnLog {
       this.fh = null;
       try {
         await fs.promises.rename(tmp, this.file);
-        const dir = await fs.promises.open(path.dirname(this.file), 'r');
-        try {
-          await dir.sync();
-        } finally {
-          await dir.close();
+        if (durable) {
+          const dir = await fs.promises.open(path.dirname(this.file), 'r');
+          try {
+            await dir.sync();
+          } finally {
+            await dir.close();
+          }
         }
       } finally {
         // Appends go on to whichever file now has the name (the old one if the rename failed).

@@ -56,13 +56,17 @@ describe('QueueJournal', () => {
     await until(() => syncs!.of(file).some((s) => s.size >= size), 50 + 3_000, 'a sync covering the write');
   });
 
-  it('never: writes, never fdatasyncs (not even at close)', async () => {
-    journal = new QueueJournal(tmp.dir, { mode: 'never' }, () => []);
+  it('never: writes and compacts, never fdatasyncs (not even at close)', async () => {
+    const snapshot = ['{"w":1,"g":"g","t":"t","p":0,"s":0}', '{"w":1,"snap":1,"s":0,"d":[0,5],"c":[],"r":[]}'];
+    journal = new QueueJournal(tmp.dir, { mode: 'never' }, () => snapshot, 100);
     const file = path.join(tmp.dir, 'journal');
     syncs = new JournalSyncs();
     journal.line({ w: 1, g: 'g', t: 't', p: 0, s: 0 });
-    journal.done(1, 0, 5);
-    expect(await durable(journal)).toBeNull();
+    for (let i = 0; i < 20; i++) journal.done(1, 10 * i, 10 * i + 5); // > 100 bytes: compacted
+    journal.flush();
+    expect(fs.readFileSync(file, 'utf8')).toBe(snapshot.join('\n') + '\n');
+    journal.done(1, 300, 301);
+    journal.flush();
     await sleep(200);
     journal.close();
     journal = null;
