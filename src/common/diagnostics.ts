@@ -36,7 +36,7 @@
  *                               transaction log, producer-state snapshot) was fdatasynced
  *                               (src/common/journal-sync.ts). Per thread: a snapshot written on a
  *                               partition worker is published there.
- * - `weir:journal:skipped`      `{ file, lines, positions, truncatedBytes }` replay of a journal
+ * - `weir:journal:skipped`      `{ file, skippedLines, positions, truncatedBytes }` replay of a journal
  *                               skipped lines that do not parse (`positions`: byte offsets of the
  *                               first ones) and cut an unterminated last line (src/actors/group/offset-store.ts).
  */
