@@ -37,6 +37,13 @@
  * - `weir:scheduler:fired-log-failed` `{ file, topic, operation, error, pending }` a write, sync or
  *                               compaction of a scheduler's fired log failed; its marks stay
  *                               pending and are retried (src/actors/scheduler/fired-log.ts).
+ * - `weir:journal:sync`         `{ file }` a side journal (group offsets, queue journal, fired log,
+ *                               transaction log, producer-state snapshot) was fdatasynced
+ *                               (src/common/journal-sync.ts). Per thread: a snapshot written on a
+ *                               partition worker is published there.
+ * - `weir:journal:skipped`      `{ file, skippedLines, positions, truncatedBytes }` replay of a journal
+ *                               skipped lines that do not parse (`positions`: byte offsets of the
+ *                               first ones) and cut an unterminated last line (src/actors/group/offset-store.ts).
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
@@ -53,6 +60,8 @@ export const channels = Object.freeze({
   txnError: diagnostics_channel.channel('weir:txn:error'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),
   schedulerFiredLogFailed: diagnostics_channel.channel('weir:scheduler:fired-log-failed'),
+  journalSync: diagnostics_channel.channel('weir:journal:sync'),
+  journalSkipped: diagnostics_channel.channel('weir:journal:skipped'),
 });
 
 export type ChannelName = keyof typeof channels;

@@ -43,7 +43,7 @@ export function openHostedPartition(
   });
   try {
     // Exactly-once append: rebuild which idempotent batches this partition holds (snapshot + replay).
-    const snapshots = new ProducerStateStore(slot.dir);
+    const snapshots = new ProducerStateStore(slot.dir, undefined, slot.log.fsync);
     const { table } = snapshots.recover(log);
     const input = new RingReader(slot.input);
     const output = new RingWriter(slot.output);

@@ -20,6 +20,11 @@
  * While tracking, a snapshot is written (durably: it is only every `intervalMs`) while the log
  * grows, right after recovery, and at clean close, so a crash replays at most that much log.
  *
+ * "Durably" follows the broker's fsync policy like every side journal: each snapshot (and the
+ * "none" file, and the one `beginTracking` writes before the first idempotent append) is
+ * fdatasynced, with its directory, before it counts, under `always` and `interval`; under `never`
+ * none is (a snapshot lost in an OS crash means a longer replay; the log itself is not synced then).
+ *
  * A torn tail: recovery of the log cuts it at the first incomplete record, so after a power loss the
  * first records of an idempotent batch can survive without the rest. Such a batch is NOT recorded
  * (neither from the replay nor from a snapshot whose offset is past the log end), so it is never
@@ -28,10 +33,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../../common/atomic-file.js';
+import { replaceJournal } from '../../common/journal-sync.js';
 import { ATTR_IDEMPOTENT, F_ATTRIBUTES, readU32, recordOffset } from '../../protocol/record.js';
 import { Header, headerInteger } from '../../protocol/headers.js';
 import type { PartitionLog } from '../../log/index.js';
+import type { PartitionSlotData } from '../../partition-worker/protocol.js';
 import { ProducerStateTable, type ProducerStateLimits, DEFAULT_PRODUCER_STATE_LIMITS } from './producer-state.js';
 
 export const PRODUCER_SNAPSHOT_FILE = 'producer-state.json';
@@ -60,12 +66,17 @@ export class ProducerStateStore {
   private readonly file: string;
   /** False while the partition never had an idempotent batch: no snapshot is written. */
   private trackingState = false;
+  /** Snapshots are fdatasynced (file and directory) unless the fsync policy is `never`. */
+  private readonly durable: boolean;
 
   constructor(
     dir: string,
     private readonly intervalMs = 5_000,
+    /** The broker's fsync policy: snapshots are synced unless it is `never`. */
+    fsync: PartitionSlotData['log']['fsync'] = { mode: 'always' },
   ) {
     this.file = path.join(dir, PRODUCER_SNAPSHOT_FILE);
+    this.durable = fsync.mode !== 'never';
   }
 
   get tracking(): boolean {
@@ -118,7 +129,7 @@ export class ProducerStateStore {
    */
   beginTracking(table: ProducerStateTable, offset: number): void {
     if (this.trackingState) return;
-    writeFileAtomic(this.file, JSON.stringify({ version: 1, offset, producers: table.toJSON() }), { durable: true });
+    replaceJournal(this.file, JSON.stringify({ version: 1, offset, producers: table.toJSON() }), this.durable);
     this.trackingState = true;
     this.lastSnapshotOffset = offset;
     this.lastSnapshotVersion = table.version;
@@ -139,7 +150,7 @@ export class ProducerStateStore {
   write(table: ProducerStateTable, offset: number): void {
     if (!this.trackingState) return;
     try {
-      writeFileAtomic(this.file, JSON.stringify({ version: 1, offset, producers: table.toJSON() }), { durable: true });
+      replaceJournal(this.file, JSON.stringify({ version: 1, offset, producers: table.toJSON() }), this.durable);
       this.lastSnapshotOffset = offset;
       this.lastSnapshotVersion = table.version;
     } catch {
@@ -149,7 +160,7 @@ export class ProducerStateStore {
 
   private writeNone(): void {
     try {
-      writeFileAtomic(this.file, JSON.stringify({ version: 1, none: true }), { durable: true });
+      replaceJournal(this.file, JSON.stringify({ version: 1, none: true }), this.durable);
     } catch {
       // Without the file the next open replays the log once more (correct, only slower).
     }

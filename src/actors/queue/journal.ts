@@ -11,18 +11,28 @@
  *
  * Events of one flush are merged per window into one line (ranges are half-open, adjacent ones
  * joined). When the file passes COMPACT_BYTES it is rewritten from the live state (a snapshot) and
- * renamed over the old one. A torn last line (crash mid-write) is ignored at load.
+ * renamed over the old one. A torn last line (crash mid-write) is ignored at load and cut at open.
+ *
+ * Durability per the broker's fsync policy: `always`, every write is fdatasynced, and
+ * `whenDurable` callbacks (ack/nack answers) run only after the write holding their events was;
+ * `interval:MS`, an fdatasync every MS while something is unsynced; `never`, none. A write is whole
+ * or not there: a failed write or sync is cut back to the last good length (no partial line for the
+ * next one to be glued to) and its lines are kept and written again.
  */
-import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { writeFileAtomic } from '../../common/atomic-file.js';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FsyncPolicy } from '../../broker.js';
+import type { WeirError } from '../../common/errors.js';
+import { appendWholeSync, JournalWriteError, replaceJournal, syncJournalSync } from '../../common/journal-sync.js';
 
 export const COMPACT_BYTES = 16 << 20;
 /** Events are gathered this long and written in one line per window. */
 const FLUSH_MS = 5;
 /** Lines kept for a retry while writes fail (the oldest are dropped beyond it). */
 const MAX_UNWRITTEN_LINES = 100_000;
+/** After a failed write, the kept lines are tried again this much later (doubling up to the max). */
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
 
 export type JournalEntry = Record<string, unknown>;
 
@@ -67,6 +77,11 @@ export class QueueJournal {
   private unsynced = false;
   private closed = false;
   private failing = false;
+  private retryMs = RETRY_MIN_MS;
+  /** Set when a failed write could not be cut back: nothing more is appended (until a restart). */
+  private broken = false;
+  /** Called once the events before them are written and synced (`always`). */
+  private waiters: Array<(err: WeirError | null) => void> = [];
 
   constructor(
     dir: string,
@@ -77,6 +92,7 @@ export class QueueJournal {
   ) {
     mkdirSync(dir, { recursive: true });
     this.file = join(dir, 'journal');
+    cutTornTail(this.file);
     this.fd = openSync(this.file, 'a');
     this.size = statSync(this.file).size;
     if (fsync.mode === 'interval') {
@@ -118,13 +134,24 @@ export class QueueJournal {
     return p;
   }
 
-  private schedule(): void {
+  /**
+   * Call `done` once every event recorded so far is durable: under `always` after the write that
+   * holds them was fdatasynced (with the error if that write failed: the events stay queued and
+   * are written again), otherwise at once.
+   */
+  whenDurable(done: (err: WeirError | null) => void): void {
+    if (this.fsync.mode !== 'always' || this.closed) return done(null);
+    this.waiters.push(done);
+    this.schedule();
+  }
+
+  private schedule(delayMs = FLUSH_MS): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
     // A few ms, not every event-loop turn: with ack-per-message consumers a turn carries one ack
-    // frame, and a write (plus JSON) per turn cost more than the acks themselves. Nothing waits for
-    // the journal (a lost tail means redeliveries, never losses), so this only widens that tail.
-    this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
+    // frame, and a write (plus JSON) per turn cost more than the acks themselves. Only ack answers
+    // under `always` wait for the journal; otherwise a lost tail means redeliveries, never losses.
+    this.flushTimer = setTimeout(() => this.flush(), delayMs);
   }
 
   /** Write everything of this turn in one write; compact when the file grew too big. */
@@ -142,33 +169,71 @@ export class QueueJournal {
       this.lines.push(JSON.stringify(e));
     }
     this.pending.clear();
-    if (this.lines.length === 0) return;
-    const text = this.lines.join('\n') + '\n';
-    const bytes = Buffer.from(text, 'utf8');
+    const waiters = this.waiters;
+    this.waiters = [];
+    if (this.lines.length === 0) {
+      for (const w of waiters) w(null);
+      return;
+    }
+    const error = this.write();
+    for (const w of waiters) w(error);
+    if (error === null && this.size > this.compactBytes) this.compact();
+  }
+
+  /** Append the kept lines whole (and sync them under `always`); null, or the error they failed with. */
+  private write(): WeirError | null {
+    const bytes = Buffer.from(this.lines.join('\n') + '\n', 'utf8');
     try {
-      writeSync(this.fd, bytes);
-      this.size += bytes.length;
-      this.lines = [];
-      if (this.fsync.mode === 'always') fdatasyncSync(this.fd);
-      else this.unsynced = true;
-      if (this.size > this.compactBytes) this.compact();
-      this.failing = false;
+      if (this.broken) throw new JournalWriteError(this.file, new Error('an earlier failed write could not be cut back; restart the broker'), false);
+      appendWholeSync(this.fd, bytes, this.size, this.file);
+      if (this.fsync.mode === 'always') {
+        try {
+          syncJournalSync(this.fd, this.file);
+        } catch (err) {
+          // Written but maybe not durable: take it back out, it is written again with the retry.
+          let restored = true;
+          try {
+            ftruncateSync(this.fd, this.size);
+          } catch {
+            restored = false;
+          }
+          throw new JournalWriteError(this.file, err, restored);
+        }
+      } else if (this.fsync.mode === 'interval') this.unsynced = true;
     } catch (err) {
       // Disk full or another I/O error: queue state stays right in memory; keep the lines (bounded)
-      // and try again with the next turn's events. Lost lines mean redeliveries after a restart.
-      if (!this.failing) console.error(`weir queues: writing ${this.file} failed, retrying:`, (err as Error).message);
+      // and try again shortly. Lost lines mean redeliveries after a restart.
+      const error = err instanceof JournalWriteError ? err : new JournalWriteError(this.file, err, true);
+      if (!error.restored) this.broken = true;
+      if (!this.failing) console.error(`weir queues: writing ${this.file} failed, retrying:`, error.message);
       this.failing = true;
       if (this.lines.length > MAX_UNWRITTEN_LINES) this.lines = this.lines.slice(-MAX_UNWRITTEN_LINES);
+      if (!this.broken) {
+        this.schedule(this.retryMs);
+        this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+      }
+      return error;
     }
+    this.size += bytes.length;
+    this.lines = [];
+    this.failing = false;
+    this.retryMs = RETRY_MIN_MS;
+    return null;
   }
 
   /** Rewrite the journal as a snapshot of the live state. */
   private compact(): void {
     const text = this.snapshot().join('\n') + '\n';
-    // Durable: the rename must reach the disk before later appends go to the new file, or a crash
-    // could bring back the old journal without them (acks and delivery counts lost). The temp file
-    // descriptor is closed even when the write fails (disk full): no leak per failed attempt.
-    writeFileAtomic(this.file, text, { durable: true });
+    // Durable (unless the policy is never): the rename must reach the disk before later appends go
+    // to the new file, or a crash could bring back the old journal without them (acks and delivery
+    // counts lost). A failure (disk full) leaves the journal as it was: appends go on, compaction
+    // is tried after the next write.
+    try {
+      replaceJournal(this.file, text, this.fsync.mode !== 'never');
+    } catch (err) {
+      console.error(`weir queues: compacting ${this.file} failed, appending to it meanwhile:`, (err as Error).message);
+      return;
+    }
     closeSync(this.fd);
     this.fd = openSync(this.file, 'a');
     this.size = Buffer.byteLength(text);
@@ -179,7 +244,7 @@ export class QueueJournal {
     if (!this.unsynced || this.closed) return;
     this.unsynced = false;
     try {
-      fdatasyncSync(this.fd);
+      syncJournalSync(this.fd, this.file);
     } catch (err) {
       this.unsynced = true;
       console.error(`weir queues: fsync of ${this.file} failed:`, (err as Error).message);
@@ -191,10 +256,29 @@ export class QueueJournal {
     this.flush();
     this.closed = true;
     if (this.syncTimer) clearInterval(this.syncTimer);
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer); // a retry after a failed last write
+    this.flushTimer = null;
     try {
-      if (this.fsync.mode !== 'never') fdatasyncSync(this.fd);
+      if (this.unsynced) syncJournalSync(this.fd, this.file);
     } finally {
       closeSync(this.fd);
     }
+  }
+}
+
+/** Cut an unterminated last line (a crash mid-write), so the next append starts a line of its own. */
+function cutTornTail(file: string): void {
+  if (!existsSync(file)) return;
+  const size = statSync(file).size;
+  if (size === 0) return;
+  const fd = openSync(file, 'r+');
+  try {
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    if (last[0] === 0x0a) return;
+    const text = readFileSync(fd);
+    ftruncateSync(fd, text.lastIndexOf(0x0a) + 1);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -270,7 +270,15 @@ export class QueueService implements Feature {
       // Refill at once (not on the next turn): the consumer's pipeline is only `prefetch` deep.
       if (n > 0) this.dispatch(c.group);
     }
-    if (id !== undefined) this.gateway.send(conn, { op: 'result', id, count: n });
+    if (id !== undefined) this.answerWhenDurable(conn, id, n);
+  }
+
+  /** An ack/nack answer means its journal line is durable when the policy says `always`. */
+  private answerWhenDurable(conn: GatewayConnection, id: number, count: number): void {
+    this.journal.whenDurable((err) => {
+      if (err) this.gateway.sendError(conn, id, err);
+      else this.gateway.send(conn, { op: 'result', id, count });
+    });
   }
 
   private nack(conn: GatewayConnection, id: number | undefined, f: Frame): void {
@@ -299,7 +307,7 @@ export class QueueService implements Feature {
       }
       if (n > 0) this.markDirty(c.group);
     }
-    if (id !== undefined) this.gateway.send(conn, { op: 'result', id, count: n });
+    if (id !== undefined) this.answerWhenDurable(conn, id, n);
   }
 
   private unsubscribe(conn: GatewayConnection, id: number, f: Frame): void {

@@ -24,8 +24,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../../common/atomic-file.js';
 import { channels } from '../../common/diagnostics.js';
+import { replaceJournal, syncJournal } from '../../common/journal-sync.js';
 import type { FsyncPolicy } from '../../broker.js';
 import { FiredSet } from './fired-set.js';
 
@@ -145,6 +145,8 @@ export class FiredLog {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private retryMs = RETRY_MIN_MS;
   private syncTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The interval sync running now (close waits for it before closing the descriptor). */
+  private syncing: Promise<void> | null = null;
   private closed = false;
   private failures = 0;
 
@@ -214,6 +216,7 @@ export class FiredLog {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.syncTimer) clearTimeout(this.syncTimer);
     this.retryTimer = this.syncTimer = null;
+    if (this.syncing) await this.syncing;
     while (this.inFlight) await this.inFlight;
     if (this.pendingCount > 0) {
       const run = this.writePending();
@@ -222,7 +225,7 @@ export class FiredLog {
       this.inFlight = null;
     }
     try {
-      if (this.fsyncPolicy.mode !== 'never') await fdatasync(this.fd);
+      if (this.fsyncPolicy.mode !== 'never') await syncJournal(this.fd, this.file);
     } catch (err) {
       this.report('close', err);
     }
@@ -259,24 +262,35 @@ export class FiredLog {
     this.fileBytes += bytes.length;
     if (this.fsyncPolicy.mode === 'always') {
       try {
-        await fdatasync(this.fd);
+        await syncJournal(this.fd, this.file);
       } catch (err) {
         // Written but maybe not durable: keep the marks pending, they are written again (duplicates are harmless).
         this.failed('sync', err);
         return;
       }
-    } else if (this.fsyncPolicy.mode === 'interval' && !this.syncTimer && !this.closed) {
-      this.syncTimer = setTimeout(() => {
-        this.syncTimer = null;
-        if (!this.closed) fdatasync(this.fd).catch((err: unknown) => this.report('sync', err));
-      }, this.fsyncPolicy.intervalMs);
-    }
+    } else if (this.fsyncPolicy.mode === 'interval') this.armSync(this.fsyncPolicy.intervalMs);
     // Done: drop the written marks (more may have been added meanwhile).
     this.pending.copyWithin(0, 2 * count, 2 * this.pendingCount);
     this.pendingCount -= count;
     this.retryMs = RETRY_MIN_MS;
     this.maybeCompact();
     if (this.pendingCount > 0) this.scheduleFlush();
+  }
+
+  /** Under 'interval': one fdatasync within `ms` of the first unsynced write; a failed one is tried again. */
+  private armSync(ms: number): void {
+    if (this.syncTimer || this.closed) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      if (this.closed) return;
+      // Not in the write chain: appends go on meanwhile (the sync covers what was written before it).
+      this.syncing = syncJournal(this.fd, this.file)
+        .catch((err: unknown) => {
+          this.report('sync', err);
+          this.armSync(ms);
+        })
+        .finally(() => (this.syncing = null));
+    }, ms);
   }
 
   private failed(operation: FiredLogFailure['operation'], err: unknown): void {
@@ -323,7 +337,7 @@ export class FiredLog {
 
   /** Replace the file by `contents` (atomically, durably) and reopen it for appends. */
   private rewrite(contents: Uint8Array, oldFd: number): number {
-    writeFileAtomic(this.file, contents, { durable: this.fsyncPolicy.mode !== 'never' });
+    replaceJournal(this.file, contents, this.fsyncPolicy.mode !== 'never');
     fs.closeSync(oldFd);
     const fd = fs.openSync(this.file, 'a');
     this.fileBytes = contents.length;
@@ -372,8 +386,4 @@ function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
     };
     step(0);
   });
-}
-
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }

@@ -19,8 +19,8 @@ import { channels } from '../../common/diagnostics.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '../../common/crc32c.js';
-import { writeFileAtomic } from '../../common/atomic-file.js';
 import { WeirError } from '../../common/errors.js';
+import { replaceJournal, syncJournal } from '../../common/journal-sync.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { FsyncPolicy } from '../../broker.js';
 import { decodeLog, encodeEntry, type TxnLogEntry } from './book.js';
@@ -77,7 +77,7 @@ export class TxnLog {
     const log = new TxnLog(file, fsyncPolicy);
     // Startup: nobody is served yet, so the synchronous atomic replace is fine here.
     const compacted = snapshot(entries).map((e) => encodeEntry(e, crc)).join('');
-    writeFileAtomic(file, compacted, { durable: true });
+    replaceJournal(file, compacted, fsyncPolicy.mode !== 'never');
     log.goodBytes = Buffer.byteLength(compacted);
     log.fh = await fs.promises.open(file, 'a');
     if (fsyncPolicy.mode === 'interval') {
@@ -114,13 +114,15 @@ export class TxnLog {
       await new Promise((r) => setImmediate(r));
       if (this.failure) throw this.failure;
       const text = snapshot().map((e) => encodeEntry(e, crc)).join('');
-      // writeFileAtomic's steps, asynchronously: temp file, fdatasync, rename, fsync the directory.
-      // A crash before the rename leaves the old (longer, equivalent) log.
+      // writeFileAtomic's steps, asynchronously: temp file, fdatasync, rename, fsync the directory
+      // (the syncs unless the policy is never). A crash before the rename leaves the old (longer,
+      // equivalent) log.
+      const durable = this.fsync.mode !== 'never';
       const tmp = this.file + '.tmp';
       const out = await fs.promises.open(tmp, 'w');
       try {
         await out.writeFile(text);
-        await out.datasync();
+        if (durable) await syncJournal(out, this.file);
       } finally {
         await out.close();
       }
@@ -128,11 +130,13 @@ export class TxnLog {
       this.fh = null;
       try {
         await fs.promises.rename(tmp, this.file);
-        const dir = await fs.promises.open(path.dirname(this.file), 'r');
-        try {
-          await dir.sync();
-        } finally {
-          await dir.close();
+        if (durable) {
+          const dir = await fs.promises.open(path.dirname(this.file), 'r');
+          try {
+            await dir.sync();
+          } finally {
+            await dir.close();
+          }
         }
       } finally {
         // Appends go on to whichever file now has the name (the old one if the rename failed).
@@ -168,10 +172,16 @@ export class TxnLog {
       if (this.failure) throw this.failure;
       if (!this.fh) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'transaction log is closed', { retryable: true });
       testHooks.beforeLogWrite?.(lines);
-      await this.fh.write(data);
-      if (this.fsync.mode === 'always') await this.fh.datasync();
-      else this.dirtySinceSync = true;
-      this.goodBytes += Buffer.byteLength(data);
+      // One write may store only part of it (a nearly full disk): write the rest until it fails.
+      const bytes = Buffer.from(data, 'utf8');
+      for (let at = 0; at < bytes.length; ) {
+        const { bytesWritten } = await this.fh.write(bytes, at, bytes.length - at);
+        if (bytesWritten <= 0) throw Object.assign(new Error('no space left on device (nothing written)'), { code: 'ENOSPC' });
+        at += bytesWritten;
+      }
+      if (this.fsync.mode === 'always') await syncJournal(this.fh, this.file);
+      else if (this.fsync.mode === 'interval') this.dirtySinceSync = true;
+      this.goodBytes += bytes.length;
     } catch (err) {
       const error = await this.undoFailedWrite(err);
       for (const w of waiters) w.reject(error);
@@ -194,7 +204,7 @@ export class TxnLog {
     });
     try {
       await this.fh!.truncate(this.goodBytes);
-      await this.fh!.datasync();
+      await syncJournal(this.fh!, this.file);
     } catch (again) {
       this.failure = new WeirError(ErrorCode.STORAGE_ERROR, `the transaction log ${this.file} could not be restored after a failed write (${(again as Error).message}); restart the broker`);
     }
@@ -205,7 +215,7 @@ export class TxnLog {
     if (!this.dirtySinceSync || !this.fh) return;
     this.dirtySinceSync = false;
     try {
-      await this.fh.datasync();
+      await syncJournal(this.fh, this.file);
     } catch (err) {
       // Under 'interval' nothing else would ever notice: report it, and try again next interval.
       this.dirtySinceSync = true;
