@@ -58,8 +58,6 @@ interface PartitionState {
   processed: number | undefined;
   committed: number | undefined;
   owed: number;
-  /** Offset of the message whose handler is running. */
-  inProgress: number | undefined;
   /** False once revoked, reassigned, disconnected or closing: stop dispatching. */
   active: boolean;
 }
@@ -197,8 +195,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (this.subId !== null) this.conn.unregisterSubscription(this.subId, this.listener);
     this.subId = null;
     for (const ps of this.parts.values()) {
-      // The first message not handled yet: the one in a handler, else the head of the queue.
-      if (!this.group) this.positions.set(ps.partition, ps.inProgress ?? ps.queue[ps.head]?.offset ?? ps.nextExpected);
+      // The first message not handed to the handler yet: the head of the queue, else the next one
+      // expected. Not a message whose handler is still running: it was delivered, and resuming
+      // there would deliver it twice (if that handler throws, the partition stops as usual).
+      if (!this.group) this.positions.set(ps.partition, ps.queue[ps.head]?.offset ?? ps.nextExpected);
       this.retire(ps);
     }
     this.parts = new Map();
@@ -289,7 +289,6 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         // Delivery starts at the group's committed offset (or `from`): nothing to commit below it.
         committed: offset,
         owed: 0,
-        inProgress: undefined,
         active: true,
       });
       if (!this.group) this.positions.set(partition, offset);
@@ -377,13 +376,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         ps.head = 0;
       }
       const offset = m.offset;
-      ps.inProgress = offset;
       try {
         // Await only what is awaitable: a synchronous handler costs no promise or microtask per message.
         const done = this.handler(m) as unknown;
         if (done !== undefined && done !== null && typeof (done as PromiseLike<void>).then === 'function') await done;
       } catch (err) {
-        ps.inProgress = undefined;
         this.stopped.add(ps.partition);
         ps.active = false;
         ps.queue = [];
@@ -391,7 +388,6 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         this.report(handlerError(this.topic, ps.partition, offset, err));
         return;
       }
-      ps.inProgress = undefined;
       ps.processed = offset + 1;
       if (!ps.active) return; // revoked while the handler ran: processed is committed by onRevoke
       if (!this.group) this.positions.set(ps.partition, ps.processed);
