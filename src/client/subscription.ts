@@ -21,7 +21,7 @@
  */
 import { readMessages, type Message } from '../protocol/batch-reader.js';
 import { ErrorCode } from '../protocol/codes.js';
-import type { AssignFrame, DeliverFrame, RevokeFrame, StartPosition, SubscribeResult } from '../protocol/frames.js';
+import { MAX_CREDITS, type AssignFrame, type DeliverFrame, type RevokeFrame, type StartPosition, type SubscribeResult } from '../protocol/frames.js';
 import { unrefTimer } from './backoff.js';
 import { asClientError, type Connection, type PushFrame } from './connection.js';
 import { Emitter } from './emitter.js';
@@ -64,6 +64,16 @@ interface PartitionState {
 
 const MAX_KEPT_ERRORS = 100;
 
+/** The subscription's credit window (option `credits`, default 1000); BAD_REQUEST outside 1 – MAX_CREDITS. */
+export function creditsOf(opts: SubscribeOptions): number {
+  const credits = opts.credits ?? 1000;
+  // Above MAX_CREDITS the broker clamps, and a window it never fills would never be granted back.
+  if (!(Number.isInteger(credits) && credits >= 1 && credits <= MAX_CREDITS)) {
+    throw new WeirClientError(ErrorCode.BAD_REQUEST, `credits must be an integer from 1 to ${MAX_CREDITS}`, { retryable: false, details: { field: 'credits' } });
+  }
+  return credits;
+}
+
 export class Subscription extends Emitter<SubscriptionEvents> {
   readonly topic: string;
   readonly group: string | undefined;
@@ -98,9 +108,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.topic = topic;
     this.group = opts.group;
     this.from = opts.from;
-    this.credits = opts.credits ?? 1000;
+    this.credits = creditsOf(opts);
     this.commitIntervalMs = opts.commitIntervalMs ?? 100;
-    if (!(Number.isInteger(this.credits) && this.credits >= 1)) throw new WeirClientError(ErrorCode.BAD_REQUEST, 'credits must be an integer ≥ 1', { retryable: false, details: { field: 'credits' } });
     if (typeof handler !== 'function') throw new WeirClientError(ErrorCode.BAD_REQUEST, 'subscribe() needs a handler function', { retryable: false, details: { field: 'handler' } });
   }
 

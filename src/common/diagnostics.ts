@@ -29,6 +29,8 @@
  *                               page-cache drop-behind (its sync or posix_fadvise): drop-behind
  *                               stops for that log; `error.syscall` says which.
  * - `weir:gateway:backpressure` owned by the gateway.
+ * - `weir:gateway:slow-consumer` `{ conn, bufferedBytes, overMs }` the gateway closed a connection
+ *                               that stayed over its buffered-bytes bound for slowConsumerCloseMs.
  * - `weir:scheduler:fired-log-failed` `{ file, topic, operation, error, pending }` a write, sync or
  *                               compaction of a scheduler's fired log failed; its marks stay
  *                               pending and are retried (src/actors/scheduler/fired-log.ts).
@@ -47,6 +49,7 @@ export const channels = Object.freeze({
   txnError: diagnostics_channel.channel('weir:txn:error'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),
   schedulerFiredLogFailed: diagnostics_channel.channel('weir:scheduler:fired-log-failed'),
+  gatewaySlowConsumer: diagnostics_channel.channel('weir:gateway:slow-consumer'),
 });
 
 export type ChannelName = keyof typeof channels;
