@@ -264,10 +264,30 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       case 'revoke':
         void this.onRevoke(frame);
         return;
-      case 'error':
-        this.report(errorFromFrame(frame));
+      case 'error': {
+        const error = errorFromFrame(frame);
+        if (error.code === ErrorCode.OFFSET_OUT_OF_RANGE) this.onStartPastEnd(error.details);
+        this.report(error);
         return;
+      }
     }
+  }
+
+  /**
+   * The broker found a partition's start offset (from `from`, or a group's commit) past the log end
+   * and delivers from the end instead: accept deliveries from there (they would be discarded as
+   * redeliveries below the old offset), and let a group commit again from there.
+   */
+  private onStartPastEnd(details: Record<string, unknown> | undefined): void {
+    const partition = details?.partition;
+    const end = details?.end;
+    if (typeof partition !== 'number' || typeof end !== 'number') return;
+    const ps = this.parts.get(partition);
+    if (!ps || ps.nextExpected <= end) return;
+    ps.nextExpected = end;
+    if (ps.committed !== undefined && ps.committed > end) ps.committed = end;
+    if (ps.processed !== undefined && ps.processed > end) ps.processed = end;
+    if (!this.group) this.positions.set(partition, end);
   }
 
   private onAssign(f: AssignFrame): void {

@@ -69,6 +69,8 @@ class Connection implements GatewayConnection {
 
 class Cursor {
   credits = 0;
+  /** The log end the partition last reported: commits up to it need no question to the partition. */
+  end = 0;
   /** The partition's id of the fetch in flight (0: none): one at a time, cancelled when the cursor stops. */
   fetchId = 0;
   active = true;
@@ -82,6 +84,8 @@ class Cursor {
 class Subscription implements GroupMember {
   readonly cursors = new Map<number, Cursor>();
   generation = 0;
+  /** The last commit that had to ask a partition for its log end: later commits wait for it (in order). */
+  checkingCommit: Promise<void> | null = null;
   constructor(
     readonly id: number,
     readonly conn: Connection,
@@ -959,9 +963,10 @@ export class Gateway {
     // credit (or maxFetchBytes, or longPollMs) given here is spent; then the next pump asks again,
     // with the credit and the socket's back-pressure as they are by then.
     const fetchId = actor.fetch(FetchMode.OFFSET, c.next, this.config.maxFetchBytes, c.credits, this.config.longPollMs, {
-      data: (records, count, next, _end, more) => {
+      data: (records, count, next, end, more) => {
         if (!more) c.fetchId = 0;
         if (!c.active) return;
+        c.end = end;
         if (count > 0) {
           // Checked before every push, not only when a fetch is issued: a standing fetch answers on
           // its own, and many answers can land in one turn, before the outbox reaches the socket.
@@ -989,10 +994,20 @@ export class Gateway {
         }
         if (!more) this.pump(sub, c);
       },
-      failed: (code, _message, start) => {
+      failed: (code, _message, start, end) => {
         c.fetchId = 0;
         if (!c.active) return;
         if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next < start) c.next = start; // retention deleted it: skip ahead
+        else if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next > end) {
+          // A start (from, or a group's commit) past the log end: said once, then read from the end
+          // (Kafka's auto.offset.reset=latest) rather than asking again forever.
+          const details = { partition: c.partition, offset: c.next, start, end };
+          this.sendError(sub.conn, undefined, new WeirError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${c.next} of ${sub.topic.name}/${c.partition} is past the log end ${end}; delivery starts at the end`, { details }), sub.id);
+          c.next = end;
+          c.end = end;
+          this.pump(sub, c);
+          return;
+        }
         this.retryLater(sub, c);
       },
     }, true);
@@ -1022,9 +1037,10 @@ export class Gateway {
     this.pump(sub, c);
   }
 
-  private commit(conn: Connection, id: number, f: Frame): void {
+  private commit(conn: Connection, id: number, f: Frame): Promise<void> | void {
     const sub = this.subOf(conn, f);
-    if (sub.group === undefined) throw badRequest('sub', 'commit needs a subscription with a group');
+    const group = sub.group;
+    if (group === undefined) throw badRequest('sub', 'commit needs a subscription with a group');
     if (!Array.isArray(f.offsets)) throw badRequest('offsets', '"offsets" must be an array of [partition, nextOffset]');
     const entries: Array<[number, number]> = [];
     for (const e of f.offsets as unknown[]) {
@@ -1032,13 +1048,57 @@ export class Gateway {
       const p = this.partitionOf(sub.topic, e[0]);
       entries.push([p, nonNegInt(e[1], 'offsets')]);
     }
+    this.checkOwned(sub, group, entries);
+    // Offsets up to the log end the partition last reported to this subscription are known to be
+    // valid (the usual commit: what was delivered); anything past it is checked with the partition.
+    let known = true;
+    for (const [p, o] of entries) if (o > (sub.cursors.get(p)?.end ?? 0)) known = false;
+    if (known && sub.checkingCommit === null) {
+      this.deps.offsets.commit(group, sub.topic.name, entries);
+      this.send(conn, { op: 'result', id });
+      return;
+    }
+    const checked = (sub.checkingCommit ?? Promise.resolve()).catch(() => undefined).then(async () => {
+      for (const [p, o] of entries) {
+        if (o <= (sub.cursors.get(p)?.end ?? 0)) continue;
+        const { start, end } = await this.logRange(sub.topic, p);
+        if (o > end) {
+          throw new WeirError(ErrorCode.OFFSET_OUT_OF_RANGE, `cannot commit offset ${o} of ${sub.topic.name}/${p}: the log ends at ${end}`, { details: { partition: p, offset: o, start, end } });
+        }
+      }
+      if (!conn.subs.has(sub.id)) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no subscription ${sub.id} on this connection`, { details: { sub: sub.id } });
+      this.checkOwned(sub, group, entries); // the group may have rebalanced meanwhile
+      this.deps.offsets.commit(group, sub.topic.name, entries);
+      this.send(conn, { op: 'result', id });
+    });
+    sub.checkingCommit = checked;
+    const done = (): void => {
+      if (sub.checkingCommit === checked) sub.checkingCommit = null;
+    };
+    checked.then(done, done);
+    return checked;
+  }
+
+  private checkOwned(sub: Subscription, group: string, entries: Array<[number, number]>): void {
     for (const [p] of entries) {
-      if (!this.deps.groups.owns(sub.group, sub.topic.name, sub.memberId, p)) {
+      if (!this.deps.groups.owns(group, sub.topic.name, sub.memberId, p)) {
         throw new WeirError(ErrorCode.NOT_ASSIGNED, `partition ${sub.topic.name}/${p} is not assigned to this member (rebalanced)`, { details: { partition: p } });
       }
     }
-    this.deps.offsets.commit(sub.group, sub.topic.name, entries);
-    this.send(conn, { op: 'result', id });
+  }
+
+  /** A partition's log start and end now (one question to its actor; PARTITION_UNAVAILABLE while it restarts). */
+  private logRange(topic: Topic, partition: number): Promise<{ start: number; end: number }> {
+    return new Promise((resolve, reject) => {
+      const actor = topic.actors[partition]!;
+      // A fetch of zero records from the earliest position answers with the log start and end.
+      const fetchId = actor.fetch(FetchMode.EARLIEST, 0, 0, 0, 0, {
+        data: (_records, _count, next, end) => resolve({ start: next, end }),
+        failed: (code, message) => reject(new WeirError(code, message, { retryable: RETRYABLE.has(code) })),
+      });
+      if (fetchId === 0) reject(new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true }));
+      else this.markActor(actor);
+    });
   }
 
   private revoked(conn: Connection, f: Frame): void {
