@@ -104,3 +104,25 @@ it('the SDK reports the bad start and consumes from the end; a group then commit
   await sub2.close();
   expect(errors).toHaveLength(1);
 });
+
+it('a subscription from an offset below the log start (deleted by retention) starts at the log start, without an error', async () => {
+  // Every sealed segment is over the byte budget; the partition checks retention every 5 s.
+  const tb = (fx.tb = await startTestBroker({ retentionBytes: 1, segmentBytes: 4096 }));
+  const producer = await fx.client(tb.url);
+  await producer.createTopic('trimmed', { partitions: 1 });
+  const pad = 'x'.repeat(1000);
+  for (let i = 0; i < 20; i++) await producer.produce('trimmed', [{ value: `${i}-${pad}` }]);
+  let start = 0;
+  for (let waited = 0; start === 0; waited += 200) {
+    if (waited > 20_000) throw new Error('retention deleted nothing');
+    await new Promise((r) => setTimeout(r, 200));
+    start = (await producer.describeTopic('trimmed')).offsets[0]!.start;
+  }
+
+  const c = await rawClient(tb.url);
+  const s = await c.request({ op: 'subscribe', topic: 'trimmed', group: 'g', from: { offset: 0 }, credits: 100 });
+  const d = await c.waitFor((f) => f.op === 'deliver' && f.sub === s.sub);
+  expect(readMessages('trimmed', 0, d.records as Uint8Array)[0]!.offset).toBe(start);
+  expect((await c.request({ op: 'commit', sub: s.sub, offsets: [[0, start + 1]] })).op).toBe('result');
+  expect(c.frames.filter((f) => f.op === 'error')).toEqual([]);
+});
