@@ -12,7 +12,7 @@ import { isMatchedFrame, type MatchedFrame, type PatternSubscribeResult, type St
 import { asClientError, type Connection } from './connection.js';
 import { Emitter } from './emitter.js';
 import { WeirClientError, badResponse } from './errors.js';
-import { Subscription } from './subscription.js';
+import { Subscription, creditsOf } from './subscription.js';
 import type { MessageHandler, SubscribeOptions } from './types.js';
 
 export interface PatternSubscriptionEvents extends Record<string, unknown> {
@@ -52,6 +52,7 @@ export class PatternSubscription extends Emitter<PatternSubscriptionEvents> {
   }
 
   static async start(conn: Connection, pattern: string, opts: SubscribeOptions, handler: MessageHandler, onClosed: (sub: PatternSubscription) => void): Promise<PatternSubscription> {
+    creditsOf(opts); // refused here, not when the first topic's subscription is attached
     const sub = new PatternSubscription(conn, pattern, opts, handler, onClosed);
     try {
       await sub.subscribe(opts.from);

@@ -21,7 +21,7 @@
  */
 import { readCheckedMessages, readMessages, type CorruptRecord, type Message } from '../protocol/batch-reader.js';
 import { ErrorCode } from '../protocol/codes.js';
-import type { AssignFrame, DeliverFrame, RevokeFrame, StartPosition, SubscribeResult } from '../protocol/frames.js';
+import { MAX_CREDITS, type AssignFrame, type DeliverFrame, type RevokeFrame, type StartPosition, type SubscribeResult } from '../protocol/frames.js';
 import { unrefTimer } from './backoff.js';
 import { asClientError, type Connection, type PushFrame } from './connection.js';
 import { Emitter } from './emitter.js';
@@ -58,13 +58,21 @@ interface PartitionState {
   processed: number | undefined;
   committed: number | undefined;
   owed: number;
-  /** Offset of the message whose handler is running. */
-  inProgress: number | undefined;
   /** False once revoked, reassigned, disconnected or closing: stop dispatching. */
   active: boolean;
 }
 
 const MAX_KEPT_ERRORS = 100;
+
+/** The subscription's credit window (option `credits`, default 1000); BAD_REQUEST outside 1 – MAX_CREDITS. */
+export function creditsOf(opts: SubscribeOptions): number {
+  const credits = opts.credits ?? 1000;
+  // Above MAX_CREDITS the broker clamps, and a window it never fills would never be granted back.
+  if (!(Number.isInteger(credits) && credits >= 1 && credits <= MAX_CREDITS)) {
+    throw new WeirClientError(ErrorCode.BAD_REQUEST, `credits must be an integer from 1 to ${MAX_CREDITS}`, { retryable: false, details: { field: 'credits' } });
+  }
+  return credits;
+}
 
 export class Subscription extends Emitter<SubscriptionEvents> {
   readonly topic: string;
@@ -102,9 +110,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.topic = topic;
     this.group = opts.group;
     this.from = opts.from;
-    this.credits = opts.credits ?? 1000;
+    this.credits = creditsOf(opts);
     this.commitIntervalMs = opts.commitIntervalMs ?? 100;
-    if (!(Number.isInteger(this.credits) && this.credits >= 1)) throw new WeirClientError(ErrorCode.BAD_REQUEST, 'credits must be an integer ≥ 1', { retryable: false, details: { field: 'credits' } });
     if (typeof handler !== 'function') throw new WeirClientError(ErrorCode.BAD_REQUEST, 'subscribe() needs a handler function', { retryable: false, details: { field: 'handler' } });
   }
 
@@ -199,8 +206,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (this.subId !== null) this.conn.unregisterSubscription(this.subId, this.listener);
     this.subId = null;
     for (const ps of this.parts.values()) {
-      // The first message not handled yet: the one in a handler, else the head of the queue.
-      if (!this.group) this.positions.set(ps.partition, ps.inProgress ?? ps.queue[ps.head]?.offset ?? ps.nextExpected);
+      // The first message not handed to the handler yet: the head of the queue, else the next one
+      // expected. Not a message whose handler is still running: it was delivered, and resuming
+      // there would deliver it twice (if that handler throws, the partition stops as usual).
+      if (!this.group) this.positions.set(ps.partition, ps.queue[ps.head]?.offset ?? ps.nextExpected);
       this.retire(ps);
     }
     this.parts = new Map();
@@ -262,10 +271,30 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         const d = err.details;
         if (err.code === ErrorCode.DATA_LOSS && typeof d?.partition === 'number' && typeof d.from === 'number' && typeof d.to === 'number') {
           this.lost(d.partition, d.to, err);
-        } else this.report(err);
+          return;
+        }
+        if (err.code === ErrorCode.OFFSET_OUT_OF_RANGE) this.onStartPastEnd(err.details);
+        this.report(err);
         return;
       }
     }
+  }
+
+  /**
+   * The broker found a partition's start offset (from `from`, or a group's commit) past the log end
+   * and delivers from the end instead: accept deliveries from there (they would be discarded as
+   * redeliveries below the old offset), and let a group commit again from there.
+   */
+  private onStartPastEnd(details: Record<string, unknown> | undefined): void {
+    const partition = details?.partition;
+    const end = details?.end;
+    if (typeof partition !== 'number' || typeof end !== 'number') return;
+    const ps = this.parts.get(partition);
+    if (!ps || ps.nextExpected <= end) return;
+    ps.nextExpected = end;
+    if (ps.committed !== undefined && ps.committed > end) ps.committed = end;
+    if (ps.processed !== undefined && ps.processed > end) ps.processed = end;
+    if (!this.group) this.positions.set(partition, end);
   }
 
   private onAssign(f: AssignFrame): void {
@@ -296,7 +325,6 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         // Delivery starts at the group's committed offset (or `from`): nothing to commit below it.
         committed: offset,
         owed: 0,
-        inProgress: undefined,
         active: true,
       });
       if (!this.group) this.positions.set(partition, offset);
@@ -417,13 +445,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         ps.head = 0;
       }
       const offset = m.offset;
-      ps.inProgress = offset;
       try {
         // Await only what is awaitable: a synchronous handler costs no promise or microtask per message.
         const done = this.handler(m) as unknown;
         if (done !== undefined && done !== null && typeof (done as PromiseLike<void>).then === 'function') await done;
       } catch (err) {
-        ps.inProgress = undefined;
         this.stopped.add(ps.partition);
         ps.active = false;
         ps.queue = [];
@@ -431,7 +457,6 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         this.report(handlerError(this.topic, ps.partition, offset, err));
         return;
       }
-      ps.inProgress = undefined;
       ps.processed = offset + 1;
       if (!ps.active) return; // revoked while the handler ran: processed is committed by onRevoke
       if (!this.group) this.positions.set(ps.partition, ps.processed);

@@ -77,7 +77,7 @@ export interface SubscribeOptions {
   group?: string;
   /** Where to start when there is no committed offset. Default 'latest' (the broker's default). */
   from?: StartPosition;
-  /** Credit window per partition: messages the broker may send ahead of processing. Default 1000. */
+  /** Credit window per partition: messages the broker may send ahead of processing. Default 1000, at most 1,000,000 (MAX_CREDITS). */
   credits?: number;
   /** Groups: how often processed offsets are committed. Default 100 ms. */
   commitIntervalMs?: number;

@@ -34,6 +34,8 @@
  *                               page-cache drop-behind (its sync or posix_fadvise): drop-behind
  *                               stops for that log; `error.syscall` says which.
  * - `weir:gateway:backpressure` owned by the gateway.
+ * - `weir:gateway:slow-consumer` `{ conn, bufferedBytes, overMs }` the gateway closed a connection
+ *                               that stayed over its buffered-bytes bound for slowConsumerCloseMs.
  * - `weir:scheduler:fired-log-failed` `{ file, topic, operation, error, pending }` a write, sync or
  *                               compaction of a scheduler's fired log failed; its marks stay
  *                               pending and are retried (src/actors/scheduler/fired-log.ts).
@@ -62,6 +64,7 @@ export const channels = Object.freeze({
   schedulerFiredLogFailed: diagnostics_channel.channel('weir:scheduler:fired-log-failed'),
   journalSync: diagnostics_channel.channel('weir:journal:sync'),
   journalSkipped: diagnostics_channel.channel('weir:journal:skipped'),
+  gatewaySlowConsumer: diagnostics_channel.channel('weir:gateway:slow-consumer'),
 });
 
 export type ChannelName = keyof typeof channels;

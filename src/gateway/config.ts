@@ -9,8 +9,19 @@ export interface GatewayConfig {
   /** Unanswered produce bytes per connection. */
   maxInFlightBytes: number;
   maxRecordsPerBatch: number;
-  /** Stop fetching for a connection whose unsent WebSocket buffer exceeds this; resume on drain. */
+  /**
+   * A connection's bound on unsent bytes (uWS's buffer plus frames queued this turn): deliveries
+   * stop above it (resumed on drain), and `fetch` answers THROTTLED. At most one frame past it.
+   */
   maxBufferedBytes: number;
+  /** Close (1008, `SLOW_CONSUMER`) a connection that stays over maxBufferedBytes this long. */
+  slowConsumerCloseMs: number;
+  /**
+   * uWS's own limit per socket (maxBackpressure; a send past it closes the socket): a backstop for
+   * frames outside the bound above, e.g. answers a client requests without reading them.
+   * Default: 4 × maxBufferedBytes.
+   */
+  maxBackpressureBytes?: number;
   /** Largest DATA answer a partition returns for one fetch. */
   maxFetchBytes: number;
   /** How long a subscription's fetch waits at the partition for new data. */
@@ -30,6 +41,7 @@ export const defaultGatewayConfig: GatewayConfig = {
   maxInFlightBytes: 32 * 1024 * 1024,
   maxRecordsPerBatch: 100_000,
   maxBufferedBytes: 4 * 1024 * 1024,
+  slowConsumerCloseMs: 30_000,
   maxFetchBytes: 1024 * 1024,
   longPollMs: 500,
   idleTimeoutSec: 120,

@@ -15,7 +15,7 @@ import { FrameArena } from './frame-arena.js';
 import { Outbox } from './outbox.js';
 import { TurnSet } from './turn-set.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
-import { PROTOCOL_VERSION, GROUP_NAME, type StartPosition, type TopicConfig } from '../protocol/frames.js';
+import { PROTOCOL_VERSION, GROUP_NAME, MAX_CREDITS, type StartPosition, type TopicConfig } from '../protocol/frames.js';
 import { topicConfigToWire } from '../actors/topics/config.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
 import { FetchMode, IDEMPOTENT_PRODUCE_HEADER_BYTES, PRODUCE_HEADER_BYTES } from '../partition-worker/protocol.js';
@@ -49,6 +49,12 @@ class Connection implements GatewayConnection {
   closed = false;
   helloDone = false;
   inFlightBytes = 0;
+  /** Bytes one-shot `fetch` answers not yet sent may take (their maxBytes): counted against maxBufferedBytes. */
+  fetchBytes = 0;
+  /** A cursor stopped because the socket was over its bound: pump them all once it is not. */
+  deliveryPaused = false;
+  /** When the connection was first seen over its bound (0: not over): the slow-consumer clock. */
+  overSince = 0;
   /** Encoded frames waiting for the end of this tick, sent corked together. */
   readonly outbox = new Outbox();
   /** The gateway's TurnSets this connection is in (DELIVERIES, ANSWERS). */
@@ -63,6 +69,8 @@ class Connection implements GatewayConnection {
 
 class Cursor {
   credits = 0;
+  /** The log end the partition last reported: commits up to it need no question to the partition. */
+  end = 0;
   /** The partition's id of the fetch in flight (0: none): one at a time, cancelled when the cursor stops. */
   fetchId = 0;
   active = true;
@@ -76,6 +84,8 @@ class Cursor {
 class Subscription implements GroupMember {
   readonly cursors = new Map<number, Cursor>();
   generation = 0;
+  /** The last commit that had to ask a partition for its log end: later commits wait for it (in order). */
+  checkingCommit: Promise<void> | null = null;
   constructor(
     readonly id: number,
     readonly conn: Connection,
@@ -303,7 +313,9 @@ export class Gateway {
     app.ws<ConnData>('/*', {
       // uWS cuts larger frames with 1006 and no reason; leave headroom so our own check answers 1009.
       maxPayloadLength: cfg.maxFrameBytes * 2 + 1024 * 1024,
-      maxBackpressure: 256 * 1024 * 1024,
+      // A backstop only: the gateway keeps each connection within maxBufferedBytes (+ one frame)
+      // for deliveries and fetch answers; a send beyond this closes the socket (1006).
+      maxBackpressure: cfg.maxBackpressureBytes ?? 4 * cfg.maxBufferedBytes,
       closeOnBackpressureLimit: 1,
       idleTimeout: cfg.idleTimeoutSec,
       sendPingsAutomatically: true,
@@ -327,9 +339,9 @@ export class Gateway {
       },
       drain: (ws) => {
         const conn = ws.getUserData().conn!;
-        if (ws.getBufferedAmount() < this.config.maxBufferedBytes) {
-          for (const sub of conn.subs.values()) for (const c of sub.cursors.values()) this.pump(sub, c);
-        }
+        if (this.bufferedBytes(conn) > this.config.maxBufferedBytes) return;
+        conn.overSince = 0;
+        if (conn.deliveryPaused) this.resumeDelivery(conn);
       },
       close: (ws) => {
         const conn = ws.getUserData().conn!;
@@ -356,6 +368,8 @@ export class Gateway {
   /** Stop accepting, let in-flight produce requests finish (bounded), then close every connection. */
   async close(graceMs = 5_000): Promise<void> {
     this.closing = true;
+    if (this.slowTimer) clearInterval(this.slowTimer);
+    this.slowTimer = null;
     if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     const deadline = Date.now() + graceMs;
@@ -376,7 +390,7 @@ export class Gateway {
     let inFlight = 0;
     for (const c of this.conns) {
       if (c.closed) continue;
-      const b = c.ws.getBufferedAmount() + c.outbox.bytes();
+      const b = this.bufferedBytes(c);
       bufferedBytes += b;
       if (b > max) max = b;
       inFlight += c.inFlightBytes;
@@ -775,9 +789,19 @@ export class Gateway {
     const maxBytes = Math.min(f.maxBytes === undefined ? 1 << 20 : nonNegInt(f.maxBytes, 'maxBytes'), this.config.maxFetchBytes);
     const maxRecords = f.maxRecords === undefined ? 10_000 : nonNegInt(f.maxRecords, 'maxRecords');
     const maxWaitMs = Math.min(f.maxWaitMs === undefined ? 0 : nonNegInt(f.maxWaitMs, 'maxWaitMs'), 30_000);
+    // Answers count against the connection's bound from the moment they are asked for (a client can
+    // pipeline many fetches in one read, before any answer exists): one more is allowed while the
+    // unsent bytes and the answers pending stay within it, so it holds at most one answer past it.
+    const buffered = this.bufferedBytes(conn);
+    const bound = this.config.maxBufferedBytes;
+    if (buffered + conn.fetchBytes > bound) {
+      if (buffered > bound) this.noteOverBound(conn);
+      throw new WeirError(ErrorCode.THROTTLED, `connection has ${buffered} bytes unsent and ${conn.fetchBytes} bytes of fetch answers pending (limit ${bound}); read the answers, then retry`, { retryable: true });
+    }
     const actor = topic.actors[partition]!;
     const fetchId = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
       data: (records, count, next, end) => {
+        conn.fetchBytes -= maxBytes;
         // time: never hand out expired records (only topics with a ttlMs or weir- records can have any)
         if (count > 0 && (topic.config.ttlMs !== null || topic.hasControlRecords)) {
           const live = dropExpired(records, count, topic.config.ttlMs, Date.now());
@@ -788,9 +812,13 @@ export class Gateway {
         }
         this.send(conn, { op: 'result', id, topic: topic.name, partition, records, count, next, end });
       },
-      failed: (code, message, start, end) => this.sendError(conn, id, fetchFailure(topic, partition, code, message, start, end)),
+      failed: (code, message, start, end) => {
+        conn.fetchBytes -= maxBytes;
+        this.sendError(conn, id, fetchFailure(topic, partition, code, message, start, end));
+      },
     });
     if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+    conn.fetchBytes += maxBytes; // answered no earlier than the next flush
     this.markActor(actor);
   }
 
@@ -905,6 +933,11 @@ export class Gateway {
   stopCursor(sub: Subscription, c: Cursor): void {
     c.active = false;
     if (c.retry) clearTimeout(c.retry);
+    this.cancelFetch(sub, c);
+  }
+
+  /** End the cursor's fetch in flight, if any (answers still on their way are dropped by the handle). */
+  private cancelFetch(sub: Subscription, c: Cursor): void {
     if (c.fetchId === 0) return;
     const actor = sub.topic.actors[c.partition]!;
     actor.cancelFetch(c.fetchId);
@@ -912,22 +945,43 @@ export class Gateway {
     this.markActor(actor);
   }
 
+  /** A cursor stops because its socket is over the bound: resumed (every cursor of the connection) once it is not. */
+  private pauseDelivery(sub: Subscription, c: Cursor): void {
+    sub.conn.deliveryPaused = true;
+    if (channels.gatewayBackpressure.hasSubscribers) channels.gatewayBackpressure.publish({ conn: sub.conn.id, sub: sub.id, partition: c.partition });
+  }
+
+  private resumeDelivery(conn: Connection): void {
+    conn.deliveryPaused = false;
+    for (const sub of conn.subs.values()) for (const c of sub.cursors.values()) this.pump(sub, c);
+  }
+
   /** Issue the next fetch for a cursor if it has credit, no fetch in flight, and the socket keeps up. */
   pump(sub: Subscription, c: Cursor): void {
     if (!c.active || c.fetchId !== 0 || c.credits <= 0 || sub.conn.closed) return;
-    if (sub.conn.ws.getBufferedAmount() > this.config.maxBufferedBytes) {
-      if (channels.gatewayBackpressure.hasSubscribers) channels.gatewayBackpressure.publish({ conn: sub.conn.id, sub: sub.id, partition: c.partition });
-      return; // resumed by the drain handler
+    if (this.overBound(sub.conn)) {
+      this.pauseDelivery(sub, c);
+      return; // resumed by the drain handler, or after the flush if uWS took everything
     }
     const actor = sub.topic.actors[c.partition]!;
     // Standing: while this cursor keeps up, the partition pushes each commit to it until the
     // credit (or maxFetchBytes, or longPollMs) given here is spent; then the next pump asks again,
     // with the credit and the socket's back-pressure as they are by then.
     const fetchId = actor.fetch(FetchMode.OFFSET, c.next, this.config.maxFetchBytes, c.credits, this.config.longPollMs, {
-      data: (records, count, next, _end, more) => {
+      data: (records, count, next, end, more) => {
         if (!more) c.fetchId = 0;
         if (!c.active) return;
+        c.end = end;
         if (count > 0) {
+          // Checked before every push, not only when a fetch is issued: a standing fetch answers on
+          // its own, and many answers can land in one turn, before the outbox reaches the socket.
+          // Over the bound, this answer is dropped (c.next stays: it is read again on resume) and
+          // the standing fetch ends, so the connection holds at most one frame past the bound.
+          if (this.overBound(sub.conn)) {
+            this.cancelFetch(sub, c);
+            this.pauseDelivery(sub, c);
+            return;
+          }
           // time: expired records are skipped; only topics with a ttlMs or weir- records can have any.
           // A deliver is sent even when all of them expired (count 0): `next` lets the client
           // commit past them, or a group would re-read them forever. Credit counts delivered ones.
@@ -957,6 +1011,16 @@ export class Gateway {
           return;
         }
         if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next < start) c.next = start; // retention deleted it: skip ahead
+        else if (code === ErrorCode.OFFSET_OUT_OF_RANGE && c.next > end) {
+          // A start (from, or a group's commit) past the log end: said once, then read from the end
+          // (Kafka's auto.offset.reset=latest) rather than asking again forever.
+          const details = { partition: c.partition, offset: c.next, start, end };
+          this.sendError(sub.conn, undefined, new WeirError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${c.next} of ${sub.topic.name}/${c.partition} is past the log end ${end}; delivery starts at the end`, { details }), sub.id);
+          c.next = end;
+          c.end = end;
+          this.pump(sub, c);
+          return;
+        }
         this.retryLater(sub, c);
       },
     }, true);
@@ -982,13 +1046,14 @@ export class Gateway {
     const credits = nonNegInt(f.credits, 'credits');
     const c = sub.cursors.get(partition);
     if (!c) return; // not (or no longer) assigned here: the credit lapses with the assignment
-    c.credits += credits;
+    c.credits = Math.min(c.credits + credits, MAX_CREDITS); // clamped: see docs/protocol.md, Flow control
     this.pump(sub, c);
   }
 
-  private commit(conn: Connection, id: number, f: Frame): void {
+  private commit(conn: Connection, id: number, f: Frame): Promise<void> | void {
     const sub = this.subOf(conn, f);
-    if (sub.group === undefined) throw badRequest('sub', 'commit needs a subscription with a group');
+    const group = sub.group;
+    if (group === undefined) throw badRequest('sub', 'commit needs a subscription with a group');
     if (!Array.isArray(f.offsets)) throw badRequest('offsets', '"offsets" must be an array of [partition, nextOffset]');
     const entries: Array<[number, number]> = [];
     for (const e of f.offsets as unknown[]) {
@@ -996,13 +1061,57 @@ export class Gateway {
       const p = this.partitionOf(sub.topic, e[0]);
       entries.push([p, nonNegInt(e[1], 'offsets')]);
     }
+    this.checkOwned(sub, group, entries);
+    // Offsets up to the log end the partition last reported to this subscription are known to be
+    // valid (the usual commit: what was delivered); anything past it is checked with the partition.
+    let known = true;
+    for (const [p, o] of entries) if (o > (sub.cursors.get(p)?.end ?? 0)) known = false;
+    if (known && sub.checkingCommit === null) {
+      this.deps.offsets.commit(group, sub.topic.name, entries);
+      this.send(conn, { op: 'result', id });
+      return;
+    }
+    const checked = (sub.checkingCommit ?? Promise.resolve()).catch(() => undefined).then(async () => {
+      for (const [p, o] of entries) {
+        if (o <= (sub.cursors.get(p)?.end ?? 0)) continue;
+        const { start, end } = await this.logRange(sub.topic, p);
+        if (o > end) {
+          throw new WeirError(ErrorCode.OFFSET_OUT_OF_RANGE, `cannot commit offset ${o} of ${sub.topic.name}/${p}: the log ends at ${end}`, { details: { partition: p, offset: o, start, end } });
+        }
+      }
+      if (!conn.subs.has(sub.id)) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no subscription ${sub.id} on this connection`, { details: { sub: sub.id } });
+      this.checkOwned(sub, group, entries); // the group may have rebalanced meanwhile
+      this.deps.offsets.commit(group, sub.topic.name, entries);
+      this.send(conn, { op: 'result', id });
+    });
+    sub.checkingCommit = checked;
+    const done = (): void => {
+      if (sub.checkingCommit === checked) sub.checkingCommit = null;
+    };
+    checked.then(done, done);
+    return checked;
+  }
+
+  private checkOwned(sub: Subscription, group: string, entries: Array<[number, number]>): void {
     for (const [p] of entries) {
-      if (!this.deps.groups.owns(sub.group, sub.topic.name, sub.memberId, p)) {
+      if (!this.deps.groups.owns(group, sub.topic.name, sub.memberId, p)) {
         throw new WeirError(ErrorCode.NOT_ASSIGNED, `partition ${sub.topic.name}/${p} is not assigned to this member (rebalanced)`, { details: { partition: p } });
       }
     }
-    this.deps.offsets.commit(sub.group, sub.topic.name, entries);
-    this.send(conn, { op: 'result', id });
+  }
+
+  /** A partition's log start and end now (one question to its actor; PARTITION_UNAVAILABLE while it restarts). */
+  private logRange(topic: Topic, partition: number): Promise<{ start: number; end: number }> {
+    return new Promise((resolve, reject) => {
+      const actor = topic.actors[partition]!;
+      // A fetch of zero records from the earliest position answers with the log start and end.
+      const fetchId = actor.fetch(FetchMode.EARLIEST, 0, 0, 0, 0, {
+        data: (_records, _count, next, end) => resolve({ start: next, end }),
+        failed: (code, message) => reject(new WeirError(code, message, { retryable: RETRYABLE.has(code) })),
+      });
+      if (fetchId === 0) reject(new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true }));
+      else this.markActor(actor);
+    });
   }
 
   private revoked(conn: Connection, f: Frame): void {
@@ -1029,6 +1138,7 @@ export class Gateway {
     conn.closed = true;
     conn.outbox.clear();
     this.conns.delete(conn);
+    this.overConns.delete(conn);
     for (const sub of [...conn.subs.values()]) this.dropSub(sub);
     for (const l of this.closeListeners) l(conn);
   }
@@ -1129,7 +1239,11 @@ export class Gateway {
       this.corking = null;
     }
     // A send over the backpressure limit closes the socket at once (onClose emptied the outbox).
-    if (!conn.closed) conn.outbox.dropFirst(n);
+    if (conn.closed) return;
+    conn.outbox.dropFirst(n);
+    // Cursors paused while this turn's frames were still queued here: the socket may have taken
+    // them all, and then no drain event would come to resume them.
+    if (conn.deliveryPaused && conn.ws.getBufferedAmount() <= this.config.maxBufferedBytes) this.resumeDelivery(conn);
   }
 
   private readonly sendCorked = (): void => {
@@ -1161,6 +1275,60 @@ export class Gateway {
     if (!sub) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no subscription ${id} on this connection`, { details: { sub: id } });
     return sub;
   }
+
+  /** Bytes this connection holds in the broker: uWS's unsent buffer plus frames queued this turn. */
+  private bufferedBytes(conn: Connection): number {
+    return conn.ws.getBufferedAmount() + conn.outbox.bytes();
+  }
+
+  /** Whether the connection is over maxBufferedBytes (then its slow-consumer clock runs). */
+  private overBound(conn: Connection): boolean {
+    if (this.bufferedBytes(conn) <= this.config.maxBufferedBytes) return false;
+    this.noteOverBound(conn);
+    return true;
+  }
+
+  private noteOverBound(conn: Connection): void {
+    if (conn.overSince !== 0 || conn.closed) return;
+    conn.overSince = Date.now();
+    this.overConns.add(conn);
+    if (this.slowTimer === null) {
+      const every = Math.max(10, Math.min(1000, Math.floor(this.config.slowConsumerCloseMs / 4)));
+      this.slowTimer = setInterval(this.checkSlowConsumers, every);
+      this.slowTimer.unref();
+    }
+  }
+
+  /**
+   * Connections seen over their bound: forget those back under it, close those over it for
+   * slowConsumerCloseMs. Only a socket that (nearly) stopped reading gets there: one that reads
+   * even slowly drops under the bound with each frame it takes, and the drain handler resets it.
+   */
+  private readonly checkSlowConsumers = (): void => {
+    const now = Date.now();
+    const bound = this.config.maxBufferedBytes;
+    for (const conn of this.overConns) {
+      const bytes = conn.closed ? 0 : this.bufferedBytes(conn);
+      if (bytes <= bound) {
+        conn.overSince = 0;
+        this.overConns.delete(conn);
+        continue;
+      }
+      const overMs = now - conn.overSince;
+      if (overMs < this.config.slowConsumerCloseMs) continue;
+      if (channels.gatewaySlowConsumer.hasSubscribers) channels.gatewaySlowConsumer.publish({ conn: conn.id, bufferedBytes: bytes, overMs });
+      // The close frame goes after what is buffered; uWS calls onClose at once (which forgets the
+      // connection and its subscriptions) and drops the socket if the client never reads it.
+      conn.ws.end(1008, `${ErrorCode.SLOW_CONSUMER}: ${bytes} bytes unsent for ${overMs} ms (limit ${bound})`);
+    }
+    if (this.overConns.size === 0 && this.slowTimer !== null) {
+      clearInterval(this.slowTimer);
+      this.slowTimer = null;
+    }
+  };
+  /** Connections over their bound, for checkSlowConsumers. */
+  private readonly overConns = new Set<Connection>();
+  private slowTimer: ReturnType<typeof setInterval> | null = null;
 
   private health(res: HttpResponse): void {
     let up = 0;
@@ -1268,7 +1436,7 @@ export function subscribeOptionsOf(f: Frame): SubscribeOptions {
   const from = parseFrom(f.from);
   const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
   if (credits < 1) throw badRequest('credits', 'credits must be at least 1');
-  return { group, from, credits };
+  return { group, from, credits: Math.min(credits, MAX_CREDITS) };
 }
 
 function parseFrom(v: unknown): StartPosition {

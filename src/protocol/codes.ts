@@ -46,6 +46,9 @@ export const ErrorCode = {
   // exactly-once append: who may use a producer id (src/actors/producers/registry.ts)
   PRODUCER_FENCED: 'PRODUCER_FENCED', // the id was reclaimed (newer epoch): this connection or epoch may no longer use it; nothing was written
   PRODUCER_ID_NOT_OWNED: 'PRODUCER_ID_NOT_OWNED', // this connection does not hold the id (never obtained it, wrong secret, or forgotten); nothing was written
+  // flow control: the WebSocket close reason (code 1008) of a connection that stayed over its
+  // buffered-bytes bound for slowConsumerCloseMs (it stopped reading what it asked for)
+  SLOW_CONSUMER: 'SLOW_CONSUMER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

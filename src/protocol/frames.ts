@@ -5,6 +5,9 @@
  */
 export const PROTOCOL_VERSION = 1;
 
+/** Most credit one subscription partition holds at the broker; `subscribe`/`credit` beyond it are clamped. */
+export const MAX_CREDITS = 1_000_000;
+
 /** Where a subscription starts when no committed offset applies. */
 export type StartPosition =
   | 'earliest'

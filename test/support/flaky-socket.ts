@@ -4,6 +4,7 @@
  * did the work, the client never hears of it), and `drop()` cuts the connection like a network
  * failure (the SDK reconnects with a new FlakySocket). `redirect` sends new sockets to another URL,
  * e.g. a broker restarted on a new port (an old port can stay blocked by TIME_WAIT for a minute).
+ * `pause()` stops reading the socket, like a stalled client process.
  */
 import WebSocket from 'ws';
 import type { WebSocketConstructor, WebSocketLike } from '../../src/client/index.js';
@@ -21,6 +22,9 @@ export interface FlakySocketLike extends WebSocketLike {
   swallow: boolean;
   swallowed: number;
   drop(): void;
+  /** Stop reading the socket (as a stalled process would): the broker's unsent bytes pile up. */
+  pause(): void;
+  resume(): void;
 }
 
 export function flakySockets(): FlakyControl {
@@ -66,6 +70,12 @@ export function flakySockets(): FlakyControl {
     }
     drop(): void {
       this.ws.terminate();
+    }
+    pause(): void {
+      this.ws.pause();
+    }
+    resume(): void {
+      this.ws.resume();
     }
   }
   Object.defineProperties(control, {
