@@ -12,7 +12,6 @@
  * Started in that order and stopped in reverse: the gateway stops accepting and lets in-flight
  * requests finish, then every partition drains its ring, flushes, fsyncs and closes its files.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
@@ -28,6 +27,8 @@ import { Gateway } from './gateway/server.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
+import { makeDirectory, storageFailure } from './common/storage-failure.js';
+import { ErrorCode } from './protocol/codes.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
 import { HALF_TOPIC } from './actors/transactions/coordinator.js';
 import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
@@ -135,7 +136,7 @@ export class Broker {
   private placementTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions) {
-    fs.mkdirSync(opts.dataDir, { recursive: true });
+    makeDirectory(opts.dataDir, `cannot create the data directory ${opts.dataDir}`);
     this.fsync = parseFsync(opts.fsync);
     checkPageCacheBytes(opts.pageCacheBytes);
     this.topics = new TopicRegistry(opts.dataDir);
@@ -464,7 +465,25 @@ export class Broker {
       const sup = this.partitions;
       if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
       const host = this.hostOf(topic);
-      return this.startSpecs(sup, topic, this.partitionSpecs(topic, count, host), host);
+      try {
+        return await this.startSpecs(sup, topic, this.partitionSpecs(topic, count, host), host);
+      } catch (err) {
+        // Not the supervisor's CHILD_START_FAILED: what failed, for the client (docs/protocol.md).
+        throw storageFailure(`cannot create topic ${topic}`, err, (f) =>
+          new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `cannot create topic ${topic}: a partition failed to start: ${f.message}`, { retryable: true, cause: err }),
+        );
+      }
+    },
+    stopPartitions: async (topic) => {
+      const sup = this.partitions;
+      if (sup) {
+        for (const id of this.childIds.get(topic) ?? []) {
+          await sup.terminateChild(id);
+          await sup.deleteChild(id);
+        }
+      }
+      this.childIds.delete(topic);
+      this.hosts.delete(topic);
     },
   };
 

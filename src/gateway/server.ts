@@ -29,6 +29,8 @@ import { dropExpired } from '../actors/scheduler/expiry-filter.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
 
+/** The codes a client may be sent (the wire registry). */
+const WIRE_CODES: ReadonlySet<string> = new Set<string>(Object.values(ErrorCode));
 /** Deliver frames of one turn share this much reused memory; beyond it they get their own buffers. */
 const FRAME_ARENA_BYTES = 8 << 20;
 /** Flushes of actors re-marked by their own answers within one turn (gateway-hosted actors). */
@@ -1053,8 +1055,12 @@ export class Gateway {
 
   sendError(conn: GatewayConnection, id: number | undefined, err: unknown, sub?: number): void {
     let e: WeirError;
-    if (WeirError.isWeirError(err)) e = err;
-    else {
+    if (WeirError.isWeirError(err) && WIRE_CODES.has(err.code)) e = err;
+    else if (WeirError.isWeirError(err)) {
+      // A module's own code (a supervisor's, a log's…) that nothing mapped to a wire code: a bug.
+      console.error('weir gateway: unmapped error code', err);
+      e = new WeirError(ErrorCode.INTERNAL, `internal error: ${err.code}: ${err.message}`);
+    } else {
       // A bug, not the client's fault: say so, keep serving.
       console.error('weir gateway: internal error', err);
       e = new WeirError(ErrorCode.INTERNAL, `internal error: ${(err as Error)?.message ?? String(err)}`);

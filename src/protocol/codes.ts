@@ -40,6 +40,8 @@ export const ErrorCode = {
   TXN_NOT_FOUND: 'TXN_NOT_FOUND', // no such transaction (never begun, or finished long ago and forgotten)
   TXN_ALREADY_DECIDED: 'TXN_ALREADY_DECIDED', // produce/commit/rollback on a transaction already decided the other way (details.state)
   TXN_TOO_LARGE: 'TXN_TOO_LARGE', // the transaction would exceed the broker's per-transaction message or byte limit
+  // the broker process ran out of file descriptors (EMFILE/ENFILE) creating a topic: nothing was created
+  RESOURCE_LIMIT: 'RESOURCE_LIMIT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -51,6 +53,12 @@ export const RETRYABLE: ReadonlySet<string> = new Set<string>([
   ErrorCode.TIMEOUT,
   ErrorCode.CONNECTION_CLOSED,
 ]);
+
+/**
+ * Codes the SDK raises itself and the broker never sends (docs/protocol.md says so of each). Every
+ * other code here is one the broker can send, and has a row in docs/protocol.md's error tables.
+ */
+export const CLIENT_ONLY_CODES: ReadonlySet<string> = new Set<string>([ErrorCode.TIMEOUT, ErrorCode.CONNECTION_CLOSED, ErrorCode.RESPONDER_ERROR]);
 
 /** Numeric form used inside the partition rings (no strings cross the ring). */
 export const RING_ERROR_CODES: readonly ErrorCode[] = [

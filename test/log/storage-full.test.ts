@@ -4,37 +4,14 @@
  * (files cut back, segments created by it removed, nextOffset back to durableOffset), that the log
  * stays readable and recovers clean, and that appends continue once space is freed.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogError, type LogOptions } from '../../src/log/index.js';
 import { CLEAN_SHUTDOWN_FILE } from '../../src/log/internal.js';
+import { canMount, tryMount, unmount } from '../support/tmpfs.js';
 import { expectBytes, listDir, makeBatch, parseStored, producerBodies, readAll } from './helpers.js';
-
-function tryMount(dir: string, size: string): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-function unmount(dir: string): void {
-  execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
-}
-
-const canMount = (() => {
-  const probe = fs.mkdtempSync(os.tmpdir() + '/weir-log-probe-');
-  try {
-    if (!tryMount(probe, '64k')) return false;
-    unmount(probe);
-    return true;
-  } finally {
-    fs.rmdirSync(probe);
-  }
-})();
 
 describe.skipIf(!canMount)('STORAGE_FULL on a real full disk (tiny tmpfs; skipped when mount(8) is not permitted)', () => {
   let mnt = '';

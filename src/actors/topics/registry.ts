@@ -10,6 +10,7 @@ import { ErrorCode } from '../../protocol/codes.js';
 import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig, type TopicInfo } from '../../protocol/frames.js';
 import { WeirError } from '../../common/errors.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { storageFailure } from '../../common/storage-failure.js';
 import type { PartitionActor } from '../partition/handle.js';
 import { resolveTopicConfig, topicConfigToWire, type ResolvedTopicConfig } from './config.js';
 
@@ -45,6 +46,8 @@ export type TopicListener = (topic: Topic) => void;
 export interface PartitionHost {
   /** Start the actors of a topic's partitions under supervision; resolves when all serve. */
   startPartitions(topic: string, partitions: number): Promise<PartitionActor[]>;
+  /** Stop and forget them again (a create that could not be made durable). */
+  stopPartitions(topic: string): Promise<void>;
 }
 
 export class TopicRegistry {
@@ -144,7 +147,15 @@ export class TopicRegistry {
       this.configs.set(name, resolveTopicConfig(name, config));
       const actors = await host.startPartitions(name, partitions);
       const topic = this.adopt(name, actors);
-      this.persist();
+      try {
+        this.persist();
+      } catch (err) {
+        // Not half-created: forget it and stop its partitions, so the same create works later.
+        this.topics.delete(name);
+        this.configs.delete(name);
+        await host.stopPartitions(name);
+        throw storageFailure(`cannot create topic ${name}: writing ${this.file}`, err, (f) => new WeirError(ErrorCode.STORAGE_ERROR, `cannot create topic ${name}: writing ${this.file}: ${f.message}`, { cause: err }));
+      }
       for (const l of this.createdListeners) l(topic);
       return { topic, created: true };
     };
