@@ -592,9 +592,7 @@ export class Gateway {
     const touched = route.touchedCount;
     for (let t = 0; t < touched; t++) {
       const p = route.touched[t]!;
-      if (!topic.actors[p]!.available) {
-        throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${p} is restarting; retry`, { retryable: true });
-      }
+      if (!topic.actors[p]!.available) throw unavailable(topic.name, p, topic.actors[p]!);
     }
     let routeBytes: Uint8Array | undefined;
     if (touched > 1) {
@@ -625,10 +623,11 @@ export class Gateway {
         runs.clear();
         if (!ok) {
           pending.unwait();
-          pending.fail(
-            actor.available ? ErrorCode.THROTTLED : ErrorCode.PARTITION_UNAVAILABLE,
-            actor.available ? `partition ${topic.name}/${p} is behind; retry` : `partition ${topic.name}/${p} is restarting; retry`,
-          );
+          if (actor.available) pending.fail(ErrorCode.THROTTLED, `partition ${topic.name}/${p} is behind; retry`);
+          else {
+            const e = unavailable(topic.name, p, actor);
+            pending.fail(e.code as ErrorCode, e.message);
+          }
           break;
         }
       }
@@ -739,7 +738,7 @@ export class Gateway {
         },
         failed: (code, message, start, end) => reject(new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } })),
       });
-      if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+      if (fetchId === 0) throw unavailable(topic.name, partition, actor);
       this.markActor(actor);
     });
   }
@@ -789,7 +788,7 @@ export class Gateway {
         this.sendError(conn, id, new WeirError(code, message, { retryable: RETRYABLE.has(code), details: { start, end } }));
       },
     });
-    if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+    if (fetchId === 0) throw unavailable(topic.name, partition, actor);
     this.markActor(actor);
   }
 
@@ -1160,18 +1159,36 @@ export class Gateway {
   private health(res: HttpResponse): void {
     let up = 0;
     let total = 0;
+    // Why each partition that is not up is not: given up (failed) or restarting, with its last error.
+    const down: Array<{ topic: string; partition: number; state: 'failed' | 'restarting'; code: string | null; message: string | null }> = [];
     for (const t of this.deps.topics.all()) {
-      for (const a of t.actors) {
+      for (const [partition, a] of t.actors.entries()) {
         total++;
         if (a.available) up++;
+        else {
+          const why = a.failure ?? a.lastError;
+          down.push({ topic: t.name, partition, state: a.failure ? 'failed' : 'restarting', code: why?.code ?? null, message: why?.message ?? null });
+        }
       }
     }
     const ok = up === total && !this.closing;
-    const body = JSON.stringify({ status: ok ? 'ok' : this.closing ? 'stopping' : 'degraded', partitions: { up, total } });
+    const health: Record<string, unknown> = { status: ok ? 'ok' : this.closing ? 'stopping' : 'degraded', partitions: { up, total } };
+    if (down.length > 0) health.unavailable = down;
+    const body = JSON.stringify(health);
     res.cork(() => {
       res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body);
     });
   }
+}
+
+/**
+ * The error for a request to a partition whose actor is down: what failed, if the broker gave up on
+ * the partition (its actor kept failing: FailedPartitions), else "restarting; retry".
+ */
+function unavailable(topic: string, partition: number, actor: PartitionActor): WeirError {
+  const f = actor.failure;
+  if (f !== null) return new WeirError(f.code, f.message, { retryable: RETRYABLE.has(f.code), details: { topic, partition } });
+  return new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic}/${partition} is restarting; retry`, { retryable: true });
 }
 
 /**
