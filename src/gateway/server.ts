@@ -1159,18 +1159,14 @@ export class Gateway {
   private health(res: HttpResponse): void {
     let up = 0;
     let total = 0;
-    // Why each partition that is not up is not: given up (failed) or restarting, with its last error.
-    const down: Array<{ topic: string; partition: number; state: 'failed' | 'restarting'; code: string | null; message: string | null }> = [];
     for (const t of this.deps.topics.all()) {
-      for (const [partition, a] of t.actors.entries()) {
+      for (const a of t.actors) {
         total++;
         if (a.available) up++;
-        else {
-          const why = a.failure ?? a.lastError;
-          down.push({ topic: t.name, partition, state: a.failure ? 'failed' : 'restarting', code: why?.code ?? null, message: why?.message ?? null });
-        }
       }
     }
+    // Why each partition that is not up is not: given up (failed) or restarting, with its last error.
+    const down = up === total ? [] : this.deps.topics.unavailable();
     const ok = up === total && !this.closing;
     const health: Record<string, unknown> = { status: ok ? 'ok' : this.closing ? 'stopping' : 'degraded', partitions: { up, total } };
     if (down.length > 0) health.unavailable = down;
