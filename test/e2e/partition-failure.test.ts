@@ -7,8 +7,10 @@
  * errno and the file, /healthz names it with its last error, and the supervisor's and the broker's
  * diagnostics events carry the reason.
  */
+import { execFileSync } from 'node:child_process';
 import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WeirError } from '../../src/common/errors.js';
@@ -109,5 +111,46 @@ describe.each(['gateway', 'threads'] as const)('partition actors on %s', (actorH
     await until(() => got.length === 4, 10_000, 'all four messages of good');
     expect(got.sort()).toEqual(['good/0 after', 'good/0 before', 'good/1 after', 'good/1 before']);
     await sub.close();
+  });
+});
+
+const isRoot = process.getuid?.() === 0;
+const canChattr = (() => {
+  if (!isRoot) return false;
+  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-chattr-probe-'));
+  try {
+    execFileSync('chattr', ['+i', probe], { stdio: 'ignore' });
+    execFileSync('chattr', ['-i', probe], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
+  }
+})();
+
+// An open file made immutable (chattr +i) refuses writes with EPERM. Needs root and a file system
+// with chattr (skipped otherwise: without root a mode change does not affect an open descriptor).
+describe.skipIf(!canChattr)('a produce whose write to the log fails with EPERM (chattr +i; root only)', () => {
+  it.each(['gateway', 'threads'] as const)('is answered STORAGE_ERROR naming the errno and the file, not PARTITION_UNAVAILABLE (actors on %s)', async (actorHost) => {
+    fx.tb = await startTestBroker({ actorHost, actorsPerThread: 1 });
+    const c = await fx.client(fx.tb.url, { retryForMs: 0 }); // the first answer, not a retry's
+    await c.createTopic('t', { partitions: 1 });
+    await c.produce('t', [{ value: 'before' }]);
+    const dir = path.join(fx.tb.dir, 'topics', 't', '0');
+    const segment = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.log'))!);
+    execFileSync('chattr', ['+i', segment]);
+    let err: WeirError | null;
+    try {
+      err = await c.produce('t', [{ value: 'refused' }]).then(
+        () => null,
+        (e: unknown) => e as WeirError,
+      );
+    } finally {
+      execFileSync('chattr', ['-i', segment]); // before the fixture deletes the data directory
+    }
+    expect(err?.code).toBe('STORAGE_ERROR');
+    expect(err?.message).toMatch(/EPERM/);
+    expect(err?.message).toContain(segment);
   });
 });
