@@ -12,13 +12,13 @@
  * Started in that order and stopped in reverse: the gateway stops accepting and lets in-flight
  * requests finish, then every partition drains its ring, flushes, fsyncs and closes its files.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec, type WarmWorker } from './supervisor/index.js';
-import { PartitionThread, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './actors/partition/handle.js';
+import { PartitionThread, failureOf, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './actors/partition/handle.js';
 import { GatewayHostedPartitions } from './actors/partition/gateway-hosted.js';
+import { FailedPartitions } from './actors/partition/failed.js';
 import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './actors/partition/placement.js';
 import { TopicRegistry, type PartitionHost } from './actors/topics/registry.js';
 import { closeFeatures, installFeatures } from './gateway/features.js';
@@ -28,6 +28,8 @@ import { Gateway } from './gateway/server.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
+import { makeDirectory, storageFailure } from './common/storage-failure.js';
+import { ErrorCode } from './protocol/codes.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
 import { HALF_TOPIC } from './actors/transactions/coordinator.js';
 import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
@@ -66,6 +68,15 @@ export interface BrokerOptions {
   restartIntensity?: number;
   restartPeriodMs?: number;
   restartBackoff?: { initialMs: number; maxMs: number };
+  /**
+   * Failures (crashes or failed restarts) of one partition child within `restartPeriodMs` after
+   * which the broker gives up on its partitions (FailedPartitions: not served, requests answered
+   * with what failed, /healthz says why) instead of restarting it again, and starts it again only
+   * `restartPeriodMs` later. Default min(5, restartIntensity), at least 2 (one crash is restarted):
+   * reached before the partition supervisor's intensity, so one damaged log does not make it
+   * escalate (restarting every partition); several failing at once still do.
+   */
+  partitionGiveUpAfter?: number;
   /** Root supervisor: restarts of the partition supervisor allowed within `restartPeriodMs` before the broker gives up. */
   rootRestartIntensity?: number;
   /**
@@ -133,9 +144,13 @@ export class Broker {
   private moves: Promise<unknown> = Promise.resolve();
   private moveRunning = false;
   private placementTimer: NodeJS.Timeout | null = null;
+  /** Per partition child id: when it failed (performance.now()) within the restart period, and why last. */
+  private readonly failures = new Map<string, { at: number[]; reason: Error }>();
+  /** Per partition child id: when the broker last gave up on it. */
+  private readonly givenUpAt = new Map<string, number>();
 
   private constructor(private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions) {
-    fs.mkdirSync(opts.dataDir, { recursive: true });
+    makeDirectory(opts.dataDir, `cannot create the data directory ${opts.dataDir}`);
     this.fsync = parseFsync(opts.fsync);
     checkPageCacheBytes(opts.pageCacheBytes);
     this.topics = new TopicRegistry(opts.dataDir);
@@ -244,6 +259,8 @@ export class Broker {
       const t = this.topics.get(topic);
       const from = this.hostOf(topic);
       if (sup === null || t === undefined || this.closed || from === to) return false;
+      // Not a topic with a partition the broker gave up on: its start on the other host would fail.
+      if (t.actors.some((a) => a.failure !== null)) return false;
       this.moveRunning = true;
       let started = Date.now();
       const actors = [...t.actors];
@@ -396,7 +413,7 @@ export class Broker {
    * `moving`: the topic's actors during a move, taken over by the children's first start. `warm`
    * (a move to threads): each child's thread is spawned now, for its first start, and added to it.
    */
-  private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[], warm?: WarmWorker[]): ChildSpec<PartitionActorGroup>[] {
+  private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[], warm?: WarmWorker[], boot = false): ChildSpec<PartitionActorGroup>[] {
     const setting = this.opts.actorsPerThread ?? 'auto';
     const onGateway = host === 'gateway';
     const per = onGateway ? 1 : setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
@@ -420,11 +437,12 @@ export class Broker {
         if (m === undefined) return open(configs, undefined, t);
         return open(configs.map((c, i) => (m[i]?.isMoving && m[i].available ? { ...c, log: { ...c.log, handedOver: true } } : c)), m, t);
       };
+      const start: () => Promise<PartitionActorGroup> = onGateway
+        ? startWith((cs, m) => GatewayHostedPartitions.start(cs, { name: id, testHooks }, m))
+        : startWith((cs, m, t) => PartitionThread.start(cs, threadConfig, m, t));
       specs.push({
         id,
-        start: onGateway
-          ? startWith((cs, m) => GatewayHostedPartitions.start(cs, { name: id, testHooks }, m))
-          : startWith((cs, m, t) => PartitionThread.start(cs, threadConfig, m, t)),
+        start: this.guardedStart(id, configs, start, boot),
         restart: 'permanent',
         shutdown: 30_000,
       });
@@ -432,10 +450,80 @@ export class Broker {
     return specs;
   }
 
+  /**
+   * A partition child's start, with the broker's give-up rule. A child that failed
+   * `partitionGiveUpAfter` times within the restart period (once, if the broker gave up on it within
+   * the last two periods), or whose first start at `boot` failed, is replaced by FailedPartitions:
+   * a damaged log then neither exhausts the partition supervisor's intensity (its escalation would
+   * restart every partition, and in the end stop the broker) nor stops the broker's start. A first
+   * start that is not at boot (create_topic, a move) fails as it is: its caller undoes it.
+   */
+  private guardedStart(id: string, configs: PartitionActorConfig[], start: () => Promise<PartitionActorGroup>, boot: boolean): () => Promise<PartitionActorGroup> {
+    let first = true;
+    return async () => {
+      const isFirst = first;
+      first = false;
+      if (!isFirst && this.recentFailures(id) >= this.giveUpLimit(id)) return this.giveUp(id, configs);
+      let group: PartitionActorGroup;
+      try {
+        group = await start();
+      } catch (err) {
+        if (isFirst && !boot) throw err;
+        this.noteFailure(id, err instanceof Error ? err : new Error(String(err)));
+        if (isFirst) return this.giveUp(id, configs, true);
+        if (this.recentFailures(id) >= this.giveUpLimit(id)) return this.giveUp(id, configs);
+        throw err; // the supervisor backs off and starts it again
+      }
+      group.onExit((e) => {
+        if (!e.normal) this.noteFailure(id, e.reason ?? new Error(`partitions ${id} exited`));
+      });
+      return group;
+    };
+  }
+
+  private noteFailure(id: string, reason: Error): void {
+    const f = this.failures.get(id);
+    if (f) {
+      f.at.push(performance.now());
+      f.reason = reason;
+    } else this.failures.set(id, { at: [performance.now()], reason });
+  }
+
+  private recentFailures(id: string): number {
+    const f = this.failures.get(id);
+    if (!f) return 0;
+    const since = performance.now() - (this.opts.restartPeriodMs ?? 60_000);
+    f.at = f.at.filter((t) => t >= since);
+    return f.at.length;
+  }
+
+  private giveUpLimit(id: string): number {
+    const period = this.opts.restartPeriodMs ?? 60_000;
+    // Started again after being given up: it gets one chance, not another round of restarts.
+    if (performance.now() - (this.givenUpAt.get(id) ?? -Infinity) <= 2 * period) return 1;
+    return this.opts.partitionGiveUpAfter ?? Math.max(2, Math.min(5, this.opts.restartIntensity ?? 20));
+  }
+
+  /** Stand FailedPartitions in for the child, carrying what failed; started again a restart period later. */
+  private giveUp(id: string, configs: PartitionActorConfig[], atBoot = false): PartitionActorGroup {
+    this.givenUpAt.set(id, performance.now());
+    const f = this.failures.get(id);
+    const reason = f?.reason ?? new Error(`partitions ${id} failed`);
+    const failures = f?.at.length ?? 1;
+    const what = `partition ${id} ${atBoot ? 'failed to start' : `failed ${failures} time${failures === 1 ? '' : 's'} in ${this.opts.restartPeriodMs ?? 60_000} ms`} and is not served`;
+    const error = storageFailure(what, reason, (facts) => new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `${what}: ${facts.message}`, { retryable: true }));
+    const failure = { code: error.code, message: error.message };
+    const cause = failureOf(reason);
+    if (channels.partitionFailed.hasSubscribers) {
+      for (const c of configs) channels.partitionFailed.publish({ topic: c.topic, partition: c.partition, code: cause.code, message: cause.message, failures, answer: failure.code });
+    }
+    return new FailedPartitions(configs, failure, this.opts.restartPeriodMs ?? 60_000);
+  }
+
   private async startPartitionSupervisor(): Promise<ChildHandle> {
     const o = this.opts;
     const stored = this.topics.stored();
-    const byTopic = stored.map((t) => ({ topic: t.topic, specs: this.partitionSpecs(t.topic, t.partitions, this.hostOf(t.topic)) }));
+    const byTopic = stored.map((t) => ({ topic: t.topic, specs: this.partitionSpecs(t.topic, t.partitions, this.hostOf(t.topic), undefined, undefined, true) }));
     const specs = byTopic.flatMap((t) => t.specs);
     const sup = new Supervisor<PartitionActorGroup>(
       'partitions',
@@ -449,8 +537,12 @@ export class Broker {
     );
     sup.on('restart', (_id, thread) => {
       for (const actor of thread.actors) {
+        const before = this.topics.get(actor.topic)?.actors[actor.partition];
         this.topics.replace(actor.topic, actor.partition, actor);
-        if (channels.partitionRestart.hasSubscribers) channels.partitionRestart.publish({ topic: actor.topic, partition: actor.partition });
+        // A FailedPartitions stand-in was published as weir:partition:failed.
+        if (actor.failure === null && channels.partitionRestart.hasSubscribers) {
+          channels.partitionRestart.publish({ topic: actor.topic, partition: actor.partition, reason: before?.failure ?? before?.lastError ?? null });
+        }
       }
     });
     await sup.start();
@@ -468,7 +560,25 @@ export class Broker {
       const sup = this.partitions;
       if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
       const host = this.hostOf(topic);
-      return this.startSpecs(sup, topic, this.partitionSpecs(topic, count, host), host);
+      try {
+        return await this.startSpecs(sup, topic, this.partitionSpecs(topic, count, host), host);
+      } catch (err) {
+        // Not the supervisor's CHILD_START_FAILED: what failed, for the client (docs/protocol.md).
+        throw storageFailure(`cannot create topic ${topic}`, err, (f) =>
+          new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `cannot create topic ${topic}: a partition failed to start: ${f.message}`, { retryable: true, cause: err }),
+        );
+      }
+    },
+    stopPartitions: async (topic) => {
+      const sup = this.partitions;
+      if (sup) {
+        for (const id of this.childIds.get(topic) ?? []) {
+          await sup.terminateChild(id);
+          await sup.deleteChild(id);
+        }
+      }
+      this.childIds.delete(topic);
+      this.hosts.delete(topic);
     },
   };
 

@@ -114,6 +114,9 @@ async function start(argv: string[]): Promise<number> {
     testHooks: values['test-hooks']!,
   });
   process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync}, actors on ${values['actor-host']})\n`);
+  // What the broker could not take as stored (it serves the rest): say so once, at start.
+  for (const problem of broker.topics.loadProblems) process.stderr.write(`weir: ${problem}\n`);
+  for (const u of broker.topics.unavailable()) process.stderr.write(`weir: partition ${u.topic}/${u.partition} is not served: ${u.message ?? u.code ?? 'unknown error'}\n`);
   if (nativeIo === null) {
     const dropBehind = values['page-cache-bytes'] !== '0' ? 'page-cache drop-behind is off and ' : '';
     process.stderr.write(`weir: ${dropBehind}records are sealed by the slower JavaScript CRC32C: the native I/O helper is ${nativeIoStatus}\n`);

@@ -328,7 +328,10 @@ export class Connection extends Emitter<ConnectionEvents> {
       }, this.opts.connectTimeoutMs);
       const fail = (err: WeirClientError): void => {
         clearTimeout(timer);
-        ws.onopen = ws.onclose = ws.onerror = null;
+        ws.onopen = ws.onclose = null;
+        // Not null: closing a `ws` socket that is still connecting emits 'error' afterwards, and
+        // an 'error' with no listener would be thrown, killing the process.
+        ws.onerror = ignore;
         reject(err);
       };
       ws.onopen = () => {
@@ -627,6 +630,8 @@ function onMessages(socket: WebSocketLike, nodeWs: boolean, listener: (data: unk
 }
 
 type NodeWsConstructor = new (url: string, options: { perMessageDeflate: boolean }) => WebSocketLike;
+
+const ignore = (): void => undefined;
 
 // A variable specifier keeps browser bundlers from pulling `ws` in; Node resolves it at run time.
 const WS_MODULE = 'ws';

@@ -14,10 +14,13 @@
  *                               a restart was scheduled for failed child `id`; `ids` = the children
  *                               that will be started (strategy set), after `delayMs` of backoff;
  *                               `reason` = why `id` failed (its exit reason or its start error).
- * - `weir:supervisor:escalate`  `{ supervisor, id, intensity, period, error }`
+ * - `weir:supervisor:escalate`  `{ supervisor, id, intensity, period, error, reason }`
  *                               restart intensity exceeded; the supervisor stops its children and
- *                               exits abnormally with `error` (SUPERVISOR_ESCALATED).
- * - `weir:partition:restart`    owned by the broker (published when a partition worker is replaced).
+ *                               exits abnormally with `error` (SUPERVISOR_ESCALATED); `reason` = why
+ *                               child `id` failed last (also `error.cause`).
+ * - `weir:partition:restart`    `{ topic, partition, reason }` owned by the broker: a partition's actor
+ *                               was replaced by a fresh one; `reason` = `{ code, message }` of why the
+ *                               old one died (errno or innermost error code), or null.
  * - `weir:partition:move`       `{ topic, from, to, ms }` a topic's partition actors moved between
  *                               the gateway's thread and worker threads (`actorHost: 'auto'`, or
  *                               Broker.moveTopic); `to` = where they run now, `ms` = how long it took.
@@ -46,6 +49,12 @@
  * - `weir:journal:skipped`      `{ file, skippedLines, positions, truncatedBytes }` replay of a journal
  *                               skipped lines that do not parse (`positions`: byte offsets of the
  *                               first ones) and cut an unterminated last line (src/actors/group/offset-store.ts).
+ * - `weir:partition:failed`     `{ topic, partition, code, message, failures, answer }` the broker
+ *                               gave up on a partition: its actor failed `failures` times in the
+ *                               restart period (or failed to start when the broker started); `code`
+ *                               and `message` say why (errno or innermost error code); requests to it
+ *                               are answered with code `answer` until it is started again, one
+ *                               restart period later.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
@@ -65,6 +74,7 @@ export const channels = Object.freeze({
   journalSync: diagnostics_channel.channel('weir:journal:sync'),
   journalSkipped: diagnostics_channel.channel('weir:journal:skipped'),
   gatewaySlowConsumer: diagnostics_channel.channel('weir:gateway:slow-consumer'),
+  partitionFailed: diagnostics_channel.channel('weir:partition:failed'),
 });
 
 export type ChannelName = keyof typeof channels;

@@ -29,6 +29,8 @@ import { dropExpired } from '../actors/scheduler/expiry-filter.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
 
+/** The codes a client may be sent (the wire registry). */
+const WIRE_CODES: ReadonlySet<string> = new Set<string>(Object.values(ErrorCode));
 /** Deliver frames of one turn share this much reused memory; beyond it they get their own buffers. */
 const FRAME_ARENA_BYTES = 8 << 20;
 /** Flushes of actors re-marked by their own answers within one turn (gateway-hosted actors). */
@@ -607,9 +609,7 @@ export class Gateway {
     const touched = route.touchedCount;
     for (let t = 0; t < touched; t++) {
       const p = route.touched[t]!;
-      if (!topic.actors[p]!.available) {
-        throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${p} is restarting; retry`, { retryable: true });
-      }
+      if (!topic.actors[p]!.available) throw unavailable(topic.name, p, topic.actors[p]!);
     }
     let routeBytes: Uint8Array | undefined;
     if (touched > 1) {
@@ -640,10 +640,11 @@ export class Gateway {
         runs.clear();
         if (!ok) {
           pending.unwait();
-          pending.fail(
-            actor.available ? ErrorCode.THROTTLED : ErrorCode.PARTITION_UNAVAILABLE,
-            actor.available ? `partition ${topic.name}/${p} is behind; retry` : `partition ${topic.name}/${p} is restarting; retry`,
-          );
+          if (actor.available) pending.fail(ErrorCode.THROTTLED, `partition ${topic.name}/${p} is behind; retry`);
+          else {
+            const e = unavailable(topic.name, p, actor);
+            pending.fail(e.code as ErrorCode, e.message);
+          }
           break;
         }
       }
@@ -756,7 +757,7 @@ export class Gateway {
         },
         failed: (code, message, start, end) => reject(fetchFailure(topic, partition, code, message, start, end)),
       });
-      if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+      if (fetchId === 0) throw unavailable(topic.name, partition, actor);
       this.markActor(actor);
     });
   }
@@ -817,7 +818,7 @@ export class Gateway {
         this.sendError(conn, id, fetchFailure(topic, partition, code, message, start, end));
       },
     });
-    if (fetchId === 0) throw new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic.name}/${partition} is restarting; retry`, { retryable: true });
+    if (fetchId === 0) throw unavailable(topic.name, partition, actor);
     conn.fetchBytes += maxBytes; // answered no earlier than the next flush
     this.markActor(actor);
   }
@@ -1174,8 +1175,12 @@ export class Gateway {
 
   sendError(conn: GatewayConnection, id: number | undefined, err: unknown, sub?: number): void {
     let e: WeirError;
-    if (WeirError.isWeirError(err)) e = err;
-    else {
+    if (WeirError.isWeirError(err) && WIRE_CODES.has(err.code)) e = err;
+    else if (WeirError.isWeirError(err)) {
+      // A module's own code (a supervisor's, a log's…) that nothing mapped to a wire code: a bug.
+      console.error('weir gateway: unmapped error code', err);
+      e = new WeirError(ErrorCode.INTERNAL, `internal error: ${err.code}: ${err.message}`);
+    } else {
       // A bug, not the client's fault: say so, keep serving.
       console.error('weir gateway: internal error', err);
       e = new WeirError(ErrorCode.INTERNAL, `internal error: ${(err as Error)?.message ?? String(err)}`);
@@ -1339,12 +1344,26 @@ export class Gateway {
         if (a.available) up++;
       }
     }
+    // Why each partition that is not up is not: given up (failed) or restarting, with its last error.
+    const down = up === total ? [] : this.deps.topics.unavailable();
     const ok = up === total && !this.closing;
-    const body = JSON.stringify({ status: ok ? 'ok' : this.closing ? 'stopping' : 'degraded', partitions: { up, total } });
+    const health: Record<string, unknown> = { status: ok ? 'ok' : this.closing ? 'stopping' : 'degraded', partitions: { up, total } };
+    if (down.length > 0) health.unavailable = down;
+    const body = JSON.stringify(health);
     res.cork(() => {
       res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body);
     });
   }
+}
+
+/**
+ * The error for a request to a partition whose actor is down: what failed, if the broker gave up on
+ * the partition (its actor kept failing: FailedPartitions), else "restarting; retry".
+ */
+function unavailable(topic: string, partition: number, actor: PartitionActor): WeirError {
+  const f = actor.failure;
+  if (f !== null) return new WeirError(f.code, f.message, { retryable: RETRYABLE.has(f.code), details: { topic, partition } });
+  return new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic}/${partition} is restarting; retry`, { retryable: true });
 }
 
 /**

@@ -804,9 +804,10 @@ export class PartitionLog {
       original.lastTimestamp = saved.lastTimestamp;
       if (removed) fsyncDir(this.dir);
     } catch (err) {
+      // The message and details name what failed first (errno, file), for the answer a client gets.
       this.failure = new StorageError(
-        `flush failed (${error.code}) and could not be rolled back; close and reopen the log to recover it`,
-        { flushError: error.code, dir: this.dir },
+        `flush failed (${error.code}: ${error.message}) and could not be rolled back (${(err as Error)?.message ?? String(err)}); close and reopen the log to recover it`,
+        { flushError: error.code, dir: this.dir, ...error.details },
         err,
       );
     }

@@ -30,6 +30,7 @@ import fs from 'node:fs';
 import { channels } from '../common/diagnostics.js';
 import { isValidStoredRecord, readU32, recordOffset, RECORD_HEADER_BYTES } from '../protocol/record.js';
 import { LogCorruptError, storageErrorFrom } from './errors.js';
+import { mkdirFailure } from '../common/storage-failure.js';
 import { CLEAN_SHUTDOWN_FILE, SYNCED_BELOW_FILE, parseSegmentName, segmentName, INDEX_SUFFIX, LOG_SUFFIX } from './layout.js';
 import { newCursor, scanChunk, type ScanCursor } from './scan.js';
 import type { DamagedRange, DamageReason } from './damage.js';
@@ -81,7 +82,8 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (err) {
-    throw storageErrorFrom(err, 'mkdir', dir);
+    // Node's recursive mkdir says ENOENT where an ancestor could not be made (EROFS, EACCES…).
+    throw storageErrorFrom(mkdirFailure(dir) ?? err, 'mkdir', dir);
   }
   let names: string[];
   try {

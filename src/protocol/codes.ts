@@ -49,6 +49,8 @@ export const ErrorCode = {
   // flow control: the WebSocket close reason (code 1008) of a connection that stayed over its
   // buffered-bytes bound for slowConsumerCloseMs (it stopped reading what it asked for)
   SLOW_CONSUMER: 'SLOW_CONSUMER',
+  // the broker process ran out of file descriptors (EMFILE/ENFILE) creating a topic: nothing was created
+  RESOURCE_LIMIT: 'RESOURCE_LIMIT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -60,6 +62,12 @@ export const RETRYABLE: ReadonlySet<string> = new Set<string>([
   ErrorCode.TIMEOUT,
   ErrorCode.CONNECTION_CLOSED,
 ]);
+
+/**
+ * Codes the SDK raises itself and the broker never sends (docs/protocol.md says so of each). Every
+ * other code here is one the broker can send, and has a row in docs/protocol.md's error tables.
+ */
+export const CLIENT_ONLY_CODES: ReadonlySet<string> = new Set<string>([ErrorCode.TIMEOUT, ErrorCode.CONNECTION_CLOSED, ErrorCode.RESPONDER_ERROR]);
 
 /** Numeric form used inside the partition rings (no strings cross the ring). */
 export const RING_ERROR_CODES: readonly ErrorCode[] = [

@@ -160,12 +160,15 @@ export type RoutingRequest = PatternSubscribeRequest | UnsubscribePatternRequest
 /**
  * Topic names: 1–249 of [A-Za-z0-9._-], not "." or "..", not starting with "__": that prefix names
  * the broker's internal topics (delayed messages, half messages), created only by the broker.
+ * A broker may allow fewer characters (`maxLength`): what its data directory can hold
+ * (src/actors/topics/names.ts; 247 on the usual file systems).
  */
 export const INTERNAL_TOPIC_PREFIX = '__';
 export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
-export function topicNameProblem(name: unknown): string | null {
+const TOPIC_CHARS = /^[A-Za-z0-9._-]+$/;
+export function topicNameProblem(name: unknown, maxLength = 249): string | null {
   if (typeof name !== 'string') return 'topic name must be a string';
-  if (!TOPIC_NAME.test(name)) return 'topic name must be 1-249 characters of A-Z a-z 0-9 . _ -';
+  if (!TOPIC_CHARS.test(name) || name.length > maxLength) return `topic name must be 1-${maxLength} characters of A-Z a-z 0-9 . _ -`;
   if (name === '.' || name === '..') return 'topic name cannot be "." or ".."';
   if (name.startsWith('__')) return 'topic names starting with "__" are reserved';
   return null;

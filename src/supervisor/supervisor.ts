@@ -91,6 +91,8 @@ export interface SupervisorEscalateMessage {
   intensity: number;
   period: number;
   error: SupervisorEscalationError;
+  /** Why child `id` failed last (also `error.cause`). */
+  reason: Error | null;
 }
 
 interface Instance<H> {
@@ -523,6 +525,7 @@ export class Supervisor<H extends ChildHandle = ChildHandle> implements ChildHan
         intensity: this.flags.intensity,
         period: this.flags.period,
         error,
+        reason: failed.lastReason,
       } satisfies SupervisorEscalateMessage);
     }
     await this.stopAll();

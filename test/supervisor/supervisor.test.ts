@@ -252,6 +252,8 @@ describe('backoff and intensity', () => {
       expect(f.starts('b')).toBe(3);
       expect(s.status).toBe('stopped');
       expect(esc.messages.filter((m) => m.supervisor === 'esc')).toHaveLength(1);
+      // The event carries why the child failed last, not only the escalation.
+      expect(esc.messages.find((m) => m.supervisor === 'esc')!.reason?.message).toBe('third strike');
     } finally {
       esc.stop();
     }

@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export function tryMount(dir: string, size: string): boolean {
+export function tryMount(dir: string, size: string, options: { readOnly?: boolean } = {}): boolean {
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `${options.readOnly ? 'ro,' : ''}size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
     return true;
   } catch {
     return false;

@@ -248,7 +248,12 @@ export class PartitionCore {
       const message = err instanceof Error ? err.message : String(err);
       this.producers.rollback(); // the log dropped the unflushed batches: so does the producer state
       for (let i = 0; i < n; i++) this.sendFail(FailKind.PRODUCE, this.pending[i]!.chunkId, code, message, 0, 0);
-      if (code === ErrorCode.STORAGE_ERROR) throw err; // unknown I/O state: crash, the supervisor replays the WAL
+      if (code === ErrorCode.STORAGE_ERROR) {
+        // Unknown I/O state: crash, the supervisor replays the WAL. Publish the failures first, so
+        // these requests get STORAGE_ERROR (what failed), not the crash's PARTITION_UNAVAILABLE.
+        this.publish();
+        throw err;
+      }
       return true;
     }
     this.producers.commit();

@@ -15,6 +15,7 @@ import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
 import { workerEntry } from '../../common/worker-entry.js';
 import { channels } from '../../common/diagnostics.js';
 import { IdTable } from '../../common/id-table.js';
+import { failureFacts } from '../../common/storage-failure.js';
 import {
   CANCEL_BYTES,
   DATA_HEADER_BYTES,
@@ -59,6 +60,12 @@ export interface ProducerSequence {
 /** Anything records can be appended to: the input ring, or a holding buffer when the ring is full. */
 export interface ByteSink {
   append(src: Uint8Array, start?: number, end?: number): void;
+}
+
+/** Why a partition is not served, or why its actor last died: a code and what failed. */
+export interface PartitionFailure {
+  code: string;
+  message: string;
 }
 
 export interface PartitionActorConfig {
@@ -269,6 +276,13 @@ export class PartitionActor {
   gatewayMs = 0;
   /** The gateway's per-turn sets (TurnSet) this actor is in. */
   turnMarks = 0;
+  /**
+   * Set when the broker gave up on this partition (FailedPartitions): requests are answered with
+   * this code and message instead of PARTITION_UNAVAILABLE's "retry".
+   */
+  failure: PartitionFailure | null = null;
+  /** Why the actor died (its runtime's exit reason, as an errno or error code and the innermost message). */
+  lastError: PartitionFailure | null = null;
   private nextId = 1;
   private readonly produces = new IdTable<ProduceWaiter>();
   private readonly fetches = new IdTable<FetchWaiter>();
@@ -588,6 +602,7 @@ export class PartitionActor {
     }
     this.alive = false;
     this.moving = false;
+    if (!exit.normal && exit.reason !== null) this.lastError = failureOf(exit.reason);
     const why = exit.normal ? 'was stopped' : `crashed (${exit.reason?.message ?? 'exited'})`;
     const message = this.failInFlight(`${why}; retry`);
     for (const h of this.held) {
@@ -620,6 +635,19 @@ export function attachActor(c: PartitionActorConfig, runtime: ActorRuntime, i: n
     return moving;
   }
   return new PartitionActor(c, runtime, i, slot.input, slot.output, ready);
+}
+
+/** The facts of an actor's death: the errno (or the innermost error code) and the innermost message. */
+export function failureOf(reason: Error): PartitionFailure {
+  const facts = failureFacts(reason);
+  let code = facts.errno;
+  if (code === null) {
+    for (let e: unknown = reason, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+      const c = (e as { code?: unknown }).code;
+      if (typeof c === 'string') code = c; // the innermost one wins
+    }
+  }
+  return { code: code ?? 'UNKNOWN', message: facts.message };
 }
 
 function produceHeaderBytes(idem: ProducerSequence | undefined): number {

@@ -47,6 +47,26 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   retryMs: 100,
 };
 
+/**
+ * Where the scheduler reads the time and arms its timer: the system's, or a test's (which then
+ * sees every timer armed and can move time on).
+ */
+export interface SchedulerClock {
+  now(): number;
+  setTimer(fire: () => void, ms: number): unknown;
+  clearTimer(timer: unknown): void;
+}
+export const SYSTEM_CLOCK: SchedulerClock = {
+  now: () => Date.now(),
+  setTimer: (fire, ms) => setTimeout(fire, ms),
+  clearTimer: (timer) => clearTimeout(timer as ReturnType<typeof setTimeout>),
+};
+/**
+ * The longest delay setTimeout honours (about 24.8 days): Node runs a longer one after 1 ms, with a
+ * warning, so a far-off due time is waited for in steps of at most this.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const DELAY_HEADERS: ReadonlySet<string> = new Set([Header.DELIVER_AT, Header.DELAY]);
 /** A dead letter must not expire in the dead-letter topic too (the reason header says why it is there). */
 const EXPIRY_HEADERS: ReadonlySet<string> = new Set([Header.EXPIRES_AT, Header.TTL]);
@@ -79,7 +99,7 @@ export class TopicScheduler {
   private readonly index = new DueIndex();
   private readonly cache = new Map<number, Uint8Array>();
   private cachedBytes = 0;
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timer: unknown = null;
   private timerAt = Infinity;
   private readonly rounds = new Set<Promise<void>>();
   private closed = false;
@@ -95,6 +115,7 @@ export class TopicScheduler {
     readonly target: Topic,
     private readonly log: FiredLog,
     private readonly opts: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
+    private readonly clock: SchedulerClock = SYSTEM_CLOCK,
   ) {}
 
   /**
@@ -104,8 +125,8 @@ export class TopicScheduler {
    */
   async start(catchUpMs = 10_000): Promise<void> {
     await Promise.all(this.schedule.actors.map((_, p) => new Promise<void>((resolve) => void this.tail(p, resolve))));
-    const startedAt = Date.now();
-    const giveUpAt = startedAt + catchUpMs;
+    const startedAt = this.clock.now();
+    const giveUpAt = Date.now() + catchUpMs; // a budget of real time, whatever the clock says
     while (!this.closed && Date.now() < giveUpAt) {
       if (this.rounds.size === 0 && this.index.peekDue() <= startedAt) this.fire();
       if (this.rounds.size === 0) break;
@@ -129,7 +150,7 @@ export class TopicScheduler {
   /** Stop the timer and readers; wait (bounded) for the round in flight so its marks are written. */
   async close(graceMs = 3_000): Promise<void> {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;
     if (this.rounds.size > 0) await Promise.race([Promise.all(this.rounds), new Promise((r) => setTimeout(r, graceMs))]);
   }
@@ -180,7 +201,7 @@ export class TopicScheduler {
   }
 
   private indexRecords(p: number, records: Uint8Array): void {
-    const now = Date.now();
+    const now = this.clock.now();
     for (let at = 0; at < records.length; ) {
       const size = 4 + readU32(records, at);
       this.indexOne(p, recordOffset(records, at), records, at, size, now);
@@ -201,7 +222,7 @@ export class TopicScheduler {
     for (const [p, base] of parts) nextOffset.set(p, base);
     const routeView = route ? new DataView(route.buffer, route.byteOffset, route.byteLength) : null;
     const only = parts[0]![0];
-    const now = Date.now();
+    const now = this.clock.now();
     for (let at = 0, i = 0; at < records.length; i++) {
       const size = 4 + readU32(records, at);
       const p = routeView ? routeView.getUint16(2 * i, true) : only;
@@ -233,21 +254,23 @@ export class TopicScheduler {
     if (this.closed || this.rounds.size >= MAX_ROUNDS) return; // a round re-arms when it ends
     const due = this.index.peekDue();
     if (due >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;
     this.timerAt = Infinity;
     if (due === Infinity) return;
     this.timerAt = due;
-    this.timer = setTimeout(() => {
+    // Clamped: a timer due past MAX_TIMER_MS fires early; fire() then finds nothing due and arms
+    // again for what is left.
+    this.timer = this.clock.setTimer(() => {
       this.timer = null;
       this.timerAt = Infinity;
       this.fire();
-    }, Math.max(0, due - Date.now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, due - this.clock.now())));
   }
 
   private fire(): void {
     if (this.closed || this.rounds.size >= MAX_ROUNDS) return;
-    const now = Date.now();
+    const now = this.clock.now();
     const byPartition = new Map<number, number[]>();
     this.index.popDue(
       now,
@@ -297,7 +320,7 @@ export class TopicScheduler {
         offsets = offsets.filter((o) => bytes.has(o));
       }
     }
-    const now = Date.now();
+    const now = this.clock.now();
     let chunk: Uint8Array[] = [];
     let chunkOffsets: number[] = [];
     let chunkBytes = 0;
@@ -450,7 +473,7 @@ export class TopicScheduler {
   private readonly reportedCodes = new Set<string>();
 
   private retry(p: number, offsets: number[]): void {
-    const at = Date.now() + this.opts.retryMs;
+    const at = this.clock.now() + this.opts.retryMs;
     for (const o of offsets) this.index.push(at, p, o);
   }
 

@@ -5,6 +5,7 @@
  */
 import { badRequest } from '../../common/errors.js';
 import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig } from '../../protocol/frames.js';
+import { MAX_TOPIC_NAME, defaultDeadLetterTopic } from './names.js';
 
 export interface RetryBackoff {
   /** First redelivery delay after a `nack` with retry. */
@@ -42,11 +43,13 @@ export const DEFAULT_TOPIC_CONFIG: Omit<ResolvedTopicConfig, 'deadLetterTopic'> 
   transactionTimeoutMs: 60_000,
 };
 
-export const deadLetterTopicOf = (topic: string): string => `${topic}.dlq`;
-
-/** Validate a config from the wire (or topics.json) and fill the defaults. Throws BAD_REQUEST. */
-export function resolveTopicConfig(topic: string, raw: unknown, base?: ResolvedTopicConfig): ResolvedTopicConfig {
-  const out: ResolvedTopicConfig = base ? { ...base, retryBackoff: { ...base.retryBackoff } } : { ...DEFAULT_TOPIC_CONFIG, retryBackoff: { ...DEFAULT_TOPIC_CONFIG.retryBackoff }, deadLetterTopic: topic.startsWith(INTERNAL_TOPIC_PREFIX) ? null : deadLetterTopicOf(topic) };
+/**
+ * Validate a config from the wire (or topics.json) and fill the defaults. Throws BAD_REQUEST.
+ * `maxTopic`: the longest topic name the data directory holds (names.ts): a dead-letter topic is
+ * held to it, and a topic whose `<topic>.dlq` would be longer has none by default.
+ */
+export function resolveTopicConfig(topic: string, raw: unknown, base?: ResolvedTopicConfig, maxTopic = MAX_TOPIC_NAME): ResolvedTopicConfig {
+  const out: ResolvedTopicConfig = base ? { ...base, retryBackoff: { ...base.retryBackoff } } : { ...DEFAULT_TOPIC_CONFIG, retryBackoff: { ...DEFAULT_TOPIC_CONFIG.retryBackoff }, deadLetterTopic: topic.startsWith(INTERNAL_TOPIC_PREFIX) ? null : defaultDeadLetterTopic(topic, maxTopic) };
   if (raw === undefined || raw === null) return out;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw badRequest('config', '"config" must be a map');
   const c = raw as Record<string, unknown>;
@@ -68,7 +71,7 @@ export function resolveTopicConfig(topic: string, raw: unknown, base?: ResolvedT
   if (c.deadLetterTopic !== undefined) {
     if (c.deadLetterTopic === null) out.deadLetterTopic = null;
     else {
-      const problem = topicNameProblem(c.deadLetterTopic);
+      const problem = topicNameProblem(c.deadLetterTopic, maxTopic);
       if (problem) throw badRequest('config.deadLetterTopic', `deadLetterTopic: ${problem}`);
       if (c.deadLetterTopic === topic) throw badRequest('config.deadLetterTopic', 'a topic cannot be its own dead-letter topic');
       out.deadLetterTopic = c.deadLetterTopic as string;

@@ -10,8 +10,10 @@ import { ErrorCode } from '../../protocol/codes.js';
 import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig, type TopicInfo } from '../../protocol/frames.js';
 import { WeirError } from '../../common/errors.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { storageFailure } from '../../common/storage-failure.js';
 import type { PartitionActor } from '../partition/handle.js';
 import { resolveTopicConfig, topicConfigToWire, type ResolvedTopicConfig } from './config.js';
+import { topicNameLimits, type TopicNameLimits } from './names.js';
 
 /** A topic as stored in topics.json. */
 export interface StoredTopic extends TopicInfo {
@@ -42,9 +44,20 @@ export interface Topic {
 
 export type TopicListener = (topic: Topic) => void;
 
+/** A partition that is not up: given up by the broker (`failed`) or being restarted, and its last error. */
+export interface UnavailablePartition {
+  topic: string;
+  partition: number;
+  state: 'failed' | 'restarting';
+  code: string | null;
+  message: string | null;
+}
+
 export interface PartitionHost {
   /** Start the actors of a topic's partitions under supervision; resolves when all serve. */
   startPartitions(topic: string, partitions: number): Promise<PartitionActor[]>;
+  /** Stop and forget them again (a create that could not be made durable). */
+  stopPartitions(topic: string): Promise<void>;
 }
 
 export class TopicRegistry {
@@ -55,19 +68,83 @@ export class TopicRegistry {
   private readonly withControlRecords = new Set<string>();
   private readonly createdListeners: TopicListener[] = [];
 
+  /** How long a topic name this data directory holds (every name derived from it included). */
+  readonly limits: TopicNameLimits;
+  /**
+   * What stored() could not take as it was (an entry it skipped, a setting it reset), one line
+   * each: the broker serves the rest, and `weir start` prints these.
+   */
+  readonly loadProblems: string[] = [];
+
   constructor(private readonly dataDir: string) {
     this.file = path.join(dataDir, 'topics.json');
+    this.limits = topicNameLimits(dataDir);
   }
 
-  /** Topic definitions stored on disk (read before partition actors exist). */
+  /**
+   * Topic definitions stored on disk (read before partition actors exist). An entry that cannot be
+   * used is skipped, and a setting that is no longer valid (a dead-letter topic name longer than
+   * this data directory holds, stored by an older broker) is reset, each with a line in
+   * loadProblems: one bad entry must not keep the broker from serving the others.
+   */
   stored(): StoredTopic[] {
+    this.loadProblems.length = 0; // read again when the partition supervisor restarts
     if (!fs.existsSync(this.file)) return [];
-    const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { topics: StoredTopic[] };
-    for (const t of parsed.topics) {
-      this.configs.set(t.topic, resolveTopicConfig(t.topic, t.config));
-      if (t.controlRecords === true) this.withControlRecords.add(t.topic);
+    let parsed: { topics?: unknown };
+    try {
+      parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as { topics?: unknown };
+    } catch (err) {
+      throw new WeirError(ErrorCode.STORAGE_ERROR, `cannot read the topic list ${this.file}: ${(err as Error).message}`, { cause: err });
     }
-    return parsed.topics;
+    const out: StoredTopic[] = [];
+    const seen = new Set<string>();
+    for (const t of Array.isArray(parsed.topics) ? (parsed.topics as unknown[]) : []) {
+      const e = t as Partial<StoredTopic> | null;
+      const name = typeof e?.topic === 'string' ? e.topic : null;
+      if (e === null || typeof e !== 'object' || name === null || !/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..' || seen.has(name)
+        || !Number.isInteger(e.partitions) || e.partitions! < 1 || e.partitions! > MAX_PARTITIONS) {
+        this.loadProblems.push(`${this.file}: skipped an entry that is not a topic (${JSON.stringify(t)?.slice(0, 80)})`);
+        continue;
+      }
+      seen.add(name);
+      this.configs.set(name, this.storedConfig(name, e.config));
+      if (e.controlRecords === true) this.withControlRecords.add(name);
+      out.push(e as StoredTopic);
+    }
+    return out;
+  }
+
+  private storedConfig(name: string, raw: unknown): ResolvedTopicConfig {
+    try {
+      return resolveTopicConfig(name, raw, undefined, this.limits.maxTopic);
+    } catch (err) {
+      const problem = `topic ${name}: its stored settings are refused (${(err as Error).message})`;
+      const dlq = (raw as { deadLetterTopic?: unknown } | null)?.deadLetterTopic;
+      if (typeof raw === 'object' && raw !== null && dlq !== undefined && dlq !== null) {
+        try {
+          const config = resolveTopicConfig(name, { ...raw, deadLetterTopic: null }, undefined, this.limits.maxTopic);
+          this.loadProblems.push(`${problem}: serving it without a dead-letter topic (rejected and exhausted messages are dropped) until alter_topic sets one`);
+          return config;
+        } catch {
+          // not only the dead-letter topic: the defaults, below
+        }
+      }
+      this.loadProblems.push(`${problem}: serving it with the default settings`);
+      return resolveTopicConfig(name, undefined, undefined, this.limits.maxTopic);
+    }
+  }
+
+  /** Partitions that are not up, and why (/healthz, and `weir start` at start). */
+  unavailable(): UnavailablePartition[] {
+    const down: UnavailablePartition[] = [];
+    for (const t of this.topics.values()) {
+      for (const [partition, a] of t.actors.entries()) {
+        if (a.available) continue;
+        const why = a.failure ?? a.lastError;
+        down.push({ topic: t.name, partition, state: a.failure ? 'failed' : 'restarting', code: why?.code ?? null, message: why?.message ?? null });
+      }
+    }
+    return down;
   }
 
   /** Called for every topic created from now on (not for those adopted at boot). */
@@ -89,7 +166,7 @@ export class TopicRegistry {
       existing.actors.splice(0, actors.length, ...actors);
       return existing;
     }
-    const config = this.configs.get(name) ?? resolveTopicConfig(name, undefined);
+    const config = this.configs.get(name) ?? resolveTopicConfig(name, undefined, undefined, this.limits.maxTopic);
     this.configs.set(name, config);
     const t: Topic = {
       name,
@@ -131,8 +208,13 @@ export class TopicRegistry {
    */
   create(name: string, partitions: number, host: PartitionHost, config?: unknown, options: { internal?: boolean } = {}): Promise<{ topic: Topic; created: boolean }> {
     const run = async (): Promise<{ topic: Topic; created: boolean }> => {
-      const problem = options.internal && typeof name === 'string' && name.startsWith(INTERNAL_TOPIC_PREFIX) ? topicNameProblem(name.slice(INTERNAL_TOPIC_PREFIX.length)) : topicNameProblem(name);
-      if (problem) throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, `${problem}: ${JSON.stringify(String(name).slice(0, 60))}`);
+      const { nameMax, maxTopic, reason } = this.limits;
+      // An internal name (`__delay.<topic>`) is derived from a topic held to maxTopic: it only has to be a file name.
+      const problem = options.internal && typeof name === 'string' && name.startsWith(INTERNAL_TOPIC_PREFIX) ? topicNameProblem(name.slice(INTERNAL_TOPIC_PREFIX.length), nameMax - INTERNAL_TOPIC_PREFIX.length) : topicNameProblem(name, maxTopic);
+      if (problem) {
+        const why = typeof name === 'string' && name.length > maxTopic ? ` (${reason})` : '';
+        throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, `${problem}${why}: ${JSON.stringify(String(name).slice(0, 60))}`, { details: { maxLength: maxTopic } });
+      }
       if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) {
         throw new WeirError(ErrorCode.INVALID_PARTITIONS, `partitions must be an integer from 1 to ${MAX_PARTITIONS}, got ${String(partitions)}`);
       }
@@ -141,10 +223,18 @@ export class TopicRegistry {
         if (existing.partitions === partitions) return { topic: existing, created: false };
         throw new WeirError(ErrorCode.TOPIC_EXISTS, `topic ${name} exists with ${existing.partitions} partitions, not ${partitions}`, { details: { partitions: existing.partitions } });
       }
-      this.configs.set(name, resolveTopicConfig(name, config));
+      this.configs.set(name, resolveTopicConfig(name, config, undefined, this.limits.maxTopic));
       const actors = await host.startPartitions(name, partitions);
       const topic = this.adopt(name, actors);
-      this.persist();
+      try {
+        this.persist();
+      } catch (err) {
+        // Not half-created: forget it and stop its partitions, so the same create works later.
+        this.topics.delete(name);
+        this.configs.delete(name);
+        await host.stopPartitions(name);
+        throw storageFailure(`cannot create topic ${name}: writing ${this.file}`, err, (f) => new WeirError(ErrorCode.STORAGE_ERROR, `cannot create topic ${name}: writing ${this.file}: ${f.message}`, { cause: err }));
+      }
       for (const l of this.createdListeners) l(topic);
       return { topic, created: true };
     };
@@ -156,7 +246,7 @@ export class TopicRegistry {
     return this.serialize(async () => {
       const topic = this.topics.get(name);
       if (!topic) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(String(name).slice(0, 60))} does not exist`);
-      topic.config = resolveTopicConfig(name, config, topic.config);
+      topic.config = resolveTopicConfig(name, config, topic.config, this.limits.maxTopic);
       this.configs.set(name, topic.config);
       this.persist();
       return topic;
