@@ -55,6 +55,8 @@ export interface BrokerOptions {
   retentionBytes?: number;
   /** Per partition; not applied to schedule topics (`__delay.*`: delayed messages not yet due). */
   retentionMs?: number;
+  /** Roll a partition's active segment once its first record is this old (default: a quarter of retentionMs, at most 7 days). */
+  segmentMs?: number;
   /**
    * Page-cache drop-behind, per partition: keep about this many of its newest bytes in the OS page
    * cache and drop older pages once written back (default 32 MiB; 0 = leave it to the kernel).
@@ -396,6 +398,7 @@ export class Broker {
     const exempt = topic === HALF_TOPIC || topic.startsWith(SCHEDULE_TOPIC_PREFIX);
     if (o.retentionBytes !== undefined && !exempt) log.retentionBytes = o.retentionBytes;
     if (o.retentionMs !== undefined && !exempt) log.retentionMs = o.retentionMs;
+    if (o.segmentMs !== undefined) log.segmentMs = o.segmentMs;
     if (o.pageCacheBytes !== undefined) log.pageCacheBytes = o.pageCacheBytes;
     return {
       topic,

@@ -7,10 +7,12 @@ import v8 from 'node:v8';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { Broker, parseActorHost } from '../broker.js';
 import { applyThreadSlice, nativeIo, nativeIoStatus } from '../common/native-io.js';
+import { logBrokerEvents } from './event-log.js';
 
 const USAGE = `usage:
   weir start [--port 7070] [--host 127.0.0.1] [--data ./data] [--partitions 8] [--fsync never|interval:MS|always]
-             [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--max-frame-bytes N] [--max-message-bytes N]
+             [--segment-bytes N] [--retention-bytes N] [--retention-ms N] [--segment-ms N] [--max-frame-bytes N] [--max-message-bytes N]
+             (--retention-ms: records older are deleted segment by segment, quiet topics too; --segment-ms: roll a segment at this age, default retention/4)
              [--page-cache-bytes N]   (per partition: newest bytes kept in the OS page cache, older ones dropped once written back; default 32 MiB, 0 = the kernel decides)
              [--sched-slice-us N]     (the gateway thread's scheduler slice, Linux >= 6.12: it preempts longer-slice threads when a request wakes it; default 100, 0 = the kernel's)
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
@@ -73,6 +75,7 @@ async function start(argv: string[]): Promise<number> {
       'segment-bytes': { type: 'string' },
       'retention-bytes': { type: 'string' },
       'retention-ms': { type: 'string' },
+      'segment-ms': { type: 'string' },
       'page-cache-bytes': { type: 'string' },
       'sched-slice-us': { type: 'string', default: '100' },
       'max-frame-bytes': { type: 'string' },
@@ -98,6 +101,8 @@ async function start(argv: string[]): Promise<number> {
   const mm = int(values['max-message-bytes'], 'max-message-bytes');
   if (mf !== undefined) gateway.maxFrameBytes = mf;
   if (mm !== undefined) gateway.maxMessageBytes = mm;
+  // Before the start: what recovery finds (torn tails, damage) is logged too.
+  logBrokerEvents((line) => process.stderr.write(`weir: ${line.level === 'info' ? '' : `${line.level.toUpperCase()} `}${line.text}\n`));
   const broker = await Broker.start({
     dataDir: values.data!,
     host: values.host!,
@@ -107,6 +112,7 @@ async function start(argv: string[]): Promise<number> {
     ...(values['segment-bytes'] ? { segmentBytes: int(values['segment-bytes'], 'segment-bytes')! } : {}),
     ...(values['retention-bytes'] ? { retentionBytes: int(values['retention-bytes'], 'retention-bytes')! } : {}),
     ...(values['retention-ms'] ? { retentionMs: int(values['retention-ms'], 'retention-ms')! } : {}),
+    ...(values['segment-ms'] ? { segmentMs: int(values['segment-ms'], 'segment-ms')! } : {}),
     ...(values['page-cache-bytes'] ? { pageCacheBytes: int(values['page-cache-bytes'], 'page-cache-bytes')! } : {}),
     gateway,
     actorsPerThread: values['actors-per-thread'] === 'auto' ? 'auto' : int(values['actors-per-thread'], 'actors-per-thread')!,

@@ -25,7 +25,10 @@
  *                               the gateway's thread and worker threads (`actorHost: 'auto'`, or
  *                               Broker.moveTopic); `to` = where they run now, `ms` = how long it took.
  * - `weir:wal:truncated`        owned by the WAL module.
- * - `weir:wal:damage`           `{ dir, ...DamagedRange }` (src/log/damage.ts) a damaged region of a
+ * - `weir:wal:write-failed`     `{ topic, partition, dir, code, message, records }` a group commit
+ *                               failed (STORAGE_FULL: disk full; STORAGE_ERROR) and was rolled back:
+ *                               its `records` were refused, none acknowledged.
+ * - `weir:wal:damage`           `{ topic, partition, dir, ...DamagedRange }` (src/log/damage.ts) a damaged region of a
  *                               segment was found (by recovery or a read) and recorded: `kind`,
  *                               `segment`, `position`, `bytes`, lost offsets [`from`, `to`),
  *                               `reason`, `detectedBy`. Published on the thread that runs the log;
@@ -67,6 +70,7 @@ export const channels = Object.freeze({
   partitionMove: diagnostics_channel.channel('weir:partition:move'),
   walTruncated: diagnostics_channel.channel('weir:wal:truncated'),
   walDamage: diagnostics_channel.channel('weir:wal:damage'),
+  walWriteFailed: diagnostics_channel.channel('weir:wal:write-failed'),
   walSyncFailed: diagnostics_channel.channel('weir:wal:sync-failed'),
   txnError: diagnostics_channel.channel('weir:txn:error'),
   gatewayBackpressure: diagnostics_channel.channel('weir:gateway:backpressure'),

@@ -95,6 +95,9 @@ export interface LogOptions {
   pageCacheBytes?: number;
   /** Clock in ms (injectable for tests). Default Date.now. */
   now?: () => number;
+  /** Which partition this is: added to what the log publishes on diagnostics channels. */
+  topic?: string;
+  partition?: number;
   /**
    * The previous writer, in this process, closed the log with `close({ handOver: true })` a moment
    * ago (a partition moving to another thread): open it as after a clean shutdown, although under
@@ -233,6 +236,8 @@ export class PartitionLog {
   private failure: LogError | null = null;
   /** Damaged regions found by recovery, reads and earlier runs (see damage.ts). */
   private readonly damage: DamageRecord;
+  /** What every diagnostics message of this log starts with: its partition and directory. */
+  private readonly labels: { dir: string; topic?: string; partition?: number | undefined };
 
   // ── background sync of sealed segments ─────────────────────────────────────────────────────
   /** Every sealed segment below this offset is fdatasync'ed (persisted in SYNCED_BELOW_FILE). */
@@ -285,8 +290,13 @@ export class PartitionLog {
     // Recovery trusted or validated-and-synced every sealed segment.
     this.syncedBelow = this.active.base;
     writeSyncedBelow(this.dir, this.syncedBelow);
+    this.labels = opts.topic === undefined ? { dir: this.dir } : { topic: opts.topic, partition: opts.partition, dir: this.dir };
     this.damage = new DamageRecord(this.dir);
     for (const range of recovered.report.damage) this.recordDamage(range);
+    const report = recovered.report;
+    if (report.truncatedAtOffset !== null && channels.walTruncated.hasSubscribers) {
+      channels.walTruncated.publish({ ...this.labels, segment: this.active.base, truncatedBytes: report.truncatedBytes, truncatedAtOffset: report.truncatedAtOffset });
+    }
     this.damage.prune(this.logStartOffset);
   }
 
@@ -665,7 +675,7 @@ export class PartitionLog {
           // recovery removes an empty segment's files if this fails too
         }
       }
-      if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: sealed.base, error: err });
+      if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ ...this.labels, segment: sealed.base, error: err });
       return;
     }
     this.segments.push(seg);
@@ -788,6 +798,7 @@ export class PartitionLog {
   /** Undo a failed flush: remove created segments, cut the original active segment back. */
   private rollback(cause: unknown, original: Segment, saved: Saved): LogError {
     const error = storageErrorFrom(cause, 'flush', original.logPath);
+    if (channels.walWriteFailed.hasSubscribers) channels.walWriteFailed.publish({ ...this.labels, code: error.code, message: error.message, records: this.next - this.durable });
     try {
       let removed = false;
       while (this.segments.length > saved.segments) {
@@ -834,7 +845,7 @@ export class PartitionLog {
         // ENOENT: retention already deleted it, nothing left to sync.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
           this.sealSyncFailed = true;
-          if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: seg.base, error: err });
+          if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ ...this.labels, segment: seg.base, error: err });
           return;
         }
       }
@@ -881,7 +892,7 @@ export class PartitionLog {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       this.dropFailed = true;
-      if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: seg.base, error: err });
+      if (channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ ...this.labels, segment: seg.base, error: err });
     } finally {
       // Read-only: nothing a failing close(2) could lose.
       await fh?.close().catch(() => undefined);
@@ -1044,8 +1055,8 @@ export class PartitionLog {
 
   private recordDamage(range: DamagedRange): void {
     const { added, writeError } = this.damage.add(range);
-    if (added && channels.walDamage.hasSubscribers) channels.walDamage.publish({ dir: this.dir, ...range });
-    if (writeError !== null && channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ dir: this.dir, segment: range.segment, error: writeError });
+    if (added && range.kind === 'damaged' && channels.walDamage.hasSubscribers) channels.walDamage.publish({ ...this.labels, ...range });
+    if (writeError !== null && channels.walSyncFailed.hasSubscribers) channels.walSyncFailed.publish({ ...this.labels, segment: range.segment, error: writeError });
   }
 
   private deleteOldest(): void {

@@ -18,8 +18,8 @@
  *   moment ago to hand it over), from the segment start otherwise. A torn, corrupt or
  *   out-of-sequence record followed by good ones is damage (reported, the good ones kept, so their
  *   offsets are never reused); at one with no good record after it the file is truncated (ftruncate
- *   + fdatasync: a torn write), the index rewritten to match, and the loss reported (published on
- *   `weir:wal:truncated`, and kept in the damage record as kind `truncated`).
+ *   + fdatasync: a torn write), the index rewritten to match, and the loss reported (PartitionLog
+ *   publishes it on `weir:wal:truncated` and keeps it in the damage record as kind `truncated`).
  * - After an unclean stop, sealed segments at or past the recovery point (their background sync may
  *   not have completed before an OS crash) are validated the same way, in order. The first one that
  *   is cut short (or ends before the next one begins) becomes the last segment: the segments after it
@@ -27,7 +27,6 @@
  *   fdatasync'ed before the log opens.
  */
 import fs from 'node:fs';
-import { channels } from '../common/diagnostics.js';
 import { isValidStoredRecord, readU32, recordOffset, RECORD_HEADER_BYTES } from '../protocol/record.js';
 import { LogCorruptError, storageErrorFrom } from './errors.js';
 import { mkdirFailure } from '../common/storage-failure.js';
@@ -214,14 +213,6 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
     cut.kind = 'truncated';
     cut.bytes = report.truncatedBytes;
     report.damage.push(cut);
-  }
-  if (report.truncatedAtOffset !== null && channels.walTruncated.hasSubscribers) {
-    channels.walTruncated.publish({
-      dir,
-      segment: last.base,
-      truncatedBytes: report.truncatedBytes,
-      truncatedAtOffset: report.truncatedAtOffset,
-    });
   }
   return { segments, report, lastTimestamp };
 }

@@ -9,6 +9,8 @@ import { workerStartData } from '../supervisor/worker-child.js';
 import { Doorbell, ThreadBell } from '../ring/index.js';
 import { openHostedPartition, slotReady, type HostedPartition } from '../actors/partition/hosted.js';
 import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
+import { channels } from '../common/diagnostics.js';
+import { errorToPlain } from '../common/errors.js';
 
 /** While busy, hand the event loop a turn this often (control messages: shutdown, describe). */
 const SLICE_MS = 20;
@@ -114,4 +116,12 @@ send({
   type: 'ready',
   slots: hosted.map(({ log }) => slotReady(log)),
 });
+// From here on (recovery's findings went with `ready`), relay what the logs report while running.
+for (const name of ['walDamage', 'walSyncFailed', 'walWriteFailed'] as const) {
+  channels[name].subscribe((m) => {
+    const message = { ...(m as Record<string, unknown>) };
+    if (message.error !== undefined) message.error = errorToPlain(message.error);
+    send({ type: 'log-event', event: { channel: name, message } });
+  });
+}
 void run();

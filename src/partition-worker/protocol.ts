@@ -24,6 +24,7 @@
  *            kind 1 = a PRODUCE chunk failed, 2 = a FETCH failed
  */
 import { RING_ERROR_CODES, type ErrorCode } from '../protocol/codes.js';
+import type { DamagedRange } from '../log/damage.js';
 
 export const In = { PRODUCE: 1, FETCH: 2, PRODUCE_IDEMPOTENT: 3, CANCEL: 4 } as const;
 export const Out = { ACK: 1, DATA: 2, FAIL: 3 } as const;
@@ -62,6 +63,7 @@ export interface PartitionSlotData {
     fsync: { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
     retentionBytes?: number;
     retentionMs?: number;
+    segmentMs?: number;
     /** PartitionLog's drop-behind window (`pageCacheBytes`). */
     pageCacheBytes?: number;
     /** The log's previous writer handed it over a moment ago (PartitionLog's `handedOver`). */
@@ -87,7 +89,18 @@ export interface SlotReady {
   end: number;
   truncatedBytes: number;
   truncatedAtOffset: number | null;
+  /** Damage recovery found (and the truncated tail): relayed to the gateway thread's channels. */
+  damage: DamagedRange[];
 }
+
+/**
+ * What a partition thread's logs publish on its own diagnostics channels while it runs (they are
+ * per thread): relayed to the gateway's thread, where `weir start` logs them. Errors as plain objects.
+ */
+export type LogEvent =
+  | { channel: 'walDamage'; message: Record<string, unknown> }
+  | { channel: 'walSyncFailed'; message: Record<string, unknown> }
+  | { channel: 'walWriteFailed'; message: Record<string, unknown> };
 
 /** Control messages (postMessage), parent → worker. */
 export type ControlRequest =
@@ -100,4 +113,5 @@ export type ControlRequest =
 export type ControlReply =
   | { type: 'ready'; slots: SlotReady[] }
   | { type: 'described'; id: number; slot: number; start: number; end: number }
+  | { type: 'log-event'; event: LogEvent }
   | { type: 'stopped' };

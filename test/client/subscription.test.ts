@@ -324,3 +324,47 @@ describe('groups', () => {
     await sub.close();
   });
 });
+
+describe('checking CRCs (checkCrcs, on by default)', () => {
+  /** Ten messages in partition 0, record 4's value changed after it was sealed (as a bad link or memory would). */
+  function damaged(b: FakeBroker): void {
+    b.createTopic('t', 1);
+    fill(b, 't', [0], 10);
+    const rec = b.log('t', 0)[4]!;
+    rec[rec.length - 1]! ^= 0x01;
+  }
+
+  it('a record that fails its CRC is never handed to the handler: reported as CORRUPT_RECORD, the rest delivered in order', async () => {
+    const { broker, client } = await setup();
+    damaged(broker);
+    const got: string[] = [];
+    const errors: WeirClientError[] = [];
+    await client.subscribe('t', { from: 'earliest', onError: (e) => errors.push(e) }, (m) => void got.push(text.decode(m.value)));
+    await until(() => got.length === 9);
+    await sleep(50);
+    expect(got).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9].map((i) => `0:${i}`));
+    expect(errors.map((e) => [e.code, e.details])).toEqual([['CORRUPT_RECORD', { topic: 't', partition: 0, offset: 4 }]]);
+    await expect(client.fetch('t', 0, 0)).rejects.toMatchObject({ code: 'CORRUPT_RECORD', details: { offset: 4 } });
+  });
+
+  it("onDataLoss 'stop' stops the partition before the corrupt record", async () => {
+    const { broker, client } = await setup();
+    damaged(broker);
+    const got: string[] = [];
+    const errors: WeirClientError[] = [];
+    await client.subscribe('t', { from: 'earliest', onDataLoss: 'stop', onError: (e) => errors.push(e) }, (m) => void got.push(text.decode(m.value)));
+    await until(() => errors.length === 1);
+    await sleep(50);
+    expect(got).toEqual([0, 1, 2, 3].map((i) => `0:${i}`));
+  });
+
+  it('with checkCrcs: false the changed record is handed out as it arrived (the check is what keeps it out)', async () => {
+    const { broker, client } = await setup({}, { checkCrcs: false });
+    damaged(broker);
+    const got: string[] = [];
+    await client.subscribe('t', { from: 'earliest' }, (m) => void got.push(text.decode(m.value)));
+    await until(() => got.length === 10);
+    expect(got[4]).not.toBe('0:4');
+    expect((await client.fetch('t', 0, 0)).messages.length).toBe(10);
+  });
+});

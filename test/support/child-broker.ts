@@ -6,12 +6,13 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 /**
  * A broker as a child process (`bin/weir.js start`, so `npm run build` first), for tests that
- * SIGKILL it. Resolves once it prints its URL; rejects if it exits first or takes over 30 s.
+ * SIGKILL it. Resolves once it prints its URL (with `output()`: everything it printed so far, stdout
+ * and stderr); rejects if it exits first or takes over 30 s.
  */
 export function startBrokerProcess(
   dataDir: string,
   options: { port?: number; fsync?: string; env?: Record<string, string>; args?: string[] } = {},
-): Promise<{ proc: ChildProcess; url: string }> {
+): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   return new Promise((resolve, reject) => {
     const args = [path.join(root, 'bin/weir.js'), 'start', '--port', String(options.port ?? 0), '--data', dataDir, '--fsync', options.fsync ?? 'never', ...(options.args ?? [])];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
@@ -22,7 +23,7 @@ export function startBrokerProcess(
       const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ proc, url: m[1]! });
+        resolve({ proc, url: m[1]!, output: () => out });
       }
     });
     proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -24,7 +24,7 @@ export class FailedPartitions implements PartitionActorGroup {
     const runtime = new DeadRuntime(failure);
     this.actors = configs.map((c) => {
       const ring = createRing(RING_BYTES);
-      const actor = new PartitionActor(c, runtime, 0, ring, ring, { start: 0, end: 0, truncatedBytes: 0, truncatedAtOffset: null });
+      const actor = new PartitionActor(c, runtime, 0, ring, ring, { start: 0, end: 0, truncatedBytes: 0, truncatedAtOffset: null, damage: [] });
       actor.failure = failure;
       return actor;
     });

@@ -125,6 +125,12 @@ class ThreadRuntime implements ActorRuntime {
     private readonly bell: ThreadBell,
   ) {
     child.worker.on('message', (m: ControlReply) => {
+      if (m.type === 'log-event') {
+        // diagnostics_channel is per thread: the worker's logs' reports are published here again.
+        const ch = channels[m.event.channel];
+        if (ch.hasSubscribers) ch.publish(m.event.message);
+        return;
+      }
       if (m.type !== 'described') return;
       this.describes.get(m.id)?.({ start: m.start, end: m.end });
       this.describes.delete(m.id);
@@ -188,6 +194,9 @@ export class PartitionThread implements PartitionActorGroup {
       // diagnostics_channel is per thread: the worker's own publication is not seen here, so relay it.
       if (ready.truncatedBytes > 0 && channels.walTruncated.hasSubscribers) {
         channels.walTruncated.publish({ topic: c.topic, partition: c.partition, dir: c.dir, truncatedBytes: ready.truncatedBytes, truncatedAtOffset: ready.truncatedAtOffset });
+      }
+      if (channels.walDamage.hasSubscribers) {
+        for (const d of ready.damage) if (d.kind === 'damaged') channels.walDamage.publish({ topic: c.topic, partition: c.partition, dir: c.dir, ...d });
       }
       return attachActor(c, runtime, i, slots[i]!, ready, moving?.[i]);
     });

@@ -24,7 +24,7 @@ export interface HostedRings {
 
 /** What the gateway learns when a hosted partition opened: its offsets and what recovery cut. */
 export function slotReady(log: PartitionLog): SlotReady {
-  return { start: log.logStartOffset, end: log.durableOffset, truncatedBytes: log.recovery.truncatedBytes, truncatedAtOffset: log.recovery.truncatedAtOffset };
+  return { start: log.logStartOffset, end: log.durableOffset, truncatedBytes: log.recovery.truncatedBytes, truncatedAtOffset: log.recovery.truncatedAtOffset, damage: log.recovery.damage };
 }
 
 export function openHostedPartition(
@@ -33,11 +33,14 @@ export function openHostedPartition(
 ): HostedPartition {
   const log = PartitionLog.open({
     dir: slot.dir,
+    topic: slot.topic,
+    partition: slot.partition,
     segmentBytes: slot.log.segmentBytes,
     indexIntervalBytes: slot.log.indexIntervalBytes,
     fsync: slot.log.fsync,
     ...(slot.log.retentionBytes !== undefined ? { retentionBytes: slot.log.retentionBytes } : {}),
     ...(slot.log.retentionMs !== undefined ? { retentionMs: slot.log.retentionMs } : {}),
+    ...(slot.log.segmentMs !== undefined ? { segmentMs: slot.log.segmentMs } : {}),
     ...(slot.log.pageCacheBytes !== undefined ? { pageCacheBytes: slot.log.pageCacheBytes } : {}),
     ...(slot.log.handedOver === true ? { handedOver: true } : {}),
   });
