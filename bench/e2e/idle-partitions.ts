@@ -1,0 +1,168 @@
+/**
+ * What an idle partition costs the broker (issue 21): memory and file descriptors per
+ * single-partition topic, with the broker's default options (`actorHost: 'auto'`, so quiet
+ * topics' actors live on the gateway's thread).
+ *
+ *   npm run build && node dist/bench/e2e/idle-partitions.js --topics 1000 [--step 250] [--idle-s 8] [--sample 20]
+ *
+ * The broker runs in a child process of its own (this script forked with --child, node
+ * --expose-gc), so its numbers are its own: RSS (/proc/self/status), V8 heap, external and
+ * arrayBuffers (process.memoryUsage() after a full GC), and open fds (/proc/self/fd). This process
+ * creates the topics over one SDK connection, sampling at every `--step` topics, then lets them
+ * sit `--idle-s` seconds (long enough for an idle partition to release what it allocated) and
+ * samples again; `--sample N` then produces to and reads back N of them and samples once more.
+ * With `--json FILE` the samples are written there too.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { Broker } from '../../src/broker.js';
+import { connect } from '../../src/client/index.js';
+
+interface Sample {
+  label: string;
+  topics: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
+  fds: number;
+  /** The broker's own accounting of its partitions, when it has one (Broker.partitionResources). */
+  resources: unknown;
+}
+
+type ToChild = { type: 'sample'; label: string; topics: number } | { type: 'stop' };
+type FromChild = { type: 'ready'; url: string } | { type: 'sample'; sample: Sample } | { type: 'stopped' };
+
+const MiB = 1024 * 1024;
+
+if (process.argv.includes('--child')) await child();
+else await parent();
+
+/** The broker's process: start a broker with default options and answer sample requests. */
+async function child(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-idle-'));
+  const broker = await Broker.start({ port: 0, dataDir: dir });
+  const send = (m: FromChild): void => void process.send!(m);
+  process.on('message', (m: ToChild) => {
+    if (m.type === 'sample') {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      const mem = process.memoryUsage();
+      const stats = (broker as unknown as { partitionResources?: () => unknown }).partitionResources?.() ?? null;
+      send({
+        type: 'sample',
+        sample: {
+          label: m.label,
+          topics: m.topics,
+          rssBytes: rssNow(),
+          heapUsedBytes: mem.heapUsed,
+          heapTotalBytes: mem.heapTotal,
+          externalBytes: mem.external,
+          arrayBuffersBytes: mem.arrayBuffers,
+          fds: fs.readdirSync('/proc/self/fd').length,
+          resources: stats,
+        },
+      });
+    } else {
+      void broker.close().then(() => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        send({ type: 'stopped' });
+        process.disconnect();
+      });
+    }
+  });
+  send({ type: 'ready', url: broker.url });
+}
+
+/** Resident set size from /proc (process.memoryUsage().rss is the same number, read the same way). */
+function rssNow(): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
+}
+
+async function parent(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      topics: { type: 'string', default: '1000' },
+      step: { type: 'string' },
+      'idle-s': { type: 'string', default: '8' },
+      sample: { type: 'string', default: '20' },
+      json: { type: 'string' },
+    },
+  });
+  const total = Number(values.topics);
+  const step = Number(values.step ?? Math.max(1, Math.floor(total / 4)));
+  const idleS = Number(values['idle-s']);
+  const sampleN = Math.min(total, Number(values.sample));
+  const proc = fork(fileURLToPath(import.meta.url), ['--child'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const pending: Array<(m: FromChild) => void> = [];
+  proc.on('message', (m: FromChild) => pending.shift()?.(m));
+  const next = (): Promise<FromChild> => new Promise((resolve) => pending.push(resolve));
+  const ask = async (label: string, topics: number): Promise<Sample> => {
+    const reply = next();
+    proc.send({ type: 'sample', label, topics } satisfies ToChild);
+    const m = await reply;
+    if (m.type !== 'sample') throw new Error(`unexpected ${m.type}`);
+    print(m.sample);
+    return m.sample;
+  };
+  const ready = await next();
+  if (ready.type !== 'ready') throw new Error('broker did not start');
+  const client = await connect(ready.url);
+  const samples: Sample[] = [];
+  const started = Date.now();
+  try {
+    samples.push(await ask('empty broker', 0));
+    for (let n = 0; n < total; ) {
+      const upTo = Math.min(total, n + step);
+      for (; n < upTo; n++) await client.createTopic(`idle.${n}`, { partitions: 1 });
+      samples.push(await ask(`after creating (${((Date.now() - started) / 1000).toFixed(1)} s)`, n));
+    }
+    await new Promise((r) => setTimeout(r, idleS * 1000));
+    samples.push(await ask(`after ${idleS} s idle`, total));
+    if (sampleN > 0) {
+      // The lazy paths: produce to and read back a sample of the topics.
+      const stride = Math.max(1, Math.floor(total / sampleN));
+      for (let i = 0; i < sampleN; i++) {
+        const topic = `idle.${i * stride}`;
+        await client.produce(topic, [{ value: `m-${i}` }, { value: `n-${i}` }]);
+        const r = await client.fetch(topic, 0, 0);
+        if (r.messages.length !== 2) throw new Error(`${topic}: read ${r.messages.length} messages back, not 2`);
+      }
+      samples.push(await ask(`after producing to and reading ${sampleN}`, total));
+      await new Promise((r) => setTimeout(r, idleS * 1000));
+      samples.push(await ask(`after another ${idleS} s idle`, total));
+    }
+  } finally {
+    await client.close();
+    await stop(proc, next);
+  }
+  const base = samples[0]!;
+  const idle = samples.find((s) => s.label.startsWith('after ') && s.label.includes('idle')) ?? samples[samples.length - 1]!;
+  const per = (b: number, a: number): string => `${((b - a) / total / 1024).toFixed(1)} KiB`;
+  console.log(`\nper idle partition (${total} topics, after ${idleS} s idle, minus the empty broker):`);
+  console.log(`  RSS ${per(idle.rssBytes, base.rssBytes)}, heap used ${per(idle.heapUsedBytes, base.heapUsedBytes)}, external ${per(idle.externalBytes, base.externalBytes)}, arrayBuffers ${per(idle.arrayBuffersBytes, base.arrayBuffersBytes)}, fds ${((idle.fds - base.fds) / total).toFixed(2)}`);
+  console.log(`  broker RSS with ${total} idle partitions: ${(idle.rssBytes / MiB).toFixed(0)} MiB`);
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ topics: total, node: process.version, samples }, null, 2));
+}
+
+function print(s: Sample): void {
+  const mib = (b: number): string => (b / MiB).toFixed(1).padStart(8);
+  console.log(
+    `${String(s.topics).padStart(6)} topics  rss ${mib(s.rssBytes)} MiB  heap ${mib(s.heapUsedBytes)} MiB  external ${mib(s.externalBytes)} MiB  arrayBuffers ${mib(s.arrayBuffersBytes)} MiB  fds ${String(s.fds).padStart(6)}  ${s.label}` +
+      (s.resources === null ? '' : `\n        ${JSON.stringify(s.resources)}`),
+  );
+}
+
+async function stop(proc: ChildProcess, next: () => Promise<FromChild>): Promise<void> {
+  if (proc.exitCode !== null) return;
+  const done = next();
+  proc.send({ type: 'stop' } satisfies ToChild);
+  await Promise.race([done, new Promise((r) => setTimeout(r, 60_000))]);
+  if (proc.exitCode === null) proc.kill('SIGKILL');
+}
