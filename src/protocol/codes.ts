@@ -40,6 +40,7 @@ export const ErrorCode = {
   TXN_NOT_FOUND: 'TXN_NOT_FOUND', // no such transaction (never begun, or finished long ago and forgotten)
   TXN_ALREADY_DECIDED: 'TXN_ALREADY_DECIDED', // produce/commit/rollback on a transaction already decided the other way (details.state)
   TXN_TOO_LARGE: 'TXN_TOO_LARGE', // the transaction would exceed the broker's per-transaction message or byte limit
+  RESOURCE_LIMIT: 'RESOURCE_LIMIT', // the broker is near an OS limit (open files): a new topic is refused, a produce is not written; retry once freed
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -50,6 +51,7 @@ export const RETRYABLE: ReadonlySet<string> = new Set<string>([
   ErrorCode.SHUTTING_DOWN,
   ErrorCode.TIMEOUT,
   ErrorCode.CONNECTION_CLOSED,
+  ErrorCode.RESOURCE_LIMIT,
 ]);
 
 /** Numeric form used inside the partition rings (no strings cross the ring). */
@@ -64,4 +66,6 @@ export const RING_ERROR_CODES: readonly ErrorCode[] = [
   // exactly-once append
   ErrorCode.OUT_OF_ORDER_SEQUENCE,
   ErrorCode.DUPLICATE_SEQUENCE,
+  // a released segment could not be reopened (out of fds): nothing of the produce was written
+  ErrorCode.RESOURCE_LIMIT,
 ];

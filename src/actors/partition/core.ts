@@ -65,7 +65,16 @@ export interface PartitionCoreOptions {
   /** Cap on the bytes of one DATA answer (must fit the output ring comfortably). */
   maxFetchBytes: number;
   retentionCheckMs: number;
+  /**
+   * After this long without input or answers, free the read buffer and release the log's buffers
+   * and fds (PartitionLog.releaseIdle); the next request allocates and reopens them. Default
+   * DEFAULT_IDLE_RELEASE_MS.
+   */
+  idleReleaseMs?: number;
 }
+
+/** How long a partition stays quiet before it gives its buffers and fds back (idleReleaseMs). */
+export const DEFAULT_IDLE_RELEASE_MS = 10_000;
 
 /** Exactly-once append: where the producer state is snapshotted (producer-state-store.ts). */
 export interface ProducerSnapshots {
@@ -80,8 +89,16 @@ export class PartitionCore {
   private pendingCount = 0;
   private parked: Fetch[] = [];
   private nextRetentionCheck = 0;
-  /** Fetches read into this and are copied straight on into the output ring: no allocation per fetch. */
-  private readonly readBuffer: Uint8Array;
+  /**
+   * Fetches read into this and are copied straight on into the output ring: no allocation per
+   * fetch. Allocated by the first read, dropped when idle (releaseIdle).
+   */
+  private readBuffer: Uint8Array | null = null;
+  private readonly idleReleaseMs: number;
+  /** When the core last consumed input or answered anything. */
+  private lastActive = -Infinity;
+  /** releaseIdle() ran and nothing happened since. */
+  private released = false;
   /** Set when a FAIL was written during input draining (it needs publishing). */
   private failedInStep = false;
 
@@ -93,7 +110,30 @@ export class PartitionCore {
     readonly producers: ProducerStateTable = new ProducerStateTable(),
     private readonly snapshots: ProducerSnapshots | null = null,
   ) {
-    this.readBuffer = new Uint8Array(opts.maxFetchBytes);
+    this.idleReleaseMs = opts.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS;
+  }
+
+  /**
+   * Free the read buffer and the log's buffers and fds now (the host calls it right after opening
+   * the partition, which is then idle until its first request); step() calls it after
+   * idleReleaseMs without work. Everything is allocated and reopened again on demand.
+   */
+  releaseIdle(): void {
+    this.readBuffer = null;
+    if (this.pendingCount === 0) this.pending = [];
+    this.log.releaseIdle();
+    this.released = true;
+  }
+
+  /** releaseIdle() ran (at open, or after idleReleaseMs without work) and nothing happened since. */
+  get isReleased(): boolean {
+    return this.released;
+  }
+
+  /** Bytes of buffers (the read buffer, the log's) and fds this partition holds now. */
+  heldResources(): { bytes: number; fds: number } {
+    const log = this.log.heldResources();
+    return { bytes: (this.readBuffer?.byteLength ?? 0) + log.bytes, fds: log.fds };
   }
 
   /** The earliest time at which `step` has timed work to do (parked fetch deadlines, an interval fsync). */
@@ -148,7 +188,13 @@ export class PartitionCore {
       this.log.applyRetention(now);
     }
     if (answered) this.publish();
-    return consumed > 0 || answered;
+    if (consumed > 0 || answered) {
+      this.lastActive = now;
+      this.released = false;
+      return true;
+    }
+    if (!this.released && now - this.lastActive >= this.idleReleaseMs) this.releaseIdle();
+    return false;
   }
 
   /**
@@ -156,11 +202,13 @@ export class PartitionCore {
    * log is reopened at once by another host of this process (PartitionLog.close).
    */
   close(handOver = false): void {
-    this.commitGroup();
+    const acked = this.commitGroup();
     const now = Date.now();
     for (const f of this.parked) this.sendData(f, now, true); // final (empty) answers
+    // Only when something was written now (each step publishes what it wrote): a partition without
+    // rings (gateway-hosted, idle) is not given them just to publish nothing.
+    if (acked || this.parked.length > 0) this.publish();
     this.parked = [];
-    this.publish();
     // Everything is flushed: a snapshot as of the log end makes the next open replay nothing.
     this.snapshots?.write(this.producers, this.log.durableOffset);
     this.log.close({ handOver });
@@ -339,7 +387,7 @@ export class PartitionCore {
     // maxRecords 0 only resolves a position (earliest/latest/timestamp) into an offset.
     const r = empty || f.offset >= end || f.maxRecords === 0
       ? { records: EMPTY, count: 0, nextOffset: f.offset }
-      : this.log.read(f.offset, f.maxBytes, f.maxRecords, this.readBuffer);
+      : this.log.read(f.offset, f.maxBytes, f.maxRecords, (this.readBuffer ??= new Uint8Array(this.opts.maxFetchBytes)));
     f.offset = r.nextOffset;
     f.maxBytes -= r.records.length;
     f.maxRecords -= r.count;
@@ -396,5 +444,9 @@ function appendU53(w: RingWriter, v: number): void {
 function storageCode(err: unknown): ErrorCode {
   const code = (err as { code?: unknown } | null)?.code;
   if (code === ErrorCode.STORAGE_FULL || code === 'ENOSPC' || code === 'EDQUOT') return ErrorCode.STORAGE_FULL;
+  // Out of fds reopening a released segment (or creating one at a roll): nothing was written, and
+  // the partition can serve again once fds are free, so it is the producer's retry, not a crash.
+  const errno = (err as { details?: { errno?: unknown } } | null)?.details?.errno;
+  if (errno === 'EMFILE' || errno === 'ENFILE') return ErrorCode.RESOURCE_LIMIT;
   return ErrorCode.STORAGE_ERROR;
 }
