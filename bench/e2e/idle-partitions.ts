@@ -31,12 +31,14 @@ interface Sample {
   externalBytes: number;
   arrayBuffersBytes: number;
   fds: number;
+  /** CPU time (user + system) the broker process used so far. */
+  cpuMs: number;
   /** The broker's own accounting of its partitions, when it has one (Broker.partitionResources). */
   resources: unknown;
 }
 
 type ToChild = { type: 'sample'; label: string; topics: number } | { type: 'stop' };
-type FromChild = { type: 'ready'; url: string } | { type: 'sample'; sample: Sample } | { type: 'stopped' };
+type FromChild = { type: 'ready'; url: string } | { type: 'sample'; sample: Sample } | { type: 'stopped'; closeMs: number };
 
 const MiB = 1024 * 1024;
 
@@ -65,18 +67,26 @@ async function child(): Promise<void> {
           externalBytes: mem.external,
           arrayBuffersBytes: mem.arrayBuffers,
           fds: fs.readdirSync('/proc/self/fd').length,
+          cpuMs: cpuMsNow(),
           resources: stats,
         },
       });
     } else {
+      const t0 = Date.now();
       void broker.close().then(() => {
+        const closeMs = Date.now() - t0;
         fs.rmSync(dir, { recursive: true, force: true });
-        send({ type: 'stopped' });
+        send({ type: 'stopped', closeMs });
         process.disconnect();
       });
     }
   });
   send({ type: 'ready', url: broker.url });
+}
+
+function cpuMsNow(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 /** Resident set size from /proc (process.memoryUsage().rss is the same number, read the same way). */
@@ -140,14 +150,17 @@ async function parent(): Promise<void> {
     }
   } finally {
     await client.close();
-    await stop(proc, next);
+    const closeMs = await stop(proc, next);
+    console.log(`broker close: ${closeMs === null ? 'did not finish in 120 s' : `${(closeMs / 1000).toFixed(1)} s`}`);
   }
   const base = samples[0]!;
   const idle = samples.find((s) => s.label.startsWith('after ') && s.label.includes('idle')) ?? samples[samples.length - 1]!;
   const per = (b: number, a: number): string => `${((b - a) / total / 1024).toFixed(1)} KiB`;
+  const idleAt = samples.indexOf(idle);
+  const before = samples[idleAt - 1]!;
   console.log(`\nper idle partition (${total} topics, after ${idleS} s idle, minus the empty broker):`);
   console.log(`  RSS ${per(idle.rssBytes, base.rssBytes)}, heap used ${per(idle.heapUsedBytes, base.heapUsedBytes)}, external ${per(idle.externalBytes, base.externalBytes)}, arrayBuffers ${per(idle.arrayBuffersBytes, base.arrayBuffersBytes)}, fds ${((idle.fds - base.fds) / total).toFixed(2)}`);
-  console.log(`  broker RSS with ${total} idle partitions: ${(idle.rssBytes / MiB).toFixed(0)} MiB`);
+  console.log(`  broker RSS with ${total} idle partitions: ${(idle.rssBytes / MiB).toFixed(0)} MiB; CPU while idle: ${((idle.cpuMs - before.cpuMs) / (idleS * 1000) * 100).toFixed(1)} % of a core`);
   if (values.json) fs.writeFileSync(values.json, JSON.stringify({ topics: total, node: process.version, samples }, null, 2));
 }
 
@@ -155,14 +168,19 @@ function print(s: Sample): void {
   const mib = (b: number): string => (b / MiB).toFixed(1).padStart(8);
   console.log(
     `${String(s.topics).padStart(6)} topics  rss ${mib(s.rssBytes)} MiB  heap ${mib(s.heapUsedBytes)} MiB  external ${mib(s.externalBytes)} MiB  arrayBuffers ${mib(s.arrayBuffersBytes)} MiB  fds ${String(s.fds).padStart(6)}  ${s.label}` +
+      `  cpu ${(s.cpuMs / 1000).toFixed(1)} s` +
       (s.resources === null ? '' : `\n        ${JSON.stringify(s.resources)}`),
   );
 }
 
-async function stop(proc: ChildProcess, next: () => Promise<FromChild>): Promise<void> {
-  if (proc.exitCode !== null) return;
+/** Stop the broker; resolves with how long its close() took, or null if it did not finish in 120 s. */
+async function stop(proc: ChildProcess, next: () => Promise<FromChild>): Promise<number | null> {
+  if (proc.exitCode !== null) return null;
   const done = next();
   proc.send({ type: 'stop' } satisfies ToChild);
-  await Promise.race([done, new Promise((r) => setTimeout(r, 60_000))]);
+  const m = await Promise.race([done, new Promise<null>((r) => setTimeout(() => r(null), 120_000))]);
+  const exited = new Promise((r) => proc.once('exit', r));
+  if (proc.exitCode === null) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
   if (proc.exitCode === null) proc.kill('SIGKILL');
+  return m !== null && m.type === 'stopped' ? m.closeMs : null;
 }

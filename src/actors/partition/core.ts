@@ -22,7 +22,7 @@ import {
   PRODUCE_HEADER_BYTES,
   errorIndex,
 } from '../../partition-worker/protocol.js';
-import type { PartitionLog } from '../../log/index.js';
+import type { PartitionLog, ReadResult } from '../../log/index.js';
 import type { RingReader, RingWriter } from '../../ring/index.js';
 import { ProducerStateTable } from './producer-state.js';
 
@@ -95,9 +95,14 @@ export class PartitionCore {
    */
   private readBuffer: Uint8Array | null = null;
   private readonly idleReleaseMs: number;
-  /** When the core last consumed input or answered anything. */
+  /**
+   * When the core last appended to, read from or synced its log: answers without records (a long
+   * poll's deadline) do not count, so a partition whose subscribers poll it but get nothing is idle.
+   */
   private lastActive = -Infinity;
-  /** releaseIdle() ran and nothing happened since. */
+  /** The log was appended to, read or synced in this step. */
+  private usedLog = false;
+  /** releaseIdle() ran and the log was not used since. */
   private released = false;
   /** Set when a FAIL was written during input draining (it needs publishing). */
   private failedInStep = false;
@@ -115,8 +120,8 @@ export class PartitionCore {
 
   /**
    * Free the read buffer and the log's buffers and fds now (the host calls it right after opening
-   * the partition, which is then idle until its first request); step() calls it after
-   * idleReleaseMs without work. Everything is allocated and reopened again on demand.
+   * the partition, which is then idle until its first request); step() calls it once the log was
+   * not used for idleReleaseMs. Everything is allocated and reopened again on demand.
    */
   releaseIdle(): void {
     this.readBuffer = null;
@@ -125,20 +130,20 @@ export class PartitionCore {
     this.released = true;
   }
 
-  /** releaseIdle() ran (at open, or after idleReleaseMs without work) and nothing happened since. */
-  get isReleased(): boolean {
-    return this.released;
-  }
-
   /** Bytes of buffers (the read buffer, the log's) and fds this partition holds now. */
   heldResources(): { bytes: number; fds: number } {
     const log = this.log.heldResources();
     return { bytes: (this.readBuffer?.byteLength ?? 0) + log.bytes, fds: log.fds };
   }
 
-  /** The earliest time at which `step` has timed work to do (parked fetch deadlines, an interval fsync). */
+  /**
+   * The earliest time at which `step` has timed work to do (parked fetch deadlines, an interval
+   * fsync), and at most a second away (retention, producer-state snapshots, the idle release); once
+   * released, no more often than retention is checked: thousands of idle partitions on one thread
+   * must not each be stepped every second.
+   */
   nextDeadline(now: number): number {
-    let d = Math.min(now + 1000, this.log.syncDueAt());
+    let d = Math.min(this.released ? Math.max(now + 1000, this.nextRetentionCheck) : now + 1000, this.log.syncDueAt());
     for (const f of this.parked) if (f.deadline < d) d = f.deadline;
     return d;
   }
@@ -176,25 +181,25 @@ export class PartitionCore {
       input.release();
       this.ports.inputReleased();
     }
+    if (groupBytes > 0) this.usedLog = true;
     let answered = this.commitGroup() || this.failedInStep;
     this.failedInStep = false;
     for (const f of fetches) answered = this.serveFetch(f, now) || answered;
     if (this.parked.length > 0) answered = this.serveParked(now) || answered;
     if (cancels !== null) answered = this.cancelParked(cancels, now) || answered;
-    this.log.maybeSync(now);
+    if (this.log.maybeSync(now)) this.usedLog = true;
     this.snapshots?.maybeSnapshot(this.producers, this.log.durableOffset, now);
     if (now >= this.nextRetentionCheck) {
       this.nextRetentionCheck = now + this.opts.retentionCheckMs;
       this.log.applyRetention(now);
     }
     if (answered) this.publish();
-    if (consumed > 0 || answered) {
+    if (this.usedLog) {
+      this.usedLog = false;
       this.lastActive = now;
       this.released = false;
-      return true;
-    }
-    if (!this.released && now - this.lastActive >= this.idleReleaseMs) this.releaseIdle();
-    return false;
+    } else if (!this.released && now - this.lastActive >= this.idleReleaseMs) this.releaseIdle();
+    return consumed > 0 || answered;
   }
 
   /**
@@ -319,7 +324,10 @@ export class PartitionCore {
     let offset: number;
     if (mode === FetchMode.EARLIEST) offset = this.log.logStartOffset;
     else if (mode === FetchMode.LATEST) offset = this.log.durableOffset;
-    else if (mode === FetchMode.TIMESTAMP) offset = this.log.offsetForTimestamp(pos);
+    else if (mode === FetchMode.TIMESTAMP) {
+      this.usedLog = true;
+      offset = this.log.offsetForTimestamp(pos);
+    }
     else offset = pos;
     return {
       id: readU32(e, 4),
@@ -387,7 +395,7 @@ export class PartitionCore {
     // maxRecords 0 only resolves a position (earliest/latest/timestamp) into an offset.
     const r = empty || f.offset >= end || f.maxRecords === 0
       ? { records: EMPTY, count: 0, nextOffset: f.offset }
-      : this.log.read(f.offset, f.maxBytes, f.maxRecords, (this.readBuffer ??= new Uint8Array(this.opts.maxFetchBytes)));
+      : this.read(f);
     f.offset = r.nextOffset;
     f.maxBytes -= r.records.length;
     f.maxRecords -= r.count;
@@ -402,6 +410,11 @@ export class PartitionCore {
     if (r.records.length > 0) w.append(r.records);
     w.commit();
     return more;
+  }
+
+  private read(f: Fetch): ReadResult {
+    this.usedLog = true;
+    return this.log.read(f.offset, f.maxBytes, f.maxRecords, (this.readBuffer ??= new Uint8Array(this.opts.maxFetchBytes)));
   }
 
   private sendFail(kind: number, id: number, code: ErrorCode, message: string, start: number, end: number): void {

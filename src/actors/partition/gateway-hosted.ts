@@ -23,7 +23,7 @@ import type { ChildExit } from '../../supervisor/index.js';
 import { ChildCrashedError, ChildKilledError } from '../../supervisor/index.js';
 import { createRing, Doorbell, MIN_CAPACITY, RingReader, RingWriter } from '../../ring/index.js';
 import { openHostedPartition, slotReady, type HostedPartition } from './hosted.js';
-import type { PartitionPorts } from './core.js';
+import { DEFAULT_IDLE_RELEASE_MS, type PartitionPorts } from './core.js';
 import {
   attachActor,
   partitionLogSlot,
@@ -36,8 +36,6 @@ import {
   type PartitionRings,
 } from './handle.js';
 
-/** With nothing timed to do, step anyway this often (retention, producer-state snapshots). */
-const IDLE_STEP_MS = 1_000;
 
 export interface GatewayHostedOptions {
   /** Used in errors ("child NAME crashed"). */
@@ -65,7 +63,9 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     private readonly opts: GatewayHostedOptions,
     moving: readonly (PartitionActor | undefined)[] | undefined,
   ) {
-    this.rings = configs.map((c, i) => new LazyRings(c.ringBytes, (input, output) => this.actors[i]?.attachRings(input, output), () => this.actors[i]?.deliverOutput()));
+    this.rings = configs.map(
+      (c, i) => new LazyRings(c.ringBytes, c.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS, (input, output) => this.actors[i]?.attachRings(input, output), () => this.actors[i]?.deliverOutput()),
+    );
     try {
       for (const [i, c] of configs.entries()) this.hosted.push(openHostedPartition(partitionLogSlot(c), this.rings[i]!, c.ringBytes));
     } catch (err) {
@@ -170,7 +170,8 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
           const h = this.hosted[i]!;
           const actor = this.actors[i]!;
           const t0 = performance.now();
-          h.core.step(Date.now());
+          const now = Date.now();
+          if (h.core.step(now)) this.rings[i]!.usedAt = now;
           actor.gatewayMs += performance.now() - t0;
           actor.deliverOutput();
           if (h.ports.input.available() > 0) this.wanted[i] = true;
@@ -189,7 +190,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   private arm(): void {
     if (this.exit !== null) return;
     const now = Date.now();
-    let at = now + IDLE_STEP_MS;
+    let at = now + 60_000; // each core's nextDeadline is nearer: at most its retention check away
     for (const h of this.hosted) at = Math.min(at, h.core.nextDeadline(now));
     if (this.timer !== null && this.timerAt <= at) return;
     if (this.timer !== null) clearTimeout(this.timer);
@@ -205,18 +206,19 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     this.wanted.fill(true);
     if (this.stepping) return;
     this.run();
-    if (this.exit === null) this.releaseQuietRings();
+    if (this.exit === null) this.releaseQuietRings(Date.now());
   };
 
   /**
-   * Let go of the rings of every partition whose core released its buffers (quiet for its idle
-   * period) and whose rings are empty on both sides.
+   * Let go of the rings of every partition that neither took a request nor answered one for its
+   * idle period, and whose rings are empty on both sides. (A partition whose subscribers long-poll
+   * it keeps them: each poll's answer is ring traffic; its buffers and fds go anyway.)
    */
-  private releaseQuietRings(): void {
+  private releaseQuietRings(now: number): void {
     for (let i = 0; i < this.hosted.length; i++) {
       const rings = this.rings[i]!;
       const actor = this.actors[i]!;
-      if (rings.bytes === 0 || !this.hosted[i]!.core.isReleased || !rings.quiet || !actor.ringsQuiet) continue;
+      if (rings.bytes === 0 || now - rings.usedAt < rings.idleMs || !rings.quiet || !actor.ringsQuiet) continue;
       actor.detachRings();
       rings.release();
     }
@@ -256,9 +258,13 @@ class LazyRings implements PartitionPorts {
   private reader: RingReader | null = null;
   private writer: RingWriter | null = null;
   private inBell: Doorbell | null = null;
+  /** When the rings last carried a request or an answer (set by the step loop). */
+  usedAt = -Infinity;
 
   constructor(
     private readonly ringBytes: number,
+    /** Unused this long, and empty, the rings are released. */
+    readonly idleMs: number,
     private readonly attached: (input: SharedArrayBuffer, output: SharedArrayBuffer) => void,
     /** Hand what the core published to the actor now (the step loop does after each step). */
     private readonly deliver: () => void,
@@ -297,6 +303,7 @@ class LazyRings implements PartitionPorts {
     this.reader = new RingReader(input);
     this.writer = new RingWriter(output);
     this.inBell = new Doorbell(input);
+    this.usedAt = Date.now();
     this.attached(input, output);
     return this;
   }
