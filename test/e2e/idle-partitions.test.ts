@@ -16,6 +16,9 @@ import { connect, type Message, type WeirClient } from '../../src/client/index.j
 import { brokerFixture, startTestBroker } from '../support/broker.js';
 import { exited } from '../support/child-broker.js';
 import { payload, sameBytes, until } from '../support/payload.js';
+import { RawClient, type Frame } from '../support/raw-client.js';
+import { BatchBuilder } from '../../src/protocol/batch-builder.js';
+import { readMessages } from '../../src/protocol/batch-reader.js';
 import { tmpDir } from '../support/tmp-dir.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -148,11 +151,11 @@ afterEach(async () => {
 });
 
 /** `weir start` under `ulimit -n` (soft and hard): the broker cannot raise it. */
-function startLimitedBroker(dataDir: string, nofile: number): Promise<{ proc: ChildProcess; url: string }> {
+function startLimitedBroker(dataDir: string, nofile: number, args: string[] = []): Promise<{ proc: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(
       'sh',
-      ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, path.join(root, 'bin/weir.js'), 'start', '--port', '0', '--data', dataDir, '--fsync', 'never'],
+      ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, path.join(root, 'bin/weir.js'), 'start', '--port', '0', '--data', dataDir, '--fsync', 'never', ...args],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(proc);
@@ -221,4 +224,56 @@ it('near its open-file limit the broker refuses a new topic with RESOURCE_LIMIT 
   }
   await admin.produce(`t${created}`, messages(created, 0, 1));
   expect((await admin.fetch(`t${created}`, 0, 0)).messages).toHaveLength(1);
+}, 120_000);
+
+it('more active partitions than open files: a produce or read that cannot open its files answers RESOURCE_LIMIT (nothing written), the partition keeps serving, and the retry succeeds once others went idle', async () => {
+  const data = tmpDir('weir-nofile-');
+  fx.defer(data.cleanup);
+  const { proc, url } = await startLimitedBroker(data.dir, 128, ['--idle-release-ms', '300']);
+  const raw = await RawClient.connect(url);
+  fx.defer(() => raw.close());
+  const TOPICS = 100; // idle, they hold no files; all active, 2 each: more than the limit
+  for (let t = 0; t < TOPICS; t++) expect(await raw.request({ op: 'create_topic', topic: `a${t}`, partitions: 1 })).toMatchObject({ op: 'result' });
+  const batch = (t: number): Uint8Array => {
+    const b = new BatchBuilder();
+    b.add(`k${t}`, payload(t, 0, 120));
+    return b.take();
+  };
+  // Every request at once, so the partitions are active together; then the refused ones again
+  // until none is (the others release their files 300 ms after their last use).
+  const retryAll = async (op: (t: number) => Frame): Promise<{ refused: number; results: Map<number, Frame> }> => {
+    const results = new Map<number, Frame>();
+    let refused = 0;
+    let todo = Array.from({ length: TOPICS }, (_, t) => t);
+    const deadline = Date.now() + 60_000;
+    while (todo.length > 0) {
+      const answers = await Promise.all(todo.map((t) => raw.request(op(t))));
+      const again: number[] = [];
+      answers.forEach((r, i) => {
+        const t = todo[i]!;
+        if (r.op === 'result') results.set(t, r);
+        else {
+          expect(r, `topic a${t}`).toMatchObject({ op: 'error', code: 'RESOURCE_LIMIT', retryable: true });
+          again.push(t);
+        }
+      });
+      refused += again.length;
+      todo = again;
+      if (todo.length > 0) {
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    return { refused, results };
+  };
+  const produced = await retryAll((t) => ({ op: 'produce', topic: `a${t}`, partition: 0, records: batch(t) }));
+  expect(produced.refused).toBeGreaterThan(0); // the limit was reached
+  const read = await retryAll((t) => ({ op: 'fetch', topic: `a${t}`, partition: 0, offset: 0 }));
+  for (let t = 0; t < TOPICS; t++) {
+    // Exactly the one message: a refused produce wrote nothing.
+    const msgs = readMessages(`a${t}`, 0, read.results.get(t)!.records as Uint8Array);
+    expect(msgs.map((m) => [m.offset, m.key])).toEqual([[0, `k${t}`]]);
+    expect(sameBytes(msgs[0]!.value, payload(t, 0, 120))).toBe(true);
+  }
+  expect(proc.exitCode).toBeNull();
 }, 120_000);

@@ -396,6 +396,7 @@ export class PartitionCore {
     const r = empty || f.offset >= end || f.maxRecords === 0
       ? { records: EMPTY, count: 0, nextOffset: f.offset }
       : this.read(f);
+    if (r === null) return false; // answered with a FAIL
     f.offset = r.nextOffset;
     f.maxBytes -= r.records.length;
     f.maxRecords -= r.count;
@@ -412,9 +413,19 @@ export class PartitionCore {
     return more;
   }
 
-  private read(f: Fetch): ReadResult {
+  /**
+   * Read for `f`; null when the segment could not be (re)opened for lack of fds: then the fetch is
+   * answered RESOURCE_LIMIT (retryable) and ends, instead of the error crashing the partition.
+   */
+  private read(f: Fetch): ReadResult | null {
     this.usedLog = true;
-    return this.log.read(f.offset, f.maxBytes, f.maxRecords, (this.readBuffer ??= new Uint8Array(this.opts.maxFetchBytes)));
+    try {
+      return this.log.read(f.offset, f.maxBytes, f.maxRecords, (this.readBuffer ??= new Uint8Array(this.opts.maxFetchBytes)));
+    } catch (err) {
+      if (storageCode(err) !== ErrorCode.RESOURCE_LIMIT) throw err;
+      this.sendFail(FailKind.FETCH, f.id, ErrorCode.RESOURCE_LIMIT, `offset ${f.offset}: ${err instanceof Error ? err.message : String(err)}`, this.log.logStartOffset, this.log.durableOffset);
+      return null;
+    }
   }
 
   private sendFail(kind: number, id: number, code: ErrorCode, message: string, start: number, end: number): void {
