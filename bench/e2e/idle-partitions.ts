@@ -3,21 +3,23 @@
  * single-partition topic, with the broker's default options (`actorHost: 'auto'`, so quiet
  * topics' actors live on the gateway's thread).
  *
- *   npm run build && node dist/bench/e2e/idle-partitions.js --topics 1000 [--step 250] [--idle-s 8] [--sample 20]
+ *   npm run build && node dist/bench/e2e/idle-partitions.js --topics 1000 [--step 250] [--idle-s 12] [--sample 20]
  *
  * The broker runs in a child process of its own (this script forked with --child, node
  * --expose-gc), so its numbers are its own: RSS (/proc/self/status), V8 heap, external and
- * arrayBuffers (process.memoryUsage() after a full GC), and open fds (/proc/self/fd). This process
- * creates the topics over one SDK connection, sampling at every `--step` topics, then lets them
- * sit `--idle-s` seconds (long enough for an idle partition to release what it allocated) and
- * samples again; `--sample N` then produces to and reads back N of them and samples once more.
- * With `--json FILE` the samples are written there too.
+ * arrayBuffers (process.memoryUsage() after a full GC), open fds (/proc/self/fd), CPU time, and
+ * the broker's own accounting (Broker.partitionResources). This process creates the topics over
+ * one SDK connection (20 requests in flight), sampling at every `--step` topics, then lets them
+ * sit `--idle-s` seconds (more than the 10 s after which a used partition releases what it
+ * allocated) and samples again; `--sample N` then produces to and reads back N of them, samples,
+ * waits `--idle-s` again and samples once more. With `--json FILE` the samples are written there too.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { Broker } from '../../src/broker.js';
 import { connect } from '../../src/client/index.js';
@@ -41,12 +43,14 @@ type ToChild = { type: 'sample'; label: string; topics: number } | { type: 'stop
 type FromChild = { type: 'ready'; url: string } | { type: 'sample'; sample: Sample } | { type: 'stopped'; closeMs: number };
 
 const MiB = 1024 * 1024;
+const CREATE_IN_FLIGHT = 20;
 
 if (process.argv.includes('--child')) await child();
 else await parent();
 
 /** The broker's process: start a broker with default options and answer sample requests. */
 async function child(): Promise<void> {
+  v8.setFlagsFromString('--no-memory-reducer-for-small-heaps'); // as `weir start` does (src/cli/main.ts)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-idle-'));
   const broker = await Broker.start({ port: 0, dataDir: dir });
   const send = (m: FromChild): void => void process.send!(m);
@@ -100,7 +104,7 @@ async function parent(): Promise<void> {
     options: {
       topics: { type: 'string', default: '1000' },
       step: { type: 'string' },
-      'idle-s': { type: 'string', default: '8' },
+      'idle-s': { type: 'string', default: '12' },
       sample: { type: 'string', default: '20' },
       json: { type: 'string' },
     },
@@ -130,7 +134,12 @@ async function parent(): Promise<void> {
     samples.push(await ask('empty broker', 0));
     for (let n = 0; n < total; ) {
       const upTo = Math.min(total, n + step);
-      for (; n < upTo; n++) await client.createTopic(`idle.${n}`, { partitions: 1 });
+      // A few requests in flight: the broker creates them one after another anyway.
+      while (n < upTo) {
+        const batch = Math.min(upTo - n, CREATE_IN_FLIGHT);
+        await Promise.all(Array.from({ length: batch }, (_, k) => client.createTopic(`idle.${n + k}`, { partitions: 1 })));
+        n += batch;
+      }
       samples.push(await ask(`after creating (${((Date.now() - started) / 1000).toFixed(1)} s)`, n));
     }
     await new Promise((r) => setTimeout(r, idleS * 1000));
