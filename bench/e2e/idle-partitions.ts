@@ -173,6 +173,11 @@ async function parent(): Promise<void> {
   if (values.json) fs.writeFileSync(values.json, JSON.stringify({ topics: total, node: process.version, samples }, null, 2));
 }
 
+/** A wait that does not keep this process alive once everything else is done. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
 function print(s: Sample): void {
   const mib = (b: number): string => (b / MiB).toFixed(1).padStart(8);
   console.log(
@@ -187,9 +192,9 @@ async function stop(proc: ChildProcess, next: () => Promise<FromChild>): Promise
   if (proc.exitCode !== null) return null;
   const done = next();
   proc.send({ type: 'stop' } satisfies ToChild);
-  const m = await Promise.race([done, new Promise<null>((r) => setTimeout(() => r(null), 120_000))]);
+  const m = await Promise.race([done, sleep(120_000).then(() => null)]);
   const exited = new Promise((r) => proc.once('exit', r));
-  if (proc.exitCode === null) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+  if (proc.exitCode === null) await Promise.race([exited, sleep(5_000)]);
   if (proc.exitCode === null) proc.kill('SIGKILL');
   return m !== null && m.type === 'stopped' ? m.closeMs : null;
 }
