@@ -31,6 +31,7 @@ import { WeirError } from './common/errors.js';
 import { makeDirectory, storageFailure } from './common/storage-failure.js';
 import { ErrorCode } from './protocol/codes.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
+import { openFileCount, openFileLimit, reservedFds } from './common/fd-limit.js';
 import { HALF_TOPIC } from './actors/transactions/coordinator.js';
 import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
 
@@ -65,6 +66,11 @@ export interface BrokerOptions {
   pageCacheBytes?: number;
   /** Bytes of each of a partition's two shared-memory rings. */
   ringBytes?: number;
+  /**
+   * A partition quiet this long frees its buffers, closes its files and (on the gateway's thread)
+   * lets go of its rings; its next request allocates and reopens them. Default 10 s.
+   */
+  idleReleaseMs?: number;
   gateway?: Partial<GatewayConfig>;
   /** Partition supervisor: restarts allowed within `period` ms before it escalates. */
   restartIntensity?: number;
@@ -407,6 +413,7 @@ export class Broker {
       ringBytes: o.ringBytes ?? 4 * 1024 * 1024,
       log,
       maxQueuedBytes: 64 * 1024 * 1024,
+      ...(o.idleReleaseMs !== undefined ? { idleReleaseMs: o.idleReleaseMs } : {}),
     };
   }
 
@@ -563,8 +570,10 @@ export class Broker {
       const sup = this.partitions;
       if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
       const host = this.hostOf(topic);
+      const specs = this.partitionSpecs(topic, count, host);
+      checkFdsFor(topic, count, host === 'gateway' ? 0 : specs.length);
       try {
-        return await this.startSpecs(sup, topic, this.partitionSpecs(topic, count, host), host);
+        return await this.startSpecs(sup, topic, specs, host);
       } catch (err) {
         // Not the supervisor's CHILD_START_FAILED: what failed, for the client (docs/protocol.md).
         throw storageFailure(`cannot create topic ${topic}`, err, (f) =>
@@ -584,6 +593,30 @@ export class Broker {
       this.hosts.delete(topic);
     },
   };
+
+  /**
+   * What the partitions hold now, by the broker's own accounting: how many have rings, buffers and
+   * open fds, and how much (an idle partition holds none). Buffers and fds of partitions on worker
+   * threads are those threads' own and are not counted (`onThreads`).
+   */
+  partitionResources(): PartitionResourceTotals {
+    const t: PartitionResourceTotals = { partitions: 0, onThreads: 0, withRings: 0, ringBytes: 0, withBuffers: 0, bufferBytes: 0, withFds: 0, fds: 0 };
+    for (const topic of this.topics.all()) {
+      for (const a of topic.actors) {
+        if (!a.available) continue;
+        const r = a.resources();
+        t.partitions++;
+        if (r.host === 'threads') t.onThreads++;
+        if (r.ringBytes > 0) t.withRings++;
+        t.ringBytes += r.ringBytes;
+        if (r.bufferBytes !== null && r.bufferBytes > 0) t.withBuffers++;
+        t.bufferBytes += r.bufferBytes ?? 0;
+        if (r.fds !== null && r.fds > 0) t.withFds++;
+        t.fds += r.fds ?? 0;
+      }
+    }
+    return t;
+  }
 
   private async startGateway(): Promise<ChildHandle> {
     const o = this.opts;
@@ -622,3 +655,47 @@ export class Broker {
 }
 
 export const startBroker = Broker.start;
+
+/** Broker.partitionResources(): partitions counted, and what they hold. */
+export interface PartitionResourceTotals {
+  partitions: number;
+  /** Partitions on worker threads (their buffers and fds are not counted). */
+  onThreads: number;
+  withRings: number;
+  ringBytes: number;
+  withBuffers: number;
+  bufferBytes: number;
+  withFds: number;
+  fds: number;
+}
+
+/**
+ * Fds a topic takes while it is created: each host child opens its partitions one at a time, each
+ * holding a log's two files and a directory or temporary file in passing, and releases them at
+ * once (an idle partition holds none); a worker thread holds a few of its own (epoll, eventfds);
+ * topics.json is rewritten through a temporary file.
+ */
+const FDS_OPENING_PARTITION = 4;
+const FDS_PER_THREAD = 4;
+const FDS_TOPICS_FILE = 2;
+
+/**
+ * Refuse a new topic with RESOURCE_LIMIT when creating it would take the process near its
+ * open-file limit (reservedFds kept free), instead of failing half-way with EMFILE.
+ * `threads`: worker threads the topic starts (0 on the gateway's thread).
+ */
+function checkFdsFor(topic: string, partitions: number, threads: number): void {
+  const limit = openFileLimit();
+  const open = limit === null ? null : openFileCount();
+  if (limit === null || open === null) return;
+  const needed = threads === 0 ? FDS_OPENING_PARTITION + FDS_TOPICS_FILE : threads * (FDS_PER_THREAD + FDS_OPENING_PARTITION) + FDS_TOPICS_FILE;
+  const reserved = reservedFds(limit);
+  if (open + needed + reserved <= limit) return;
+  throw new WeirError(
+    ErrorCode.RESOURCE_LIMIT,
+    `cannot create topic ${JSON.stringify(topic.slice(0, 60))} (${partitions} partition${partitions === 1 ? '' : 's'}): the broker has ${open} files open of its limit of ${limit} ` +
+      `(ulimit -n), creating the topic needs about ${needed} more, and ${reserved} are kept free for connections and active partitions; ` +
+      `raise the limit or free some (close connections, let partitions go idle)`,
+    { retryable: true, details: { openFiles: open, limit, needed, reserved } },
+  );
+}

@@ -17,6 +17,7 @@ const USAGE = `usage:
              [--sched-slice-us N]     (the gateway thread's scheduler slice, Linux >= 6.12: it preempts longer-slice threads when a request wakes it; default 100, 0 = the kernel's)
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
              [--actor-host auto|threads|gateway] (gateway = partition actors on the gateway's thread: less CPU at low rates; auto = there while a topic is quiet, threads while it is busy)
+             [--idle-release-ms N]    (a partition quiet this long frees its buffers and closes its files; default 10000)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
@@ -83,6 +84,7 @@ async function start(argv: string[]): Promise<number> {
       'actors-per-thread': { type: 'string', default: 'auto' },
       'actor-host': { type: 'string', default: 'auto' },
       'test-hooks': { type: 'boolean', default: false },
+      'idle-release-ms': { type: 'string' },
     },
     strict: true,
   });
@@ -118,6 +120,7 @@ async function start(argv: string[]): Promise<number> {
     actorsPerThread: values['actors-per-thread'] === 'auto' ? 'auto' : int(values['actors-per-thread'], 'actors-per-thread')!,
     actorHost: parseActorHost(values['actor-host']),
     testHooks: values['test-hooks']!,
+    ...(values['idle-release-ms'] ? { idleReleaseMs: int(values['idle-release-ms'], 'idle-release-ms')! } : {}),
   });
   process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync}, actors on ${values['actor-host']})\n`);
   // What the broker could not take as stored (it serves the rest): say so once, at start.

@@ -39,6 +39,8 @@
  * - Timestamps are log-append time, max(previous, now()), so they never decrease; one per append.
  * - No per-record allocation in append/flush/read: the buffer, the pending index entries and the
  *   scan scratch are reused (a read allocates exactly one Buffer for its result).
+ * - A quiet partition costs no buffers and no fds: they are allocated and opened by the first
+ *   append or read, and releaseIdle() frees and closes them again.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -161,6 +163,12 @@ const EMPTY: Uint8Array = Buffer.alloc(0);
 /** Index entries tried as resync points after damage before scanning bytes (see resync.ts). */
 const RESYNC_HINTS = 64;
 /**
+ * The group-commit buffer, pending index entries and read scratch before their first use and after
+ * releaseIdle(): an idle partition holds none of them (docs/performance.md, item 30).
+ */
+const UNALLOCATED = new Uint8Array(0);
+const NO_PENDING = new Float64Array(0);
+/**
  * CRC32C of every appended record: the native helper's (the CPU's crc32 instruction) when built.
  * In JavaScript it was a quarter of the broker's CPU at max rate (docs/performance.md, item 27).
  */
@@ -211,7 +219,7 @@ export class PartitionLog {
   private readonly rollBase: number[] = [];
   private readonly rollPrevTs: number[] = [];
   /** Index entries of buffered records, PENDING_FIELDS per entry; part 0 = active, k = rollAt[k-1]. */
-  private pending = new Float64Array(PENDING_FIELDS * 1024);
+  private pending = NO_PENDING;
   private pendingCount = 0;
   /**
    * What the last flush wrote is still in `buf` (from 0) until the next append overwrites it: bytes
@@ -226,7 +234,8 @@ export class PartitionLog {
   private tailLastEntry: number;
 
   // ── read side ──────────────────────────────────────────────────────────────────────────────
-  private scratch: Uint8Array;
+  private scratch = UNALLOCATED;
+  private readonly scratchBytes: number;
   /** Where the last read ended, so a sequential reader skips the index lookup and scan. */
   private hintSeg: Segment | null = null;
   private hintOffset = -1;
@@ -238,6 +247,11 @@ export class PartitionLog {
   private readonly damage: DamageRecord;
   /** What every diagnostics message of this log starts with: its partition and directory. */
   private readonly labels: { dir: string; topic?: string; partition?: number | undefined };
+  /**
+   * Nothing was written to the active segment since a clean close left it whole and synced (or it
+   * is empty): close() need not reopen it after releaseIdle() closed its fds. A flush clears it.
+   */
+  private activeSynced: boolean;
 
   // ── background sync of sealed segments ─────────────────────────────────────────────────────
   /** Every sealed segment below this offset is fdatasync'ed (persisted in SYNCED_BELOW_FILE). */
@@ -283,10 +297,12 @@ export class PartitionLog {
     this.next = this.durable = this.synced = this.active.endOffset;
     this.lastTs = this.durableLastTs = Math.max(0, recovered.lastTimestamp);
     this.lastSyncAt = this.now();
-    this.buf = new Uint8Array(this.writeBufferBytes);
+    this.buf = UNALLOCATED; // allocated by the first append (reserve)
     this.tailSize = this.active.size;
     this.tailLastEntry = lastEntryPosition(this.active);
-    this.scratch = new Uint8Array(Math.min(MiB, Math.max(4096, 2 * this.indexInterval)));
+    this.scratchBytes = Math.min(MiB, Math.max(4096, 2 * this.indexInterval));
+    // What a clean close left (under 'never', a hand-over's close syncs nothing), or an empty segment.
+    this.activeSynced = this.active.size === 0 || (recovered.report.cleanShutdown && !(opts.handedOver === true && this.fsyncMode === MODE_NEVER));
     // Recovery trusted or validated-and-synced every sealed segment.
     this.syncedBelow = this.active.base;
     writeSyncedBelow(this.dir, this.syncedBelow);
@@ -443,6 +459,8 @@ export class PartitionLog {
     this.assertWritable();
     if (this.bufLen === 0) return this.durable;
     const original = this.active;
+    if (original.fd < 0) this.reopenForFlush(); // closed by releaseIdle()
+    this.activeSynced = false;
     const saved: Saved = {
       size: original.size,
       endOffset: original.endOffset,
@@ -664,6 +682,7 @@ export class PartitionLog {
     const sealed = this.active;
     let seg: Segment | null = null;
     try {
+      if (sealed.fd < 0 || sealed.indexFd < 0) this.openActive(); // closed by releaseIdle()
       sealed.writePendingIndex();
       seg = Segment.create(this.dir, this.next);
       fsyncDir(this.dir);
@@ -707,11 +726,17 @@ export class PartitionLog {
     if (this.failure === null) {
       try {
         this.flush();
-        this.active.writePendingIndex(); // a clean close (or hand-over) is trusted up to its last entry
+        // Closed by releaseIdle() with writes not yet synced (or index entries not yet written).
+        if (this.active.fd < 0 && !this.activeSynced) this.openActive();
+        // Closed by releaseIdle(), and nothing written since a clean close: nothing to write or sync.
+        const released = this.active.fd < 0;
+        if (!released) this.active.writePendingIndex(); // a clean close (or hand-over) is trusted up to its last entry
         if (syncing) {
           this.syncSealedNow();
-          this.active.datasyncLog();
-          this.active.datasyncIndex();
+          if (!released) {
+            this.active.datasyncLog();
+            this.active.datasyncIndex();
+          }
           this.synced = this.durable;
         }
       } catch (err) {
@@ -733,6 +758,35 @@ export class PartitionLog {
       }
     }
     if (error !== null) throw error;
+  }
+
+  /**
+   * The partition is quiet: free the group-commit buffer, the pending index entries and the read
+   * scratch, and close the fds of the active segment and of the sealed segments kept open for
+   * reads. The next append, flush, sync or read allocates and reopens what it needs, and so does
+   * close() when there is something to sync (no fdatasync here: after a burst under 'never' one
+   * could take seconds, on the gateway's thread). Does nothing while records are buffered or after
+   * a failed flush.
+   */
+  releaseIdle(): void {
+    if (this.closed || this.failure !== null || this.bufLen > 0) return;
+    this.buf = UNALLOCATED;
+    this.pending = NO_PENDING;
+    this.scratch = UNALLOCATED;
+    this.flushedSeg = null;
+    for (const seg of this.openSealed) {
+      seg.closeFds();
+      seg.index = null;
+    }
+    this.openSealed.length = 0;
+    this.active.closeFds();
+  }
+
+  /** What the log holds now: bytes of its buffers (group commit, pending index entries, read scratch) and open fds. */
+  heldResources(): { bytes: number; fds: number } {
+    let fds = 0;
+    for (const seg of this.segments) fds += (seg.fd >= 0 ? 1 : 0) + (seg.indexFd >= 0 ? 1 : 0);
+    return { bytes: this.buf.byteLength + this.pending.byteLength + this.scratch.byteLength, fds };
   }
 
   /** Close every fd without flushing: buffered records are lost (what a crash would do). Idempotent. */
@@ -761,7 +815,7 @@ export class PartitionLog {
   private reserve(extra: number): void {
     const need = this.bufLen + extra;
     if (need <= this.buf.length) return;
-    let cap = this.buf.length * 2;
+    let cap = Math.max(this.writeBufferBytes, this.buf.length * 2);
     while (cap < need) cap *= 2;
     const next = new Uint8Array(cap);
     next.set(this.buf.subarray(0, this.bufLen));
@@ -771,7 +825,7 @@ export class PartitionLog {
   private pushPending(part: number, rel: number, pos: number, ts: number): void {
     let f = this.pendingCount * PENDING_FIELDS;
     if (f + PENDING_FIELDS > this.pending.length) {
-      const next = new Float64Array(this.pending.length * 2);
+      const next = new Float64Array(Math.max(PENDING_FIELDS * 1024, this.pending.length * 2));
       next.set(this.pending);
       this.pending = next;
     }
@@ -917,14 +971,52 @@ export class PartitionLog {
   }
 
   private syncActive(now: number): void {
+    if (this.active.fd < 0) this.openActive(); // closed by releaseIdle()
     this.active.datasyncLog();
     this.synced = this.durable;
     this.lastSyncAt = now;
   }
 
+  /** Reopen the active segment's fds after releaseIdle(). */
+  private openActive(): void {
+    const seg = this.active;
+    try {
+      seg.openLog('r+');
+      seg.openIndexForAppend();
+    } catch (err) {
+      try {
+        seg.closeFds();
+      } catch {
+        // the open's error is the one to report
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * openActive() for a flush. If it fails (EMFILE, say) nothing was written: the buffered records
+   * are dropped, as a failed flush drops them, and the storage error is thrown.
+   */
+  private reopenForFlush(): void {
+    try {
+      this.openActive();
+    } catch (err) {
+      this.resetBuffer();
+      this.next = this.durable;
+      this.lastTs = this.durableLastTs;
+      this.tailSize = this.active.size;
+      this.tailLastEntry = lastEntryPosition(this.active);
+      throw err;
+    }
+  }
+
   /** Open a sealed segment's fd and index for reading, keeping at most MAX_OPEN_SEALED open. */
   private ensureReadable(seg: Segment): void {
-    if (seg === this.active) return;
+    if (this.scratch === UNALLOCATED) this.scratch = new Uint8Array(this.scratchBytes);
+    if (seg === this.active) {
+      if (seg.fd < 0) this.openActive(); // closed by releaseIdle()
+      return;
+    }
     const lru = this.openSealed;
     const i = lru.indexOf(seg);
     if (i >= 0) {

@@ -30,7 +30,7 @@ export class SparseIndex {
   private words: Uint32Array;
   private n = 0;
 
-  constructor(initialEntries = 256) {
+  constructor(initialEntries = 16) {
     this.bytes = new Uint8Array(Math.max(1, initialEntries) * INDEX_ENTRY_BYTES);
     this.words = new Uint32Array(this.bytes.buffer);
   }
@@ -38,7 +38,7 @@ export class SparseIndex {
   /** An index over a copy of `raw` (whole entries only; a trailing partial entry is ignored). */
   static fromBytes(raw: Uint8Array): SparseIndex {
     const count = Math.floor(raw.length / INDEX_ENTRY_BYTES);
-    const idx = new SparseIndex(count + 64);
+    const idx = new SparseIndex(count + 16);
     idx.bytes.set(raw.subarray(0, count * INDEX_ENTRY_BYTES));
     idx.n = count;
     return idx;

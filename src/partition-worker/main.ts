@@ -6,7 +6,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { workerStartData } from '../supervisor/worker-child.js';
-import { Doorbell, ThreadBell } from '../ring/index.js';
+import { Doorbell, RingReader, RingWriter, ThreadBell } from '../ring/index.js';
 import { openHostedPartition, slotReady, type HostedPartition } from '../actors/partition/hosted.js';
 import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
 import { channels } from '../common/diagnostics.js';
@@ -27,11 +27,14 @@ const bell = new ThreadBell(data.bell);
 function host(slot: PartitionSlotData): HostedPartition {
   const inBell = new Doorbell(slot.input);
   const outBell = new Doorbell(slot.output);
-  return openHostedPartition(slot, () => ({
+  const output = new RingWriter(slot.output);
+  return openHostedPartition(slot, {
+    input: new RingReader(slot.input),
+    output,
     inputReleased: () => inBell.notifySpace(),
     outputPublished: () => outBell.ring(),
     waitForOutputSpace: (bytes, timeoutMs) => outBell.waitForSpace(bytes, timeoutMs) === 'ok',
-  }));
+  }, output.capacity);
 }
 
 // Test hook: this thread's start fails (a move's fallback to the old host), for the partition named
@@ -43,7 +46,7 @@ if (failStart !== undefined && data.slots.some((s) => `${s.topic}/${s.partition}
 
 const hosted = data.slots.map(host);
 const hasInput = (): boolean => {
-  for (const h of hosted) if (h.input.available() > 0) return true;
+  for (const h of hosted) if (h.ports.input.available() > 0) return true;
   return false;
 };
 const nextDeadline = (now: number): number => {

@@ -69,7 +69,12 @@ export interface PartitionSlotData {
     /** The log's previous writer handed it over a moment ago (PartitionLog's `handedOver`). */
     handedOver?: boolean;
   };
+  /** Quiet this long, the partition releases its buffers and fds (PartitionCoreOptions.idleReleaseMs). */
+  idleReleaseMs?: number;
 }
+
+/** A partition's slot without its rings: what opening its log and core needs. */
+export type PartitionLogSlot = Omit<PartitionSlotData, 'input' | 'output'>;
 
 /**
  * Everything a partition worker thread needs, passed as workerData. A thread hosts one actor by

@@ -49,8 +49,7 @@ export const ErrorCode = {
   // flow control: the WebSocket close reason (code 1008) of a connection that stayed over its
   // buffered-bytes bound for slowConsumerCloseMs (it stopped reading what it asked for)
   SLOW_CONSUMER: 'SLOW_CONSUMER',
-  // the broker process ran out of file descriptors (EMFILE/ENFILE) creating a topic: nothing was created
-  RESOURCE_LIMIT: 'RESOURCE_LIMIT',
+  RESOURCE_LIMIT: 'RESOURCE_LIMIT', // the broker is near an OS limit (open files): a new topic is refused, a produce is not written; retry once freed
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -61,6 +60,7 @@ export const RETRYABLE: ReadonlySet<string> = new Set<string>([
   ErrorCode.SHUTTING_DOWN,
   ErrorCode.TIMEOUT,
   ErrorCode.CONNECTION_CLOSED,
+  ErrorCode.RESOURCE_LIMIT,
 ]);
 
 /**
@@ -82,4 +82,6 @@ export const RING_ERROR_CODES: readonly ErrorCode[] = [
   ErrorCode.OUT_OF_ORDER_SEQUENCE,
   ErrorCode.DUPLICATE_SEQUENCE,
   ErrorCode.DATA_LOSS,
+  // a released segment could not be reopened (out of fds): nothing of the produce was written
+  ErrorCode.RESOURCE_LIMIT,
 ];

@@ -6,7 +6,7 @@
  * (shared, not copied); each thread builds its own RingWriter or RingReader and Doorbell over it.
  */
 
-export { createRing, ringCapacity, frameBytes, MIN_CAPACITY, MAX_CAPACITY, HEADER_BYTES } from './layout.js';
+export { createRing, ringCapacity, frameBytes, maxPayloadBytes, MIN_CAPACITY, MAX_CAPACITY, HEADER_BYTES } from './layout.js';
 export { RingWriter, RingReader } from './spsc.js';
 export { Doorbell, ProducerDoorbell, ConsumerDoorbell, closeRing, type WaitResult } from './doorbell.js';
 export {

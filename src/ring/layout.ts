@@ -97,6 +97,11 @@ export const MIN_CAPACITY = 4 * 1024;
 /** 2^30: the largest power of two that divides 2^32 with room to tell "full" from "empty". */
 export const MAX_CAPACITY = 2 ** 30;
 
+/** RingWriter.maxRecordBytes() of a ring whose data region holds `capacity` bytes. */
+export function maxPayloadBytes(capacity: number): number {
+  return capacity - LENGTH_PREFIX_BYTES;
+}
+
 /** Bytes a frame with `payloadLength` bytes of payload occupies in the ring: prefix + padded payload. */
 export function frameBytes(payloadLength: number): number {
   return LENGTH_PREFIX_BYTES + ((payloadLength + (RECORD_ALIGN - 1)) & ~(RECORD_ALIGN - 1));

@@ -22,7 +22,7 @@ import {
   PRODUCE_HEADER_BYTES,
   errorIndex,
 } from '../../partition-worker/protocol.js';
-import type { PartitionLog } from '../../log/index.js';
+import type { PartitionLog, ReadResult } from '../../log/index.js';
 import type { RingReader, RingWriter } from '../../ring/index.js';
 import { ProducerStateTable } from './producer-state.js';
 
@@ -65,7 +65,16 @@ export interface PartitionCoreOptions {
   /** Cap on the bytes of one DATA answer (must fit the output ring comfortably). */
   maxFetchBytes: number;
   retentionCheckMs: number;
+  /**
+   * After this long without input or answers, free the read buffer and release the log's buffers
+   * and fds (PartitionLog.releaseIdle); the next request allocates and reopens them. Default
+   * DEFAULT_IDLE_RELEASE_MS.
+   */
+  idleReleaseMs?: number;
 }
+
+/** How long a partition stays quiet before it gives its buffers and fds back (idleReleaseMs). */
+export const DEFAULT_IDLE_RELEASE_MS = 10_000;
 
 /** Exactly-once append: where the producer state is snapshotted (producer-state-store.ts). */
 export interface ProducerSnapshots {
@@ -80,8 +89,21 @@ export class PartitionCore {
   private pendingCount = 0;
   private parked: Fetch[] = [];
   private nextRetentionCheck = 0;
-  /** Fetches read into this and are copied straight on into the output ring: no allocation per fetch. */
-  private readonly readBuffer: Uint8Array;
+  /**
+   * Fetches read into this and are copied straight on into the output ring: no allocation per
+   * fetch. Allocated by the first read, dropped when idle (releaseIdle).
+   */
+  private readBuffer: Uint8Array | null = null;
+  private readonly idleReleaseMs: number;
+  /**
+   * When the core last appended to, read from or synced its log: answers without records (a long
+   * poll's deadline) do not count, so a partition whose subscribers poll it but get nothing is idle.
+   */
+  private lastActive = -Infinity;
+  /** The log was appended to, read or synced in this step. */
+  private usedLog = false;
+  /** releaseIdle() ran and the log was not used since. */
+  private released = false;
   /** Set when a FAIL was written during input draining (it needs publishing). */
   private failedInStep = false;
 
@@ -93,12 +115,35 @@ export class PartitionCore {
     readonly producers: ProducerStateTable = new ProducerStateTable(),
     private readonly snapshots: ProducerSnapshots | null = null,
   ) {
-    this.readBuffer = new Uint8Array(opts.maxFetchBytes);
+    this.idleReleaseMs = opts.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS;
   }
 
-  /** The earliest time at which `step` has timed work to do (parked fetch deadlines, an interval fsync). */
+  /**
+   * Free the read buffer and the log's buffers and fds now (the host calls it right after opening
+   * the partition, which is then idle until its first request); step() calls it once the log was
+   * not used for idleReleaseMs. Everything is allocated and reopened again on demand.
+   */
+  releaseIdle(): void {
+    this.readBuffer = null;
+    if (this.pendingCount === 0) this.pending = [];
+    this.log.releaseIdle();
+    this.released = true;
+  }
+
+  /** Bytes of buffers (the read buffer, the log's) and fds this partition holds now. */
+  heldResources(): { bytes: number; fds: number } {
+    const log = this.log.heldResources();
+    return { bytes: (this.readBuffer?.byteLength ?? 0) + log.bytes, fds: log.fds };
+  }
+
+  /**
+   * The earliest time at which `step` has timed work to do (parked fetch deadlines, an interval
+   * fsync), and at most a second away (retention, producer-state snapshots, the idle release); once
+   * released, no more often than retention is checked: thousands of idle partitions on one thread
+   * must not each be stepped every second.
+   */
   nextDeadline(now: number): number {
-    let d = Math.min(now + 1000, this.log.syncDueAt());
+    let d = Math.min(this.released ? Math.max(now + 1000, this.nextRetentionCheck) : now + 1000, this.log.syncDueAt());
     for (const f of this.parked) if (f.deadline < d) d = f.deadline;
     return d;
   }
@@ -136,18 +181,24 @@ export class PartitionCore {
       input.release();
       this.ports.inputReleased();
     }
+    if (groupBytes > 0) this.usedLog = true;
     let answered = this.commitGroup() || this.failedInStep;
     this.failedInStep = false;
     for (const f of fetches) answered = this.serveFetch(f, now) || answered;
     if (this.parked.length > 0) answered = this.serveParked(now) || answered;
     if (cancels !== null) answered = this.cancelParked(cancels, now) || answered;
-    this.log.maybeSync(now);
+    if (this.log.maybeSync(now)) this.usedLog = true;
     this.snapshots?.maybeSnapshot(this.producers, this.log.durableOffset, now);
     if (now >= this.nextRetentionCheck) {
       this.nextRetentionCheck = now + this.opts.retentionCheckMs;
       this.log.applyRetention(now);
     }
     if (answered) this.publish();
+    if (this.usedLog) {
+      this.usedLog = false;
+      this.lastActive = now;
+      this.released = false;
+    } else if (!this.released && now - this.lastActive >= this.idleReleaseMs) this.releaseIdle();
     return consumed > 0 || answered;
   }
 
@@ -156,11 +207,13 @@ export class PartitionCore {
    * log is reopened at once by another host of this process (PartitionLog.close).
    */
   close(handOver = false): void {
-    this.commitGroup();
+    const acked = this.commitGroup();
     const now = Date.now();
     for (const f of this.parked) this.sendData(f, now, true); // final (empty) answers
+    // Only when something was written now (each step publishes what it wrote): a partition without
+    // rings (gateway-hosted, idle) is not given them just to publish nothing.
+    if (acked || this.parked.length > 0) this.publish();
     this.parked = [];
-    this.publish();
     // Everything is flushed: a snapshot as of the log end makes the next open replay nothing.
     this.snapshots?.write(this.producers, this.log.durableOffset);
     this.log.close({ handOver });
@@ -276,7 +329,10 @@ export class PartitionCore {
     let offset: number;
     if (mode === FetchMode.EARLIEST) offset = this.log.logStartOffset;
     else if (mode === FetchMode.LATEST) offset = this.log.durableOffset;
-    else if (mode === FetchMode.TIMESTAMP) offset = this.log.offsetForTimestamp(pos);
+    else if (mode === FetchMode.TIMESTAMP) {
+      this.usedLog = true;
+      offset = this.log.offsetForTimestamp(pos);
+    }
     else offset = pos;
     return {
       id: readU32(e, 4),
@@ -344,7 +400,8 @@ export class PartitionCore {
     // maxRecords 0 only resolves a position (earliest/latest/timestamp) into an offset.
     const r = empty || f.offset >= end || f.maxRecords === 0
       ? { records: EMPTY, count: 0, nextOffset: f.offset, lost: null }
-      : this.log.read(f.offset, f.maxBytes, f.maxRecords, this.readBuffer);
+      : this.read(f);
+    if (r === null) return false; // answered with a FAIL
     if (r.lost !== null) {
       // Damaged offsets: the fetch ends with DATA_LOSS naming them; its reader continues at `to`.
       this.sendFail(FailKind.FETCH, f.id, ErrorCode.DATA_LOSS,
@@ -365,6 +422,21 @@ export class PartitionCore {
     if (r.records.length > 0) w.append(r.records);
     w.commit();
     return more;
+  }
+
+  /**
+   * Read for `f`; null when the segment could not be (re)opened for lack of fds: then the fetch is
+   * answered RESOURCE_LIMIT (retryable) and ends, instead of the error crashing the partition.
+   */
+  private read(f: Fetch): ReadResult | null {
+    this.usedLog = true;
+    try {
+      return this.log.read(f.offset, f.maxBytes, f.maxRecords, (this.readBuffer ??= new Uint8Array(this.opts.maxFetchBytes)));
+    } catch (err) {
+      if (storageCode(err) !== ErrorCode.RESOURCE_LIMIT) throw err;
+      this.sendFail(FailKind.FETCH, f.id, ErrorCode.RESOURCE_LIMIT, `offset ${f.offset}: ${err instanceof Error ? err.message : String(err)}`, this.log.logStartOffset, this.log.durableOffset);
+      return null;
+    }
   }
 
   private sendFail(kind: number, id: number, code: ErrorCode, message: string, start: number, end: number): void {
@@ -407,5 +479,9 @@ function appendU53(w: RingWriter, v: number): void {
 function storageCode(err: unknown): ErrorCode {
   const code = (err as { code?: unknown } | null)?.code;
   if (code === ErrorCode.STORAGE_FULL || code === 'ENOSPC' || code === 'EDQUOT') return ErrorCode.STORAGE_FULL;
+  // Out of fds reopening a released segment (or creating one at a roll): nothing was written, and
+  // the partition can serve again once fds are free, so it is the producer's retry, not a crash.
+  const errno = (err as { details?: { errno?: unknown } } | null)?.details?.errno;
+  if (errno === 'EMFILE' || errno === 'ENFILE') return ErrorCode.RESOURCE_LIMIT;
   return ErrorCode.STORAGE_ERROR;
 }

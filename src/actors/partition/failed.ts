@@ -8,11 +8,7 @@
  * supervisor starts the partitions again: once the cause is gone they serve again.
  */
 import type { ChildExit } from '../../supervisor/index.js';
-import { createRing } from '../../ring/index.js';
-import { PartitionActor, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup, type PartitionFailure } from './handle.js';
-
-/** The smallest ring: a failed actor never writes to it. */
-const RING_BYTES = 4096;
+import { PartitionActor, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup, type PartitionFailure, type PartitionResources } from './handle.js';
 
 export class FailedPartitions implements PartitionActorGroup {
   readonly actors: PartitionActor[];
@@ -23,8 +19,8 @@ export class FailedPartitions implements PartitionActorGroup {
   constructor(configs: PartitionActorConfig[], failure: PartitionFailure, retryMs: number) {
     const runtime = new DeadRuntime(failure);
     this.actors = configs.map((c) => {
-      const ring = createRing(RING_BYTES);
-      const actor = new PartitionActor(c, runtime, 0, ring, ring, { start: 0, end: 0, truncatedBytes: 0, truncatedAtOffset: null, damage: [] });
+      // No rings: a dead actor never writes to one (attachRings does nothing).
+      const actor = new PartitionActor(c, runtime, 0, null, { start: 0, end: 0, truncatedBytes: 0, truncatedAtOffset: null, damage: [] });
       actor.failure = failure;
       return actor;
     });
@@ -63,6 +59,10 @@ class DeadRuntime implements ActorRuntime {
     return Promise.resolve({ start: 0, end: 0 });
   }
   crash(): void {}
+  attachRings(): void {}
+  resources(): PartitionResources {
+    return { host: 'gateway', ringBytes: 0, bufferBytes: 0, fds: 0 };
+  }
   onExit(listener: (e: ChildExit) => void): void {
     listener({ normal: false, reason: new Error(this.failure.message) });
   }

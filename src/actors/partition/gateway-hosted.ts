@@ -13,16 +13,29 @@
  * retryable), the log is dropped unflushed (as a dead thread's would be), and the supervisor
  * restarts the group, which replays the log before serving again. Its replay runs on the gateway's
  * thread too.
+ *
+ * Rings on demand: a partition here gets its two rings when it is first used (the actor writes a
+ * request, or the core an answer) and lets go of them once it has been quiet for its idle period
+ * and both are empty (`LazyRings`), so an idle partition holds none (docs/performance.md, item 30).
+ * A move to worker threads allocates new rings for the thread anyway (partitionSlot).
  */
 import type { ChildExit } from '../../supervisor/index.js';
 import { ChildCrashedError, ChildKilledError } from '../../supervisor/index.js';
-import { Doorbell } from '../../ring/index.js';
-import type { PartitionSlotData } from '../../partition-worker/protocol.js';
+import { createRing, Doorbell, MIN_CAPACITY, RingReader, RingWriter } from '../../ring/index.js';
 import { openHostedPartition, slotReady, type HostedPartition } from './hosted.js';
-import { attachActor, partitionSlot, type ActorRuntime, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './handle.js';
+import { DEFAULT_IDLE_RELEASE_MS, type PartitionPorts } from './core.js';
+import {
+  attachActor,
+  partitionLogSlot,
+  ringPairBytes,
+  type ActorRuntime,
+  type PartitionActor,
+  type PartitionActorConfig,
+  type PartitionActorGroup,
+  type PartitionResources,
+  type PartitionRings,
+} from './handle.js';
 
-/** With nothing timed to do, step anyway this often (retention, producer-state snapshots). */
-const IDLE_STEP_MS = 1_000;
 
 export interface GatewayHostedOptions {
   /** Used in errors ("child NAME crashed"). */
@@ -35,6 +48,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   readonly deliversOutput = true;
   readonly actors: PartitionActor[];
   private readonly hosted: HostedPartition[] = [];
+  private readonly rings: LazyRings[];
   /** Slots whose core has input (or a re-entrant request) waiting for the step loop. */
   private readonly wanted: boolean[];
   private stepping = false;
@@ -49,15 +63,17 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     private readonly opts: GatewayHostedOptions,
     moving: readonly (PartitionActor | undefined)[] | undefined,
   ) {
-    const slots = configs.map(partitionSlot);
+    this.rings = configs.map(
+      (c, i) => new LazyRings(c.ringBytes, c.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS, (input, output) => this.actors[i]?.attachRings(input, output), () => this.actors[i]?.deliverOutput()),
+    );
     try {
-      for (const [i, slot] of slots.entries()) this.hosted.push(this.open(slot, i));
+      for (const [i, c] of configs.entries()) this.hosted.push(openHostedPartition(partitionLogSlot(c), this.rings[i]!, c.ringBytes));
     } catch (err) {
       for (const h of this.hosted) h.log.destroy();
       throw err;
     }
-    this.wanted = slots.map(() => false);
-    this.actors = configs.map((c, i) => attachActor(c, this, i, slots[i]!, slotReady(this.hosted[i]!.log), moving?.[i]));
+    this.wanted = configs.map(() => false);
+    this.actors = configs.map((c, i) => attachActor(c, this, i, this.rings[i]!.buffers, slotReady(this.hosted[i]!.log), moving?.[i]));
     this.arm();
   }
 
@@ -67,21 +83,6 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
    */
   static async start(configs: PartitionActorConfig[], opts: GatewayHostedOptions, moving?: readonly (PartitionActor | undefined)[]): Promise<GatewayHostedPartitions> {
     return new GatewayHostedPartitions(configs, opts, moving);
-  }
-
-  private open(slot: PartitionSlotData, i: number): HostedPartition {
-    const inBell = new Doorbell(slot.input);
-    return openHostedPartition(slot, ({ output }) => ({
-      // The actor may be waiting (waitForSpaceAsync) to move held entries into the input ring.
-      inputReleased: () => inBell.notifySpace(),
-      // The step loop hands output over after each step; nobody waits on the output ring.
-      outputPublished: () => {},
-      // Output ring full mid-step: hand what is published to the actor now, which frees it all.
-      waitForOutputSpace: (bytes) => {
-        this.actors[i]?.deliverOutput();
-        return output.canWrite(bytes);
-      },
-    }));
   }
 
   // ── ActorRuntime ─────────────────────────────────────────────────────────────────────────────
@@ -111,6 +112,15 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   onExit(listener: (e: ChildExit) => void): void {
     if (this.exit !== null) queueMicrotask(() => listener(this.exit!));
     else this.exitListeners.push(listener);
+  }
+
+  attachRings(slot: number): void {
+    this.rings[slot]!.allocate();
+  }
+
+  resources(slot: number): PartitionResources {
+    const held = this.hosted[slot]!.core.heldResources();
+    return { host: 'gateway', ringBytes: this.rings[slot]!.bytes, bufferBytes: held.bytes, fds: held.fds };
   }
 
   // ── ChildHandle ──────────────────────────────────────────────────────────────────────────────
@@ -160,10 +170,11 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
           const h = this.hosted[i]!;
           const actor = this.actors[i]!;
           const t0 = performance.now();
-          h.core.step(Date.now());
+          const now = Date.now();
+          if (h.core.step(now)) this.rings[i]!.usedAt = now;
           actor.gatewayMs += performance.now() - t0;
           actor.deliverOutput();
-          if (h.input.available() > 0) this.wanted[i] = true;
+          if (h.ports.input.available() > 0) this.wanted[i] = true;
         }
       }
     } catch (err) {
@@ -179,7 +190,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   private arm(): void {
     if (this.exit !== null) return;
     const now = Date.now();
-    let at = now + IDLE_STEP_MS;
+    let at = now + 60_000; // each core's nextDeadline is nearer: at most its retention check away
     for (const h of this.hosted) at = Math.min(at, h.core.nextDeadline(now));
     if (this.timer !== null && this.timerAt <= at) return;
     if (this.timer !== null) clearTimeout(this.timer);
@@ -193,8 +204,25 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     this.timerAt = Infinity;
     if (this.exit !== null) return;
     this.wanted.fill(true);
-    if (!this.stepping) this.run();
+    if (this.stepping) return;
+    this.run();
+    if (this.exit === null) this.releaseQuietRings(Date.now());
   };
+
+  /**
+   * Let go of the rings of every partition that neither took a request nor answered one for its
+   * idle period, and whose rings are empty on both sides. (A partition whose subscribers long-poll
+   * it keeps them: each poll's answer is ring traffic; its buffers and fds go anyway.)
+   */
+  private releaseQuietRings(now: number): void {
+    for (let i = 0; i < this.hosted.length; i++) {
+      const rings = this.rings[i]!;
+      const actor = this.actors[i]!;
+      if (rings.bytes === 0 || now - rings.usedAt < rings.idleMs || !rings.quiet || !actor.ringsQuiet) continue;
+      actor.detachRings();
+      rings.release();
+    }
+  }
 
   /** A core threw: this group's crash (see the file comment). */
   private fail(err: unknown): void {
@@ -213,5 +241,91 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
     this.exit = e;
     for (const l of this.exitListeners) l(e);
     this.exitListeners.length = 0;
+  }
+}
+
+/** What a partition without rings reads: a ring nobody writes, shared by all of them. */
+const NO_INPUT = new RingReader(createRing(MIN_CAPACITY));
+
+/**
+ * One gateway-hosted partition's two rings, and the core's ports to them: allocated when first
+ * needed (the actor asks through ActorRuntime.attachRings, or the core writes an answer: the
+ * `output` getter) and dropped by release() once both are empty. Without them the core reads
+ * NO_INPUT. The actor is handed new rings (`attached`) as they are allocated.
+ */
+class LazyRings implements PartitionPorts {
+  private sabs: PartitionRings | null = null;
+  private reader: RingReader | null = null;
+  private writer: RingWriter | null = null;
+  private inBell: Doorbell | null = null;
+  /** When the rings last carried a request or an answer (set by the step loop). */
+  usedAt = -Infinity;
+
+  constructor(
+    private readonly ringBytes: number,
+    /** Unused this long, and empty, the rings are released. */
+    readonly idleMs: number,
+    private readonly attached: (input: SharedArrayBuffer, output: SharedArrayBuffer) => void,
+    /** Hand what the core published to the actor now (the step loop does after each step). */
+    private readonly deliver: () => void,
+  ) {}
+
+  get input(): RingReader {
+    return this.reader ?? NO_INPUT;
+  }
+
+  get output(): RingWriter {
+    return this.writer ?? this.allocate().writer!;
+  }
+
+  /** The rings, or null while there are none. */
+  get buffers(): PartitionRings | null {
+    return this.sabs;
+  }
+
+  /** Bytes of the rings held now. */
+  get bytes(): number {
+    return this.sabs === null ? 0 : ringPairBytes(this.ringBytes);
+  }
+
+  /** Everything written to either ring was taken by its reader (the actor's side is checked by the actor). */
+  get quiet(): boolean {
+    const r = this.reader;
+    const w = this.writer;
+    return r === null || w === null || (r.available() === 0 && r.unreleased() === 0 && w.pending() === 0 && !w.isStaging());
+  }
+
+  allocate(): this {
+    if (this.sabs !== null) return this;
+    const input = createRing(this.ringBytes);
+    const output = createRing(this.ringBytes);
+    this.sabs = { input, output };
+    this.reader = new RingReader(input);
+    this.writer = new RingWriter(output);
+    this.inBell = new Doorbell(input);
+    this.usedAt = Date.now();
+    this.attached(input, output);
+    return this;
+  }
+
+  release(): void {
+    this.sabs = null;
+    this.reader = null;
+    this.writer = null;
+    this.inBell = null;
+  }
+
+  // The actor may be waiting (waitForSpaceAsync) to move held entries into the input ring.
+  inputReleased(): void {
+    this.inBell?.notifySpace();
+  }
+
+  // The step loop hands output over after each step; nobody waits on the output ring.
+  outputPublished(): void {}
+
+  // Output ring full mid-step: hand what is published to the actor now, which frees it all.
+  waitForOutputSpace(bytes: number): boolean {
+    this.deliver();
+    return this.output.canWrite(bytes);
   }
 }

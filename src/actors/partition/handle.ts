@@ -9,7 +9,7 @@
 import type { Worker } from 'node:worker_threads';
 import { readU32 } from '../../protocol/record.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { createRing, createThreadBell, Doorbell, RingReader, RingWriter, ThreadBell } from '../../ring/index.js';
+import { createRing, createThreadBell, Doorbell, HEADER_BYTES, RingReader, RingWriter, ThreadBell, maxPayloadBytes } from '../../ring/index.js';
 import { startWorkerChild, WarmWorker, type WorkerChild } from '../../supervisor/index.js';
 import type { ChildHandle, ChildExit } from '../../supervisor/index.js';
 import { workerEntry } from '../../common/worker-entry.js';
@@ -30,6 +30,7 @@ import {
   errorCodeAt,
   type ControlReply,
   type FetchMode,
+  type PartitionLogSlot,
   type PartitionSlotData,
   type PartitionWorkerData,
   type SlotReady,
@@ -76,6 +77,8 @@ export interface PartitionActorConfig {
   log: PartitionSlotData['log'];
   /** Bytes held for this partition while its input ring is full, before producers are refused. */
   maxQueuedBytes: number;
+  /** Quiet this long, the partition releases its buffers and fds (PartitionCoreOptions.idleReleaseMs). */
+  idleReleaseMs?: number;
 }
 
 export interface PartitionThreadConfig {
@@ -90,7 +93,33 @@ type Ready = Extract<ControlReply, { type: 'ready' }>;
 
 /** A partition's two rings (new) and its log settings, for whichever host opens it. */
 export function partitionSlot(c: PartitionActorConfig): PartitionSlotData {
-  return { topic: c.topic, partition: c.partition, dir: c.dir, input: createRing(c.ringBytes), output: createRing(c.ringBytes), log: c.log };
+  return { topic: c.topic, partition: c.partition, dir: c.dir, input: createRing(c.ringBytes), output: createRing(c.ringBytes), log: c.log, ...idleOption(c) };
+}
+
+/** A partition's log settings without rings (a host that allocates them on demand). */
+export function partitionLogSlot(c: PartitionActorConfig): PartitionLogSlot {
+  return { topic: c.topic, partition: c.partition, dir: c.dir, log: c.log, ...idleOption(c) };
+}
+
+function idleOption(c: PartitionActorConfig): { idleReleaseMs?: number } {
+  return c.idleReleaseMs === undefined ? {} : { idleReleaseMs: c.idleReleaseMs };
+}
+
+/** Bytes of a partition's two rings of `ringBytes` each (headers included). */
+export function ringPairBytes(ringBytes: number): number {
+  return 2 * (HEADER_BYTES + ringBytes);
+}
+
+/**
+ * What one partition holds now (Broker.partitionResources): its rings' bytes, its buffers' bytes
+ * (the core's read buffer, the log's group-commit buffer, index entries and scratch) and its open
+ * fds. Buffers and fds of a partition on a worker thread are that thread's, not counted here: null.
+ */
+export interface PartitionResources {
+  host: 'threads' | 'gateway';
+  ringBytes: number;
+  bufferBytes: number | null;
+  fds: number | null;
 }
 
 /**
@@ -112,6 +141,14 @@ export interface ActorRuntime {
   /** Test hook (needs testHooks): crash the core from inside. */
   crash(how: 'throw' | 'oom'): void;
   onExit(listener: (e: ChildExit) => void): void;
+  /**
+   * The actor has no rings and needs them now (a runtime that allocates them on demand, the
+   * gateway's): allocate them and hand them to the actor (PartitionActor.attachRings) before
+   * returning.
+   */
+  attachRings(slot: number): void;
+  /** What partition `slot` holds now. */
+  resources(slot: number): PartitionResources;
 }
 
 /** ActorRuntime of a worker thread: wake-ups ring its bell, control messages are postMessage'd. */
@@ -123,6 +160,8 @@ class ThreadRuntime implements ActorRuntime {
   constructor(
     private readonly child: WorkerChild<Ready>,
     private readonly bell: ThreadBell,
+    /** Each slot's ring size. */
+    private readonly ringBytes: readonly number[],
   ) {
     child.worker.on('message', (m: ControlReply) => {
       if (m.type === 'log-event') {
@@ -151,6 +190,12 @@ class ThreadRuntime implements ActorRuntime {
   }
   crash(how: 'throw' | 'oom'): void {
     this.child.worker.postMessage({ type: 'crash', how });
+  }
+  attachRings(): void {
+    throw new Error('a partition on a worker thread always has its rings');
+  }
+  resources(slot: number): PartitionResources {
+    return { host: 'threads', ringBytes: ringPairBytes(this.ringBytes[slot]!), bufferBytes: null, fds: null };
   }
   onExit(listener: (e: ChildExit) => void): void {
     this.child.onExit((e) => {
@@ -188,7 +233,7 @@ export class PartitionThread implements PartitionActorGroup {
     const slots = configs.map(partitionSlot);
     const workerData: PartitionWorkerData = { slots, bell, testHooks: thread.testHooks };
     const child = await startWorkerChild<Ready>({ ...PartitionThread.spawnOptions(configs, thread), workerData, readyTimeoutMs: thread.readyTimeoutMs, warm });
-    const runtime = new ThreadRuntime(child, new ThreadBell(bell));
+    const runtime = new ThreadRuntime(child, new ThreadBell(bell), configs.map((c) => c.ringBytes));
     const actors = configs.map((c, i) => {
       const ready = child.ready.slots[i]!;
       // diagnostics_channel is per thread: the worker's own publication is not seen here, so relay it.
@@ -265,12 +310,14 @@ export class PartitionActor {
   start = 0;
   end = 0;
   // Where the core runs and the rings to it: set by wire(), again when the actor moves (rehost).
+  // The rings are null while a runtime that allocates them on demand (the gateway's) has none for
+  // this partition: attachRings() and detachRings().
   private runtime!: ActorRuntime;
   private slot!: number;
-  private writer!: RingWriter;
-  private reader!: RingReader;
-  private inBell!: Doorbell;
-  private outBell!: Doorbell;
+  private writer: RingWriter | null = null;
+  private reader: RingReader | null = null;
+  private inBell: Doorbell | null = null;
+  private outBell: Doorbell | null = null;
   /** Bumped at each (re)wiring to a runtime: listeners and loops of an earlier one stand down. */
   private generation = 0;
   /** Between beginMove() and the new host's rehost(): requests are held, not written. */
@@ -292,6 +339,7 @@ export class PartitionActor {
   failure: PartitionFailure | null = null;
   /** Why the actor died (its runtime's exit reason, as an errno or error code and the innermost message). */
   lastError: PartitionFailure | null = null;
+  private readonly maxEntry: number;
   private nextId = 1;
   private readonly produces = new IdTable<ProduceWaiter>();
   private readonly fetches = new IdTable<FetchWaiter>();
@@ -305,22 +353,56 @@ export class PartitionActor {
     private readonly config: PartitionActorConfig,
     runtime: ActorRuntime,
     slot: number,
-    input: SharedArrayBuffer,
-    output: SharedArrayBuffer,
+    rings: PartitionRings | null,
     ready: SlotReady,
   ) {
     this.topic = config.topic;
     this.partition = config.partition;
-    this.wire(runtime, slot, input, output, ready);
+    this.maxEntry = Math.floor(maxPayloadBytes(config.ringBytes) / 2) - PRODUCE_HEADER_BYTES;
+    this.wire(runtime, slot, rings, ready);
   }
 
-  private wire(runtime: ActorRuntime, slot: number, input: SharedArrayBuffer, output: SharedArrayBuffer, ready: SlotReady): void {
-    this.runtime = runtime;
-    this.slot = slot;
+  /** Write to `input` and read from `output` from now on (new rings: both empty). */
+  attachRings(input: SharedArrayBuffer, output: SharedArrayBuffer): void {
     this.writer = new RingWriter(input);
     this.reader = new RingReader(output);
     this.inBell = new Doorbell(input);
     this.outBell = new Doorbell(output);
+  }
+
+  /** Let go of the rings (their runtime frees them; see ringsQuiet). */
+  detachRings(): void {
+    this.writer = this.reader = null;
+    this.inBell = this.outBell = null;
+  }
+
+  /**
+   * Nothing of this actor is in its rings: everything written was published and taken by the
+   * core, everything the core published was handled, and nothing waits for ring space.
+   */
+  get ringsQuiet(): boolean {
+    if (this.held.length > 0 || this.spaceWaiting) return false;
+    const w = this.writer;
+    const r = this.reader;
+    return (w === null || (w.pending() === 0 && !w.isStaging())) && (r === null || (r.available() === 0 && r.unreleased() === 0));
+  }
+
+  /** What this partition holds now: rings, buffers, fds. */
+  resources(): PartitionResources {
+    return this.runtime.resources(this.slot);
+  }
+
+  /** The input ring's writer, the rings allocated first if the runtime has none for this partition. */
+  private input(): RingWriter {
+    if (this.writer === null) this.runtime.attachRings(this.slot);
+    return this.writer!;
+  }
+
+  private wire(runtime: ActorRuntime, slot: number, rings: PartitionRings | null, ready: SlotReady): void {
+    this.runtime = runtime;
+    this.slot = slot;
+    if (rings === null) this.detachRings();
+    else this.attachRings(rings.input, rings.output);
     const generation = ++this.generation;
     this.start = ready.start;
     this.end = ready.end;
@@ -351,11 +433,11 @@ export class PartitionActor {
    * meanwhile, in order. Only for an actor that is still alive (a crash during the move failed its
    * requests; its partition then gets a fresh actor).
    */
-  rehost(runtime: ActorRuntime, slot: number, input: SharedArrayBuffer, output: SharedArrayBuffer, ready: SlotReady): void {
+  rehost(runtime: ActorRuntime, slot: number, rings: PartitionRings | null, ready: SlotReady): void {
     if (!this.alive) throw new Error(`partition ${this.topic}/${this.partition}: rehost() of a dead actor`);
-    this.outBell.close(); // wakes a drain loop of the old host, which then stands down
+    this.outBell?.close(); // wakes a drain loop of the old host, which then stands down
     this.moving = false;
-    this.wire(runtime, slot, input, output, ready);
+    this.wire(runtime, slot, rings, ready);
     // Not synchronously: the new host is still being constructed (its actors list not yet set).
     if (this.held.length > 0) queueMicrotask(() => void this.waitForSpace());
   }
@@ -376,9 +458,9 @@ export class PartitionActor {
   get available(): boolean {
     return this.alive;
   }
-  /** Largest record bytes one PRODUCE entry may carry. */
+  /** Largest record bytes one PRODUCE entry may carry: half the input ring's largest record. */
   get maxEntryBytes(): number {
-    return Math.floor(this.writer.maxRecordBytes() / 2) - PRODUCE_HEADER_BYTES;
+    return this.maxEntry;
   }
   /** The worker thread this actor runs on (tests crash it with terminate()). */
   get worker(): Worker {
@@ -396,10 +478,11 @@ export class PartitionActor {
     if (!this.alive) return false;
     const id = this.allocId();
     this.records += count;
-    if (this.held.length === 0 && !this.moving && this.writer.begin(produceHeaderBytes(idem) + bytes)) {
-      this.writeProduceHeader(id, count, idem);
-      fill(this.writer);
-      this.writer.commit();
+    const w = this.moving ? null : this.input();
+    if (this.held.length === 0 && w !== null && w.begin(produceHeaderBytes(idem) + bytes)) {
+      this.writeProduceHeader(w, id, count, idem);
+      fill(w);
+      w.commit();
       this.produces.set(id, waiter);
       return true;
     }
@@ -432,7 +515,7 @@ export class PartitionActor {
     v.setUint32(24, maxRecords, true);
     v.setUint32(28, maxWaitMs, true);
     v.setUint32(32, standing ? FetchFlag.STANDING : 0, true);
-    if (this.held.length === 0 && !this.moving && this.writer.tryWrite(e)) {
+    if (this.held.length === 0 && !this.moving && this.input().tryWrite(e)) {
       this.fetches.set(id, waiter);
     } else {
       this.held.push({ kind: 'fetch', id, entry: e, waiter });
@@ -459,12 +542,12 @@ export class PartitionActor {
     const v = new DataView(e.buffer);
     v.setUint32(0, In.CANCEL, true);
     v.setUint32(4, id, true);
-    if (this.held.length === 0) this.writer.tryWrite(e);
+    if (this.held.length === 0) this.input().tryWrite(e);
   }
 
   /** Make everything written since the last call visible to the actor; at most one wake-up. */
   flush(): void {
-    if (this.writer.publish()) this.runtime.inputPublished(this.slot);
+    if (this.writer?.publish() === true) this.runtime.inputPublished(this.slot);
   }
 
   async describe(): Promise<{ start: number; end: number }> {
@@ -487,8 +570,7 @@ export class PartitionActor {
     this.exitListeners.push(listener);
   }
 
-  private writeProduceHeader(id: number, count: number, idem: ProducerSequence | undefined): void {
-    const w = this.writer;
+  private writeProduceHeader(w: RingWriter, id: number, count: number, idem: ProducerSequence | undefined): void {
     if (idem === undefined) {
       w.appendU32(In.PRODUCE);
       w.appendU32(id);
@@ -522,8 +604,9 @@ export class PartitionActor {
         // bytes) are unpublished it reports space begin() cannot use, and awaiting it would spin in
         // microtasks and starve the turn's flush. Let that flush publish them (one publish and
         // wake-up per turn, as for every entry), then look again.
-        if (this.writer.pending() > 0) await new Promise((resolve) => setImmediate(resolve));
-        else await this.inBell.waitForSpaceAsync(need, 50);
+        // moveHeld() attached the rings if there were none.
+        if (this.writer!.pending() > 0) await new Promise((resolve) => setImmediate(resolve));
+        else await this.inBell!.waitForSpaceAsync(need, 50);
       }
     } finally {
       this.spaceWaiting = false;
@@ -532,17 +615,18 @@ export class PartitionActor {
 
   private moveHeld(): void {
     let moved = false;
+    const w = this.input();
     while (this.held.length > 0) {
       const h = this.held[0]!;
       if (h.kind === 'produce') {
-        if (!this.writer.begin(produceHeaderBytes(h.idem) + h.bytes.length)) break;
-        this.writeProduceHeader(h.id, h.count, h.idem);
-        this.writer.append(h.bytes);
-        this.writer.commit();
+        if (!w.begin(produceHeaderBytes(h.idem) + h.bytes.length)) break;
+        this.writeProduceHeader(w, h.id, h.count, h.idem);
+        w.append(h.bytes);
+        w.commit();
         this.heldBytes -= h.bytes.length;
         this.produces.set(h.id, h.waiter);
       } else {
-        if (!this.writer.tryWrite(h.entry)) break;
+        if (!w.tryWrite(h.entry)) break;
         this.fetches.set(h.id, h.waiter);
       }
       this.held.shift();
@@ -552,7 +636,7 @@ export class PartitionActor {
   }
 
   private async drainLoop(generation: number): Promise<void> {
-    const bell = this.outBell;
+    const bell = this.outBell!; // a runtime whose output the actor waits for always has rings
     while (this.alive && generation === this.generation) {
       this.deliverOutput();
       if (!this.alive || generation !== this.generation) break;
@@ -562,9 +646,11 @@ export class PartitionActor {
 
   /** Handle every published output entry; returns how many. Called by the runtime when it `deliversOutput`. */
   deliverOutput(): number {
+    const reader = this.reader;
+    if (reader === null) return 0;
     let n = 0;
     let e: Uint8Array | null;
-    while ((e = this.reader.next()) !== null) {
+    while ((e = reader.next()) !== null) {
       n++;
       const type = readU32(e, 0);
       const id = readU32(e, 4);
@@ -592,8 +678,8 @@ export class PartitionActor {
       }
     }
     if (n > 0) {
-      this.reader.release();
-      this.outBell.notifySpace();
+      reader.release();
+      this.outBell!.notifySpace();
     }
     return n;
   }
@@ -620,7 +706,7 @@ export class PartitionActor {
     }
     this.held.length = 0;
     this.heldBytes = 0;
-    this.outBell.close();
+    this.outBell?.close();
     for (const l of this.exitListeners) l(exit);
   }
 
@@ -637,13 +723,22 @@ export class PartitionActor {
   }
 }
 
-/** Partition i's actor on a newly started host: the moving one rewired, or a new one. */
-export function attachActor(c: PartitionActorConfig, runtime: ActorRuntime, i: number, slot: PartitionSlotData, ready: SlotReady, moving: PartitionActor | undefined): PartitionActor {
+/** A partition's two rings: the gateway writes `input` and reads `output`. */
+export interface PartitionRings {
+  input: SharedArrayBuffer;
+  output: SharedArrayBuffer;
+}
+
+/**
+ * Partition i's actor on a newly started host: the moving one rewired, or a new one. `rings`: null
+ * when the runtime allocates them on demand (ActorRuntime.attachRings).
+ */
+export function attachActor(c: PartitionActorConfig, runtime: ActorRuntime, i: number, rings: PartitionRings | null, ready: SlotReady, moving: PartitionActor | undefined): PartitionActor {
   if (moving !== undefined && moving.available && moving.isMoving) {
-    moving.rehost(runtime, i, slot.input, slot.output, ready);
+    moving.rehost(runtime, i, rings, ready);
     return moving;
   }
-  return new PartitionActor(c, runtime, i, slot.input, slot.output, ready);
+  return new PartitionActor(c, runtime, i, rings, ready);
 }
 
 /** The facts of an actor's death: the errno (or the innermost error code) and the innermost message. */

@@ -1,25 +1,19 @@
 /**
  * Open one partition actor where it will run (its worker thread, or the gateway's thread): recover
  * its log, rebuild its idempotent producers' state, and wire a PartitionCore to its two rings. The
- * host decides only how the core is woken and how it waits for output space (`ports`).
+ * host decides how the core is woken, how it waits for output space and where its rings come from
+ * (`ports`).
  */
 import { PartitionLog } from '../../log/index.js';
-import { RingReader, RingWriter } from '../../ring/index.js';
 import { PartitionCore, type PartitionPorts } from './core.js';
 import { ProducerStateStore } from './producer-state-store.js';
-import type { PartitionSlotData, SlotReady } from '../../partition-worker/protocol.js';
+import type { PartitionLogSlot, SlotReady } from '../../partition-worker/protocol.js';
 
 export interface HostedPartition {
   log: PartitionLog;
-  input: RingReader;
-  output: RingWriter;
+  /** The core's ring ends and wake-ups, as the host gave them. */
+  ports: PartitionPorts;
   core: PartitionCore;
-}
-
-/** The ring ends the host wires into the core's ports. */
-export interface HostedRings {
-  input: RingReader;
-  output: RingWriter;
 }
 
 /** What the gateway learns when a hosted partition opened: its offsets and what recovery cut. */
@@ -27,10 +21,13 @@ export function slotReady(log: PartitionLog): SlotReady {
   return { start: log.logStartOffset, end: log.durableOffset, truncatedBytes: log.recovery.truncatedBytes, truncatedAtOffset: log.recovery.truncatedAtOffset, damage: log.recovery.damage };
 }
 
-export function openHostedPartition(
-  slot: PartitionSlotData,
-  ports: (rings: HostedRings) => Omit<PartitionPorts, 'input' | 'output'>,
-): HostedPartition {
+/**
+ * Open the partition, then release its buffers and fds at once (PartitionCore.releaseIdle): it is
+ * idle until its first request, and a broker opening thousands of partitions must not hold them all.
+ * `ports.output` is not touched here (a host that allocates rings on demand allocates none):
+ * `outputCapacity` is its ring's size.
+ */
+export function openHostedPartition(slot: PartitionLogSlot, ports: PartitionPorts, outputCapacity: number): HostedPartition {
   const log = PartitionLog.open({
     dir: slot.dir,
     topic: slot.topic,
@@ -48,16 +45,20 @@ export function openHostedPartition(
     // Exactly-once append: rebuild which idempotent batches this partition holds (snapshot + replay).
     const snapshots = new ProducerStateStore(slot.dir, undefined, slot.log.fsync);
     const { table } = snapshots.recover(log);
-    const input = new RingReader(slot.input);
-    const output = new RingWriter(slot.output);
     const core = new PartitionCore(
       log,
-      { input, output, ...ports({ input, output }) },
-      { maxGroupBytes: 4 << 20, maxFetchBytes: Math.floor(output.capacity / 4), retentionCheckMs: 5_000 },
+      ports,
+      {
+        maxGroupBytes: 4 << 20,
+        maxFetchBytes: Math.floor(outputCapacity / 4),
+        retentionCheckMs: 5_000,
+        ...(slot.idleReleaseMs !== undefined ? { idleReleaseMs: slot.idleReleaseMs } : {}),
+      },
       table,
       snapshots,
     );
-    return { log, input, output, core };
+    core.releaseIdle();
+    return { log, ports, core };
   } catch (err) {
     log.destroy();
     throw err;
