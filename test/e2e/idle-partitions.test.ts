@@ -268,7 +268,8 @@ it('more active partitions than open files: a produce or read that cannot open i
   };
   const produced = await retryAll((t) => ({ op: 'produce', topic: `a${t}`, partition: 0, records: batch(t) }));
   expect(produced.refused).toBeGreaterThan(0); // the limit was reached
-  const read = await retryAll((t) => ({ op: 'fetch', topic: `a${t}`, partition: 0, offset: 0 }));
+  // Small fetches: a hundred of the default 1 MiB at once would pass the connection's buffered-bytes bound (THROTTLED).
+  const read = await retryAll((t) => ({ op: 'fetch', topic: `a${t}`, partition: 0, offset: 0, maxBytes: 4096 }));
   for (let t = 0; t < TOPICS; t++) {
     // Exactly the one message: a refused produce wrote nothing.
     const msgs = readMessages(`a${t}`, 0, read.results.get(t)!.records as Uint8Array);
