@@ -28,6 +28,7 @@ import { Gateway } from './gateway/server.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
+import { checkPortFree } from './gateway/native.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
 import { HALF_TOPIC } from './actors/transactions/coordinator.js';
 import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
@@ -164,9 +165,22 @@ export class Broker {
     });
   }
 
+  /** Refuses a port in use (LISTEN_FAILED) before the data directory is created, recovered or written. */
   static async start(options: BrokerOptions = {}): Promise<Broker> {
-    const broker = new Broker({ ...options, dataDir: path.resolve(options.dataDir ?? './data') });
-    await broker.root.start();
+    const dataDir = path.resolve(options.dataDir ?? './data');
+    const { host, port } = listenAddress(options);
+    if (port !== 0) await checkPortFree(host, port);
+    let broker: Broker | undefined;
+    try {
+      broker = new Broker({ ...options, dataDir });
+      await broker.root.start();
+    } catch (err) {
+      broker?.groups.close();
+      broker?.offsets.close();
+      // Another process took the port after checkPortFree: say so as plainly as it would have.
+      const cause = err instanceof Error ? err.cause : undefined;
+      throw WeirError.isWeirError(cause) && cause.code === 'LISTEN_FAILED' ? cause : err;
+    }
     broker.startPlacement();
     return broker;
   }
@@ -473,8 +487,7 @@ export class Broker {
     const config: GatewayConfig = {
       ...defaultGatewayConfig,
       ...o.gateway,
-      host: o.host ?? o.gateway?.host ?? defaultGatewayConfig.host,
-      port: o.port ?? o.gateway?.port ?? defaultGatewayConfig.port,
+      ...listenAddress(o),
       fsyncLabel: fsyncLabel(this.fsync),
     };
     const gateway = new Gateway(config, {
@@ -486,7 +499,12 @@ export class Broker {
       defaultPartitions: o.defaultPartitions ?? 8,
     });
     const features = await installFeatures({ gateway, dataDir: this.opts.dataDir, fsync: this.fsync });
-    await gateway.listen();
+    try {
+      await gateway.listen();
+    } catch (err) {
+      await closeFeatures(features);
+      throw err;
+    }
     this.gateway = gateway;
     const listeners: Array<(e: ChildExit) => void> = [];
     return {
@@ -502,6 +520,11 @@ export class Broker {
       onExit: (l) => listeners.push(l),
     };
   }
+}
+
+/** Where the gateway listens: `host`/`port`, else the gateway config's, else the defaults. */
+function listenAddress(o: BrokerOptions): { host: string; port: number } {
+  return { host: o.host ?? o.gateway?.host ?? defaultGatewayConfig.host, port: o.port ?? o.gateway?.port ?? defaultGatewayConfig.port };
 }
 
 export const startBroker = Broker.start;
