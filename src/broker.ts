@@ -12,7 +12,6 @@
  * Started in that order and stopped in reverse: the gateway stops accepting and lets in-flight
  * requests finish, then every partition drains its ring, flushes, fsyncs and closes its files.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
@@ -28,6 +27,7 @@ import { Gateway } from './gateway/server.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
+import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-dir.js';
 import { checkPortFree } from './gateway/native.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
 import { HALF_TOPIC } from './actors/transactions/coordinator.js';
@@ -43,6 +43,7 @@ export function parseActorHost(v: string | undefined): ActorHost {
 }
 
 export interface BrokerOptions {
+  /** Locked while the broker runs (`<dataDir>/.weir.lock`, src/common/data-dir.ts): one broker per directory. */
   dataDir?: string;
   host?: string;
   port?: number;
@@ -135,8 +136,11 @@ export class Broker {
   private moveRunning = false;
   private placementTimer: NodeJS.Timeout | null = null;
 
-  private constructor(private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions) {
-    fs.mkdirSync(opts.dataDir, { recursive: true });
+  private constructor(
+    private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions,
+    /** Held from before anything is read or written in the data directory until close(). */
+    readonly dataDirLock: DataDirLock,
+  ) {
     this.fsync = parseFsync(opts.fsync);
     checkPageCacheBytes(opts.pageCacheBytes);
     this.topics = new TopicRegistry(opts.dataDir);
@@ -165,18 +169,25 @@ export class Broker {
     });
   }
 
-  /** Refuses a port in use (LISTEN_FAILED) before the data directory is created, recovered or written. */
+  /**
+   * Refuses, having written nothing, a data path no broker can use (BAD_DATA_DIR), a port in use
+   * (LISTEN_FAILED) and a data directory another broker holds (DATA_DIR_LOCKED): checked in that
+   * order, before the directory is created, locked, recovered or written.
+   */
   static async start(options: BrokerOptions = {}): Promise<Broker> {
     const dataDir = path.resolve(options.dataDir ?? './data');
+    checkDataDirPath(dataDir);
     const { host, port } = listenAddress(options);
     if (port !== 0) await checkPortFree(host, port);
+    const lock = lockDataDir(dataDir);
     let broker: Broker | undefined;
     try {
-      broker = new Broker({ ...options, dataDir });
+      broker = new Broker({ ...options, dataDir }, lock);
       await broker.root.start();
     } catch (err) {
       broker?.groups.close();
       broker?.offsets.close();
+      lock.release();
       // Another process took the port after checkPortFree: say so as plainly as it would have.
       const cause = err instanceof Error ? err.cause : undefined;
       throw WeirError.isWeirError(cause) && cause.code === 'LISTEN_FAILED' ? cause : err;
@@ -229,6 +240,7 @@ export class Broker {
     await this.root.close();
     this.groups.close();
     this.offsets.close();
+    this.dataDirLock.release();
   }
 
   /** Where a topic's partition actors run now (a topic not started yet: where it would start). */
