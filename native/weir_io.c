@@ -44,6 +44,18 @@
  *     request). Throws an Error with the errno name as `code` ("ENOSPC", "EIO", ...) and
  *     `syscall` "write", as fs.writeSync does.
  *
+ *   lockFile(fd) -> boolean
+ *     flock(fd, LOCK_EX | LOCK_NB), retried on EINTR: true when `fd` now holds the exclusive lock,
+ *     false when another open file description holds it (EWOULDBLOCK). The kernel drops the lock
+ *     when the last descriptor of `fd`'s open file description closes, the process's end (SIGKILL
+ *     too) included: no stale locks. Node has no flock. Throws an Error with the errno name as
+ *     `code` on any other failure.
+ *
+ *   raiseFileLimit() -> { before, soft, hard }
+ *     Raise the process's soft RLIMIT_NOFILE to its hard limit (setrlimit) and return the soft
+ *     limit before and after, and the hard one (-1 = unlimited). Throws an Error with the errno
+ *     name as `code` when getrlimit or setrlimit fails.
+ *
  * Context-aware (NAPI_MODULE_INIT), so partition worker threads can load it too.
  */
 #define _GNU_SOURCE
@@ -58,7 +70,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -377,6 +391,47 @@ static napi_value pwrite_bytes(napi_env env, napi_callback_info info) {
   return int64_result(env, (int64_t)n);
 }
 
+static napi_value lock_file(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    return throw_type_error(env, "lockFile(fd) takes a file descriptor");
+  }
+  int r;
+  do r = flock(fd, LOCK_EX | LOCK_NB);
+  while (r != 0 && errno == EINTR);
+  if (r != 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "flock");
+  napi_value result;
+  napi_get_boolean(env, r == 0, &result);
+  return result;
+}
+
+static double rlim_number(rlim_t v) {
+  return v == RLIM_INFINITY ? -1 : (double)v;
+}
+
+static napi_value raise_file_limit(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return throw_errno(env, errno, "getrlimit");
+  rlim_t before = lim.rlim_cur;
+  if (lim.rlim_cur != lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) return throw_errno(env, errno, "setrlimit");
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return throw_errno(env, errno, "getrlimit");
+  }
+  napi_value result, v;
+  napi_create_object(env, &result);
+  napi_create_double(env, rlim_number(before), &v);
+  napi_set_named_property(env, result, "before", v);
+  napi_create_double(env, rlim_number(lim.rlim_cur), &v);
+  napi_set_named_property(env, result, "soft", v);
+  napi_create_double(env, rlim_number(lim.rlim_max), &v);
+  napi_set_named_property(env, result, "hard", v);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   pthread_once(&crc_once, crc_init);
   napi_value fn;
@@ -392,5 +447,9 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "verifyRecords", fn);
   napi_create_function(env, "pwrite", NAPI_AUTO_LENGTH, pwrite_bytes, NULL, &fn);
   napi_set_named_property(env, exports, "pwrite", fn);
+  napi_create_function(env, "lockFile", NAPI_AUTO_LENGTH, lock_file, NULL, &fn);
+  napi_set_named_property(env, exports, "lockFile", fn);
+  napi_create_function(env, "raiseFileLimit", NAPI_AUTO_LENGTH, raise_file_limit, NULL, &fn);
+  napi_set_named_property(env, exports, "raiseFileLimit", fn);
   return exports;
 }

@@ -28,8 +28,10 @@ import { Gateway } from './gateway/server.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
-import { makeDirectory, storageFailure } from './common/storage-failure.js';
+import { storageFailure } from './common/storage-failure.js';
 import { ErrorCode } from './protocol/codes.js';
+import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-dir.js';
+import { checkPortFree } from './gateway/native.js';
 import type { PartitionSlotData } from './partition-worker/protocol.js';
 import { openFileCount, openFileLimit, reservedFds } from './common/fd-limit.js';
 import { HALF_TOPIC } from './actors/transactions/coordinator.js';
@@ -45,6 +47,7 @@ export function parseActorHost(v: string | undefined): ActorHost {
 }
 
 export interface BrokerOptions {
+  /** Locked while the broker runs (`<dataDir>/.weir.lock`, src/common/data-dir.ts): one broker per directory. */
   dataDir?: string;
   host?: string;
   port?: number;
@@ -157,8 +160,11 @@ export class Broker {
   /** Per partition child id: when the broker last gave up on it. */
   private readonly givenUpAt = new Map<string, number>();
 
-  private constructor(private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions) {
-    makeDirectory(opts.dataDir, `cannot create the data directory ${opts.dataDir}`);
+  private constructor(
+    private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions,
+    /** Held from before anything is read or written in the data directory until close(). */
+    readonly dataDirLock: DataDirLock,
+  ) {
     this.fsync = parseFsync(opts.fsync);
     checkPageCacheBytes(opts.pageCacheBytes);
     this.topics = new TopicRegistry(opts.dataDir);
@@ -191,9 +197,29 @@ export class Broker {
     });
   }
 
+  /**
+   * Refuses, having written nothing, a data path no broker can use (BAD_DATA_DIR), a port in use
+   * (LISTEN_FAILED) and a data directory another broker holds (DATA_DIR_LOCKED): checked in that
+   * order, before the directory is created, locked, recovered or written.
+   */
   static async start(options: BrokerOptions = {}): Promise<Broker> {
-    const broker = new Broker({ ...options, dataDir: path.resolve(options.dataDir ?? './data') });
-    await broker.root.start();
+    const dataDir = path.resolve(options.dataDir ?? './data');
+    checkDataDirPath(dataDir);
+    const { host, port } = listenAddress(options);
+    if (port !== 0) await checkPortFree(host, port);
+    const lock = lockDataDir(dataDir);
+    let broker: Broker | undefined;
+    try {
+      broker = new Broker({ ...options, dataDir }, lock);
+      await broker.root.start();
+    } catch (err) {
+      broker?.groups.close();
+      broker?.offsets.close();
+      lock.release();
+      // Another process took the port after checkPortFree: say so as plainly as it would have.
+      const cause = err instanceof Error ? err.cause : undefined;
+      throw WeirError.isWeirError(cause) && cause.code === 'LISTEN_FAILED' ? cause : err;
+    }
     broker.startPlacement();
     return broker;
   }
@@ -242,6 +268,7 @@ export class Broker {
     await this.root.close();
     this.groups.close();
     this.offsets.close();
+    this.dataDirLock.release();
   }
 
   /** Where a topic's partition actors run now (a topic not started yet: where it would start). */
@@ -623,8 +650,7 @@ export class Broker {
     const config: GatewayConfig = {
       ...defaultGatewayConfig,
       ...o.gateway,
-      host: o.host ?? o.gateway?.host ?? defaultGatewayConfig.host,
-      port: o.port ?? o.gateway?.port ?? defaultGatewayConfig.port,
+      ...listenAddress(o),
       fsyncLabel: fsyncLabel(this.fsync),
     };
     const gateway = new Gateway(config, {
@@ -636,7 +662,12 @@ export class Broker {
       defaultPartitions: o.defaultPartitions ?? 8,
     });
     const features = await installFeatures({ gateway, dataDir: this.opts.dataDir, fsync: this.fsync });
-    await gateway.listen();
+    try {
+      await gateway.listen();
+    } catch (err) {
+      await closeFeatures(features);
+      throw err;
+    }
     this.gateway = gateway;
     const listeners: Array<(e: ChildExit) => void> = [];
     return {
@@ -652,6 +683,11 @@ export class Broker {
       onExit: (l) => listeners.push(l),
     };
   }
+}
+
+/** Where the gateway listens: `host`/`port`, else the gateway config's, else the defaults. */
+function listenAddress(o: BrokerOptions): { host: string; port: number } {
+  return { host: o.host ?? o.gateway?.host ?? defaultGatewayConfig.host, port: o.port ?? o.gateway?.port ?? defaultGatewayConfig.port };
 }
 
 export const startBroker = Broker.start;

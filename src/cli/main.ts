@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { Broker, parseActorHost } from '../broker.js';
-import { applyThreadSlice, nativeIo, nativeIoStatus } from '../common/native-io.js';
+import { applyThreadSlice, nativeIo, nativeIoStatus, raiseOpenFileLimit } from '../common/native-io.js';
 import { logBrokerEvents } from './event-log.js';
 
 const USAGE = `usage:
@@ -98,6 +98,8 @@ async function start(argv: string[]): Promise<number> {
   // garbage was cut (docs/performance.md item 29), that cost more CPU than the garbage saved. The
   // broker's heaps stay small; keep them as they are. Process-wide, so set here, not in Broker.
   v8.setFlagsFromString('--no-memory-reducer-for-small-heaps');
+  // A socket per client, files per partition. Process-wide too.
+  const files = raiseOpenFileLimit();
   const gateway: Record<string, number> = {};
   const mf = int(values['max-frame-bytes'], 'max-frame-bytes');
   const mm = int(values['max-message-bytes'], 'max-message-bytes');
@@ -122,14 +124,19 @@ async function start(argv: string[]): Promise<number> {
     testHooks: values['test-hooks']!,
     ...(values['idle-release-ms'] ? { idleReleaseMs: int(values['idle-release-ms'], 'idle-release-ms')! } : {}),
   });
-  process.stdout.write(`weir listening on ${broker.url}/ (data ${values.data}, fsync ${values.fsync}, actors on ${values['actor-host']})\n`);
+  const limit = (n: number): string => (n < 0 ? 'unlimited' : String(n));
+  const filesNote = typeof files === 'string' ? '' : `, open files ${limit(files.soft)}${files.before !== files.soft ? ` (raised from ${limit(files.before)})` : ''}`;
+  process.stdout.write(
+    `weir listening on ${broker.url}/ (data ${values.data} locked by ${broker.dataDirLock.kind === 'flock' ? 'flock' : 'pid file'}, fsync ${values.fsync}, actors on ${values['actor-host']}${filesNote})\n`,
+  );
   // What the broker could not take as stored (it serves the rest): say so once, at start.
   for (const problem of broker.topics.loadProblems) process.stderr.write(`weir: ${problem}\n`);
   for (const u of broker.topics.unavailable()) process.stderr.write(`weir: partition ${u.topic}/${u.partition} is not served: ${u.message ?? u.code ?? 'unknown error'}\n`);
   if (nativeIo === null) {
     const dropBehind = values['page-cache-bytes'] !== '0' ? 'page-cache drop-behind is off and ' : '';
-    process.stderr.write(`weir: ${dropBehind}records are sealed by the slower JavaScript CRC32C: the native I/O helper is ${nativeIoStatus}\n`);
+    process.stderr.write(`weir: ${dropBehind}records are sealed by the slower JavaScript CRC32C and the data directory is locked by a pid file, not flock: the native I/O helper is ${nativeIoStatus}\n`);
   }
+  if (typeof files === 'string' && nativeIo !== null) process.stderr.write(`weir: the open-file limit was not raised: ${files}\n`);
   if (sliceProblem !== null) process.stderr.write(`weir: --sched-slice-us ${sliceUs} not applied: ${sliceProblem}\n`);
   // With --actor-host auto, say where each topic goes and when (a move is a change of cost per message).
   diagnostics_channel.subscribe('weir:partition:move', (m) => {

@@ -2,9 +2,11 @@
  * weir's native helper (native/weir_io.c, built by `npm install` through scripts/build-native.mjs):
  * page-cache drop-behind for the log, a short scheduler slice for latency-critical threads, a
  * thread's timer slack (for the load generator's sub-millisecond pacing), the records' CRC32C
- * with the CPU's crc32 instruction, and a bare pwrite for the log's group commits.
+ * with the CPU's crc32 instruction, a bare pwrite for the log's group commits, flock for the data
+ * directory's lock, and the open-file limit.
  * Optional: when it is missing the broker runs without the first two, seals records with the
- * JavaScript CRC32C, and `nativeIoStatus` says why (the broker prints it at start).
+ * JavaScript CRC32C, locks its data directory with a pid file (src/common/data-dir.ts), and
+ * `nativeIoStatus` says why (the broker prints it at start).
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -24,7 +26,20 @@ interface WeirIoAddon {
   verifyRecords(buf: Uint8Array, start: number, end: number, firstOffset: number): number;
   /** pwrite(2) of buf[from, from + length) at `position`; bytes written. Throws like fs.writeSync (errno name as `code`). */
   pwrite(fd: number, buf: Uint8Array, from: number, length: number, position: number): number;
+  /** flock(fd, LOCK_EX | LOCK_NB): true when taken, false when another open file holds it; throws on other errors. */
+  lockFile(fd: number): boolean;
+  /** Raise the soft RLIMIT_NOFILE to the hard one; the soft limit before and after, the hard one (-1 = unlimited). */
+  raiseFileLimit(): FileLimit;
 }
+
+export interface FileLimit {
+  before: number;
+  soft: number;
+  hard: number;
+}
+
+/** Every call a current build has: one missing means a build from older sources. */
+const CALLS = ['dropCache', 'setThreadSlice', 'setTimerSlack', 'sealRecords', 'verifyRecords', 'pwrite', 'lockFile', 'raiseFileLimit'] as const satisfies ReadonlyArray<keyof WeirIoAddon>;
 
 const ADDON = path.join('build', 'Release', 'weir_io.node');
 
@@ -47,8 +62,9 @@ function load(): { addon: WeirIoAddon | null; status: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(file) as WeirIoAddon;
-    if (typeof addon.dropCache !== 'function' || typeof addon.setThreadSlice !== 'function' || typeof addon.setTimerSlack !== 'function' || typeof addon.sealRecords !== 'function' || typeof addon.verifyRecords !== 'function' || typeof addon.pwrite !== 'function') {
-      return { addon: null, status: `out of date (${file} lacks a call: run \`node scripts/build-native.mjs\`)` };
+    const missing = CALLS.find((name) => typeof addon[name] !== 'function');
+    if (missing !== undefined) {
+      return { addon: null, status: `out of date (${file} lacks ${missing}: run \`node scripts/build-native.mjs\`)` };
     }
     return { addon, status: 'loaded' };
   } catch (err) {
@@ -82,6 +98,21 @@ export function applyTimerSlack(ns: number): string | null {
     const got = io.setTimerSlack(Math.round(ns));
     return got === Math.round(ns) ? null : `the kernel kept a timer slack of ${got} ns`;
   });
+}
+
+/**
+ * Raise the process's soft open-file limit to its hard one (a broker holds a socket per client and
+ * a few files per partition). Node's own start-up already does this for the `node` binary
+ * (PlatformInit), so this mostly reports; an embedder may have turned that off. Returns the limits,
+ * or why not; never throws.
+ */
+export function raiseOpenFileLimit(): FileLimit | string {
+  if (nativeIo === null) return `the native helper is ${nativeIoStatus}`;
+  try {
+    return nativeIo.raiseFileLimit();
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /** `call` with the helper: its answer (null = applied), or why not when the helper is missing or the call throws. */

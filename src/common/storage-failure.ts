@@ -84,20 +84,6 @@ export function storageFailure(what: string, err: unknown, fallback: (facts: Fai
 }
 
 /**
- * mkdir -p that says why it failed. Node's recursive mkdir reports ENOENT for the leaf when an
- * ancestor cannot be made (a read-only file system says EROFS only for that ancestor); this makes
- * the missing ancestors one at a time, so the error names the directory that failed and the real
- * errno. Throws STORAGE_ERROR / STORAGE_FULL / RESOURCE_LIMIT (storageFailure).
- */
-export function makeDirectory(dir: string, what: string): void {
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    throw storageFailure(what, mkdirFailure(dir) ?? err, (f) => new WeirError(ErrorCode.STORAGE_ERROR, `${what}: ${f.message}`, { cause: err }));
-  }
-}
-
-/**
  * After a recursive mkdir of `dir` failed: the error of the first directory on the way that cannot
  * be made (or an ENOTDIR for an ancestor that is a file); null if it can be made after all.
  */

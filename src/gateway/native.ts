@@ -25,3 +25,38 @@ export function loadNativeUws(): UwsModule {
   }
   return mod;
 }
+
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT (ListenOptions in uWebSockets.js's index.d.ts). */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+
+/** The overload uWS.js has and its index.d.ts lacks (host, port and options). */
+type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: Uws.us_listen_socket | false) => void) => Uws.TemplatedApp;
+
+/**
+ * `app.listen` without SO_REUSEPORT, which uSockets sets by default: with it a second broker on
+ * the port listens too and the kernel splits connections between the two. Resolves with the listen
+ * socket, or false when the port is taken (or `host` is not an address of this machine).
+ */
+export function listenExclusive(app: Uws.TemplatedApp, host: string, port: number): Promise<Uws.us_listen_socket | false> {
+  return new Promise((resolve) => {
+    (app.listen as unknown as ListenWithOptions).call(app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
+  });
+}
+
+export function listenFailed(host: string, port: number): WeirError {
+  return new WeirError('LISTEN_FAILED', `LISTEN_FAILED: cannot listen on ${host}:${port}: the port is in use (another broker?) or ${host} is not an address of this machine`, {
+    details: { host, port },
+  });
+}
+
+/**
+ * Throw LISTEN_FAILED unless `host:port` can be listened on now: Broker.start asks before it
+ * touches its data directory, so a broker started on a taken port writes nothing. The gateway's
+ * own exclusive listen, later, still settles a race with another process starting meanwhile.
+ */
+export async function checkPortFree(host: string, port: number): Promise<void> {
+  const uws = loadNativeUws();
+  const socket = await listenExclusive(uws.App(), host, port);
+  if (socket === false) throw listenFailed(host, port);
+  uws.us_listen_socket_close(socket);
+}

@@ -24,7 +24,7 @@ import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders 
 import type { Topic, TopicRegistry, PartitionHost } from '../actors/topics/registry.js';
 import type { GroupCoordinator, GroupMember } from '../actors/group/coordinator.js';
 import type { OffsetStore } from '../actors/group/offset-store.js';
-import { loadNativeUws } from './native.js';
+import { listenExclusive, listenFailed, loadNativeUws } from './native.js';
 import { dropExpired } from '../actors/scheduler/expiry-filter.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
@@ -354,16 +354,11 @@ export class Gateway {
     app.any('/*', (res) => {
       res.cork(() => res.writeStatus('404 Not Found').end('not found; the WebSocket endpoint is /\n'));
     });
-    return new Promise((resolve, reject) => {
-      app.listen(cfg.host, cfg.port, (socket) => {
-        if (!socket) {
-          reject(new WeirError('LISTEN_FAILED', `cannot listen on ${cfg.host}:${cfg.port} (in use, or not an address of this machine)`));
-          return;
-        }
-        this.listenSocket = socket;
-        this.port = this.uws.us_socket_local_port(socket);
-        resolve(this.port);
-      });
+    return listenExclusive(app, cfg.host, cfg.port).then((socket) => {
+      if (!socket) throw listenFailed(cfg.host, cfg.port);
+      this.listenSocket = socket;
+      this.port = this.uws.us_socket_local_port(socket);
+      return this.port;
     });
   }
 

@@ -3,6 +3,7 @@
  * residency read with util-linux's `fincore` (mincore(2)), scheduler slices read back from
  * /proc/thread-self/sched, a worker thread, a `weir start` child process.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -248,6 +249,87 @@ describe('native I/O helper', () => {
     } finally {
       fs.closeSync(ro);
     }
+  });
+});
+
+describe('native I/O helper: the data directory lock and the open-file limit', () => {
+  /** A node child that loads the addon and runs `body` (CommonJS, `m` = the addon, `file`); stdout piped. */
+  function child(body: string, file = ''): ChildProcess {
+    const addon = JSON.stringify(path.resolve('build/Release/weir_io.node'));
+    return spawn(process.execPath, ['-e', `const m = require(${addon}); const fs = require('node:fs'); const file = ${JSON.stringify(file)}; ${body}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  }
+  function firstLine(proc: ChildProcess): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let out = '';
+      proc.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')));
+      });
+      proc.once('exit', (code) => reject(new Error(`child exited (${code}) before a line: ${out}`)));
+    });
+  }
+
+  it('lockFile takes an exclusive flock once per open file, in this process too, until the holder closes it', () => {
+    const file = path.join(dir(), 'lock');
+    const a = fs.openSync(file, 'w+');
+    const b = fs.openSync(file, 'r+');
+    try {
+      expect(nativeIo!.lockFile(a)).toBe(true);
+      expect(nativeIo!.lockFile(a)).toBe(true); // the holder again: still its lock
+      expect(nativeIo!.lockFile(b)).toBe(false);
+      fs.closeSync(a);
+      expect(nativeIo!.lockFile(b)).toBe(true);
+    } finally {
+      fs.closeSync(b);
+    }
+  });
+
+  it('lockFile: another process holds it until that process is SIGKILLed, then the kernel lets it go', async () => {
+    const file = path.join(dir(), 'lock');
+    const holder = child(`const fd = fs.openSync(file, 'w+'); console.log(m.lockFile(fd)); setInterval(() => {}, 1000);`, file);
+    try {
+      expect(await firstLine(holder)).toBe('true');
+      const fd = fs.openSync(file, 'r+');
+      try {
+        expect(nativeIo!.lockFile(fd)).toBe(false);
+        holder.kill('SIGKILL');
+        await exited(holder);
+        expect(nativeIo!.lockFile(fd)).toBe(true);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('lockFile throws the errno name for a descriptor that is not open, a TypeError for no descriptor', () => {
+    const fd = fs.openSync(path.join(dir(), 'closed'), 'w');
+    fs.closeSync(fd);
+    expect(() => nativeIo!.lockFile(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    expect(() => nativeIo!.lockFile(-1)).toThrow(TypeError);
+  });
+
+  it('raiseFileLimit raises the soft open-file limit to the hard one (seen in /proc/self/limits)', async () => {
+    // Node raises it at its own start, so lower it first (prlimit, util-linux) in a child of our own.
+    const proc = child(
+      `const soft = () => Number(/^Max open files\\s+(\\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))[1]);
+       require('node:child_process').execFileSync('prlimit', ['--pid', String(process.pid), '--nofile=512:']);
+       const lowered = soft();
+       const got = m.raiseFileLimit();
+       console.log(JSON.stringify({ lowered, got, after: soft() }));`,
+    );
+    const { lowered, got, after } = JSON.parse(await firstLine(proc)) as { lowered: number; got: { before: number; soft: number; hard: number }; after: number };
+    await exited(proc);
+    expect(lowered).toBe(512);
+    expect(got.before).toBe(512);
+    expect(got.hard).toBeGreaterThan(512);
+    expect(got.soft).toBe(got.hard);
+    expect(after).toBe(got.hard);
+    // Here (soft already at hard): nothing to raise, the same limits reported.
+    const mine = nativeIo!.raiseFileLimit();
+    expect(mine.before).toBe(mine.soft);
+    expect(mine.soft).toBe(mine.hard);
   });
 });
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,4 +35,38 @@ export function startBrokerProcess(
 export function exited(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => proc.once('exit', () => resolve()));
+}
+
+/**
+ * `bin/weir.js start ARGS` expected to refuse to start: resolves with its exit code and output once
+ * it exits. One that starts serving instead (prints its URL) is SIGKILLed and reported with
+ * `started: true`; one still running after `hangMs` is SIGKILLed too (`hung: true`), so a broker
+ * that hangs or serves fails the test instead of stalling it.
+ */
+export function runBrokerToExit(
+  args: string[],
+  options: { spawn?: SpawnOptions; hangMs?: number } = {},
+): Promise<{ code: number | null; output: string; started: boolean; hung: boolean }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [path.join(root, 'bin/weir.js'), 'start', ...args], { ...options.spawn, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let started = false;
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      proc.kill('SIGKILL');
+    }, options.hangMs ?? 20_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (!started && /listening on ws:\/\//.test(output)) {
+        started = true;
+        proc.kill('SIGKILL');
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    proc.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, started, hung });
+    });
+  });
 }

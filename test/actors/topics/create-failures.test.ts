@@ -142,12 +142,12 @@ describe.skipIf(!canLock)('on a directory or file the broker may not write (EPER
 });
 
 describe.skipIf(!canMountTmpfs)('a data directory on a read-only file system (tmpfs mounted ro)', () => {
-  it('refuses to start with STORAGE_ERROR naming EROFS and the directory it could not make, not "ENOENT mkdir"', async () => {
+  it('refuses to start with BAD_DATA_DIR naming EROFS and the directory it could not make, not "ENOENT mkdir"', async () => {
     const mnt = sub('ro');
     expect(tryMount(mnt, '64k', { readOnly: true })).toBe(true);
     mounts.push(mnt);
     const err = await failure(Broker.start({ dataDir: path.join(mnt, 'weir', 'data'), port: 0 }));
-    expect(err.code).toBe('STORAGE_ERROR');
+    expect(err.code).toBe('BAD_DATA_DIR');
     expect(err.message).toMatch(/EROFS/);
     expect(err.message).toContain(path.join(mnt, 'weir'));
     expect(err.message).not.toMatch(/ENOENT/);
@@ -158,8 +158,8 @@ it('refuses a data path that is a file with a message that says so', async () =>
   const file = path.join(sub('file'), 'a-file');
   fs.writeFileSync(file, 'x');
   const err = await failure(Broker.start({ dataDir: file, port: 0 }));
-  expect(err.code).toBe('STORAGE_ERROR');
-  expect(err.message).toMatch(/ENOTDIR/);
-  expect(err.message).toContain(`${file} is not a directory`);
+  expect(err.code).toBe('BAD_DATA_DIR');
+  expect(err.message).toContain(file);
+  expect(err.message).toMatch(/not a directory/);
 });
 

@@ -13,14 +13,24 @@ import { until } from '../../support/payload.js';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBrokerProcess as startChildBroker } from '../../support/child-broker.js';
+import { exited, startBrokerProcess as startChildBroker } from '../../support/child-broker.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** A broker in a child process on tmp.dir (fsync never), to be SIGKILLed. */
-async function startBrokerProcess(env: Record<string, string>, port = 0): Promise<{ kill: () => void; url: string }> {
+/**
+ * A broker in a child process on tmp.dir (fsync never), to be SIGKILLed. `killed` resolves once it
+ * has exited: the data directory stays locked until then (src/common/data-dir.ts).
+ */
+async function startBrokerProcess(env: Record<string, string>, port = 0): Promise<{ kill: () => void; killed: () => Promise<void>; url: string }> {
   const { proc, url } = await startChildBroker(tmp.dir, { port, env });
-  return { kill: () => proc.kill('SIGKILL'), url };
+  return {
+    kill: () => proc.kill('SIGKILL'),
+    killed: () => {
+      proc.kill('SIGKILL');
+      return exited(proc);
+    },
+    url,
+  };
 }
 
 let tb: TestBroker | undefined;
@@ -348,7 +358,7 @@ it('finishes a committed transaction exactly once after the broker process is SI
     void tx.commit().catch(() => undefined);
     await eventually(() => c.fetch('killed-mid-apply', 0, 0), (r) => r.messages.length > 0, 10_000, 'partition 0 applied');
     expect((await c.fetch('killed-mid-apply', 1, 0)).messages).toEqual([]);
-    first.kill();
+    await first.killed();
 
     second = await startBroker({});
     const c2 = await client(second.url);
@@ -383,7 +393,7 @@ it('keeps checking an open transaction after the broker is SIGKILLed and restart
       return 'unknown';
     });
     await until(() => asked.length >= 1, 10_000, 'a first check');
-    first.kill();
+    await first.killed();
 
     second = await startBrokerProcess({});
     const c2 = await client(second.url);
