@@ -1,5 +1,5 @@
 /**
- * `weir start | produce | consume | topics`. `start` runs a broker in this process until SIGINT or
+ * `weir start | produce | consume | topics | groups | txn | dlq | verify`. `start` runs a broker in this process until SIGINT or
  * SIGTERM, then shuts down gracefully (stop accepting, drain rings, flush, fsync, close).
  */
 import { parseArgs } from 'node:util';
@@ -25,6 +25,7 @@ const USAGE = `usage:
   weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url URL]
   weir txn [list [--topic T] [--all] | commit TXN | rollback TXN] [--url URL]
   weir dlq [--url URL] read TOPIC [--max N] | redrive TOPIC   (dead letters of a queue topic)
+  weir verify DATA_DIR [--topic T] [--partition N] [--json]   (check every record and index of a stopped broker's data, read-only)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -45,6 +46,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./commands/txn.js')).run(rest, io);
     case 'dlq':
       return (await import('./commands/dlq.js')).run(rest, io);
+    case 'verify':
+      return (await import('./commands/verify.js')).run(rest, io);
     case undefined:
     case '-h':
     case '--help':

@@ -217,8 +217,8 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
   return { segments, report, lastTimestamp };
 }
 
-/** The recovery point, or Infinity when the file is absent (logs that synced on roll). */
-function readSyncedBelow(dir: string): number {
+/** The recovery point, or Infinity when the file is absent (logs that synced on roll). Read-only (weir verify uses it too). */
+export function readSyncedBelow(dir: string): number {
   let text: string;
   try {
     text = fs.readFileSync(`${dir}/${SYNCED_BELOW_FILE}`, 'utf8');
