@@ -56,6 +56,7 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
   --prefetch N          queue mode: unacknowledged messages per consumer (default 100)
 
   --credits N           weir consumer credit window per partition (default 10000)
+  --check-crcs on|off   the SDK consumers check each record's CRC32C (ClientOptions.checkCrcs; default on)
   --cpu-prof DIR        run the broker under node --cpu-prof, profiles written to DIR
   --broker-arg ARG      extra \`weir start\` flag (repeatable), e.g. --broker-arg=--segment-bytes=268435456
   --broker-node-arg ARG extra node flag for the broker (repeatable), e.g. --broker-node-arg=--trace-gc
@@ -111,6 +112,7 @@ async function main(): Promise<number> {
       queue: { type: 'boolean' },
       prefetch: { type: 'string' },
       credits: { type: 'string' },
+      'check-crcs': { type: 'string' },
       'cpu-prof': { type: 'string' },
       'broker-arg': { type: 'string', multiple: true },
       'broker-node-arg': { type: 'string', multiple: true },
@@ -159,6 +161,9 @@ async function main(): Promise<number> {
   const workload = buildWorkload(values.preset, overrides, { quick: values.quick });
   const runs = Math.max(1, Math.floor(int(values.runs, 'runs') ?? 1));
   const credits = int(values.credits, 'credits');
+  const cc = values['check-crcs'];
+  if (cc !== undefined && cc !== 'on' && cc !== 'off') throw new Error(`--check-crcs must be on or off, got ${JSON.stringify(cc)}`);
+  const checkCrcs = cc === undefined ? undefined : cc === 'on';
   const nodeArgs = [...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : []), ...(values['broker-node-arg'] ?? [])];
   const brokerLog = values['broker-log'] ? path.resolve(values['broker-log']) : null;
   const root = projectRoot();
@@ -225,6 +230,7 @@ async function main(): Promise<number> {
         }
         const config: Record<string, unknown> = { url };
         if (credits !== undefined) config.credits = credits;
+        if (checkCrcs !== undefined) config.checkCrcs = checkCrcs;
         const result = await runWorkload({
           workload,
           driver: { module: snapshot?.driverModule ?? new URL('./drivers/weir.js', import.meta.url).href, config },

@@ -4,7 +4,8 @@
  * large enough for a whole batch). Consumers join one group per topic with a large credit window,
  * or, with `workload.consumeMode: 'queue'`, one queue group (prefetch from the workload, auto-ack).
  *
- * Config (DriverSpec.config): `url` (required), `credits` (per-partition credit window, default 10 000).
+ * Config (DriverSpec.config): `url` (required), `credits` (per-partition credit window, default 10 000),
+ * `checkCrcs` (the SDK's CRC check of received records; default on).
  */
 import { connect, type ProduceMessage, type QueueSubscription, type Subscription, type WeirClient } from '../../../src/client/index.js';
 import { readStamp, within } from '../clock.js';
@@ -14,6 +15,8 @@ import type { Workload } from '../workload.js';
 export interface WeirDriverConfig {
   url: string;
   credits?: number;
+  /** ClientOptions.checkCrcs (default: the SDK's, on). */
+  checkCrcs?: boolean;
 }
 
 const RECORD_OVERHEAD = 36;
@@ -53,6 +56,7 @@ class WeirDriver implements Driver {
       maxInFlightRequests: Math.max(32, w.maxInFlightBatches * 2),
       maxQueuedBytes: 256 * 1024 * 1024,
       requestTimeoutMs: 60_000,
+      ...(this.config.checkCrcs !== undefined ? { checkCrcs: this.config.checkCrcs } : {}),
     });
   }
 
