@@ -147,6 +147,22 @@ export class Broker {
   private readonly root: Supervisor;
   private readonly fsync: FsyncPolicy;
   private closed = false;
+  /**
+   * Damage found in this broker's partition logs since it started (weir:wal:damage, relayed from
+   * partition threads): per `topic/partition`, the damaged regions and the offsets lost with them.
+   * A counter for the operators' metrics (see dataLoss()).
+   */
+  private readonly damageFound = new Map<string, { topic: string; partition: number; regions: number; offsets: number }>();
+  private readonly onDamage = (raw: unknown): void => {
+    const m = raw as { topic?: unknown; partition?: unknown; dir?: unknown; from: number; to: number };
+    if (typeof m.topic !== 'string' || typeof m.partition !== 'number' || typeof m.dir !== 'string') return;
+    if (!m.dir.startsWith(this.opts.dataDir + path.sep)) return; // another broker of this process
+    const key = `${m.topic}/${m.partition}`;
+    let d = this.damageFound.get(key);
+    if (!d) this.damageFound.set(key, (d = { topic: m.topic, partition: m.partition, regions: 0, offsets: 0 }));
+    d.regions++;
+    d.offsets += m.to - m.from;
+  };
   private readonly fatalListeners: Array<(err: Error) => void> = [];
   /** Where each topic's partitions run now (`hostOf`), and the supervisor children that run them. */
   private readonly hosts = new Map<string, PartitionHostKind>();
@@ -165,6 +181,8 @@ export class Broker {
     /** Held from before anything is read or written in the data directory until close(). */
     readonly dataDirLock: DataDirLock,
   ) {
+    // Before anything opens a log: what recovery finds is counted too.
+    channels.walDamage.subscribe(this.onDamage);
     this.fsync = parseFsync(opts.fsync);
     checkPageCacheBytes(opts.pageCacheBytes);
     this.topics = new TopicRegistry(opts.dataDir);
@@ -216,6 +234,7 @@ export class Broker {
       broker?.groups.close();
       broker?.offsets.close();
       lock.release();
+      if (broker) channels.walDamage.unsubscribe(broker.onDamage);
       // Another process took the port after checkPortFree: say so as plainly as it would have.
       const cause = err instanceof Error ? err.cause : undefined;
       throw WeirError.isWeirError(cause) && cause.code === 'LISTEN_FAILED' ? cause : err;
@@ -269,6 +288,12 @@ export class Broker {
     this.groups.close();
     this.offsets.close();
     this.dataDirLock.release();
+    channels.walDamage.unsubscribe(this.onDamage);
+  }
+
+  /** Damaged regions found in each partition's log since the broker started, and the offsets lost with them. */
+  dataLoss(): Array<{ topic: string; partition: number; regions: number; offsets: number }> {
+    return [...this.damageFound.values()].map((d) => ({ ...d }));
   }
 
   /** Where a topic's partition actors run now (a topic not started yet: where it would start). */

@@ -14,7 +14,7 @@ import type { WeirClientError } from '../../src/client/errors.js';
 import { parseDamage } from '../../src/log/damage.js';
 import { exited, startBrokerProcess } from '../support/child-broker.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { flipByte, overwrite, segmentFiles, storedRecords } from '../support/damage.js';
+import { flipByte, overwrite, partitionRecords, segmentFiles, storedRecords } from '../support/damage.js';
 import { tmpDir } from '../support/tmp-dir.js';
 
 const clients: WeirClient[] = [];
@@ -69,7 +69,8 @@ describe.each([
   ['SIGKILLed', 'SIGKILL'],
 ] as const)('damage while the broker was %s', (_name, signal) => {
   it.each(['threads', 'gateway'] as const)('partition actors on %s: intact records delivered, damaged ones never, lost offsets reported exactly everywhere', async (host) => {
-    const args = ['--actor-host', host];
+    // Small segments: the damage lands in sealed segments and in the active one.
+    const args = ['--actor-host', host, '--segment-bytes', '16384'];
     const first = await startBrokerProcess(tmp.dir, { args });
     child = first.proc;
     let c = await client(first.url);
@@ -82,21 +83,30 @@ describe.each([
     await exited(first.proc);
     child = undefined;
 
-    const [file] = segmentFiles(partitionDir(tmp.dir, 't', 0));
-    const recs = storedRecords(file!);
+    const recs = partitionRecords(partitionDir(tmp.dir, 't', 0));
     expect(recs.length).toBe(N);
+    const files = [...new Set(recs.map((r) => r.file))];
+    expect(files.length).toBeGreaterThan(2);
+    // The block below must lie in one segment (sealed), with records of that segment on both sides.
+    const block = recs.findIndex((r, i) => i > 200 && r.file === recs[i + 6]?.file && r.file === recs[i - 1]?.file && r.file !== files[files.length - 1]);
+    expect(block).toBeGreaterThan(0);
     const lost = new Set<number>();
-    flipByte(file!, recs[20]!.valueAt + 3); // a value
+    flipByte(recs[20]!.file, recs[20]!.valueAt + 3); // a value
     lost.add(20);
-    flipByte(file!, recs[60]!.at + 36 + 2); // the key
+    flipByte(recs[60]!.file, recs[60]!.at + 36 + 2); // the key
     lost.add(60);
-    flipByte(file!, recs[100]!.at + recs[100]!.size - 2); // the header's value
+    flipByte(recs[100]!.file, recs[100]!.at + recs[100]!.size - 2); // the header's value
     lost.add(100);
-    flipByte(file!, recs[150]!.at + 1, 0x01); // the length field
+    flipByte(recs[150]!.file, recs[150]!.at + 1, 0x01); // the length field
     lost.add(150);
-    // a block of zeros over records 250..255
-    overwrite(file!, recs[250]!.at + 10, recs[256]!.at - recs[250]!.at - 20);
-    for (let o = 250; o < 256; o++) lost.add(o);
+    // a block of zeros over six records in the middle of a sealed segment
+    overwrite(recs[block]!.file, recs[block]!.at + 10, recs[block + 6]!.at - recs[block]!.at - 20);
+    for (let o = block; o < block + 6; o++) lost.add(o);
+    // and a byte of the active segment's value (the last segment is read by recovery after a SIGKILL)
+    const last = recs.findIndex((r) => r.file === files[files.length - 1]) + 1;
+    expect(last).toBeLessThan(N - 1);
+    flipByte(recs[last]!.file, recs[last]!.valueAt);
+    lost.add(last);
 
     const second = await startBrokerProcess(tmp.dir, { args });
     child = second.proc;
@@ -105,26 +115,26 @@ describe.each([
     expect([...got.keys()].sort((a, b) => a - b)).toEqual(intact);
     for (const [o, v] of got) expect(v).toBe(valueOf(o));
     const reported = errors.filter((e) => e.code === 'DATA_LOSS').map((e) => [e.details!.from, e.details!.to]);
-    expect(reported).toEqual([[20, 21], [60, 61], [100, 101], [150, 151], [250, 256]]);
+    expect(reported).toEqual([[20, 21], [60, 61], [100, 101], [150, 151], [block, block + 6], [last, last + 1]]);
     expect(errors.every((e) => e.code === 'DATA_LOSS' && e.details!.topic === 't' && e.details!.partition === 0)).toBe(true);
 
     // fetch: a damaged offset answers DATA_LOSS naming the range; intact ones read back.
     c = await client(second.url);
-    await expect(c.fetch('t', 0, 252, { maxRecords: 5 })).rejects.toMatchObject({ code: 'DATA_LOSS', details: { topic: 't', partition: 0, from: 252, to: 256 } });
-    const after = await c.fetch('t', 0, 256, { maxRecords: 3 });
-    expect(after.messages.map((m) => [m.offset, new TextDecoder().decode(m.value)])).toEqual([256, 257, 258].map((o) => [o, valueOf(o)]));
-    const before = await c.fetch('t', 0, 18, { maxRecords: 10 });
-    expect(before.messages.map((m) => m.offset)).toEqual([18, 19]); // stops before the damage
+    await expect(c.fetch('t', 0, block + 2, { maxRecords: 5 })).rejects.toMatchObject({ code: 'DATA_LOSS', details: { topic: 't', partition: 0, from: block + 2, to: block + 6 } });
+    const after = await c.fetch('t', 0, block + 6, { maxRecords: 1 });
+    expect(after.messages.map((m) => [m.offset, new TextDecoder().decode(m.value)])).toEqual([[block + 6, valueOf(block + 6)]]);
+    const before = await c.fetch('t', 0, 19, { maxRecords: 10 });
+    expect(before.messages.map((m) => m.offset)).toEqual([19]); // stops before the damage
 
     // The damage record and the broker's log say the same.
     const record = parseDamage(fs.readFileSync(path.join(partitionDir(tmp.dir, 't', 0), '.weir-damage'), 'utf8')).filter((d) => d.kind === 'damaged');
     expect(record.map((d) => [d.from, d.to]).sort((a, b) => a[0]! - b[0]!)).toEqual(reported);
     const out = second.output();
     for (const [from, to] of reported as Array<[number, number]>) {
-      expect(out).toMatch(new RegExp(`ERROR partition t/0: damaged data in segment 0{20}\\.log at byte \\d+ \\(\\d+ bytes, \\w+, found by \\w+\\): ${to - from} record\\(s\\) lost, offsets ${from} to ${to - 1}`));
+      expect(out).toMatch(new RegExp(`ERROR partition t/0: damaged data in segment \\d{20}\\.log at byte \\d+ \\(\\d+ bytes, \\w+, found by \\w+\\): ${to - from} record\\(s\\) lost, offsets ${from} to ${to - 1}`));
     }
-    // After a SIGKILL recovery scans the last segment: the damage is found (and logged) at start.
-    if (signal === 'SIGKILL') expect(record.every((d) => d.detectedBy === 'recovery')).toBe(true);
+    // After a SIGKILL recovery scans the last segment: that damage is found (and logged) at start.
+    if (signal === 'SIGKILL') expect(record.find((d) => d.from === last)!.detectedBy).toBe('recovery');
 
     // New messages get new offsets (none reused) and are delivered after the intact ones.
     await c.produce('t', [{ key: 'new', value: 'after the damage' }]);
@@ -153,6 +163,8 @@ describe('the SDK on lost offsets', () => {
     await sub.close();
     expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => i));
     expect(errors.map((e) => [e.code, e.details!.from, e.details!.to])).toEqual([['DATA_LOSS', 30, 31]]);
+    // Counted where the operators' metrics will read it.
+    expect(inProcess.broker.dataLoss()).toEqual([{ topic: 'g', partition: 0, regions: 1, offsets: 1 }]);
     // Resubscribing resumes at the loss (it was not committed past), and the same loss is reported.
     const again: number[] = [];
     const errs2: WeirClientError[] = [];

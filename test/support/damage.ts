@@ -53,3 +53,8 @@ export function overwrite(file: string, position: number, length: number, fill =
     fs.closeSync(fd);
   }
 }
+
+/** Every stored record of an intact partition directory, in offset order, with its segment file. */
+export function partitionRecords(partitionDir: string): Array<StoredRecord & { file: string }> {
+  return segmentFiles(partitionDir).flatMap((file) => storedRecords(file).map((r) => ({ ...r, file })));
+}
