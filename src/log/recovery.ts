@@ -84,20 +84,7 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
     // Node's recursive mkdir says ENOENT where an ancestor could not be made (EROFS, EACCES…).
     throw storageErrorFrom(mkdirFailure(dir) ?? err, 'mkdir', dir);
   }
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch (err) {
-    throw storageErrorFrom(err, 'readdir', dir);
-  }
-  const logs = new Set<number>();
-  const indexes: number[] = [];
-  for (const name of names) {
-    const parsed = parseSegmentName(name);
-    if (parsed === null) continue;
-    if (parsed.kind === 'log') logs.add(parsed.base);
-    else indexes.push(parsed.base);
-  }
+  const { names, logs, indexes } = readSegmentNames(dir);
   const report: RecoveryReport = {
     segments: 0,
     truncatedBytes: 0,
@@ -215,6 +202,28 @@ export function recoverLog(dir: string, indexIntervalBytes: number, handedOver =
     report.damage.push(cut);
   }
   return { segments, report, lastTimestamp };
+}
+
+/**
+ * The files of a partition directory: every name, the base offsets of its `.log` files and of its
+ * `.index` files. Throws STORAGE_ERROR naming the directory when it cannot be read.
+ */
+export function readSegmentNames(dir: string): { names: string[]; logs: Set<number>; indexes: number[] } {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    throw storageErrorFrom(err, 'readdir', dir);
+  }
+  const logs = new Set<number>();
+  const indexes: number[] = [];
+  for (const name of names) {
+    const parsed = parseSegmentName(name);
+    if (parsed === null) continue;
+    if (parsed.kind === 'log') logs.add(parsed.base);
+    else indexes.push(parsed.base);
+  }
+  return { names, logs, indexes };
 }
 
 /** The recovery point, or Infinity when the file is absent (logs that synced on roll). Read-only (weir verify uses it too). */

@@ -19,8 +19,8 @@ import path from 'node:path';
 import { readU32, recordTimestamp } from '../protocol/record.js';
 import { parseDamage, DAMAGE_FILE, type DamagedRange, type DamageReason } from './damage.js';
 import { storageErrorFrom } from './errors.js';
-import { CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, LOG_SUFFIX, parseSegmentName, segmentName } from './layout.js';
-import { readSyncedBelow } from './recovery.js';
+import { CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, LOG_SUFFIX, segmentName } from './layout.js';
+import { readSegmentNames, readSyncedBelow } from './recovery.js';
 import { findResync, type ReadBytes, type ResyncHint } from './resync.js';
 import { newCursor, scanChunk, type ScanCursor } from './scan.js';
 import { INDEX_ENTRY_BYTES, SparseIndex } from './sparse-index.js';
@@ -62,18 +62,8 @@ export interface SegmentVerdict {
 }
 
 /** A region of a segment whose records fail their checks; offsets [from, to) are lost. */
-export interface FoundDamage {
-  segment: number;
+export interface FoundDamage extends Pick<DamagedRange, 'segment' | 'position' | 'resumePosition' | 'bytes' | 'from' | 'to' | 'reason'> {
   file: string;
-  /** File position of the first damaged byte. */
-  position: number;
-  /** File position of the first good record after it (the segment's size when none). */
-  resumePosition: number;
-  bytes: number;
-  from: number;
-  /** Exclusive. */
-  to: number;
-  reason: DamageReason;
   /** The partition's damage record already lists it. */
   known: boolean;
 }
@@ -415,20 +405,7 @@ function assemble(dir: string, scans: SegmentScan[], source: PartitionSource, re
  * STORAGE_ERROR LogError naming the file or directory that could not be read.
  */
 export function verifyPartitionDir(dir: string): PartitionVerdict {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch (err) {
-    throw storageErrorFrom(err, 'readdir', dir);
-  }
-  const logs = new Set<number>();
-  const indexes: number[] = [];
-  for (const name of names) {
-    const parsed = parseSegmentName(name);
-    if (parsed === null) continue;
-    if (parsed.kind === 'log') logs.add(parsed.base);
-    else indexes.push(parsed.base);
-  }
+  const { names, logs, indexes } = readSegmentNames(dir);
   const source: PartitionSource = {
     bases: [...logs].sort((a, b) => a - b),
     orphanIndexes: indexes.filter((b) => !logs.has(b)).sort((a, b) => a - b),

@@ -57,6 +57,29 @@ async function inWorker<T>(body: string): Promise<T> {
   }
 }
 
+/**
+ * Up to `most` random records (keys, headers, values up to 3,000 bytes) stamped with offsets from
+ * `first`, unsealed, at a random alignment (`lead`) inside `space`, with bytes around them.
+ */
+function stampedBatch(rnd: ReturnType<typeof mulberry32>, most: number, first: number, round: number): { space: Uint8Array; records: Uint8Array; lead: number; n: number } {
+  const builder = new BatchBuilder(64);
+  const n = rnd.int(1, most);
+  for (let i = 0; i < n; i++) {
+    const value = new Uint8Array(rnd.int(0, rnd.int(0, 1) === 1 ? 3000 : 40));
+    for (let j = 0; j < value.length; j++) value[j] = rnd.int(0, 255);
+    builder.add(rnd.int(0, 1) === 1 ? `k${i}` : null, value, i % 5 === 0 ? { h: 'v'.repeat(i) } : null);
+  }
+  const records = builder.view();
+  const lead = rnd.int(0, 15);
+  const space = new Uint8Array(lead + records.length + 9).fill(0xaa);
+  space.set(records, lead);
+  for (let at = lead, k = 0; at < lead + records.length; k++) {
+    stampOffsetAndTime(space, at, first + k, 1_700_000_000_000 + round);
+    at += 4 + readU32(space, at);
+  }
+  return { space, records, lead, n };
+}
+
 describe('native I/O helper', () => {
   it('is built by npm install and loads', () => {
     expect(nativeIoStatus).toBe('loaded');
@@ -124,21 +147,7 @@ describe('native I/O helper', () => {
   it('sealRecords writes the same CRC32C as the JavaScript sealRecords, for records of every size, at any alignment', () => {
     const rnd = mulberry32(5);
     for (let round = 0; round < 200; round++) {
-      const builder = new BatchBuilder(64);
-      const n = rnd.int(1, 40);
-      for (let i = 0; i < n; i++) {
-        const value = new Uint8Array(rnd.int(0, rnd.int(0, 1) === 1 ? 3000 : 40));
-        for (let j = 0; j < value.length; j++) value[j] = rnd.int(0, 255);
-        builder.add(rnd.int(0, 1) === 1 ? `k${i}` : null, value, i % 5 === 0 ? { h: 'v'.repeat(i) } : null);
-      }
-      const records = builder.view();
-      const lead = rnd.int(0, 15);
-      const space = new Uint8Array(lead + records.length + 9).fill(0xaa);
-      space.set(records, lead);
-      for (let at = lead, k = 0; at < lead + records.length; k++) {
-        stampOffsetAndTime(space, at, 1000 + k, 1_700_000_000_000 + round);
-        at += 4 + readU32(space, at);
-      }
+      const { space, records, lead, n } = stampedBatch(rnd, 40, 1000, round);
       const inJs = space.slice();
       expect(sealRecordsInJs(inJs, lead, lead + records.length)).toBe(n);
       expect(nativeIo!.sealRecords(space, lead, lead + records.length)).toBe(n);
@@ -167,22 +176,8 @@ describe('native I/O helper', () => {
   it('verifyRecords agrees with the JavaScript verifyRecords: every record good, then one byte changed anywhere, at any alignment', () => {
     const rnd = mulberry32(11);
     for (let round = 0; round < 200; round++) {
-      const builder = new BatchBuilder(64);
-      const n = rnd.int(1, 30);
-      for (let i = 0; i < n; i++) {
-        const value = new Uint8Array(rnd.int(0, rnd.int(0, 1) === 1 ? 3000 : 40));
-        for (let j = 0; j < value.length; j++) value[j] = rnd.int(0, 255);
-        builder.add(rnd.int(0, 1) === 1 ? `k${i}` : null, value, i % 5 === 0 ? { h: 'v'.repeat(i) } : null);
-      }
-      const records = builder.view();
-      const lead = rnd.int(0, 15);
-      const space = new Uint8Array(lead + records.length + 9).fill(0xaa);
-      space.set(records, lead);
       const first = rnd.int(0, 1) === 1 ? 2 ** 40 + round : round;
-      for (let at = lead, k = 0; at < lead + records.length; k++) {
-        stampOffsetAndTime(space, at, first + k, 1_700_000_000_000 + round);
-        at += 4 + readU32(space, at);
-      }
+      const { space, records, lead, n } = stampedBatch(rnd, 30, first, round);
       sealRecordsInJs(space, lead, lead + records.length);
       const end = lead + records.length;
       expect(nativeIo!.verifyRecords(space, lead, end, first)).toBe(n);

@@ -7,39 +7,24 @@
  * goes quiet gives them back and serves again, across a restart too; and a broker near its
  * open-file limit refuses a new topic with RESOURCE_LIMIT instead of running out.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { connect, type Message, type WeirClient } from '../../src/client/index.js';
 import { brokerFixture, startTestBroker } from '../support/broker.js';
-import { exited } from '../support/child-broker.js';
+import { exited, openFilesIn, startBrokerProcess } from '../support/child-broker.js';
 import { payload, sameBytes, until } from '../support/payload.js';
 import { RawClient, type Frame } from '../support/raw-client.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { readMessages } from '../../src/protocol/batch-reader.js';
 import { tmpDir } from '../support/tmp-dir.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fx = brokerFixture();
 
 /** Fds this process has open now (the listing's own excluded). */
 function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length - 1;
-}
-
-/** Files under `dir` this process has open now. */
-function openIn(dir: string): number {
-  let n = 0;
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir + path.sep)) n++;
-    } catch {
-      // the listing's own fd, closed meanwhile
-    }
-  }
-  return n;
 }
 
 /** Subscribe to `topic` from earliest and collect what arrives, by offset. */
@@ -79,7 +64,7 @@ it('2,000 idle single-partition topics hold no rings, buffers or files; a sample
   expect(idle).toMatchObject({ onThreads: 0, withRings: 0, ringBytes: 0, withBuffers: 0, bufferBytes: 0, withFds: 0, fds: 0 });
   // Two files per topic before; now none (a few fds for other things come and go).
   expect(openFds() - fdsBefore).toBeLessThan(40);
-  expect(openIn(path.join(fx.tb.dir, 'topics'))).toBe(0);
+  expect(openFilesIn(path.join(fx.tb.dir, 'topics'))).toBe(0);
 
   const sample = Array.from({ length: 20 }, (_, i) => i * 100 + 7);
   const producer = await fx.client(fx.tb.url);
@@ -115,14 +100,14 @@ it('a partition quiet for its idle period releases its buffers and files (and, o
 
   // The subscriber's long polls keep the rings in use; the log is idle all the same.
   await until(() => actor().resources().bufferBytes === 0 && actor().resources().fds === 0, 20_000, 'buffers and files released');
-  expect(openIn(partitionDir)).toBe(0);
+  expect(openFilesIn(partitionDir)).toBe(0);
   await client.produce('quiet', messages(1, 200, 100));
   await until(() => live.got.size === 300, 20_000, 'the next 100, to the subscriber parked across the release');
   expectMessages(live.got, 300, 1);
 
   await live.close();
   await until(() => actor().resources().ringBytes === 0 && actor().resources().fds === 0 && actor().resources().bufferBytes === 0, 20_000, 'everything released');
-  expect(openIn(partitionDir)).toBe(0);
+  expect(openFilesIn(partitionDir)).toBe(0);
   await client.produce('quiet', messages(1, 300, 100));
   const fresh = await collect(client, 'quiet', 'fresh'); // reads the sealed segments again
   await until(() => fresh.got.size === 400, 20_000, 'all 400 from earliest');
@@ -151,27 +136,10 @@ afterEach(async () => {
 });
 
 /** `weir start` under `ulimit -n` (soft and hard): the broker cannot raise it. */
-function startLimitedBroker(dataDir: string, nofile: number, args: string[] = []): Promise<{ proc: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(
-      'sh',
-      ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, path.join(root, 'bin/weir.js'), 'start', '--port', '0', '--data', dataDir, '--fsync', 'never', ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.push(proc);
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, url: m[1]! });
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('exit', (code) => reject(new Error(`broker exited early (${code}): ${out}`)));
-  });
+async function startLimitedBroker(dataDir: string, openFiles: number, args: string[] = []): Promise<{ proc: ChildProcess; url: string }> {
+  const b = await startBrokerProcess(dataDir, { openFiles, args });
+  children.push(b.proc);
+  return b;
 }
 
 it('near its open-file limit the broker refuses a new topic with RESOURCE_LIMIT (how many it has, of what limit), keeps serving, and creates it once fds are free', async () => {

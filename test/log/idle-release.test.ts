@@ -5,11 +5,11 @@
  * counted from /proc/self/fd (links into the partition directory), not from the log's own word.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
 import { CLEAN_SHUTDOWN_FILE } from '../../src/log/internal.js';
 import { INDEX_ENTRY_BYTES } from '../../src/log/sparse-index.js';
+import { openFilesIn } from '../support/child-broker.js';
 import { cleanupTmpDirs, expectBytes, filePath, logFiles, makeBatch, producerBodies, readAll, tmpDir, type ParsedRecord } from './helpers.js';
 
 afterEach(cleanupTmpDirs);
@@ -45,19 +45,6 @@ function expectAll(recs: ParsedRecord[], bodies: Uint8Array[]): void {
   });
 }
 
-/** Files of `dir` this process has open now. */
-function openIn(dir: string): number {
-  let n = 0;
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir + path.sep)) n++;
-    } catch {
-      // closed meanwhile (the listing's own fd)
-    }
-  }
-  return n;
-}
-
 describe('PartitionLog.releaseIdle', () => {
   it('frees the buffers and closes every file; reads of sealed and active segments, appends and syncs reopen them, and see every record', () => {
     const dir = tmpDir();
@@ -65,18 +52,18 @@ describe('PartitionLog.releaseIdle', () => {
     const bodies = fill(log, 30, 5, 100);
     expect(logFiles(dir).length).toBeGreaterThan(3);
     expectAll(readAll(log, 0), bodies); // opens sealed segments for reading too
-    expect(openIn(dir)).toBeGreaterThan(2);
+    expect(openFilesIn(dir)).toBeGreaterThan(2);
     expect(log.heldResources().bytes).toBeGreaterThan(0);
 
     log.releaseIdle();
-    expect(openIn(dir)).toBe(0);
+    expect(openFilesIn(dir)).toBe(0);
     expect(log.heldResources()).toEqual({ bytes: 0, fds: 0 });
 
     expectAll(readAll(log, 0), bodies);
     expect(log.read(log.durableOffset - 1, 1 << 16, 10).count).toBe(1); // the active segment
     expect(log.offsetForTimestamp(0)).toBe(0);
     log.releaseIdle();
-    expect(openIn(dir)).toBe(0);
+    expect(openFilesIn(dir)).toBe(0);
 
     bodies.push(...fill(log, 3, 5, 100));
     expect(log.heldResources().fds).toBeGreaterThan(0);
@@ -84,7 +71,7 @@ describe('PartitionLog.releaseIdle', () => {
     log.sync();
     expect(log.syncedOffset).toBe(log.durableOffset);
     log.releaseIdle();
-    expect(openIn(dir)).toBe(0);
+    expect(openFilesIn(dir)).toBe(0);
     expectAll(readAll(log, 0), bodies);
   });
 
@@ -97,7 +84,7 @@ describe('PartitionLog.releaseIdle', () => {
     expect(log.bufferedRecords).toBe(4);
     expect(log.flush()).toBe(4);
     log.releaseIdle();
-    expect(openIn(dir)).toBe(0);
+    expect(openFilesIn(dir)).toBe(0);
     expectAll(readAll(log, 0), producerBodies(b.bytes));
   });
 
@@ -109,7 +96,7 @@ describe('PartitionLog.releaseIdle', () => {
     const bodies = fill(log, 10, 1, 256);
     expect(fs.statSync(indexFile).size).toBe(0);
     log.releaseIdle();
-    expect(openIn(dir)).toBe(0);
+    expect(openFilesIn(dir)).toBe(0);
     log.close();
     expect(fs.existsSync(filePath(dir, CLEAN_SHUTDOWN_FILE))).toBe(true);
     expect(fs.statSync(indexFile).size).toBe(10 * INDEX_ENTRY_BYTES);
@@ -137,7 +124,7 @@ describe('PartitionLog.releaseIdle', () => {
     expect(log.maybeSync()).toBe(true);
     expect(log.syncedOffset).toBe(20);
     log.releaseIdle();
-    expect(openIn(dir)).toBe(0);
+    expect(openFilesIn(dir)).toBe(0);
     expectAll(readAll(log, 0), bodies);
   });
 });

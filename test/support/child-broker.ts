@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,11 +12,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  */
 export function startBrokerProcess(
   dataDir: string,
-  options: { port?: number; fsync?: string; env?: Record<string, string>; args?: string[] } = {},
+  options: { port?: number; fsync?: string; env?: Record<string, string>; args?: string[]; openFiles?: number } = {},
 ): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   return new Promise((resolve, reject) => {
     const args = [path.join(root, 'bin/weir.js'), 'start', '--port', String(options.port ?? 0), '--data', dataDir, '--fsync', options.fsync ?? 'never', ...(options.args ?? [])];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    const env = { ...process.env, ...options.env };
+    // `openFiles`: under `ulimit -n` (soft and hard), so the broker cannot raise it.
+    const proc = options.openFiles === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn('sh', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
     proc.stdout!.on('data', (d: Buffer) => {
@@ -69,4 +74,17 @@ export function runBrokerToExit(
       resolve({ code, output, started, hung });
     });
   });
+}
+
+/** Files under `dir` this process has open now (from /proc/self/fd). */
+export function openFilesIn(dir: string): number {
+  let n = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir + path.sep)) n++;
+    } catch {
+      // the listing's own fd, closed meanwhile
+    }
+  }
+  return n;
 }
