@@ -183,63 +183,81 @@ describe('the SDK on lost offsets', () => {
   });
 });
 
-describe('the broker\'s own readers skip damage instead of stalling', () => {
+describe.each([
+  ['stopped cleanly', 'SIGTERM'],
+  ['SIGKILLed', 'SIGKILL'],
+] as const)("the broker's own readers skip damage instead of stalling (damage while the broker was %s)", (_name, signal) => {
+  /** A broker process on the test's data directory; `stop()` ends it with the describe's signal. */
+  async function broker(): Promise<{ url: string; stop(): Promise<void> }> {
+    const b = await startBrokerProcess(tmp.dir);
+    child = b.proc;
+    return {
+      url: b.url,
+      stop: async () => {
+        b.proc.kill(signal);
+        await exited(b.proc);
+        child = undefined;
+      },
+    };
+  }
+
   it('queue window: every intact message is handled once, the damaged one never', async () => {
-    inProcess = await startTestBroker({ dataDir: tmp.dir });
-    let c = await client(inProcess.url);
+    let b = await broker();
+    let c = await client(b.url);
     await c.createTopic('jobs', { partitions: 1 });
     await c.produce('jobs', Array.from({ length: 100 }, (_, i) => ({ value: valueOf(i) })));
     await c.close();
-    await inProcess.stop({ keepData: true });
+    await b.stop();
     const [file] = segmentFiles(partitionDir(tmp.dir, 'jobs', 0));
     flipByte(file!, storedRecords(file!)[42]!.valueAt + 1);
-    inProcess = await startTestBroker({ dataDir: tmp.dir });
-    c = await client(inProcess.url);
+    b = await broker();
+    c = await client(b.url);
     const handled = new Map<number, string>();
     const q = await c.subscribe('jobs', { mode: 'queue', group: 'w', prefetch: 10 }, (m) => {
+      expect(handled.has(m.offset)).toBe(false);
       handled.set(m.offset, new TextDecoder().decode(m.value));
     });
     while (handled.size < 99) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 200));
     await q.close();
-    expect([...handled.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i).filter((i) => i !== 42));
+    expect([...handled.keys()].sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i).filter((i) => i !== 42));
     for (const [o, v] of handled) expect(v).toBe(valueOf(o));
   });
 
-  it('delayed messages: a damaged one in the schedule never fires; the others fire on time, intact', async () => {
-    inProcess = await startTestBroker({ dataDir: tmp.dir });
-    let c = await client(inProcess.url);
+  it('delayed messages: a damaged one in the schedule never fires; the others fire, intact', async () => {
+    let b = await broker();
+    let c = await client(b.url);
     await c.createTopic('later', { partitions: 1 });
     await c.produce('later', Array.from({ length: 20 }, (_, i) => ({ value: valueOf(i), delay: 1_500 })));
     await c.close();
-    await inProcess.stop({ keepData: true });
+    await b.stop();
     const scheduleDir = fs.readdirSync(path.join(tmp.dir, 'topics')).find((n) => n.startsWith('__delay.'))!;
     const [file] = segmentFiles(path.join(tmp.dir, 'topics', scheduleDir, '0'));
     const recs = storedRecords(file!);
     expect(recs.length).toBe(20);
     flipByte(file!, recs[7]!.valueAt + 2);
-    inProcess = await startTestBroker({ dataDir: tmp.dir });
-    const { got } = await consumeAll(inProcess.url, 'later', 19);
+    b = await broker();
+    const { got } = await consumeAll(b.url, 'later', 19);
     expect([...got.values()].sort()).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 7).map(valueOf).sort());
   });
 
   it('transactions: a committed transaction whose half messages were damaged applies the intact ones and completes', async () => {
-    inProcess = await startTestBroker({ dataDir: tmp.dir });
-    let c = await client(inProcess.url);
+    let b = await broker();
+    let c = await client(b.url);
     await c.createTopic('orders', { partitions: 1 });
     const tx = await c.beginTransaction('orders', { producerGroup: 'billing' });
     await tx.produce(Array.from({ length: 10 }, (_, i) => ({ value: valueOf(i) })));
     const txn = tx.id;
     await c.close();
-    await inProcess.stop({ keepData: true });
+    await b.stop();
     const [file] = segmentFiles(path.join(tmp.dir, 'topics', '__txn_half', '0'));
     const recs = storedRecords(file!);
     expect(recs.length).toBe(10);
     flipByte(file!, recs[4]!.valueAt + 1);
-    inProcess = await startTestBroker({ dataDir: tmp.dir });
-    c = await client(inProcess.url);
+    b = await broker();
+    c = await client(b.url);
     await c.decideTransaction(txn, 'commit');
-    const { got } = await consumeAll(inProcess.url, 'orders', 9);
+    const { got } = await consumeAll(b.url, 'orders', 9);
     expect([...got.values()].sort()).toEqual(Array.from({ length: 10 }, (_, i) => i).filter((i) => i !== 4).map(valueOf).sort());
   });
 });
