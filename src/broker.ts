@@ -16,14 +16,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec, type WarmWorker } from './supervisor/index.js';
-import { PartitionThread, failureOf, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './actors/partition/handle.js';
-import { GatewayHostedPartitions } from './actors/partition/gateway-hosted.js';
-import { FailedPartitions } from './actors/partition/failed.js';
-import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './actors/partition/placement.js';
-import { TopicRegistry, type PartitionHost } from './actors/topics/registry.js';
+import { PartitionThread, failureOf, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './partition/ref.js';
+import { GatewayHostedPartitions } from './partition/gateway-host.js';
+import { FailedPartitions } from './partition/failed.js';
+import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './partition/placement.js';
+import { TopicRegistry, type PartitionHost } from './core/topics/registry.js';
 import { closeFeatures, installFeatures } from './gateway/features.js';
-import { GroupCoordinator } from './actors/group/coordinator.js';
-import { OffsetStore } from './actors/group/offset-store.js';
+import { GroupCoordinator } from './core/groups/coordinator.js';
+import { OffsetStore } from './core/groups/offset-store.js';
 import { Gateway } from './gateway/server.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
@@ -32,10 +32,10 @@ import { storageFailure } from './common/storage-failure.js';
 import { ErrorCode } from './protocol/codes.js';
 import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-dir.js';
 import { checkPortFree } from './gateway/native.js';
-import type { PartitionSlotData } from './partition-worker/protocol.js';
+import type { PartitionSlotData } from './partition/protocol.js';
 import { openFileCount, openFileLimit, reservedFds } from './common/fd-limit.js';
-import { HALF_TOPIC } from './actors/transactions/coordinator.js';
-import { SCHEDULE_TOPIC_PREFIX } from './actors/scheduler/scheduler.js';
+import { HALF_TOPIC } from './features/transactions/coordinator.js';
+import { SCHEDULE_TOPIC_PREFIX } from './features/scheduler/scheduler.js';
 
 export type FsyncPolicy = PartitionSlotData['log']['fsync'];
 export type ActorHost = PartitionHostKind | 'auto';
@@ -101,7 +101,7 @@ export interface BrokerOptions {
   /**
    * Where partition actors run. `auto` (the default): each topic starts on the gateway's own
    * thread and moves to worker threads while it is busy, and back once quiet, by `placement`'s
-   * rules (src/actors/partition/placement.ts), under every fsync policy: with `always` a quiet
+   * rules (src/partition/placement.ts), under every fsync policy: with `always` a quiet
    * topic's fdatasyncs then run on the thread that serves every socket (as Redis's do: cheaper
    * than a thread wake-up per request; a disk stall then holds every connection, not only the
    * topic's), and a busy topic's move off it. `threads`: always on

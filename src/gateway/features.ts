@@ -1,17 +1,17 @@
 /**
  * The messaging features beyond the partitioned log (queues, delayed messages, routing, exactly-once
- * append, transactions). Each lives in its own folder under src/actors/ and plugs into the gateway
+ * append, transactions). Each lives in its own folder under src/features/ and plugs into the gateway
  * through its services (registerOp, append, read, onConnectionClosed, addControlInterceptor). They
  * are installed with every gateway and closed with it: when the supervisor restarts the gateway,
  * they rebuild their state from disk like everything else.
  */
 import type { FsyncPolicy } from '../broker.js';
 import type { Gateway } from './server.js';
-import { installRouting } from '../actors/routing/feature.js';
-import { installProducers } from '../actors/producers/feature.js';
-import { installTime } from '../actors/scheduler/index.js';
-import { installTransactions } from '../actors/transactions/index.js';
-import { installQueues } from '../actors/queue/service.js';
+import { installRouting } from '../features/routing/feature.js';
+import { installProducers } from '../features/producers/feature.js';
+import { installTime } from '../features/scheduler/index.js';
+import { installTransactions } from '../features/transactions/index.js';
+import { installQueues } from '../features/queue/service.js';
 
 export interface FeatureContext {
   gateway: Gateway;
@@ -32,7 +32,7 @@ type Installer = (ctx: FeatureContext) => Feature | Promise<Feature>;
 const installers: Installer[] = [
   installRouting,
   installProducers, // exactly-once append: init_producer
-  (ctx) => installTime(ctx), // time: delayed messages (src/actors/scheduler/)
+  (ctx) => installTime(ctx), // time: delayed messages (src/features/scheduler/)
   installTransactions,
   installQueues,
 ];

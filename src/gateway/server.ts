@@ -16,16 +16,16 @@ import { Outbox } from './outbox.js';
 import { TurnSet } from './turn-set.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION, GROUP_NAME, MAX_CREDITS, type StartPosition, type TopicConfig } from '../protocol/frames.js';
-import { topicConfigToWire } from '../actors/topics/config.js';
+import { topicConfigToWire } from '../core/topics/config.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
-import { FetchMode, IDEMPOTENT_PRODUCE_HEADER_BYTES, PRODUCE_HEADER_BYTES } from '../partition-worker/protocol.js';
-import type { ByteSink, PartitionActor, ProduceWaiter, ProducerSequence } from '../actors/partition/handle.js';
-import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders } from '../actors/producers/batch.js';
-import type { Topic, TopicRegistry, PartitionHost } from '../actors/topics/registry.js';
-import type { GroupCoordinator, GroupMember } from '../actors/group/coordinator.js';
-import type { OffsetStore } from '../actors/group/offset-store.js';
+import { FetchMode, IDEMPOTENT_PRODUCE_HEADER_BYTES, PRODUCE_HEADER_BYTES } from '../partition/protocol.js';
+import type { ByteSink, PartitionActor, ProduceWaiter, ProducerSequence } from '../partition/ref.js';
+import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders } from '../features/producers/batch.js';
+import type { Topic, TopicRegistry, PartitionHost } from '../core/topics/registry.js';
+import type { GroupCoordinator, GroupMember } from '../core/groups/coordinator.js';
+import type { OffsetStore } from '../core/groups/offset-store.js';
 import { listenExclusive, listenFailed, loadNativeUws } from './native.js';
-import { dropExpired } from '../actors/scheduler/expiry-filter.js';
+import { dropExpired } from '../features/scheduler/expiry-filter.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
 
@@ -822,7 +822,7 @@ export class Gateway {
 
   private subscribe(conn: Connection, id: number, f: Frame): Promise<void> | void {
     if (f.pattern !== undefined || f.topic === undefined) {
-      // Wildcard subscriptions belong to the routing feature (src/actors/routing/).
+      // Wildcard subscriptions belong to the routing feature (src/features/routing/).
       if (f.topic !== undefined || f.pattern === undefined) throw badRequest(f.topic === undefined ? 'topic' : 'pattern', 'subscribe needs exactly one of "topic" and "pattern"');
       if (!this.patternSubscribe) throw badRequest('pattern', 'this broker has no pattern subscriptions');
       return this.patternSubscribe(conn, id, f);

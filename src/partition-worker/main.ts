@@ -7,8 +7,8 @@
 import { parentPort } from 'node:worker_threads';
 import { workerStartData } from '../supervisor/worker-child.js';
 import { Doorbell, RingReader, RingWriter, ThreadBell } from '../ring/index.js';
-import { openHostedPartition, slotReady, type HostedPartition } from '../actors/partition/hosted.js';
-import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from './protocol.js';
+import { openHostedPartition, slotReady, type HostedPartition } from '../partition/open-partition.js';
+import type { ControlReply, ControlRequest, PartitionSlotData, PartitionWorkerData } from '../partition/protocol.js';
 import { channels } from '../common/diagnostics.js';
 import { errorToPlain } from '../common/errors.js';
 

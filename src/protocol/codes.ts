@@ -36,14 +36,14 @@ export const ErrorCode = {
   // exactly-once append (idempotent producers, docs/exactly-once.md)
   OUT_OF_ORDER_SEQUENCE: 'OUT_OF_ORDER_SEQUENCE', // a sequence gap (or unknown producer): nothing was written
   DUPLICATE_SEQUENCE: 'DUPLICATE_SEQUENCE', // a batch older than the remembered window: already written, offsets unknown
-  // transactions (src/actors/transactions)
+  // transactions (src/features/transactions)
   TXN_NOT_FOUND: 'TXN_NOT_FOUND', // no such transaction (never begun, or finished long ago and forgotten)
   TXN_ALREADY_DECIDED: 'TXN_ALREADY_DECIDED', // produce/commit/rollback on a transaction already decided the other way (details.state)
   TXN_TOO_LARGE: 'TXN_TOO_LARGE', // the transaction would exceed the broker's per-transaction message or byte limit
   // data safety: offsets [details.from, details.to) of details.topic/details.partition failed their
   // checks on disk (CRC, framing) and will never be delivered; readers continue at details.to
   DATA_LOSS: 'DATA_LOSS',
-  // exactly-once append: who may use a producer id (src/actors/producers/registry.ts)
+  // exactly-once append: who may use a producer id (src/features/producers/registry.ts)
   PRODUCER_FENCED: 'PRODUCER_FENCED', // the id was reclaimed (newer epoch): this connection or epoch may no longer use it; nothing was written
   PRODUCER_ID_NOT_OWNED: 'PRODUCER_ID_NOT_OWNED', // this connection does not hold the id (never obtained it, wrong secret, or forgotten); nothing was written
   // flow control: the WebSocket close reason (code 1008) of a connection that stayed over its

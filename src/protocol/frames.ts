@@ -161,7 +161,7 @@ export type RoutingRequest = PatternSubscribeRequest | UnsubscribePatternRequest
  * Topic names: 1–249 of [A-Za-z0-9._-], not "." or "..", not starting with "__": that prefix names
  * the broker's internal topics (delayed messages, half messages), created only by the broker.
  * A broker may allow fewer characters (`maxLength`): what its data directory can hold
- * (src/actors/topics/names.ts; 247 on the usual file systems).
+ * (src/core/topics/names.ts; 247 on the usual file systems).
  */
 export const INTERNAL_TOPIC_PREFIX = '__';
 export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
@@ -224,7 +224,7 @@ export interface TxnInfo {
 export interface TxnListResult { transactions: TxnInfo[]; truncated: boolean }
 /** Push to a checker: decide this transaction with txn_commit or txn_rollback (or leave it). */
 export interface TxnCheckFrame { op: 'txn_check'; txn: number; topic: string; producerGroup: string; messages: number; begunAt: number; checks: number }
-// ---------------------------------------------------------------- queues (work queues: src/actors/queue)
+// ---------------------------------------------------------------- queues (work queues: src/features/queue)
 /**
  * Consume `topic` as a work queue shared by `group`: each message goes to one consumer of the group
  * at a time and is acked or nacked one by one. Answer: `sub` (≥ 2^30, distinct from `subscribe`'s).

@@ -47,7 +47,7 @@ export const ATTR_CONTROL = 0x01;
  * Attribute bit 1 (exactly-once append): the first record of an idempotent producer's batch, whose
  * first headers are weir-producer-id, weir-sequence and weir-batch-count as the gateway wrote them.
  * scanBatch clears it on every produced record and the gateway sets it only on batches it rewrote,
- * so partition recovery can trust it (src/actors/partition/producer-state.ts).
+ * so partition recovery can trust it (src/partition/producer-state.ts).
  */
 export const ATTR_IDEMPOTENT = 0x02;
 

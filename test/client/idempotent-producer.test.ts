@@ -14,8 +14,8 @@ import { RawClient } from '../support/raw-client.js';
 import { until } from '../support/payload.js';
 import { flakySockets } from '../support/flaky-socket.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
-import { BINDINGS_FILE } from '../../src/actors/producers/bindings-log.js';
-import { PRODUCERS_DIR } from '../../src/actors/producers/feature.js';
+import { BINDINGS_FILE } from '../../src/features/producers/bindings-log.js';
+import { PRODUCERS_DIR } from '../../src/features/producers/feature.js';
 
 let tb: TestBroker | undefined;
 const clients: WeirClient[] = [];

@@ -1,7 +1,7 @@
 /**
  * SDK side of transactions against the fake broker (for what a real broker cannot be made to do
  * on demand: drop the socket at a chosen frame). End-to-end behaviour is in
- * test/actors/transactions/transactions.test.ts.
+ * test/features/transactions/transactions.test.ts.
  */
 import { afterEach, expect, it } from 'vitest';
 import { connect, type WeirClient } from '../../src/client/index.js';

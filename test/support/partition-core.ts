@@ -3,7 +3,7 @@
  * real rings, with the test holding the gateway's ends (it writes input entries, reads answers).
  */
 import { onTestFinished } from 'vitest';
-import { PartitionCore } from '../../src/actors/partition/core.js';
+import { PartitionCore } from '../../src/partition/core.js';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
 import { createRing, RingReader, RingWriter } from '../../src/ring/index.js';
 import { tmpDir } from './tmp-dir.js';
