@@ -21,7 +21,12 @@ import { GatewayHostedPartitions } from './partition/gateway-host.js';
 import { FailedPartitions } from './partition/failed.js';
 import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './partition/placement.js';
 import { TopicRegistry, type PartitionHost } from './core/topics/registry.js';
-import { closeFeatures, installFeatures } from './gateway/features.js';
+import { closeFeatures, installFeatures, type FeatureInstaller } from './core/feature-host.js';
+import { installRouting } from './features/routing/feature.js';
+import { installProducers } from './features/producers/feature.js';
+import { installTime } from './features/scheduler/index.js';
+import { installTransactions } from './features/transactions/index.js';
+import { installQueues } from './features/queue/service.js';
 import { GroupCoordinator } from './core/groups/coordinator.js';
 import { OffsetStore } from './core/groups/offset-store.js';
 import { Gateway } from './gateway/server.js';
@@ -34,10 +39,10 @@ import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-d
 import { checkPortFree } from './gateway/native.js';
 import type { PartitionSlotData } from './partition/protocol.js';
 import { openFileCount, openFileLimit, reservedFds } from './common/fd-limit.js';
-import { HALF_TOPIC } from './features/transactions/coordinator.js';
-import { SCHEDULE_TOPIC_PREFIX } from './features/scheduler/scheduler.js';
+import { HALF_TOPIC, SCHEDULE_TOPIC_PREFIX } from './core/topics/names.js';
 
-export type FsyncPolicy = PartitionSlotData['log']['fsync'];
+export { parseFsync, fsyncLabel, type FsyncPolicy } from './common/fsync.js';
+import { parseFsync, fsyncLabel, type FsyncPolicy } from './common/fsync.js';
 export type ActorHost = PartitionHostKind | 'auto';
 
 export function parseActorHost(v: string | undefined): ActorHost {
@@ -118,15 +123,6 @@ export interface BrokerOptions {
   testHooks?: boolean;
 }
 
-export function parseFsync(v: FsyncPolicy | string | undefined): FsyncPolicy {
-  if (v === undefined || v === 'never') return { mode: 'never' };
-  if (typeof v !== 'string') return v;
-  if (v === 'always') return { mode: 'always' };
-  const m = /^interval:(\d+)$/.exec(v);
-  if (m) return { mode: 'interval', intervalMs: Math.max(1, Number(m[1])) };
-  throw new WeirError('BAD_CONFIG', `--fsync must be never, always or interval:MS (got ${JSON.stringify(v)})`);
-}
-
 /** `pageCacheBytes` (`--page-cache-bytes`): a whole number of bytes, 0 or more, or unset (the default). */
 export function checkPageCacheBytes(v: number | undefined): void {
   if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
@@ -134,9 +130,19 @@ export function checkPageCacheBytes(v: number | undefined): void {
   }
 }
 
-export function fsyncLabel(f: FsyncPolicy): string {
-  return f.mode === 'interval' ? `interval:${f.intervalMs}` : f.mode;
-}
+/**
+ * The messaging features beyond the partitioned log, in start order (closed in reverse). Each lives
+ * in its own folder under src/features/ and is written against FeatureHost (src/core/feature-host.ts);
+ * they are installed with every gateway and closed with it: when the supervisor restarts the
+ * gateway, they rebuild their state from disk like everything else.
+ */
+const FEATURES: readonly FeatureInstaller[] = [
+  installRouting, // wildcard subscriptions, request-reply, replay
+  installProducers, // exactly-once append: init_producer
+  (ctx) => installTime(ctx), // delayed messages and TTL
+  installTransactions,
+  installQueues,
+];
 
 export class Broker {
   readonly topics: TopicRegistry;
@@ -686,7 +692,7 @@ export class Broker {
       brokerName: 'weir/0.1.0',
       defaultPartitions: o.defaultPartitions ?? 8,
     });
-    const features = await installFeatures({ gateway, dataDir: this.opts.dataDir, fsync: this.fsync });
+    const features = await installFeatures(FEATURES, { host: gateway, dataDir: this.opts.dataDir, fsync: this.fsync });
     try {
       await gateway.listen();
     } catch (err) {

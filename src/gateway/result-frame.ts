@@ -17,7 +17,7 @@ const MAP_OF_4 = 0xa4;
 const ARRAY_OF_3 = 0x83;
 
 /** [partition, base offset, count] for each partition the request's records went to. */
-export type ProducePart = [number, number, number];
+import type { ProducePart } from '../core/feature-host.js';
 
 export function encodeProduceResult(id: number, parts: readonly ProducePart[], route: Uint8Array | undefined, alloc: FrameAllocator): Uint8Array {
   let size = 1 + KEY_OP.length + VALUE_RESULT.length + KEY_ID.length + uintBytes(id) + KEY_PARTS.length + headBytes(parts.length);

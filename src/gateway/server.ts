@@ -10,24 +10,26 @@ import { WeirError, badRequest, needId } from '../common/errors.js';
 import { channels } from '../common/diagnostics.js';
 import { decodeFrame, encodeFrame } from '../protocol/cbor.js';
 import { encodeDeliverFrame } from './deliver-frame.js';
-import { encodeProduceResult, type ProducePart } from './result-frame.js';
+import { encodeProduceResult } from './result-frame.js';
 import { FrameArena } from './frame-arena.js';
 import { Outbox } from './outbox.js';
 import { TurnSet } from './turn-set.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
-import { PROTOCOL_VERSION, GROUP_NAME, MAX_CREDITS, type StartPosition, type TopicConfig } from '../protocol/frames.js';
+import { PROTOCOL_VERSION, MAX_CREDITS, type StartPosition, type TopicConfig } from '../protocol/frames.js';
 import { topicConfigToWire } from '../core/topics/config.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
 import { FetchMode, IDEMPOTENT_PRODUCE_HEADER_BYTES, PRODUCE_HEADER_BYTES } from '../partition/protocol.js';
 import type { ByteSink, PartitionActor, ProduceWaiter, ProducerSequence } from '../partition/ref.js';
-import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders } from '../features/producers/batch.js';
+import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders } from '../core/producer-batch.js';
 import type { Topic, TopicRegistry, PartitionHost } from '../core/topics/registry.js';
 import type { GroupCoordinator, GroupMember } from '../core/groups/coordinator.js';
 import type { OffsetStore } from '../core/groups/offset-store.js';
 import { listenExclusive, listenFailed, loadNativeUws } from './native.js';
-import { dropExpired } from '../features/scheduler/expiry-filter.js';
+import { dropExpired } from '../protocol/expiry-filter.js';
 import { Router } from './router.js';
 import type { GatewayConfig } from './config.js';
+import type { ControlInterceptor, ControlInterceptorRequest, FeatureHost, Frame, OpHandler, ProduceOutcome, ProducePart, ProducerGuard, ReadOptions, ReadResult, Session } from '../core/feature-host.js';
+import { nonNegInt, subscribeOptionsOf, type SubscribeOptions } from '../core/validate.js';
 
 /** The codes a client may be sent (the wire registry). */
 const WIRE_CODES: ReadonlySet<string> = new Set<string>(Object.values(ErrorCode));
@@ -40,14 +42,13 @@ const DELIVERIES = 1;
 const ANSWERS = 2;
 const flushActor = (actor: PartitionActor): void => actor.flush();
 
-export type Frame = Record<string, unknown>;
 
 interface ConnData {
   conn?: Connection;
 }
 
 /** One WebSocket client. */
-class Connection implements GatewayConnection {
+class Connection implements Session {
   closed = false;
   helloDone = false;
   inFlightBytes = 0;
@@ -114,14 +115,6 @@ class Subscription implements GroupMember {
     for (const c of this.cursors.values()) this.gateway.stopCursor(this, c);
     this.cursors.clear();
   }
-}
-
-/** How a produce ends: one error (at most, possibly before every chunk settled), then `settled` once. */
-export interface ProduceOutcome {
-  /** The first failure; called at most once, as soon as it happens. */
-  failed(error: WeirError): void;
-  /** Every chunk settled. `error` is true when `failed` was called; else the parts are complete. */
-  settled(error: boolean, parts: ProducePart[], route: Uint8Array | undefined): void;
 }
 
 /** One produce request on its way through the partitions. */
@@ -217,49 +210,6 @@ class ChunkWaiter implements ProduceWaiter {
   }
 }
 
-/** What a control interceptor gets: a scanned batch (this.index) bound for `topic`. */
-export interface ControlInterceptorRequest {
-  topic: Topic;
-  records: Uint8Array;
-  index: RecordIndex;
-  forced: number | undefined;
-  outcome: ProduceOutcome;
-  conn: GatewayConnection;
-}
-/**
- * A link of the control-interceptor chain (Gateway.addControlInterceptor): handle the request
- * (answer it through request.outcome) or pass it, possibly rewritten, to `next` (the next link, or
- * the write to the topic at the end of the chain). Call `next` at most once.
- */
-export type ControlInterceptor = (request: ControlInterceptorRequest, next: (request: ControlInterceptorRequest) => void) => void;
-
-/** The client end of a WebSocket, as feature modules see it. */
-export interface GatewayConnection {
-  readonly id: number;
-  readonly closed: boolean;
-}
-
-/** Exactly-once append: may `conn` send a batch under `producerId` (at `epoch`, if named)? Throws if not. */
-export type ProducerGuard = (conn: GatewayConnection, producerId: number, epoch: number | undefined) => void;
-
-/** A request handler a feature module registers for its own `op`s (see Gateway.registerOp). */
-export type OpHandler = (conn: GatewayConnection, id: number | undefined, frame: Frame) => Promise<void> | void;
-
-/** Limits of a read from a partition (Gateway.read / readView); the gateway's defaults when absent. */
-export interface ReadOptions {
-  maxBytes?: number;
-  maxRecords?: number;
-  maxWaitMs?: number;
-}
-
-/** A batch read from a partition. */
-export interface ReadResult {
-  records: Uint8Array;
-  count: number;
-  next: number;
-  end: number;
-}
-
 export interface GatewayDeps {
   topics: TopicRegistry;
   host: PartitionHost;
@@ -270,7 +220,7 @@ export interface GatewayDeps {
   defaultPartitions: number;
 }
 
-export class Gateway {
+export class Gateway implements FeatureHost {
   private readonly uws = loadNativeUws();
   private listenSocket: us_listen_socket | null = null;
   private readonly conns = new Set<Connection>();
@@ -300,8 +250,8 @@ export class Gateway {
   private readonly frameArena = new FrameArena(FRAME_ARENA_BYTES);
   private readonly frameMemory = (bytes: number): Uint8Array => this.frameArena.take(bytes) ?? Buffer.allocUnsafe(bytes);
   private readonly ops = new Map<string, OpHandler>();
-  private readonly closeListeners: Array<(conn: GatewayConnection) => void> = [];
-  private readonly unsubscribeListeners: Array<(conn: GatewayConnection, subId: number) => void> = [];
+  private readonly closeListeners: Array<(conn: Session) => void> = [];
+  private readonly unsubscribeListeners: Array<(conn: Session, subId: number) => void> = [];
   port = 0;
 
   constructor(
@@ -549,7 +499,7 @@ export class Gateway {
     conn.inFlightBytes += bytes;
     const outcome = new ProduceAnswer(this.produceAnswers, conn, id, bytes);
     try {
-      if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, conn });
+      if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, session: conn });
       else this.write(topic, records, forced, outcome, idem);
     } catch (err) {
       conn.inFlightBytes -= bytes;
@@ -657,12 +607,12 @@ export class Gateway {
   }
 
   /** Called once per connection when it closes (after its subscriptions were dropped). */
-  onConnectionClosed(listener: (conn: GatewayConnection) => void): void {
+  onConnectionClosed(listener: (conn: Session) => void): void {
     this.closeListeners.push(listener);
   }
 
   /** For feature modules: the client ended subscription `subId` with the `unsubscribe` op. */
-  onUnsubscribed(listener: (conn: GatewayConnection, subId: number) => void): void {
+  onUnsubscribed(listener: (conn: Session, subId: number) => void): void {
     this.unsubscribeListeners.push(listener);
   }
 
@@ -846,7 +796,7 @@ export class Gateway {
    * For feature modules: subscribe `conn` to `topic` as the `subscribe` op does, without answering;
    * returns the new subscription's id (its frames carry it). Call `unsubscribeById` to end it.
    */
-  subscribeTopic(gconn: GatewayConnection, topic: Topic, options: SubscribeOptions): number {
+  subscribeTopic(gconn: Session, topic: Topic, options: SubscribeOptions): number {
     const conn = gconn as Connection;
     const subId = conn.nextSub++;
     this.startSubscription(conn, subId, topic, options);
@@ -854,7 +804,7 @@ export class Gateway {
   }
 
   /** For feature modules: end subscription `subId` of `conn` (false when it does not exist). */
-  unsubscribeById(gconn: GatewayConnection, subId: number): boolean {
+  unsubscribeById(gconn: Session, subId: number): boolean {
     const sub = (gconn as Connection).subs.get(subId);
     if (!sub) return false;
     this.dropSub(sub);
@@ -1142,13 +1092,13 @@ export class Gateway {
   // ------------------------------------------------------------------ output
 
   /** Encode now (copying any shared-memory view), send corked with the rest of this tick's frames. */
-  send(gconn: GatewayConnection, frame: Frame): void {
+  send(gconn: Session, frame: Frame): void {
     if ((gconn as Connection).closed) return;
     this.sendBytes(gconn, encodeFrame(frame));
   }
 
   /** send() of a frame already encoded (and not a view of memory that changes before the flush). */
-  private sendBytes(gconn: GatewayConnection, bytes: Uint8Array, delivery = false): void {
+  private sendBytes(gconn: Session, bytes: Uint8Array, delivery = false): void {
     const conn = gconn as Connection;
     if (conn.closed) return;
     conn.outbox.push(bytes);
@@ -1161,14 +1111,14 @@ export class Gateway {
    * frames a client is waiting on to make progress, e.g. queue deliveries, whose consumers hold at
    * most `prefetch` messages, so every ack → redeliver cycle is latency they cannot hide.
    */
-  sendNow(gconn: GatewayConnection, frame: Frame): void {
+  sendNow(gconn: Session, frame: Frame): void {
     const conn = gconn as Connection;
     if (conn.closed) return;
     conn.outbox.push(encodeFrame(frame));
     this.sendOutbox(conn);
   }
 
-  sendError(conn: GatewayConnection, id: number | undefined, err: unknown, sub?: number): void {
+  sendError(conn: Session, id: number | undefined, err: unknown, sub?: number): void {
     let e: WeirError;
     if (WeirError.isWeirError(err) && WIRE_CODES.has(err.code)) e = err;
     else if (WeirError.isWeirError(err)) {
@@ -1409,8 +1359,6 @@ function appendRuns(sink: ByteSink, records: Uint8Array, index: RecordIndex, nex
   sink.append(records, runStart, runEnd);
 }
 
-/** BAD_REQUEST naming the frame field at fault (details.field); for feature modules too. */
-export { badRequest };
 
 /**
  * The error a failed fetch of `topic`/`partition` answers with: OFFSET_OUT_OF_RANGE names the log's
@@ -1425,46 +1373,3 @@ function shuttingDown(): WeirError {
   return new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry against it once it is back', { retryable: true });
 }
 
-function nonNegInt(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw badRequest(field, `"${field}" must be a non-negative integer`);
-  return v;
-}
-
-/** A consumer group's name from a frame's `field` (BAD_REQUEST with details.field when invalid). */
-export function groupNameOf(v: unknown, field = 'group'): string {
-  if (typeof v !== 'string' || !GROUP_NAME.test(v)) throw badRequest(field, `${field} must be 1-249 characters of A-Z a-z 0-9 . _ -`);
-  return v;
-}
-
-/** What a subscription asks for besides its topic (or pattern). */
-export interface SubscribeOptions {
-  group: string | undefined;
-  from: StartPosition;
-  credits: number;
-}
-
-/** Validate `group`, `from` and `credits` of a subscribe frame (BAD_REQUEST with details.field). */
-export function subscribeOptionsOf(f: Frame): SubscribeOptions {
-  let group: string | undefined;
-  if (f.group !== undefined) group = groupNameOf(f.group);
-  const from = parseFrom(f.from);
-  const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
-  if (credits < 1) throw badRequest('credits', 'credits must be at least 1');
-  return { group, from, credits: Math.min(credits, MAX_CREDITS) };
-}
-
-function parseFrom(v: unknown): StartPosition {
-  if (v === undefined || v === 'latest') return 'latest';
-  if (v === 'earliest') return 'earliest';
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-    const o = v as Record<string, unknown>;
-    if ('offset' in o) return { offset: nonNegInt(o.offset, 'from.offset') };
-    if ('timestamp' in o) return { timestamp: nonNegInt(o.timestamp, 'from.timestamp') };
-    if ('offsets' in o && typeof o.offsets === 'object' && o.offsets !== null) {
-      const offsets: Record<string, number> = {};
-      for (const [k, x] of Object.entries(o.offsets as Record<string, unknown>)) offsets[k] = nonNegInt(x, 'from.offsets');
-      return { offsets };
-    }
-  }
-  throw badRequest('from', '"from" must be "earliest", "latest", {offset}, {offsets} or {timestamp}');
-}

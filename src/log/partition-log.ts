@@ -63,7 +63,8 @@ import { findResync, verifyStored, type ResyncHint } from './resync.js';
 import { nativeIo } from '../common/native-io.js';
 import { fsyncDir, Segment } from './segment.js';
 
-export type FsyncPolicy = { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
+export type { FsyncPolicy } from '../common/fsync.js';
+import type { FsyncPolicy } from '../common/fsync.js';
 
 export interface LogOptions {
   /** Partition directory; created if missing. */

@@ -25,6 +25,7 @@
  */
 import { RING_ERROR_CODES, type ErrorCode } from '../protocol/codes.js';
 import type { DamagedRange } from '../log/damage.js';
+import type { FsyncPolicy } from '../common/fsync.js';
 
 export const In = { PRODUCE: 1, FETCH: 2, PRODUCE_IDEMPOTENT: 3, CANCEL: 4 } as const;
 export const Out = { ACK: 1, DATA: 2, FAIL: 3 } as const;
@@ -60,7 +61,7 @@ export interface PartitionSlotData {
   log: {
     segmentBytes: number;
     indexIntervalBytes: number;
-    fsync: { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
+    fsync: FsyncPolicy;
     retentionBytes?: number;
     retentionMs?: number;
     segmentMs?: number;

@@ -3,7 +3,8 @@
  * same order), for every size class of id, partition, offset and count, with and without a route.
  */
 import { expect, it } from 'vitest';
-import { encodeProduceResult, type ProducePart } from '../../src/gateway/result-frame.js';
+import { encodeProduceResult } from '../../src/gateway/result-frame.js';
+import type { ProducePart } from '../../src/core/feature-host.js';
 import { decodeFrame, encodeFrame } from '../../src/protocol/cbor.js';
 import { mulberry32 } from '../support/seeded-prng.js';
 

@@ -3,7 +3,7 @@
  * a real log in a temp dir, entries written the way the gateway writes them.
  */
 import { expect, it } from 'vitest';
-import { markIdempotent, withProducerHeaders } from '../../src/features/producers/batch.js';
+import { markIdempotent, withProducerHeaders } from '../../src/core/producer-batch.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { ErrorCode } from '../../src/protocol/codes.js';
 import { RecordIndex, readU32, scanBatch } from '../../src/protocol/record.js';

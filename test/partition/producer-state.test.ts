@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProducerStateTable } from '../../src/partition/producer-state.js';
 import { PRODUCER_SNAPSHOT_FILE, ProducerStateStore } from '../../src/partition/producer-state-store.js';
-import { markIdempotent, withProducerHeaders } from '../../src/features/producers/batch.js';
+import { markIdempotent, withProducerHeaders } from '../../src/core/producer-batch.js';
 import { PartitionLog } from '../../src/log/index.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { RecordIndex, scanBatch } from '../../src/protocol/record.js';

@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FsyncPolicy } from '../../broker.js';
+import type { FsyncPolicy } from '../../common/fsync.js';
 import { channels } from '../../common/diagnostics.js';
 import { WeirError } from '../../common/errors.js';
 import { appendWholeSync, JournalWriteError, replaceJournal, syncJournalSync } from '../../common/journal-sync.js';

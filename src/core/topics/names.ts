@@ -12,7 +12,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { SCHEDULE_TOPIC_PREFIX } from '../../features/scheduler/scheduler.js';
+
+/** Where a topic's delayed messages wait (the time feature, src/features/scheduler/): `__delay.<topic>`. */
+export const SCHEDULE_TOPIC_PREFIX = '__delay.';
+/** The half messages of every open transaction (src/features/transactions/). */
+export const HALF_TOPIC = '__txn_half';
 
 /** Kafka's limit, kept as the ceiling. */
 export const MAX_TOPIC_NAME = 249;

@@ -19,7 +19,7 @@ import { crc32c } from '../../common/crc32c.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import type { FsyncPolicy } from '../../broker.js';
+import type { FsyncPolicy } from '../../common/fsync.js';
 import type { BindingEntry } from './registry.js';
 
 export const BINDINGS_FILE = 'bindings.log';

@@ -8,7 +8,7 @@
  * actor deduplicates them (src/partition/producer-state.ts). See docs/exactly-once.md.
  */
 import path from 'node:path';
-import type { Feature, FeatureContext } from '../../gateway/features.js';
+import type { Feature, FeatureContext } from '../../core/feature-host.js';
 import { WeirError, badRequest } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProducerIds } from './ids.js';
@@ -43,7 +43,7 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
     if (log.linesSinceRewrite > Math.max(1024, 2 * registry.size)) void compact();
   };
 
-  ctx.gateway.setProducerGuard((conn, producerId, epoch) => {
+  ctx.host.setProducerGuard((conn, producerId, epoch) => {
     if (producerId >= ids.highWater) {
       // An invented id could collide with one handed out later, and share its sequence state.
       throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker: call init_producer`);
@@ -51,7 +51,7 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
     registry.check(conn.id, producerId, epoch, Date.now());
   });
 
-  ctx.gateway.registerOp('init_producer', async (conn, id, f) => {
+  ctx.host.registerOp('init_producer', async (conn, id, f) => {
     if (id === undefined) throw new WeirError(ErrorCode.BAD_REQUEST, '"init_producer" needs a non-negative integer "id"', { details: { field: 'id' } });
     if (f.producerId === undefined && f.secret === undefined) {
       const producerId = ids.allocate();
@@ -63,7 +63,7 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
         registry.forget(producerId); // never answered: the id is burnt, not handed out
         throw err;
       }
-      ctx.gateway.send(conn, { op: 'result', id, producerId, epoch: 0, secret });
+      ctx.host.send(conn, { op: 'result', id, producerId, epoch: 0, secret });
       return;
     }
     // A reclaim: the client presents the secret it got with the id.
@@ -78,7 +78,7 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
     // Hash now: `secret` views the socket's message buffer, which is gone after this turn.
     const entry = registry.reclaim(producerId, hashSecret(secret), conn.id, Date.now());
     await write(entry);
-    ctx.gateway.send(conn, { op: 'result', id, producerId, epoch: entry.e });
+    ctx.host.send(conn, { op: 'result', id, producerId, epoch: entry.e });
   });
 
   const maintenance = setInterval(() => {

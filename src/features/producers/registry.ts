@@ -41,7 +41,7 @@ interface Binding {
   epoch: number;
   hash: Buffer;
   lastUsed: number;
-  /** Gateway connection id holding the id at `epoch`; 0: none (after a restart, until reclaimed). */
+  /** FeatureHost connection id holding the id at `epoch`; 0: none (after a restart, until reclaimed). */
   holder: number;
   /** The connection that held the epoch before: its batches are answered PRODUCER_FENCED. */
   fenced: number;

@@ -21,7 +21,7 @@
  */
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FsyncPolicy } from '../../broker.js';
+import type { FsyncPolicy } from '../../common/fsync.js';
 import type { WeirError } from '../../common/errors.js';
 import { appendWholeSync, JournalWriteError, replaceJournal, syncJournalSync } from '../../common/journal-sync.js';
 

@@ -16,8 +16,7 @@ import { ErrorCode } from '../../protocol/codes.js';
 import { GROUP_NAME } from '../../protocol/frames.js';
 import { Header, findHeader, hasControlHeaders, headerInteger, headerText, recordExpiresAt } from '../../protocol/headers.js';
 import { readU32 } from '../../protocol/record.js';
-import type { Frame, Gateway, GatewayConnection } from '../../gateway/server.js';
-import type { Feature, FeatureContext } from '../../gateway/features.js';
+import type { Feature, FeatureContext, FeatureHost, Frame, Session } from '../../core/feature-host.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { addDeadLetter, addRedriven, retryDelay, type DeadLetterReason } from './dead-letter.js';
 import { QueueJournal, type JournalEntry } from './journal.js';
@@ -45,7 +44,7 @@ interface PartitionWindow {
 interface QueueConsumer {
   readonly id: number;
   readonly sub: number;
-  readonly conn: GatewayConnection;
+  readonly conn: Session;
   readonly group: QueueGroup;
   readonly prefetch: number;
   /** Messages delivered and not yet acked/nacked/timed out. */
@@ -67,7 +66,7 @@ class QueueGroup {
 
 export class QueueService implements Feature {
   readonly name = 'queues';
-  private readonly gateway: Gateway;
+  private readonly host: FeatureHost;
   private readonly groups = new Map<string, QueueGroup>();
   private readonly windowsById = new Map<number, { group: QueueGroup; pw: PartitionWindow }>();
   private readonly consumers = new Map<number, QueueConsumer>();
@@ -88,11 +87,11 @@ export class QueueService implements Feature {
   private readonly deadLetterTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(ctx: FeatureContext) {
-    this.gateway = ctx.gateway;
+    this.host = ctx.host;
     const dir = join(ctx.dataDir, 'queues');
     this.replay(QueueJournal.read(dir));
     this.journal = new QueueJournal(dir, ctx.fsync, () => this.snapshotLines());
-    const g = this.gateway;
+    const g = this.host;
     g.registerOp('queue_subscribe', (conn, id, f) => this.subscribe(conn, needId(id, f.op), f));
     g.registerOp('ack', (conn, id, f) => this.ack(conn, id, f));
     g.registerOp('nack', (conn, id, f) => this.nack(conn, id, f));
@@ -179,12 +178,12 @@ export class QueueService implements Feature {
 
   private topicOf(f: Frame): Topic {
     if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-    const t = this.gateway.topics.get(f.topic);
+    const t = this.host.topics.get(f.topic);
     if (!t) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
     return t;
   }
 
-  private consumerOf(conn: GatewayConnection, f: Frame): QueueConsumer {
+  private consumerOf(conn: Session, f: Frame): QueueConsumer {
     const sub = f.sub;
     const c = typeof sub === 'number' ? this.consumers.get(sub) : undefined;
     if (!c || c.conn !== conn) {
@@ -193,7 +192,7 @@ export class QueueService implements Feature {
     return c;
   }
 
-  private subscribe(conn: GatewayConnection, id: number, f: Frame): void {
+  private subscribe(conn: Session, id: number, f: Frame): void {
     const topic = this.topicOf(f);
     if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'queue mode needs "group": 1-249 characters of A-Z a-z 0-9 . _ -');
     const prefetch = f.prefetch === undefined ? DEFAULT_PREFETCH : f.prefetch;
@@ -208,7 +207,7 @@ export class QueueService implements Feature {
     const consumer: QueueConsumer = { id: cid, sub: QUEUE_SUB_BASE + cid, conn, group, prefetch, held: 0 };
     this.consumers.set(consumer.sub, consumer);
     group.consumers.push(consumer);
-    this.gateway.send(conn, { op: 'result', id, sub: consumer.sub });
+    this.host.send(conn, { op: 'result', id, sub: consumer.sub });
     for (let p = 0; p < topic.partitions; p++) {
       const pw = group.windows[p];
       if (pw) this.pumpRead(group, pw);
@@ -257,7 +256,7 @@ export class QueueService implements Feature {
     return c.group.windows[p];
   }
 
-  private ack(conn: GatewayConnection, id: number | undefined, f: Frame): void {
+  private ack(conn: Session, id: number | undefined, f: Frame): void {
     const c = this.consumerOf(conn, f);
     const pw = this.partitionWindow(c, f);
     const ranges = this.ranges(f);
@@ -274,14 +273,14 @@ export class QueueService implements Feature {
   }
 
   /** An ack/nack answer means its journal line is durable when the policy says `always`. */
-  private answerWhenDurable(conn: GatewayConnection, id: number, count: number): void {
+  private answerWhenDurable(conn: Session, id: number, count: number): void {
     this.journal.whenDurable((err) => {
-      if (err) this.gateway.sendError(conn, id, err);
-      else this.gateway.send(conn, { op: 'result', id, count });
+      if (err) this.host.sendError(conn, id, err);
+      else this.host.send(conn, { op: 'result', id, count });
     });
   }
 
-  private nack(conn: GatewayConnection, id: number | undefined, f: Frame): void {
+  private nack(conn: Session, id: number | undefined, f: Frame): void {
     const c = this.consumerOf(conn, f);
     const pw = this.partitionWindow(c, f);
     const ranges = this.ranges(f);
@@ -289,7 +288,7 @@ export class QueueService implements Feature {
     const fatal = f.action === 'fatal';
     const reason = typeof f.reason === 'string' ? f.reason : undefined;
     let n = 0;
-    const topic = this.gateway.topics.get(c.group.topicName);
+    const topic = this.host.topics.get(c.group.topicName);
     if (pw && topic) {
       const cfg = topic.config;
       const dead: number[] = [];
@@ -310,18 +309,18 @@ export class QueueService implements Feature {
     if (id !== undefined) this.answerWhenDurable(conn, id, n);
   }
 
-  private unsubscribe(conn: GatewayConnection, id: number, f: Frame): void {
+  private unsubscribe(conn: Session, id: number, f: Frame): void {
     const c = this.consumerOf(conn, f);
     // Graceful: the SDK settled everything it handled, so what it still holds was never handled.
     this.removeConsumer(c, true);
-    this.gateway.send(conn, { op: 'result', id });
+    this.host.send(conn, { op: 'result', id });
   }
 
   private removeConsumer(c: QueueConsumer, unhandled = false): void {
     if (!this.consumers.delete(c.sub)) return;
     const g = c.group;
     g.consumers = g.consumers.filter((x) => x !== c);
-    const topic = this.gateway.topics.get(g.topicName);
+    const topic = this.host.topics.get(g.topicName);
     if (!topic) return;
     for (const pw of g.windows) {
       if (!pw) continue;
@@ -340,7 +339,7 @@ export class QueueService implements Feature {
 
   private pumpRead(g: QueueGroup, pw: PartitionWindow): void {
     if (this.closed || pw.reading || pw.retryTimer || g.consumers.length === 0) return;
-    const topic = this.gateway.topics.get(g.topicName);
+    const topic = this.host.topics.get(g.topicName);
     if (!topic) return;
     const w = pw.window;
     const room = w.room();
@@ -349,7 +348,7 @@ export class QueueService implements Feature {
     if (room === 0 || w.availableLoaded >= Math.max(MIN_READ_AHEAD, 2 * prefetch) || w.loadedBytes > MAX_LOADED_BYTES) return;
     pw.reading = true;
     const offset = w.readNext;
-    this.gateway
+    this.host
       .readView(topic, pw.partition, offset, { maxRecords: Math.min(room, 10_000), maxWaitMs: LONG_POLL_MS }, (records, count, next) => {
         // Stale (the window was unloaded while this read was out): dropped; read again from where it is now.
         if (this.closed || w !== pw.window || w.readNext !== offset || next <= offset) return;
@@ -414,7 +413,7 @@ export class QueueService implements Feature {
 
   private dispatch(g: QueueGroup): void {
     if (this.closed) return;
-    const topic = this.gateway.topics.get(g.topicName);
+    const topic = this.host.topics.get(g.topicName);
     if (!topic || g.consumers.length === 0) return;
     const cfg = topic.config;
     const now = Date.now();
@@ -481,7 +480,7 @@ export class QueueService implements Feature {
       }
     }
     c.held += count;
-    this.gateway.sendNow(c.conn, frame);
+    this.host.sendNow(c.conn, frame);
   }
 
   private finish(pw: PartitionWindow, o: number): void {
@@ -494,7 +493,7 @@ export class QueueService implements Feature {
     if (this.closed) return;
     const now = Date.now();
     for (const g of this.groups.values()) {
-      const topic = this.gateway.topics.get(g.topicName);
+      const topic = this.host.topics.get(g.topicName);
       if (!topic) continue;
       for (const pw of g.windows) {
         if (!pw) continue;
@@ -530,9 +529,9 @@ export class QueueService implements Feature {
     const records = batch.take();
     const attempt = (): void => {
       if (this.closed) return;
-      this.gateway
+      this.host
         .ensureTopic(target, topic.partitions)
-        .then((dlq) => this.gateway.append(dlq, records, pw.partition % dlq.partitions))
+        .then((dlq) => this.host.append(dlq, records, pw.partition % dlq.partitions))
         .then(() => {
           if (this.closed || w !== pw.window) return;
           for (const o of offsets) this.finish(pw, o);
@@ -552,7 +551,7 @@ export class QueueService implements Feature {
   }
 
   /** Move the dead letters of `topic` (not yet redriven) back to it. Answers {moved}. */
-  private async redrive(conn: GatewayConnection, id: number, f: Frame): Promise<void> {
+  private async redrive(conn: Session, id: number, f: Frame): Promise<void> {
     const topic = this.topicOf(f);
     const dlqName = topic.config.deadLetterTopic;
     if (dlqName === null) throw badRequest('topic', `topic ${topic.name} has no dead-letter topic (config.deadLetterTopic is null)`);
@@ -560,11 +559,11 @@ export class QueueService implements Feature {
     const run = previous.catch(() => undefined).then(() => this.redriveAll(topic, dlqName));
     this.redriving.set(topic.name, run);
     const moved = await run;
-    this.gateway.send(conn, { op: 'result', id, topic: topic.name, deadLetterTopic: dlqName, moved });
+    this.host.send(conn, { op: 'result', id, topic: topic.name, deadLetterTopic: dlqName, moved });
   }
 
   private async redriveAll(topic: Topic, dlqName: string): Promise<number> {
-    const dlq = this.gateway.topics.get(dlqName);
+    const dlq = this.host.topics.get(dlqName);
     if (!dlq) return 0;
     let moved = 0;
     for (let p = 0; p < dlq.partitions; p++) {
@@ -574,7 +573,7 @@ export class QueueService implements Feature {
       while (from < end) {
         let r;
         try {
-          r = await this.gateway.read(dlq, p, from, { maxRecords: Math.min(1000, end - from) });
+          r = await this.host.read(dlq, p, from, { maxRecords: Math.min(1000, end - from) });
         } catch (err) {
           const lost = lostRange(err);
           if (lost === null) throw err;
@@ -595,7 +594,7 @@ export class QueueService implements Feature {
           moved++;
         }
         for (const [target, batch] of byPartition) {
-          await this.gateway.append(topic, batch.take(), target < 0 ? undefined : target);
+          await this.host.append(topic, batch.take(), target < 0 ? undefined : target);
         }
         from = r.next;
         this.cursors.set(key, from);

@@ -10,8 +10,8 @@ import { ErrorCode } from '../../protocol/codes.js';
 import type { ResetTarget } from '../../protocol/frames.js';
 import { RecordIndex } from '../../protocol/record.js';
 import { FetchMode } from '../../partition/protocol.js';
-import type { Feature, FeatureContext } from '../../gateway/features.js';
-import { badRequest, groupNameOf, subscribeOptionsOf, type Frame, type Gateway, type GatewayConnection, type SubscribeOptions } from '../../gateway/server.js';
+import type { Feature, FeatureContext, FeatureHost, Frame, Session } from '../../core/feature-host.js';
+import { badRequest, groupNameOf, subscribeOptionsOf, type SubscribeOptions } from '../../core/validate.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { InboxRegistry } from './inbox.js';
 import { compilePattern, matchesDeadLetterTopic, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
@@ -23,7 +23,7 @@ const MAX_REPLY_RECORDS = 1000;
 
 interface PatternSubscription {
   readonly id: number;
-  readonly conn: GatewayConnection;
+  readonly conn: Session;
   readonly pattern: TopicPattern;
   readonly options: SubscribeOptions;
   /** Per topic: partition → offset to start from instead of `from` (a resubscription's positions). */
@@ -34,17 +34,17 @@ interface PatternSubscription {
   readonly excluded: Set<string>;
 }
 
-export function installRouting({ gateway }: FeatureContext): Feature {
-  const patterns = new Map<GatewayConnection, Map<number, PatternSubscription>>();
+export function installRouting({ host }: FeatureContext): Feature {
+  const patterns = new Map<Session, Map<number, PatternSubscription>>();
   let nextPatternId = 1;
-  const inboxes = new InboxRegistry<GatewayConnection>(() => randomBytes(16).toString('base64url'));
+  const inboxes = new InboxRegistry<Session>(() => randomBytes(16).toString('base64url'));
   const replyIndex = new RecordIndex();
   let closed = false;
 
   /** Names some topic's config gives as its deadLetterTopic now (whether or not that topic exists yet). */
   const deadLetterTopics = (): ReadonlySet<string> => {
     const names = new Set<string>();
-    for (const t of gateway.topics.all()) if (t.config.deadLetterTopic !== null) names.add(t.config.deadLetterTopic);
+    for (const t of host.topics.all()) if (t.config.deadLetterTopic !== null) names.add(t.config.deadLetterTopic);
     return names;
   };
 
@@ -59,13 +59,13 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     // A topic created after the subscription started is read from its beginning: with 'latest',
     // messages produced right after the creation could land before the start offset is resolved.
     const options: SubscribeOptions = resume ? { ...ps.options, from: { offsets: resume } } : created ? { ...ps.options, from: 'earliest' } : ps.options;
-    const sub = gateway.subscribeTopic(ps.conn, topic, options);
+    const sub = host.subscribeTopic(ps.conn, topic, options);
     ps.children.set(topic.name, sub);
     // Queued before the subscription's first `assign`, which needs at least one partition round trip.
-    gateway.send(ps.conn, { op: 'matched', patternSub: ps.id, topic: topic.name, sub });
+    host.send(ps.conn, { op: 'matched', patternSub: ps.id, topic: topic.name, sub });
   };
 
-  gateway.setPatternSubscribeHandler((conn, id, f) => {
+  host.setPatternSubscribeHandler((conn, id, f) => {
     if (id === undefined) throw badRequest('id', '"subscribe" needs a non-negative integer "id"');
     const problem = patternProblem(f.pattern);
     if (problem !== null) throw badRequest('pattern', problem);
@@ -75,29 +75,29 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     if (mine.size >= MAX_PATTERNS_PER_CONNECTION) throw badRequest('pattern', `at most ${MAX_PATTERNS_PER_CONNECTION} pattern subscriptions per connection`);
     const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map(), excluded: excludeOf(f.exclude) };
     mine.set(ps.id, ps);
-    gateway.send(conn, { op: 'result', id, patternSub: ps.id });
+    host.send(conn, { op: 'result', id, patternSub: ps.id });
     const deadLetters = deadLetterTopics();
-    for (const topic of [...gateway.topics.all()]) cover(ps, topic, false, deadLetters);
+    for (const topic of [...host.topics.all()]) cover(ps, topic, false, deadLetters);
   });
 
   // A pattern subscription that started before a matching topic existed gets it too.
-  gateway.topics.onCreated((topic) => {
+  host.topics.onCreated((topic) => {
     if (closed || topic.internal || patterns.size === 0) return;
     const deadLetters = deadLetterTopics();
     for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true, deadLetters);
   });
 
-  gateway.registerOp('unsubscribe_pattern', (conn, id, f: Frame) => {
+  host.registerOp('unsubscribe_pattern', (conn, id, f: Frame) => {
     const pid = f.patternSub;
     if (!isNonNegInt(pid)) throw badRequest('patternSub', '"patternSub" must be the id a pattern subscribe answered with');
     const ps = patterns.get(conn)?.get(pid);
     if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${pid} on this connection`, { details: { patternSub: pid } });
     patterns.get(conn)!.delete(ps.id);
-    for (const sub of ps.children.values()) gateway.unsubscribeById(conn, sub);
-    if (id !== undefined) gateway.send(conn, { op: 'result', id });
+    for (const sub of ps.children.values()) host.unsubscribeById(conn, sub);
+    if (id !== undefined) host.send(conn, { op: 'result', id });
   });
 
-  gateway.registerOp('inbox', (conn, id, f: Frame) => {
+  host.registerOp('inbox', (conn, id, f: Frame) => {
     if (id === undefined) throw badRequest('id', '"inbox" needs a non-negative integer "id"');
     if (f.name !== undefined && typeof f.name !== 'string') throw badRequest('name', '"name" must be a string');
     const claim = inboxes.claim(conn, f.name as string | undefined);
@@ -105,35 +105,35 @@ export function installRouting({ gateway }: FeatureContext): Feature {
       const why = claim.reason === 'INVALID_NAME' ? 'must be "_INBOX." and 8-64 of A-Z a-z 0-9 _ -' : claim.reason === 'TAKEN' ? 'is bound to another connection' : 'cannot be claimed: this connection holds the most inboxes allowed';
       throw badRequest('name', `inbox ${JSON.stringify(String(f.name ?? '').slice(0, 80))} ${why}`);
     }
-    gateway.send(conn, { op: 'result', id, inbox: claim.name });
+    host.send(conn, { op: 'result', id, inbox: claim.name });
   });
 
-  gateway.registerOp('reply', (conn, id, f: Frame) => {
+  host.registerOp('reply', (conn, id, f: Frame) => {
     if (typeof f.to !== 'string') throw badRequest('to', '"to" must be the inbox name from the request\'s weir-reply-to header');
     const records = f.records;
     if (!(records instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
-    gateway.scanBatch(records, replyIndex, MAX_REPLY_RECORDS); // same checks and codes as produce
+    host.scanBatch(records, replyIndex, MAX_REPLY_RECORDS); // same checks and codes as produce
     const owner = inboxes.owner(f.to);
     if (owner === undefined || owner.closed) {
       throw new WeirError(ErrorCode.NO_REPLY_INBOX, `no connection holds inbox ${JSON.stringify(f.to.slice(0, 80))}: the requester disconnected (its request may have timed out)`, { details: { to: f.to } });
     }
-    gateway.send(owner, { op: 'reply', inbox: f.to, records });
-    if (id !== undefined) gateway.send(conn, { op: 'result', id });
+    host.send(owner, { op: 'reply', inbox: f.to, records });
+    if (id !== undefined) host.send(conn, { op: 'result', id });
   });
 
-  gateway.registerOp('reset_offsets', async (conn, id, f: Frame) => {
+  host.registerOp('reset_offsets', async (conn, id, f: Frame) => {
     if (id === undefined) throw badRequest('id', '"reset_offsets" needs a non-negative integer "id"');
     const group = groupNameOf(f.group);
     if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-    const topic = gateway.topics.get(f.topic);
+    const topic = host.topics.get(f.topic);
     if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
     const to = resetTargetOf(f.to);
-    const offsets = await Promise.all(topic.actors.map((_, p) => resolveTarget(gateway, topic, p, to, () => conn.closed)));
+    const offsets = await Promise.all(topic.actors.map((_, p) => resolveTarget(host, topic, p, to, () => conn.closed)));
     const entries = offsets.map((o, p) => [p, o] as [number, number]);
     await new Promise<void>((resolve, reject) => {
       const apply = (): void => {
         try {
-          gateway.offsets.commit(group, topic.name, entries);
+          host.offsets.commit(group, topic.name, entries);
           resolve();
         } catch (err) {
           reject(err);
@@ -141,14 +141,14 @@ export function installRouting({ gateway }: FeatureContext): Feature {
       };
       // Live members first stop (committing what they processed), then the reset overrides that,
       // then they are assigned again and start from the new offsets.
-      if (!gateway.groups.reset(group, topic.name, apply)) apply();
+      if (!host.groups.reset(group, topic.name, apply)) apply();
     });
-    gateway.send(conn, { op: 'result', id, group, topic: topic.name, offsets: entries });
+    host.send(conn, { op: 'result', id, group, topic: topic.name, offsets: entries });
   });
 
   // The client closed one topic's subscription of a pattern: that topic is no longer covered
   // (a stale entry would also keep the id of a subscription that no longer exists).
-  gateway.onUnsubscribed((conn, subId) => {
+  host.onUnsubscribed((conn, subId) => {
     const mine = patterns.get(conn);
     if (!mine) return;
     for (const ps of mine.values()) {
@@ -161,7 +161,7 @@ export function installRouting({ gateway }: FeatureContext): Feature {
     }
   });
 
-  gateway.onConnectionClosed((conn) => {
+  host.onConnectionClosed((conn) => {
     patterns.delete(conn); // the gateway already dropped the connection's subscriptions
     inboxes.dropOwner(conn);
   });
@@ -214,12 +214,12 @@ function resetTargetOf(v: unknown): ResetTarget {
 }
 
 /** The offset `to` means for one partition; an explicit offset is clamped into the log's range. */
-async function resolveTarget(gateway: Gateway, topic: Topic, partition: number, to: ResetTarget, abandon: () => boolean): Promise<number> {
-  if (to === 'earliest') return gateway.resolveOffset(topic, partition, FetchMode.EARLIEST, 0, abandon);
-  if (to === 'latest') return gateway.resolveOffset(topic, partition, FetchMode.LATEST, 0, abandon);
-  if ('timestamp' in to) return gateway.resolveOffset(topic, partition, FetchMode.TIMESTAMP, to.timestamp, abandon);
-  const start = await gateway.resolveOffset(topic, partition, FetchMode.EARLIEST, 0, abandon);
-  const end = await gateway.resolveOffset(topic, partition, FetchMode.LATEST, 0, abandon);
+async function resolveTarget(host: FeatureHost, topic: Topic, partition: number, to: ResetTarget, abandon: () => boolean): Promise<number> {
+  if (to === 'earliest') return host.resolveOffset(topic, partition, FetchMode.EARLIEST, 0, abandon);
+  if (to === 'latest') return host.resolveOffset(topic, partition, FetchMode.LATEST, 0, abandon);
+  if ('timestamp' in to) return host.resolveOffset(topic, partition, FetchMode.TIMESTAMP, to.timestamp, abandon);
+  const start = await host.resolveOffset(topic, partition, FetchMode.EARLIEST, 0, abandon);
+  const end = await host.resolveOffset(topic, partition, FetchMode.LATEST, 0, abandon);
   return Math.min(Math.max(to.offset, start), end);
 }
 

@@ -12,12 +12,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import type { ControlInterceptor, Gateway } from '../../gateway/server.js';
-import type { Feature, FeatureContext } from '../../gateway/features.js';
+import type { ControlInterceptor, Feature, FeatureContext, FeatureHost } from '../../core/feature-host.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { FiredLog } from './fired-log.js';
 import { DEFAULT_SCHEDULER_OPTIONS, SCHEDULE_TOPIC_PREFIX, TopicScheduler, scheduleTopicOf, type SchedulerOptions } from './scheduler.js';
-import { TimeKind, classifyProduced, concatRecords, rewriteRecord } from './time-headers.js';
+import { TimeKind, classifyProduced, concatRecords, rewriteRecord } from '../../protocol/time-headers.js';
 import { Header, headerInteger } from '../../protocol/headers.js';
 import type { RecordIndex } from '../../protocol/record.js';
 
@@ -27,7 +26,7 @@ export interface TimeFeature extends Feature {
 }
 
 export async function installTime(ctx: FeatureContext, options: Partial<SchedulerOptions> = {}): Promise<TimeFeature> {
-  const { gateway } = ctx;
+  const { host } = ctx;
   const dir = path.join(ctx.dataDir, 'scheduler');
   const opts: SchedulerOptions = { ...DEFAULT_SCHEDULER_OPTIONS, ...options };
   const schedulers = new Map<string, TopicScheduler>();
@@ -38,7 +37,7 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
   const start = async (schedule: Topic, target: Topic): Promise<TopicScheduler> => {
     const log = new FiredLog(firedLogPath(dir, schedule.name), schedule.partitions, ctx.fsync, schedule.name);
     logs.push(log);
-    const s = new TopicScheduler(gateway, schedule, target, log, opts);
+    const s = new TopicScheduler(host, schedule, target, log, opts);
     schedulers.set(target.name, s);
     await s.start();
     return s;
@@ -54,7 +53,7 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
         if (closed) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry', { retryable: true });
         // deadLetterTopic null: the default `__delay.<topic>.dlq` is a reserved name that topics.json
         // would refuse on the next start (the scheduler dead-letters into the target's own DLQ).
-        const schedule = await gateway.ensureTopic(scheduleTopicOf(target.name), target.partitions, { deadLetterTopic: null }, true);
+        const schedule = await host.ensureTopic(scheduleTopicOf(target.name), target.partitions, { deadLetterTopic: null }, true);
         return start(schedule, target);
       })();
       starting.set(target.name, p);
@@ -65,14 +64,14 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
 
   // Rebuild: every schedule topic on disk gets its scheduler back, indexed before we serve.
   const boot: Array<Promise<TopicScheduler>> = [];
-  for (const t of [...gateway.topics.all()]) {
+  for (const t of [...host.topics.all()]) {
     if (!t.name.startsWith(SCHEDULE_TOPIC_PREFIX)) continue;
-    const target = gateway.topics.get(t.name.slice(SCHEDULE_TOPIC_PREFIX.length));
+    const target = host.topics.get(t.name.slice(SCHEDULE_TOPIC_PREFIX.length));
     if (target) boot.push(start(t, target));
   }
   await Promise.all(boot);
 
-  gateway.addControlInterceptor(timeInterceptor(gateway, schedulerFor));
+  host.addControlInterceptor(timeInterceptor(host, schedulerFor));
 
   return {
     name: 'time',
@@ -91,7 +90,7 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
  * A batch must not mix scheduled and immediate messages (the answer's parts are offsets in one
  * log); the SDK sends scheduled messages in their own requests.
  */
-export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) => Promise<TopicScheduler>): ControlInterceptor {
+export function timeInterceptor(host: FeatureHost, schedulerFor: (target: Topic) => Promise<TopicScheduler>): ControlInterceptor {
   return (req, next) => {
     const { topic, records, index, forced, outcome } = req;
     let scheduled = 0;
@@ -112,7 +111,7 @@ export function timeInterceptor(gateway: Gateway, schedulerFor: (target: Topic) 
     const copy = withAbsoluteDelays(records, index, Date.now());
     schedulerFor(topic)
       .then(async (s) => {
-        const answer = await gateway.append(s.schedule, copy, forced);
+        const answer = await host.append(s.schedule, copy, forced);
         // Indexed from the acknowledgement: nothing polls the schedule log once it was read at start.
         try {
           s.indexAppended(copy, answer.parts, answer.route);

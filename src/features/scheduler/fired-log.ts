@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { channels } from '../../common/diagnostics.js';
 import { replaceJournal, syncJournal } from '../../common/journal-sync.js';
-import type { FsyncPolicy } from '../../broker.js';
+import type { FsyncPolicy } from '../../common/fsync.js';
 import { FiredSet } from './fired-set.js';
 
 export const ENTRY_BYTES = 16;

@@ -17,13 +17,14 @@ import { WeirError, lostRange } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { Header } from '../../protocol/headers.js';
 import { readU32, recordOffset } from '../../protocol/record.js';
-import type { Gateway, ReadResult } from '../../gateway/server.js';
+import type { FeatureHost, ReadResult } from '../../core/feature-host.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { DueIndex } from './due-index.js';
 import type { FiredLog } from './fired-log.js';
-import { absoluteExpiryOf, concatRecords, dueTimeOf, rewriteRecord } from './time-headers.js';
+import { absoluteExpiryOf, concatRecords, dueTimeOf, rewriteRecord } from '../../protocol/time-headers.js';
+import { SCHEDULE_TOPIC_PREFIX } from '../../core/topics/names.js';
 
-export const SCHEDULE_TOPIC_PREFIX = '__delay.';
+export { SCHEDULE_TOPIC_PREFIX };
 export const scheduleTopicOf = (topic: string): string => `${SCHEDULE_TOPIC_PREFIX}${topic}`;
 
 export interface SchedulerOptions {
@@ -38,6 +39,9 @@ export interface SchedulerOptions {
   /** After a failed append, try again this much later. */
   retryMs: number;
 }
+
+/** The broker services a scheduler uses (a test can give it just these). */
+export type SchedulerHost = Pick<FeatureHost, 'append' | 'read' | 'ensureTopic'>;
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   cacheHorizonMs: 10 * 60_000,
@@ -110,7 +114,7 @@ export class TopicScheduler {
   private tailing = 0;
 
   constructor(
-    private readonly gateway: Gateway,
+    private readonly host: SchedulerHost,
     readonly schedule: Topic,
     readonly target: Topic,
     private readonly log: FiredLog,
@@ -171,7 +175,7 @@ export class TopicScheduler {
     while (!this.closed) {
       let r: ReadResult;
       try {
-        r = await this.gateway.read(this.schedule, p, next, { maxBytes: TAIL_MAX_BYTES, maxRecords: 10_000, maxWaitMs: 0 });
+        r = await this.host.read(this.schedule, p, next, { maxBytes: TAIL_MAX_BYTES, maxRecords: 10_000, maxWaitMs: 0 });
       } catch (err) {
         const start = WeirError.isWeirError(err) ? (err.details?.start as number | undefined) : undefined;
         if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof start === 'number' && start > next) {
@@ -335,7 +339,7 @@ export class TopicScheduler {
       chunk = [];
       chunkOffsets = [];
       chunkBytes = 0;
-      const sent: Promise<void> = this.gateway.append(this.target, batch, p).then(
+      const sent: Promise<void> = this.host.append(this.target, batch, p).then(
         () => {
           for (const o of done) this.markFired(p, o);
           this.firedCount += done.length;
@@ -375,7 +379,7 @@ export class TopicScheduler {
     const config = this.target.config;
     if (config.deadLetterExpired && config.deadLetterTopic !== null) {
       try {
-        const dlq = await this.gateway.ensureTopic(config.deadLetterTopic, this.target.partitions);
+        const dlq = await this.host.ensureTopic(config.deadLetterTopic, this.target.partitions);
         const records = expired.map(([o, b]) =>
           rewriteRecord(b, 0, EXPIRY_HEADERS, [
             [Header.DLQ_REASON, 'expired'],
@@ -385,7 +389,7 @@ export class TopicScheduler {
             [Header.DLQ_TIME, String(now)],
           ]),
         );
-        await this.gateway.append(dlq, concatRecords(records), p % dlq.partitions);
+        await this.host.append(dlq, concatRecords(records), p % dlq.partitions);
       } catch (err) {
         if (!isPermanent(err)) {
           this.retry(
@@ -413,7 +417,7 @@ export class TopicScheduler {
       while (from <= last) {
         let r: ReadResult;
         try {
-          r = await this.gateway.read(this.schedule, p, from, { maxRecords: last - from + 1, maxBytes: TAIL_MAX_BYTES });
+          r = await this.host.read(this.schedule, p, from, { maxRecords: last - from + 1, maxBytes: TAIL_MAX_BYTES });
         } catch (err) {
           const start = WeirError.isWeirError(err) ? (err.details?.start as number | undefined) : undefined;
           if (WeirError.isWeirError(err) && err.code === ErrorCode.OFFSET_OUT_OF_RANGE && typeof start === 'number' && start > from) {
@@ -448,7 +452,7 @@ export class TopicScheduler {
     for (let i = 0; i < offsets.length; i++) {
       const o = offsets[i]!;
       try {
-        await this.gateway.append(this.target, records[i]!, p);
+        await this.host.append(this.target, records[i]!, p);
         this.markFired(p, o);
         this.firedCount++;
       } catch (err) {

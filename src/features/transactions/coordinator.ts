@@ -26,15 +26,15 @@ import { WeirError, badRequest, lostRange, needId } from '../../common/errors.js
 import { ErrorCode } from '../../protocol/codes.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
 import { GROUP_NAME, type TxnCheckFrame, type TxnInfo, type TxnState } from '../../protocol/frames.js';
-import type { Frame, Gateway, GatewayConnection, ReadResult } from '../../gateway/server.js';
-import type { FeatureContext, Feature } from '../../gateway/features.js';
+import type { Feature, FeatureContext, FeatureHost, Frame, ReadResult, Session } from '../../core/feature-host.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { TransactionBook, type Transaction, type TxnLogEntry } from './book.js';
 import { gather, isOfTransaction, recordDigest, recordStarts, tagWithTransaction, targetPartition } from './records.js';
 import { TxnLog, txnErrorChannel } from './txn-log.js';
 import { testHooks } from './internal.js';
+import { HALF_TOPIC } from '../../core/topics/names.js';
 
-export const HALF_TOPIC = '__txn_half';
+export { HALF_TOPIC };
 /** Bounds of one transaction: its messages are re-read and appended at commit. */
 export const MAX_TXN_MESSAGES = 1_000_000;
 export const MAX_TXN_BYTES = 1 << 30;
@@ -70,8 +70,8 @@ export class TransactionCoordinator implements Feature {
   /** Half-message appends in flight, per transaction: a decision waits for them. */
   private readonly producing = new Map<number, Set<Promise<unknown>>>();
   private readonly applying = new Map<number, Promise<void>>();
-  private readonly checkers = new Map<string, GatewayConnection[]>();
-  private readonly inFlightBytes = new Map<GatewayConnection, number>();
+  private readonly checkers = new Map<string, Session[]>();
+  private readonly inFlightBytes = new Map<Session, number>();
   /** Round-robin position per producer group (a global counter skews when groups interleave). */
   private readonly nextChecker = new Map<string, number>();
   /** txn_begins counted against MAX_OPEN_TXNS but not logged yet (their transaction is not in the book). */
@@ -81,10 +81,10 @@ export class TransactionCoordinator implements Feature {
   private closed = false;
   private compacting = false;
 
-  private constructor(private readonly gateway: Gateway) {}
+  private constructor(private readonly host: FeatureHost) {}
 
   static async install(ctx: FeatureContext): Promise<TransactionCoordinator> {
-    const c = new TransactionCoordinator(ctx.gateway);
+    const c = new TransactionCoordinator(ctx.host);
     const { log } = await TxnLog.open(path.join(ctx.dataDir, 'transactions'), ctx.fsync, (entries) => {
       for (const e of entries) c.book.apply(e);
       return c.book.snapshot();
@@ -92,7 +92,7 @@ export class TransactionCoordinator implements Feature {
     c.log = log;
     c.book.compacted();
     c.registerOps();
-    ctx.gateway.onConnectionClosed((conn) => {
+    ctx.host.onConnectionClosed((conn) => {
       c.dropChecker(conn);
       c.inFlightBytes.delete(conn);
     });
@@ -133,7 +133,7 @@ export class TransactionCoordinator implements Feature {
   // ------------------------------------------------------------------ ops
 
   private registerOps(): void {
-    const g = this.gateway;
+    const g = this.host;
     g.registerOp('txn_begin', (conn, id, f) => this.begin(conn, needId(id, f.op), f));
     g.registerOp('txn_produce', (conn, id, f) => this.produce(conn, needId(id, f.op), f));
     g.registerOp('txn_commit', (conn, id, f) => this.decideOp(conn, needId(id, f.op), f, 'commit'));
@@ -142,10 +142,10 @@ export class TransactionCoordinator implements Feature {
     g.registerOp('txn_list', (conn, id, f) => this.list(conn, needId(id, f.op), f));
   }
 
-  private async begin(conn: GatewayConnection, id: number, f: Frame): Promise<void> {
+  private async begin(conn: Session, id: number, f: Frame): Promise<void> {
     this.checkOpen();
     if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-    const topic = this.gateway.topics.get(f.topic);
+    const topic = this.host.topics.get(f.topic);
     if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
     if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
@@ -165,13 +165,13 @@ export class TransactionCoordinator implements Feature {
     }
     this.book.apply(entry);
     this.schedule(this.book.get(txn)!);
-    this.gateway.send(conn, {
+    this.host.send(conn, {
       op: 'result', id, txn, topic: topic.name, producerGroup: f.producerGroup,
       checkMs: topic.config.transactionCheckMs, timeoutMs: topic.config.transactionTimeoutMs,
     });
   }
 
-  private async produce(conn: GatewayConnection, id: number, f: Frame): Promise<void> {
+  private async produce(conn: Session, id: number, f: Frame): Promise<void> {
     this.checkOpen();
     const t = this.txnOf(f);
     if (t.state !== 'open' || this.deciding.has(t.txn)) throw alreadyDecided(t, 'cannot add messages to it');
@@ -207,7 +207,7 @@ export class TransactionCoordinator implements Feature {
     const tagged = tagWithTransaction(records, this.index, t.txn);
     this.inFlightBytes.set(conn, inFlight + records.length);
     const work = (async () => {
-      const { parts } = await this.gateway.append(await this.halfTopic(), tagged, 0);
+      const { parts } = await this.host.append(await this.halfTopic(), tagged, 0);
       const entry: TxnLogEntry = { e: 'half', txn: t.txn, base: parts[0]![1], count, bytes: tagged.length, partition: forced, at: Date.now() };
       await this.log.append(entry);
       this.book.apply(entry);
@@ -225,14 +225,14 @@ export class TransactionCoordinator implements Feature {
       else this.inFlightBytes.delete(conn);
     }
     this.schedule(t);
-    this.gateway.send(conn, { op: 'result', id, txn: t.txn, count, messages: t.messages });
+    this.host.send(conn, { op: 'result', id, txn: t.txn, count, messages: t.messages });
   }
 
-  private async decideOp(conn: GatewayConnection, id: number, f: Frame, kind: 'commit' | 'rollback'): Promise<void> {
+  private async decideOp(conn: Session, id: number, f: Frame, kind: 'commit' | 'rollback'): Promise<void> {
     this.checkOpen();
     const t = this.txnOf(f);
     const state = await this.decide(t, kind, typeof f.by === 'string' && /^(producer|checker|admin)$/.test(f.by) ? f.by : 'producer');
-    this.gateway.send(conn, { op: 'result', id, txn: t.txn, state });
+    this.host.send(conn, { op: 'result', id, txn: t.txn, state });
   }
 
   /**
@@ -264,7 +264,7 @@ export class TransactionCoordinator implements Feature {
     return t.state;
   }
 
-  private registerChecker(conn: GatewayConnection, id: number, f: Frame): void {
+  private registerChecker(conn: Session, id: number, f: Frame): void {
     if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
     }
@@ -273,20 +273,20 @@ export class TransactionCoordinator implements Feature {
       // Withdrawn (the SDK's checker.close() on a connection that stays open): its turns in the
       // rotation would otherwise go to a client that ignores them.
       this.dropChecker(conn, f.producerGroup);
-      this.gateway.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
+      this.host.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
       return;
     }
     const list = this.checkers.get(f.producerGroup) ?? [];
     if (!list.includes(conn)) list.push(conn);
     this.checkers.set(f.producerGroup, list);
-    this.gateway.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
+    this.host.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
     // Transactions already waiting for a check get one now rather than a period later.
     for (const t of this.book.all()) {
       if (t.state === 'open' && t.producerGroup === f.producerGroup && t.checks > 0) this.check(t);
     }
   }
 
-  private list(conn: GatewayConnection, id: number, f: Frame): void {
+  private list(conn: Session, id: number, f: Frame): void {
     if (f.topic !== undefined && typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
     const all = f.all === true;
     const out: TxnInfo[] = [];
@@ -301,7 +301,7 @@ export class TransactionCoordinator implements Feature {
     out.sort((a, b) => a.txn - b.txn);
     // Bounded answer (the oldest first: those are the ones that need attention).
     const truncated = out.length > MAX_LISTED;
-    this.gateway.send(conn, { op: 'result', id, transactions: truncated ? out.slice(0, MAX_LISTED) : out, truncated });
+    this.host.send(conn, { op: 'result', id, transactions: truncated ? out.slice(0, MAX_LISTED) : out, truncated });
   }
 
   // ------------------------------------------------------------------ checks and timeouts
@@ -309,7 +309,7 @@ export class TransactionCoordinator implements Feature {
   private schedule(t: Transaction): void {
     this.unschedule(t.txn);
     if (this.closed) return;
-    const topic = this.gateway.topics.get(t.topic);
+    const topic = this.host.topics.get(t.topic);
     const due = this.book.due(t, {
       checkMs: topic?.config.transactionCheckMs ?? 5_000,
       timeoutMs: topic?.config.transactionTimeoutMs ?? 60_000,
@@ -369,11 +369,11 @@ export class TransactionCoordinator implements Feature {
     this.nextChecker.set(t.producerGroup, turn + 1);
     const conn = list[turn % list.length]!;
     const frame: TxnCheckFrame = { op: 'txn_check', txn: t.txn, topic: t.topic, producerGroup: t.producerGroup, messages: t.messages, begunAt: t.begunAt, checks: t.checks };
-    this.gateway.send(conn, { ...frame });
+    this.host.send(conn, { ...frame });
   }
 
   /** Remove `conn` as a checker of `only` (or of every group: its connection closed). */
-  private dropChecker(conn: GatewayConnection, only?: string): void {
+  private dropChecker(conn: Session, only?: string): void {
     for (const [group, list] of this.checkers) {
       if (only !== undefined && group !== only) continue;
       const rest = list.filter((c) => c !== conn);
@@ -445,7 +445,7 @@ export class TransactionCoordinator implements Feature {
         const outcomes = await Promise.allSettled(
           [...buckets].map(async ([p, ranges]) => {
             if (testHooks.beforePartitionAppend) await testHooks.beforePartitionAppend(t.txn, p);
-            await this.gateway.append(topic, gather(r.records, ranges), p);
+            await this.host.append(topic, gather(r.records, ranges), p);
           }),
         );
         for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
@@ -479,7 +479,7 @@ export class TransactionCoordinator implements Feature {
     while (left > 0) {
       let r: ReadResult;
       try {
-        r = await this.gateway.read(await this.halfTopic(), 0, offset, { maxRecords: left });
+        r = await this.host.read(await this.halfTopic(), 0, offset, { maxRecords: left });
       } catch (err) {
         const lost = lostRange(err);
         if (lost === null || lost.to <= offset) throw err;
@@ -505,7 +505,7 @@ export class TransactionCoordinator implements Feature {
     for (;;) {
       let r;
       try {
-        r = await this.gateway.read(topic, p, offset);
+        r = await this.host.read(topic, p, offset);
       } catch (err) {
         const lost = lostRange(err);
         if (lost !== null && lost.to > offset) {
@@ -541,7 +541,7 @@ export class TransactionCoordinator implements Feature {
   private async halfTopic(): Promise<Topic> {
     // deadLetterTopic null: the default `__txn_half.dlq` would be refused when topics.json is
     // read back at the next start (a reserved name), and half messages are never dead-lettered.
-    this.half ??= await this.gateway.ensureTopic(HALF_TOPIC, 1, { deadLetterTopic: null }, true);
+    this.half ??= await this.host.ensureTopic(HALF_TOPIC, 1, { deadLetterTopic: null }, true);
     return this.half;
   }
 
@@ -583,7 +583,7 @@ export class TransactionCoordinator implements Feature {
   }
 
   private topicOf(t: Transaction): Topic {
-    const topic = this.gateway.topics.get(t.topic);
+    const topic = this.host.topics.get(t.topic);
     if (!topic) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${t.topic} of transaction ${t.txn} does not exist`);
     return topic;
   }

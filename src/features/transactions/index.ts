@@ -1,5 +1,5 @@
 /** Transactional messages: half messages, checker, multi-partition atomic commit (docs/transactions.md). */
-import type { Feature, FeatureContext } from '../../gateway/features.js';
+import type { Feature, FeatureContext } from '../../core/feature-host.js';
 import { TransactionCoordinator } from './coordinator.js';
 
 export { TransactionCoordinator, HALF_TOPIC } from './coordinator.js';

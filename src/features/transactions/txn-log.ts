@@ -22,7 +22,7 @@ import { crc32c } from '../../common/crc32c.js';
 import { WeirError } from '../../common/errors.js';
 import { replaceJournal, syncJournal } from '../../common/journal-sync.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import type { FsyncPolicy } from '../../broker.js';
+import type { FsyncPolicy } from '../../common/fsync.js';
 import { decodeLog, encodeEntry, type TxnLogEntry } from './book.js';
 import { testHooks } from './internal.js';
 

@@ -10,8 +10,8 @@ import { F_ATTRIBUTES, RecordIndex, scanBatch, stampRecord, readU32 } from '../.
 import { DueIndex } from '../../../src/features/scheduler/due-index.js';
 import { FiredSet } from '../../../src/features/scheduler/fired-set.js';
 import { EntryKind, applyEntries, encodeEntries } from '../../../src/features/scheduler/fired-log.js';
-import { TimeKind, classifyProduced, dueTimeOf, rewriteRecord } from '../../../src/features/scheduler/time-headers.js';
-import { dropExpired } from '../../../src/features/scheduler/expiry-filter.js';
+import { TimeKind, classifyProduced, dueTimeOf, rewriteRecord } from '../../../src/protocol/time-headers.js';
+import { dropExpired } from '../../../src/protocol/expiry-filter.js';
 import { withAbsoluteDelays } from '../../../src/features/scheduler/feature.js';
 import { WeirError } from '../../../src/common/errors.js';
 import { mulberry32 } from '../../support/seeded-prng.js';

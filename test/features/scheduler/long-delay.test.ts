@@ -9,9 +9,9 @@
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { FiredLog } from '../../../src/features/scheduler/fired-log.js';
-import { TopicScheduler, DEFAULT_SCHEDULER_OPTIONS, MAX_TIMER_MS, type SchedulerClock } from '../../../src/features/scheduler/scheduler.js';
+import { TopicScheduler, DEFAULT_SCHEDULER_OPTIONS, MAX_TIMER_MS, type SchedulerClock, type SchedulerHost } from '../../../src/features/scheduler/scheduler.js';
 import type { Topic } from '../../../src/core/topics/registry.js';
-import type { Gateway, ReadResult } from '../../../src/gateway/server.js';
+import type { ReadResult } from '../../../src/core/feature-host.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { readMessages } from '../../../src/protocol/batch-reader.js';
 import { Header } from '../../../src/protocol/headers.js';
@@ -59,7 +59,8 @@ it('arms a message due in 30 days with at most 2^31-1 ms timers, not a 1 ms time
       delivered.push(...readMessages('t', 0, records).map((m) => new TextDecoder().decode(m.value)));
       return Promise.resolve({ parts: [] });
     },
-  } as unknown as Gateway;
+    ensureTopic: () => Promise.reject(new Error('a scheduler under test creates no topic')),
+  } satisfies SchedulerHost;
   const topic = (name: string): Topic => ({ name, partitions: 1, actors: [{}], config: { ttlMs: null, deadLetterExpired: false, deadLetterTopic: null } }) as unknown as Topic;
   const log = new FiredLog(path.join(tmp.dir, 'x.fired'), 1, { mode: 'never' }, '__delay.t');
   const s = new TopicScheduler(gateway, topic('__delay.t'), topic('t'), log, DEFAULT_SCHEDULER_OPTIONS, clock);

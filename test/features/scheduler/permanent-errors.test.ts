@@ -7,10 +7,10 @@
 import path from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { FiredLog } from '../../../src/features/scheduler/fired-log.js';
-import { TopicScheduler, DEFAULT_SCHEDULER_OPTIONS } from '../../../src/features/scheduler/scheduler.js';
+import { TopicScheduler, DEFAULT_SCHEDULER_OPTIONS, type SchedulerHost } from '../../../src/features/scheduler/scheduler.js';
 import type { Topic } from '../../../src/core/topics/registry.js';
 import { WeirError } from '../../../src/common/errors.js';
-import type { Gateway, ReadResult } from '../../../src/gateway/server.js';
+import type { ReadResult } from '../../../src/core/feature-host.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { readMessages } from '../../../src/protocol/batch-reader.js';
 import { ErrorCode } from '../../../src/protocol/codes.js';
@@ -47,7 +47,8 @@ it('gives up a message refused with a non-retryable error, delivers the rest, an
       delivered.push(...values);
       return Promise.resolve({ parts: [] });
     },
-  } as unknown as Gateway;
+    ensureTopic: () => Promise.reject(new Error('a scheduler under test creates no topic')),
+  } satisfies SchedulerHost;
   const topic = (name: string): Topic => ({ name, partitions: 1, actors: [{}], config: { ttlMs: null, deadLetterExpired: false, deadLetterTopic: null } }) as unknown as Topic;
   const log = new FiredLog(path.join(tmp.dir, 'x.fired'), 1, { mode: 'never' }, '__delay.t');
   const s = new TopicScheduler(gateway, topic('__delay.t'), topic('t'), log, DEFAULT_SCHEDULER_OPTIONS);
@@ -77,7 +78,8 @@ it('reads the schedule log only to catch up at start; later schedule appends are
       delivered.push(...readMessages('t', 0, records).map((m) => new TextDecoder().decode(m.value)));
       return Promise.resolve({ parts: [] });
     },
-  } as unknown as Gateway;
+    ensureTopic: () => Promise.reject(new Error('a scheduler under test creates no topic')),
+  } satisfies SchedulerHost;
   const topic = (name: string): Topic => ({ name, partitions: 2, actors: [{}, {}], config: { ttlMs: null, deadLetterExpired: false, deadLetterTopic: null } }) as unknown as Topic;
   const log = new FiredLog(path.join(tmp.dir, 'y.fired'), 2, { mode: 'never' }, '__delay.t');
   const s = new TopicScheduler(gateway, topic('__delay.t'), topic('t'), log, DEFAULT_SCHEDULER_OPTIONS);

@@ -4,8 +4,8 @@
  * the topic's ttlMs) is at or before now. Log mode only skips expired records: dead-lettering them
  * there would repeat once per consumer group.
  */
-import { recordExpiresAt } from '../../protocol/headers.js';
-import { ATTR_CONTROL, F_ATTRIBUTES, readU32 } from '../../protocol/record.js';
+import { recordExpiresAt } from './headers.js';
+import { ATTR_CONTROL, F_ATTRIBUTES, readU32 } from './record.js';
 
 export interface Deliverable {
   records: Uint8Array;

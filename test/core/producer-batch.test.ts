@@ -1,10 +1,10 @@
 /** The gateway's rewrite of idempotent batches (pure). */
 import { describe, expect, it } from 'vitest';
-import { idempotentFields, markIdempotent, MAX_SEQUENCE, withProducerHeaders } from '../../../src/features/producers/batch.js';
-import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
-import { readMessages } from '../../../src/protocol/batch-reader.js';
-import { Header, findHeader } from '../../../src/protocol/headers.js';
-import { ATTR_CONTROL, ATTR_IDEMPOTENT, F_ATTRIBUTES, RecordIndex, scanBatch } from '../../../src/protocol/record.js';
+import { idempotentFields, markIdempotent, MAX_SEQUENCE, withProducerHeaders } from '../../src/core/producer-batch.js';
+import { BatchBuilder } from '../../src/protocol/batch-builder.js';
+import { readMessages } from '../../src/protocol/batch-reader.js';
+import { Header, findHeader } from '../../src/protocol/headers.js';
+import { ATTR_CONTROL, ATTR_IDEMPOTENT, F_ATTRIBUTES, RecordIndex, scanBatch } from '../../src/protocol/record.js';
 
 const limits = { maxRecordBytes: 1 << 20, maxRecords: 1000 };
 

@@ -6,13 +6,13 @@
  * weir-batch-count. After the batch is scanned again, the gateway sets ATTR_IDEMPOTENT on that
  * record; partition recovery trusts only records with that bit (record.ts).
  */
-import { WeirError, badRequest } from '../../common/errors.js';
-import type { ProducerSequence } from '../../partition/ref.js';
-import type { GatewayConnection, ProducerGuard } from '../../gateway/server.js';
-import { ErrorCode } from '../../protocol/codes.js';
-import { Header } from '../../protocol/headers.js';
-import { classifyProduced, TimeKind } from '../scheduler/time-headers.js';
-import { ATTR_IDEMPOTENT, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, writeU32, type RecordIndex } from '../../protocol/record.js';
+import { WeirError, badRequest } from '../common/errors.js';
+import type { ProducerSequence } from '../partition/ref.js';
+import type { ProducerGuard, Session } from './feature-host.js';
+import { ErrorCode } from '../protocol/codes.js';
+import { Header } from '../protocol/headers.js';
+import { classifyProduced, TimeKind } from '../protocol/time-headers.js';
+import { ATTR_IDEMPOTENT, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, writeU32, type RecordIndex } from '../protocol/record.js';
 
 /** Sequences are u32 in the partition's ring; a producer's per-partition sequence stays below this. */
 export const MAX_SEQUENCE = 0xffff_ffff;
@@ -27,7 +27,7 @@ const encoder = new TextEncoder();
  */
 export function idempotentFields(
   f: { producerId?: unknown; sequence?: unknown; partition?: unknown; epoch?: unknown },
-  conn: GatewayConnection,
+  conn: Session,
   guard: ProducerGuard,
 ): ProducerSequence | undefined {
   if (f.producerId === undefined && f.sequence === undefined) return undefined;

@@ -8,10 +8,10 @@
  *   weir-ttl         time to live (ms) from the append to the topic (for a delayed message: from
  *                    its delivery)
  */
-import { WeirError } from '../../common/errors.js';
-import { ErrorCode } from '../../protocol/codes.js';
-import { Header, MAX_TIME_MS, hasControlHeaders, headerInteger } from '../../protocol/headers.js';
-import { F_HEADER_COUNT, F_KEY_LENGTH, F_MAGIC, F_TIMESTAMP, F_VALUE_LENGTH, RECORD_HEADER_BYTES, RECORD_MAGIC, readU16, readU32, readU53, writeU32 } from '../../protocol/record.js';
+import { WeirError } from '../common/errors.js';
+import { ErrorCode } from './codes.js';
+import { Header, MAX_TIME_MS, hasControlHeaders, headerInteger } from './headers.js';
+import { F_HEADER_COUNT, F_KEY_LENGTH, F_MAGIC, F_TIMESTAMP, F_VALUE_LENGTH, RECORD_HEADER_BYTES, RECORD_MAGIC, readU16, readU32, readU53, writeU32 } from './record.js';
 
 
 /** How a produced record's time headers classify it. */

@@ -1,0 +1,53 @@
+/**
+ * Validators of request fields shared by the core's operations and the features' (pure): each
+ * throws BAD_REQUEST naming the field (details.field).
+ */
+import { badRequest } from '../common/errors.js';
+import { GROUP_NAME, MAX_CREDITS, type StartPosition } from '../protocol/frames.js';
+
+export { badRequest, needId } from '../common/errors.js';
+
+/** A non-negative integer field. */
+export function nonNegInt(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw badRequest(field, `"${field}" must be a non-negative integer`);
+  return v;
+}
+
+/** A consumer group's name from a frame's `field`. */
+export function groupNameOf(v: unknown, field = 'group'): string {
+  if (typeof v !== 'string' || !GROUP_NAME.test(v)) throw badRequest(field, `${field} must be 1-249 characters of A-Z a-z 0-9 . _ -`);
+  return v;
+}
+
+/** What a subscription asks for besides its topic (or pattern). */
+export interface SubscribeOptions {
+  group: string | undefined;
+  from: StartPosition;
+  credits: number;
+}
+
+/** `group`, `from` and `credits` of a subscribe frame. */
+export function subscribeOptionsOf(f: Record<string, unknown>): SubscribeOptions {
+  let group: string | undefined;
+  if (f.group !== undefined) group = groupNameOf(f.group);
+  const from = parseFrom(f.from);
+  const credits = f.credits === undefined ? 1000 : nonNegInt(f.credits, 'credits');
+  if (credits < 1) throw badRequest('credits', 'credits must be at least 1');
+  return { group, from, credits: Math.min(credits, MAX_CREDITS) };
+}
+
+function parseFrom(v: unknown): StartPosition {
+  if (v === undefined || v === 'latest') return 'latest';
+  if (v === 'earliest') return 'earliest';
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if ('offset' in o) return { offset: nonNegInt(o.offset, 'from.offset') };
+    if ('timestamp' in o) return { timestamp: nonNegInt(o.timestamp, 'from.timestamp') };
+    if ('offsets' in o && typeof o.offsets === 'object' && o.offsets !== null) {
+      const offsets: Record<string, number> = {};
+      for (const [k, x] of Object.entries(o.offsets as Record<string, unknown>)) offsets[k] = nonNegInt(x, 'from.offsets');
+      return { offsets };
+    }
+  }
+  throw badRequest('from', '"from" must be "earliest", "latest", {offset}, {offsets} or {timestamp}');
+}
