@@ -34,7 +34,7 @@ import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
 import { storageFailure } from './common/storage-failure.js';
-import { ErrorCode } from './protocol/codes.js';
+import { ErrorCode, WeirCode } from './protocol/codes.js';
 import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-dir.js';
 import { checkPortFree } from './gateway/native.js';
 import type { PartitionSlotData } from './partition/protocol.js';
@@ -48,7 +48,7 @@ export type ActorHost = PartitionHostKind | 'auto';
 export function parseActorHost(v: string | undefined): ActorHost {
   if (v === undefined || v === 'auto') return 'auto';
   if (v === 'gateway' || v === 'threads') return v;
-  throw new WeirError('BAD_CONFIG', `--actor-host must be auto, threads or gateway (got ${JSON.stringify(v)})`);
+  throw new WeirError(WeirCode.BAD_CONFIG, `--actor-host must be auto, threads or gateway (got ${JSON.stringify(v)})`);
 }
 
 export interface BrokerOptions {
@@ -126,7 +126,7 @@ export interface BrokerOptions {
 /** `pageCacheBytes` (`--page-cache-bytes`): a whole number of bytes, 0 or more, or unset (the default). */
 export function checkPageCacheBytes(v: number | undefined): void {
   if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
-    throw new WeirError('BAD_CONFIG', `--page-cache-bytes must be a whole number of bytes, 0 or more (got ${JSON.stringify(v)})`);
+    throw new WeirError(WeirCode.BAD_CONFIG, `--page-cache-bytes must be a whole number of bytes, 0 or more (got ${JSON.stringify(v)})`);
   }
 }
 
@@ -243,7 +243,7 @@ export class Broker {
       if (broker) channels.walDamage.unsubscribe(broker.onDamage);
       // Another process took the port after checkPortFree: say so as plainly as it would have.
       const cause = err instanceof Error ? err.cause : undefined;
-      throw WeirError.isWeirError(cause) && cause.code === 'LISTEN_FAILED' ? cause : err;
+      throw WeirError.isWeirError(cause) && cause.code === WeirCode.LISTEN_FAILED ? cause : err;
     }
     broker.startPlacement();
     return broker;
@@ -264,12 +264,12 @@ export class Broker {
   /** The live actor of a partition (tests and tools). */
   partitionActor(topic: string, partition: number): PartitionActor {
     const a = this.topics.get(topic)?.actors[partition];
-    if (!a) throw new WeirError('PARTITION_NOT_FOUND', `no partition ${topic}/${partition}`);
+    if (!a) throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `no partition ${topic}/${partition}`);
     return a;
   }
 
   gatewayStats(): ReturnType<Gateway['stats']> {
-    if (!this.gateway) throw new WeirError('SHUTTING_DOWN', 'gateway is not running');
+    if (!this.gateway) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'gateway is not running');
     return this.gateway.stats();
   }
 
@@ -280,7 +280,7 @@ export class Broker {
       let ok = true;
       for (const t of this.topics.all()) for (const a of t.actors) if (!a.available) ok = false;
       if (ok) return;
-      if (Date.now() > deadline) throw new WeirError('TIMEOUT', 'partitions did not come back in time');
+      if (Date.now() > deadline) throw new WeirError(ErrorCode.TIMEOUT, 'partitions did not come back in time');
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -626,7 +626,7 @@ export class Broker {
   private readonly host: PartitionHost = {
     startPartitions: async (topic, count) => {
       const sup = this.partitions;
-      if (!sup) throw new WeirError('SHUTTING_DOWN', 'partition supervisor is not running', { retryable: true });
+      if (!sup) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'partition supervisor is not running', { retryable: true });
       const host = this.hostOf(topic);
       const specs = this.partitionSpecs(topic, count, host);
       checkFdsFor(topic, count, host === 'gateway' ? 0 : specs.length);

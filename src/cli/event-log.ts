@@ -6,6 +6,7 @@
  * disk refuses every group commit) are logged once per partition per REPEAT_MS, with a count.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
+import { ErrorCode } from '../protocol/codes.js';
 
 const REPEAT_MS = 10_000;
 
@@ -53,7 +54,7 @@ export function formatEvent(channel: string, m: Message, repeats = 0): EventLine
     case 'weir:wal:sync-failed':
       return { level: 'error', text: `${where(m)}: syncing segment ${segmentFile(m.segment)} failed: ${errorText(m.error)}` };
     case 'weir:wal:write-failed': {
-      const full = m.code === 'STORAGE_FULL';
+      const full = m.code === ErrorCode.STORAGE_FULL;
       const more = repeats > 0 ? ` (and ${repeats} more since the last such line)` : '';
       return {
         level: 'error',

@@ -5,24 +5,24 @@
  * `CONNECTION_CLOSED`, `RESPONDER_ERROR`, `HANDLER_ERROR`, `BAD_RESPONSE`, `CORRUPT_RECORD`).
  */
 import { WeirError } from '../common/errors.js';
-import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
+import { ErrorCode, RETRYABLE, WeirCode } from '../protocol/codes.js';
 import type { ErrorFrame } from '../protocol/frames.js';
 
-/** Codes only the SDK produces (never on the wire). */
+/** Codes only the SDK produces (never on the wire; registered in src/protocol/error-codes.ts). */
 export const ClientErrorCode = {
   TIMEOUT: ErrorCode.TIMEOUT,
   CONNECTION_CLOSED: ErrorCode.CONNECTION_CLOSED,
   /** request(): the responder's handler failed (its message came back in weir-reply-error). */
   RESPONDER_ERROR: ErrorCode.RESPONDER_ERROR,
   /** A subscription handler threw; `cause` is what it threw. */
-  HANDLER_ERROR: 'HANDLER_ERROR',
+  HANDLER_ERROR: WeirCode.HANDLER_ERROR,
   /** The broker answered with something that does not follow the protocol. */
-  BAD_RESPONSE: 'BAD_RESPONSE',
+  BAD_RESPONSE: WeirCode.BAD_RESPONSE,
   /**
    * A record received failed the SDK's CRC check (`checkCrcs`): it was not handed to the
    * application. `details`: topic, partition, offset.
    */
-  CORRUPT_RECORD: 'CORRUPT_RECORD',
+  CORRUPT_RECORD: WeirCode.CORRUPT_RECORD,
 } as const;
 
 export interface WeirClientErrorOptions {

@@ -15,7 +15,7 @@
  * re-created on reconnect.
  */
 import { Message, readMessages } from '../protocol/batch-reader.js';
-import { ErrorCode } from '../protocol/codes.js';
+import { ErrorCode, WeirCode } from '../protocol/codes.js';
 import type { DeliverFrame, DescribeTopicResult, FetchResult } from '../protocol/frames.js';
 import { Header } from '../protocol/headers.js';
 import { RECORD_MIN_LENGTH, readU32, verifyRecords } from '../protocol/record.js';
@@ -214,7 +214,7 @@ export class QueueSubscription extends Emitter<QueueSubscriptionEvents> {
       { op: 'queue_subscribe', topic: this.topic, group: this.group, prefetch: this.prefetch, ...(this.opts.from ? { from: this.opts.from } : {}) },
       {
         onResult: (result) => {
-          if (typeof result.sub !== 'number') throw new WeirClientError('BAD_RESPONSE', 'queue_subscribe result has no sub', { retryable: false });
+          if (typeof result.sub !== 'number') throw new WeirClientError(WeirCode.BAD_RESPONSE, 'queue_subscribe result has no sub', { retryable: false });
           this.subId = result.sub;
           this.conn.registerSubscription(result.sub, this.listener);
         },

@@ -20,7 +20,7 @@
  * - Commits are serialized (one `commit` request at a time) and only move forward.
  */
 import { readCheckedMessages, readMessages, type CorruptRecord, type Message } from '../protocol/batch-reader.js';
-import { ErrorCode } from '../protocol/codes.js';
+import { ErrorCode, WeirCode } from '../protocol/codes.js';
 import { MAX_CREDITS, type AssignFrame, type DeliverFrame, type RevokeFrame, type StartPosition, type SubscribeResult } from '../protocol/frames.js';
 import { unrefTimer } from './backoff.js';
 import { asClientError, type Connection, type PushFrame } from './connection.js';
@@ -246,7 +246,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       {
         // Synchronous, before any later frame of the same read: the first `assign` may follow at once.
         onResult: (result) => {
-          if (typeof result.sub !== 'number') throw new WeirClientError('BAD_RESPONSE', 'subscribe result has no sub', { retryable: false });
+          if (typeof result.sub !== 'number') throw new WeirClientError(WeirCode.BAD_RESPONSE, 'subscribe result has no sub', { retryable: false });
           this.subId = result.sub;
           this.conn.registerSubscription(result.sub, this.listener);
         },

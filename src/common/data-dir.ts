@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import { mkdirFailure } from './storage-failure.js';
 import path from 'node:path';
+import { WeirCode } from '../protocol/error-codes.js';
 import { WeirError } from './errors.js';
 import { nativeIo } from './native-io.js';
 
@@ -37,7 +38,7 @@ const KERNEL_FS: ReadonlyArray<{ prefix: string; magic: number }> = [
 ];
 
 function badDataDir(dir: string, why: string, cause?: unknown): WeirError {
-  return new WeirError('BAD_DATA_DIR', `BAD_DATA_DIR: cannot use ${dir} as the data directory: ${why}`, { details: { dir }, cause });
+  return new WeirError(WeirCode.BAD_DATA_DIR, `BAD_DATA_DIR: cannot use ${dir} as the data directory: ${why}`, { details: { dir }, cause });
 }
 
 /** An fs error as a reader wants it: "permission denied (EACCES)". */
@@ -121,7 +122,7 @@ export function lockDataDir(dir: string, io: FlockIo | null = nativeIo): DataDir
 
 function locked(dir: string, file: string, holder: number | null): WeirError {
   const who = holder !== null ? `pid ${holder}` : `pid unknown: ${file} names none`;
-  return new WeirError('DATA_DIR_LOCKED', `DATA_DIR_LOCKED: data directory ${dir} is in use by another broker (${who}; lock file ${file}). Stop it, or give this one another --data.`, {
+  return new WeirError(WeirCode.DATA_DIR_LOCKED, `DATA_DIR_LOCKED: data directory ${dir} is in use by another broker (${who}; lock file ${file}). Stop it, or give this one another --data.`, {
     details: { dir, file, pid: holder },
   });
 }

@@ -2,12 +2,13 @@
  * Base error for every weir module (undici-style: stable `code`, `name` per class, `cause`,
  * and a `Symbol.for` brand so `isWeirError` works across duplicated module copies and realms).
  *
- * Modules subclass it in their own `errors.ts`:
+ * Modules subclass it in their own `errors.ts`, with a code registered in src/protocol/error-codes.ts
+ * (docs/errors.md is generated from it; a test fails on a code emitted in src/ that is not there):
  *
  * ```ts
  * export class WalCorruptError extends WeirError {
  *   constructor(details: { offset: number }, cause?: unknown) {
- *     super('WAL_CORRUPT', `WAL record at ${details.offset} is corrupt`, { details, cause });
+ *     super(WeirCode.WAL_CORRUPT, `WAL record at ${details.offset} is corrupt`, { details, cause });
  *   }
  * }
  * ```
@@ -17,6 +18,8 @@
  * Across a thread boundary send `err.toPlain()` (or `errorToPlain(anything)`) and rehydrate with
  * `WeirError.fromPlain(obj)` on the other side; the `code` is the contract, not the class.
  */
+
+import { WeirCode } from '../protocol/error-codes.js';
 
 const kWeirError: unique symbol = Symbol.for('weir.error');
 
@@ -39,12 +42,13 @@ export interface WeirErrorOptions {
 }
 
 /** Code used when rehydrating or converting something that carried no usable code. */
-export const UNKNOWN_ERROR_CODE = 'UNKNOWN';
+export const UNKNOWN_ERROR_CODE = WeirCode.UNKNOWN;
 
 export class WeirError extends Error {
   /**
    * Stable, UPPER_SNAKE by convention (not enforced: rehydrated foreign codes such as `ENOENT` are
-   * kept as they are); part of the public contract, document it in docs/errors.md.
+   * kept as they are); part of the public contract: register it in src/protocol/error-codes.ts,
+   * from which docs/errors.md is generated (`npm run docs:errors`).
    */
   readonly code: string;
   readonly retryable: boolean;
@@ -121,7 +125,7 @@ export function errorToPlain(err: unknown, depth = 0): PlainError {
 
 /** A request field is missing or wrong: BAD_REQUEST with `details.field` (docs/protocol.md). */
 export function badRequest(field: string, message: string): WeirError {
-  return new WeirError('BAD_REQUEST', message, { details: { field } });
+  return new WeirError(WeirCode.BAD_REQUEST, message, { details: { field } });
 }
 
 /** A request's id, or BAD_REQUEST naming the op that needs one (the gateway and feature modules). */
@@ -135,7 +139,7 @@ export function needId(id: number | undefined, op: unknown): number {
  * on from `to`), or null for any other error.
  */
 export function lostRange(err: unknown): { from: number; to: number } | null {
-  if (!WeirError.isWeirError(err) || err.code !== 'DATA_LOSS') return null;
+  if (!WeirError.isWeirError(err) || err.code !== WeirCode.DATA_LOSS) return null;
   const from = err.details?.from;
   const to = err.details?.to;
   return typeof from === 'number' && typeof to === 'number' && to > from ? { from, to } : null;

@@ -5,6 +5,7 @@
  * acknowledged).
  */
 import { WeirError } from './errors.js';
+import { WeirCode } from '../protocol/error-codes.js';
 
 export type FsyncPolicy = { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
 
@@ -15,7 +16,7 @@ export function parseFsync(v: FsyncPolicy | string | undefined): FsyncPolicy {
   if (v === 'always') return { mode: 'always' };
   const m = /^interval:(\d+)$/.exec(v);
   if (m) return { mode: 'interval', intervalMs: Math.max(1, Number(m[1])) };
-  throw new WeirError('BAD_CONFIG', `--fsync must be never, always or interval:MS (got ${JSON.stringify(v)})`);
+  throw new WeirError(WeirCode.BAD_CONFIG, `--fsync must be never, always or interval:MS (got ${JSON.stringify(v)})`);
 }
 
 /** The policy as `--fsync` spells it. */

@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode } from '../protocol/codes.js';
+import { ErrorCode, WeirCode } from '../protocol/codes.js';
 import { WeirError } from './errors.js';
 
 export interface FailureFacts {
@@ -48,7 +48,7 @@ export function failureFacts(err: unknown): FailureFacts {
     }
     if (typeof l.code === 'string') {
       if (errno === null && ERRNO.test(l.code)) errno = l.code;
-      if (l.code === ErrorCode.STORAGE_FULL || l.code === ErrorCode.STORAGE_ERROR || l.code === 'LOG_CORRUPT') logCode ??= l.code;
+      if (l.code === ErrorCode.STORAGE_FULL || l.code === ErrorCode.STORAGE_ERROR || l.code === WeirCode.LOG_CORRUPT) logCode ??= l.code;
     }
     if (op === null && typeof l.syscall === 'string') op = l.syscall;
     if (file === null && typeof l.path === 'string') file = l.path;

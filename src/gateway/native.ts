@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import type * as Uws from 'uWebSockets.js';
 import { WeirError } from '../common/errors.js';
+import { WeirCode } from '../protocol/error-codes.js';
 
 export type UwsModule = typeof Uws;
 
@@ -15,7 +16,7 @@ export function loadNativeUws(): UwsModule {
   // The native addon exports SSLApp/H3App; the JS fallback only App.
   if (typeof mod.SSLApp !== 'function' || typeof mod.H3App !== 'function') {
     throw new WeirError(
-      'NATIVE_UWS_MISSING',
+      WeirCode.NATIVE_UWS_MISSING,
       `uWebSockets.js loaded its slow JavaScript fallback instead of the native binary for ` +
         `${process.platform}-${process.arch} Node ABI ${process.versions.modules} (Node ${process.version}). ` +
         `weir refuses to run on it. Use a Node version the installed package ships a binary for ` +
@@ -44,7 +45,7 @@ export function listenExclusive(app: Uws.TemplatedApp, host: string, port: numbe
 }
 
 export function listenFailed(host: string, port: number): WeirError {
-  return new WeirError('LISTEN_FAILED', `LISTEN_FAILED: cannot listen on ${host}:${port}: the port is in use (another broker?) or ${host} is not an address of this machine`, {
+  return new WeirError(WeirCode.LISTEN_FAILED, `LISTEN_FAILED: cannot listen on ${host}:${port}: the port is in use (another broker?) or ${host} is not an address of this machine`, {
     details: { host, port },
   });
 }

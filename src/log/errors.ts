@@ -6,23 +6,25 @@
  * OFFSET_OUT_OF_RANGE. Module-internal codes (the integrator maps them to STORAGE_ERROR / INTERNAL
  * before they reach a client): LOG_CORRUPT, LOG_CLOSED, LOG_BAD_ARGUMENT.
  *
- * Across a thread boundary send `err.toPlain()` (house-style pitfall 8).
+ * Across a thread boundary send `err.toPlain()` (house-style pitfall 8). The codes are registered in
+ * src/protocol/error-codes.ts (docs/errors.md).
  */
 import { WeirError } from '../common/errors.js';
+import { WeirCode } from '../protocol/error-codes.js';
 
 export const LogErrorCode = {
   /** ENOSPC / EDQUOT on a write: the flush was rolled back whole; retry after space is freed. */
-  STORAGE_FULL: 'STORAGE_FULL',
+  STORAGE_FULL: WeirCode.STORAGE_FULL,
   /** Any other I/O failure. The log may be unusable afterwards (see `PartitionLog.failed`). */
-  STORAGE_ERROR: 'STORAGE_ERROR',
+  STORAGE_ERROR: WeirCode.STORAGE_ERROR,
   /** read/offset below logStartOffset or above durableOffset. details: {offset, start, end}. */
-  OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
+  OFFSET_OUT_OF_RANGE: WeirCode.OFFSET_OUT_OF_RANGE,
   /** A sealed segment (fsynced at roll, so not a crash artifact) fails validation, or segments are not contiguous. */
-  CORRUPT: 'LOG_CORRUPT',
+  CORRUPT: WeirCode.LOG_CORRUPT,
   /** The log was closed or destroyed. */
-  CLOSED: 'LOG_CLOSED',
+  CLOSED: WeirCode.LOG_CLOSED,
   /** API misuse: bad options, a range whose records do not add up to `count`, etc. */
-  BAD_ARGUMENT: 'LOG_BAD_ARGUMENT',
+  BAD_ARGUMENT: WeirCode.LOG_BAD_ARGUMENT,
 } as const;
 export type LogErrorCode = (typeof LogErrorCode)[keyof typeof LogErrorCode];
 

@@ -8,7 +8,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { readU32 } from '../protocol/record.js';
-import { ErrorCode } from '../protocol/codes.js';
+import { ErrorCode, WeirCode } from '../protocol/codes.js';
 import { createRing, createThreadBell, Doorbell, HEADER_BYTES, RingReader, RingWriter, ThreadBell, maxPayloadBytes } from '../ring/index.js';
 import { startWorkerChild, WarmWorker, type WorkerChild } from '../supervisor/index.js';
 import type { ChildHandle, ChildExit } from '../supervisor/index.js';
@@ -751,7 +751,7 @@ export function failureOf(reason: Error): PartitionFailure {
       if (typeof c === 'string') code = c; // the innermost one wins
     }
   }
-  return { code: code ?? 'UNKNOWN', message: facts.message };
+  return { code: code ?? WeirCode.UNKNOWN, message: facts.message };
 }
 
 function produceHeaderBytes(idem: ProducerSequence | undefined): number {

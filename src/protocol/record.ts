@@ -21,6 +21,7 @@
  *  36  ...  key bytes, value bytes, then headerCount × { u16 nameLength, name (UTF-8), u32 valueLength, value }
  */
 import { crc32c } from '../common/crc32c.js';
+import { ErrorCode } from './codes.js';
 
 export const RECORD_MAGIC = 1;
 export const RECORD_HEADER_BYTES = 36;
@@ -153,7 +154,7 @@ export type BatchDefect =
   | 'EMPTY';
 
 export class BatchFormatError extends Error {
-  readonly code = 'BAD_BATCH';
+  readonly code = ErrorCode.BAD_BATCH;
   constructor(
     readonly defect: BatchDefect,
     readonly recordIndex: number,

@@ -8,20 +8,22 @@
  */
 
 import { WeirError } from '../common/errors.js';
+import { WeirCode } from '../protocol/error-codes.js';
 
+/** The ring's codes (registered in src/protocol/error-codes.ts, docs/errors.md). */
 export const RingErrorCode = {
   /** A payload larger than `maxRecordBytes()`: it can never fit, waiting will not help. */
-  RECORD_TOO_LARGE: 'RING_RECORD_TOO_LARGE',
+  RECORD_TOO_LARGE: WeirCode.RING_RECORD_TOO_LARGE,
   /** The ring was closed by either side. */
-  CLOSED: 'RING_CLOSED',
+  CLOSED: WeirCode.RING_CLOSED,
   /** A bounded wait or retry budget ran out. */
-  TIMEOUT: 'RING_TIMEOUT',
+  TIMEOUT: WeirCode.RING_TIMEOUT,
   /** API misuse: begin() twice, append() past the declared length, commit() short, two waits at once. */
-  BAD_STATE: 'RING_BAD_STATE',
+  BAD_STATE: WeirCode.RING_BAD_STATE,
   /** The SharedArrayBuffer is not a ring created by `createRing` (bad size, magic or capacity). */
-  BAD_LAYOUT: 'RING_BAD_LAYOUT',
+  BAD_LAYOUT: WeirCode.RING_BAD_LAYOUT,
   /** A length prefix that cannot be right: the shared memory was corrupted or misused. */
-  CORRUPT: 'RING_CORRUPT',
+  CORRUPT: WeirCode.RING_CORRUPT,
 } as const;
 export type RingErrorCode = (typeof RingErrorCode)[keyof typeof RingErrorCode];
 
