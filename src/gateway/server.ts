@@ -13,7 +13,7 @@ import { encodeDeliverFrame } from './deliver-frame.js';
 import { encodeProduceResult } from './result-frame.js';
 import { FrameArena } from './frame-arena.js';
 import { Outbox } from './outbox.js';
-import { TurnSet } from './turn-set.js';
+import { TurnSet } from '../common/turn-set.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION, MAX_CREDITS, type StartPosition, type TopicConfig } from '../protocol/frames.js';
 import { topicConfigToWire } from '../core/topics/config.js';

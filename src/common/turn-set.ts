@@ -4,8 +4,9 @@ export interface TurnMember {
 }
 
 /**
- * An insertion-ordered set that the gateway fills during an event-loop turn and drains at its end,
- * without allocating: a `Set`'s clear() and delete() each allocate a new hash table, and the
+ * An insertion-ordered set filled during an event-loop turn and drained at its end (the core marks
+ * partition actors, a front door its connections), without allocating: a `Set`'s clear() and
+ * delete() each allocate a new hash table, and the
  * gateway empties its sets on every turn of the hot path. Membership is one bit in the member
  * (`bit`), so sets that may hold the same object need distinct bits.
  */

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { TurnSet, type TurnMember } from '../../src/gateway/turn-set.js';
+import { TurnSet, type TurnMember } from '../../src/common/turn-set.js';
 
 interface Item extends TurnMember {
   name: string;
