@@ -62,6 +62,7 @@ import { DamageRecord, type DamagedRange, type DamageReason } from './damage.js'
 import { findResync, verifyStored, type ResyncHint } from './resync.js';
 import { nativeIo } from '../common/native-io.js';
 import { fsyncDir, Segment } from './segment.js';
+import type { PartitionStore, ReadResult } from './store.js';
 
 export type FsyncPolicy = { mode: 'never' } | { mode: 'always' } | { mode: 'interval'; intervalMs: number };
 
@@ -110,29 +111,6 @@ export interface LogOptions {
 
 export type { RecoveryReport };
 
-/** Offsets a read found lost to damage: [from, to); the reader continues at `to`. */
-export interface LostRange {
-  from: number;
-  to: number;
-}
-
-export interface ReadResult {
-  /**
-   * Whole stored records, exactly as stored, in a Buffer the caller owns (its own ArrayBuffer, not a
-   * pool slice, so it can be transferred). May be a view at byteOffset 0 of a somewhat larger
-   * ArrayBuffer. When count is 0 it is one shared zero-length Buffer (do not transfer that one).
-   */
-  records: Uint8Array;
-  count: number;
-  /** Offset after the last record returned (= the requested offset when count is 0; `lost.to` when lost). */
-  nextOffset: number;
-  /**
-   * Non-null when the requested offset lies in a damaged region (count is then 0): those offsets
-   * are lost (reported in the damage record); read on from `nextOffset` (= lost.to).
-   */
-  lost: LostRange | null;
-}
-
 const MiB = 1024 * 1024;
 const DEFAULT_SEGMENT_BYTES = 64 * MiB;
 /** File positions are u32 in the index; keep every segment well below 4 GiB. */
@@ -178,7 +156,7 @@ const MODE_NEVER = 0;
 const MODE_ALWAYS = 1;
 const MODE_INTERVAL = 2;
 
-export class PartitionLog {
+export class PartitionLog implements PartitionStore {
   readonly recovery: RecoveryReport;
 
   private readonly dir: string;
