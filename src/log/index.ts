@@ -1,6 +1,7 @@
 /** Public surface of the partition log (write-ahead log of one partition). */
 export { PartitionLog } from './partition-log.js';
-export type { FsyncPolicy, LogOptions, ReadResult, RecoveryReport } from './partition-log.js';
+export type { FsyncPolicy, LogOptions, RecoveryReport } from './partition-log.js';
+export type { PartitionStore, ReadResult, LostRange, StoreRecovery } from './store.js';
 export {
   LogError,
   LogErrorCode,

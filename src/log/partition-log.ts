@@ -62,6 +62,8 @@ import { DamageRecord, type DamagedRange, type DamageReason } from './damage.js'
 import { findResync, verifyStored, type ResyncHint } from './resync.js';
 import { nativeIo } from '../common/native-io.js';
 import { fsyncDir, Segment } from './segment.js';
+import type { PartitionStore, ReadResult } from './store.js';
+import { intOption, MAX_SEGMENT_BYTES, MODE_ALWAYS, MODE_INTERVAL, MODE_NEVER, storeLimits } from './options.js';
 
 export type { FsyncPolicy } from '../common/fsync.js';
 import type { FsyncPolicy } from '../common/fsync.js';
@@ -111,35 +113,8 @@ export interface LogOptions {
 
 export type { RecoveryReport };
 
-/** Offsets a read found lost to damage: [from, to); the reader continues at `to`. */
-export interface LostRange {
-  from: number;
-  to: number;
-}
-
-export interface ReadResult {
-  /**
-   * Whole stored records, exactly as stored, in a Buffer the caller owns (its own ArrayBuffer, not a
-   * pool slice, so it can be transferred). May be a view at byteOffset 0 of a somewhat larger
-   * ArrayBuffer. When count is 0 it is one shared zero-length Buffer (do not transfer that one).
-   */
-  records: Uint8Array;
-  count: number;
-  /** Offset after the last record returned (= the requested offset when count is 0; `lost.to` when lost). */
-  nextOffset: number;
-  /**
-   * Non-null when the requested offset lies in a damaged region (count is then 0): those offsets
-   * are lost (reported in the damage record); read on from `nextOffset` (= lost.to).
-   */
-  lost: LostRange | null;
-}
-
 const MiB = 1024 * 1024;
-const DEFAULT_SEGMENT_BYTES = 64 * MiB;
-/** File positions are u32 in the index; keep every segment well below 4 GiB. */
-const MAX_SEGMENT_BYTES = 2 * 1024 * MiB;
 const DEFAULT_INDEX_INTERVAL = 4096;
-const DEFAULT_MAX_SEGMENT_MS = 7 * 24 * 3600 * 1000;
 /**
  * The active segment's new index entries are written when this many are pending (≈ 256 KiB of log
  * at the default interval), not at every flush, which at low rates was one extra pwrite for about
@@ -175,11 +150,7 @@ const NO_PENDING = new Float64Array(0);
  */
 const sealRecords: (b: Uint8Array, start: number, end: number) => number = nativeIo?.sealRecords ?? sealRecordsInJs;
 
-const MODE_NEVER = 0;
-const MODE_ALWAYS = 1;
-const MODE_INTERVAL = 2;
-
-export class PartitionLog {
+export class PartitionLog implements PartitionStore {
   readonly recovery: RecoveryReport;
 
   private readonly dir: string;
@@ -271,23 +242,15 @@ export class PartitionLog {
 
   private constructor(opts: LogOptions) {
     this.dir = opts.dir;
-    this.segmentBytes = intOption('segmentBytes', opts.segmentBytes, DEFAULT_SEGMENT_BYTES, 1, MAX_SEGMENT_BYTES);
+    const limits = storeLimits(opts);
+    this.segmentBytes = limits.segmentBytes;
     this.indexInterval = intOption('indexIntervalBytes', opts.indexIntervalBytes, DEFAULT_INDEX_INTERVAL, 1, MAX_SEGMENT_BYTES);
     this.writeBufferBytes = intOption('writeBufferBytes', opts.writeBufferBytes, DEFAULT_WRITE_BUFFER, 1, MAX_SEGMENT_BYTES);
-    this.retentionBytes = opts.retentionBytes === undefined ? undefined : intOption('retentionBytes', opts.retentionBytes, 0, 0, Number.MAX_SAFE_INTEGER);
-    this.retentionMs = opts.retentionMs === undefined ? undefined : intOption('retentionMs', opts.retentionMs, 0, 0, Number.MAX_SAFE_INTEGER);
-    this.segmentMs =
-      opts.segmentMs !== undefined ? intOption('segmentMs', opts.segmentMs, 0, 1, Number.MAX_SAFE_INTEGER)
-      : this.retentionMs !== undefined ? Math.max(1, Math.min(DEFAULT_MAX_SEGMENT_MS, Math.ceil(this.retentionMs / 4)))
-      : undefined;
-    const policy = opts.fsync as FsyncPolicy | undefined;
-    const mode: string | undefined = policy?.mode;
-    if (mode === 'never') this.fsyncMode = MODE_NEVER;
-    else if (mode === 'always') this.fsyncMode = MODE_ALWAYS;
-    else if (mode === 'interval') this.fsyncMode = MODE_INTERVAL;
-    else throw new LogArgumentError(`fsync policy must be {mode:'never'|'always'|'interval'}`, { fsync: String(mode) });
-    this.fsyncIntervalMs =
-      policy?.mode === 'interval' ? intOption('fsync.intervalMs', policy.intervalMs, 0, 0, Number.MAX_SAFE_INTEGER) : 0;
+    this.retentionBytes = limits.retentionBytes;
+    this.retentionMs = limits.retentionMs;
+    this.segmentMs = limits.segmentMs;
+    this.fsyncMode = limits.fsyncMode;
+    this.fsyncIntervalMs = limits.fsyncIntervalMs;
     this.pageCacheBytes = nativeIo === null ? 0 : intOption('pageCacheBytes', opts.pageCacheBytes, DEFAULT_PAGE_CACHE_BYTES, 0, Number.MAX_SAFE_INTEGER);
     this.now = opts.now ?? Date.now;
 
@@ -1207,13 +1170,6 @@ function lastEntryPosition(seg: Segment): number {
   return idx.count > 0 ? idx.position(idx.count - 1) : -1;
 }
 
-function intOption(name: string, value: number | undefined, dflt: number, min: number, max: number): number {
-  if (value === undefined) return dflt;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new LogArgumentError(`option ${name} must be an integer in [${min}, ${max}]`, { [name]: value });
-  }
-  return value;
-}
 
 /** Write the recovery point (temp file + rename; a lost update only makes recovery check more). */
 function writeSyncedBelow(dir: string, offset: number): void {

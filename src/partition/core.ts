@@ -22,7 +22,7 @@ import {
   PRODUCE_HEADER_BYTES,
   errorIndex,
 } from './protocol.js';
-import type { PartitionLog, ReadResult } from '../log/index.js';
+import type { PartitionStore, ReadResult } from '../log/index.js';
 import type { RingReader, RingWriter } from '../ring/index.js';
 import { ProducerStateTable } from './producer-state.js';
 
@@ -67,7 +67,7 @@ export interface PartitionCoreOptions {
   retentionCheckMs: number;
   /**
    * After this long without input or answers, free the read buffer and release the log's buffers
-   * and fds (PartitionLog.releaseIdle); the next request allocates and reopens them. Default
+   * and fds (PartitionStore.releaseIdle); the next request allocates and reopens them. Default
    * DEFAULT_IDLE_RELEASE_MS.
    */
   idleReleaseMs?: number;
@@ -108,7 +108,7 @@ export class PartitionCore {
   private failedInStep = false;
 
   constructor(
-    private readonly log: PartitionLog,
+    private readonly log: PartitionStore,
     private readonly ports: PartitionPorts,
     private readonly opts: PartitionCoreOptions,
     /** Idempotent producers' batches held by this partition (rebuilt from the log at open). */
@@ -204,7 +204,7 @@ export class PartitionCore {
 
   /**
    * Flush and fsync everything; used at shutdown after the input ring is drained. `handOver`: the
-   * log is reopened at once by another host of this process (PartitionLog.close).
+   * log is reopened at once by another host of this process (PartitionStore.close).
    */
   close(handOver = false): void {
     const acked = this.commitGroup();

@@ -4,20 +4,20 @@
  * host decides how the core is woken, how it waits for output space and where its rings come from
  * (`ports`).
  */
-import { PartitionLog } from '../log/index.js';
+import { PartitionLog, type PartitionStore } from '../log/index.js';
 import { PartitionCore, type PartitionPorts } from './core.js';
 import { ProducerStateStore } from './producer-state-store.js';
 import type { PartitionLogSlot, SlotReady } from './protocol.js';
 
 export interface HostedPartition {
-  log: PartitionLog;
+  log: PartitionStore;
   /** The core's ring ends and wake-ups, as the host gave them. */
   ports: PartitionPorts;
   core: PartitionCore;
 }
 
 /** What the gateway learns when a hosted partition opened: its offsets and what recovery cut. */
-export function slotReady(log: PartitionLog): SlotReady {
+export function slotReady(log: PartitionStore): SlotReady {
   return { start: log.logStartOffset, end: log.durableOffset, truncatedBytes: log.recovery.truncatedBytes, truncatedAtOffset: log.recovery.truncatedAtOffset, damage: log.recovery.damage };
 }
 

@@ -36,7 +36,7 @@ import path from 'node:path';
 import { replaceJournal } from '../common/journal-sync.js';
 import { ATTR_IDEMPOTENT, F_ATTRIBUTES, readU32, recordOffset } from '../protocol/record.js';
 import { Header, headerInteger } from '../protocol/headers.js';
-import type { PartitionLog } from '../log/index.js';
+import type { PartitionStore } from '../log/index.js';
 import type { PartitionSlotData } from './protocol.js';
 import { ProducerStateTable, type ProducerStateLimits, DEFAULT_PRODUCER_STATE_LIMITS } from './producer-state.js';
 
@@ -84,7 +84,7 @@ export class ProducerStateStore {
   }
 
   /** Rebuild the table of an opened (recovered) log, and write a fresh snapshot when tracking. */
-  recover(log: PartitionLog, limits: ProducerStateLimits = DEFAULT_PRODUCER_STATE_LIMITS): ProducerStateRecovery {
+  recover(log: PartitionStore, limits: ProducerStateLimits = DEFAULT_PRODUCER_STATE_LIMITS): ProducerStateRecovery {
     let table = new ProducerStateTable(limits);
     const end = log.durableOffset;
     const snap = this.readSnapshot();
@@ -189,7 +189,7 @@ export class ProducerStateStore {
  * Replay the idempotent batches stored in [from, end) into `table`; returns how many. A batch whose
  * records do not all lie below `end` (a torn tail) is skipped: see the file comment.
  */
-export function replay(log: PartitionLog, table: ProducerStateTable, from: number, end: number): number {
+export function replay(log: PartitionStore, table: ProducerStateTable, from: number, end: number): number {
   let offset = from;
   let batches = 0;
   const buffer = new Uint8Array(REPLAY_READ_BYTES);

@@ -1,3 +1,8 @@
+/**
+ * The file store's own behaviour: its files, segment naming, index, write-buffer reads and reopen.
+ * What every partition store must do (offsets, timestamps, read limits, range errors, fsync
+ * bookkeeping, retention) is in store-contract.test.ts, run against this log and MemoryLog.
+ */
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionLog, type LogOptions } from '../../src/log/index.js';
@@ -96,30 +101,6 @@ describe('PartitionLog: append / flush / read', () => {
     );
   });
 
-  it('timestamps never go backwards even if the clock does', () => {
-    let t = 5000;
-    const log = open({ dir: tmpDir(), now: () => t });
-    const b = makeBatch(0, 2);
-    expect(log.append(b.bytes, 0, b.bytes.length, 2).timestamp).toBe(5000);
-    t = 1000;
-    expect(log.append(b.bytes, 0, b.bytes.length, 2).timestamp).toBe(5000);
-    t = 6000;
-    expect(log.append(b.bytes, 0, b.bytes.length, 2).timestamp).toBe(6000);
-  });
-
-  it('refuses a range that is not `count` whole records and stays unchanged', () => {
-    const log = open({ dir: tmpDir() });
-    const b = makeBatch(0, 3);
-    expect(() => log.append(b.bytes, 0, b.bytes.length, 2)).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
-    expect(() => log.append(b.bytes, 0, b.bytes.length - 1, 3)).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
-    expect(() => log.append(b.bytes, 0, 0, 0)).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
-    expect(log.nextOffset).toBe(0);
-    expect(log.bufferedBytes).toBe(0);
-    log.append(b.bytes, 0, b.bytes.length, 3);
-    log.flush();
-    expectSequence(readAll(log, 0), 0, producerBodies(b.bytes));
-  });
-
   it('reads across segment boundaries; batches never split; segments are named by base offset', () => {
     const dir = tmpDir();
     const log = open({ dir, segmentBytes: 2000, indexIntervalBytes: 256 });
@@ -194,22 +175,6 @@ describe('PartitionLog: append / flush / read', () => {
     expectBytes(parseStored(r.records)[0]!.body, producerBodies(huge.bytes)[0]!);
     expect(log.read(21, 100, 100).count).toBe(1); // located past the huge record via the index
     expectSequence(readAll(log, 0, 50), 0, [...bodies, ...producerBodies(huge.bytes), ...producerBodies(tail.bytes)]);
-  });
-
-  it('refuses offsets outside [logStartOffset, durableOffset] with OFFSET_OUT_OF_RANGE and details', () => {
-    const log = open({ dir: tmpDir() });
-    fill(log, 1, 5);
-    const b = makeBatch(5, 5);
-    log.append(b.bytes, 0, b.bytes.length, 5); // buffered, not durable
-    for (const bad of [6, 10, -1, 0.5]) {
-      let err: unknown;
-      try {
-        log.read(bad, 100, 1);
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE', retryable: false, details: { start: 0, end: 5 } });
-    }
   });
 
   it('offsetForTimestamp finds the first record at or after ts (index + scan, across segments)', () => {
@@ -363,47 +328,6 @@ describe('PartitionLog: append / flush / read', () => {
 });
 
 describe('PartitionLog: fsync policies', () => {
-  it("'always' syncs every flush", () => {
-    const log = open({ dir: tmpDir(), fsync: { mode: 'always' } });
-    fill(log, 3, 10);
-    expect(log.durableOffset).toBe(30);
-    expect(log.syncedOffset).toBe(30);
-    expect(log.maybeSync()).toBe(false);
-  });
-
-  it("'interval' syncs from maybeSync once intervalMs has passed and something is unsynced", () => {
-    let t = 0;
-    const log = open({ dir: tmpDir(), fsync: { mode: 'interval', intervalMs: 100 }, now: () => t });
-    expect(log.maybeSync(500)).toBe(false); // nothing written
-    fill(log, 2, 10);
-    expect(log.syncedOffset).toBe(0);
-    expect(log.maybeSync(99)).toBe(false);
-    expect(log.maybeSync(100)).toBe(true);
-    expect(log.syncedOffset).toBe(20);
-    expect(log.maybeSync(1000)).toBe(false); // nothing new
-    fill(log, 1, 10);
-    expect(log.maybeSync(150)).toBe(false); // 50 ms since the last sync
-    t = 200;
-    expect(log.maybeSync()).toBe(true); // injected clock
-    expect(log.syncedOffset).toBe(30);
-  });
-
-  it("'interval' says when its next sync falls due, so a sleeping host wakes for it", () => {
-    let t = 0;
-    const log = open({ dir: tmpDir(), fsync: { mode: 'interval', intervalMs: 100 }, now: () => t });
-    expect(log.syncDueAt()).toBe(Infinity); // nothing written
-    fill(log, 2, 10);
-    expect(log.syncDueAt()).toBe(100);
-    expect(log.maybeSync(100)).toBe(true);
-    expect(log.syncDueAt()).toBe(Infinity); // all synced
-    t = 130;
-    fill(log, 1, 10);
-    expect(log.syncDueAt()).toBe(200); // 100 ms after the last sync, not after the write
-    const never = open({ dir: tmpDir() });
-    fill(never, 1, 10);
-    expect(never.syncDueAt()).toBe(Infinity);
-  });
-
   it("'never' leaves syncing to sync() and close()", () => {
     const dir = tmpDir();
     const log = open({ dir });
@@ -417,12 +341,6 @@ describe('PartitionLog: fsync policies', () => {
     expect(open({ dir }).nextOffset).toBe(20);
   });
 
-  it('rejects bad options', () => {
-    const dir = tmpDir();
-    expect(() => PartitionLog.open({ dir, fsync: { mode: 'sometimes' } as never })).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
-    expect(() => PartitionLog.open({ dir, fsync: { mode: 'never' }, segmentBytes: 0 })).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
-    expect(() => PartitionLog.open({ dir, fsync: { mode: 'interval', intervalMs: -1 } })).toThrow(expect.objectContaining({ code: 'LOG_BAD_ARGUMENT' }));
-  });
 });
 
 describe('PartitionLog: retention', () => {
@@ -452,34 +370,4 @@ describe('PartitionLog: retention', () => {
     expect(again.recovery.logStartOffset).toBe(before[expectDeleted]);
   });
 
-  it('retentionBytes 0 keeps only the active segment', () => {
-    const log = open({ dir: tmpDir(), segmentBytes: 500, retentionBytes: 0 });
-    fill(log, 10, 3, 60);
-    const n = log.segmentBaseOffsets().length;
-    expect(log.applyRetention()).toBe(n - 1);
-    expect(log.segmentBaseOffsets()).toEqual([log.logStartOffset]);
-    expect(readAll(log, log.logStartOffset).length).toBe(30 - log.logStartOffset);
-  });
-
-  it('by age: deletes segments whose newest record is older than now - retentionMs', () => {
-    let t = 10_000;
-    const log = open({ dir: tmpDir(), segmentBytes: 700, retentionMs: 1000, segmentMs: 1e12, now: () => t });
-    for (let i = 0; i < 30; i++) {
-      t += 100;
-      const b = makeBatch(log.nextOffset, 3, 40);
-      log.append(b.bytes, 0, b.bytes.length, 3);
-      log.flush();
-    }
-    // batch i has timestamp 10_100 + 100 i; now = 13_000 → keep segments with a record >= 12_000
-    const segs = log.segmentBaseOffsets();
-    const firstKeptBatch = (12_000 - 10_100) / 100; // 19
-    const keep = segs.filter((_, i) => i === segs.length - 1 || Math.floor((segs[i + 1]! - 1) / 3) >= firstKeptBatch);
-    expect(log.applyRetention(13_000)).toBe(segs.length - keep.length);
-    expect(log.segmentBaseOffsets()).toEqual(keep);
-    expect(log.offsetForTimestamp(0)).toBe(log.logStartOffset);
-    // Everything old: the active segment is rolled first, so it goes too; an empty one is left.
-    expect(log.applyRetention(1e15)).toBe(keep.length);
-    expect(log.segmentBaseOffsets()).toEqual([log.nextOffset]);
-    expect(log.logStartOffset).toBe(log.nextOffset);
-  });
 });

@@ -1,15 +1,16 @@
 /**
  * The partition core's fetches, driven directly (no thread, no gateway): real rings and a real log
- * in a temp dir, entries written the way the gateway writes them, time passed in through step(now).
+ * in a temp dir (a MemoryLog where the test needs damage), entries written the way the gateway
+ * writes them, time passed in through step(now).
  * A standing fetch is answered with every commit until its budget or deadline runs out; a plain
  * long poll is answered once.
  */
 import { expect, it } from 'vitest';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { readU32 } from '../../src/protocol/record.js';
-import { DATA_HEADER_BYTES, DataFlag, FetchFlag, FetchMode, In, Out, PRODUCE_HEADER_BYTES } from '../../src/partition/protocol.js';
+import { DATA_HEADER_BYTES, DataFlag, FetchFlag, FetchMode, In, Out, PRODUCE_HEADER_BYTES, errorCodeAt } from '../../src/partition/protocol.js';
 import type { RingReader, RingWriter } from '../../src/ring/index.js';
-import { partitionCore, type CoreHarness } from '../support/partition-core.js';
+import { memoryPartitionCore, partitionCore, type CoreHarness } from '../support/partition-core.js';
 
 const setup = (): CoreHarness => partitionCore('weir-core-fetch-'); // removed when the test ends
 
@@ -211,4 +212,32 @@ it('counts an interval fsync that falls due among its deadlines, so a host that 
   core.step(due);
   expect(log.syncedOffset).toBe(1);
   expect(core.nextDeadline(due)).toBe(due + 1000);
+});
+
+it('a fetch at offsets lost to damage is answered DATA_LOSS naming them; fetches before and after them are served', () => {
+  const { core, input, output, log } = memoryPartitionCore();
+  const t = 4_000_000;
+  produce(input, ['a', 'b', 'c', 'd', 'e']);
+  core.step(t);
+  output.release(); // the ACK
+  log.simulateDamage(2, 4);
+  fetch(input, { id: 1, offset: 0 });
+  fetch(input, { id: 2, offset: 2 });
+  fetch(input, { id: 3, offset: 3 });
+  fetch(input, { id: 4, offset: 4 });
+  core.step(t + 1);
+  const got: unknown[] = [];
+  let e: Uint8Array | null;
+  while ((e = output.next()) !== null) {
+    const type = readU32(e, 0);
+    if (type === Out.DATA) got.push({ id: readU32(e, 4), count: readU32(e, 8), next: readU32(e, 12) });
+    else if (type === Out.FAIL) got.push({ id: readU32(e, 4), code: errorCodeAt(readU32(e, 12)), from: readU32(e, 16), to: readU32(e, 24) });
+  }
+  output.release();
+  expect(got).toEqual([
+    { id: 1, count: 2, next: 2 }, // up to the damage
+    { id: 2, code: 'DATA_LOSS', from: 2, to: 4 },
+    { id: 3, code: 'DATA_LOSS', from: 3, to: 4 }, // the reader continues at `to`
+    { id: 4, count: 1, next: 5 },
+  ]);
 });

@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProducerStateTable } from '../../src/partition/producer-state.js';
-import { PRODUCER_SNAPSHOT_FILE, ProducerStateStore } from '../../src/partition/producer-state-store.js';
+import { PRODUCER_SNAPSHOT_FILE, ProducerStateStore, replay } from '../../src/partition/producer-state-store.js';
 import { markIdempotent, withProducerHeaders } from '../../src/core/producer-batch.js';
-import { PartitionLog } from '../../src/log/index.js';
+import { PartitionLog, type PartitionStore } from '../../src/log/index.js';
+import { MemoryLog } from '../../src/log/internal.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { RecordIndex, scanBatch } from '../../src/protocol/record.js';
 import { tmpDir } from '../support/tmp-dir.js';
@@ -87,7 +88,7 @@ describe('ProducerStateStore', () => {
   }
 
   /** Append a batch as the gateway would write it (idempotent or plain) and flush. */
-  function append(log: PartitionLog, count: number, idem?: { producerId: number; sequence: number }): number {
+  function append(log: PartitionStore, count: number, idem?: { producerId: number; sequence: number }): number {
     const b = new BatchBuilder();
     for (let i = 0; i < count; i++) b.add(null, `v${i}`.padEnd(100, '.'), { 'weir-producer-id': '999' });
     let records = b.take();
@@ -122,6 +123,20 @@ describe('ProducerStateStore', () => {
     expect(r.table.check(5, 60, 2)).toEqual({ kind: 'append' });
     expect(r.table.check(999, 0, 1)).toEqual({ kind: 'append' }); // the forged id is unknown
     log.close();
+  });
+
+  it('the replay skips offsets lost to damage and goes on after them: the damaged batch is not remembered, later ones are', () => {
+    const log = new MemoryLog({ fsync: { mode: 'never' } });
+    const bases = [0, 1, 2, 3].map((i) => append(log, 2, { producerId: 5, sequence: i * 2 }));
+    expect(bases).toEqual([0, 2, 4, 6]);
+    log.simulateDamage(2, 4); // the second batch
+    const table = new ProducerStateTable();
+    expect(replay(log, table, 0, log.durableOffset)).toBe(3);
+    expect(table.check(5, 0, 2)).toEqual({ kind: 'duplicate', baseOffset: 0, count: 2 });
+    expect(table.check(5, 4, 2)).toEqual({ kind: 'duplicate', baseOffset: 4, count: 2 });
+    expect(table.check(5, 6, 2)).toEqual({ kind: 'duplicate', baseOffset: 6, count: 2 });
+    expect(table.check(5, 8, 2)).toEqual({ kind: 'append' });
+    log.destroy();
   });
 
   it('starts the replay at the snapshot; a snapshot past the log end loses the batches beyond it', () => {
