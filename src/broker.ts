@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec, type WarmWorker } from './supervisor/index.js';
-import { PartitionThread, failureOf, type PartitionActor, type PartitionActorConfig, type PartitionActorGroup } from './partition/ref.js';
+import { PartitionThread, failureOf, type PartitionRef, type PartitionActorConfig, type PartitionActorGroup } from './partition/ref.js';
 import { GatewayHostedPartitions } from './partition/gateway-host.js';
 import { FailedPartitions } from './partition/failed.js';
 import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './partition/placement.js';
@@ -262,7 +262,7 @@ export class Broker {
   }
 
   /** The live actor of a partition (tests and tools). */
-  partitionActor(topic: string, partition: number): PartitionActor {
+  partitionActor(topic: string, partition: number): PartitionRef {
     const a = this.topics.get(topic)?.actors[partition];
     if (!a) throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `no partition ${topic}/${partition}`);
     return a;
@@ -314,7 +314,7 @@ export class Broker {
 
   /**
    * Move a topic's partition actors to the other host, without failing a request: each actor holds
-   * what arrives meanwhile (PartitionActor.beginMove), its old host closes gracefully (answering all
+   * what arrives meanwhile (PartitionRef.beginMove), its old host closes gracefully (answering all
    * it was given; parked fetches get their final, empty answer and are asked again), the new host
    * opens the logs and takes the same actors over (rehost), which then write what they held.
    * Resolves false when there is nothing to move. Used by `actorHost: 'auto'`; tests call it too.
@@ -379,8 +379,8 @@ export class Broker {
    * Start a topic's children (`partitionSpecs(…, host, …)`) and record them. They start at once:
    * threads open their logs in parallel, which is most of a move's hold.
    */
-  private async startSpecs(sup: Supervisor<PartitionActorGroup>, topic: string, specs: ChildSpec<PartitionActorGroup>[], host: PartitionHostKind): Promise<PartitionActor[]> {
-    const actors: PartitionActor[] = [];
+  private async startSpecs(sup: Supervisor<PartitionActorGroup>, topic: string, specs: ChildSpec<PartitionActorGroup>[], host: PartitionHostKind): Promise<PartitionRef[]> {
+    const actors: PartitionRef[] = [];
     const ids: string[] = [];
     let failure: unknown = null;
     for (const [i, o] of (await sup.startChildrenSettled(specs)).entries()) {
@@ -481,7 +481,7 @@ export class Broker {
    * `moving`: the topic's actors during a move, taken over by the children's first start. `warm`
    * (a move to threads): each child's thread is spawned now, for its first start, and added to it.
    */
-  private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionActor[], warm?: WarmWorker[], boot = false): ChildSpec<PartitionActorGroup>[] {
+  private partitionSpecs(topic: string, partitions: number, host: PartitionHostKind, moving?: PartitionRef[], warm?: WarmWorker[], boot = false): ChildSpec<PartitionActorGroup>[] {
     const setting = this.opts.actorsPerThread ?? 'auto';
     const onGateway = host === 'gateway';
     const per = onGateway ? 1 : setting === 'auto' ? Math.ceil(partitions / os.availableParallelism()) : Math.max(1, setting);
@@ -498,7 +498,7 @@ export class Broker {
       const threadConfig = { testHooks, readyTimeoutMs: 120_000 };
       let thread = !onGateway && warm ? PartitionThread.warm(configs, threadConfig) : undefined;
       if (thread) warm!.push(thread);
-      const startWith = <G>(open: (configs: PartitionActorConfig[], moving: PartitionActor[] | undefined, thread?: WarmWorker) => Promise<G>) => (): Promise<G> => {
+      const startWith = <G>(open: (configs: PartitionActorConfig[], moving: PartitionRef[] | undefined, thread?: WarmWorker) => Promise<G>) => (): Promise<G> => {
         const m = handOver;
         const t = thread;
         handOver = thread = undefined;

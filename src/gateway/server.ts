@@ -19,7 +19,7 @@ import { PROTOCOL_VERSION, MAX_CREDITS, type StartPosition, type TopicConfig } f
 import { topicConfigToWire } from '../core/topics/config.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../protocol/record.js';
 import { FetchMode, IDEMPOTENT_PRODUCE_HEADER_BYTES, PRODUCE_HEADER_BYTES } from '../partition/protocol.js';
-import type { ByteSink, PartitionActor, ProduceWaiter, ProducerSequence } from '../partition/ref.js';
+import type { ByteSink, PartitionRef, ProduceWaiter, ProducerSequence } from '../partition/ref.js';
 import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders } from '../core/producer-batch.js';
 import type { Topic, TopicRegistry, PartitionHost } from '../core/topics/registry.js';
 import type { GroupCoordinator, GroupMember } from '../core/groups/coordinator.js';
@@ -40,7 +40,7 @@ const MAX_FLUSH_ROUNDS = 16;
 /** A connection's bits in the gateway's TurnSets. */
 const DELIVERIES = 1;
 const ANSWERS = 2;
-const flushActor = (actor: PartitionActor): void => actor.flush();
+const flushActor = (actor: PartitionRef): void => actor.flush();
 
 
 interface ConnData {
@@ -241,7 +241,7 @@ export class Gateway implements FeatureHost {
    * end-to-end median at 5,000 msg/s, nothing measurable on the ack's (docs/performance.md item 26).
    */
   private readonly dirtyDeliveries = new TurnSet<Connection>(DELIVERIES);
-  private readonly dirtyActors = new TurnSet<PartitionActor>(1);
+  private readonly dirtyActors = new TurnSet<PartitionRef>(1);
   private flushScheduled = false;
   /** The connection sendCorked() sends from, and how many of its frames. */
   private corking: Connection | null = null;
@@ -1137,7 +1137,7 @@ export class Gateway implements FeatureHost {
     this.send(conn, frame);
   }
 
-  private markActor(actor: PartitionActor): void {
+  private markActor(actor: PartitionRef): void {
     this.dirtyActors.add(actor);
     this.scheduleFlush();
   }
@@ -1305,7 +1305,7 @@ export class Gateway implements FeatureHost {
  * The error for a request to a partition whose actor is down: what failed, if the broker gave up on
  * the partition (its actor kept failing: FailedPartitions), else "restarting; retry".
  */
-function unavailable(topic: string, partition: number, actor: PartitionActor): WeirError {
+function unavailable(topic: string, partition: number, actor: PartitionRef): WeirError {
   const f = actor.failure;
   if (f !== null) return new WeirError(f.code, f.message, { retryable: RETRYABLE.has(f.code), details: { topic, partition } });
   return new WeirError(ErrorCode.PARTITION_UNAVAILABLE, `partition ${topic}/${partition} is restarting; retry`, { retryable: true });

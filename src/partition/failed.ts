@@ -8,10 +8,10 @@
  * supervisor starts the partitions again: once the cause is gone they serve again.
  */
 import type { ChildExit } from '../supervisor/index.js';
-import { PartitionActor, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup, type PartitionFailure, type PartitionResources } from './ref.js';
+import { PartitionRef, type ActorRuntime, type PartitionActorConfig, type PartitionActorGroup, type PartitionFailure, type PartitionResources } from './ref.js';
 
 export class FailedPartitions implements PartitionActorGroup {
-  readonly actors: PartitionActor[];
+  readonly actors: PartitionRef[];
   private exit: ChildExit | null = null;
   private readonly listeners: Array<(e: ChildExit) => void> = [];
   private readonly timer: ReturnType<typeof setTimeout>;
@@ -20,7 +20,7 @@ export class FailedPartitions implements PartitionActorGroup {
     const runtime = new DeadRuntime(failure);
     this.actors = configs.map((c) => {
       // No rings: a dead actor never writes to one (attachRings does nothing).
-      const actor = new PartitionActor(c, runtime, 0, null, { start: 0, end: 0, truncatedBytes: 0, truncatedAtOffset: null, damage: [] });
+      const actor = new PartitionRef(c, runtime, 0, null, { start: 0, end: 0, truncatedBytes: 0, truncatedAtOffset: null, damage: [] });
       actor.failure = failure;
       return actor;
     });

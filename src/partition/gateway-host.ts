@@ -29,7 +29,7 @@ import {
   partitionLogSlot,
   ringPairBytes,
   type ActorRuntime,
-  type PartitionActor,
+  type PartitionRef,
   type PartitionActorConfig,
   type PartitionActorGroup,
   type PartitionResources,
@@ -46,7 +46,7 @@ export interface GatewayHostedOptions {
 export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntime {
   readonly worker = null;
   readonly deliversOutput = true;
-  readonly actors: PartitionActor[];
+  readonly actors: PartitionRef[];
   private readonly hosted: HostedPartition[] = [];
   private readonly rings: LazyRings[];
   /** Slots whose core has input (or a re-entrant request) waiting for the step loop. */
@@ -61,7 +61,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
   private constructor(
     configs: PartitionActorConfig[],
     private readonly opts: GatewayHostedOptions,
-    moving: readonly (PartitionActor | undefined)[] | undefined,
+    moving: readonly (PartitionRef | undefined)[] | undefined,
   ) {
     this.rings = configs.map(
       (c, i) => new LazyRings(c.ringBytes, c.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS, (input, output) => this.actors[i]?.attachRings(input, output), () => this.actors[i]?.deliverOutput()),
@@ -81,7 +81,7 @@ export class GatewayHostedPartitions implements PartitionActorGroup, ActorRuntim
    * Open (and recover) every partition's log on this thread. Async only to match a thread's start:
    * the replay itself runs synchronously here. `moving`: as for PartitionThread.start.
    */
-  static async start(configs: PartitionActorConfig[], opts: GatewayHostedOptions, moving?: readonly (PartitionActor | undefined)[]): Promise<GatewayHostedPartitions> {
+  static async start(configs: PartitionActorConfig[], opts: GatewayHostedOptions, moving?: readonly (PartitionRef | undefined)[]): Promise<GatewayHostedPartitions> {
     return new GatewayHostedPartitions(configs, opts, moving);
   }
 

@@ -123,7 +123,7 @@ export interface PartitionResources {
 }
 
 /**
- * What a PartitionActor needs from whatever runs its core. Every actor of one runtime shares its
+ * What a PartitionRef needs from whatever runs its core. Every actor of one runtime shares its
  * fate: the runtime's exit is each of its actors' exit.
  */
 export interface ActorRuntime {
@@ -143,7 +143,7 @@ export interface ActorRuntime {
   onExit(listener: (e: ChildExit) => void): void;
   /**
    * The actor has no rings and needs them now (a runtime that allocates them on demand, the
-   * gateway's): allocate them and hand them to the actor (PartitionActor.attachRings) before
+   * gateway's): allocate them and hand them to the actor (PartitionRef.attachRings) before
    * returning.
    */
   attachRings(slot: number): void;
@@ -208,7 +208,7 @@ class ThreadRuntime implements ActorRuntime {
 
 /** A supervisor child hosting partition actors: a worker thread, or the gateway's thread. */
 export interface PartitionActorGroup extends ChildHandle {
-  readonly actors: PartitionActor[];
+  readonly actors: PartitionRef[];
   /** The next close() hands the logs over to another host of this process (a move): see PartitionLog.close. */
   handOver(): void;
 }
@@ -220,15 +220,15 @@ export interface PartitionActorGroup extends ChildHandle {
 export class PartitionThread implements PartitionActorGroup {
   private constructor(
     private readonly child: WorkerChild<Ready>,
-    readonly actors: PartitionActor[],
+    readonly actors: PartitionRef[],
   ) {}
 
   /**
    * Spawn the thread, wait until every hosted actor has replayed its log, and wire the rings.
-   * `moving[i]`, when given, is partition i's actor from its previous host (PartitionActor.beginMove):
+   * `moving[i]`, when given, is partition i's actor from its previous host (PartitionRef.beginMove):
    * it is rewired here instead of a new one, so what it holds is served, not failed.
    */
-  static async start(configs: PartitionActorConfig[], thread: PartitionThreadConfig, moving?: readonly (PartitionActor | undefined)[], warm?: WarmWorker): Promise<PartitionThread> {
+  static async start(configs: PartitionActorConfig[], thread: PartitionThreadConfig, moving?: readonly (PartitionRef | undefined)[], warm?: WarmWorker): Promise<PartitionThread> {
     const bell = createThreadBell();
     const slots = configs.map(partitionSlot);
     const workerData: PartitionWorkerData = { slots, bell, testHooks: thread.testHooks };
@@ -302,8 +302,8 @@ class HoldingBuffer implements ByteSink {
   }
 }
 
-/** The gateway's port to one partition actor (which lives on a PartitionThread). */
-export class PartitionActor {
+/** A reference to one partition actor (which runs on a PartitionThread or on the gateway's thread): the broker core's side of its rings. */
+export class PartitionRef {
   readonly topic: string;
   readonly partition: number;
   /** Log start/end as last reported by the actor (end = durable end offset). */
@@ -733,12 +733,12 @@ export interface PartitionRings {
  * Partition i's actor on a newly started host: the moving one rewired, or a new one. `rings`: null
  * when the runtime allocates them on demand (ActorRuntime.attachRings).
  */
-export function attachActor(c: PartitionActorConfig, runtime: ActorRuntime, i: number, rings: PartitionRings | null, ready: SlotReady, moving: PartitionActor | undefined): PartitionActor {
+export function attachActor(c: PartitionActorConfig, runtime: ActorRuntime, i: number, rings: PartitionRings | null, ready: SlotReady, moving: PartitionRef | undefined): PartitionRef {
   if (moving !== undefined && moving.available && moving.isMoving) {
     moving.rehost(runtime, i, rings, ready);
     return moving;
   }
-  return new PartitionActor(c, runtime, i, rings, ready);
+  return new PartitionRef(c, runtime, i, rings, ready);
 }
 
 /** The facts of an actor's death: the errno (or the innermost error code) and the innermost message. */

@@ -11,7 +11,7 @@ import { INTERNAL_TOPIC_PREFIX, topicNameProblem, type TopicConfig, type TopicIn
 import { WeirError } from '../../common/errors.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { storageFailure } from '../../common/storage-failure.js';
-import type { PartitionActor } from '../../partition/ref.js';
+import type { PartitionRef } from '../../partition/ref.js';
 import { resolveTopicConfig, topicConfigToWire, type ResolvedTopicConfig } from './config.js';
 import { topicNameLimits, type TopicNameLimits } from './names.js';
 
@@ -28,7 +28,7 @@ export interface Topic {
   readonly name: string;
   readonly partitions: number;
   /** Current handle per partition (replaced on restart). */
-  readonly actors: PartitionActor[];
+  readonly actors: PartitionRef[];
   /** Round-robin cursor for unkeyed batches (sticky per request). */
   nextSticky: number;
   /** Messaging settings with defaults filled in; replaced (not mutated) by alter. */
@@ -55,7 +55,7 @@ export interface UnavailablePartition {
 
 export interface PartitionHost {
   /** Start the actors of a topic's partitions under supervision; resolves when all serve. */
-  startPartitions(topic: string, partitions: number): Promise<PartitionActor[]>;
+  startPartitions(topic: string, partitions: number): Promise<PartitionRef[]>;
   /** Stop and forget them again (a create that could not be made durable). */
   stopPartitions(topic: string): Promise<void>;
 }
@@ -160,7 +160,7 @@ export class TopicRegistry {
    * Register started actors: at boot, and again when the partition supervisor itself was restarted.
    * An existing Topic is updated in place, because subscriptions and requests hold on to it.
    */
-  adopt(name: string, actors: PartitionActor[]): Topic {
+  adopt(name: string, actors: PartitionRef[]): Topic {
     const existing = this.topics.get(name);
     if (existing && existing.partitions === actors.length) {
       existing.actors.splice(0, actors.length, ...actors);
@@ -196,7 +196,7 @@ export class TopicRegistry {
     return this.topics.values();
   }
 
-  replace(name: string, partition: number, actor: PartitionActor): void {
+  replace(name: string, partition: number, actor: PartitionRef): void {
     const t = this.topics.get(name);
     if (t) t.actors[partition] = actor;
   }
