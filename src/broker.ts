@@ -30,6 +30,7 @@ import { installQueues } from './features/queue/service.js';
 import { GroupCoordinator } from './core/groups/coordinator.js';
 import { OffsetStore } from './core/groups/offset-store.js';
 import { Gateway } from './gateway/server.js';
+import { BrokerCore } from './core/broker-core.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
 import { WeirError } from './common/errors.js';
@@ -150,6 +151,7 @@ export class Broker {
   readonly offsets: OffsetStore;
   private partitions: Supervisor<PartitionActorGroup> | null = null;
   private gateway: Gateway | null = null;
+  private brokerCore: BrokerCore | null = null;
   private readonly root: Supervisor;
   private readonly fsync: FsyncPolicy;
   private closed = false;
@@ -266,6 +268,12 @@ export class Broker {
     const a = this.topics.get(topic)?.actors[partition];
     if (!a) throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `no partition ${topic}/${partition}`);
     return a;
+  }
+
+  /** The broker core the front doors and features use (tools and tests: e.g. another control interceptor). */
+  get core(): BrokerCore {
+    if (!this.brokerCore) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'the broker core is not running');
+    return this.brokerCore;
   }
 
   gatewayStats(): ReturnType<Gateway['stats']> {
@@ -684,7 +692,8 @@ export class Broker {
       ...listenAddress(o),
       fsyncLabel: fsyncLabel(this.fsync),
     };
-    const gateway = new Gateway(config, {
+    // The core and its front door live and restart together, with the features installed on them.
+    const core = new BrokerCore(config, {
       topics: this.topics,
       host: this.host,
       groups: this.groups,
@@ -692,7 +701,8 @@ export class Broker {
       brokerName: 'weir/0.1.0',
       defaultPartitions: o.defaultPartitions ?? 8,
     });
-    const features = await installFeatures(FEATURES, { host: gateway, dataDir: this.opts.dataDir, fsync: this.fsync });
+    const features = await installFeatures(FEATURES, { host: core, dataDir: this.opts.dataDir, fsync: this.fsync });
+    const gateway = new Gateway(config, core);
     try {
       await gateway.listen();
     } catch (err) {
@@ -700,6 +710,7 @@ export class Broker {
       throw err;
     }
     this.gateway = gateway;
+    this.brokerCore = core;
     const listeners: Array<(e: ChildExit) => void> = [];
     return {
       close: async () => {

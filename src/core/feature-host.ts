@@ -11,14 +11,11 @@ import type { FetchMode } from '../partition/protocol.js';
 import type { Topic, TopicRegistry } from './topics/registry.js';
 import type { GroupCoordinator } from './groups/coordinator.js';
 import type { OffsetStore } from './groups/offset-store.js';
-import type { Frame, Session } from './session.js';
+import type { Frame, ProducePart, Session } from './session.js';
 import type { SubscribeOptions } from './validate.js';
 
-export type { Frame, Session } from './session.js';
+export type { Frame, ProducePart, Session } from './session.js';
 export type { SubscribeOptions } from './validate.js';
-
-/** One partition's share of a produce answer: [partition, first offset, count]. */
-export type ProducePart = [number, number, number];
 
 /** How a produce ends: one error (at most, possibly before every chunk settled), then `settled` once. */
 export interface ProduceOutcome {

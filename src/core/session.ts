@@ -1,15 +1,49 @@
 /**
- * What the broker core and the messaging features know of a client: a session. A front door (the
- * WebSocket gateway today; an HTTP admin door and a Kafka door later) opens one per client
- * connection and implements how frames reach it. The identity of the principal behind it belongs
- * here once the security issue lands.
+ * A client of the broker, as the core and the messaging features know it: a session. A front door
+ * (the WebSocket gateway today; an HTTP admin door and a Kafka door later) opens one per client
+ * connection (BrokerCore.openSession) with a port that says how frames reach the client and how
+ * much the front door holds for it unsent. The identity of the principal behind it belongs here
+ * once the security issue lands.
  */
-export interface Session {
-  /** Unique per front door and process run. */
-  readonly id: number;
-  /** The client is gone: nothing more is sent to it. */
-  readonly closed: boolean;
-}
-
 /** A decoded protocol frame (docs/protocol.md): a map of fields. */
 export type Frame = Record<string, unknown>;
+
+/** One partition's share of a produce answer: [partition, first offset, count]. */
+export type ProducePart = [number, number, number];
+
+/** What a front door implements per client. Frames are sent in the order given. */
+export interface SessionPort {
+  /** Queue a frame, sent with the rest of this turn's frames; encoded now (its byte strings may be views of memory that changes). */
+  send(frame: Frame): void;
+  /** Send at once (after what is already queued): for frames a client waits on to make progress. */
+  sendNow(frame: Frame): void;
+  /** Queue a `deliver` frame of a subscription; `records` is valid only during the call. */
+  deliver(sub: number, topic: string, partition: number, count: number, next: number, records: Uint8Array): void;
+  /** Queue the answer of produce request `id`. */
+  answerProduce(id: number, parts: ProducePart[], route: Uint8Array | undefined): void;
+  /** Bytes held for this client and not yet taken by it (flow control compares them with maxBufferedBytes). */
+  unsentBytes(): number;
+  /** Close the client's connection with a code and reason (a slow consumer). */
+  close(code: number, reason: string): void;
+}
+
+export class Session {
+  closed = false;
+  /** `hello` answered (needed first when the broker requires a token). */
+  helloDone = false;
+  /** Produce bytes in flight (the per-session budget, maxInFlightBytes). */
+  inFlightBytes = 0;
+  /** Bytes one-shot `fetch` answers not yet sent may take (their maxBytes): counted against maxBufferedBytes. */
+  fetchBytes = 0;
+  /** A cursor stopped because the client was over its bound: pump them all once it is not. */
+  deliveryPaused = false;
+  /** When the session was first seen over its bound (0: not over): the slow-consumer clock. */
+  overSince = 0;
+  nextSub = 1;
+
+  constructor(
+    /** Unique per process run. */
+    readonly id: number,
+    readonly port: SessionPort,
+  ) {}
+}

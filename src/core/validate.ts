@@ -2,7 +2,9 @@
  * Validators of request fields shared by the core's operations and the features' (pure): each
  * throws BAD_REQUEST naming the field (details.field).
  */
-import { badRequest } from '../common/errors.js';
+import { WeirError, badRequest } from '../common/errors.js';
+import { ErrorCode } from '../protocol/codes.js';
+import type { Topic, TopicRegistry } from './topics/registry.js';
 import { GROUP_NAME, MAX_CREDITS, type StartPosition } from '../protocol/frames.js';
 
 export { badRequest, needId } from '../common/errors.js';
@@ -50,4 +52,22 @@ function parseFrom(v: unknown): StartPosition {
     }
   }
   throw badRequest('from', '"from" must be "earliest", "latest", {offset}, {offsets} or {timestamp}');
+}
+
+/** The topic a frame names (BAD_REQUEST when `topic` is not a string, TOPIC_NOT_FOUND when it does not exist). */
+export function topicOf(topics: TopicRegistry, f: Record<string, unknown>): Topic {
+  const name = f.topic;
+  if (typeof name !== 'string') throw badRequest('topic', '"topic" must be a string');
+  const topic = topics.get(name);
+  if (!topic) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(name.slice(0, 60))} does not exist`);
+  return topic;
+}
+
+/** A partition number of `topic` (BAD_REQUEST when not an integer, PARTITION_NOT_FOUND when out of range). */
+export function partitionOf(topic: Topic, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest('partition', '"partition" must be an integer');
+  if (v < 0 || v >= topic.partitions) {
+    throw new WeirError(ErrorCode.PARTITION_NOT_FOUND, `topic ${topic.name} has partitions 0..${topic.partitions - 1}, not ${v}`);
+  }
+  return v;
 }

@@ -1,5 +1,7 @@
-/** Gateway limits and their defaults (the broker's CLI and startBroker options fill these). */
-export interface GatewayConfig {
+import type { CoreConfig } from '../core/broker-core.js';
+
+/** Gateway limits and their defaults (the broker's CLI and startBroker options fill these); the core's among them. */
+export interface GatewayConfig extends CoreConfig {
   host: string;
   port: number;
   /** Frames above this close the connection with 1009. */

@@ -1,6 +1,7 @@
 /** The gateway's rewrite of idempotent batches (pure). */
 import { describe, expect, it } from 'vitest';
 import { idempotentFields, markIdempotent, MAX_SEQUENCE, withProducerHeaders } from '../../src/core/producer-batch.js';
+import { testSession } from '../support/session.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { readMessages } from '../../src/protocol/batch-reader.js';
 import { Header, findHeader } from '../../src/protocol/headers.js';
@@ -45,7 +46,7 @@ describe('withProducerHeaders', () => {
 
 describe('idempotentFields', () => {
   // The guard the producers feature installs: here, ids below 10 are this connection's, at epoch 2.
-  const conn = { id: 1, closed: false };
+  const conn = testSession();
   const guard = (_c: unknown, producerId: number, epoch: number | undefined): void => {
     if (producerId >= 10) throw Object.assign(new Error('not handed out'), { details: { field: 'producerId' } });
     if (epoch !== undefined && epoch !== 2) throw Object.assign(new Error('fenced'), { code: 'PRODUCER_FENCED' });

@@ -10,7 +10,7 @@ import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
 import { Header } from '../../../src/protocol/headers.js';
 import { ErrorCode } from '../../../src/protocol/codes.js';
 import { WeirError } from '../../../src/common/errors.js';
-import type { ControlInterceptor, FeatureHost } from '../../../src/core/feature-host.js';
+import type { ControlInterceptor } from '../../../src/core/feature-host.js';
 import { startTestBroker, type TestBroker } from '../../support/broker.js';
 import { until } from '../../support/payload.js';
 import { RawClient } from '../../support/raw-client.js';
@@ -231,7 +231,7 @@ describe('message TTL', () => {
 describe('control interceptors', () => {
   it('chain: a second interceptor sees requests after the time feature passed them on, and may refuse them', async () => {
     tb = await startTestBroker();
-    const gateway = (tb.broker as unknown as { gateway: FeatureHost }).gateway;
+    const gateway = tb.broker.core;
     const seen: string[] = [];
     const audit: ControlInterceptor = (req, next) => {
       seen.push(req.topic.name);

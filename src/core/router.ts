@@ -52,7 +52,7 @@ export class Router {
       r.bytes[p]! += index.size[i]!;
     }
     // The touched list is built after the loop, which then does nothing but route. (Whether that
-    // is faster is not settled: bench/gateway/router.bench.ts gives 11-13 or 18-24 ns per keyed
+    // is faster is not settled: bench/core/router.bench.ts gives 11-13 or 18-24 ns per keyed
     // record from one process to the next on the same build.)
     r.touchedCount = listTouched(r, n, partitions);
     return r;

@@ -2,12 +2,12 @@
  * The key router (murmur2 per keyed record, sticky for unkeyed) against a baseline that only walks
  * the same index without hashing, so the difference is the routing itself.
  *
- *   npm run build && node dist/bench/gateway/router.bench.js
+ *   npm run build && node dist/bench/core/router.bench.js
  */
 import { Bench } from 'tinybench';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { RecordIndex, scanBatch } from '../../src/protocol/record.js';
-import { Router } from '../../src/gateway/router.js';
+import { Router } from '../../src/core/router.js';
 
 const N = 1000;
 const time = Number(process.argv.find((a) => a.startsWith('--time='))?.slice(7) ?? 1500);

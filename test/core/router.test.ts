@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { Router } from '../../src/gateway/router.js';
+import { Router } from '../../src/core/router.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { RecordIndex, scanBatch } from '../../src/protocol/record.js';
 import { partitionForKey } from '../../src/common/murmur2.js';

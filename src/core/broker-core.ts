@@ -1,0 +1,391 @@
+/**
+ * The transport-free broker core: the operations of the broker (topics, produce, fetch, subscribe
+ * with cursors and credit, groups and offsets) and the services the messaging features use
+ * (FeatureHost), callable by any front door with a Session. It knows nothing of sockets or of how
+ * frames are encoded: a front door decodes a client's frames, hands them to `dispatch`, and carries
+ * what the core sends through each session's port.
+ *
+ *   front door ──dispatch(session, frame)──► op table ──► ProducePath / Reads / Subscriptions ──► PartitionRef
+ *              ◄──────── SessionPort (send, deliver, answerProduce) ◄─────────────────────────┘
+ */
+import { WeirError, needId } from '../common/errors.js';
+import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
+import { PROTOCOL_VERSION, type TopicConfig } from '../protocol/frames.js';
+import { dropExpired } from '../protocol/expiry-filter.js';
+import type { RecordIndex } from '../protocol/record.js';
+import { FetchMode } from '../partition/protocol.js';
+import { topicConfigToWire } from './topics/config.js';
+import type { PartitionHost, Topic, TopicRegistry } from './topics/registry.js';
+import type { GroupCoordinator } from './groups/coordinator.js';
+import type { OffsetStore } from './groups/offset-store.js';
+import { FlowControl } from './flow-control.js';
+import { ProducePath } from './produce.js';
+import { Reads, fetchFailure, unavailable } from './reads.js';
+import { Subscriptions } from './subscriptions.js';
+import { Turn } from './turn.js';
+import { Session, type Frame, type ProducePart, type SessionPort } from './session.js';
+import { badRequest, nonNegInt, partitionOf, subscribeOptionsOf, topicOf, type SubscribeOptions } from './validate.js';
+import type { ControlInterceptor, FeatureHost, OpHandler, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
+
+/** The codes a client may be sent (the wire registry). */
+const WIRE_CODES: ReadonlySet<string> = new Set<string>(Object.values(ErrorCode));
+
+/** The core's limits (the gateway's config carries them). */
+export interface CoreConfig {
+  /** Frames above this are refused by the front door (told to clients in hello). */
+  maxFrameBytes: number;
+  /** Largest single record (header + key + value + headers). */
+  maxMessageBytes: number;
+  /** Unanswered produce bytes per session. */
+  maxInFlightBytes: number;
+  maxRecordsPerBatch: number;
+  /** A session's bound on unsent bytes: deliveries stop above it, and `fetch` answers THROTTLED. */
+  maxBufferedBytes: number;
+  /** Close (1008, `SLOW_CONSUMER`) a session that stays over maxBufferedBytes this long. */
+  slowConsumerCloseMs: number;
+  /** Largest DATA answer a partition returns for one fetch. */
+  maxFetchBytes: number;
+  /** How long a subscription's fetch waits at the partition for new data. */
+  longPollMs: number;
+  /** If set, clients must send it in `hello`. */
+  token?: string;
+  /** Shown in hello: the fsync policy acknowledgements follow. */
+  fsyncLabel: string;
+}
+
+export interface CoreDeps {
+  topics: TopicRegistry;
+  host: PartitionHost;
+  groups: GroupCoordinator;
+  offsets: OffsetStore;
+  brokerName: string;
+  /** Partition count for create_topic without one. */
+  defaultPartitions: number;
+}
+
+export class BrokerCore implements FeatureHost {
+  /** Ends every turn: partition actors written to are flushed, then the front doors send. */
+  readonly turn = new Turn();
+  private readonly reads: Reads;
+  private readonly produces: ProducePath;
+  private readonly flow: FlowControl;
+  private readonly subscriptions: Subscriptions;
+  private readonly sessions = new Set<Session>();
+  private nextSession = 1;
+  private readonly ops = new Map<string, OpHandler>();
+  private readonly closeListeners: Array<(session: Session) => void> = [];
+  private patternSubscribe: OpHandler | null = null;
+  private closing = false;
+
+  constructor(
+    private readonly config: CoreConfig,
+    private readonly deps: CoreDeps,
+  ) {
+    this.reads = new Reads(config, this.turn);
+    this.flow = new FlowControl(config);
+    this.produces = new ProducePath(config, deps.topics, this.turn, (session, id, error) => this.sendError(session, id, error));
+    this.subscriptions = new Subscriptions(config, deps.groups, deps.offsets, this.turn, this.reads, this.flow, this.sendError);
+  }
+
+  // ------------------------------------------------------------------ sessions (front doors)
+
+  /** A client connected to a front door. */
+  openSession(port: SessionPort): Session {
+    const session = new Session(this.nextSession++, port);
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** The client is gone: its subscriptions end, the features forget it. */
+  closeSession(session: Session): void {
+    if (session.closed) return;
+    session.closed = true;
+    this.sessions.delete(session);
+    this.flow.forget(session);
+    this.subscriptions.sessionClosed(session);
+    for (const l of this.closeListeners) l(session);
+  }
+
+  /** The session's client took what was buffered (a front door's drain): deliveries resume under the bound. */
+  drained(session: Session): void {
+    if (this.flow.drained(session)) this.subscriptions.resume(session);
+  }
+
+  /** Stop taking requests that change data (SHUTTING_DOWN); sessions stay until their front door closes them. */
+  stopAccepting(): void {
+    this.closing = true;
+    this.flow.close();
+  }
+
+  get stopping(): boolean {
+    return this.closing;
+  }
+
+  /** Produce bytes in flight over every session (a front door waits for them at close). */
+  inFlightProduceBytes(): number {
+    let n = 0;
+    for (const s of this.sessions) n += s.inFlightBytes;
+    return n;
+  }
+
+  /**
+   * Handle one decoded request of `session`. Throws (or returns a promise that rejects) with the
+   * error to answer; the front door answers it with sendError.
+   */
+  dispatch(session: Session, f: Frame, id: number | undefined): Promise<void> | void {
+    const op = f.op as string;
+    if (this.config.token !== undefined && !session.helloDone && op !== 'hello') {
+      throw new WeirError(ErrorCode.UNAUTHORIZED, 'this broker requires a token: send hello with "token" first');
+    }
+    switch (op) {
+      case 'hello':
+        return this.hello(session, needId(id, op), f);
+      case 'produce':
+        if (this.closing) throw shuttingDown();
+        return this.produces.produce(session, needId(id, op), f);
+      case 'create_topic':
+        return this.createTopic(session, needId(id, op), f);
+      case 'list_topics':
+        session.port.send({ op: 'result', id: needId(id, op), topics: this.deps.topics.list() });
+        return;
+      case 'describe_topic':
+        return this.describeTopic(session, needId(id, op), f);
+      case 'fetch':
+        return this.fetch(session, needId(id, op), f);
+      case 'subscribe':
+        return this.subscribe(session, needId(id, op), f);
+      case 'credit':
+        return this.subscriptions.credit(session, f);
+      case 'commit':
+        return this.subscriptions.commit(session, needId(id, op), f);
+      case 'revoked':
+        return this.subscriptions.revoked(session, f);
+      case 'unsubscribe':
+        return this.subscriptions.unsubscribe(session, needId(id, op), f);
+      case 'ping':
+        session.port.send({ op: 'result', id: needId(id, op) });
+        return;
+      case 'alter_topic':
+        return this.alterTopic(session, needId(id, op), f);
+      default: {
+        const handler = this.ops.get(op);
+        if (handler) return handler(session, id, f);
+        throw new WeirError(ErrorCode.UNKNOWN_OP, `unknown operation ${JSON.stringify(op.slice(0, 40))}; see docs/protocol.md`);
+      }
+    }
+  }
+
+  /** Answer a failed request (or a subscription's trouble, `sub`) with an `error` frame of a wire code. */
+  readonly sendError = (session: Session, id: number | undefined, err: unknown, sub?: number): void => {
+    if (session.closed) return;
+    let e: WeirError;
+    if (WeirError.isWeirError(err) && WIRE_CODES.has(err.code)) e = err;
+    else if (WeirError.isWeirError(err)) {
+      // A module's own code (a supervisor's, a log's…) that nothing mapped to a wire code: a bug.
+      console.error('weir: unmapped error code', err);
+      e = new WeirError(ErrorCode.INTERNAL, `internal error: ${err.code}: ${err.message}`);
+    } else {
+      // A bug, not the client's fault: say so, keep serving.
+      console.error('weir: internal error', err);
+      e = new WeirError(ErrorCode.INTERNAL, `internal error: ${(err as Error)?.message ?? String(err)}`);
+    }
+    const frame: Frame = { op: 'error', code: e.code, message: e.message, retryable: e.retryable || RETRYABLE.has(e.code) };
+    if (id !== undefined) frame.id = id;
+    if (sub !== undefined) frame.sub = sub;
+    if (e.details !== undefined) frame.details = e.details;
+    session.port.send(frame);
+  };
+
+  /** Every partition's availability, and why each that is down is down (an HTTP front door's /healthz). */
+  health(): { ok: boolean; status: 'ok' | 'stopping' | 'degraded'; partitions: { up: number; total: number }; unavailable: ReturnType<TopicRegistry['unavailable']> } {
+    let up = 0;
+    let total = 0;
+    for (const t of this.deps.topics.all()) {
+      for (const a of t.actors) {
+        total++;
+        if (a.available) up++;
+      }
+    }
+    const ok = up === total && !this.closing;
+    return { ok, status: ok ? 'ok' : this.closing ? 'stopping' : 'degraded', partitions: { up, total }, unavailable: up === total ? [] : this.deps.topics.unavailable() };
+  }
+
+  // ------------------------------------------------------------------ FeatureHost
+
+  get topics(): TopicRegistry {
+    return this.deps.topics;
+  }
+  get groups(): GroupCoordinator {
+    return this.deps.groups;
+  }
+  get offsets(): OffsetStore {
+    return this.deps.offsets;
+  }
+
+  registerOp(op: string, handler: OpHandler): void {
+    if (this.ops.has(op)) throw new Error(`op ${op} registered twice`);
+    this.ops.set(op, handler);
+  }
+
+  setPatternSubscribeHandler(handler: OpHandler): void {
+    // One feature owns wildcard subscriptions: a second handler would silently steal them.
+    if (this.patternSubscribe) throw new Error('a pattern subscribe handler is already set');
+    this.patternSubscribe = handler;
+  }
+
+  setProducerGuard(guard: ProducerGuard): void {
+    this.produces.setProducerGuard(guard);
+  }
+
+  addControlInterceptor(interceptor: ControlInterceptor): void {
+    this.produces.addControlInterceptor(interceptor);
+  }
+
+  onConnectionClosed(listener: (session: Session) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  onUnsubscribed(listener: (session: Session, subId: number) => void): void {
+    this.subscriptions.onUnsubscribed(listener);
+  }
+
+  scanBatch(records: Uint8Array, index: RecordIndex, maxRecords?: number): void {
+    this.produces.scanBatch(records, index, maxRecords);
+  }
+
+  append(topic: Topic | string, records: Uint8Array, partition?: number): Promise<{ parts: ProducePart[]; route?: Uint8Array }> {
+    return this.produces.append(topic, records, partition);
+  }
+
+  read(topic: Topic, partition: number, offset: number, options?: ReadOptions): Promise<ReadResult> {
+    return this.reads.read(topic, partition, offset, options);
+  }
+
+  readView(topic: Topic, partition: number, offset: number, options: ReadOptions, use: (records: Uint8Array, count: number, next: number, end: number) => void): Promise<void> {
+    return this.reads.readView(topic, partition, offset, options, use);
+  }
+
+  async ensureTopic(name: string, partitions: number, config?: TopicConfig, internal = false): Promise<Topic> {
+    const existing = this.deps.topics.get(name);
+    if (existing) return existing;
+    return (await this.deps.topics.create(name, partitions, this.deps.host, config, { internal })).topic;
+  }
+
+  resolveOffset(topic: Topic, partition: number, mode: FetchMode, position?: number, abandon?: () => boolean): Promise<number> {
+    return this.reads.resolveOffset(topic, partition, mode, position, abandon);
+  }
+
+  subscribeTopic(session: Session, topic: Topic, options: SubscribeOptions): number {
+    return this.subscriptions.subscribeTopic(session, topic, options);
+  }
+
+  unsubscribeById(session: Session, subId: number): boolean {
+    return this.subscriptions.unsubscribeById(session, subId);
+  }
+
+  send(session: Session, frame: Frame): void {
+    if (!session.closed) session.port.send(frame);
+  }
+
+  sendNow(session: Session, frame: Frame): void {
+    if (!session.closed) session.port.sendNow(frame);
+  }
+
+  // ------------------------------------------------------------------ built-in ops
+
+  private hello(session: Session, id: number, f: Frame): void {
+    const version = f.version;
+    if (version !== PROTOCOL_VERSION) {
+      throw new WeirError(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${String(version)} is not supported; this broker speaks ${PROTOCOL_VERSION}`, { details: { supported: [PROTOCOL_VERSION] } });
+    }
+    if (this.config.token !== undefined && f.token !== this.config.token) {
+      throw new WeirError(ErrorCode.UNAUTHORIZED, 'token is missing or wrong');
+    }
+    session.helloDone = true;
+    const c = this.config;
+    session.port.send({
+      op: 'result', id, version: PROTOCOL_VERSION, broker: this.deps.brokerName,
+      maxFrameBytes: c.maxFrameBytes, maxMessageBytes: c.maxMessageBytes, maxInFlightBytes: c.maxInFlightBytes, fsync: c.fsyncLabel,
+    });
+  }
+
+  private async createTopic(session: Session, id: number, f: Frame): Promise<void> {
+    if (this.closing) throw shuttingDown();
+    const name = f.topic;
+    if (typeof name !== 'string') throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, 'topic name must be a string');
+    const partitions = f.partitions === undefined ? this.deps.defaultPartitions : f.partitions;
+    const { topic, created } = await this.deps.topics.create(name, partitions as number, this.deps.host, f.config);
+    this.send(session, { op: 'result', id, topic: topic.name, partitions: topic.partitions, config: topicConfigToWire(topic.config), created });
+  }
+
+  private async alterTopic(session: Session, id: number, f: Frame): Promise<void> {
+    if (this.closing) throw shuttingDown();
+    const topic = topicOf(this.deps.topics, f);
+    if (f.config === undefined) throw badRequest('config', '"config" must be a map of the settings to change');
+    const altered = await this.deps.topics.alter(topic.name, f.config);
+    this.send(session, { op: 'result', id, topic: altered.name, partitions: altered.partitions, config: topicConfigToWire(altered.config) });
+  }
+
+  private async describeTopic(session: Session, id: number, f: Frame): Promise<void> {
+    const topic = topicOf(this.deps.topics, f);
+    const offsets = await Promise.all(
+      topic.actors.map(async (a, partition) => ({ partition, ...(await a.describe()), host: a.host })),
+    );
+    this.send(session, { op: 'result', id, topic: topic.name, partitions: topic.partitions, config: topicConfigToWire(topic.config), offsets });
+  }
+
+  private subscribe(session: Session, id: number, f: Frame): Promise<void> | void {
+    if (f.pattern !== undefined || f.topic === undefined) {
+      // Wildcard subscriptions belong to the routing feature (src/features/routing/).
+      if (f.topic !== undefined || f.pattern === undefined) throw badRequest(f.topic === undefined ? 'topic' : 'pattern', 'subscribe needs exactly one of "topic" and "pattern"');
+      if (!this.patternSubscribe) throw badRequest('pattern', 'this broker has no pattern subscriptions');
+      return this.patternSubscribe(session, id, f);
+    }
+    const topic = topicOf(this.deps.topics, f);
+    this.subscriptions.subscribe(session, id, topic, subscribeOptionsOf(f));
+  }
+
+  private fetch(session: Session, id: number, f: Frame): void {
+    const topic = topicOf(this.deps.topics, f);
+    const partition = partitionOf(topic, f.partition);
+    const offset = nonNegInt(f.offset, 'offset');
+    const maxBytes = Math.min(f.maxBytes === undefined ? 1 << 20 : nonNegInt(f.maxBytes, 'maxBytes'), this.config.maxFetchBytes);
+    const maxRecords = f.maxRecords === undefined ? 10_000 : nonNegInt(f.maxRecords, 'maxRecords');
+    const maxWaitMs = Math.min(f.maxWaitMs === undefined ? 0 : nonNegInt(f.maxWaitMs, 'maxWaitMs'), 30_000);
+    // Answers count against the session's bound from the moment they are asked for (a client can
+    // pipeline many fetches in one read, before any answer exists): one more is allowed while the
+    // unsent bytes and the answers pending stay within it, so it holds at most one answer past it.
+    const buffered = session.port.unsentBytes();
+    const bound = this.config.maxBufferedBytes;
+    if (buffered + session.fetchBytes > bound) {
+      if (buffered > bound) this.flow.noteOverBound(session);
+      throw new WeirError(ErrorCode.THROTTLED, `connection has ${buffered} bytes unsent and ${session.fetchBytes} bytes of fetch answers pending (limit ${bound}); read the answers, then retry`, { retryable: true });
+    }
+    const actor = topic.actors[partition]!;
+    const fetchId = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
+      data: (records, count, next, end) => {
+        session.fetchBytes -= maxBytes;
+        // time: never hand out expired records (only topics with a ttlMs or weir- records can have any)
+        if (count > 0 && (topic.config.ttlMs !== null || topic.hasControlRecords)) {
+          const live = dropExpired(records, count, topic.config.ttlMs, Date.now());
+          if (live !== null) {
+            records = live.records;
+            count = live.count;
+          }
+        }
+        this.send(session, { op: 'result', id, topic: topic.name, partition, records, count, next, end });
+      },
+      failed: (code, message, start, end) => {
+        session.fetchBytes -= maxBytes;
+        this.sendError(session, id, fetchFailure(topic, partition, code, message, start, end));
+      },
+    });
+    if (fetchId === 0) throw unavailable(topic.name, partition, actor);
+    session.fetchBytes += maxBytes; // answered no earlier than the next turn's end
+    this.turn.markActor(actor);
+  }
+}
+
+function shuttingDown(): WeirError {
+  return new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping; retry against it once it is back', { retryable: true });
+}
