@@ -110,7 +110,7 @@ export class Journal {
   private syncTimer: ReturnType<typeof setTimeout> | null = null;
   private syncFailing = false;
   /** Set when a failed append could not be cut back: every later append is refused. */
-  private broken: LogError | null = null;
+  private brokenBy: LogError | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
   /** Async flavour: entries of this turn, written together. */
@@ -199,6 +199,14 @@ export class Journal {
     return this.count;
   }
 
+  /**
+   * Why the journal refuses every append (a failed write that could not be cut back, or a replace
+   * that could not reopen the file), or null. Only reopening it (a restart) clears it.
+   */
+  get failure(): LogError | null {
+    return this.brokenBy;
+  }
+
   /** fdatasyncs of appended entries so far (under always, the interval timer, close); not replaces. */
   get syncs(): number {
     return this.appendSyncs;
@@ -223,7 +231,7 @@ export class Journal {
   append(payload: Uint8Array): Promise<void> {
     this.checkFlavour('async');
     if (this.closed) return Promise.reject(closedError(this.file));
-    if (this.broken) return Promise.reject(this.broken);
+    if (this.brokenBy) return Promise.reject(this.brokenBy);
     return new Promise((resolve, reject) => {
       this.queued.push(payload);
       this.waiters.push({ resolve, reject });
@@ -306,7 +314,7 @@ export class Journal {
   }
 
   private *appendSteps(bytes: Uint8Array, entries: number): Steps<void> {
-    if (this.broken) throw this.broken;
+    if (this.brokenBy) throw this.brokenBy;
     let op = 'write';
     try {
       yield* writeWhole(this.fd, bytes);
@@ -322,8 +330,8 @@ export class Journal {
       try {
         yield* truncate(this.fd, this.good);
       } catch (again) {
-        this.broken = new StorageError(`${this.file} could not be cut back to its last whole entry after a failed ${op} (${(again as Error).message}); restart the broker`, { op: 'ftruncate', path: this.file }, again);
-        console.error(`weir: ${this.broken.message}`);
+        this.brokenBy = new StorageError(`${this.file} could not be cut back to its last whole entry after a failed ${op} (${(again as Error).message}); restart the broker`, { op: 'ftruncate', path: this.file }, again);
+        console.error(`weir: ${this.brokenBy.message}`);
       }
       throw error;
     }
@@ -336,7 +344,7 @@ export class Journal {
   }
 
   private *replaceSteps(payloads: readonly Uint8Array[]): Steps<void> {
-    if (this.broken) throw this.broken;
+    if (this.brokenBy) throw this.brokenBy;
     const bytes = encodeFrames(payloads);
     yield* replaceFile(this.file, bytes, this.fsync.mode !== 'never');
     // Appends go to the new file from now on (the old descriptor points at the replaced one).
@@ -350,8 +358,8 @@ export class Journal {
     try {
       this.fd = yield* open(this.file, 'a');
     } catch (err) {
-      this.broken = storageErrorFrom(err, 'open', this.file);
-      throw this.broken;
+      this.brokenBy = storageErrorFrom(err, 'open', this.file);
+      throw this.brokenBy;
     }
     this.good = bytes.length;
     this.count = payloads.length;
