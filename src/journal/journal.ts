@@ -26,10 +26,12 @@
  * (temp file, fsync unless the policy is never, rename, fsync the directory); appends continue in
  * the new file.
  *
- * Flavours: one journal is used either synchronously (`appendSync`, `replaceSync`, `closeSync`:
- * the interval fdatasync then also runs on this thread) or asynchronously (`append`, `replace`,
- * `close`: every step runs in order, one at a time, off the thread). The steps are the same
- * generators either way (io.ts).
+ * Flavours: synchronous entry points (`appendSync`, `replaceSync`, `closeSync`) do their IO on
+ * the calling thread before they return; asynchronous ones (`append`, `replace`, `close`) run in
+ * order, one step at a time, off the thread. A synchronous call needs no asynchronous step pending.
+ * The `io` option says how the interval fdatasync runs: on the thread (`sync`: the offset store's
+ * commits are synchronous anyway) or off it (`async`). The steps are the same generators either
+ * way (io.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -53,7 +55,7 @@ export interface LegacyFormat {
 export interface JournalOptions {
   file: string;
   fsync: FsyncPolicy;
-  /** 'sync' or 'async': which entry points this journal is used with (see the file comment). */
+  /** How the interval fdatasync runs: on this thread ('sync') or off it ('async'; see the file comment). */
   io: 'sync' | 'async';
   legacy?: LegacyFormat;
   /**
@@ -119,6 +121,8 @@ export class Journal {
   private scheduled = false;
   /** Async flavour: the steps run one at a time in this order. */
   private chain: Promise<void> = Promise.resolve();
+  /** Asynchronous steps enqueued and not finished. */
+  private steps = 0;
 
   private constructor(options: JournalOptions, fd: number, good: number, count: number) {
     this.file = options.file;
@@ -217,7 +221,7 @@ export class Journal {
    * STORAGE_FULL / STORAGE_ERROR with none of them in the file when they cannot be stored.
    */
   appendSync(payloads: readonly Uint8Array[]): void {
-    this.checkFlavour('sync');
+    this.checkIdle();
     if (this.closed) throw closedError(this.file);
     if (payloads.length === 0) return;
     runSync(this.appendSteps(encodeFrames(payloads), payloads.length));
@@ -229,7 +233,6 @@ export class Journal {
    * write kept) when they cannot be.
    */
   append(payload: Uint8Array): Promise<void> {
-    this.checkFlavour('async');
     if (this.closed) return Promise.reject(closedError(this.file));
     if (this.brokenBy) return Promise.reject(this.brokenBy);
     return new Promise((resolve, reject) => {
@@ -246,7 +249,7 @@ export class Journal {
 
   /** Replace the file by `payloads` (compaction), synchronously. On failure the old file stays in use. */
   replaceSync(payloads: readonly Uint8Array[]): void {
-    this.checkFlavour('sync');
+    this.checkIdle();
     if (this.closed) throw closedError(this.file);
     runSync(this.replaceSteps(payloads));
   }
@@ -257,7 +260,6 @@ export class Journal {
    * entries appended meanwhile are written to the new file after it.
    */
   replace(snapshot: () => readonly Uint8Array[]): Promise<void> {
-    this.checkFlavour('async');
     if (this.closed) return Promise.reject(closedError(this.file));
     return this.enqueue(async () => {
       await new Promise((r) => setImmediate(r));
@@ -267,8 +269,8 @@ export class Journal {
 
   /** Sync what is unsynced (interval), close the file. Throws a failed sync (the file is closed anyway). */
   closeSync(): void {
-    this.checkFlavour('sync');
     if (this.closed) return;
+    this.checkIdle();
     this.closed = true;
     this.stopTimer();
     runSync(this.closeSteps());
@@ -276,7 +278,6 @@ export class Journal {
 
   /** Write what was appended, sync what is unsynced (interval), close the file. Rejects with a failed sync. */
   close(): Promise<void> {
-    this.checkFlavour('async');
     if (this.closing) return this.closing;
     this.closed = true;
     this.stopTimer();
@@ -288,12 +289,17 @@ export class Journal {
     return this.closing;
   }
 
-  private checkFlavour(io: 'sync' | 'async'): void {
-    if (io !== this.io) throw new WeirError(ErrorCode.INTERNAL, `journal ${this.file} is opened for ${this.io} use`);
+  /**
+   * The synchronous entry points need the asynchronous ones idle (an asynchronous journal may
+   * still write its first snapshot synchronously at open).
+   */
+  private checkIdle(): void {
+    if (this.steps > 0 || this.queued.length > 0) throw new WeirError(ErrorCode.INTERNAL, `journal ${this.file}: a synchronous call while asynchronous writes are pending`);
   }
 
   private enqueue(step: () => Promise<void>): Promise<void> {
-    const run = this.chain.then(step);
+    this.steps++;
+    const run = this.chain.then(step).finally(() => void this.steps--);
     this.chain = run.catch(() => undefined);
     return run;
   }
@@ -396,7 +402,7 @@ export class Journal {
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
       if (this.closed || !this.unsynced) return;
-      if (this.io === 'sync') {
+      if (this.io === 'sync' && this.steps === 0) {
         try {
           runSync(this.syncSteps());
           this.syncFailing = false;
