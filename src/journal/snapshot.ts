@@ -18,7 +18,7 @@ export type SnapshotRead =
 /** A snapshot's previous on-disk format: read once, rewritten framed, removed. */
 export interface LegacySnapshot {
   file: string;
-  /** The payload the old file stands for, or null when it cannot be used (it is removed all the same). */
+  /** The payload the old file stands for, or null when it cannot be used (then it is left in place). */
   read(file: string): Uint8Array | null;
 }
 
@@ -49,7 +49,9 @@ function migrate(file: string, options: { legacy?: LegacySnapshot; fsync?: Fsync
   const { legacy } = options;
   if (!legacy || !fs.existsSync(legacy.file)) return { kind: 'missing' };
   const payload = legacy.read(legacy.file);
-  if (payload !== null) writeSnapshotSync(file, payload, options.fsync ?? { mode: 'always' });
+  // An old file that cannot be used stays where it is, for an operator (and the caller decides).
+  if (payload === null) return { kind: 'damaged' };
+  writeSnapshotSync(file, payload, options.fsync ?? { mode: 'always' });
   fs.rmSync(legacy.file, { force: true });
-  return payload === null ? { kind: 'damaged' } : { kind: 'ok', payload };
+  return { kind: 'ok', payload };
 }
