@@ -197,7 +197,7 @@ export class Broker {
     this.offsets = new OffsetStore(path.join(opts.dataDir, 'groups'), this.fsync);
     const skipped = this.offsets.recovery;
     if (skipped.skippedLines > 0 || skipped.truncatedBytes > 0) {
-      console.error(`weir: group offsets: skipped ${skipped.skippedLines} damaged line(s) and cut a ${skipped.truncatedBytes}-byte torn tail in ${path.join(opts.dataDir, 'groups', 'offsets.jsonl')} (at bytes ${skipped.positions.join(', ')}); every other commit was restored`);
+      console.error(`weir: group offsets: skipped ${skipped.skippedLines} damaged entr(ies) and cut a ${skipped.truncatedBytes}-byte torn tail in ${this.offsets.file} (at bytes ${skipped.positions.join(', ')}); every other commit was restored`);
     }
     const partitionsSpec: ChildSpec = {
       id: 'partitions',

@@ -47,11 +47,11 @@
  *                               pending and are retried (src/features/scheduler/fired-log.ts).
  * - `weir:journal:sync`         `{ file }` a side journal (group offsets, queue journal, fired log,
  *                               transaction log, producer-state snapshot) was fdatasynced
- *                               (src/common/journal-sync.ts). Per thread: a snapshot written on a
+ *                               (src/journal/io.ts). Per thread: a snapshot written on a
  *                               partition worker is published there.
  * - `weir:journal:skipped`      `{ file, skippedLines, positions, truncatedBytes }` replay of a journal
- *                               skipped lines that do not parse (`positions`: byte offsets of the
- *                               first ones) and cut an unterminated last line (src/core/groups/offset-store.ts).
+ *                               skipped damaged entries (`positions`: byte offsets of the first
+ *                               ones) and cut a torn last entry (src/journal/journal.ts).
  * - `weir:partition:failed`     `{ topic, partition, code, message, failures, answer }` the broker
  *                               gave up on a partition: its actor failed `failures` times in the
  *                               restart period (or failed to start when the broker started); `code`

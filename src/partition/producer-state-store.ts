@@ -2,8 +2,12 @@
  * Exactly-once append, the IO shell of the producer state (producer-state.ts): a snapshot file in
  * the partition directory plus a replay of the log after it (Kafka's producer-state snapshots).
  *
- *   <partition dir>/producer-state.json   {"version":1,"offset":N,"producers":[…]}
- *                                         {"version":1,"none":true}
+ *   <partition dir>/producer-state.snapshot   {"version":1,"offset":N,"producers":[…]}
+ *                                             {"version":1,"none":true}
+ *
+ * (a snapshot file, src/journal/snapshot.ts: the JSON in one CRC-checked frame, replaced
+ * atomically; a damaged one reads as unreadable and the log is replayed instead. The unframed
+ * `producer-state.json` of a data directory from before is read once and moved to it.)
  *
  * A snapshot holds the state of every record below `offset`. At open the table is loaded from it
  * and the records in [offset, log end) are replayed: only those with ATTR_IDEMPOTENT (first record
@@ -33,14 +37,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { replaceJournal } from '../common/journal-sync.js';
+import { jsonPayload, parseJsonPayload, readSnapshotSync, writeSnapshotSync, type FsyncPolicy } from '../journal/index.js';
 import { ATTR_IDEMPOTENT, F_ATTRIBUTES, readU32, recordOffset } from '../protocol/record.js';
 import { Header, headerInteger } from '../protocol/headers.js';
 import type { PartitionStore } from '../log/index.js';
-import type { PartitionSlotData } from './protocol.js';
 import { ProducerStateTable, type ProducerStateLimits, DEFAULT_PRODUCER_STATE_LIMITS } from './producer-state.js';
 
-export const PRODUCER_SNAPSHOT_FILE = 'producer-state.json';
+export const PRODUCER_SNAPSHOT_FILE = 'producer-state.snapshot';
+/** The unframed snapshot before snapshot files (read once, then removed). */
+export const LEGACY_PRODUCER_SNAPSHOT_FILE = 'producer-state.json';
 const REPLAY_READ_BYTES = 1 << 20;
 
 export interface ProducerStateRecovery {
@@ -64,19 +69,18 @@ export class ProducerStateStore {
   private lastSnapshotVersion = -1;
   private nextSnapshotAt = 0;
   private readonly file: string;
+  private readonly legacyFile: string;
   /** False while the partition never had an idempotent batch: no snapshot is written. */
   private trackingState = false;
-  /** Snapshots are fdatasynced (file and directory) unless the fsync policy is `never`. */
-  private readonly durable: boolean;
 
   constructor(
     dir: string,
     private readonly intervalMs = 5_000,
-    /** The broker's fsync policy: snapshots are synced unless it is `never`. */
-    fsync: PartitionSlotData['log']['fsync'] = { mode: 'always' },
+    /** The broker's fsync policy: snapshots are synced (file and directory) unless it is `never`. */
+    private readonly fsync: FsyncPolicy = { mode: 'always' },
   ) {
     this.file = path.join(dir, PRODUCER_SNAPSHOT_FILE);
-    this.durable = fsync.mode !== 'never';
+    this.legacyFile = path.join(dir, LEGACY_PRODUCER_SNAPSHOT_FILE);
   }
 
   get tracking(): boolean {
@@ -129,7 +133,7 @@ export class ProducerStateStore {
    */
   beginTracking(table: ProducerStateTable, offset: number): void {
     if (this.trackingState) return;
-    replaceJournal(this.file, JSON.stringify({ version: 1, offset, producers: table.toJSON() }), this.durable);
+    writeSnapshotSync(this.file, jsonPayload({ version: 1, offset, producers: table.toJSON() }), this.fsync);
     this.trackingState = true;
     this.lastSnapshotOffset = offset;
     this.lastSnapshotVersion = table.version;
@@ -150,7 +154,7 @@ export class ProducerStateStore {
   write(table: ProducerStateTable, offset: number): void {
     if (!this.trackingState) return;
     try {
-      replaceJournal(this.file, JSON.stringify({ version: 1, offset, producers: table.toJSON() }), this.durable);
+      writeSnapshotSync(this.file, jsonPayload({ version: 1, offset, producers: table.toJSON() }), this.fsync);
       this.lastSnapshotOffset = offset;
       this.lastSnapshotVersion = table.version;
     } catch {
@@ -160,29 +164,44 @@ export class ProducerStateStore {
 
   private writeNone(): void {
     try {
-      replaceJournal(this.file, JSON.stringify({ version: 1, none: true }), this.durable);
+      writeSnapshotSync(this.file, jsonPayload({ version: 1, none: true }), this.fsync);
     } catch {
       // Without the file the next open replays the log once more (correct, only slower).
     }
   }
 
   private readSnapshot(): Snapshot {
-    let text: string;
+    // The unframed JSON of a data directory from before: used when it parses (else the log is replayed).
+    const legacy = {
+      file: this.legacyFile,
+      read: (f: string): Uint8Array | null => {
+        try {
+          const v = JSON.parse(fs.readFileSync(f, 'utf8')) as unknown;
+          return snapshotOf(v).kind === 'unreadable' ? null : jsonPayload(v);
+        } catch {
+          return null;
+        }
+      },
+    };
+    let read;
     try {
-      text = fs.readFileSync(this.file, 'utf8');
-    } catch (err) {
-      return (err as { code?: string }).code === 'ENOENT' ? { kind: 'missing' } : { kind: 'unreadable' };
-    }
-    try {
-      const o = JSON.parse(text) as { version?: unknown; offset?: unknown; producers?: unknown; none?: unknown };
-      if (o.version !== 1) return { kind: 'unreadable' };
-      if (o.none === true) return { kind: 'none' };
-      if (typeof o.offset !== 'number' || !Number.isSafeInteger(o.offset) || o.offset < 0) return { kind: 'unreadable' };
-      return { kind: 'state', offset: o.offset, producers: o.producers };
+      read = readSnapshotSync(this.file, { legacy, fsync: this.fsync });
     } catch {
       return { kind: 'unreadable' };
     }
+    if (read.kind === 'missing') return { kind: 'missing' };
+    if (read.kind === 'damaged') return { kind: 'unreadable' };
+    return snapshotOf(parseJsonPayload(read.payload));
   }
+}
+
+function snapshotOf(v: unknown): Snapshot {
+  if (typeof v !== 'object' || v === null) return { kind: 'unreadable' };
+  const o = v as { version?: unknown; offset?: unknown; producers?: unknown; none?: unknown };
+  if (o.version !== 1) return { kind: 'unreadable' };
+  if (o.none === true) return { kind: 'none' };
+  if (typeof o.offset !== 'number' || !Number.isSafeInteger(o.offset) || o.offset < 0) return { kind: 'unreadable' };
+  return { kind: 'state', offset: o.offset, producers: o.producers };
 }
 
 /**

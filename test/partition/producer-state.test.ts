@@ -9,7 +9,14 @@ import { PartitionLog, type PartitionStore } from '../../src/log/index.js';
 import { MemoryLog } from '../../src/log/internal.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { RecordIndex, scanBatch } from '../../src/protocol/record.js';
+import { jsonPayload, parseJsonPayload, readSnapshotSync, writeSnapshotSync } from '../../src/journal/index.js';
 import { tmpDir } from '../support/tmp-dir.js';
+
+/** The JSON a producer-state snapshot file holds (undefined when there is none or it is damaged). */
+function snapshotIn(file: string): unknown {
+  const r = readSnapshotSync(file);
+  return r.kind === 'ok' ? parseJsonPayload(r.payload) : undefined;
+}
 
 describe('ProducerStateTable', () => {
   it('accepts a new producer at sequence 0 only, then exactly the next sequence', () => {
@@ -160,7 +167,7 @@ describe('ProducerStateStore', () => {
     // A snapshot claiming more than the log holds (the log lost its unsynced tail): its batches
     // past the log end are dropped, and nothing is replayed.
     const file = path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE);
-    fs.writeFileSync(file, JSON.stringify({ version: 1, offset: 1000, producers: [[1, [[0, 99, 0]]]] }));
+    writeSnapshotSync(file, jsonPayload({ version: 1, offset: 1000, producers: [[1, [[0, 99, 0]]]] }), { mode: 'never' });
     const third = new ProducerStateStore(tmp.dir).recover(log);
     expect(third.snapshotUsed).toBe(true);
     expect(third.replayedBatches).toBe(0);
@@ -201,7 +208,7 @@ describe('ProducerStateStore', () => {
     for (let i = 0; i < 4; i++) append(log, 2, { producerId: 8, sequence: i * 2 }); // offsets 0..7
     log.close();
     // A snapshot written as of offset 8, then the log lost the second half of its last batch.
-    fs.writeFileSync(path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE), JSON.stringify({ version: 1, offset: 8, producers: [[8, [[0, 1, 0], [2, 3, 2], [4, 5, 4], [6, 7, 6]]]] }));
+    writeSnapshotSync(path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE), jsonPayload({ version: 1, offset: 8, producers: [[8, [[0, 1, 0], [2, 3, 2], [4, 5, 4], [6, 7, 6]]]] }), { mode: 'never' });
     tearTail(tmp.dir, 50);
     log = openLog(tmp.dir);
     expect(log.durableOffset).toBe(7);
@@ -221,7 +228,7 @@ describe('ProducerStateStore', () => {
     let log = openLog(tmp.dir);
     const store = new ProducerStateStore(tmp.dir, 0);
     expect(store.recover(log).tracking).toBe(false); // brand-new log: "none", written once
-    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ version: 1, none: true });
+    expect(snapshotIn(file)).toEqual({ version: 1, none: true });
     const marked = fs.statSync(file).mtimeMs;
     for (let i = 0; i < 20; i++) append(log, 3);
     const table = new ProducerStateTable();
@@ -242,6 +249,26 @@ describe('ProducerStateStore', () => {
     const third = new ProducerStateStore(tmp.dir).recover(log);
     expect(third).toMatchObject({ tracking: true, snapshotUsed: true, replayedFrom: 60, replayedBatches: 1 });
     expect(third.table.check(4, 0, 2)).toEqual({ kind: 'duplicate', baseOffset: 60, count: 2 });
+    log.close();
+  });
+
+  it('opens the unframed producer-state.json of a data directory from before once, and moves it to a snapshot file', () => {
+    const tmp = tmpDir('weir-pstate-');
+    tmps.push(tmp);
+    let log = openLog(tmp.dir);
+    for (let i = 0; i < 2; i++) append(log, 2, { producerId: 5, sequence: i * 2 }); // offsets 0..3
+    append(log, 1); // a plain record: offset 4
+    log.close();
+    // What the store wrote before snapshot files: the JSON alone.
+    const legacy = path.join(tmp.dir, 'producer-state.json');
+    fs.rmSync(path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE), { force: true });
+    fs.writeFileSync(legacy, JSON.stringify({ version: 1, offset: 4, producers: [[5, [[0, 1, 0], [2, 3, 2]]]] }));
+    log = openLog(tmp.dir);
+    const r = new ProducerStateStore(tmp.dir).recover(log);
+    expect(r).toMatchObject({ tracking: true, snapshotUsed: true, replayedFrom: 4, replayedBatches: 0 });
+    expect(r.table.check(5, 2, 2)).toEqual({ kind: 'duplicate', baseOffset: 2, count: 2 });
+    expect(fs.existsSync(legacy)).toBe(false);
+    expect(snapshotIn(path.join(tmp.dir, PRODUCER_SNAPSHOT_FILE))).toMatchObject({ version: 1, offset: 5 });
     log.close();
   });
 

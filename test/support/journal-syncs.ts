@@ -1,5 +1,5 @@
 /**
- * Watch `weir:journal:sync` (src/common/journal-sync.ts) in this thread: every journal fdatasync,
+ * Watch `weir:journal:sync` (src/journal/io.ts) in this thread: every journal fdatasync,
  * in order, interleaved with the test's own marks (e.g. when an answer arrived), so a test can say
  * "the sync came before the answer" without mocking fs.
  */

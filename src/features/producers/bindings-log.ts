@@ -1,37 +1,44 @@
 /**
- * The producer bindings file (`<dataDir>/producers/bindings.log`), beside the id counter (ids.ts):
- * one CRC'd JSON line per init_producer or reclaim (`{p, e, h, t}`: id, epoch, SHA-256 of the
- * secret, time), so a client can reclaim its id after a broker restart, a crash or a SIGKILL.
+ * The producer bindings (`<dataDir>/producers/bindings.journal`), beside the id counter (ids.ts):
+ * a journal (src/journal/) of one JSON entry per init_producer or reclaim (`{p, e, h, t}`: id,
+ * epoch, SHA-256 of the secret, time), so a client can reclaim its id after a broker restart, a
+ * crash or a SIGKILL.
  *
- * Durable per the broker's fsync policy: `append` resolves once the line reached the OS (`never`),
+ * Durable per the broker's fsync policy: `append` resolves once the entry reached the OS (`never`),
  * and also an fdatasync under `always`; under `interval:MS` an fdatasync follows within MS. Group
- * commit: lines appended in one event-loop turn share one write and one fdatasync. At open the file
- * is replayed (a torn last line is cut) and rewritten with what the registry keeps (compaction); the
+ * commit: entries appended in one event-loop turn share one write and one fdatasync. At open the
+ * file is replayed (a torn tail cut, a damaged entry skipped and reported, the damaged file kept as
+ * `bindings.journal.damaged-<ms>`) and rewritten with what the registry keeps (compaction); the
  * feature rewrites it again when it has grown past twice the live bindings, and with the bindings'
  * last-use times hourly and at close. No synchronous IO after open.
  *
- * A failed write is cut back (truncate to the last good length), so later lines never follow a torn
- * one; if even that fails, every later append is refused (STORAGE_ERROR) until a restart.
+ * A failed write is cut back by the journal, so later entries never follow a torn one; if even that
+ * fails, every later append is refused (STORAGE_ERROR) until a restart.
+ *
+ * The format before the journal, `bindings.log` (a CRC'd JSON line per entry, `decodeLines`), is
+ * read once and rewritten as the journal.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '../../common/crc32c.js';
-import { writeFileAtomic } from '../../common/atomic-file.js';
 import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import type { FsyncPolicy } from '../../common/fsync.js';
+import { Journal, jsonPayload, parseJsonPayload, type FsyncPolicy } from '../../journal/index.js';
 import type { BindingEntry } from './registry.js';
 
-export const BINDINGS_FILE = 'bindings.log';
+export const BINDINGS_FILE = 'bindings.journal';
+/** The line format before the journal (read once, then removed). */
+export const LEGACY_BINDINGS_FILE = 'bindings.log';
 
 const encoder = new TextEncoder();
 
+/** A line of the format before the journal: CRC32C of the JSON (8 hex digits), a space, the JSON. */
 export function encodeLine(entry: BindingEntry): string {
   const json = JSON.stringify(entry);
   return `${crc32c(encoder.encode(json)).toString(16).padStart(8, '0')} ${json}\n`;
 }
 
-/** The good prefix of the file: its entries, its length in bytes, and whether anything followed it. */
+/** The good prefix of a file of the line format: its entries, its length in bytes, and whether anything followed it. */
 export function decodeLines(bytes: Uint8Array): { entries: BindingEntry[]; validBytes: number; torn: boolean } {
   const entries: BindingEntry[] = [];
   let at = 0;
@@ -53,184 +60,84 @@ export function decodeLines(bytes: Uint8Array): { entries: BindingEntry[]; valid
   return { entries, validBytes: at, torn: false };
 }
 
-interface Waiter {
-  resolve(): void;
-  reject(err: Error): void;
+function entryOf(v: unknown): BindingEntry | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const e = v as Partial<BindingEntry>;
+  return Number.isSafeInteger(e.p) && Number.isSafeInteger(e.e) && typeof e.h === 'string' ? (v as BindingEntry) : undefined;
+}
+
+/** The entries of a `bindings.log` up to its first bad line (a damaged one with lines after it is kept as a copy, as before). */
+function readLegacy(file: string): Uint8Array[] {
+  const bytes = fs.readFileSync(file);
+  const { entries, validBytes, torn } = decodeLines(bytes);
+  if (torn && bytes.subarray(validBytes, bytes.length - 1).includes(0x0a)) {
+    const kept = `${file}.damaged-${Date.now()}`;
+    fs.copyFileSync(file, kept);
+    console.error(`weir producers: ${file} is damaged at byte ${validBytes} with lines after it; replayed up to there, the original is kept as ${kept}`);
+  }
+  return entries.map((e) => jsonPayload(e));
 }
 
 export class BindingLog {
-  /** fdatasyncs of the file so far (appends under `always`, the interval timer, close): tests observe the policy with it. */
-  syncs = 0;
-  /** Lines appended since the file was last rewritten. */
+  /** Entries appended since the file was last rewritten. */
   linesSinceRewrite = 0;
-  private fh: fs.promises.FileHandle | null = null;
-  private queued: string[] = [];
-  private waiters: Waiter[] = [];
-  private scheduled = false;
-  private writing: Promise<void> = Promise.resolve();
-  private dirtySinceSync = false;
-  private syncTimer: ReturnType<typeof setInterval> | null = null;
-  private closed = false;
-  private goodBytes = 0;
-  private failure: WeirError | null = null;
 
   private constructor(
     readonly file: string,
-    private readonly fsync: FsyncPolicy,
+    private readonly journal: Journal,
   ) {}
 
   /** Replay the file in `dir`, rewrite it to `snapshot(entries)` and open it for appending. */
   static async open(dir: string, fsyncPolicy: FsyncPolicy, snapshot: (entries: BindingEntry[]) => BindingEntry[]): Promise<BindingLog> {
-    fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, BINDINGS_FILE);
-    let bytes: Buffer;
+    let opened;
     try {
-      bytes = fs.readFileSync(file);
+      opened = Journal.open(
+        {
+          file,
+          fsync: fsyncPolicy,
+          io: 'async',
+          legacy: { file: path.join(dir, LEGACY_BINDINGS_FILE), read: readLegacy },
+          keepDamaged: true,
+          onSyncError: (err) => console.error(`weir producers: fdatasync of ${file} failed: ${err.message}`),
+        },
+        (payload) => entryOf(parseJsonPayload(payload)),
+      );
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new WeirError(ErrorCode.STORAGE_ERROR, `cannot read the producer bindings ${file}: ${(err as Error).message}`, { cause: err });
-      }
-      bytes = Buffer.alloc(0);
+      throw new WeirError(ErrorCode.STORAGE_ERROR, `cannot read the producer bindings ${file}: ${(err as Error).message}`, { cause: err });
     }
-    const { entries, validBytes, torn } = decodeLines(bytes);
-    if (torn && bytes.subarray(validBytes, bytes.length - 1).includes(0x0a)) {
-      // Whole lines after a damaged one: not a torn last write. Keep the original for an operator.
-      const kept = `${file}.damaged-${Date.now()}`;
-      fs.copyFileSync(file, kept);
-      console.error(`weir producers: ${file} is damaged at byte ${validBytes} with lines after it; replayed up to there, the original is kept as ${kept}`);
-    }
-    const log = new BindingLog(file, fsyncPolicy);
     // Start-up: nobody is served yet, so the synchronous atomic replace is fine here.
-    const text = snapshot(entries).map(encodeLine).join('');
-    writeFileAtomic(file, text, { durable: true });
-    log.goodBytes = Buffer.byteLength(text);
-    log.fh = await fs.promises.open(file, 'a');
-    if (fsyncPolicy.mode === 'interval') {
-      // Through the write chain, so a sync never meets a handle a rewrite is swapping.
-      log.syncTimer = setInterval(() => {
-        log.writing = log.writing.then(() => log.syncIfDirty());
-      }, fsyncPolicy.intervalMs);
-      log.syncTimer.unref();
-    }
-    return log;
+    opened.journal.replaceSync(snapshot(opened.entries).map((e) => jsonPayload(e)));
+    return new BindingLog(file, opened.journal);
   }
 
-  /** Queue a line; resolves once it is written (and synced, per the policy). */
+  /** fdatasyncs of appended entries (under `always`, the interval timer, close): tests observe the policy with it. */
+  get syncs(): number {
+    return this.journal.syncs;
+  }
+
+  /** Queue an entry; resolves once it is written (and synced, per the policy). */
   append(entry: BindingEntry): Promise<void> {
-    if (this.closed) return Promise.reject(new WeirError(ErrorCode.SHUTTING_DOWN, 'the producer bindings file is closed', { retryable: true }));
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.queued.push(encodeLine(entry));
-      this.waiters.push({ resolve, reject });
-      this.linesSinceRewrite++;
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.writing = this.writing.then(() => this.flush());
-        });
-      }
-    });
+    const done = this.journal.append(jsonPayload(entry));
+    this.linesSinceRewrite++;
+    return done;
   }
 
   /**
-   * Replace the file with `snapshot()` (temp file, fdatasync, rename, directory fsync). Taken after
-   * every earlier write finished; lines queued meanwhile go to the new file after it.
+   * Replace the file with `snapshot()` (temp file, fdatasync, rename, directory fsync; the syncs
+   * unless the policy is never). Taken after every earlier write finished; entries queued meanwhile
+   * go to the new file after it.
    */
   async rewrite(snapshot: () => BindingEntry[]): Promise<void> {
-    const run = async (): Promise<void> => {
-      await new Promise((r) => setImmediate(r));
-      if (this.failure) throw this.failure;
-      const text = snapshot().map(encodeLine).join('');
-      const tmp = `${this.file}.tmp`;
-      const out = await fs.promises.open(tmp, 'w');
-      try {
-        await out.writeFile(text);
-        await out.datasync();
-      } finally {
-        await out.close();
-      }
-      await this.fh?.close();
-      this.fh = null;
-      try {
-        await fs.promises.rename(tmp, this.file);
-        const dir = await fs.promises.open(path.dirname(this.file), 'r');
-        try {
-          await dir.sync();
-        } finally {
-          await dir.close();
-        }
-        this.linesSinceRewrite = 0;
-      } finally {
-        // Appends go on to whichever file now has the name (the old one if the rename failed).
-        this.fh = await fs.promises.open(this.file, 'a');
-        this.goodBytes = (await this.fh.stat()).size;
-      }
-    };
-    const done = this.writing.then(run);
-    this.writing = done.catch(() => undefined);
-    await done;
+    await this.journal.replace(() => snapshot().map((e) => jsonPayload(e)));
+    this.linesSinceRewrite = 0;
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.syncTimer) clearInterval(this.syncTimer);
-    await new Promise((r) => setImmediate(r));
-    await this.writing;
-    await this.syncIfDirty();
-    await this.fh?.close();
-    this.fh = null;
-  }
-
-  private async flush(): Promise<void> {
-    const lines = this.queued;
-    const waiters = this.waiters;
-    this.queued = [];
-    this.waiters = [];
-    if (lines.length === 0) return;
-    const data = lines.join('');
     try {
-      if (this.failure) throw this.failure;
-      if (!this.fh) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'the producer bindings file is closed', { retryable: true });
-      await this.fh.write(data);
-      if (this.fsync.mode === 'always') {
-        await this.fh.datasync();
-        this.syncs++;
-      } else this.dirtySinceSync = true;
-      this.goodBytes += Buffer.byteLength(data);
+      await this.journal.close();
     } catch (err) {
-      const error = await this.undoFailedWrite(err);
-      for (const w of waiters) w.reject(error);
-      return;
-    }
-    for (const w of waiters) w.resolve();
-  }
-
-  private async undoFailedWrite(err: unknown): Promise<WeirError> {
-    if (WeirError.isWeirError(err)) return err;
-    const cause = err as NodeJS.ErrnoException;
-    const full = cause.code === 'ENOSPC' || cause.code === 'EDQUOT';
-    const error = new WeirError(full ? ErrorCode.STORAGE_FULL : ErrorCode.STORAGE_ERROR, `writing the producer bindings ${this.file} failed: ${cause.message}`, { retryable: full });
-    try {
-      await this.fh!.truncate(this.goodBytes);
-      await this.fh!.datasync();
-    } catch (again) {
-      this.failure = new WeirError(ErrorCode.STORAGE_ERROR, `the producer bindings ${this.file} could not be restored after a failed write (${(again as Error).message}); restart the broker`);
-    }
-    return error;
-  }
-
-  private async syncIfDirty(): Promise<void> {
-    if (!this.dirtySinceSync || !this.fh) return;
-    this.dirtySinceSync = false;
-    try {
-      await this.fh.datasync();
-      this.syncs++;
-    } catch (err) {
-      // Under 'interval' nothing else would notice: say so, and try again next interval.
-      this.dirtySinceSync = true;
-      console.error(`weir producers: fdatasync of ${this.file} failed: ${(err as Error).message}`);
+      console.error(`weir producers: closing ${this.file}: ${(err as Error).message}`);
     }
   }
 }

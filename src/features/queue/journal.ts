@@ -1,6 +1,6 @@
 /**
- * The queue feature's durable state: one append-only journal, `<dataDir>/queues/journal`, of JSON
- * lines, written every FLUSH_MS (group commit) and fsync'ed per the broker's policy.
+ * The queue feature's durable state: one journal (src/journal/), `<dataDir>/queues/queue.journal`,
+ * of JSON entries, written every FLUSH_MS (group commit) and fsync'ed per the broker's policy.
  *
  *   {"w":1,"g":"group","t":"topic","p":0,"s":0}      window 1 is (group, topic, partition 0), first offset 0
  *   {"w":1,"v":[s,e,…],"u":[s,e,…],"r":[o,due,…],"d":[s,e,…]}
@@ -9,21 +9,26 @@
  *   {"w":1,"snap":1,"s":S,"d":[…],"c":[o,n,…],"r":[…]} a whole window (after compaction)
  *   {"rd":"topic","p":0,"o":N}                        redrive cursor: dead letters of topic/p before N were redriven
  *
- * Events of one flush are merged per window into one line (ranges are half-open, adjacent ones
- * joined). When the file passes COMPACT_BYTES it is rewritten from the live state (a snapshot) and
- * renamed over the old one. A torn last line (crash mid-write) is ignored at load and cut at open.
+ * Events of one flush are merged per window into one entry (ranges are half-open, adjacent ones
+ * joined). When the file passes COMPACT_BYTES it is replaced by the live state (a snapshot). A torn
+ * last entry (crash mid-write) is cut at open; a damaged one is skipped and reported.
  *
  * Durability per the broker's fsync policy: `always`, every write is fdatasynced, and
  * `whenDurable` callbacks (ack/nack answers) run only after the write holding their events was;
- * `interval:MS`, an fdatasync every MS while something is unsynced; `never`, none. A write is whole
- * or not there: a failed write or sync is cut back to the last good length (no partial line for the
- * next one to be glued to) and its lines are kept and written again.
+ * `interval:MS`, an fdatasync within MS of a write; `never`, none. A write is whole or not there
+ * (the journal cuts a failed one back); its entries are kept and written again.
+ *
+ * The format before the journal, `<dataDir>/queues/journal` (the same JSON, one per line), is read
+ * once and rewritten as the journal.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FsyncPolicy } from '../../common/fsync.js';
 import type { WeirError } from '../../common/errors.js';
-import { appendWholeSync, JournalWriteError, replaceJournal, syncJournalSync } from '../../common/journal-sync.js';
+import { Journal, parseJsonPayload, readJournalFile, type FsyncPolicy } from '../../journal/index.js';
+
+export const QUEUE_JOURNAL_FILE = 'queue.journal';
+/** The line format before the journal (read once, then removed). */
+export const LEGACY_QUEUE_JOURNAL_FILE = 'journal';
 
 export const COMPACT_BYTES = 16 << 20;
 /** Events are gathered this long and written in one line per window. */
@@ -50,7 +55,14 @@ function addRange(list: number[], from: number, to: number): void {
   else list.push(from, to);
 }
 
-/** Parse journal text; a line that does not parse (a torn tail) is skipped. */
+const encoder = new TextEncoder();
+
+/** An entry of the journal, or undefined for a payload that is not one. */
+function entryOf(v: unknown): JournalEntry | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JournalEntry) : undefined;
+}
+
+/** Parse the line format (before the journal); a line that does not parse (a torn tail) is skipped. */
 export function parseJournal(text: string): JournalEntry[] {
   const out: JournalEntry[] = [];
   for (const line of text.split('\n')) {
@@ -66,44 +78,42 @@ export function parseJournal(text: string): JournalEntry[] {
 }
 
 export class QueueJournal {
-  private readonly file: string;
-  private fd: number;
-  private size: number;
+  readonly file: string;
+  private readonly journal: Journal;
   private pending = new Map<number, Pending>();
   private lines: string[] = [];
   private scheduled = false;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
-  private syncTimer: ReturnType<typeof setInterval> | null = null;
-  private unsynced = false;
   private closed = false;
   private failing = false;
   private retryMs = RETRY_MIN_MS;
-  /** Set when a failed write could not be cut back: nothing more is appended (until a restart). */
-  private broken = false;
   /** Called once the events before them are written and synced (`always`). */
   private waiters: Array<(err: WeirError | null) => void> = [];
 
   constructor(
     dir: string,
     private readonly fsync: FsyncPolicy,
-    /** Lines describing the whole live state, for compaction. */
+    /** Entries (JSON text) describing the whole live state, for compaction. */
     private readonly snapshot: () => string[],
     private readonly compactBytes = COMPACT_BYTES,
   ) {
-    mkdirSync(dir, { recursive: true });
-    this.file = join(dir, 'journal');
-    cutTornTail(this.file);
-    this.fd = openSync(this.file, 'a');
-    this.size = statSync(this.file).size;
-    if (fsync.mode === 'interval') {
-      this.syncTimer = setInterval(() => this.sync(), fsync.intervalMs);
-      this.syncTimer.unref();
-    }
+    this.file = join(dir, QUEUE_JOURNAL_FILE);
+    const legacy = { file: join(dir, LEGACY_QUEUE_JOURNAL_FILE), read: (f: string) => parseJournal(readFileSync(f, 'utf8')).map((e) => encoder.encode(JSON.stringify(e))) };
+    // The service replays with `read` before it opens the journal: open only checks the entries.
+    this.journal = Journal.open({ file: this.file, fsync, io: 'sync', legacy }, (p) => (entryOf(parseJsonPayload(p)) ? true : undefined)).journal;
   }
 
+  /** The journal's entries (of the line format, when the journal was not written yet). */
   static read(dir: string): JournalEntry[] {
-    const file = join(dir, 'journal');
-    return existsSync(file) ? parseJournal(readFileSync(file, 'utf8')) : [];
+    const file = join(dir, QUEUE_JOURNAL_FILE);
+    const legacy = join(dir, LEGACY_QUEUE_JOURNAL_FILE);
+    if (!existsSync(file) && existsSync(legacy)) return parseJournal(readFileSync(legacy, 'utf8'));
+    const out: JournalEntry[] = [];
+    for (const p of readJournalFile(file).payloads) {
+      const e = entryOf(parseJsonPayload(p));
+      if (e) out.push(e);
+    }
+    return out;
   }
 
   line(entry: JournalEntry): void {
@@ -177,77 +187,43 @@ export class QueueJournal {
     }
     const error = this.write();
     for (const w of waiters) w(error);
-    if (error === null && this.size > this.compactBytes) this.compact();
+    if (error === null && this.journal.size > this.compactBytes) this.compact();
   }
 
-  /** Append the kept lines whole (and sync them under `always`); null, or the error they failed with. */
+  /** Append the kept entries whole (and sync them under `always`); null, or the error they failed with. */
   private write(): WeirError | null {
-    const bytes = Buffer.from(this.lines.join('\n') + '\n', 'utf8');
     try {
-      if (this.broken) throw new JournalWriteError(this.file, new Error('an earlier failed write could not be cut back; restart the broker'), false);
-      appendWholeSync(this.fd, bytes, this.size, this.file);
-      if (this.fsync.mode === 'always') {
-        try {
-          syncJournalSync(this.fd, this.file);
-        } catch (err) {
-          // Written but maybe not durable: take it back out, it is written again with the retry.
-          let restored = true;
-          try {
-            ftruncateSync(this.fd, this.size);
-          } catch {
-            restored = false;
-          }
-          throw new JournalWriteError(this.file, err, restored);
-        }
-      } else if (this.fsync.mode === 'interval') this.unsynced = true;
+      this.journal.appendSync(this.lines.map((l) => encoder.encode(l)));
     } catch (err) {
-      // Disk full or another I/O error: queue state stays right in memory; keep the lines (bounded)
-      // and try again shortly. Lost lines mean redeliveries after a restart.
-      const error = err instanceof JournalWriteError ? err : new JournalWriteError(this.file, err, true);
-      if (!error.restored) this.broken = true;
+      // Disk full or another I/O error: queue state stays right in memory; keep the entries
+      // (bounded) and try again shortly. Lost entries mean redeliveries after a restart.
+      const error = err as WeirError;
       if (!this.failing) console.error(`weir queues: writing ${this.file} failed, retrying:`, error.message);
       this.failing = true;
       if (this.lines.length > MAX_UNWRITTEN_LINES) this.lines = this.lines.slice(-MAX_UNWRITTEN_LINES);
-      if (!this.broken) {
+      // A journal that could not cut a failed write back refuses everything until a restart.
+      if (this.journal.failure === null) {
         this.schedule(this.retryMs);
         this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
       }
       return error;
     }
-    this.size += bytes.length;
     this.lines = [];
     this.failing = false;
     this.retryMs = RETRY_MIN_MS;
     return null;
   }
 
-  /** Rewrite the journal as a snapshot of the live state. */
+  /**
+   * Replace the journal by a snapshot of the live state: durable (unless the policy is never)
+   * before later appends go to the new file. A failure (disk full) leaves the journal as it was:
+   * appends go on, compaction is tried after the next write.
+   */
   private compact(): void {
-    const text = this.snapshot().join('\n') + '\n';
-    // Durable (unless the policy is never): the rename must reach the disk before later appends go
-    // to the new file, or a crash could bring back the old journal without them (acks and delivery
-    // counts lost). A failure (disk full) leaves the journal as it was: appends go on, compaction
-    // is tried after the next write.
     try {
-      replaceJournal(this.file, text, this.fsync.mode !== 'never');
+      this.journal.replaceSync(this.snapshot().map((l) => encoder.encode(l)));
     } catch (err) {
       console.error(`weir queues: compacting ${this.file} failed, appending to it meanwhile:`, (err as Error).message);
-      return;
-    }
-    closeSync(this.fd);
-    this.fd = openSync(this.file, 'a');
-    this.size = Buffer.byteLength(text);
-    this.unsynced = false;
-  }
-
-  private sync(): void {
-    if (!this.unsynced || this.closed) return;
-    this.unsynced = false;
-    try {
-      syncJournalSync(this.fd, this.file);
-    } catch (err) {
-      this.unsynced = true;
-      console.error(`weir queues: fsync of ${this.file} failed:`, (err as Error).message);
     }
   }
 
@@ -255,30 +231,8 @@ export class QueueJournal {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    if (this.syncTimer) clearInterval(this.syncTimer);
     if (this.flushTimer !== null) clearTimeout(this.flushTimer); // a retry after a failed last write
     this.flushTimer = null;
-    try {
-      if (this.unsynced) syncJournalSync(this.fd, this.file);
-    } finally {
-      closeSync(this.fd);
-    }
-  }
-}
-
-/** Cut an unterminated last line (a crash mid-write), so the next append starts a line of its own. */
-function cutTornTail(file: string): void {
-  if (!existsSync(file)) return;
-  const size = statSync(file).size;
-  if (size === 0) return;
-  const fd = openSync(file, 'r+');
-  try {
-    const last = Buffer.alloc(1);
-    readSync(fd, last, 0, 1, size - 1);
-    if (last[0] === 0x0a) return;
-    const text = readFileSync(fd);
-    ftruncateSync(fd, text.lastIndexOf(0x0a) + 1);
-  } finally {
-    closeSync(fd);
+    this.journal.closeSync();
   }
 }

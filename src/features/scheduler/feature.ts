@@ -5,7 +5,7 @@
  * headers, sends batches of scheduled messages (weir-delay / weir-deliver-at) to the schedule topic
  * `__delay.<topic>` and everything else on to the topic. One TopicScheduler per schedule topic
  * delivers them when due; their progress lives in `<dataDir>/scheduler/<sha256 of the schedule
- * topic's name>.fired` (a topic name can be longer than a file name may be; the file holds it).
+ * topic's name>.fired.journal` (a topic name can be longer than a file name may be; the file holds it).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -14,7 +14,7 @@ import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { ControlInterceptor, Feature, FeatureContext, FeatureHost } from '../../core/feature-host.js';
 import type { Topic } from '../../core/topics/registry.js';
-import { FiredLog } from './fired-log.js';
+import { FiredLog, firedJournalPath } from './fired-log.js';
 import { DEFAULT_SCHEDULER_OPTIONS, SCHEDULE_TOPIC_PREFIX, TopicScheduler, scheduleTopicOf, type SchedulerOptions } from './scheduler.js';
 import { TimeKind, classifyProduced, concatRecords, rewriteRecord } from '../../protocol/time-headers.js';
 import { Header, headerInteger } from '../../protocol/headers.js';
@@ -35,7 +35,8 @@ export async function installTime(ctx: FeatureContext, options: Partial<Schedule
   let closed = false;
 
   const start = async (schedule: Topic, target: Topic): Promise<TopicScheduler> => {
-    const log = new FiredLog(firedLogPath(dir, schedule.name), schedule.partitions, ctx.fsync, schedule.name);
+    const legacy = firedLogPath(dir, schedule.name);
+    const log = new FiredLog(firedJournalPath(legacy), schedule.partitions, ctx.fsync, schedule.name, legacy);
     logs.push(log);
     const s = new TopicScheduler(host, schedule, target, log, opts);
     schedulers.set(target.name, s);

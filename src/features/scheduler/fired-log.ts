@@ -1,7 +1,8 @@
 /**
- * Durable progress of one schedule topic: which schedule-log offsets were fired. An append-only
- * file of 16-byte entries, written asynchronously (one write in flight at a time, the marks of an
- * event-loop turn in one write) and fsync'ed per the broker's policy:
+ * Durable progress of one schedule topic: which schedule-log offsets were fired. A journal
+ * (src/journal/) whose entries are runs of 16-byte records, written asynchronously (the marks of
+ * an event-loop turn in one entry, one write in flight at a time) and fsync'ed per the broker's
+ * policy:
  *
  *   u32 kind, u32 partition, f64 value
  *
@@ -12,10 +13,13 @@
  *   kind 3 BITMAP     value = byte length of a bitmap that follows (padded to 16): bit i set =
  *                     offset (the partition's low-water mark + i) fired
  *
- * Rewritten (writeFileAtomic) to the live state (per partition a low-water entry and a bitmap of
- * the fired offsets above it) once the file is several times larger than that state would be: the
- * file stays bounded by the span of pending offsets / 8, however many messages fired meanwhile.
- * A torn last entry is ignored (and cut at open). The file is read in 16 MiB chunks at open.
+ * Replaced by the live state (one entry: the name, then per partition a low-water record and a
+ * bitmap of the fired offsets above it) once the file is several times larger than that state
+ * would be: the file stays bounded by the span of pending offsets / 8, however many messages fired
+ * meanwhile. A torn last entry is cut at open, a damaged one skipped and reported.
+ *
+ * The format before the journal (`<hash>.fired`: the records back to back, no frames) is read once
+ * (in 16 MiB chunks: such a file can be large) and rewritten as the journal (`<hash>.fired.journal`).
  *
  * Disk errors (ENOSPC, EIO) never throw out of this class: the marks stay pending, the failure is
  * published on `weir:scheduler:fired-log-failed` and the write is retried with backoff. In memory a
@@ -25,8 +29,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { channels } from '../../common/diagnostics.js';
-import { replaceJournal, syncJournal } from '../../common/journal-sync.js';
-import type { FsyncPolicy } from '../../common/fsync.js';
+import { Journal, type FsyncPolicy } from '../../journal/index.js';
 import { FiredSet } from './fired-set.js';
 
 export const ENTRY_BYTES = 16;
@@ -36,6 +39,9 @@ export const enum EntryKind {
   NAME = 2,
   BITMAP = 3,
 }
+/** The journal of the fired log whose format before the journal was at `firedFile` (`<hash>.fired`). */
+export const firedJournalPath = (firedFile: string): string => `${firedFile}.journal`;
+
 /** Below this size the file is never compacted (rewriting it would cost more than it saves). */
 const COMPACT_MIN_BYTES = 1 << 20;
 /** Compact once the file is this many times the size of the live state. */
@@ -134,9 +140,7 @@ export interface FiredLogFailure {
 
 export class FiredLog {
   readonly sets: FiredSet[];
-  private fd: number;
-  /** Bytes of whole entries in the file (a failed write is cut back to this). */
-  private fileBytes: number;
+  private readonly journal: Journal;
   /** Fired (partition, offset) pairs not yet written: no object per message. */
   private pending = new Float64Array(2048);
   private pendingCount = 0;
@@ -144,31 +148,37 @@ export class FiredLog {
   private inFlight: Promise<void> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private retryMs = RETRY_MIN_MS;
-  private syncTimer: ReturnType<typeof setTimeout> | null = null;
-  /** The interval sync running now (close waits for it before closing the descriptor). */
-  private syncing: Promise<void> | null = null;
   private closed = false;
   private failures = 0;
 
   constructor(
-    private readonly file: string,
+    readonly file: string,
     partitions: number,
-    private readonly fsyncPolicy: FsyncPolicy,
+    fsyncPolicy: FsyncPolicy,
     /** The schedule topic (kept inside the file: its name is a hash). */
     readonly topic: string = path.basename(file),
+    /** Where the fired log of the format before the journal is, if anywhere (read once, then removed). */
+    legacyFile?: string,
   ) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
     this.sets = Array.from({ length: partitions }, () => new FiredSet());
-    const { validBytes, totalBytes } = readLog(file, this.sets);
-    if (totalBytes !== validBytes) fs.truncateSync(file, validBytes); // torn tail
-    this.fd = fs.openSync(file, 'a');
-    this.fileBytes = validBytes;
-    if (validBytes === 0) {
-      // A new file starts with the topic's name (the file name is only a hash of it).
-      this.fd = this.rewrite(encodeSnapshot(topic, this.sets), this.fd);
-    } else {
-      this.maybeCompact(); // e.g. a file from before compaction was bounded
-    }
+    const legacy =
+      legacyFile === undefined
+        ? undefined
+        : {
+            file: legacyFile,
+            read: (f: string) => {
+              const sets = Array.from({ length: partitions }, () => new FiredSet());
+              return [encodeSnapshot(readLog(f, sets).topic ?? topic, sets)];
+            },
+          };
+    const { journal, recovery } = Journal.open(
+      { file, fsync: fsyncPolicy, io: 'async', legacy, onSyncError: (err) => this.report('sync', err) },
+      (payload) => (applyEntries(payload, this.sets).validBytes === payload.length ? true : undefined),
+    );
+    this.journal = journal;
+    // A new file starts with the topic's name (the file name is only a hash of it); a large one
+    // (many marks since its last compaction) is compacted now.
+    if (recovery.entries === 0 || this.compactDue()) this.journal.replaceSync([encodeSnapshot(topic, this.sets)]);
   }
 
   /** Disk failures so far (tests, diagnostics). */
@@ -214,9 +224,7 @@ export class FiredLog {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.syncTimer) clearTimeout(this.syncTimer);
-    this.retryTimer = this.syncTimer = null;
-    if (this.syncing) await this.syncing;
+    this.retryTimer = null;
     while (this.inFlight) await this.inFlight;
     if (this.pendingCount > 0) {
       const run = this.writePending();
@@ -225,11 +233,10 @@ export class FiredLog {
       this.inFlight = null;
     }
     try {
-      if (this.fsyncPolicy.mode !== 'never') await syncJournal(this.fd, this.file);
+      await this.journal.close();
     } catch (err) {
       this.report('close', err);
     }
-    fs.closeSync(this.fd);
   }
 
   private scheduleFlush(): void {
@@ -248,49 +255,22 @@ export class FiredLog {
       v.setFloat64(i * ENTRY_BYTES + 8, this.pending[2 * i + 1]!, true);
     }
     try {
-      await writeAll(this.fd, bytes);
+      await this.journal.append(bytes);
     } catch (err) {
-      // A partial write would misalign every later entry: cut the file back to its whole entries.
-      try {
-        fs.ftruncateSync(this.fd, this.fileBytes);
-      } catch {
-        // the next successful open cuts a torn tail anyway
-      }
-      this.failed('write', err);
+      // Nothing of it stayed in the file (the journal cut it back): the marks stay pending.
+      this.failed((err as { details?: { op?: unknown } }).details?.op === 'fdatasync' ? 'sync' : 'write', err);
       return;
     }
-    this.fileBytes += bytes.length;
-    if (this.fsyncPolicy.mode === 'always') {
-      try {
-        await syncJournal(this.fd, this.file);
-      } catch (err) {
-        // Written but maybe not durable: keep the marks pending, they are written again (duplicates are harmless).
-        this.failed('sync', err);
-        return;
-      }
-    } else if (this.fsyncPolicy.mode === 'interval') this.armSync(this.fsyncPolicy.intervalMs);
     // Done: drop the written marks (more may have been added meanwhile).
-    this.pending.copyWithin(0, 2 * count, 2 * this.pendingCount);
-    this.pendingCount -= count;
+    this.dropPending(count);
     this.retryMs = RETRY_MIN_MS;
-    this.maybeCompact();
+    await this.maybeCompact();
     if (this.pendingCount > 0) this.scheduleFlush();
   }
 
-  /** Under 'interval': one fdatasync within `ms` of the first unsynced write; a failed one is tried again. */
-  private armSync(ms: number): void {
-    if (this.syncTimer || this.closed) return;
-    this.syncTimer = setTimeout(() => {
-      this.syncTimer = null;
-      if (this.closed) return;
-      // Not in the write chain: appends go on meanwhile (the sync covers what was written before it).
-      this.syncing = syncJournal(this.fd, this.file)
-        .catch((err: unknown) => {
-          this.report('sync', err);
-          this.armSync(ms);
-        })
-        .finally(() => (this.syncing = null));
-    }, ms);
+  private dropPending(count: number): void {
+    this.pending.copyWithin(0, 2 * count, 2 * this.pendingCount);
+    this.pendingCount -= count;
   }
 
   private failed(operation: FiredLogFailure['operation'], err: unknown): void {
@@ -306,7 +286,9 @@ export class FiredLog {
 
   private report(operation: FiredLogFailure['operation'], err: unknown): void {
     this.failures++;
-    const error = err instanceof Error ? err : new Error(String(err));
+    // The file system's error (ENOSPC, EIO…) rather than the journal's STORAGE_FULL wrapping it.
+    const cause = (err as { cause?: unknown } | null)?.cause;
+    const error = cause instanceof Error ? cause : err instanceof Error ? err : new Error(String(err));
     if (channels.schedulerFiredLogFailed.hasSubscribers) {
       const failure: FiredLogFailure = { file: this.file, topic: this.topic, operation, error, pending: this.pendingCount };
       channels.schedulerFiredLogFailed.publish(failure);
@@ -321,42 +303,42 @@ export class FiredLog {
     return n;
   }
 
-  private maybeCompact(): void {
-    if (this.fileBytes < COMPACT_MIN_BYTES || this.fileBytes < COMPACT_RATIO * this.snapshotBytes()) return;
-    // Runs between writes (inside the write chain): nothing else touches the file meanwhile. The
-    // snapshot holds every mark in memory, so pending marks are in it too.
-    const snapshot = encodeSnapshot(this.topic, this.sets);
-    try {
-      this.fd = this.rewrite(snapshot, this.fd);
-    } catch (err) {
-      this.report('compact', err); // the append-only file is still whole; try again after the next write
-      return;
-    }
-    this.pendingCount = 0;
+  private compactDue(): boolean {
+    const size = this.journal.size;
+    return size >= COMPACT_MIN_BYTES && size >= COMPACT_RATIO * this.snapshotBytes();
   }
 
-  /** Replace the file by `contents` (atomically, durably) and reopen it for appends. */
-  private rewrite(contents: Uint8Array, oldFd: number): number {
-    replaceJournal(this.file, contents, this.fsyncPolicy.mode !== 'never');
-    fs.closeSync(oldFd);
-    const fd = fs.openSync(this.file, 'a');
-    this.fileBytes = contents.length;
-    return fd;
+  /** Replace the journal by the live state. Runs between writes (FiredLog has one in flight at a time). */
+  private async maybeCompact(): Promise<void> {
+    if (!this.compactDue()) return;
+    // The snapshot holds every mark in memory, so the marks pending when it is taken too.
+    let covered = 0;
+    try {
+      await this.journal.replace(() => {
+        covered = this.pendingCount;
+        return [encodeSnapshot(this.topic, this.sets)];
+      });
+    } catch (err) {
+      this.report('compact', err); // the journal is still whole; try again after the next write
+      return;
+    }
+    this.dropPending(covered);
   }
 }
 
 /** Read size: the file is read in chunks (a whole-file read fails past 2 GiB). */
 const READ_CHUNK_BYTES = 16 * 1024 * 1024;
 
-/** Apply the file's entries to `sets`, chunk by chunk (an entry or bitmap may span chunks). */
-function readLog(file: string, sets: FiredSet[]): { validBytes: number; totalBytes: number } {
-  if (!fs.existsSync(file)) return { validBytes: 0, totalBytes: 0 };
+/** Apply the entries of a file of the format before the journal to `sets`, chunk by chunk (an entry or bitmap may span chunks). */
+function readLog(file: string, sets: FiredSet[]): { validBytes: number; totalBytes: number; topic: string | null } {
+  if (!fs.existsSync(file)) return { validBytes: 0, totalBytes: 0, topic: null };
   const fd = fs.openSync(file, 'r');
   try {
     const chunk = new Uint8Array(READ_CHUNK_BYTES);
     let carry = new Uint8Array(0);
     let validBytes = 0;
     let totalBytes = 0;
+    let topic: string | null = null;
     for (;;) {
       const n = fs.readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
@@ -368,22 +350,14 @@ function readLog(file: string, sets: FiredSet[]): { validBytes: number; totalByt
         joined.set(bytes, carry.length);
         bytes = joined;
       }
-      const parsed = applyEntries(bytes, sets).validBytes;
+      const applied = applyEntries(bytes, sets);
+      topic ??= applied.topic;
+      const parsed = applied.validBytes;
       validBytes += parsed;
       carry = bytes.slice(parsed); // a copy: `chunk` is reused
     }
-    return { validBytes, totalBytes };
+    return { validBytes, totalBytes, topic };
   } finally {
     fs.closeSync(fd);
   }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (at: number): void => {
-      if (at >= bytes.length) return resolve();
-      fs.write(fd, bytes, at, bytes.length - at, null, (err, written) => (err ? reject(err) : step(at + written)));
-    };
-    step(0);
-  });
 }

@@ -9,7 +9,7 @@
 export interface TxnTestHooks {
   /** Called before the committed messages of `txn` are appended to `partition`. */
   beforePartitionAppend: ((txn: number, partition: number) => Promise<void> | void) | null;
-  /** Called with the lines of each transaction-log write before it is written; throwing fails it like a disk error. */
+  /** Called with each transaction-log entry's JSON before it is appended; throwing fails it like a disk error. */
   beforeLogWrite: ((lines: readonly string[]) => void) | null;
 }
 

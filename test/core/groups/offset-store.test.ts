@@ -6,8 +6,9 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OffsetStore, type JournalSkipped } from '../../../src/core/groups/offset-store.js';
+import { encodeFrames, jsonPayload, readJournalFile } from '../../../src/journal/index.js';
 import type { WeirClient } from '../../../src/client/index.js';
 import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { JournalSyncs } from '../../support/journal-syncs.js';
@@ -25,7 +26,7 @@ afterEach(() => {
   syncs = null;
 });
 
-const offsetsFile = (dataDir: string): string => path.join(dataDir, 'groups', 'offsets.jsonl');
+const offsetsFile = (dataDir: string): string => path.join(dataDir, 'groups', 'offsets.journal');
 
 async function produce(c: WeirClient, topic: string, n: number): Promise<void> {
   for (let i = 0; i < n; i += 100) await c.produce(topic, Array.from({ length: Math.min(100, n - i) }, (_, j) => ({ key: `k${i + j}`, value: String(i + j) })));
@@ -64,7 +65,7 @@ describe('fsync policy', () => {
     expect(size).toBeGreaterThan(0);
     // Within the interval plus a generous margin for a loaded machine: a sync that covers every
     // committed byte (the old store never synced under interval, only at close).
-    await until(() => syncs!.of(file).some((s) => s.size >= size), 50 + 3_000, 'a sync of offsets.jsonl covering every commit');
+    await until(() => syncs!.of(file).some((s) => s.size >= size), 50 + 3_000, 'a sync of the offsets journal covering every commit');
   });
 
   it('always: each commit is fdatasynced before it is answered', async () => {
@@ -107,18 +108,15 @@ describe('replay', () => {
   const tmp = tmpDir('weir-offsets-');
   afterEach(() => tmp.cleanup());
 
-  it('applies every line around a torn one in the middle and reports it (count, byte position)', () => {
+  it('applies every entry around a torn one in the middle and reports it (count, byte position)', () => {
     const dir = path.join(tmp.dir, 'groups');
     fs.mkdirSync(dir, { recursive: true });
-    const lines = [
-      JSON.stringify(['g', 't', 0, 10]),
-      JSON.stringify(['g', 't', 1, 5]),
-      '["g","t",0,2', // torn: half a line, then the next line on its own
-      JSON.stringify(['g', 't', 0, 27]),
-      JSON.stringify(['h', 't', 0, 3]),
-    ];
-    fs.writeFileSync(path.join(dir, 'offsets.jsonl'), lines.join('\n') + '\n');
-    const tornAt = Buffer.byteLength(lines.slice(0, 2).join('\n') + '\n');
+    const frames = (entries: unknown[]): Uint8Array => encodeFrames(entries.map(jsonPayload));
+    const before = frames([['g', 't', 0, 10], ['g', 't', 1, 5]]);
+    const torn = frames([['g', 't', 0, 2]]).subarray(0, 20); // torn: part of an entry, then the next entries whole
+    const after = frames([['g', 't', 0, 27], ['h', 't', 0, 3]]);
+    fs.writeFileSync(path.join(dir, 'offsets.journal'), Buffer.concat([before, torn, after]));
+    const tornAt = before.length;
     const published: JournalSkipped[] = [];
     const listener = (m: unknown): void => void published.push(m as JournalSkipped);
     diagnostics_channel.subscribe('weir:journal:skipped', listener);
@@ -132,21 +130,42 @@ describe('replay', () => {
     expect(store.get('g', 't', 1)).toBe(5);
     expect(store.get('h', 't', 0)).toBe(3);
     expect(store.recovery).toEqual({ skippedLines: 1, positions: [tornAt], truncatedBytes: 0 });
-    expect(published).toEqual([{ file: path.join(dir, 'offsets.jsonl'), skippedLines: 1, positions: [tornAt], truncatedBytes: 0 }]);
+    expect(published).toEqual([{ file: path.join(dir, 'offsets.journal'), skippedLines: 1, positions: [tornAt], truncatedBytes: 0 }]);
     store.close();
   });
 
-  it('cuts an unterminated last line at open, so the next commit is not glued to it', () => {
+  it('cuts an unterminated last entry at open, so the next commit is not glued to it', () => {
     const dir = path.join(tmp.dir, 'groups');
     fs.mkdirSync(dir, { recursive: true });
-    const whole = JSON.stringify(['g', 't', 0, 10]) + '\n';
-    fs.writeFileSync(path.join(dir, 'offsets.jsonl'), whole + '["g","t",0,1'); // a crash mid-write
+    const whole = encodeFrames([jsonPayload(['g', 't', 0, 10])]);
+    const cut = encodeFrames([jsonPayload(['g', 't', 0, 1])]).subarray(0, 12); // a crash mid-write
+    fs.writeFileSync(path.join(dir, 'offsets.journal'), Buffer.concat([whole, cut]));
     const store = new OffsetStore(dir, { mode: 'never' });
     expect(store.recovery).toEqual({ skippedLines: 0, positions: [whole.length], truncatedBytes: 12 });
     store.commit('g', 't', [[0, 20]]);
     store.close();
     const again = new OffsetStore(dir, { mode: 'never' });
     expect(again.get('g', 't', 0)).toBe(20);
+    expect(again.recovery).toEqual({ skippedLines: 0, positions: [], truncatedBytes: 0 });
+    again.close();
+  });
+
+  it('opens a data directory of the line format (offsets.jsonl, as the store wrote it before the journal) once, and moves it to the journal', () => {
+    const dir = path.join(tmp.dir, 'groups');
+    fs.mkdirSync(dir, { recursive: true });
+    // What the line store wrote: one JSON line per commit, appended; here with a damaged line and a torn tail.
+    const lines = [['g', 't', 0, 10], ['g', 't', 1, 5], ['g', 't', 0, 27], ['h', 'u', 3, 1]].map((e) => JSON.stringify(e));
+    fs.writeFileSync(path.join(dir, 'offsets.jsonl'), lines.slice(0, 2).join('\n') + '\n["g","t",0,2\n' + lines.slice(2).join('\n') + '\n["g","t",0,1');
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const store = new OffsetStore(dir, { mode: 'always' });
+    expect(errors).toHaveBeenCalledTimes(1); // the damaged line is named
+    errors.mockRestore();
+    expect([store.get('g', 't', 0), store.get('g', 't', 1), store.get('h', 'u', 3)]).toEqual([27, 5, 1]);
+    expect(fs.existsSync(path.join(dir, 'offsets.jsonl'))).toBe(false);
+    store.commit('g', 't', [[1, 6]]);
+    store.close();
+    const again = new OffsetStore(dir, { mode: 'never' });
+    expect([again.get('g', 't', 0), again.get('g', 't', 1), again.get('h', 'u', 3)]).toEqual([27, 6, 1]);
     expect(again.recovery).toEqual({ skippedLines: 0, positions: [], truncatedBytes: 0 });
     again.close();
   });
@@ -185,9 +204,9 @@ describe.skipIf(!canMountTmpfs)('a full disk (tiny tmpfs; skipped when mount(8) 
       expect(await raw.request({ op: 'commit', sub, offsets: [[0, 900 + k]] })).toMatchObject({ op: 'error', code: 'STORAGE_FULL' });
     }
     const wholeLines = (): Array<[string, string, number, number]> => {
-      const text = fs.readFileSync(file, 'utf8');
-      expect(text.endsWith('\n')).toBe(true);
-      return text.slice(0, -1).split('\n').map((l) => JSON.parse(l) as [string, string, number, number]);
+      const stored = readJournalFile(file);
+      expect(stored).toMatchObject({ damaged: [], tornBytes: 0 });
+      return stored.payloads.map((b) => JSON.parse(Buffer.from(b).toString('utf8')) as [string, string, number, number]);
     };
     expect(wholeLines().at(-1)).toEqual([group, 'o', 0, acked]);
     expect(fx.tb.broker.offsets.get(group, 'o', 0)).toBe(acked);

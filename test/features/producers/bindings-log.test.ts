@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { BINDINGS_FILE, BindingLog, encodeLine } from '../../../src/features/producers/bindings-log.js';
+import { encodeFrames, jsonPayload, readJournalFile } from '../../../src/journal/index.js';
 import type { BindingEntry } from '../../../src/features/producers/registry.js';
 import type { FsyncPolicy } from '../../../src/broker.js';
 import { tmpDir } from '../../support/tmp-dir.js';
@@ -16,6 +17,12 @@ afterEach(async () => {
 afterAll(() => tmp.cleanup());
 
 const entry = (p: number, e = 0): BindingEntry => ({ p, e, h: 'ab'.repeat(32), t: 1000 + p });
+/** The entries in the file, and that it holds nothing else. */
+const stored = (file: string): BindingEntry[] => {
+  const c = readJournalFile(file);
+  expect(c).toMatchObject({ damaged: [], tornBytes: 0 });
+  return c.payloads.map((b) => JSON.parse(Buffer.from(b).toString('utf8')) as BindingEntry);
+};
 
 async function open(dir: string, fsync: FsyncPolicy, seen: BindingEntry[][] = []): Promise<BindingLog> {
   const log = await BindingLog.open(dir, fsync, (entries) => {
@@ -27,19 +34,19 @@ async function open(dir: string, fsync: FsyncPolicy, seen: BindingEntry[][] = []
 }
 
 describe('BindingLog', () => {
-  it('replays what was appended, in order, and cuts a torn last line', async () => {
+  it('replays what was appended, in order, and cuts a torn last entry', async () => {
     const dir = path.join(tmp.dir, 'replay');
     const log = await open(dir, { mode: 'never' });
     await Promise.all([log.append(entry(1)), log.append(entry(2))]);
     await log.append(entry(1, 1));
     await log.close();
     const file = path.join(dir, BINDINGS_FILE);
-    fs.appendFileSync(file, encodeLine(entry(3)).slice(0, 20)); // a write cut short by a crash
+    fs.appendFileSync(file, encodeFrames([jsonPayload(entry(3))]).subarray(0, 20)); // a write cut short by a crash
     const seen: BindingEntry[][] = [];
     await open(dir, { mode: 'never' }, seen);
     expect(seen[0]).toEqual([entry(1), entry(2), entry(1, 1)]);
-    // Rewritten at open without the torn line: the next start reads the same.
-    expect(fs.readFileSync(file, 'utf8')).toBe([entry(1), entry(2), entry(1, 1)].map(encodeLine).join(''));
+    // Rewritten at open without the torn entry: the next start reads the same.
+    expect(stored(file)).toEqual([entry(1), entry(2), entry(1, 1)]);
   });
 
   it('rewrite replaces the file with the snapshot; later appends follow it', async () => {
@@ -71,6 +78,20 @@ describe('BindingLog', () => {
     const never = await open(path.join(tmp.dir, 'never'), { mode: 'never' });
     await never.append(entry(1));
     expect(never.syncs).toBe(0);
-    expect(fs.readFileSync(never.file, 'utf8')).toBe(encodeLine(entry(1))); // in the file (the OS) once resolved
+    expect(stored(never.file)).toEqual([entry(1)]); // in the file (the OS) once resolved
+  });
+
+  it('opens the line format (bindings.log, as the bindings were written before the journal) once, and moves it to the journal', async () => {
+    const dir = path.join(tmp.dir, 'legacy');
+    fs.mkdirSync(dir, { recursive: true });
+    const old = path.join(dir, 'bindings.log');
+    fs.writeFileSync(old, [entry(1), entry(2), entry(1, 1)].map(encodeLine).join('') + encodeLine(entry(3)).slice(0, 20)); // and a torn tail
+    const seen: BindingEntry[][] = [];
+    const log = await open(dir, { mode: 'always' }, seen);
+    expect(seen[0]).toEqual([entry(1), entry(2), entry(1, 1)]);
+    expect(fs.existsSync(old)).toBe(false);
+    await log.append(entry(4));
+    await log.close();
+    expect(stored(path.join(dir, BINDINGS_FILE))).toEqual([entry(1), entry(2), entry(1, 1), entry(4)]);
   });
 });

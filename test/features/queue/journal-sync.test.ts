@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { QueueJournal, type JournalEntry } from '../../../src/features/queue/journal.js';
 import type { WeirError } from '../../../src/common/errors.js';
+import { encodeFrames, jsonPayload, readJournalFile } from '../../../src/journal/index.js';
 import { brokerFixture, startTestBroker } from '../../support/broker.js';
 import { JournalSyncs } from '../../support/journal-syncs.js';
 import { until } from '../../support/payload.js';
@@ -35,7 +36,7 @@ const durable = (j: QueueJournal): Promise<WeirError | null> => new Promise((res
 describe('QueueJournal', () => {
   it('always: a write is fdatasynced before whenDurable answers', async () => {
     journal = new QueueJournal(tmp.dir, { mode: 'always' }, () => []);
-    const file = path.join(tmp.dir, 'journal');
+    const file = path.join(tmp.dir, 'queue.journal');
     syncs = new JournalSyncs();
     journal.line({ w: 1, g: 'g', t: 't', p: 0, s: 0 });
     journal.done(1, 0, 5);
@@ -47,7 +48,7 @@ describe('QueueJournal', () => {
 
   it('interval:50: what is written is fdatasynced soon after, not only at close', async () => {
     journal = new QueueJournal(tmp.dir, { mode: 'interval', intervalMs: 50 }, () => []);
-    const file = path.join(tmp.dir, 'journal');
+    const file = path.join(tmp.dir, 'queue.journal');
     syncs = new JournalSyncs();
     journal.line({ w: 1, g: 'g', t: 't', p: 0, s: 0 });
     journal.done(1, 0, 5);
@@ -59,12 +60,12 @@ describe('QueueJournal', () => {
   it('never: writes and compacts, never fdatasyncs (not even at close)', async () => {
     const snapshot = ['{"w":1,"g":"g","t":"t","p":0,"s":0}', '{"w":1,"snap":1,"s":0,"d":[0,5],"c":[],"r":[]}'];
     journal = new QueueJournal(tmp.dir, { mode: 'never' }, () => snapshot, 100);
-    const file = path.join(tmp.dir, 'journal');
+    const file = path.join(tmp.dir, 'queue.journal');
     syncs = new JournalSyncs();
     journal.line({ w: 1, g: 'g', t: 't', p: 0, s: 0 });
     for (let i = 0; i < 20; i++) journal.done(1, 10 * i, 10 * i + 5); // > 100 bytes: compacted
     journal.flush();
-    expect(fs.readFileSync(file, 'utf8')).toBe(snapshot.join('\n') + '\n');
+    expect(readJournalFile(file).payloads.map((b) => Buffer.from(b).toString('utf8'))).toEqual(snapshot);
     journal.done(1, 300, 301);
     journal.flush();
     await sleep(200);
@@ -74,9 +75,11 @@ describe('QueueJournal', () => {
     expect(syncs.of(file)).toEqual([]);
   });
 
-  it('cuts an unterminated last line at open, so the next write is not glued to it', () => {
-    const file = path.join(tmp.dir, 'journal');
-    fs.writeFileSync(file, '{"w":1,"g":"g","t":"t","p":0,"s":0}\n{"w":1,"d":[8,'); // a crash mid-write
+  it('cuts an unterminated last entry at open, so the next write is not glued to it', () => {
+    const file = path.join(tmp.dir, 'queue.journal');
+    const whole = encodeFrames([jsonPayload({ w: 1, g: 'g', t: 't', p: 0, s: 0 })]);
+    const torn = encodeFrames([jsonPayload({ w: 1, d: [8, 9] })]).subarray(0, 25); // a crash mid-write
+    fs.writeFileSync(file, Buffer.concat([whole, torn]));
     journal = new QueueJournal(tmp.dir, { mode: 'never' }, () => []);
     journal.done(1, 0, 5);
     journal.close();
@@ -86,6 +89,18 @@ describe('QueueJournal', () => {
       { w: 1, d: [0, 5] },
     ]);
   });
+
+  it('opens the line format (queues/journal, as the journal was written before) once, and moves it to the journal', () => {
+    const old = path.join(tmp.dir, 'journal');
+    fs.writeFileSync(old, '{"w":1,"g":"g","t":"t","p":0,"s":0}\n{"w":1,"d":[0,3]}\n{"w":1,"d":[8,'); // torn last line
+    expect(QueueJournal.read(tmp.dir)).toEqual([{ w: 1, g: 'g', t: 't', p: 0, s: 0 }, { w: 1, d: [0, 3] }]); // the service replays before it opens
+    journal = new QueueJournal(tmp.dir, { mode: 'always' }, () => []);
+    expect(fs.existsSync(old)).toBe(false);
+    journal.done(1, 3, 5);
+    journal.close();
+    journal = null;
+    expect(QueueJournal.read(tmp.dir)).toEqual([{ w: 1, g: 'g', t: 't', p: 0, s: 0 }, { w: 1, d: [0, 3] }, { w: 1, d: [3, 5] }]);
+  });
 });
 
 describe.skipIf(!canMountTmpfs)('a full disk (tiny tmpfs; skipped when mount(8) is not permitted)', () => {
@@ -94,7 +109,7 @@ describe.skipIf(!canMountTmpfs)('a full disk (tiny tmpfs; skipped when mount(8) 
     fx.defer(disk.cleanup);
     const dir = path.join(disk.dir, 'queues');
     journal = new QueueJournal(dir, { mode: 'always' }, () => []);
-    const file = path.join(dir, 'journal');
+    const file = path.join(dir, 'queue.journal');
     const entry = (k: number): JournalEntry => ({ w: 1, k, pad: 'x'.repeat(300) }); // ~330 bytes a line
     let k = 0;
     for (; k < 3; k++) journal.line(entry(k));
@@ -106,14 +121,14 @@ describe.skipIf(!canMountTmpfs)('a full disk (tiny tmpfs; skipped when mount(8) 
       error = await durable(journal);
     }
     expect(error).toMatchObject({ code: 'STORAGE_FULL', retryable: true });
-    // Nothing partial is left: the file ends on a whole line, every line parses.
-    const text = fs.readFileSync(file, 'utf8');
-    expect(text.endsWith('\n')).toBe(true);
-    const stored = text.slice(0, -1).split('\n').map((l) => (JSON.parse(l) as { k: number }).k);
+    // Nothing partial is left: the file ends on a whole entry, every entry parses.
+    const contents = readJournalFile(file);
+    expect(contents).toMatchObject({ damaged: [], tornBytes: 0 });
+    const stored = contents.payloads.map((b) => (JSON.parse(Buffer.from(b).toString('utf8')) as { k: number }).k);
     expect(stored).toEqual(Array.from({ length: k - 1 }, (_, i) => i));
-    // Space freed: the kept line is written by the retry, then later ones follow it.
+    // Space freed: the kept entry is written by the retry, then later ones follow it.
     fs.unlinkSync(filler);
-    await until(() => fs.readFileSync(file, 'utf8').split('\n').length === k + 1, 10_000, 'the kept line written');
+    await until(() => readJournalFile(file).payloads.length === k, 10_000, 'the kept entry written');
     journal.line(entry(k));
     expect(await durable(journal)).toBeNull();
     journal.close();
@@ -125,7 +140,7 @@ describe.skipIf(!canMountTmpfs)('a full disk (tiny tmpfs; skipped when mount(8) 
 describe('through a broker', () => {
   it('always: an ack with an id is answered after its journal line was fdatasynced', async () => {
     fx.tb = await startTestBroker({ fsync: 'always' });
-    const file = path.join(fx.tb.dir, 'queues', 'journal');
+    const file = path.join(fx.tb.dir, 'queues', 'queue.journal');
     const c = await fx.client(fx.tb.url);
     await c.createTopic('q', { partitions: 1 });
     await produceNumbered(c, 'q', 0, 10);

@@ -2,6 +2,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { QueueJournal, parseJournal } from '../../../src/features/queue/journal.js';
+import { encodeFrames, jsonPayload } from '../../../src/journal/index.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 
 const tmp = tmpDir('weir-queue-journal-');
@@ -21,7 +22,7 @@ it('merges one flush\'s events per window into one line, and skips a torn tail a
   await flushed();
   j.done(1, 5, 7);
   j.close();
-  appendFileSync(join(tmp.dir, 'journal'), '{"w":1,"d":[8,'); // a crash mid-write
+  appendFileSync(join(tmp.dir, 'queue.journal'), encodeFrames([jsonPayload({ w: 1, d: [8, 9] })]).subarray(0, 20)); // a crash mid-write
   expect(QueueJournal.read(tmp.dir)).toEqual([
     { w: 1, g: 'g', t: 't', p: 0, s: 0 },
     { w: 1, v: [0, 20], u: [9, 10], r: [5, 1234], d: [0, 5, 7, 8] },

@@ -3,7 +3,8 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
-import { ENTRY_BYTES, EntryKind, FiredLog, applyEntries, encodeEntries, type FiredLogFailure } from '../../../src/features/scheduler/fired-log.js';
+import { ENTRY_BYTES, EntryKind, FiredLog, applyEntries, encodeEntries, firedJournalPath, type FiredLogFailure } from '../../../src/features/scheduler/fired-log.js';
+import { encodeFrames, readJournalFile } from '../../../src/journal/index.js';
 import { FiredSet } from '../../../src/features/scheduler/fired-set.js';
 import { firedLogPath } from '../../../src/features/scheduler/feature.js';
 import { tmpDir } from '../../support/tmp-dir.js';
@@ -20,7 +21,7 @@ it('reopens to the same fired offsets, and ignores (and cuts) a torn last entry'
   for (const o of [0, 1, 2, 5, 9]) log.fired(0, o);
   log.fired(1, 3);
   await log.close();
-  fs.appendFileSync(file(), Buffer.from([1, 2, 3, 4, 5])); // a write cut short by a crash
+  fs.appendFileSync(file(), encodeFrames([encodeEntries([[EntryKind.FIRED, 0, 3]])]).subarray(0, 21)); // a write cut short by a crash
   const again = new FiredLog(file(), 2, { mode: 'never' });
   expect(again.sets[0]!.low).toBe(3);
   expect([5, 9].map((o) => again.sets[0]!.has(o))).toEqual([true, true]);
@@ -30,7 +31,7 @@ it('reopens to the same fired offsets, and ignores (and cuts) a torn last entry'
   expect(fs.statSync(file()).size % ENTRY_BYTES).toBe(0);
   await again.close();
   // The file names its topic (its own name is a hash).
-  expect(applyEntries(new Uint8Array(fs.readFileSync(file())), [new FiredSet(), new FiredSet()]).topic).toBe('__delay.t');
+  expect(applyEntries(readJournalFile(file()).payloads[0]!, [new FiredSet(), new FiredSet()]).topic).toBe('__delay.t');
 });
 
 it('stays bounded when one long delay pins the low-water mark (compacts to a bitmap)', async () => {
@@ -110,19 +111,22 @@ it('names the file by a hash of the topic (long names fit), moving a log from th
   expect(fs.existsSync(path.join(dir, '__delay.t.fired'))).toBe(false);
 });
 
-it('reads a file larger than one 16 MiB read, and compacts a legacy append-only file at open', async () => {
-  fs.mkdirSync(path.dirname(file()), { recursive: true });
+it('reads a file of the format before the journal larger than one 16 MiB read, and moves it to the journal compacted', async () => {
+  const legacy = file(); // `<hash>.fired`: records back to back, as the fired log wrote them before the journal
+  const journal = firedJournalPath(legacy);
+  fs.mkdirSync(path.dirname(legacy), { recursive: true });
   const n = 1_200_000; // 19.2 MB of 16-byte entries: more than one 16 MiB read
   const entries: Array<[EntryKind, number, number]> = [];
   for (let o = 0; o < n; o++) if (o !== 5) entries.push([EntryKind.FIRED, 0, o]);
-  fs.writeFileSync(file(), encodeEntries(entries));
-  fs.appendFileSync(file(), Buffer.from([9, 9, 9])); // torn
-  const log = new FiredLog(file(), 1, { mode: 'never' }, '__delay.t');
+  fs.writeFileSync(legacy, encodeEntries(entries));
+  fs.appendFileSync(legacy, Buffer.from([9, 9, 9])); // torn
+  const log = new FiredLog(journal, 1, { mode: 'never' }, '__delay.t', legacy);
   expect(log.sets[0]!.low).toBe(5);
   expect([4, 5, 6, n - 1, n].map((o) => log.sets[0]!.has(o))).toEqual([true, false, true, true, false]);
-  expect(fs.statSync(file()).size).toBeLessThan(200_000); // a low mark and a ~150 KB bitmap
+  expect(fs.statSync(journal).size).toBeLessThan(200_000); // a low mark and a ~150 KB bitmap
+  expect(fs.existsSync(legacy)).toBe(false);
   await log.close();
-  const again = new FiredLog(file(), 1, { mode: 'never' });
+  const again = new FiredLog(journal, 1, { mode: 'never' }, '__delay.t', legacy);
   expect(again.sets[0]!.low).toBe(5);
   expect(again.sets[0]!.has(n - 1)).toBe(true);
   expect(again.sets[0]!.has(5)).toBe(false);

@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeLog, type TxnLogEntry } from '../../../src/features/transactions/book.js';
+import type { TxnLogEntry } from '../../../src/features/transactions/book.js';
 import { TxnLog } from '../../../src/features/transactions/txn-log.js';
 import type { FsyncPolicy } from '../../../src/broker.js';
-import { crc32c } from '../../../src/common/crc32c.js';
+import { readJournalFile } from '../../../src/journal/index.js';
 import { JournalSyncs } from '../../support/journal-syncs.js';
 import { until } from '../../support/payload.js';
 import { canMountTmpfs, fillDisk, smallFs } from '../../support/small-fs.js';
@@ -36,7 +36,7 @@ const begin = (txn: number, group = 'g'): TxnLogEntry => ({ e: 'begin', txn, top
 
 it('always: an entry is fdatasynced before append() resolves', async () => {
   ({ log } = await open(tmp.dir, { mode: 'always' }));
-  const file = path.join(tmp.dir, 'txn.log');
+  const file = path.join(tmp.dir, 'txn.journal');
   syncs = new JournalSyncs();
   await log.append(begin(1));
   syncs.mark('appended');
@@ -46,7 +46,7 @@ it('always: an entry is fdatasynced before append() resolves', async () => {
 
 it('interval:50: an appended entry is fdatasynced soon after, not only at close', async () => {
   ({ log } = await open(tmp.dir, { mode: 'interval', intervalMs: 50 }));
-  const file = path.join(tmp.dir, 'txn.log');
+  const file = path.join(tmp.dir, 'txn.journal');
   syncs = new JournalSyncs();
   await log.append(begin(1));
   const size = fs.statSync(file).size;
@@ -55,7 +55,7 @@ it('interval:50: an appended entry is fdatasynced soon after, not only at close'
 
 it('never: entries are written, never fdatasynced (not even at close)', async () => {
   ({ log } = await open(tmp.dir, { mode: 'never' }));
-  const file = path.join(tmp.dir, 'txn.log');
+  const file = path.join(tmp.dir, 'txn.journal');
   syncs = new JournalSyncs();
   await log.append(begin(1));
   await new Promise((r) => setTimeout(r, 200));
@@ -71,7 +71,7 @@ describe.skipIf(!canMountTmpfs)('a full disk (tiny tmpfs; skipped when mount(8) 
     try {
       const dir = path.join(disk.dir, 'transactions');
       ({ log } = await open(dir, { mode: 'always' }));
-      const file = path.join(dir, 'txn.log');
+      const file = path.join(dir, 'txn.journal');
       const group = 'g'.repeat(300); // ~350 bytes an entry: one soon needs a page the disk lacks
       const stored: TxnLogEntry[] = [];
       for (let txn = 1; txn <= 3; txn++) {
@@ -90,9 +90,9 @@ describe.skipIf(!canMountTmpfs)('a full disk (tiny tmpfs; skipped when mount(8) 
       }
       expect(failure).toMatchObject({ code: 'STORAGE_FULL', retryable: true });
       // The file holds exactly the acknowledged entries, whole.
-      const decoded = decodeLog(fs.readFileSync(file, 'utf8'), (b) => crc32c(b));
-      expect(decoded.torn).toBe(false);
-      expect(decoded.entries).toEqual(stored);
+      const decoded = readJournalFile(file);
+      expect(decoded).toMatchObject({ damaged: [], tornBytes: 0 });
+      expect(decoded.payloads.map((b) => JSON.parse(Buffer.from(b).toString('utf8')) as TxnLogEntry)).toEqual(stored);
       fs.unlinkSync(filler);
       await log.append(begin(5000, group));
       stored.push(begin(5000, group));
