@@ -15,7 +15,7 @@ import { dropExpired } from '../protocol/expiry-filter.js';
 import type { RecordIndex } from '../protocol/record.js';
 import { FetchMode } from '../partition/protocol.js';
 import { topicConfigToWire } from './topics/config.js';
-import type { PartitionHost, Topic, TopicRegistry } from './topics/registry.js';
+import type { PartitionLauncher, Topic, TopicRegistry } from './topics/registry.js';
 import type { GroupCoordinator } from './groups/coordinator.js';
 import type { OffsetStore } from './groups/offset-store.js';
 import { FlowControl } from './flow-control.js';
@@ -55,7 +55,8 @@ export interface CoreConfig {
 
 export interface CoreDeps {
   topics: TopicRegistry;
-  host: PartitionHost;
+  /** Starts the actors of a topic being created. */
+  launcher: PartitionLauncher;
   groups: GroupCoordinator;
   offsets: OffsetStore;
   brokerName: string;
@@ -268,7 +269,7 @@ export class BrokerCore implements FeatureHost {
   async ensureTopic(name: string, partitions: number, config?: TopicConfig, internal = false): Promise<Topic> {
     const existing = this.deps.topics.get(name);
     if (existing) return existing;
-    return (await this.deps.topics.create(name, partitions, this.deps.host, config, { internal })).topic;
+    return (await this.deps.topics.create(name, partitions, this.deps.launcher, config, { internal })).topic;
   }
 
   resolveOffset(topic: Topic, partition: number, mode: FetchMode, position?: number, abandon?: () => boolean): Promise<number> {
@@ -314,7 +315,7 @@ export class BrokerCore implements FeatureHost {
     const name = f.topic;
     if (typeof name !== 'string') throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, 'topic name must be a string');
     const partitions = f.partitions === undefined ? this.deps.defaultPartitions : f.partitions;
-    const { topic, created } = await this.deps.topics.create(name, partitions as number, this.deps.host, f.config);
+    const { topic, created } = await this.deps.topics.create(name, partitions as number, this.deps.launcher, f.config);
     this.send(session, { op: 'result', id, topic: topic.name, partitions: topic.partitions, config: topicConfigToWire(topic.config), created });
   }
 

@@ -53,7 +53,7 @@ export interface UnavailablePartition {
   message: string | null;
 }
 
-export interface PartitionHost {
+export interface PartitionLauncher {
   /** Start the actors of a topic's partitions under supervision; resolves when all serve. */
   startPartitions(topic: string, partitions: number): Promise<PartitionRef[]>;
   /** Stop and forget them again (a create that could not be made durable). */
@@ -206,7 +206,7 @@ export class TopicRegistry {
    * only when the topic is created; an existing topic keeps its settings (use alter).
    * `internal` allows the reserved `__` prefix: for the broker's own topics, never for clients.
    */
-  create(name: string, partitions: number, host: PartitionHost, config?: unknown, options: { internal?: boolean } = {}): Promise<{ topic: Topic; created: boolean }> {
+  create(name: string, partitions: number, launcher: PartitionLauncher, config?: unknown, options: { internal?: boolean } = {}): Promise<{ topic: Topic; created: boolean }> {
     const run = async (): Promise<{ topic: Topic; created: boolean }> => {
       const { nameMax, maxTopic, reason } = this.limits;
       // An internal name (`__delay.<topic>`) is derived from a topic held to maxTopic: it only has to be a file name.
@@ -224,7 +224,7 @@ export class TopicRegistry {
         throw new WeirError(ErrorCode.TOPIC_EXISTS, `topic ${name} exists with ${existing.partitions} partitions, not ${partitions}`, { details: { partitions: existing.partitions } });
       }
       this.configs.set(name, resolveTopicConfig(name, config, undefined, this.limits.maxTopic));
-      const actors = await host.startPartitions(name, partitions);
+      const actors = await launcher.startPartitions(name, partitions);
       const topic = this.adopt(name, actors);
       try {
         this.persist();
@@ -232,7 +232,7 @@ export class TopicRegistry {
         // Not half-created: forget it and stop its partitions, so the same create works later.
         this.topics.delete(name);
         this.configs.delete(name);
-        await host.stopPartitions(name);
+        await launcher.stopPartitions(name);
         throw storageFailure(`cannot create topic ${name}: writing ${this.file}`, err, (f) => new WeirError(ErrorCode.STORAGE_ERROR, `cannot create topic ${name}: writing ${this.file}: ${f.message}`, { cause: err }));
       }
       for (const l of this.createdListeners) l(topic);
