@@ -20,7 +20,7 @@ import { PartitionThread, failureOf, type PartitionRef, type PartitionActorConfi
 import { GatewayHostedPartitions } from './partition/gateway-host.js';
 import { FailedPartitions } from './partition/failed.js';
 import { DEFAULT_PLACEMENT, PlacementPolicy, type PartitionHostKind, type PlacementOptions, type TopicLoad } from './partition/placement.js';
-import { TopicRegistry, type PartitionHost } from './core/topics/registry.js';
+import { TopicRegistry, type PartitionLauncher } from './core/topics/registry.js';
 import { closeFeatures, installFeatures, type FeatureInstaller } from './core/feature-host.js';
 import { installRouting } from './features/routing/feature.js';
 import { installProducers } from './features/producers/feature.js';
@@ -99,9 +99,8 @@ export interface BrokerOptions {
   /**
    * Partition actors per worker thread. A topic's partitions are grouped in order (0..k-1 share a
    * thread, k..2k-1 the next, …). `auto` (the default) spreads a topic over as many threads as the
-   * machine has cores: measured on 2 cores it beat a thread per partition at 8 partitions (+12%
-   * msg/s, −25% CPU per message) and at 64 (+63%); see bench/results/. 1 gives each partition its
-   * own thread, so a crash takes down one partition only.
+   * machine has cores, which beat a thread per partition on 2 cores (docs/performance.md). 1 gives
+   * each partition its own thread, so a crash takes down one partition only.
    */
   actorsPerThread?: number | 'auto';
   /**
@@ -113,9 +112,8 @@ export interface BrokerOptions {
    * topic's), and a busy topic's move off it. `threads`: always on
    * worker threads, as `actorsPerThread` groups them (a partition's crash or out-of-memory is then
    * a thread's). `gateway`: always on the gateway's thread, one supervised child per partition.
-   * On 2 cores the gateway's thread costs ≈ 40 % less CPU per message at low rates (no thread
-   * wake-up per request) and gives the same max rate with fsync `never`, 31 % less with `always`
-   * (docs/performance.md, items 17 and 19).
+   * The gateway's thread costs less CPU per message at low rates (no thread wake-up per request);
+   * worker threads give more at high rates, above all with `always` (docs/performance.md).
    */
   actorHost?: ActorHost;
   /** `actorHost: 'auto'` only: when a topic moves (defaults: DEFAULT_PLACEMENT). */
@@ -457,8 +455,7 @@ export class Broker {
     const o = this.opts;
     const log: PartitionSlotData['log'] = {
       // 1 GiB, Kafka's default. Sealed segments are fdatasync'ed in the background (src/log), so a
-      // roll no longer stalls the thread's partitions as it did when 64 MiB was measured against it
-      // (bench/results/2026-11-21-max-8p-segment-*.md). The price of large segments: after an unclean
+      // roll does not stall the thread's partitions. The price of large segments: after an unclean
       // stop, recovery CRC-checks up to 1 GiB of the last segment.
       segmentBytes: o.segmentBytes ?? 1024 * 1024 * 1024,
       indexIntervalBytes: 4096,
@@ -631,7 +628,7 @@ export class Broker {
     return sup;
   }
 
-  private readonly host: PartitionHost = {
+  private readonly launcher: PartitionLauncher = {
     startPartitions: async (topic, count) => {
       const sup = this.partitions;
       if (!sup) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'partition supervisor is not running', { retryable: true });
@@ -695,7 +692,7 @@ export class Broker {
     // The core and its front door live and restart together, with the features installed on them.
     const core = new BrokerCore(config, {
       topics: this.topics,
-      host: this.host,
+      launcher: this.launcher,
       groups: this.groups,
       offsets: this.offsets,
       brokerName: 'weir/0.1.0',

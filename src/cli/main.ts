@@ -93,12 +93,12 @@ async function start(argv: string[]): Promise<number> {
   });
   const sliceUs = int(values['sched-slice-us'], 'sched-slice-us')!;
   // The process's main thread is the gateway's (and a quiet topic's partition actors'): every
-  // request wakes it. A short slice lets it preempt whatever runs when a request arrives
-  // (docs/performance.md item 25). Set here, not in Broker: an embedding app owns its main thread.
+  // request wakes it. A short slice lets it preempt whatever runs when a request arrives.
+  // Set here, not in Broker: an embedding app owns its main thread.
   const sliceProblem = sliceUs > 0 ? applyThreadSlice(sliceUs) : null;
   // V8's memory reducer takes a heap that allocates little for an idle one and runs full GCs to
-  // shrink it, which drop the hot functions' code: at 5,000 msg/s, once the gateway's per-request
-  // garbage was cut (docs/performance.md item 29), that cost more CPU than the garbage saved. The
+  // shrink it, which drop the hot functions' code: with little garbage per request that cost more
+  // CPU than the garbage saved (docs/performance.md). The
   // broker's heaps stay small; keep them as they are. Process-wide, so set here, not in Broker.
   v8.setFlagsFromString('--no-memory-reducer-for-small-heaps');
   // A socket per client, files per partition. Process-wide too.

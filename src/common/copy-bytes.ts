@@ -2,8 +2,7 @@
  * Copy bytes between typed arrays, one of which may be shared memory (a ring's SharedArrayBuffer).
  *
  * V8 copies to or from shared memory with relaxed atomics: word by word when the two addresses are
- * congruent modulo 8, byte by byte otherwise (27 vs 3 GB/s on the project's machine; the gateway
- * spent 19 % of its time in that byte loop copying produce batches into the rings). Plain memory
+ * congruent modulo 8, byte by byte otherwise, several times slower (docs/performance.md). Plain memory
  * copies (memmove) are fast at any alignment. So a large copy across the boundary whose ends are
  * not congruent goes through a reused plain bounce buffer, placed at the shared side's alignment:
  * one fast relaxed copy plus one memmove.

@@ -5,8 +5,8 @@
  *
  * Why: the records come straight from a partition's output ring, a SharedArrayBuffer. V8 copies to
  * or from shared memory word by word when source and destination are congruent modulo 8, and byte
- * by byte otherwise: about 27 GB/s against 3 GB/s on the project's machine (`relaxed_memmove` was
- * 29 % of the gateway thread at max rate). cbor-x puts the records wherever its buffer happens to be.
+ * by byte otherwise, several times slower (docs/performance.md). cbor-x puts the records wherever
+ * its buffer happens to be.
  */
 import { Buffer } from 'node:buffer';
 import { cborText, headBytes, put, uintBytes, writeHead, writeUint } from '../protocol/cbor-head.js';

@@ -117,16 +117,16 @@ const MiB = 1024 * 1024;
 const DEFAULT_INDEX_INTERVAL = 4096;
 /**
  * The active segment's new index entries are written when this many are pending (≈ 256 KiB of log
- * at the default interval), not at every flush, which at low rates was one extra pwrite for about
- * every fourth request. What a crash leaves unwritten costs nothing: recovery scans the last segment
+ * at the default interval), not at every flush, which at low rates was an extra pwrite for many
+ * requests. What a crash leaves unwritten costs nothing: recovery scans the last segment
  * from its start after an unclean stop and rewrites its index; close() writes the rest first.
  */
 const INDEX_WRITE_BATCH = 64;
 const DEFAULT_WRITE_BUFFER = MiB;
 /**
  * Drop-behind's default window. On this project's VM every page-cache page beyond what the guest
- * touched lately costs a host fault at first touch (docs/performance.md, item 24), and recycled
- * pages do not; 32 MiB is about 2 s of a partition's writes at 1M msg/s over 8 partitions.
+ * touched lately costs a host fault at first touch, and recycled pages do not; 32 MiB holds a few
+ * seconds of a busy partition's writes (docs/performance.md, "Page-cache drop-behind").
  */
 const DEFAULT_PAGE_CACHE_BYTES = 32 * MiB;
 const PAGE = 4096;
@@ -140,13 +140,13 @@ const EMPTY: Uint8Array = Buffer.alloc(0);
 const RESYNC_HINTS = 64;
 /**
  * The group-commit buffer, pending index entries and read scratch before their first use and after
- * releaseIdle(): an idle partition holds none of them (docs/performance.md, item 30).
+ * releaseIdle(): an idle partition holds none of them.
  */
 const UNALLOCATED = new Uint8Array(0);
 const NO_PENDING = new Float64Array(0);
 /**
  * CRC32C of every appended record: the native helper's (the CPU's crc32 instruction) when built.
- * In JavaScript it was a quarter of the broker's CPU at max rate (docs/performance.md, item 27).
+ * In JavaScript it was a large share of the broker's CPU at max rate (docs/performance.md).
  */
 const sealRecords: (b: Uint8Array, start: number, end: number) => number = nativeIo?.sealRecords ?? sealRecordsInJs;
 

@@ -4,7 +4,7 @@
  * gateway publishes its input, and its output is handed to the actor in the same turn. A request
  * then costs no thread wake-up at all (on a worker: an Atomics.notify to wake the partition, and an
  * eventfd write and epoll return to wake the gateway back), which is most of the broker's CPU per
- * message at low rates (docs/performance.md, "CPU per message at low rate").
+ * message at low rates.
  *
  * What it gives up: the log's writes (and, under fsync `always`, its fdatasyncs) run on the thread
  * that also serves every socket, so throughput at high rates is that one thread's; and a partition
@@ -16,7 +16,7 @@
  *
  * Rings on demand: a partition here gets its two rings when it is first used (the actor writes a
  * request, or the core an answer) and lets go of them once it has been quiet for its idle period
- * and both are empty (`LazyRings`), so an idle partition holds none (docs/performance.md, item 30).
+ * and both are empty (`LazyRings`), so an idle partition holds none.
  * A move to worker threads allocates new rings for the thread anyway (partitionSlot).
  */
 import type { ChildExit } from '../supervisor/index.js';

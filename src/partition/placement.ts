@@ -1,7 +1,7 @@
 /**
  * Where a topic's partition actors run under `actorHost: 'auto'`: on the gateway's own thread while
- * the topic is quiet, on worker threads once it is busy. The two hosts cost differently
- * (docs/performance.md, items 17 and 19): on the gateway's thread a request needs no thread wake-up,
+ * the topic is quiet, on worker threads once it is busy. The two hosts cost differently: on the
+ * gateway's thread a request needs no thread wake-up,
  * which is most of the broker's CPU per message at low rates; on worker threads the log's writes
  * (and fdatasyncs) run beside the gateway instead of on the thread that serves every socket, which
  * is what a busy topic needs, and what more cores reward.

@@ -250,7 +250,7 @@ export class PartitionThread implements PartitionActorGroup {
 
   /**
    * A thread for these partitions, spawned now and given them by a later `start(…, warm)`: a move
-   * spawns its threads before it holds the topic's requests (a thread's start is ≈ 70 ms here).
+   * spawns its threads before it holds the topic's requests (a thread's start takes tens of ms).
    */
   static warm(configs: PartitionActorConfig[], thread: PartitionThreadConfig): WarmWorker {
     return new WarmWorker(PartitionThread.spawnOptions(configs, thread));

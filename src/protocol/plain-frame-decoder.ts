@@ -7,8 +7,8 @@
  * returns undefined and cbor-x decodes the frame, or says why it cannot.
  *
  * Why, when cbor-x is fast in a loop: at 5,000 msg/s a produce frame arrives about once a
- * millisecond, between other threads' work, and cbor-x's general decoder then costs ≈ 7 % of the
- * broker's CPU (docs/performance.md item 28). This one is a small loop over what frames hold, and
+ * millisecond, between other threads' work, and cbor-x's general decoder then costs a measurable
+ * share of the broker's CPU (docs/performance.md). This one is a small loop over what frames hold, and
  * returns the same string for the same short key or text (a topic, an op), which V8 compares and
  * stores as properties without looking it up again.
  */

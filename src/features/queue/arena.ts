@@ -3,10 +3,9 @@
  * order they were taken (a window drops its chunks from the front as `start` advances), so the
  * free space is always one or two runs of a ring and taking or releasing is O(1).
  *
- * Why: copying each read out of the partition's ring into a fresh ArrayBuffer allocated about
- * 130 bytes of external memory per queued message (≈ 80 MB/s at 600k msg/s), and V8 answers
- * external-memory growth with full mark-compacts: ~8 per second on the gateway thread in queue
- * mode against < 1 in log mode. A region that does not fit is the caller's to allocate, as before.
+ * Why: copying each read out of the partition's ring into a fresh ArrayBuffer allocated external
+ * memory for every queued message, and V8 answers external-memory growth with full mark-compacts on
+ * the gateway thread (docs/performance.md). A region that does not fit is the caller's to allocate, as before.
  *
  *   [ free | live: tail … head | free ]        or, wrapped,   [ live … head | free | tail … live ]
  */

@@ -439,7 +439,7 @@ export class QueueService implements Feature {
           break;
         }
         // A consumer with room gets as much of this window as fits, in one frame: splitting each
-        // window's messages over every consumer made ~4× as many (small) deliver frames, and per
+        // window's messages over every consumer made many more (small) deliver frames, and per
         // frame costs dominate at prefetch 100. Fairness comes from rotating consumers and windows.
         const r = w.take(c.id, Math.min(c.prefetch - c.held, MAX_PER_DELIVERY), now, cfg.visibilityTimeoutMs, cfg.maxDeliveries, cfg.orderedKeys, expiresAt, foreign);
         for (const o of r.skipped) this.journal.done(pw.id, o, o + 1);
