@@ -1,6 +1,6 @@
 /**
- * Partitions the broker gave up on: their actor kept failing (more than the broker's per-partition
- * limit of failures in the restart period), or failed to start when the broker started. Such a
+ * Partitions the broker gave up on: their actor kept failing (more than the per-partition limit of
+ * failures in the restart period, give-up.ts), or failed to start when the broker started. Such a
  * group stands in for the real one as the supervisor's child, so that one damaged log neither
  * exhausts the partition supervisor's restart intensity (which would restart every partition) nor
  * stops the broker's start: its actors are dead and carry the failure, which requests to them are

@@ -8,13 +8,15 @@
  *
  * This is the pure decision: fed one sample per period (the gateway thread's event-loop
  * utilization; each topic's records per second and time on the gateway's thread), it answers with
- * at most one move. Moving is the broker's business (Broker.moveTopic). Both directions wait for a
- * sustained signal, and the two thresholds are apart, so a topic near one of them does not move
- * back and forth. A topic that was expensive on the gateway's thread at a low rate (fdatasyncs on
- * a slow disk) waits ten times longer before it comes back.
+ * at most one move. Moving is the fleet's business (PartitionFleet.moveTopic, fleet.ts). Both
+ * directions wait for a sustained signal, and the two thresholds are apart, so a topic near one of
+ * them does not move back and forth. A topic that was expensive on the gateway's thread at a low
+ * rate (fdatasyncs on a slow disk) waits ten times longer before it comes back.
  */
 
 export type PartitionHostKind = 'threads' | 'gateway';
+/** Where a broker runs its partition actors (`--actor-host`): always on one host, or `auto`: placed by load. */
+export type ActorHost = PartitionHostKind | 'auto';
 
 export interface PlacementOptions {
   /** How often the broker samples (ms). */

@@ -111,7 +111,7 @@ export function ringPairBytes(ringBytes: number): number {
 }
 
 /**
- * What one partition holds now (Broker.partitionResources): its rings' bytes, its buffers' bytes
+ * What one partition holds now (PartitionFleet.resources): its rings' bytes, its buffers' bytes
  * (the core's read buffer, the log's group-commit buffer, index entries and scratch) and its open
  * fds. Buffers and fds of a partition on a worker thread are that thread's, not counted here: null.
  */
