@@ -28,6 +28,7 @@ import { installQueues } from './features/queue/service.js';
 import { GroupCoordinator } from './core/groups/coordinator.js';
 import { OffsetStore } from './core/groups/offset-store.js';
 import { Gateway } from './gateway/server.js';
+import { mountHttpRoutes } from './http/routes.js';
 import { BrokerCore } from './core/broker-core.js';
 import { defaultGatewayConfig, type GatewayConfig } from './gateway/config.js';
 import { channels } from './common/diagnostics.js';
@@ -320,7 +321,7 @@ export class Broker {
       defaultPartitions: o.defaultPartitions ?? 8,
     });
     const features = await installFeatures(FEATURES, { host: core, dataDir: this.opts.dataDir, fsync: this.fsync });
-    const gateway = new Gateway(config, core);
+    const gateway = new Gateway(config, core, (app) => mountHttpRoutes(app, core));
     try {
       await gateway.listen();
     } catch (err) {

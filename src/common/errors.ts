@@ -128,7 +128,7 @@ export function badRequest(field: string, message: string): WeirError {
   return new WeirError(WeirCode.BAD_REQUEST, message, { details: { field } });
 }
 
-/** A request's id, or BAD_REQUEST naming the op that needs one (the gateway and feature modules). */
+/** A request's id, or BAD_REQUEST naming the op that needs one (the core applies it per its op table). */
 export function needId(id: number | undefined, op: unknown): number {
   if (id === undefined) throw badRequest('id', `"${String(op)}" needs a non-negative integer "id"`);
   return id;

@@ -25,7 +25,8 @@ import { Subscriptions } from './subscriptions.js';
 import { Turn } from './turn.js';
 import { Session, type Frame, type ProducePart, type SessionPort } from './session.js';
 import { badRequest, nonNegInt, partitionOf, subscribeOptionsOf, topicOf, type SubscribeOptions } from './validate.js';
-import type { ControlInterceptor, FeatureHost, OpHandler, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
+import type { ControlInterceptor, FeatureHost, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
+import { OpTable, type OpSpec, type RequestHandler } from './ops.js';
 
 /** The codes a client may be sent (the wire registry). */
 const WIRE_CODES: ReadonlySet<string> = new Set<string>(Object.values(ErrorCode));
@@ -73,9 +74,9 @@ export class BrokerCore implements FeatureHost {
   private readonly subscriptions: Subscriptions;
   private readonly sessions = new Set<Session>();
   private nextSession = 1;
-  private readonly ops = new Map<string, OpHandler>();
+  private readonly table = new OpTable();
   private readonly closeListeners: Array<(session: Session) => void> = [];
-  private patternSubscribe: OpHandler | null = null;
+  private patternSubscribe: RequestHandler | null = null;
   private closing = false;
 
   constructor(
@@ -86,6 +87,7 @@ export class BrokerCore implements FeatureHost {
     this.flow = new FlowControl(config);
     this.produces = new ProducePath(config, deps.topics, this.turn, (session, id, error) => this.sendError(session, id, error));
     this.subscriptions = new Subscriptions(config, deps.groups, deps.offsets, this.turn, this.reads, this.flow, this.sendError);
+    for (const spec of this.builtInOps()) this.table.add(spec);
   }
 
   // ------------------------------------------------------------------ sessions (front doors)
@@ -138,42 +140,20 @@ export class BrokerCore implements FeatureHost {
     if (this.config.token !== undefined && !session.helloDone && op !== 'hello') {
       throw new WeirError(ErrorCode.UNAUTHORIZED, 'this broker requires a token: send hello with "token" first');
     }
-    switch (op) {
-      case 'hello':
-        return this.hello(session, needId(id, op), f);
-      case 'produce':
-        if (this.closing) throw shuttingDown();
-        return this.produces.produce(session, needId(id, op), f);
-      case 'create_topic':
-        return this.createTopic(session, needId(id, op), f);
-      case 'list_topics':
-        session.port.send({ op: 'result', id: needId(id, op), topics: this.deps.topics.list() });
-        return;
-      case 'describe_topic':
-        return this.describeTopic(session, needId(id, op), f);
-      case 'fetch':
-        return this.fetch(session, needId(id, op), f);
-      case 'subscribe':
-        return this.subscribe(session, needId(id, op), f);
-      case 'credit':
-        return this.subscriptions.credit(session, f);
-      case 'commit':
-        return this.subscriptions.commit(session, needId(id, op), f);
-      case 'revoked':
-        return this.subscriptions.revoked(session, f);
-      case 'unsubscribe':
-        return this.subscriptions.unsubscribe(session, needId(id, op), f);
-      case 'ping':
-        session.port.send({ op: 'result', id: needId(id, op) });
-        return;
-      case 'alter_topic':
-        return this.alterTopic(session, needId(id, op), f);
-      default: {
-        const handler = this.ops.get(op);
-        if (handler) return handler(session, id, f);
-        throw new WeirError(ErrorCode.UNKNOWN_OP, `unknown operation ${JSON.stringify(op.slice(0, 40))}; see docs/protocol.md`);
-      }
+    const spec = this.table.get(op);
+    if (spec === undefined) throw new WeirError(ErrorCode.UNKNOWN_OP, `unknown operation ${JSON.stringify(op.slice(0, 40))}; see docs/protocol.md`);
+    if (spec.requestId === 'required') {
+      const requestId = needId(id, op);
+      if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
+      return spec.handler(session, requestId, f);
     }
+    if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
+    return spec.handler(session, id, f);
+  }
+
+  /** The op table, built-in and feature ops alike (tests iterate over it). */
+  ops(): OpSpec[] {
+    return this.table.list();
   }
 
   /** Answer a failed request (or a subscription's trouble, `sub`) with an `error` frame of a wire code. */
@@ -223,12 +203,11 @@ export class BrokerCore implements FeatureHost {
     return this.deps.offsets;
   }
 
-  registerOp(op: string, handler: OpHandler): void {
-    if (this.ops.has(op)) throw new Error(`op ${op} registered twice`);
-    this.ops.set(op, handler);
+  registerOp(spec: OpSpec): void {
+    this.table.add(spec);
   }
 
-  setPatternSubscribeHandler(handler: OpHandler): void {
+  setPatternSubscribeHandler(handler: RequestHandler): void {
     // One feature owns wildcard subscriptions: a second handler would silently steal them.
     if (this.patternSubscribe) throw new Error('a pattern subscribe handler is already set');
     this.patternSubscribe = handler;
@@ -294,6 +273,27 @@ export class BrokerCore implements FeatureHost {
 
   // ------------------------------------------------------------------ built-in ops
 
+  /** The core's own ops (docs/protocol.md, "Requests"); the features add theirs with registerOp. */
+  private builtInOps(): OpSpec[] {
+    const subs = this.subscriptions;
+    const topics = this.deps.topics;
+    return [
+      { op: 'hello', requestId: 'required', whenStopping: 'serve', access: [{ action: 'connect', resource: 'broker' }], handler: (s, id, f) => this.hello(s, id, f) },
+      { op: 'ping', requestId: 'required', whenStopping: 'serve', access: [{ action: 'connect', resource: 'broker' }], handler: (s, id) => s.port.send({ op: 'result', id }) },
+      { op: 'produce', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'produce', resource: 'topic' }, { action: 'produce', resource: 'producer_id' }], handler: (s, id, f) => this.produces.produce(s, id, f) },
+      { op: 'fetch', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'topic' }], handler: (s, id, f) => this.fetch(s, id, f) },
+      { op: 'subscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'topic' }, { action: 'join', resource: 'group' }], handler: (s, id, f) => this.subscribe(s, id, f) },
+      { op: 'credit', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (s, _id, f) => subs.credit(s, f) },
+      { op: 'commit', requestId: 'required', whenStopping: 'serve', access: [{ action: 'commit', resource: 'group' }], handler: (s, id, f) => subs.commit(s, id, f) },
+      { op: 'revoked', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (s, _id, f) => subs.revoked(s, f) },
+      { op: 'unsubscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (s, id, f) => subs.unsubscribe(s, id, f) },
+      { op: 'create_topic', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'create', resource: 'topic' }], handler: (s, id, f) => this.createTopic(s, id, f) },
+      { op: 'alter_topic', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'alter', resource: 'topic' }], handler: (s, id, f) => this.alterTopic(s, id, f) },
+      { op: 'list_topics', requestId: 'required', whenStopping: 'serve', access: [{ action: 'describe', resource: 'topic' }], handler: (s, id) => s.port.send({ op: 'result', id, topics: topics.list() }) },
+      { op: 'describe_topic', requestId: 'required', whenStopping: 'serve', access: [{ action: 'describe', resource: 'topic' }], handler: (s, id, f) => this.describeTopic(s, id, f) },
+    ];
+  }
+
   private hello(session: Session, id: number, f: Frame): void {
     const version = f.version;
     if (version !== PROTOCOL_VERSION) {
@@ -311,7 +311,6 @@ export class BrokerCore implements FeatureHost {
   }
 
   private async createTopic(session: Session, id: number, f: Frame): Promise<void> {
-    if (this.closing) throw shuttingDown();
     const name = f.topic;
     if (typeof name !== 'string') throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, 'topic name must be a string');
     const partitions = f.partitions === undefined ? this.deps.defaultPartitions : f.partitions;
@@ -320,7 +319,6 @@ export class BrokerCore implements FeatureHost {
   }
 
   private async alterTopic(session: Session, id: number, f: Frame): Promise<void> {
-    if (this.closing) throw shuttingDown();
     const topic = topicOf(this.deps.topics, f);
     if (f.config === undefined) throw badRequest('config', '"config" must be a map of the settings to change');
     const altered = await this.deps.topics.alter(topic.name, f.config);

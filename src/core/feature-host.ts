@@ -13,9 +13,11 @@ import type { GroupCoordinator } from './groups/coordinator.js';
 import type { OffsetStore } from './groups/offset-store.js';
 import type { Frame, ProducePart, Session } from './session.js';
 import type { SubscribeOptions } from './validate.js';
+import type { OpSpec, RequestHandler } from './ops.js';
 
 export type { Frame, ProducePart, Session } from './session.js';
 export type { SubscribeOptions } from './validate.js';
+export type { Access, OpHandler, OpSpec, RequestHandler } from './ops.js';
 
 /** How a produce ends: one error (at most, possibly before every chunk settled), then `settled` once. */
 export interface ProduceOutcome {
@@ -44,9 +46,6 @@ export type ControlInterceptor = (request: ControlInterceptorRequest, next: (req
 /** Exactly-once append: may `session` send a batch under `producerId` (at `epoch`, if named)? Throws if not. */
 export type ProducerGuard = (session: Session, producerId: number, epoch: number | undefined) => void;
 
-/** A request handler for an `op` (built-in or a feature's; see FeatureHost.registerOp). */
-export type OpHandler = (session: Session, id: number | undefined, frame: Frame) => Promise<void> | void;
-
 /** Limits of a read from a partition (read / readView); the broker's defaults when absent. */
 export interface ReadOptions {
   maxBytes?: number;
@@ -68,10 +67,10 @@ export interface FeatureHost {
   readonly groups: GroupCoordinator;
   readonly offsets: OffsetStore;
 
-  /** Handle requests with this `op` (a feature's protocol). Built-in ops cannot be replaced. */
-  registerOp(op: string, handler: OpHandler): void;
+  /** Add an op to the core's op table (a feature's protocol). Built-in ops cannot be replaced. */
+  registerOp(spec: OpSpec): void;
   /** Handler of `subscribe` frames that carry `pattern` instead of `topic` (one feature owns them). */
-  setPatternSubscribeHandler(handler: OpHandler): void;
+  setPatternSubscribeHandler(handler: RequestHandler): void;
   /** Exactly-once append: who may use a producer id (refuses a foreign use by throwing). */
   setProducerGuard(guard: ProducerGuard): void;
   /** Take part in produce requests whose batch has records with `weir-` headers (a chain, in the order added). */

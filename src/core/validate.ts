@@ -7,7 +7,7 @@ import { ErrorCode } from '../protocol/codes.js';
 import type { Topic, TopicRegistry } from './topics/registry.js';
 import { GROUP_NAME, MAX_CREDITS, type StartPosition } from '../protocol/frames.js';
 
-export { badRequest, needId } from '../common/errors.js';
+export { badRequest } from '../common/errors.js';
 
 /** A non-negative integer field. */
 export function nonNegInt(v: unknown, field: string): number {

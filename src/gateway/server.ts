@@ -2,10 +2,11 @@
  * The WebSocket + CBOR front door (docs/protocol.md): a uWebSockets.js server whose clients are
  * sessions of the broker core. It decodes each binary frame into a map and hands it to the core
  * (BrokerCore.dispatch); what the core sends goes out through each connection's port
- * (connection.ts) at the end of the turn (output.ts). It also serves the HTTP routes (/healthz).
- * Everything here runs on the main thread's event loop and never blocks it.
+ * (connection.ts) at the end of the turn (output.ts). Other front doors that speak HTTP (src/http/)
+ * mount their routes on the same app, and port, through `mountHttp`. Everything here runs on the
+ * main thread's event loop and never blocks it.
  */
-import type { HttpResponse, us_listen_socket } from 'uWebSockets.js';
+import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { WeirError } from '../common/errors.js';
 import { decodeFrame } from '../protocol/cbor.js';
 import { ErrorCode } from '../protocol/codes.js';
@@ -26,6 +27,8 @@ export class Gateway {
   constructor(
     private readonly config: GatewayConfig,
     private readonly core: BrokerCore,
+    /** Registers the HTTP routes on the gateway's app, after its WebSocket route. */
+    private readonly mountHttp: (app: TemplatedApp) => void,
   ) {
     this.output = new Output(core.turn, (conn) => core.drained(conn.session));
   }
@@ -71,10 +74,7 @@ export class Gateway {
         this.core.closeSession(conn.session);
       },
     });
-    app.get('/healthz', (res) => this.health(res));
-    app.any('/*', (res) => {
-      res.cork(() => res.writeStatus('404 Not Found').end('not found; the WebSocket endpoint is /\n'));
-    });
+    this.mountHttp(app);
     return listenExclusive(app, cfg.host, cfg.port).then((socket) => {
       if (!socket) throw listenFailed(cfg.host, cfg.port);
       this.listenSocket = socket;
@@ -150,16 +150,5 @@ export class Gateway {
     } catch (err) {
       this.core.sendError(session, id, err, sub);
     }
-  }
-
-  private health(res: HttpResponse): void {
-    const h = this.core.health();
-    const body: Record<string, unknown> = { status: h.status, partitions: h.partitions };
-    // Why each partition that is not up is not: given up (failed) or restarting, with its last error.
-    if (h.unavailable.length > 0) body.unavailable = h.unavailable;
-    const text = JSON.stringify(body);
-    res.cork(() => {
-      res.writeStatus(h.ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(text);
-    });
   }
 }

@@ -145,10 +145,4 @@ describe('gateway protocol', () => {
     const r = await c.request({ op: 'produce', topic: 'orders', records: batch(3) });
     expect(r.op).toBe('result');
   });
-
-  it('serves GET /healthz', async () => {
-    const res = await fetch(tb.url.replace('ws:', 'http:') + '/healthz');
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'ok', partitions: { up: 4, total: 4 } });
-  });
 });

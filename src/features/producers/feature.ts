@@ -9,8 +9,7 @@
  */
 import path from 'node:path';
 import type { Feature, FeatureContext } from '../../core/feature-host.js';
-import { WeirError, badRequest } from '../../common/errors.js';
-import { ErrorCode } from '../../protocol/codes.js';
+import { badRequest } from '../../common/errors.js';
 import { ProducerIds } from './ids.js';
 import { BindingLog } from './bindings-log.js';
 import { ProducerRegistry, SECRET_BYTES, hashSecret, newSecret, type BindingEntry } from './registry.js';
@@ -51,34 +50,36 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
     registry.check(conn.id, producerId, epoch, Date.now());
   });
 
-  ctx.host.registerOp('init_producer', async (conn, id, f) => {
-    if (id === undefined) throw new WeirError(ErrorCode.BAD_REQUEST, '"init_producer" needs a non-negative integer "id"', { details: { field: 'id' } });
-    if (f.producerId === undefined && f.secret === undefined) {
-      const producerId = ids.allocate();
-      const secret = newSecret();
-      const entry = registry.create(producerId, hashSecret(secret), conn.id, Date.now());
-      try {
-        await write(entry);
-      } catch (err) {
-        registry.forget(producerId); // never answered: the id is burnt, not handed out
-        throw err;
+  ctx.host.registerOp({
+    op: 'init_producer', requestId: 'required', whenStopping: 'serve', access: [{ action: 'produce', resource: 'producer_id' }],
+    handler: async (conn, id, f) => {
+      if (f.producerId === undefined && f.secret === undefined) {
+        const producerId = ids.allocate();
+        const secret = newSecret();
+        const entry = registry.create(producerId, hashSecret(secret), conn.id, Date.now());
+        try {
+          await write(entry);
+        } catch (err) {
+          registry.forget(producerId); // never answered: the id is burnt, not handed out
+          throw err;
+        }
+        ctx.host.send(conn, { op: 'result', id, producerId, epoch: 0, secret });
+        return;
       }
-      ctx.host.send(conn, { op: 'result', id, producerId, epoch: 0, secret });
-      return;
-    }
-    // A reclaim: the client presents the secret it got with the id.
-    const { producerId, secret } = f;
-    if (typeof producerId !== 'number' || !Number.isSafeInteger(producerId) || producerId < 0) {
-      throw badRequest('producerId', '"producerId" must be a non-negative integer (from init_producer), with its "secret"');
-    }
-    if (!(secret instanceof Uint8Array) || secret.length !== SECRET_BYTES) {
-      throw badRequest('secret', `"secret" must be the ${SECRET_BYTES}-byte string init_producer answered with producer id ${producerId}`);
-    }
-    if (producerId >= ids.highWater) throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker`);
-    // Hash now: `secret` views the socket's message buffer, which is gone after this turn.
-    const entry = registry.reclaim(producerId, hashSecret(secret), conn.id, Date.now());
-    await write(entry);
-    ctx.host.send(conn, { op: 'result', id, producerId, epoch: entry.e });
+      // A reclaim: the client presents the secret it got with the id.
+      const { producerId, secret } = f;
+      if (typeof producerId !== 'number' || !Number.isSafeInteger(producerId) || producerId < 0) {
+        throw badRequest('producerId', '"producerId" must be a non-negative integer (from init_producer), with its "secret"');
+      }
+      if (!(secret instanceof Uint8Array) || secret.length !== SECRET_BYTES) {
+        throw badRequest('secret', `"secret" must be the ${SECRET_BYTES}-byte string init_producer answered with producer id ${producerId}`);
+      }
+      if (producerId >= ids.highWater) throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker`);
+      // Hash now: `secret` views the socket's message buffer, which is gone after this turn.
+      const entry = registry.reclaim(producerId, hashSecret(secret), conn.id, Date.now());
+      await write(entry);
+      ctx.host.send(conn, { op: 'result', id, producerId, epoch: entry.e });
+    },
   });
 
   const maintenance = setInterval(() => {

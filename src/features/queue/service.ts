@@ -10,7 +10,7 @@
  * collide with the gateway's own (per-connection, from 1).
  */
 import { join } from 'node:path';
-import { WeirError, badRequest, lostRange, needId } from '../../common/errors.js';
+import { WeirError, badRequest, lostRange } from '../../common/errors.js';
 import { BatchBuilder } from '../../protocol/batch-builder.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { GROUP_NAME } from '../../protocol/frames.js';
@@ -92,11 +92,11 @@ export class QueueService implements Feature {
     this.replay(QueueJournal.read(dir));
     this.journal = new QueueJournal(dir, ctx.fsync, () => this.snapshotLines());
     const g = this.host;
-    g.registerOp('queue_subscribe', (conn, id, f) => this.subscribe(conn, needId(id, f.op), f));
-    g.registerOp('ack', (conn, id, f) => this.ack(conn, id, f));
-    g.registerOp('nack', (conn, id, f) => this.nack(conn, id, f));
-    g.registerOp('queue_unsubscribe', (conn, id, f) => this.unsubscribe(conn, needId(id, f.op), f));
-    g.registerOp('dlq_redrive', (conn, id, f) => this.redrive(conn, needId(id, f.op), f));
+    g.registerOp({ op: 'queue_subscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'topic' }, { action: 'join', resource: 'group' }], handler: (conn, id, f) => this.subscribe(conn, id, f) });
+    g.registerOp({ op: 'ack', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'ack', resource: 'group' }], handler: (conn, id, f) => this.ack(conn, id, f) });
+    g.registerOp({ op: 'nack', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'nack', resource: 'group' }], handler: (conn, id, f) => this.nack(conn, id, f) });
+    g.registerOp({ op: 'queue_unsubscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (conn, id, f) => this.unsubscribe(conn, id, f) });
+    g.registerOp({ op: 'dlq_redrive', requestId: 'required', whenStopping: 'serve', access: [{ action: 'redrive', resource: 'topic' }], handler: (conn, id, f) => this.redrive(conn, id, f) });
     g.onConnectionClosed((conn) => {
       for (const c of [...this.consumers.values()]) if (c.conn === conn) this.removeConsumer(c);
     });

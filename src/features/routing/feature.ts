@@ -66,7 +66,6 @@ export function installRouting({ host }: FeatureContext): Feature {
   };
 
   host.setPatternSubscribeHandler((conn, id, f) => {
-    if (id === undefined) throw badRequest('id', '"subscribe" needs a non-negative integer "id"');
     const problem = patternProblem(f.pattern);
     if (problem !== null) throw badRequest('pattern', problem);
     const options = subscribeOptionsOf(f);
@@ -87,63 +86,73 @@ export function installRouting({ host }: FeatureContext): Feature {
     for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true, deadLetters);
   });
 
-  host.registerOp('unsubscribe_pattern', (conn, id, f: Frame) => {
-    const pid = f.patternSub;
-    if (!isNonNegInt(pid)) throw badRequest('patternSub', '"patternSub" must be the id a pattern subscribe answered with');
-    const ps = patterns.get(conn)?.get(pid);
-    if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${pid} on this connection`, { details: { patternSub: pid } });
-    patterns.get(conn)!.delete(ps.id);
-    for (const sub of ps.children.values()) host.unsubscribeById(conn, sub);
-    if (id !== undefined) host.send(conn, { op: 'result', id });
+  host.registerOp({
+    op: 'unsubscribe_pattern', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }],
+    handler: (conn, id, f: Frame) => {
+      const pid = f.patternSub;
+      if (!isNonNegInt(pid)) throw badRequest('patternSub', '"patternSub" must be the id a pattern subscribe answered with');
+      const ps = patterns.get(conn)?.get(pid);
+      if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${pid} on this connection`, { details: { patternSub: pid } });
+      patterns.get(conn)!.delete(ps.id);
+      for (const sub of ps.children.values()) host.unsubscribeById(conn, sub);
+      if (id !== undefined) host.send(conn, { op: 'result', id });
+    },
   });
 
-  host.registerOp('inbox', (conn, id, f: Frame) => {
-    if (id === undefined) throw badRequest('id', '"inbox" needs a non-negative integer "id"');
-    if (f.name !== undefined && typeof f.name !== 'string') throw badRequest('name', '"name" must be a string');
-    const claim = inboxes.claim(conn, f.name as string | undefined);
-    if (!claim.ok) {
-      const why = claim.reason === 'INVALID_NAME' ? 'must be "_INBOX." and 8-64 of A-Z a-z 0-9 _ -' : claim.reason === 'TAKEN' ? 'is bound to another connection' : 'cannot be claimed: this connection holds the most inboxes allowed';
-      throw badRequest('name', `inbox ${JSON.stringify(String(f.name ?? '').slice(0, 80))} ${why}`);
-    }
-    host.send(conn, { op: 'result', id, inbox: claim.name });
+  host.registerOp({
+    op: 'inbox', requestId: 'required', whenStopping: 'serve', access: [{ action: 'request', resource: 'inbox' }],
+    handler: (conn, id, f: Frame) => {
+      if (f.name !== undefined && typeof f.name !== 'string') throw badRequest('name', '"name" must be a string');
+      const claim = inboxes.claim(conn, f.name as string | undefined);
+      if (!claim.ok) {
+        const why = claim.reason === 'INVALID_NAME' ? 'must be "_INBOX." and 8-64 of A-Z a-z 0-9 _ -' : claim.reason === 'TAKEN' ? 'is bound to another connection' : 'cannot be claimed: this connection holds the most inboxes allowed';
+        throw badRequest('name', `inbox ${JSON.stringify(String(f.name ?? '').slice(0, 80))} ${why}`);
+      }
+      host.send(conn, { op: 'result', id, inbox: claim.name });
+    },
   });
 
-  host.registerOp('reply', (conn, id, f: Frame) => {
-    if (typeof f.to !== 'string') throw badRequest('to', '"to" must be the inbox name from the request\'s weir-reply-to header');
-    const records = f.records;
-    if (!(records instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
-    host.scanBatch(records, replyIndex, MAX_REPLY_RECORDS); // same checks and codes as produce
-    const owner = inboxes.owner(f.to);
-    if (owner === undefined || owner.closed) {
-      throw new WeirError(ErrorCode.NO_REPLY_INBOX, `no connection holds inbox ${JSON.stringify(f.to.slice(0, 80))}: the requester disconnected (its request may have timed out)`, { details: { to: f.to } });
-    }
-    host.send(owner, { op: 'reply', inbox: f.to, records });
-    if (id !== undefined) host.send(conn, { op: 'result', id });
+  host.registerOp({
+    op: 'reply', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'respond', resource: 'inbox' }],
+    handler: (conn, id, f: Frame) => {
+      if (typeof f.to !== 'string') throw badRequest('to', '"to" must be the inbox name from the request\'s weir-reply-to header');
+      const records = f.records;
+      if (!(records instanceof Uint8Array)) throw badRequest('records', '"records" must be a byte string holding a record batch');
+      host.scanBatch(records, replyIndex, MAX_REPLY_RECORDS); // same checks and codes as produce
+      const owner = inboxes.owner(f.to);
+      if (owner === undefined || owner.closed) {
+        throw new WeirError(ErrorCode.NO_REPLY_INBOX, `no connection holds inbox ${JSON.stringify(f.to.slice(0, 80))}: the requester disconnected (its request may have timed out)`, { details: { to: f.to } });
+      }
+      host.send(owner, { op: 'reply', inbox: f.to, records });
+      if (id !== undefined) host.send(conn, { op: 'result', id });
+    },
   });
 
-  host.registerOp('reset_offsets', async (conn, id, f: Frame) => {
-    if (id === undefined) throw badRequest('id', '"reset_offsets" needs a non-negative integer "id"');
-    const group = groupNameOf(f.group);
-    if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-    const topic = host.topics.get(f.topic);
-    if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
-    const to = resetTargetOf(f.to);
-    const offsets = await Promise.all(topic.actors.map((_, p) => resolveTarget(host, topic, p, to, () => conn.closed)));
-    const entries = offsets.map((o, p) => [p, o] as [number, number]);
-    await new Promise<void>((resolve, reject) => {
-      const apply = (): void => {
-        try {
-          host.offsets.commit(group, topic.name, entries);
-          resolve();
-        } catch (err) {
-          reject(err);
-        }
-      };
-      // Live members first stop (committing what they processed), then the reset overrides that,
-      // then they are assigned again and start from the new offsets.
-      if (!host.groups.reset(group, topic.name, apply)) apply();
-    });
-    host.send(conn, { op: 'result', id, group, topic: topic.name, offsets: entries });
+  host.registerOp({
+    op: 'reset_offsets', requestId: 'required', whenStopping: 'serve', access: [{ action: 'reset', resource: 'group' }, { action: 'consume', resource: 'topic' }],
+    handler: async (conn, id, f: Frame) => {
+      const group = groupNameOf(f.group);
+      if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
+      const topic = host.topics.get(f.topic);
+      if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
+      const to = resetTargetOf(f.to);
+      const offsets = await Promise.all(topic.actors.map((_, p) => resolveTarget(host, topic, p, to, () => conn.closed)));
+      const entries = offsets.map((o, p) => [p, o] as [number, number]);
+      await new Promise<void>((resolve, reject) => {
+        const apply = (): void => {
+          try {
+            host.offsets.commit(group, topic.name, entries);
+            resolve();
+          } catch (err) {
+            reject(err);
+          }
+        };
+        // Live members first stop (committing what they processed), then the reset overrides that,
+        // then they are assigned again and start from the new offsets.
+        if (!host.groups.reset(group, topic.name, apply)) apply();
+      });
+      host.send(conn, { op: 'result', id, group, topic: topic.name, offsets: entries });
+    },
   });
 
   // The client closed one topic's subscription of a pattern: that topic is no longer covered

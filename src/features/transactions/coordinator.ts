@@ -22,7 +22,7 @@
  * counting tags would take that copy for one of ours and lose a message.
  */
 import path from 'node:path';
-import { WeirError, badRequest, lostRange, needId } from '../../common/errors.js';
+import { WeirError, badRequest, lostRange } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
 import { GROUP_NAME, type TxnCheckFrame, type TxnInfo, type TxnState } from '../../protocol/frames.js';
@@ -134,12 +134,14 @@ export class TransactionCoordinator implements Feature {
 
   private registerOps(): void {
     const g = this.host;
-    g.registerOp('txn_begin', (conn, id, f) => this.begin(conn, needId(id, f.op), f));
-    g.registerOp('txn_produce', (conn, id, f) => this.produce(conn, needId(id, f.op), f));
-    g.registerOp('txn_commit', (conn, id, f) => this.decideOp(conn, needId(id, f.op), f, 'commit'));
-    g.registerOp('txn_rollback', (conn, id, f) => this.decideOp(conn, needId(id, f.op), f, 'rollback'));
-    g.registerOp('txn_checker', (conn, id, f) => this.registerChecker(conn, needId(id, f.op), f));
-    g.registerOp('txn_list', (conn, id, f) => this.list(conn, needId(id, f.op), f));
+    // A transaction belongs to its producer group: every op on one needs that group's permission.
+    const transact = { action: 'transact', resource: 'producer_group' } as const;
+    g.registerOp({ op: 'txn_begin', requestId: 'required', whenStopping: 'serve', access: [transact, { action: 'produce', resource: 'topic' }], handler: (conn, id, f) => this.begin(conn, id, f) });
+    g.registerOp({ op: 'txn_produce', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.produce(conn, id, f) });
+    g.registerOp({ op: 'txn_commit', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.decideOp(conn, id, f, 'commit') });
+    g.registerOp({ op: 'txn_rollback', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.decideOp(conn, id, f, 'rollback') });
+    g.registerOp({ op: 'txn_checker', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.registerChecker(conn, id, f) });
+    g.registerOp({ op: 'txn_list', requestId: 'required', whenStopping: 'serve', access: [{ action: 'describe', resource: 'producer_group' }], handler: (conn, id, f) => this.list(conn, id, f) });
   }
 
   private async begin(conn: Session, id: number, f: Frame): Promise<void> {
