@@ -24,9 +24,9 @@ import { TopicRegistry, type PartitionLauncher } from './core/topics/registry.js
 import { closeFeatures, installFeatures, type FeatureInstaller } from './core/feature-host.js';
 import { installRouting } from './features/routing/feature.js';
 import { installProducers } from './features/producers/feature.js';
-import { installTime } from './features/scheduler/index.js';
-import { installTransactions } from './features/transactions/index.js';
-import { installQueues } from './features/queue/service.js';
+import { installTime } from './features/scheduler/feature.js';
+import { installTransactions } from './features/transactions/feature.js';
+import { installQueues } from './features/queue/feature.js';
 import { GroupCoordinator } from './core/groups/coordinator.js';
 import { OffsetStore } from './core/groups/offset-store.js';
 import { Gateway } from './gateway/server.js';
