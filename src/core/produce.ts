@@ -90,17 +90,7 @@ export class ProducePath {
    * MESSAGE_TOO_LARGE for an oversize record, BAD_BATCH for any other defect.
    */
   scanBatch(records: Uint8Array, index: RecordIndex, maxRecords = this.config.maxRecordsPerBatch): void {
-    try {
-      scanBatch(records, index, { maxRecordBytes: this.config.maxMessageBytes, maxRecords: Math.min(maxRecords, this.config.maxRecordsPerBatch) });
-    } catch (err) {
-      if (err instanceof BatchFormatError) {
-        if (err.defect === 'RECORD_TOO_LARGE') {
-          throw new WeirError(ErrorCode.MESSAGE_TOO_LARGE, `record ${err.recordIndex} is larger than maxMessageBytes (${this.config.maxMessageBytes})`, { details: { record: err.recordIndex } });
-        }
-        throw new WeirError(ErrorCode.BAD_BATCH, err.message, { details: { defect: err.defect, record: err.recordIndex, position: err.position } });
-      }
-      throw err;
-    }
+    scanProducedBatch(records, index, { maxMessageBytes: this.config.maxMessageBytes, maxRecords: Math.min(maxRecords, this.config.maxRecordsPerBatch) });
   }
 
   /**
@@ -221,6 +211,25 @@ export class ProducePath {
       this.turn.markActor(actor);
     }
     pending.release();
+  }
+}
+
+/**
+ * Validate a produced record batch and index it into `index` (pure): at most `maxRecords` records
+ * of at most `maxMessageBytes` each. Throws WeirError MESSAGE_TOO_LARGE for an oversize record,
+ * BAD_BATCH for any other defect.
+ */
+export function scanProducedBatch(records: Uint8Array, index: RecordIndex, limits: { maxMessageBytes: number; maxRecords: number }): void {
+  try {
+    scanBatch(records, index, { maxRecordBytes: limits.maxMessageBytes, maxRecords: limits.maxRecords });
+  } catch (err) {
+    if (err instanceof BatchFormatError) {
+      if (err.defect === 'RECORD_TOO_LARGE') {
+        throw new WeirError(ErrorCode.MESSAGE_TOO_LARGE, `record ${err.recordIndex} is larger than maxMessageBytes (${limits.maxMessageBytes})`, { details: { record: err.recordIndex } });
+      }
+      throw new WeirError(ErrorCode.BAD_BATCH, err.message, { details: { defect: err.defect, record: err.recordIndex, position: err.position } });
+    }
+    throw err;
   }
 }
 

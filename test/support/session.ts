@@ -10,10 +10,10 @@ export class RecordingPort implements SessionPort {
   unsent = 0;
   closedWith: { code: number; reason: string } | null = null;
   send(frame: Frame): void {
-    this.sent.push(frame);
+    this.sent.push(snapshot(frame));
   }
   sendNow(frame: Frame): void {
-    this.sent.push(frame);
+    this.sent.push(snapshot(frame));
   }
   deliver(sub: number, topic: string, partition: number, count: number, next: number, records: Uint8Array): void {
     this.sent.push({ op: 'deliver', sub, topic, partition, count, next, records: records.slice() });
@@ -27,6 +27,16 @@ export class RecordingPort implements SessionPort {
   close(code: number, reason: string): void {
     this.closedWith = { code, reason };
   }
+}
+
+/**
+ * The frame as it is when sent: a front door encodes it at once, and its byte strings may be views
+ * of memory the sender reuses (a queue's read buffer), so they are copied.
+ */
+function snapshot(frame: Frame): Frame {
+  const out: Frame = {};
+  for (const [k, v] of Object.entries(frame)) out[k] = v instanceof Uint8Array ? new Uint8Array(v) : v; // a copy (a Buffer's slice() is a view)
+  return out;
 }
 
 /** A session (id 1 unless given) on a RecordingPort. */

@@ -2,10 +2,11 @@
  * Exactly-once append (idempotent producers), installed with the gateway: the `init_producer` op
  * hands out producer ids (ids.ts) bound to the asking connection with a secret, and moves an id to
  * a new connection for a client that presents its secret (a reclaim: the epoch goes up, the old
- * connection is fenced). The gateway asks the producer guard, per idempotent produce, whether the
+ * connection is fenced). The core asks the producer guard, per idempotent produce, whether the
  * connection holds the id it names (registry.ts); bindings survive restarts (bindings-log.ts). The
- * rest lives where the data is: the gateway stamps idempotent batches (batch.ts) and each partition
- * actor deduplicates them (src/partition/producer-state.ts). See docs/exactly-once.md.
+ * rest lives where the data is: the core stamps idempotent batches (src/core/producer-batch.ts)
+ * and each partition actor deduplicates them (src/partition/producer-state.ts). See
+ * docs/exactly-once.md.
  */
 import path from 'node:path';
 import type { Feature, FeatureContext } from '../../core/feature-host.js';

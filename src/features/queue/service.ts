@@ -7,7 +7,8 @@
  * Protocol (docs/protocol.md, "Queues"): `queue_subscribe`, `ack`, `nack`, `queue_unsubscribe`,
  * `dlq_redrive`; deliveries are `deliver` frames with a `deliveries` byte string (u16 LE per record)
  * when some record was delivered before. Queue subscription ids start at QUEUE_SUB_BASE so they never
- * collide with the gateway's own (per-connection, from 1).
+ * collide with the gateway's own (per-connection, from 1). The ops are registered by installQueues
+ * (feature.ts).
  */
 import { join } from 'node:path';
 import { WeirError, badRequest, lostRange } from '../../common/errors.js';
@@ -86,20 +87,17 @@ export class QueueService implements Feature {
   /** Dead-letter appends waiting to be tried again; cleared on close. */
   private readonly deadLetterTimers = new Set<ReturnType<typeof setTimeout>>();
 
+  /** Replays the journal; the ops are registered by installQueues (feature.ts). */
   constructor(ctx: FeatureContext) {
     this.host = ctx.host;
     const dir = join(ctx.dataDir, 'queues');
     this.replay(QueueJournal.read(dir));
     this.journal = new QueueJournal(dir, ctx.fsync, () => this.snapshotLines());
-    const g = this.host;
-    g.registerOp({ op: 'queue_subscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'topic' }, { action: 'join', resource: 'group' }], handler: (conn, id, f) => this.subscribe(conn, id, f) });
-    g.registerOp({ op: 'ack', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'ack', resource: 'group' }], handler: (conn, id, f) => this.ack(conn, id, f) });
-    g.registerOp({ op: 'nack', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'nack', resource: 'group' }], handler: (conn, id, f) => this.nack(conn, id, f) });
-    g.registerOp({ op: 'queue_unsubscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (conn, id, f) => this.unsubscribe(conn, id, f) });
-    g.registerOp({ op: 'dlq_redrive', requestId: 'required', whenStopping: 'serve', access: [{ action: 'redrive', resource: 'topic' }], handler: (conn, id, f) => this.redrive(conn, id, f) });
-    g.onConnectionClosed((conn) => {
-      for (const c of [...this.consumers.values()]) if (c.conn === conn) this.removeConsumer(c);
-    });
+  }
+
+  /** The session is gone: its consumers leave their groups (what they held is delivered again). */
+  connectionClosed(conn: Session): void {
+    for (const c of [...this.consumers.values()]) if (c.conn === conn) this.removeConsumer(c);
   }
 
   close(): void {
@@ -192,7 +190,8 @@ export class QueueService implements Feature {
     return c;
   }
 
-  private subscribe(conn: Session, id: number, f: Frame): void {
+  /** The `queue_subscribe` op: join (or start) a queue group; answers {sub}, deliveries follow. */
+  subscribe(conn: Session, id: number, f: Frame): void {
     const topic = this.topicOf(f);
     if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'queue mode needs "group": 1-249 characters of A-Z a-z 0-9 . _ -');
     const prefetch = f.prefetch === undefined ? DEFAULT_PREFETCH : f.prefetch;
@@ -256,7 +255,8 @@ export class QueueService implements Feature {
     return c.group.windows[p];
   }
 
-  private ack(conn: Session, id: number | undefined, f: Frame): void {
+  /** The `ack` op: offset ranges done; answered {count} (when it has an id) once durable. */
+  ack(conn: Session, id: number | undefined, f: Frame): void {
     const c = this.consumerOf(conn, f);
     const pw = this.partitionWindow(c, f);
     const ranges = this.ranges(f);
@@ -280,7 +280,8 @@ export class QueueService implements Feature {
     });
   }
 
-  private nack(conn: Session, id: number | undefined, f: Frame): void {
+  /** The `nack` op: offset ranges to retry later, or (`fatal`) to dead-letter now. */
+  nack(conn: Session, id: number | undefined, f: Frame): void {
     const c = this.consumerOf(conn, f);
     const pw = this.partitionWindow(c, f);
     const ranges = this.ranges(f);
@@ -309,7 +310,8 @@ export class QueueService implements Feature {
     if (id !== undefined) this.answerWhenDurable(conn, id, n);
   }
 
-  private unsubscribe(conn: Session, id: number, f: Frame): void {
+  /** The `queue_unsubscribe` op. */
+  unsubscribe(conn: Session, id: number, f: Frame): void {
     const c = this.consumerOf(conn, f);
     // Graceful: the SDK settled everything it handled, so what it still holds was never handled.
     this.removeConsumer(c, true);
@@ -550,8 +552,8 @@ export class QueueService implements Feature {
     attempt();
   }
 
-  /** Move the dead letters of `topic` (not yet redriven) back to it. Answers {moved}. */
-  private async redrive(conn: Session, id: number, f: Frame): Promise<void> {
+  /** The `dlq_redrive` op: move the dead letters of `topic` (not yet redriven) back to it. Answers {moved}. */
+  async redrive(conn: Session, id: number, f: Frame): Promise<void> {
     const topic = this.topicOf(f);
     const dlqName = topic.config.deadLetterTopic;
     if (dlqName === null) throw badRequest('topic', `topic ${topic.name} has no dead-letter topic (config.deadLetterTopic is null)`);
@@ -614,8 +616,3 @@ function pairs(v: unknown, f: (a: number, b: number) => void): void {
   }
 }
 
-
-/** Feature installer (src/gateway/features.ts). */
-export function installQueues(ctx: FeatureContext): Feature {
-  return new QueueService(ctx);
-}

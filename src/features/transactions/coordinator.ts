@@ -83,7 +83,8 @@ export class TransactionCoordinator implements Feature {
 
   private constructor(private readonly host: FeatureHost) {}
 
-  static async install(ctx: FeatureContext): Promise<TransactionCoordinator> {
+  /** Read the transaction log back into the book (installTransactions then registers the ops and recovers). */
+  static async open(ctx: FeatureContext): Promise<TransactionCoordinator> {
     const c = new TransactionCoordinator(ctx.host);
     const { log } = await TxnLog.open(path.join(ctx.dataDir, 'transactions'), ctx.fsync, (entries) => {
       for (const e of entries) c.book.apply(e);
@@ -91,24 +92,30 @@ export class TransactionCoordinator implements Feature {
     });
     c.log = log;
     c.book.compacted();
-    c.registerOps();
-    ctx.host.onConnectionClosed((conn) => {
-      c.dropChecker(conn);
-      c.inFlightBytes.delete(conn);
-    });
-    // Recovery: finish committed transactions, re-arm the timers of open ones. The gateway listens
-    // after install: wait (bounded, a partition may be down) so clients find them applied.
+    return c;
+  }
+
+  /**
+   * Recovery: finish committed transactions, re-arm the timers of open ones. The gateway listens
+   * after install: wait (bounded, a partition may be down) so clients find them applied.
+   */
+  async recover(): Promise<void> {
     const applies: Array<Promise<void>> = [];
-    for (const t of c.book.unfinished()) {
-      if (t.state === 'committing') applies.push(c.ensureApplied(t).catch(() => undefined));
-      else c.schedule(t);
+    for (const t of this.book.unfinished()) {
+      if (t.state === 'committing') applies.push(this.ensureApplied(t).catch(() => undefined));
+      else this.schedule(t);
     }
     if (applies.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([Promise.all(applies), new Promise((r) => (timer = setTimeout(r, RECOVERY_WAIT_MS)))]);
       clearTimeout(timer);
     }
-    return c;
+  }
+
+  /** The session is gone: it checks no more transactions, and has no half messages in flight. */
+  connectionClosed(conn: Session): void {
+    this.dropChecker(conn);
+    this.inFlightBytes.delete(conn);
   }
 
   async close(): Promise<void> {
@@ -130,21 +137,10 @@ export class TransactionCoordinator implements Feature {
     await this.log.close();
   }
 
-  // ------------------------------------------------------------------ ops
+  // ------------------------------------------------------------------ ops (registered by installTransactions, feature.ts)
 
-  private registerOps(): void {
-    const g = this.host;
-    // A transaction belongs to its producer group: every op on one needs that group's permission.
-    const transact = { action: 'transact', resource: 'producer_group' } as const;
-    g.registerOp({ op: 'txn_begin', requestId: 'required', whenStopping: 'serve', access: [transact, { action: 'produce', resource: 'topic' }], handler: (conn, id, f) => this.begin(conn, id, f) });
-    g.registerOp({ op: 'txn_produce', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.produce(conn, id, f) });
-    g.registerOp({ op: 'txn_commit', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.decideOp(conn, id, f, 'commit') });
-    g.registerOp({ op: 'txn_rollback', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.decideOp(conn, id, f, 'rollback') });
-    g.registerOp({ op: 'txn_checker', requestId: 'required', whenStopping: 'serve', access: [transact], handler: (conn, id, f) => this.registerChecker(conn, id, f) });
-    g.registerOp({ op: 'txn_list', requestId: 'required', whenStopping: 'serve', access: [{ action: 'describe', resource: 'producer_group' }], handler: (conn, id, f) => this.list(conn, id, f) });
-  }
-
-  private async begin(conn: Session, id: number, f: Frame): Promise<void> {
+  /** The `txn_begin` op. */
+  async begin(conn: Session, id: number, f: Frame): Promise<void> {
     this.checkOpen();
     if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
     const topic = this.host.topics.get(f.topic);
@@ -173,7 +169,8 @@ export class TransactionCoordinator implements Feature {
     });
   }
 
-  private async produce(conn: Session, id: number, f: Frame): Promise<void> {
+  /** The `txn_produce` op: half messages. */
+  async produce(conn: Session, id: number, f: Frame): Promise<void> {
     this.checkOpen();
     const t = this.txnOf(f);
     if (t.state !== 'open' || this.deciding.has(t.txn)) throw alreadyDecided(t, 'cannot add messages to it');
@@ -230,7 +227,8 @@ export class TransactionCoordinator implements Feature {
     this.host.send(conn, { op: 'result', id, txn: t.txn, count, messages: t.messages });
   }
 
-  private async decideOp(conn: Session, id: number, f: Frame, kind: 'commit' | 'rollback'): Promise<void> {
+  /** The `txn_commit` and `txn_rollback` ops. */
+  async decideOp(conn: Session, id: number, f: Frame, kind: 'commit' | 'rollback'): Promise<void> {
     this.checkOpen();
     const t = this.txnOf(f);
     const state = await this.decide(t, kind, typeof f.by === 'string' && /^(producer|checker|admin)$/.test(f.by) ? f.by : 'producer');
@@ -266,7 +264,8 @@ export class TransactionCoordinator implements Feature {
     return t.state;
   }
 
-  private registerChecker(conn: Session, id: number, f: Frame): void {
+  /** The `txn_checker` op. */
+  registerChecker(conn: Session, id: number, f: Frame): void {
     if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
       throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
     }
@@ -288,7 +287,8 @@ export class TransactionCoordinator implements Feature {
     }
   }
 
-  private list(conn: Session, id: number, f: Frame): void {
+  /** The `txn_list` op. */
+  list(conn: Session, id: number, f: Frame): void {
     if (f.topic !== undefined && typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
     const all = f.all === true;
     const out: TxnInfo[] = [];

@@ -3,23 +3,16 @@
  * runs such a timer after 1 ms, so a scheduler that armed it as is re-armed a 1 ms timer forever.
  * The scheduler waits in steps of at most 2^31−1 ms instead, and still delivers the message when it
  * is due. Its clock is injected (SchedulerClock, the scheduler's own seam): the test sees every
- * timer it arms, lets real time pass for a second, then moves time on to the due time. The gateway
- * is a stand-in, as in permanent-errors.test.ts: the scheduler only needs read/append from it.
+ * timer it arms, lets real time pass for a second, then moves time on to the due time. The
+ * scheduler runs on a fake host (test/support/fake-feature-host.ts), as in permanent-errors.test.ts.
  */
 import path from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { FiredLog } from '../../../src/features/scheduler/fired-log.js';
-import { TopicScheduler, DEFAULT_SCHEDULER_OPTIONS, MAX_TIMER_MS, type SchedulerClock, type SchedulerHost } from '../../../src/features/scheduler/scheduler.js';
-import type { Topic } from '../../../src/core/topics/registry.js';
-import type { ReadResult } from '../../../src/core/feature-host.js';
+import { TopicScheduler, DEFAULT_SCHEDULER_OPTIONS, MAX_TIMER_MS, scheduleTopicOf, type SchedulerClock } from '../../../src/features/scheduler/scheduler.js';
 import { BatchBuilder } from '../../../src/protocol/batch-builder.js';
-import { readMessages } from '../../../src/protocol/batch-reader.js';
 import { Header } from '../../../src/protocol/headers.js';
-import { RecordIndex, scanBatch, stampRecord } from '../../../src/protocol/record.js';
-import { tmpDir } from '../../support/tmp-dir.js';
-
-const tmp = tmpDir('weir-sched-long-');
-afterEach(() => tmp.cleanup());
+import { fakeFeatureHost } from '../../support/fake-feature-host.js';
 
 const DAY = 24 * 3_600_000;
 
@@ -43,27 +36,17 @@ it('arms a message due in 30 days with at most 2^31-1 ms timers, not a 1 ms time
   };
 
   // The schedule log: one delayed message at offset 0.
+  const host = fakeFeatureHost();
+  const target = await host.ensureTopic('t', 1);
+  const schedule = await host.ensureTopic(scheduleTopicOf('t'), 1, { deadLetterTopic: null }, true);
   const due = now + 30 * DAY;
   const b = new BatchBuilder();
   b.add(null, 'in-30-days', { [Header.DELIVER_AT]: String(due) });
-  const stored = b.take();
-  const index = new RecordIndex();
-  scanBatch(stored, index, { maxRecordBytes: 1 << 20, maxRecords: 10 });
-  stampRecord(stored, 0, 0, now);
+  await host.append(schedule, b.take());
+  const delivered = async (): Promise<string[]> => (await host.messages('t', 0)).map((m) => new TextDecoder().decode(m.value));
 
-  const delivered: string[] = [];
-  const gateway = {
-    read: (_t: Topic, _p: number, from: number): Promise<ReadResult> =>
-      Promise.resolve(from === 0 ? { records: stored, count: 1, next: 1, end: 1 } : { records: new Uint8Array(0), count: 0, next: from, end: 1 }),
-    append: (_t: Topic, records: Uint8Array): Promise<{ parts: Array<[number, number, number]> }> => {
-      delivered.push(...readMessages('t', 0, records).map((m) => new TextDecoder().decode(m.value)));
-      return Promise.resolve({ parts: [] });
-    },
-    ensureTopic: () => Promise.reject(new Error('a scheduler under test creates no topic')),
-  } satisfies SchedulerHost;
-  const topic = (name: string): Topic => ({ name, partitions: 1, actors: [{}], config: { ttlMs: null, deadLetterExpired: false, deadLetterTopic: null } }) as unknown as Topic;
-  const log = new FiredLog(path.join(tmp.dir, 'x.fired'), 1, { mode: 'never' }, '__delay.t');
-  const s = new TopicScheduler(gateway, topic('__delay.t'), topic('t'), log, DEFAULT_SCHEDULER_OPTIONS, clock);
+  const log = new FiredLog(path.join(host.context.dataDir, 'x.fired'), 1, { mode: 'never' }, schedule.name);
+  const s = new TopicScheduler(host, schedule, target, log, DEFAULT_SCHEDULER_OPTIONS, clock);
   try {
     await s.start();
     expect(s.stats().pending).toBe(1);
@@ -73,10 +56,10 @@ it('arms a message due in 30 days with at most 2^31-1 ms timers, not a 1 ms time
     expect(armed.length).toBeLessThanOrEqual(3);
     expect(Math.max(...armed)).toBeLessThanOrEqual(MAX_TIMER_MS);
     expect(warnings).not.toContain('TimeoutOverflowWarning');
-    expect(delivered).toEqual([]);
+    expect(await delivered()).toEqual([]);
 
     // Move time on as each armed timer asks, firing it then: early (still 5 days to go) once, then due.
-    for (let step = 0; step < 5 && delivered.length === 0; step++) {
+    for (let step = 0; step < 5 && (await delivered()).length === 0; step++) {
       const t = last!;
       clearTimeout(t.timer);
       now += armed[armed.length - 1]!;
@@ -84,7 +67,7 @@ it('arms a message due in 30 days with at most 2^31-1 ms timers, not a 1 ms time
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(now).toBeGreaterThanOrEqual(due);
-    expect(delivered).toEqual(['in-30-days']);
+    expect(await delivered()).toEqual(['in-30-days']);
     expect(armed.length).toBeLessThanOrEqual(4);
     expect(s.stats()).toMatchObject({ fired: 1, pending: 0 });
   } finally {
