@@ -9,8 +9,7 @@
  */
 import path from 'node:path';
 import type { Feature, FeatureContext } from '../../core/feature-host.js';
-import { WeirError, badRequest } from '../../common/errors.js';
-import { ErrorCode } from '../../protocol/codes.js';
+import { badRequest, needId } from '../../common/errors.js';
 import { ProducerIds } from './ids.js';
 import { BindingLog } from './bindings-log.js';
 import { ProducerRegistry, SECRET_BYTES, hashSecret, newSecret, type BindingEntry } from './registry.js';
@@ -52,7 +51,7 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
   });
 
   ctx.host.registerOp('init_producer', async (conn, id, f) => {
-    if (id === undefined) throw new WeirError(ErrorCode.BAD_REQUEST, '"init_producer" needs a non-negative integer "id"', { details: { field: 'id' } });
+    id = needId(id, f.op);
     if (f.producerId === undefined && f.secret === undefined) {
       const producerId = ids.allocate();
       const secret = newSecret();

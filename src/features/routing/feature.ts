@@ -11,7 +11,7 @@ import type { ResetTarget } from '../../protocol/frames.js';
 import { RecordIndex } from '../../protocol/record.js';
 import { FetchMode } from '../../partition/protocol.js';
 import type { Feature, FeatureContext, FeatureHost, Frame, Session } from '../../core/feature-host.js';
-import { badRequest, groupNameOf, subscribeOptionsOf, type SubscribeOptions } from '../../core/validate.js';
+import { badRequest, groupNameOf, needId, publicTopicOf, subscribeOptionsOf, type SubscribeOptions } from '../../core/validate.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { InboxRegistry } from './inbox.js';
 import { compilePattern, matchesDeadLetterTopic, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
@@ -66,7 +66,7 @@ export function installRouting({ host }: FeatureContext): Feature {
   };
 
   host.setPatternSubscribeHandler((conn, id, f) => {
-    if (id === undefined) throw badRequest('id', '"subscribe" needs a non-negative integer "id"');
+    id = needId(id, 'subscribe');
     const problem = patternProblem(f.pattern);
     if (problem !== null) throw badRequest('pattern', problem);
     const options = subscribeOptionsOf(f);
@@ -98,7 +98,7 @@ export function installRouting({ host }: FeatureContext): Feature {
   });
 
   host.registerOp('inbox', (conn, id, f: Frame) => {
-    if (id === undefined) throw badRequest('id', '"inbox" needs a non-negative integer "id"');
+    id = needId(id, f.op);
     if (f.name !== undefined && typeof f.name !== 'string') throw badRequest('name', '"name" must be a string');
     const claim = inboxes.claim(conn, f.name as string | undefined);
     if (!claim.ok) {
@@ -122,11 +122,9 @@ export function installRouting({ host }: FeatureContext): Feature {
   });
 
   host.registerOp('reset_offsets', async (conn, id, f: Frame) => {
-    if (id === undefined) throw badRequest('id', '"reset_offsets" needs a non-negative integer "id"');
+    id = needId(id, f.op);
     const group = groupNameOf(f.group);
-    if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-    const topic = host.topics.get(f.topic);
-    if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
+    const topic = publicTopicOf(host.topics, f);
     const to = resetTargetOf(f.to);
     const offsets = await Promise.all(topic.actors.map((_, p) => resolveTarget(host, topic, p, to, () => conn.closed)));
     const entries = offsets.map((o, p) => [p, o] as [number, number]);
