@@ -23,36 +23,32 @@
  * that now holds the id). An id the broker no longer knows (forgotten, or its binding lost in a
  * crash under `--fsync never`) fails the batches of its streams for good (PRODUCER_ID_NOT_OWNED).
  */
-import { BatchBuilder } from '../protocol/batch-builder.js';
 import { ErrorCode } from '../protocol/codes.js';
 import type { DescribeTopicResult, InitProducerResult, ProduceRequest, ProduceResult } from '../protocol/frames.js';
 import { partitionForKey } from '../common/murmur2.js';
-import { backoffDelay } from './backoff.js';
-import { FRAME_OVERHEAD_BYTES, asClientError, type Connection } from './connection.js';
+import { computeAcks } from './acks.js';
+import { asClientError, type Connection } from './connection.js';
 import { WeirClientError, badRequest, badResponse } from './errors.js';
-import { computeAcks, openCall, recordSize, utf8Length, type Call, type ProducerOptions, type ProducerStats, type Segment } from './producer.js';
-import { isScheduled, withTimeHeaders } from './time.js';
+import { Batch, ProducerBase, newBuilder, openCall, rejectCall, settleSegments, type Call, type ProducerOptions, type Segment } from './producer-base.js';
 import type { Ack, Bytes, ProduceMessage, ProduceOptions } from './types.js';
 
 /** Bytes the gateway adds to a batch (producer headers): counted against the broker's in-flight budget. */
 const STAMP_BYTES = 96;
 const encoder = new TextEncoder();
 
-interface Batch {
-  builder: BatchBuilder | null;
-  records: Uint8Array | null;
-  segments: Segment[];
-  bytes: number;
-  count: number;
-  byteLimit: number;
-  lingerTimer: ReturnType<typeof setTimeout> | null;
-  lingerPending: boolean;
+/** A batch of one stream: its sequence numbers are assigned at its first send. */
+class StreamBatch extends Batch {
   /** Assigned at the first send, kept for every resend. -1 before. */
-  producerId: number;
-  sequence: number;
-  attempts: number;
-  firstSentAt: number;
-  done: boolean;
+  producerId = -1;
+  sequence = -1;
+  done = false;
+
+  constructor(
+    byteLimit: number,
+    readonly stream: Stream,
+  ) {
+    super(newBuilder(byteLimit), byteLimit);
+  }
 }
 
 /** One (topic, partition): its sequence and its batches, sent in order. */
@@ -62,9 +58,9 @@ interface Stream {
   /** undefined: a fresh id is needed (after a fatal failure) before the next batch goes. */
   producerId: number | undefined;
   nextSeq: number;
-  open: Batch | null;
+  open: StreamBatch | null;
   /** Sealed batches not finally answered, in sequence order. */
-  queue: Batch[];
+  queue: StreamBatch[];
   /** queue[0, sent) went out in the current epoch. */
   sent: number;
   /** Requests on the wire, of any epoch. */
@@ -83,7 +79,7 @@ const MAX_STREAMS = 4096;
 /** Topics whose partition count is cached. */
 const MAX_CACHED_TOPICS = 1024;
 
-export class IdempotentProducer {
+export class IdempotentProducer extends ProducerBase<StreamBatch> {
   private readonly streams = new Map<string, Stream>();
   private readonly partitionCounts = new Map<string, Promise<number>>();
   /** Streams that stopped sending because the connection's in-flight bytes were used up. */
@@ -91,7 +87,6 @@ export class IdempotentProducer {
   /** Idle streams were dropped: a stream created from now on may continue a dropped one. */
   private streamsDropped = false;
   private readonly sticky = new Map<string, number>();
-  private readonly active = new Set<Promise<Ack[]>>();
   private producerIdPromise: Promise<number> | null = null;
   /** The id producerIdPromise resolved to (the one fresh streams share). */
   private clientId: number | undefined;
@@ -101,23 +96,11 @@ export class IdempotentProducer {
   private admission: Promise<void> = Promise.resolve();
   private spaceWaiters: Array<() => void> = [];
   private waitingCalls = 0;
-  private wireBytes = 0;
-  private queuedBytes = 0;
-  private queuedMessages = 0;
-  private produceFrames = 0;
-  private retries = 0;
-  private closedError: WeirClientError | null = null;
   private destroyed = false;
 
-  constructor(
-    private readonly conn: Connection,
-    private readonly opts: ProducerOptions,
-  ) {
+  constructor(conn: Connection, opts: ProducerOptions) {
+    super(conn, opts, { stampBytes: STAMP_BYTES, largestRecord: 'an idempotent producer can send here', refuseScheduled: delayedRefused });
     conn.addReopenStep((send) => this.reclaimIds(send));
-  }
-
-  get maxInFlightBytes(): number {
-    return Math.min(this.conn.hello.maxInFlightBytes, this.opts.maxInFlightBytes);
   }
 
   /** The producer id of this client (after the first produce), for logs and support. */
@@ -125,59 +108,20 @@ export class IdempotentProducer {
     return this.ensureProducerId();
   }
 
-  produce(topic: string, messages: readonly ProduceMessage[], options: ProduceOptions = {}): Promise<Ack[]> {
-    if (this.closedError) return Promise.reject(this.closedError);
-    if (!Array.isArray(messages)) return Promise.reject(badRequest('produce() takes an array of messages', 'messages'));
-    if (typeof topic !== 'string' || topic.length === 0) return Promise.reject(badRequest('topic must be a non-empty string', 'topic'));
+  /**
+   * Admit a checked call in call order, once its topic's partition count and a producer id are
+   * known and the queue has room. (time: ttl/expiresAt travel as weir- headers; delayed messages
+   * were refused, see delayedRefused.)
+   */
+  protected accept(topic: string, messages: readonly ProduceMessage[], sizes: number[], bytes: number, _scheduled: number, options: ProduceOptions): Promise<Ack[]> {
     const forced = options.partition;
-    if (forced !== undefined && !(Number.isInteger(forced) && forced >= 0 && forced <= 0xffff)) {
-      return Promise.reject(badRequest(`partition must be an integer in 0-65535, got ${String(forced)}`, 'partition'));
-    }
-    if (messages.length === 0) return Promise.resolve([]);
-    // time: ttl/expiresAt become weir- headers (read at delivery). A delayed message would go to the
-    // schedule log, outside the partition's sequence check, so it cannot be sent exactly once.
-    try {
-      let prepared: ProduceMessage[] | null = null;
-      for (let i = 0; i < messages.length; i++) {
-        const m = withTimeHeaders(messages[i]!);
-        if (isScheduled(m)) {
-          return Promise.reject(new WeirClientError(ErrorCode.BAD_REQUEST,
-            `message ${i} is delayed (deliverAt / delay): an idempotent producer cannot send delayed messages; send them with a plain client`,
-            { retryable: false, details: { field: messages[i]!.deliverAt !== undefined ? 'deliverAt' : 'delay', index: i } }));
-        }
-        if (m !== messages[i]) (prepared ??= messages.slice())[i] = m;
-      }
-      if (prepared) messages = prepared;
-    } catch (err) {
-      return Promise.reject(asClientError(err, 'messages'));
-    }
-    const hello = this.conn.hello;
-    const maxRecord = Math.min(hello.maxMessageBytes - STAMP_BYTES, this.maxInFlightBytes - STAMP_BYTES, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - STAMP_BYTES - utf8Length(topic));
-    const sizes = new Array<number>(messages.length);
-    let bytes = 0;
-    for (let i = 0; i < messages.length; i++) {
-      let size: number;
-      try {
-        size = recordSize(messages[i]!);
-      } catch (err) {
-        return Promise.reject(asClientError(err, `message ${i}`));
-      }
-      if (size > maxRecord) {
-        return Promise.reject(new WeirClientError(ErrorCode.MESSAGE_TOO_LARGE, `message ${i} is a ${size}-byte record; the largest an idempotent producer can send here is ${maxRecord} bytes`, {
-          retryable: false,
-          details: { index: i, recordBytes: size, limit: maxRecord },
-        }));
-      }
-      sizes[i] = size;
-      bytes += size;
-    }
     const { call, promise } = openCall(messages.length, this.active);
     this.waitingCalls++;
     this.admission = this.admission.then(async () => {
       try {
         const partitions = await this.partitionCount(topic);
         await this.ensureProducerId();
-        while (this.queuedBytes > 0 && this.queuedBytes + bytes > this.opts.maxQueuedBytes && !this.destroyed) {
+        while (!this.hasSpace(bytes) && !this.destroyed) {
           await new Promise<void>((r) => this.spaceWaiters.push(r));
         }
         if (this.destroyed) throw this.closedError!;
@@ -186,7 +130,7 @@ export class IdempotentProducer {
         }
         this.append(topic, partitions, messages, sizes, forced, call);
       } catch (err) {
-        this.rejectCall(call, asClientError(err, 'produce'));
+        rejectCall(call, asClientError(err, 'produce'));
       } finally {
         this.waitingCalls--;
       }
@@ -194,22 +138,15 @@ export class IdempotentProducer {
     return promise;
   }
 
-  async flush(): Promise<void> {
-    for (;;) {
-      await this.admission;
-      for (const s of this.streams.values()) if (s.open) this.seal(s, s.open);
-      if (this.active.size === 0) return;
-      await Promise.allSettled([...this.active]);
-    }
+  protected override admitting(): Promise<void> {
+    return this.admission;
   }
 
-  async close(error: WeirClientError): Promise<void> {
-    this.closedError ??= error;
-    await this.flush();
+  protected sealOpen(): void {
+    for (const s of this.streams.values()) if (s.open) this.seal(s.open);
   }
 
-  destroy(error: WeirClientError): void {
-    this.closedError ??= error;
+  protected failAll(error: WeirClientError): void {
     this.destroyed = true;
     for (const s of this.streams.values()) {
       if (s.retryTimer) clearTimeout(s.retryTimer);
@@ -221,21 +158,16 @@ export class IdempotentProducer {
       s.sent = 0;
     }
     for (const w of this.spaceWaiters.splice(0)) w();
-    this.queuedBytes = this.queuedMessages = 0;
   }
 
-  stats(): ProducerStats {
-    let inFlightRequests = 0;
-    for (const s of this.streams.values()) inFlightRequests += s.inFlight;
-    return {
-      inFlightBytes: this.wireBytes,
-      inFlightRequests,
-      queuedBytes: this.queuedBytes,
-      queuedMessages: this.queuedMessages,
-      waitingProducers: this.waitingCalls,
-      produceFrames: this.produceFrames,
-      retries: this.retries,
-    };
+  protected inFlightRequestCount(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.inFlight;
+    return n;
+  }
+
+  protected waitingCallCount(): number {
+    return this.waitingCalls;
   }
 
   onReconnect(): void {
@@ -326,7 +258,7 @@ export class IdempotentProducer {
 
   private append(topic: string, partitions: number, messages: readonly ProduceMessage[], sizes: number[], forced: number | undefined, call: Call): void {
     let unkeyed = -1;
-    let last: { batch: Batch; segment: Segment } | null = null;
+    let last: { batch: StreamBatch; segment: Segment } | null = null;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       let p: number;
@@ -342,11 +274,11 @@ export class IdempotentProducer {
       const s = this.stream(topic, p);
       let batch = s.open;
       if (batch && batch.count > 0 && (batch.bytes + sizes[i]! > batch.byteLimit || batch.count >= this.opts.batchMessages)) {
-        this.seal(s, batch);
+        this.seal(batch);
         batch = null;
       }
       if (!batch) {
-        batch = this.newBatch(topic);
+        batch = new StreamBatch(this.batchByteLimit(topic), s);
         s.open = batch;
       }
       batch.builder!.add(m.key, m.value, m.headers);
@@ -361,8 +293,8 @@ export class IdempotentProducer {
         call.remaining++;
         last = { batch, segment };
       }
-      if (batch.bytes >= batch.byteLimit || batch.count >= this.opts.batchMessages) this.seal(s, batch);
-      else this.scheduleLinger(s, batch);
+      if (batch.bytes >= batch.byteLimit || batch.count >= this.opts.batchMessages) this.seal(batch);
+      else this.scheduleLinger(batch);
     }
   }
 
@@ -391,38 +323,9 @@ export class IdempotentProducer {
     }
   }
 
-  private newBatch(topic: string): Batch {
-    const hello = this.conn.hello;
-    const byteLimit = Math.max(1, Math.min(this.opts.batchBytes, hello.maxFrameBytes - FRAME_OVERHEAD_BYTES - STAMP_BYTES - utf8Length(topic), this.maxInFlightBytes - STAMP_BYTES));
-    return {
-      builder: new BatchBuilder(Math.min(byteLimit, 64 * 1024)),
-      records: null,
-      segments: [],
-      bytes: 0,
-      count: 0,
-      byteLimit,
-      lingerTimer: null,
-      lingerPending: false,
-      producerId: -1,
-      sequence: -1,
-      attempts: 0,
-      firstSentAt: 0,
-      done: false,
-    };
-  }
-
-  private scheduleLinger(s: Stream, batch: Batch): void {
-    if (batch.lingerTimer || batch.lingerPending) return;
-    if (this.opts.lingerMs <= 0) {
-      batch.lingerPending = true;
-      queueMicrotask(() => this.seal(s, batch));
-    } else {
-      batch.lingerTimer = setTimeout(() => this.seal(s, batch), this.opts.lingerMs);
-    }
-  }
-
-  private seal(s: Stream, batch: Batch): void {
+  protected seal(batch: StreamBatch): void {
     if (batch.records !== null || batch.builder === null) return;
+    const s = batch.stream;
     if (s.open === batch) s.open = null;
     if (batch.lingerTimer) clearTimeout(batch.lingerTimer);
     batch.lingerTimer = null;
@@ -449,7 +352,7 @@ export class IdempotentProducer {
     while (s.sent < s.queue.length && s.inFlight < this.opts.maxInFlightRequests) {
       const b = s.queue[s.sent]!;
       const cost = b.bytes + STAMP_BYTES;
-      if (this.wireBytes > 0 && this.wireBytes + cost > this.maxInFlightBytes) {
+      if (this.inFlightBytes > 0 && this.inFlightBytes + cost > this.maxInFlightBytes) {
         this.blockedOnBytes.add(s); // resumed when an answer gives bytes back (answered)
         break;
       }
@@ -486,10 +389,10 @@ export class IdempotentProducer {
     );
   }
 
-  private attempt(s: Stream, b: Batch, cost: number): void {
+  private attempt(s: Stream, b: StreamBatch, cost: number): void {
     b.attempts++;
     s.inFlight++;
-    this.wireBytes += cost;
+    this.inFlightBytes += cost;
     this.produceFrames++;
     const epoch = s.epoch;
     const frame: ProduceRequestBody = { op: 'produce', topic: s.topic, partition: s.partition, producerId: b.producerId, sequence: b.sequence, records: b.records! };
@@ -505,9 +408,9 @@ export class IdempotentProducer {
       );
   }
 
-  private answered(s: Stream, _b: Batch, cost: number, handle: () => void): void {
+  private answered(s: Stream, _b: StreamBatch, cost: number, handle: () => void): void {
     s.inFlight--;
-    this.wireBytes -= cost;
+    this.inFlightBytes -= cost;
     if (!this.destroyed) handle();
     // Only this stream and the streams waiting for in-flight bytes can move now.
     this.pump(s);
@@ -518,7 +421,7 @@ export class IdempotentProducer {
     }
   }
 
-  private onResult(s: Stream, b: Batch, result: ProduceResult): void {
+  private onResult(s: Stream, b: StreamBatch, result: ProduceResult): void {
     if (b.done) return;
     let acks: Ack[];
     try {
@@ -531,17 +434,8 @@ export class IdempotentProducer {
   }
 
   /** The batch is stored: resolve its messages' calls with `acks` and take it off the stream. */
-  private settle(s: Stream, b: Batch, acks: Ack[]): void {
-    let at = 0;
-    for (const seg of b.segments) {
-      const call = seg.call;
-      for (let j = 0; j < seg.count; j++) call.acks[seg.first + j] = acks[at + j]!;
-      at += seg.count;
-      if (--call.remaining === 0 && !call.settled) {
-        call.settled = true;
-        call.resolve(call.acks);
-      }
-    }
+  private settle(s: Stream, b: StreamBatch, acks: Ack[]): void {
+    settleSegments(b.segments, acks);
     this.retire(b);
     const i = s.queue.indexOf(b);
     if (i >= 0) {
@@ -550,7 +444,7 @@ export class IdempotentProducer {
     }
   }
 
-  private onFailure(s: Stream, b: Batch, epoch: number, error: WeirClientError): void {
+  private onFailure(s: Stream, b: StreamBatch, epoch: number, error: WeirClientError): void {
     if (b.done || epoch !== s.epoch) return; // answered already, or a resend from the head is under way
     if (error.code === ErrorCode.DUPLICATE_SEQUENCE) {
       // A resend of a batch the partition stored so long ago that it forgot its offsets: stored,
@@ -562,18 +456,15 @@ export class IdempotentProducer {
     const head = s.queue[0];
     // OUT_OF_ORDER_SEQUENCE behind an unanswered earlier batch: that one was not written (yet).
     const retry = error.retryable || (error.code === ErrorCode.OUT_OF_ORDER_SEQUENCE && head !== b);
-    if (retry && head) {
-      const delay = backoffDelay(Math.min(head.attempts, b.attempts) - 1, this.opts.retryBackoffMs, this.opts.retryBackoffMaxMs);
-      if (Date.now() + delay - head.firstSentAt <= this.opts.retryForMs) {
-        this.retries++;
-        s.epoch++;
-        s.retryTimer = setTimeout(() => {
-          s.retryTimer = null;
-          s.sent = 0;
-          this.pump(s);
-        }, delay);
-        return;
-      }
+    const delay = retry && head ? this.retryDelay(Math.min(head.attempts, b.attempts), head.firstSentAt) : -1;
+    if (delay >= 0) {
+      s.epoch++;
+      s.retryTimer = setTimeout(() => {
+        s.retryTimer = null;
+        s.sent = 0;
+        this.pump(s);
+      }, delay);
+      return;
     }
     this.fatal(s, error);
   }
@@ -590,14 +481,14 @@ export class IdempotentProducer {
     s.nextSeq = 0;
   }
 
-  private failBatch(b: Batch, error: WeirClientError): void {
+  private failBatch(b: StreamBatch, error: WeirClientError): void {
     if (b.done) return;
     if (b.lingerTimer) clearTimeout(b.lingerTimer);
-    for (const seg of b.segments) this.rejectCall(seg.call, error);
+    for (const seg of b.segments) rejectCall(seg.call, error);
     this.retire(b);
   }
 
-  private retire(b: Batch): void {
+  private retire(b: StreamBatch): void {
     b.done = true;
     b.records = null;
     this.queuedBytes -= b.bytes;
@@ -606,12 +497,18 @@ export class IdempotentProducer {
     if (this.queuedMessages < 0) this.queuedMessages = 0;
     for (const w of this.spaceWaiters.splice(0)) w();
   }
+}
 
-  private rejectCall(call: Call, error: WeirClientError): void {
-    if (call.settled) return;
-    call.settled = true;
-    call.reject(error);
-  }
+/**
+ * A delayed message would go to the schedule log, outside the partition's sequence check, so it
+ * cannot be sent exactly once.
+ */
+function delayedRefused(index: number, message: ProduceMessage): WeirClientError {
+  return new WeirClientError(
+    ErrorCode.BAD_REQUEST,
+    `message ${index} is delayed (deliverAt / delay): an idempotent producer cannot send delayed messages; send them with a plain client`,
+    { retryable: false, details: { field: message.deliverAt !== undefined ? 'deliverAt' : 'delay', index } },
+  );
 }
 
 /** The gateway's partitioner (docs/protocol.md, Partitioning), shared with it: murmur2 of the key bytes. */

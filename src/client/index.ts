@@ -12,7 +12,7 @@ export { WeirClientError, ClientErrorCode, isWeirError } from './errors.js';
 export { WeirError } from '../common/errors.js';
 export { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 export { Message } from '../protocol/batch-reader.js';
-export { computeAcks } from './producer.js';
+export { computeAcks } from './acks.js';
 export { Transaction, TransactionChecker, type BeginTransactionOptions, type TransactionCheck, type CheckAnswer, type TransactionCheckHandler, type TxnInfo, type TxnState } from './transaction.js';
 export type {
   Ack,

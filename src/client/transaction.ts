@@ -16,7 +16,7 @@ import { ErrorCode } from '../protocol/codes.js';
 import type { TxnBeginResult, TxnCheckFrame, TxnDecider, TxnDecisionResult, TxnInfo, TxnListResult, TxnProduceResult, TxnState } from '../protocol/frames.js';
 import { asClientError, type Connection } from './connection.js';
 import { WeirClientError, badRequest } from './errors.js';
-import { recordSize } from './producer.js';
+import { recordSize } from './record-size.js';
 import type { ProduceMessage } from './types.js';
 
 export type { TxnInfo, TxnState } from '../protocol/frames.js';

@@ -15,7 +15,7 @@ import { unavailable } from './reads.js';
 import { partitionOf, topicOf } from './validate.js';
 import type { ControlInterceptor, ControlInterceptorRequest, ProduceOutcome, ProducerGuard } from './feature-host.js';
 import type { Frame, ProducePart, Session } from './session.js';
-import type { Topic, TopicRegistry } from './topics/registry.js';
+import { topicNotFound, type Topic, type TopicRegistry } from './topics/registry.js';
 import type { Turn } from './turn.js';
 
 export interface ProduceConfig {
@@ -102,7 +102,7 @@ export class ProducePath {
   append(topic: Topic | string, records: Uint8Array, partition?: number): Promise<{ parts: ProducePart[]; route?: Uint8Array }> {
     return new Promise((resolve, reject) => {
       const t = typeof topic === 'string' ? this.topics.get(topic) : topic;
-      if (!t) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${String(topic)} does not exist`);
+      if (!t) throw topicNotFound(String(topic));
       if (partition !== undefined) partitionOf(t, partition);
       this.scan(records);
       let error: WeirError | null = null;

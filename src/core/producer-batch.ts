@@ -10,14 +10,12 @@ import { WeirError, badRequest } from '../common/errors.js';
 import type { ProducerSequence } from '../partition/ref.js';
 import type { ProducerGuard, Session } from './feature-host.js';
 import { ErrorCode } from '../protocol/codes.js';
-import { Header } from '../protocol/headers.js';
+import { Header, encodeHeaders, headersStart } from '../protocol/headers.js';
 import { classifyProduced, TimeKind } from '../protocol/time-headers.js';
-import { ATTR_IDEMPOTENT, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, writeU32, type RecordIndex } from '../protocol/record.js';
+import { ATTR_IDEMPOTENT, F_ATTRIBUTES, F_HEADER_COUNT, F_LENGTH, readU16, readU32, writeU32, type RecordIndex } from '../protocol/record.js';
 
 /** Sequences are u32 in the partition's ring; a producer's per-partition sequence stays below this. */
 export const MAX_SEQUENCE = 0xffff_ffff;
-
-const encoder = new TextEncoder();
 
 /**
  * The idempotence fields of a produce frame, or undefined when it has none (a plain produce).
@@ -62,8 +60,7 @@ export function withProducerHeaders(records: Uint8Array, count: number, fields: 
     [Header.SEQUENCE, String(fields.sequence)],
     [Header.BATCH_COUNT, String(count)],
   ]);
-  const keyLength = readU32(records, F_KEY_LENGTH) | 0;
-  const insertAt = RECORD_HEADER_BYTES + (keyLength > 0 ? keyLength : 0) + readU32(records, F_VALUE_LENGTH);
+  const insertAt = headersStart(records, 0);
   const out = new Uint8Array(records.length + added.length);
   out.set(records.subarray(0, insertAt), 0);
   out.set(added, insertAt);
@@ -93,22 +90,5 @@ export function refuseScheduled(records: Uint8Array, index: RecordIndex): void {
 /** Mark the (re-scanned) first record as the start of an idempotent batch. */
 export function markIdempotent(records: Uint8Array): void {
   records[F_ATTRIBUTES] = records[F_ATTRIBUTES]! | ATTR_IDEMPOTENT;
-}
-
-function encodeHeaders(headers: Array<[string, string]>): Uint8Array {
-  const parts = headers.map(([n, v]) => [encoder.encode(n), encoder.encode(v)] as const);
-  const size = parts.reduce((s, [n, v]) => s + 6 + n.length + v.length, 0);
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const [n, v] of parts) {
-    out[at] = n.length & 0xff;
-    out[at + 1] = n.length >>> 8;
-    out.set(n, at + 2);
-    at += 2 + n.length;
-    writeU32(out, at, v.length);
-    out.set(v, at + 4);
-    at += 4 + v.length;
-  }
-  return out;
 }
 

@@ -4,7 +4,7 @@
  */
 import { WeirError, badRequest } from '../common/errors.js';
 import { ErrorCode } from '../protocol/codes.js';
-import type { Topic, TopicRegistry } from './topics/registry.js';
+import { topicNotFound, type Topic, type TopicRegistry } from './topics/registry.js';
 import { GROUP_NAME, MAX_CREDITS, type StartPosition } from '../protocol/frames.js';
 
 export { badRequest } from '../common/errors.js';
@@ -15,9 +15,9 @@ export function nonNegInt(v: unknown, field: string): number {
   return v;
 }
 
-/** A consumer group's name from a frame's `field`. */
+/** A consumer group's (or producer group's) name from a frame's `field`. */
 export function groupNameOf(v: unknown, field = 'group'): string {
-  if (typeof v !== 'string' || !GROUP_NAME.test(v)) throw badRequest(field, `${field} must be 1-249 characters of A-Z a-z 0-9 . _ -`);
+  if (typeof v !== 'string' || !GROUP_NAME.test(v)) throw badRequest(field, `"${field}" must be 1-249 characters of A-Z a-z 0-9 . _ -`);
   return v;
 }
 
@@ -59,7 +59,14 @@ export function topicOf(topics: TopicRegistry, f: Record<string, unknown>): Topi
   const name = f.topic;
   if (typeof name !== 'string') throw badRequest('topic', '"topic" must be a string');
   const topic = topics.get(name);
-  if (!topic) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(name.slice(0, 60))} does not exist`);
+  if (!topic) throw topicNotFound(name);
+  return topic;
+}
+
+/** topicOf for the operations that serve no internal topic: to them, one does not exist. */
+export function publicTopicOf(topics: TopicRegistry, f: Record<string, unknown>): Topic {
+  const topic = topicOf(topics, f);
+  if (topic.internal) throw topicNotFound(topic.name);
   return topic;
 }
 

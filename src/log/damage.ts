@@ -78,6 +78,13 @@ export class DamageMap {
     return null;
   }
 
+  /** The first lost offset above `offset` (the start of the next damaged range), or Infinity. */
+  nextFrom(offset: number): number {
+    let next = Infinity;
+    for (const r of this.ranges) if (r.kind === 'damaged' && r.from > offset && r.from < next) next = r.from;
+    return next;
+  }
+
   /**
    * Where a walk from record `offset` at `position` of segment `segment` toward `target` may jump
    * to: past every damaged range of that segment lying wholly in [offset, target]. Returns the

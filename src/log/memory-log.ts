@@ -17,17 +17,18 @@
 import { copyBytes } from '../common/copy-bytes.js';
 import { RECORD_HEADER_BYTES, RECORD_MIN_LENGTH, readU32, recordTimestamp, sealRecords, stampOffsetAndTime } from '../protocol/record.js';
 import { DamageMap } from './damage.js';
-import { LogArgumentError, LogClosedError, OffsetOutOfRangeError } from './errors.js';
+import { LogArgumentError, LogClosedError } from './errors.js';
 import { findSegment } from './layout.js';
-import { MODE_ALWAYS, MODE_INTERVAL, MODE_NEVER, storeLimits } from './options.js';
+import { MODE_ALWAYS, storeLimits } from './options.js';
 import type { LogOptions } from './partition-log.js';
 import type { PartitionStore, ReadResult, StoreRecovery } from './store.js';
+import { EMPTY_RECORDS, type RetentionLimits, activeSegmentDue, appendTimestamp, checkAppendRange, checkReadOffset, closeSyncs, emptyRead, expiredSegmentCount, grownBuffer, lostRead, notWholeRecords, readByteBudget, rollsBefore, spanRecords, SyncSchedule, type RecordSpan } from './store-rules.js';
 
 /** PartitionLog's options that mean something without files (same defaults and checks). */
 export type MemoryLogOptions = Pick<LogOptions, 'fsync' | 'segmentBytes' | 'retentionBytes' | 'retentionMs' | 'segmentMs' | 'now'>;
 
-/** Shared by every empty read result and by a released buffer (zero-length: nothing to own). */
-const EMPTY: Uint8Array = Buffer.alloc(0);
+/** A released buffer (zero-length: nothing to own). */
+const EMPTY = EMPTY_RECORDS;
 const INITIAL_BUFFER = 64 * 1024;
 
 class MemorySegment {
@@ -44,6 +45,11 @@ class MemorySegment {
 
   timestamp(i: number): number {
     return recordTimestamp(this.bytes, this.positions[i]!);
+  }
+
+  /** Timestamp of the newest record; -Infinity when empty (older than any retention cutoff). */
+  get lastTimestamp(): number {
+    return this.positions.length === 0 ? -Infinity : this.timestamp(this.positions.length - 1);
   }
 
   /** Append src[from, to) (whole records whose positions were pushed already). */
@@ -64,21 +70,17 @@ export class MemoryLog implements PartitionStore {
   readonly recovery: StoreRecovery = { truncatedBytes: 0, truncatedAtOffset: null, damage: [] };
 
   private readonly segmentBytes: number;
-  private readonly retentionBytes: number | undefined;
-  private readonly retentionMs: number | undefined;
-  private readonly segmentMs: number | undefined;
+  private readonly retention: RetentionLimits;
   private readonly fsyncMode: number;
-  private readonly fsyncIntervalMs: number;
+  private readonly syncs: SyncSchedule;
   private readonly now: () => number;
 
   /** Ascending by base; the last is the active one. Never empty. */
   private readonly segments: MemorySegment[] = [new MemorySegment(0)];
   private next = 0;
   private durable = 0;
-  private synced = 0;
   /** Timestamp of the newest appended record (buffered included). */
   private lastTs = 0;
-  private lastSyncAt: number;
 
   // group commit: stamped records not yet flushed
   private buf: Uint8Array = EMPTY;
@@ -91,17 +93,16 @@ export class MemoryLog implements PartitionStore {
   private closed = false;
   /** Regions a test marked lost (simulateDamage). */
   private readonly damage = new DamageMap();
+  /** Where the last read ends (reused). */
+  private readonly span: RecordSpan = { end: 0, count: 0 };
 
   constructor(opts: MemoryLogOptions) {
     const limits = storeLimits(opts);
     this.segmentBytes = limits.segmentBytes;
-    this.retentionBytes = limits.retentionBytes;
-    this.retentionMs = limits.retentionMs;
-    this.segmentMs = limits.segmentMs;
+    this.retention = limits;
     this.fsyncMode = limits.fsyncMode;
-    this.fsyncIntervalMs = limits.fsyncIntervalMs;
     this.now = opts.now ?? Date.now;
-    this.lastSyncAt = this.now();
+    this.syncs = new SyncSchedule(limits.fsyncMode, limits.fsyncIntervalMs, 0, this.now());
   }
 
   get logStartOffset(): number {
@@ -114,7 +115,7 @@ export class MemoryLog implements PartitionStore {
     return this.durable;
   }
   get syncedOffset(): number {
-    return this.synced;
+    return this.syncs.synced;
   }
 
   private get active(): MemorySegment {
@@ -123,15 +124,12 @@ export class MemoryLog implements PartitionStore {
 
   append(src: Uint8Array, start: number, end: number, count: number): { baseOffset: number; timestamp: number } {
     this.assertOpen();
+    checkAppendRange(src, start, end, count);
     const bytes = end - start;
-    if (!(start >= 0 && end <= src.length && bytes > 0 && count > 0)) {
-      throw new LogArgumentError('append needs a non-empty range of src and count > 0', { start, end, count, length: src.length });
-    }
     this.reserve(bytes);
     const buf = this.buf;
     copyBytes(buf, this.bufLen, src, start, end);
-    const clock = Math.floor(this.now());
-    const ts = clock > this.lastTs ? clock : this.lastTs;
+    const ts = appendTimestamp(this.now(), this.lastTs);
     const stop = this.bufLen + bytes;
     let at = this.bufLen;
     let offset = this.next;
@@ -144,17 +142,10 @@ export class MemoryLog implements PartitionStore {
       offset++;
       n++;
     }
-    if (at !== stop || n !== count) {
-      // Nothing is kept: the copied bytes lie beyond bufLen.
-      throw new LogArgumentError(
-        at !== stop
-          ? `append range is not a sequence of whole records (record ${n} at byte ${at - this.bufLen + start})`
-          : `append range holds ${n} records, not ${count}`,
-        { start, end, count, found: n },
-      );
-    }
+    // Nothing is kept: the copied bytes lie beyond bufLen.
+    if (at !== stop || n !== count) throw notWholeRecords(start, end, count, at - this.bufLen, n);
     sealRecords(buf, this.bufLen, stop);
-    if (this.tailSize > 0 && this.tailSize + bytes > this.segmentBytes) {
+    if (rollsBefore(this.tailSize, bytes, this.segmentBytes)) {
       this.rolls.push(this.next);
       this.tailSize = 0;
     }
@@ -188,32 +179,25 @@ export class MemoryLog implements PartitionStore {
     seg.write(buf, from, this.bufLen);
     this.resetBuffer();
     this.durable = this.next;
-    if (this.fsyncMode === MODE_ALWAYS) this.markSynced(this.now());
+    if (this.fsyncMode === MODE_ALWAYS) this.syncs.mark(this.durable, this.now());
     return this.durable;
   }
 
   read(offset: number, maxBytes: number, maxRecords: number, into?: Uint8Array): ReadResult {
     this.assertOpen();
-    if (!Number.isSafeInteger(offset) || offset < this.logStartOffset || offset > this.durable) {
-      throw new OffsetOutOfRangeError(offset, this.logStartOffset, this.durable);
-    }
-    if (offset === this.durable) return { records: EMPTY, count: 0, nextOffset: offset, lost: null };
+    checkReadOffset(offset, this.logStartOffset, this.durable);
+    if (offset === this.durable) return emptyRead(offset);
     const damaged = this.damage.size > 0;
     const known = damaged ? this.damage.find(offset) : null;
-    if (known !== null) return { records: EMPTY, count: 0, nextOffset: known.to, lost: { from: offset, to: known.to } };
+    if (known !== null) return lostRead(offset, known.to);
+    // Records before a damaged one are served; the next read, at it, reports the loss.
+    if (damaged) maxRecords = Math.min(maxRecords, this.damage.nextFrom(offset) - offset);
     const seg = this.segments[findSegment(this.segments, offset)]!;
-    const i = offset - seg.base;
-    const pos = seg.positions[i]!;
-    const limit = pos + Math.max(maxBytes, RECORD_HEADER_BYTES);
-    let end = pos + 4 + readU32(seg.bytes, pos); // the first record, whole, however large
-    let count = 1;
-    while (count < maxRecords && i + count < seg.count) {
-      const after = end + 4 + readU32(seg.bytes, end);
-      // Records before a damaged one are served; the next read, at it, reports the loss.
-      if (after > limit || (damaged && this.damage.find(offset + count) !== null)) break;
-      end = after;
-      count++;
-    }
+    const pos = seg.positions[offset - seg.base]!;
+    const span = this.span;
+    spanRecords(seg.bytes, pos + 4 + readU32(seg.bytes, pos), Math.min(seg.size, pos + readByteBudget(maxBytes)), maxRecords, span);
+    const end = span.end;
+    const count = span.count;
     const used = end - pos;
     const out = into !== undefined && into.length >= used ? into : Buffer.allocUnsafeSlow(used);
     out.set(seg.bytes.subarray(pos, end));
@@ -241,47 +225,28 @@ export class MemoryLog implements PartitionStore {
     this.assertOpen();
     const t = now ?? this.now();
     const active = this.active;
-    if (this.bufLen === 0 && active.count > 0) {
-      const expired = this.retentionMs !== undefined && active.timestamp(active.count - 1) < t - this.retentionMs;
-      const old = this.segmentMs !== undefined && active.timestamp(0) <= t - this.segmentMs;
-      if (expired || old) {
-        this.segments.push(new MemorySegment(this.next));
-        this.tailSize = 0;
-      }
+    if (this.bufLen === 0 && active.count > 0 && activeSegmentDue(active.timestamp(0), active.lastTimestamp, this.retention, t)) {
+      this.segments.push(new MemorySegment(this.next));
+      this.tailSize = 0;
     }
-    const segs = this.segments;
-    let deleted = 0;
-    if (this.retentionBytes !== undefined) {
-      let total = 0;
-      for (const s of segs) total += s.size;
-      while (segs.length > 1 && total > this.retentionBytes) {
-        total -= segs.shift()!.size;
-        deleted++;
-      }
+    const deleted = expiredSegmentCount(this.segments, this.retention, t);
+    if (deleted > 0) {
+      this.segments.splice(0, deleted);
+      this.damage.prune(this.logStartOffset);
     }
-    if (this.retentionMs !== undefined) {
-      const cutoff = t - this.retentionMs;
-      while (segs.length > 1 && (segs[0]!.count === 0 || segs[0]!.timestamp(segs[0]!.count - 1) < cutoff)) {
-        segs.shift();
-        deleted++;
-      }
-    }
-    if (deleted > 0) this.damage.prune(this.logStartOffset);
     return deleted;
   }
 
   maybeSync(now?: number): boolean {
     this.assertOpen();
-    if (this.fsyncMode !== MODE_INTERVAL || this.synced >= this.durable) return false;
-    const t = now ?? this.now();
-    if (t - this.lastSyncAt < this.fsyncIntervalMs) return false;
-    this.markSynced(t);
+    const t = this.syncs.dueNow(this.durable, now, this.now);
+    if (t === null) return false;
+    this.syncs.mark(this.durable, t);
     return true;
   }
 
   syncDueAt(): number {
-    if (this.fsyncMode !== MODE_INTERVAL || this.synced >= this.durable) return Infinity;
-    return this.lastSyncAt + this.fsyncIntervalMs;
+    return this.syncs.dueAt(this.durable);
   }
 
   releaseIdle(): void {
@@ -297,7 +262,7 @@ export class MemoryLog implements PartitionStore {
     if (this.closed) return;
     this.flush();
     // As the file store: a close syncs everything, except a hand-over under 'never'.
-    if (!(opts.handOver === true && this.fsyncMode === MODE_NEVER)) this.markSynced(this.now());
+    if (closeSyncs(opts.handOver, this.fsyncMode)) this.syncs.mark(this.durable, this.now());
     this.closed = true;
     this.buf = EMPTY;
   }
@@ -333,11 +298,6 @@ export class MemoryLog implements PartitionStore {
     });
   }
 
-  private markSynced(now: number): void {
-    this.synced = this.durable;
-    this.lastSyncAt = now;
-  }
-
   private assertOpen(): void {
     if (this.closed) throw new LogClosedError();
   }
@@ -345,11 +305,7 @@ export class MemoryLog implements PartitionStore {
   private reserve(extra: number): void {
     const need = this.bufLen + extra;
     if (need <= this.buf.length) return;
-    let cap = Math.max(INITIAL_BUFFER, this.buf.length * 2);
-    while (cap < need) cap *= 2;
-    const grown = new Uint8Array(cap);
-    grown.set(this.buf.subarray(0, this.bufLen));
-    this.buf = grown;
+    this.buf = grownBuffer(this.buf, this.bufLen, need, INITIAL_BUFFER);
   }
 
   private resetBuffer(): void {

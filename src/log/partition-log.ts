@@ -45,14 +45,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { F_MAGIC, RECORD_MAGIC, RECORD_HEADER_BYTES, RECORD_MIN_LENGTH, readU32, recordOffset, recordTimestamp, sealRecords as sealRecordsInJs, stampOffsetAndTime } from '../protocol/record.js';
-import {
-  LogArgumentError,
-  LogClosedError,
-  LogError,
-  OffsetOutOfRangeError,
-  StorageError,
-  storageErrorFrom,
-} from './errors.js';
+import { LogClosedError, LogError, StorageError, storageErrorFrom } from './errors.js';
 import { CLEAN_SHUTDOWN_FILE, SYNCED_BELOW_FILE, findSegment, needsIndexEntry } from './layout.js';
 import { channels } from '../common/diagnostics.js';
 import { copyBytes } from '../common/copy-bytes.js';
@@ -63,7 +56,8 @@ import { findResync, verifyStored, type ResyncHint } from './resync.js';
 import { nativeIo } from '../common/native-io.js';
 import { fsyncDir, Segment } from './segment.js';
 import type { PartitionStore, ReadResult } from './store.js';
-import { intOption, MAX_SEGMENT_BYTES, MODE_ALWAYS, MODE_INTERVAL, MODE_NEVER, storeLimits } from './options.js';
+import { intOption, MAX_SEGMENT_BYTES, MODE_ALWAYS, storeLimits } from './options.js';
+import { activeSegmentDue, appendTimestamp, checkAppendRange, checkReadOffset, closeSyncs, emptyRead, expiredSegmentCount, grownBuffer, lostRead, notWholeRecords, readByteBudget, rollsBefore, spanRecords, SyncSchedule, type RecordSpan, type RetentionLimits } from './store-rules.js';
 
 export type { FsyncPolicy } from '../common/fsync.js';
 import type { FsyncPolicy } from '../common/fsync.js';
@@ -134,8 +128,6 @@ const PAGE = 4096;
 const MAX_OPEN_SEALED = 8;
 /** Pending index entry: part, relative offset, file position, timestamp. */
 const PENDING_FIELDS = 4;
-/** Shared by every empty read result (zero-length: nothing to own, do not transfer it). */
-const EMPTY: Uint8Array = Buffer.alloc(0);
 /** Index entries tried as resync points after damage before scanning bytes (see resync.ts). */
 const RESYNC_HINTS = 64;
 /**
@@ -157,10 +149,7 @@ export class PartitionLog implements PartitionStore {
   private readonly segmentBytes: number;
   private readonly indexInterval: number;
   private readonly fsyncMode: number;
-  private readonly fsyncIntervalMs: number;
-  private readonly retentionBytes: number | undefined;
-  private readonly retentionMs: number | undefined;
-  private readonly segmentMs: number | undefined;
+  private readonly retention: RetentionLimits;
   private readonly writeBufferBytes: number;
   private readonly pageCacheBytes: number;
   private readonly now: () => number;
@@ -173,11 +162,10 @@ export class PartitionLog implements PartitionStore {
 
   private next: number;
   private durable: number;
-  private synced: number;
+  private readonly syncs: SyncSchedule;
   /** Timestamp of the newest appended record (buffered included), and of the newest durable one. */
   private lastTs: number;
   private durableLastTs: number;
-  private lastSyncAt: number;
 
   // ── group-commit buffer ────────────────────────────────────────────────────────────────────
   private buf: Uint8Array;
@@ -212,6 +200,8 @@ export class PartitionLog implements PartitionStore {
   private hintSeg: Segment | null = null;
   private hintOffset = -1;
   private hintPos = 0;
+  /** Where the last read ends (reused). */
+  private readonly span: RecordSpan = { end: 0, count: 0 };
 
   private closed = false;
   private failure: LogError | null = null;
@@ -246,11 +236,8 @@ export class PartitionLog implements PartitionStore {
     this.segmentBytes = limits.segmentBytes;
     this.indexInterval = intOption('indexIntervalBytes', opts.indexIntervalBytes, DEFAULT_INDEX_INTERVAL, 1, MAX_SEGMENT_BYTES);
     this.writeBufferBytes = intOption('writeBufferBytes', opts.writeBufferBytes, DEFAULT_WRITE_BUFFER, 1, MAX_SEGMENT_BYTES);
-    this.retentionBytes = limits.retentionBytes;
-    this.retentionMs = limits.retentionMs;
-    this.segmentMs = limits.segmentMs;
+    this.retention = limits;
     this.fsyncMode = limits.fsyncMode;
-    this.fsyncIntervalMs = limits.fsyncIntervalMs;
     this.pageCacheBytes = nativeIo === null ? 0 : intOption('pageCacheBytes', opts.pageCacheBytes, DEFAULT_PAGE_CACHE_BYTES, 0, Number.MAX_SAFE_INTEGER);
     this.now = opts.now ?? Date.now;
 
@@ -258,15 +245,15 @@ export class PartitionLog implements PartitionStore {
     this.recovery = recovered.report;
     this.segments = recovered.segments;
     this.active = this.segments[this.segments.length - 1]!;
-    this.next = this.durable = this.synced = this.active.endOffset;
+    this.next = this.durable = this.active.endOffset;
     this.lastTs = this.durableLastTs = Math.max(0, recovered.lastTimestamp);
-    this.lastSyncAt = this.now();
+    this.syncs = new SyncSchedule(limits.fsyncMode, limits.fsyncIntervalMs, this.durable, this.now());
     this.buf = UNALLOCATED; // allocated by the first append (reserve)
     this.tailSize = this.active.size;
     this.tailLastEntry = lastEntryPosition(this.active);
     this.scratchBytes = Math.min(MiB, Math.max(4096, 2 * this.indexInterval));
     // What a clean close left (under 'never', a hand-over's close syncs nothing), or an empty segment.
-    this.activeSynced = this.active.size === 0 || (recovered.report.cleanShutdown && !(opts.handedOver === true && this.fsyncMode === MODE_NEVER));
+    this.activeSynced = this.active.size === 0 || (recovered.report.cleanShutdown && closeSyncs(opts.handedOver, this.fsyncMode));
     // Recovery trusted or validated-and-synced every sealed segment.
     this.syncedBelow = this.active.base;
     writeSyncedBelow(this.dir, this.syncedBelow);
@@ -299,7 +286,7 @@ export class PartitionLog implements PartitionStore {
   }
   /** Everything below has been fdatasync'ed (lags durableOffset under 'never' and 'interval'). */
   get syncedOffset(): number {
-    return this.synced;
+    return this.syncs.synced;
   }
   get bufferedBytes(): number {
     return this.bufLen;
@@ -334,17 +321,13 @@ export class PartitionLog implements PartitionStore {
    */
   append(src: Uint8Array, start: number, end: number, count: number): { baseOffset: number; timestamp: number } {
     this.assertWritable();
+    checkAppendRange(src, start, end, count);
     const bytes = end - start;
-    if (!(start >= 0 && end <= src.length && bytes > 0 && count > 0)) {
-      throw new LogArgumentError('append needs a non-empty range of src and count > 0', { start, end, count, length: src.length });
-    }
     const savedTailSize = this.tailSize;
     const savedTailLastEntry = this.tailLastEntry;
     const savedPending = this.pendingCount;
     if (this.bufLen === 0) this.flushedSeg = null; // buf is about to be overwritten
-    // Roll before the batch if it would take a non-empty segment past segmentBytes (a single batch
-    // larger than segmentBytes still goes whole into an empty segment).
-    const rolls = this.tailSize > 0 && this.tailSize + bytes > this.segmentBytes;
+    const rolls = rollsBefore(this.tailSize, bytes, this.segmentBytes);
     if (rolls) {
       this.rollAt.push(this.bufLen);
       this.rollBase.push(this.next);
@@ -358,8 +341,7 @@ export class PartitionLog implements PartitionStore {
     const buf = this.buf;
     copyBytes(buf, this.bufLen, src, start, end); // src is usually a ring entry: shared memory
 
-    const clock = Math.floor(this.now());
-    const ts = clock > this.lastTs ? clock : this.lastTs;
+    const ts = appendTimestamp(this.now(), this.lastTs);
     const interval = this.indexInterval;
     const stop = this.bufLen + bytes;
     let at = this.bufLen;
@@ -391,12 +373,7 @@ export class PartitionLog implements PartitionStore {
       }
       this.tailSize = savedTailSize;
       this.tailLastEntry = savedTailLastEntry;
-      throw new LogArgumentError(
-        at !== stop
-          ? `append range is not a sequence of whole records (record ${n} at byte ${at - this.bufLen + start})`
-          : `append range holds ${n} records, not ${count}`,
-        { start, end, count, found: n },
-      );
+      throw notWholeRecords(start, end, count, at - this.bufLen, n);
     }
     sealRecords(buf, this.bufLen, stop);
     const baseOffset = this.next;
@@ -468,10 +445,7 @@ export class PartitionLog implements PartitionStore {
     }
     this.durable = this.next;
     this.durableLastTs = this.lastTs;
-    if (always) {
-      this.synced = this.durable;
-      this.lastSyncAt = this.now();
-    }
+    if (always) this.syncs.mark(this.durable, this.now());
     for (let i = saved.segments - 1; i < this.segments.length - 1; i++) {
       const sealed = this.segments[i]!;
       try {
@@ -496,9 +470,8 @@ export class PartitionLog implements PartitionStore {
   /** Under 'interval': fdatasync when something was written since the last sync and intervalMs has passed. */
   maybeSync(now?: number): boolean {
     this.assertWritable();
-    if (this.fsyncMode !== MODE_INTERVAL || this.synced >= this.durable) return false;
-    const t = now ?? this.now();
-    if (t - this.lastSyncAt < this.fsyncIntervalMs) return false;
+    const t = this.syncs.dueNow(this.durable, now, this.now);
+    if (t === null) return false;
     this.syncActive(t);
     return true;
   }
@@ -509,8 +482,7 @@ export class PartitionLog implements PartitionStore {
    * "an fdatasync at least every intervalMs".
    */
   syncDueAt(): number {
-    if (this.fsyncMode !== MODE_INTERVAL || this.synced >= this.durable) return Infinity;
-    return this.lastSyncAt + this.fsyncIntervalMs;
+    return this.syncs.dueAt(this.durable);
   }
 
   /** fdatasync the active segment now (sealed segments are synced in the background after a roll). */
@@ -531,23 +503,21 @@ export class PartitionLog implements PartitionStore {
    */
   read(offset: number, maxBytes: number, maxRecords: number, into?: Uint8Array): ReadResult {
     this.assertOpen();
-    if (!Number.isSafeInteger(offset) || offset < this.logStartOffset || offset > this.durable) {
-      throw new OffsetOutOfRangeError(offset, this.logStartOffset, this.durable);
-    }
-    if (offset === this.durable) return { records: EMPTY, count: 0, nextOffset: offset, lost: null };
+    checkReadOffset(offset, this.logStartOffset, this.durable);
+    if (offset === this.durable) return emptyRead(offset);
     const known = this.damage.map.size === 0 ? null : this.damage.map.find(offset);
-    if (known !== null) return lostResult(offset, known.to);
+    if (known !== null) return lostRead(offset, known.to);
     const seg = this.segments[findSegment(this.segments, offset)]!;
     this.ensureReadable(seg);
     const pos = this.locate(seg, offset);
-    if (pos < 0) return lostResult(offset, this.damage.map.find(offset)!.to);
+    if (pos < 0) return lostRead(offset, this.damage.map.find(offset)!.to);
     const avail = seg.size - pos;
-    const want = Math.min(avail, Math.max(maxBytes, RECORD_HEADER_BYTES));
+    const want = Math.min(avail, readByteBudget(maxBytes));
     let out: Uint8Array = into !== undefined && into.length >= want ? into : Buffer.allocUnsafeSlow(want);
     let n = this.readAt(seg, out, want, pos);
     const first = n >= RECORD_HEADER_BYTES ? 4 + readU32(out, 0) : 0;
     if (first < RECORD_HEADER_BYTES || first > avail || recordOffset(out, 0) !== offset) {
-      return lostResult(offset, this.damageAt(seg, pos, offset, first > avail ? 'TORN' : 'CORRUPT').to);
+      return lostRead(offset, this.damageAt(seg, pos, offset, first > avail ? 'TORN' : 'CORRUPT').to);
     }
     if (first > n) {
       out = Buffer.allocUnsafeSlow(first);
@@ -556,19 +526,15 @@ export class PartitionLog implements PartitionStore {
     // Walk lengths through a plain Uint8Array view: readU32 stays monomorphic (a Buffer argument
     // here would make the shared helper polymorphic and this loop several times slower).
     const view = new Uint8Array(out.buffer, out.byteOffset, n);
-    let used = first;
-    let count = 1;
-    while (count < maxRecords && used + 4 <= n) {
-      const size = 4 + readU32(view, used);
-      if (used + size > n) break;
-      used += size;
-      count++;
-    }
+    const span = this.span;
+    spanRecords(view, first, n, maxRecords, span);
+    let used = span.end;
+    let count = span.count;
     // Every record served is checked (CRC, framing, offset): a changed byte is never data. Serve
     // the good ones before a bad one; the next read, at the bad one, reports the damage.
     const good = verifyStored(view, 0, used, offset);
     if (good < count) {
-      if (good === 0) return lostResult(offset, this.damageAt(seg, pos, offset, 'CORRUPT').to);
+      if (good === 0) return lostRead(offset, this.damageAt(seg, pos, offset, 'CORRUPT').to);
       used = 0;
       for (let i = 0; i < good; i++) used += 4 + readU32(view, used);
       count = good;
@@ -612,27 +578,12 @@ export class PartitionLog implements PartitionStore {
   applyRetention(now?: number): number {
     this.assertWritable();
     const t = now ?? this.now();
-    if (this.bufLen === 0 && this.active.size > 0 && this.active.index!.count > 0) {
-      const expired = this.retentionMs !== undefined && this.active.lastTimestamp < t - this.retentionMs;
-      const old = this.segmentMs !== undefined && this.active.index!.timestamp(0) <= t - this.segmentMs;
-      if (expired || old) this.roll();
+    const active = this.active;
+    if (this.bufLen === 0 && active.size > 0 && active.index!.count > 0 && activeSegmentDue(active.index!.timestamp(0), active.lastTimestamp, this.retention, t)) {
+      this.roll();
     }
-    let deleted = 0;
-    if (this.retentionBytes !== undefined) {
-      let total = this.sizeBytes;
-      while (this.segments.length > 1 && total > this.retentionBytes) {
-        total -= this.segments[0]!.size;
-        this.deleteOldest();
-        deleted++;
-      }
-    }
-    if (this.retentionMs !== undefined) {
-      const cutoff = t - this.retentionMs;
-      while (this.segments.length > 1 && this.segments[0]!.lastTimestamp < cutoff) {
-        this.deleteOldest();
-        deleted++;
-      }
-    }
+    const deleted = expiredSegmentCount(this.segments, this.retention, t);
+    for (let i = 0; i < deleted; i++) this.deleteOldest();
     if (deleted > 0) fsyncDir(this.dir);
     return deleted;
   }
@@ -685,7 +636,7 @@ export class PartitionLog implements PartitionStore {
    */
   close(opts: { handOver?: boolean } = {}): void {
     if (this.closed) return;
-    const syncing = !(opts.handOver === true && this.fsyncMode === MODE_NEVER);
+    const syncing = closeSyncs(opts.handOver, this.fsyncMode);
     let error: unknown = null;
     if (this.failure === null) {
       try {
@@ -701,7 +652,7 @@ export class PartitionLog implements PartitionStore {
             this.active.datasyncLog();
             this.active.datasyncIndex();
           }
-          this.synced = this.durable;
+          this.syncs.synced = this.durable;
         }
       } catch (err) {
         error = err;
@@ -779,11 +730,7 @@ export class PartitionLog implements PartitionStore {
   private reserve(extra: number): void {
     const need = this.bufLen + extra;
     if (need <= this.buf.length) return;
-    let cap = Math.max(this.writeBufferBytes, this.buf.length * 2);
-    while (cap < need) cap *= 2;
-    const next = new Uint8Array(cap);
-    next.set(this.buf.subarray(0, this.bufLen));
-    this.buf = next;
+    this.buf = grownBuffer(this.buf, this.bufLen, need, this.writeBufferBytes);
   }
 
   private pushPending(part: number, rel: number, pos: number, ts: number): void {
@@ -937,8 +884,7 @@ export class PartitionLog implements PartitionStore {
   private syncActive(now: number): void {
     if (this.active.fd < 0) this.openActive(); // closed by releaseIdle()
     this.active.datasyncLog();
-    this.synced = this.durable;
-    this.lastSyncAt = now;
+    this.syncs.mark(this.durable, now);
   }
 
   /** Reopen the active segment's fds after releaseIdle(). */
@@ -1147,10 +1093,6 @@ interface Saved {
   lastTimestamp: number;
   entries: number;
   segments: number;
-}
-
-function lostResult(from: number, to: number): ReadResult {
-  return { records: EMPTY, count: 0, nextOffset: to, lost: { from, to } };
 }
 
 /**

@@ -4,11 +4,9 @@
  * part of a short message.
  */
 import {
-  F_HEADER_COUNT,
   F_KEY_LENGTH,
   F_VALUE_LENGTH,
   RECORD_HEADER_BYTES,
-  readU16,
   readU32,
   readU53,
   F_OFFSET,
@@ -16,6 +14,7 @@ import {
   RECORD_MIN_LENGTH,
   verifyRecords,
 } from './record.js';
+import { readHeaders } from './headers.js';
 
 const decoder = new TextDecoder();
 
@@ -57,20 +56,7 @@ export class Message {
     return out;
   }
   rawHeaders(): Array<[string, Uint8Array]> {
-    const b = this.buf;
-    const kl = readU32(b, this.at + F_KEY_LENGTH) | 0;
-    let p = this.at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + readU32(b, this.at + F_VALUE_LENGTH);
-    const n = readU16(b, this.at + F_HEADER_COUNT);
-    const out: Array<[string, Uint8Array]> = [];
-    for (let h = 0; h < n; h++) {
-      const nl = readU16(b, p);
-      const name = decoder.decode(b.subarray(p + 2, p + 2 + nl));
-      p += 2 + nl;
-      const vl = readU32(b, p);
-      out.push([name, b.subarray(p + 4, p + 4 + vl)]);
-      p += 4 + vl;
-    }
-    return out;
+    return readHeaders(this.buf, this.at);
   }
   toJSON(): object {
     return { topic: this.topic, partition: this.partition, offset: this.offset, timestamp: this.timestamp, key: this.key, headers: this.headers, valueBytes: this.value.length };

@@ -7,7 +7,7 @@
  * These functions read one record's headers in place, without building objects, because they run
  * on the produce and delivery paths.
  */
-import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_TIMESTAMP, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, readU53 } from './record.js';
+import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, F_TIMESTAMP, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, readU53, writeU32 } from './record.js';
 
 export const HEADER_PREFIX = 'weir-';
 
@@ -68,8 +68,7 @@ export function hasControlHeaders(b: Uint8Array, at: number): boolean {
  * `name` must be ASCII (every reserved name is). Returns [start, end) into `b`.
  */
 export function findHeader(b: Uint8Array, at: number, name: string): [number, number] | null {
-  const kl = readU32(b, at + F_KEY_LENGTH) | 0;
-  let p = at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + readU32(b, at + F_VALUE_LENGTH);
+  let p = headersStart(b, at);
   const n = readU16(b, at + F_HEADER_COUNT);
   const len = name.length;
   for (let h = 0; h < n; h++) {
@@ -82,6 +81,57 @@ export function findHeader(b: Uint8Array, at: number, name: string): [number, nu
     p += 4 + vl;
   }
   return null;
+}
+
+// ── the header section: each header is u16 name length, name, u32 value length, value ──────────
+
+/** Where the header section of the record at `at` starts (after its key and value). */
+export function headersStart(b: Uint8Array, at: number): number {
+  const kl = readU32(b, at + F_KEY_LENGTH) | 0;
+  return at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + readU32(b, at + F_VALUE_LENGTH);
+}
+
+/** Where the header starting at `p` ends (the next one starts). */
+export function headerEnd(b: Uint8Array, p: number): number {
+  const valueAt = p + 2 + readU16(b, p);
+  return valueAt + 4 + readU32(b, valueAt);
+}
+
+/** The headers of the record at `at`, in order: names decoded from UTF-8, values as views into `b`. */
+export function readHeaders(b: Uint8Array, at: number): Array<[string, Uint8Array]> {
+  const n = readU16(b, at + F_HEADER_COUNT);
+  const out: Array<[string, Uint8Array]> = [];
+  for (let h = 0, p = headersStart(b, at); h < n; h++) {
+    const nl = readU16(b, p);
+    const name = decoder.decode(b.subarray(p + 2, p + 2 + nl));
+    p += 2 + nl;
+    const vl = readU32(b, p);
+    out.push([name, b.subarray(p + 4, p + 4 + vl)]);
+    p += 4 + vl;
+  }
+  return out;
+}
+
+/** Write one header (UTF-8 name and value bytes) at `p` of `out`; returns where it ends. */
+export function writeHeader(out: Uint8Array, p: number, name: Uint8Array, value: Uint8Array): number {
+  out[p] = name.length;
+  out[p + 1] = name.length >>> 8;
+  out.set(name, p + 2);
+  p += 2 + name.length;
+  writeU32(out, p, value.length);
+  out.set(value, p + 4);
+  return p + 4 + value.length;
+}
+
+/** The header section holding `headers` (names and values as text), as a record carries it. */
+export function encodeHeaders(headers: ReadonlyArray<readonly [string, string]>): Uint8Array {
+  const parts = headers.map(([n, v]) => [encoder.encode(n), encoder.encode(v)] as const);
+  let size = 0;
+  for (const [n, v] of parts) size += 6 + n.length + v.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const [n, v] of parts) at = writeHeader(out, at, n, v);
+  return out;
 }
 
 /** The header's value as text, or null. */

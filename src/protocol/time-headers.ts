@@ -10,8 +10,8 @@
  */
 import { WeirError } from '../common/errors.js';
 import { ErrorCode } from './codes.js';
-import { Header, MAX_TIME_MS, hasControlHeaders, headerInteger } from './headers.js';
-import { F_HEADER_COUNT, F_KEY_LENGTH, F_MAGIC, F_TIMESTAMP, F_VALUE_LENGTH, RECORD_HEADER_BYTES, RECORD_MAGIC, readU16, readU32, readU53, writeU32 } from './record.js';
+import { Header, MAX_TIME_MS, encodeHeaders, hasControlHeaders, headerEnd, headerInteger, headersStart } from './headers.js';
+import { F_HEADER_COUNT, F_KEY_LENGTH, F_MAGIC, F_TIMESTAMP, RECORD_MAGIC, readU16, readU53, writeU32 } from './record.js';
 
 
 /** How a produced record's time headers classify it. */
@@ -66,8 +66,6 @@ export function absoluteExpiryOf(b: Uint8Array, at: number): number {
   return v !== null && v === v ? v : Infinity;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * A producer-form copy of the stored record at `at` (crc, offset, timestamp zero) without the
  * headers named in `drop` and with `add` appended: what a fired delayed message (without its delay
@@ -76,56 +74,42 @@ const encoder = new TextEncoder();
 export function rewriteRecord(b: Uint8Array, at: number, drop: ReadonlySet<string>, add: ReadonlyArray<readonly [string, string]> = []): Uint8Array {
   // Two passes over the headers (size, then copy) and no object per header: this runs for every
   // delayed message.
-  const kl = readU32(b, at + F_KEY_LENGTH) | 0;
-  const vl = readU32(b, at + F_VALUE_LENGTH);
-  const bodyEnd = at + RECORD_HEADER_BYTES + (kl > 0 ? kl : 0) + vl;
+  const bodyEnd = headersStart(b, at);
   const n = readU16(b, at + F_HEADER_COUNT);
   let size = bodyEnd - at;
   let kept = 0;
   for (let h = 0, p = bodyEnd; h < n; h++) {
-    const start = p;
-    const nl = readU16(b, p);
-    p += 2 + nl;
-    p += 4 + readU32(b, p);
-    if (!isDropped(b, start + 2, nl, drop)) {
-      size += p - start;
+    const end = headerEnd(b, p);
+    if (!isDropped(b, p + 2, readU16(b, p), drop)) {
+      size += end - p;
       kept++;
     }
+    p = end;
   }
-  const added = add.length === 0 ? NO_ADDED : add.map(([k, v]) => [encoder.encode(k), encoder.encode(v)] as const);
-  for (const [k, v] of added) size += 6 + k.length + v.length;
+  const added = add.length === 0 ? NO_ADDED : encodeHeaders(add);
+  size += added.length;
   const out = new Uint8Array(size);
   out.set(b.subarray(at, bodyEnd), 0);
   let q = bodyEnd - at;
   for (let h = 0, p = bodyEnd; h < n; h++) {
-    const start = p;
-    const nl = readU16(b, p);
-    p += 2 + nl;
-    p += 4 + readU32(b, p);
-    if (!isDropped(b, start + 2, nl, drop)) {
-      out.set(b.subarray(start, p), q);
-      q += p - start;
+    const end = headerEnd(b, p);
+    if (!isDropped(b, p + 2, readU16(b, p), drop)) {
+      out.set(b.subarray(p, end), q);
+      q += end - p;
     }
+    p = end;
   }
-  for (const [k, v] of added) {
-    out[q] = k.length;
-    out[q + 1] = k.length >>> 8;
-    out.set(k, q + 2);
-    q += 2 + k.length;
-    writeU32(out, q, v.length);
-    out.set(v, q + 4);
-    q += 4 + v.length;
-  }
+  out.set(added, q);
   writeU32(out, 0, size - 4);
   out.fill(0, 4, F_KEY_LENGTH); // crc, offset, timestamp: stamped by the partition
-  const headers = kept + added.length;
+  const headers = kept + add.length;
   out[F_HEADER_COUNT] = headers;
   out[F_HEADER_COUNT + 1] = headers >>> 8;
   out[F_MAGIC] = RECORD_MAGIC;
   out[F_MAGIC + 1] = 0; // attributes: the gateway sets ATTR_CONTROL again when it scans
   return out;
 }
-const NO_ADDED: ReadonlyArray<readonly [Uint8Array, Uint8Array]> = [];
+const NO_ADDED = new Uint8Array(0);
 
 function isDropped(b: Uint8Array, at: number, length: number, drop: ReadonlySet<string>): boolean {
   for (const name of drop) if (nameIs(b, at, length, name)) return true;

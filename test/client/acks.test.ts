@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { computeAcks, recordSize, utf8Length } from '../../src/client/producer.js';
+import { computeAcks } from '../../src/client/acks.js';
+import { recordSize, utf8Length } from '../../src/client/record-size.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 
 const route = (ps: number[]): Uint8Array => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { ATTR_CONTROL, F_ATTRIBUTES, RecordIndex, scanBatch } from '../../src/protocol/record.js';
-import { Header, findHeader, hasControlHeaders, headerInteger, headerText } from '../../src/protocol/headers.js';
+import { Header, encodeHeaders, findHeader, hasControlHeaders, headerEnd, headerInteger, headerText, headersStart, readHeaders } from '../../src/protocol/headers.js';
 
 const limits = { maxRecordBytes: 1 << 20, maxRecords: 1000 };
 
@@ -32,6 +32,31 @@ describe('reserved headers', () => {
     expect(headerInteger(batch, 0, 'bad')).toBeNaN();
     expect(findHeader(batch, 0, Header.TTL)).toBeNull();
     expect(headerText(batch, 0, 'a')).toBe('x');
+  });
+});
+
+describe('the header section codec', () => {
+  const headers: Array<[string, string]> = [['a', 'x'], ['naïve-ü', 'ünïcødé value'], [Header.REPLY_TO, '']];
+
+  it('encodeHeaders writes the bytes BatchBuilder writes for the same headers', () => {
+    const b = new BatchBuilder();
+    b.add('key', 'value', Object.fromEntries(headers));
+    const record = b.take();
+    expect(record.subarray(headersStart(record, 0))).toEqual(encodeHeaders(headers));
+  });
+
+  it('readHeaders gives every header back in order; headerEnd walks them', () => {
+    const b = new BatchBuilder();
+    b.add(null, 'v', { first: '1' });
+    b.add('k', 'value', Object.fromEntries(headers));
+    const batch = b.take();
+    const second = 4 + new DataView(batch.buffer, batch.byteOffset).getUint32(0, true);
+    const read = readHeaders(batch, second).map(([n, v]) => [n, new TextDecoder().decode(v)]);
+    expect(read).toEqual(headers);
+    expect(readHeaders(batch, 0).map(([n]) => n)).toEqual(['first']);
+    let p = headersStart(batch, second);
+    for (let i = 0; i < headers.length; i++) p = headerEnd(batch, p);
+    expect(p).toBe(batch.length);
   });
 });
 

@@ -245,7 +245,7 @@ export class TopicRegistry {
   alter(name: string, config: unknown): Promise<Topic> {
     return this.serialize(async () => {
       const topic = this.topics.get(name);
-      if (!topic) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(String(name).slice(0, 60))} does not exist`);
+      if (!topic) throw topicNotFound(String(name));
       topic.config = resolveTopicConfig(name, config, topic.config, this.limits.maxTopic);
       this.configs.set(name, topic.config);
       this.persist();
@@ -285,4 +285,9 @@ export class TopicRegistry {
     });
     writeFileAtomic(this.file, JSON.stringify({ version: 1, topics }, null, 2), { durable: true });
   }
+}
+
+/** TOPIC_NOT_FOUND for the topic `name` (quoted, cut to 60 characters: it comes from a request). */
+export function topicNotFound(name: string): WeirError {
+  return new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(name.slice(0, 60))} does not exist`);
 }

@@ -4,8 +4,8 @@
  */
 import type { RetryBackoff } from '../../core/topics/config.js';
 import { BatchBuilder } from '../../protocol/batch-builder.js';
-import { Header } from '../../protocol/headers.js';
-import { F_HEADER_COUNT, F_KEY_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU16, readU32 } from '../../protocol/record.js';
+import { Header, readHeaders } from '../../protocol/headers.js';
+import { F_KEY_LENGTH, F_VALUE_LENGTH, RECORD_HEADER_BYTES, readU32 } from '../../protocol/record.js';
 
 /** Why a message was dead-lettered (the `weir-dlq-reason` header). */
 export type DeadLetterReason = 'rejected' | 'max-deliveries' | 'expired';
@@ -37,27 +37,13 @@ interface StoredParts {
   headers: Array<[string, Uint8Array]>;
 }
 
-const decoder = new TextDecoder();
-
 function partsOf(b: Uint8Array, at: number): StoredParts {
   const kl = readU32(b, at + F_KEY_LENGTH) | 0;
   const ks = at + RECORD_HEADER_BYTES;
   const key = kl < 0 ? null : b.subarray(ks, ks + kl);
   const vs = ks + (kl > 0 ? kl : 0);
   const vl = readU32(b, at + F_VALUE_LENGTH);
-  const value = b.subarray(vs, vs + vl);
-  const headers: Array<[string, Uint8Array]> = [];
-  let p = vs + vl;
-  const n = readU16(b, at + F_HEADER_COUNT);
-  for (let h = 0; h < n; h++) {
-    const nl = readU16(b, p);
-    const name = decoder.decode(b.subarray(p + 2, p + 2 + nl));
-    p += 2 + nl;
-    const len = readU32(b, p);
-    headers.push([name, b.subarray(p + 4, p + 4 + len)]);
-    p += 4 + len;
-  }
-  return { key, value, headers };
+  return { key, value: b.subarray(vs, vs + vl), headers: readHeaders(b, at) };
 }
 
 const DLQ_HEADERS: ReadonlySet<string> = new Set([

@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { WeirError, badRequest, lostRange } from '../../common/errors.js';
 import { BatchBuilder } from '../../protocol/batch-builder.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { GROUP_NAME } from '../../protocol/frames.js';
 import { Header, findHeader, hasControlHeaders, headerInteger, headerText, recordExpiresAt } from '../../protocol/headers.js';
 import { readU32 } from '../../protocol/record.js';
 import type { Feature, FeatureContext, FeatureHost, Frame, Session } from '../../core/feature-host.js';
 import type { Topic } from '../../core/topics/registry.js';
+import { groupNameOf, topicOf } from '../../core/validate.js';
 import { addDeadLetter, addRedriven, retryDelay, type DeadLetterReason } from './dead-letter.js';
 import { QueueJournal, type JournalEntry } from './journal.js';
 import { ShareWindow } from './window.js';
@@ -174,13 +174,6 @@ export class QueueService implements Feature {
 
   // ------------------------------------------------------------------ requests
 
-  private topicOf(f: Frame): Topic {
-    if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-    const t = this.host.topics.get(f.topic);
-    if (!t) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
-    return t;
-  }
-
   private consumerOf(conn: Session, f: Frame): QueueConsumer {
     const sub = f.sub;
     const c = typeof sub === 'number' ? this.consumers.get(sub) : undefined;
@@ -192,8 +185,8 @@ export class QueueService implements Feature {
 
   /** The `queue_subscribe` op: join (or start) a queue group; answers {sub}, deliveries follow. */
   subscribe(conn: Session, id: number, f: Frame): void {
-    const topic = this.topicOf(f);
-    if (typeof f.group !== 'string' || !GROUP_NAME.test(f.group)) throw badRequest('group', 'queue mode needs "group": 1-249 characters of A-Z a-z 0-9 . _ -');
+    const topic = topicOf(this.host.topics, f);
+    const groupName = groupNameOf(f.group);
     const prefetch = f.prefetch === undefined ? DEFAULT_PREFETCH : f.prefetch;
     if (typeof prefetch !== 'number' || !Number.isInteger(prefetch) || prefetch < 1 || prefetch > MAX_PREFETCH) {
       throw badRequest('prefetch', `"prefetch" must be an integer from 1 to ${MAX_PREFETCH}`);
@@ -201,7 +194,7 @@ export class QueueService implements Feature {
     const from = f.from === undefined ? 'earliest' : f.from;
     if (from !== 'earliest' && from !== 'latest') throw badRequest('from', 'queue mode starts a new group at "earliest" (default) or "latest"');
     if (this.closed) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping', { retryable: true });
-    const group = this.groupOf(f.group, topic.name);
+    const group = this.groupOf(groupName, topic.name);
     const cid = this.nextConsumerId++;
     const consumer: QueueConsumer = { id: cid, sub: QUEUE_SUB_BASE + cid, conn, group, prefetch, held: 0 };
     this.consumers.set(consumer.sub, consumer);
@@ -554,7 +547,7 @@ export class QueueService implements Feature {
 
   /** The `dlq_redrive` op: move the dead letters of `topic` (not yet redriven) back to it. Answers {moved}. */
   async redrive(conn: Session, id: number, f: Frame): Promise<void> {
-    const topic = this.topicOf(f);
+    const topic = topicOf(this.host.topics, f);
     const dlqName = topic.config.deadLetterTopic;
     if (dlqName === null) throw badRequest('topic', `topic ${topic.name} has no dead-letter topic (config.deadLetterTopic is null)`);
     const previous = this.redriving.get(topic.name) ?? Promise.resolve();

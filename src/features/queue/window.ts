@@ -13,6 +13,7 @@
  * after a restart some of them may already be DONE or carry a delivery count from the journal.
  * `start` advances past every DONE prefix; the records of a fully DONE prefix are released.
  */
+import { MinHeap } from '../../common/min-heap.js';
 import { FifoArena } from './arena.js';
 import { F_KEY_LENGTH, RECORD_HEADER_BYTES, readU32, readU53, F_OFFSET } from '../../protocol/record.js';
 
@@ -74,9 +75,8 @@ export class ShareWindow {
   private timeoutsHead = 0;
   /** Some deadline is earlier than one queued before it: expire() checks every entry, not just the head. */
   private timeoutsUnordered = false;
-  /** Min-heap of RETRY_WAIT offsets by due time (parallel arrays). */
-  private heapDue: number[] = [];
-  private heapOffset: number[] = [];
+  /** RETRY_WAIT offsets by due time (key: due, tie: offset); a hint, `due` decides. */
+  private readonly dueRetries = new MinHeap(16);
 
   constructor(start: number) {
     this.start = start;
@@ -463,7 +463,7 @@ export class ShareWindow {
         const due = now + delayOf(this.counts[s]!);
         this.state[s] = RETRY_WAIT;
         this.due[s] = due;
-        this.heapPush(due, o);
+        this.dueRetries.push(due, o);
         retried.push(o, due);
       }
     }
@@ -536,10 +536,11 @@ export class ShareWindow {
       this.timeouts = t.slice(this.timeoutsHead);
       this.timeoutsHead = 0;
     }
-    while (this.heapDue.length > 0 && this.heapDue[0]! <= now) {
-      const o = this.heapOffset[0]!;
-      const due = this.heapDue[0]!;
-      this.heapPop();
+    const dueRetries = this.dueRetries;
+    while (dueRetries.size > 0 && dueRetries.topKey <= now) {
+      const due = dueRetries.topKey;
+      const o = dueRetries.topTie;
+      dueRetries.pop();
       if (o < this.start) continue;
       const s = o & this.mask;
       if (this.state[s] === RETRY_WAIT && this.due[s] === due) {
@@ -575,46 +576,6 @@ export class ShareWindow {
       this.loadedBytes -= c.bytes.length;
       if (c.arenaEnd >= 0) this.arena.release(c.arenaEnd);
     }
-  }
-
-  // ---------------------------------------------------------------- heap
-
-  private heapPush(due: number, o: number): void {
-    const d = this.heapDue;
-    const f = this.heapOffset;
-    let i = d.length;
-    d.push(due);
-    f.push(o);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (d[p]! <= due) break;
-      d[i] = d[p]!;
-      f[i] = f[p]!;
-      i = p;
-    }
-    d[i] = due;
-    f[i] = o;
-  }
-
-  private heapPop(): void {
-    const d = this.heapDue;
-    const f = this.heapOffset;
-    const lastD = d.pop()!;
-    const lastF = f.pop()!;
-    const n = d.length;
-    if (n === 0) return;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const c = l + 1 < n && d[l + 1]! < d[l]! ? l + 1 : l;
-      if (d[c]! >= lastD) break;
-      d[i] = d[c]!;
-      f[i] = f[c]!;
-      i = c;
-    }
-    d[i] = lastD;
-    f[i] = lastF;
   }
 
   // ---------------------------------------------------------------- journal replay and snapshot
@@ -665,7 +626,7 @@ export class ShareWindow {
     if (this.state[s] === DONE) return;
     this.state[s] = RETRY_WAIT;
     this.due[s] = due;
-    this.heapPush(due, o);
+    this.dueRetries.push(due, o);
     if (o + 1 > this.limit) this.limit = o + 1;
   }
 

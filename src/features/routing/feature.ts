@@ -11,7 +11,7 @@ import type { ResetTarget } from '../../protocol/frames.js';
 import { RecordIndex } from '../../protocol/record.js';
 import { FetchMode } from '../../partition/protocol.js';
 import type { Feature, FeatureContext, FeatureHost, Frame, Session } from '../../core/feature-host.js';
-import { badRequest, groupNameOf, subscribeOptionsOf, type SubscribeOptions } from '../../core/validate.js';
+import { badRequest, groupNameOf, publicTopicOf, subscribeOptionsOf, type SubscribeOptions } from '../../core/validate.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { InboxRegistry } from './inbox.js';
 import { compilePattern, matchesDeadLetterTopic, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
@@ -132,9 +132,7 @@ export function installRouting({ host }: FeatureContext): Feature {
     op: 'reset_offsets', requestId: 'required', whenStopping: 'serve', access: [{ action: 'reset', resource: 'group' }, { action: 'consume', resource: 'topic' }],
     handler: async (conn, id, f: Frame) => {
       const group = groupNameOf(f.group);
-      if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-      const topic = host.topics.get(f.topic);
-      if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
+      const topic = publicTopicOf(host.topics, f);
       const to = resetTargetOf(f.to);
       const offsets = await Promise.all(topic.actors.map((_, p) => resolveTarget(host, topic, p, to, () => conn.closed)));
       const entries = offsets.map((o, p) => [p, o] as [number, number]);

@@ -25,7 +25,8 @@ import path from 'node:path';
 import { WeirError, badRequest, lostRange } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { BatchFormatError, RecordIndex, scanBatch } from '../../protocol/record.js';
-import { GROUP_NAME, type TxnCheckFrame, type TxnInfo, type TxnState } from '../../protocol/frames.js';
+import type { TxnCheckFrame, TxnInfo, TxnState } from '../../protocol/frames.js';
+import { groupNameOf, publicTopicOf } from '../../core/validate.js';
 import type { Feature, FeatureContext, FeatureHost, Frame, ReadResult, Session } from '../../core/feature-host.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { TransactionBook, type Transaction, type TxnLogEntry } from './book.js';
@@ -142,19 +143,15 @@ export class TransactionCoordinator implements Feature {
   /** The `txn_begin` op. */
   async begin(conn: Session, id: number, f: Frame): Promise<void> {
     this.checkOpen();
-    if (typeof f.topic !== 'string') throw badRequest('topic', '"topic" must be a string');
-    const topic = this.host.topics.get(f.topic);
-    if (!topic || topic.internal) throw new WeirError(ErrorCode.TOPIC_NOT_FOUND, `topic ${JSON.stringify(f.topic.slice(0, 60))} does not exist`);
-    if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
-      throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
-    }
+    const topic = publicTopicOf(this.host.topics, f);
+    const producerGroup = groupNameOf(f.producerGroup, 'producerGroup');
     // Begins being logged count too: concurrent ones must not all pass the check.
     const open = this.book.unfinishedCount + this.beginsInFlight;
     if (open >= MAX_OPEN_TXNS) {
       throw new WeirError(ErrorCode.THROTTLED, `${open} transactions are open or being applied (limit ${MAX_OPEN_TXNS}); commit or roll back some first`, { retryable: true });
     }
     const txn = this.book.next++;
-    const entry: TxnLogEntry = { e: 'begin', txn, topic: topic.name, group: f.producerGroup, at: Date.now() };
+    const entry: TxnLogEntry = { e: 'begin', txn, topic: topic.name, group: producerGroup, at: Date.now() };
     this.beginsInFlight++;
     try {
       await this.log.append(entry);
@@ -164,7 +161,7 @@ export class TransactionCoordinator implements Feature {
     this.book.apply(entry);
     this.schedule(this.book.get(txn)!);
     this.host.send(conn, {
-      op: 'result', id, txn, topic: topic.name, producerGroup: f.producerGroup,
+      op: 'result', id, txn, topic: topic.name, producerGroup,
       checkMs: topic.config.transactionCheckMs, timeoutMs: topic.config.transactionTimeoutMs,
     });
   }
@@ -266,24 +263,22 @@ export class TransactionCoordinator implements Feature {
 
   /** The `txn_checker` op. */
   registerChecker(conn: Session, id: number, f: Frame): void {
-    if (typeof f.producerGroup !== 'string' || !GROUP_NAME.test(f.producerGroup)) {
-      throw badRequest('producerGroup', '"producerGroup" must be 1-249 characters of A-Z a-z 0-9 . _ -');
-    }
+    const producerGroup = groupNameOf(f.producerGroup, 'producerGroup');
     if (f.stop !== undefined && typeof f.stop !== 'boolean') throw badRequest('stop', '"stop" must be a boolean');
     if (f.stop === true) {
       // Withdrawn (the SDK's checker.close() on a connection that stays open): its turns in the
       // rotation would otherwise go to a client that ignores them.
-      this.dropChecker(conn, f.producerGroup);
-      this.host.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
+      this.dropChecker(conn, producerGroup);
+      this.host.send(conn, { op: 'result', id, producerGroup });
       return;
     }
-    const list = this.checkers.get(f.producerGroup) ?? [];
+    const list = this.checkers.get(producerGroup) ?? [];
     if (!list.includes(conn)) list.push(conn);
-    this.checkers.set(f.producerGroup, list);
-    this.host.send(conn, { op: 'result', id, producerGroup: f.producerGroup });
+    this.checkers.set(producerGroup, list);
+    this.host.send(conn, { op: 'result', id, producerGroup });
     // Transactions already waiting for a check get one now rather than a period later.
     for (const t of this.book.all()) {
-      if (t.state === 'open' && t.producerGroup === f.producerGroup && t.checks > 0) this.check(t);
+      if (t.state === 'open' && t.producerGroup === producerGroup && t.checks > 0) this.check(t);
     }
   }
 

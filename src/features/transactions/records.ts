@@ -4,7 +4,7 @@
  */
 import { crc32c } from '../../common/crc32c.js';
 import { partitionForKey } from '../../common/murmur2.js';
-import { Header, findHeader } from '../../protocol/headers.js';
+import { Header, findHeader, writeHeader } from '../../protocol/headers.js';
 import { ATTR_CONTROL, F_ATTRIBUTES, F_HEADER_COUNT, F_KEY_LENGTH, RECORD_HEADER_BYTES, readU16, readU32, writeU32, type RecordIndex } from '../../protocol/record.js';
 
 const encoder = new TextEncoder();
@@ -31,14 +31,7 @@ export function tagWithTransaction(batch: Uint8Array, index: RecordIndex, txn: n
     out[w + F_HEADER_COUNT] = headers;
     out[w + F_HEADER_COUNT + 1] = headers >>> 8;
     out[w + F_ATTRIBUTES] = ATTR_CONTROL;
-    let p = w + size;
-    out[p] = NAME.length;
-    out[p + 1] = 0;
-    out.set(NAME, p + 2);
-    p += 2 + NAME.length;
-    writeU32(out, p, value.length);
-    out.set(value, p + 4);
-    w = p + 4 + value.length;
+    w = writeHeader(out, w + size, NAME, value);
   }
   return out;
 }
