@@ -47,3 +47,9 @@ export function msUntilExpiry(principal: Principal, nowMs: number): number {
 export function isExpired(principal: Principal, nowMs: number): boolean {
   return msUntilExpiry(principal, nowMs) <= 0;
 }
+
+const TENANT_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function tenantNameProblem(name: unknown): string | null {
+  return typeof name === 'string' && TENANT_NAME.test(name) ? null : 'a tenant name is 1-64 characters of A-Z a-z 0-9 . _ -';
+}
