@@ -63,7 +63,9 @@ type ListKey = (typeof RULE_LIST)[keyof typeof RULE_LIST];
 
 /**
  * One allow rule: the actions it allows (`['*']`: every action), and for each resource kind the
- * patterns of the names it allows them on. A missing list names nothing of its kind.
+ * patterns of the names it allows them on. A missing list names nothing of its kind, so
+ * `{ allow: ['*'] }` alone allows only the broker-wide `admin`; a superuser is
+ * `{ allow: ['*'], topics: ['#'], groups: ['#'], txns: ['#'] }` (internal topics still excepted).
  */
 export interface Rule {
   readonly allow: readonly Action[] | readonly ['*'];

@@ -267,12 +267,9 @@ export class TokenVerifier {
   private principalOf(claims: JWTPayload, now: number): TokenResult {
     const nameProblem = principalNameProblem(claims.sub);
     if (nameProblem !== null) return refuse('claims', `"sub": ${nameProblem}`);
-    let expiresAtMs: number | undefined;
-    if (claims.exp !== undefined) {
-      expiresAtMs = claims.exp * 1000;
-      const max = this.options.maxLifetimeMs;
-      if (max !== undefined && expiresAtMs - now > max + this.skewMs) return refuse('lifetime', `the token lives longer than the allowed ${max} ms`);
-    }
+    const expiresAtMs = claims.exp !== undefined ? claims.exp * 1000 : undefined;
+    const max = this.options.maxLifetimeMs;
+    if (max !== undefined && (expiresAtMs === undefined || expiresAtMs - now > max + this.skewMs)) return refuse('lifetime', `the token lives longer than the allowed ${max} ms`);
     const perms = this.permissionsOf(claims[this.claim]);
     if (typeof perms === 'string') return refuse('claims', `"${this.claim}": ${perms}`);
     const principal: Principal = {

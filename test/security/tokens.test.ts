@@ -147,6 +147,7 @@ describe('refused tokens', () => {
     ['claim naming an internal topic', () => sign('HS256', hsSecret, claims({ weir: { allow: [{ allow: ['consume'], topics: ['__txn_half'] }] } })), 'UNAUTHORIZED', 'claims'],
     ['claim with a bad tenant', () => sign('HS256', hsSecret, claims({ weir: { tenant: 'a/b' } })), 'UNAUTHORIZED', 'claims'],
     ['too long a life', () => sign('HS256', hsSecret, claims({ exp: SEC + 3600 })), 'UNAUTHORIZED', 'lifetime', () => ({ maxLifetimeMs: 600_000 })],
+    ['no exp with a maximum life', () => sign('HS256', hsSecret, claims({ exp: undefined })), 'UNAUTHORIZED', 'lifetime', () => ({ maxLifetimeMs: 600_000, requireExpiry: false })],
   ];
   it.each(cases)('%s', async (_label, make, code, reason, overrides) => {
     const token = await make();
@@ -184,6 +185,11 @@ describe('refused tokens', () => {
     const v = await verifier({ requireExpiry: false });
     const result = await v.verify(await sign('HS256', hsSecret, claims({ exp: undefined })));
     expect(result.ok && result.principal.expiresAtMs).toBeUndefined();
+  });
+
+  it('a life within the maximum is accepted', async () => {
+    const v = await verifier({ maxLifetimeMs: 600_000 });
+    expect((await v.verify(await sign('HS256', hsSecret, claims({ exp: SEC + 600 })))).ok).toBe(true);
   });
 
   it('a refusal becomes the error a front door answers with', () => {
