@@ -15,6 +15,13 @@ module.exports = {
     { name: 'protocol-is-a-leaf', severity: 'error', from: { path: '^src/protocol/' }, to: { path: '^src/', pathNot: '^src/(protocol|common)/' } },
     { name: 'common-is-a-leaf', severity: 'error', from: { path: '^src/common/' }, to: { path: '^src/', pathNot: '^src/(common|protocol)/' } },
     {
+      name: 'security-below-the-core',
+      comment: 'identities, permissions, limits and audit are transport-free building blocks: the core and the front doors use them',
+      severity: 'error',
+      from: { path: '^src/security/' },
+      to: { path: '^src/', pathNot: '^src/(security|protocol|common)/' },
+    },
+    {
       name: 'storage-below-the-actor',
       severity: 'error',
       from: { path: '^src/(log|journal|ring|supervisor)/' },

@@ -53,7 +53,7 @@ const REGISTRY = {
     meaning: 'a field is missing, of the wrong type or out of range (`details.field`); the SDK also raises it for an invalid argument before sending anything',
   },
   UNSUPPORTED_VERSION: { kind: 'wire', retryable: false, meaning: '`hello.version` is not a protocol version this broker speaks' },
-  UNAUTHORIZED: { kind: 'wire', retryable: false, meaning: 'bad or missing token when the broker requires one' },
+  UNAUTHORIZED: { kind: 'wire', retryable: false, meaning: 'bad or missing credentials (token, password or API key) when the broker requires them' },
   BAD_BATCH: { kind: 'wire', retryable: false, meaning: "the record batch's framing is inconsistent (`details.defect`); nothing of it was appended" },
   MESSAGE_TOO_LARGE: { kind: 'wire', retryable: false, meaning: 'a record exceeds `maxMessageBytes`', ring: 5 },
   FRAME_TOO_LARGE: { kind: 'wire', retryable: false, meaning: 'the WebSocket close reason (code 1009) for a frame over `maxFrameBytes`' },
@@ -144,6 +144,31 @@ const REGISTRY = {
     retryable: true,
     meaning: 'the broker is near an OS limit (open files): a new topic is refused, a produce or fetch not served; retry once freed',
     ring: 10,
+  },
+  FORBIDDEN: {
+    kind: 'wire',
+    retryable: false,
+    meaning: 'the principal may not do this operation on this resource (`details.action`, `details.resource`); nothing was done',
+  },
+  TOKEN_EXPIRED: {
+    kind: 'wire',
+    retryable: false,
+    meaning: "the credential's time is up: a token past its `exp` is refused, and a connection is closed (code 1008) when its token expires; connect with a fresh one",
+  },
+  AUTH_RATE_LIMITED: {
+    kind: 'wire',
+    retryable: true,
+    meaning: 'too many failed authentication attempts from this address: refused until `details.retryAfterMs` has passed',
+  },
+  TOO_MANY_CONNECTIONS: {
+    kind: 'wire',
+    retryable: true,
+    meaning: 'over the connections allowed per principal or per address (`details.scope`, `details.limit`); retry once one closes',
+  },
+  QUOTA_EXCEEDED: {
+    kind: 'wire',
+    retryable: false,
+    meaning: "the tenant's topic-count or storage quota is used up (`details.tenant`, `details.quota`, `details.limit`); nothing was created or written",
   },
 
   // ---- client: the SDK raises these, the broker never sends them ----

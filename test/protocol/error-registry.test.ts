@@ -140,7 +140,7 @@ describe('the derived sets agree with the registry', () => {
     expect(new Set(RETRYABLE)).toEqual(new Set(protocol.filter((c) => ERROR_CODES[c].retryable)));
     // What clients rely on today (docs/protocol.md's "yes" rows and the SDK's two).
     expect([...RETRYABLE].sort()).toEqual(
-      ['CONNECTION_CLOSED', 'PARTITION_UNAVAILABLE', 'RESOURCE_LIMIT', 'SHUTTING_DOWN', 'STORAGE_FULL', 'THROTTLED', 'TIMEOUT'].sort(),
+      ['AUTH_RATE_LIMITED', 'CONNECTION_CLOSED', 'PARTITION_UNAVAILABLE', 'RESOURCE_LIMIT', 'SHUTTING_DOWN', 'STORAGE_FULL', 'THROTTLED', 'TIMEOUT', 'TOO_MANY_CONNECTIONS'].sort(),
     );
   });
 

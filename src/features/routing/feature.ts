@@ -14,7 +14,8 @@ import type { Feature, FeatureContext, FeatureHost, Frame, Session } from '../..
 import { badRequest, groupNameOf, publicTopicOf, subscribeOptionsOf, type SubscribeOptions } from '../../core/validate.js';
 import type { Topic } from '../../core/topics/registry.js';
 import { InboxRegistry } from './inbox.js';
-import { compilePattern, matchesDeadLetterTopic, matchesTopic, patternProblem, type TopicPattern } from './pattern.js';
+import { compilePattern, type TopicPattern } from '../../protocol/topic-pattern.js';
+import { matchesDeadLetterTopic, matchesTopic, subscriptionPatternProblem } from './subscription-pattern.js';
 
 /** Pattern subscriptions one connection may hold (each may open a subscription per topic). */
 const MAX_PATTERNS_PER_CONNECTION = 64;
@@ -66,7 +67,7 @@ export function installRouting({ host }: FeatureContext): Feature {
   };
 
   host.setPatternSubscribeHandler((conn, id, f) => {
-    const problem = patternProblem(f.pattern);
+    const problem = subscriptionPatternProblem(f.pattern);
     if (problem !== null) throw badRequest('pattern', problem);
     const options = subscribeOptionsOf(f);
     let mine = patterns.get(conn);

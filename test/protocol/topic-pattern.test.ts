@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compilePattern, matchesDeadLetterTopic, matchesTopic, matchWords, patternProblem } from '../../../src/features/routing/pattern.js';
+import { compilePattern, matchesPattern, matchWords, patternProblem } from '../../src/protocol/topic-pattern.js';
 
-const m = (pattern: string, topic: string): boolean => matchesTopic(compilePattern(pattern), topic);
+const m = (pattern: string, topic: string): boolean => matchesPattern(compilePattern(pattern), topic);
 
 /** Reference matcher: plain recursion over words, for a randomized cross-check. */
 function reference(p: readonly string[], t: readonly string[]): boolean {
@@ -68,10 +68,23 @@ describe('topic pattern matching', () => {
     expect(m(pattern, topic)).toBe(expected);
   });
 
-  it('never matches internal topics, not even with #', () => {
-    expect(m('#', '__delayed')).toBe(false);
-    expect(m('*', '__txn')).toBe(false);
+  it('knows no topic kinds: the bare grammar matches internal names like any other', () => {
+    expect(m('#', '__delayed')).toBe(true);
+    expect(m('__txn_half', '__txn_half')).toBe(true);
     expect(m('#', '_single.underscore')).toBe(true);
+  });
+
+  it('a pattern without wildcards names exactly one name', () => {
+    for (const name of ['orders', 'orders.eu', 'a..b', 'a-b_c', '_INBOX.abcdefgh', 'x'.repeat(249)]) {
+      const p = compilePattern(name);
+      expect(p.literal, name).toBe(true);
+      expect(matchesPattern(p, name)).toBe(true);
+      expect(matchesPattern(p, `${name}.x`)).toBe(false);
+      expect(matchesPattern(p, `x.${name}`)).toBe(false);
+      expect(matchesPattern(p, name.slice(0, -1))).toBe(false);
+    }
+    expect(compilePattern('a.*').literal).toBe(false);
+    expect(compilePattern('#').literal).toBe(false);
   });
 
   it('rejects malformed patterns with a reason', () => {
@@ -83,7 +96,7 @@ describe('topic pattern matching', () => {
     expect(patternProblem('a b')).toMatch(/characters/);
     expect(patternProblem('a/b')).toMatch(/characters/);
     expect(patternProblem('x'.repeat(250))).toMatch(/1-249/);
-    expect(patternProblem('__delayed.#')).toMatch(/internal/);
+    expect(patternProblem('__delayed.#')).toBeNull();
     expect(patternProblem('orders.*.paid')).toBeNull();
     expect(patternProblem('#')).toBeNull();
     expect(() => compilePattern('a#')).toThrow(RangeError);
@@ -100,24 +113,7 @@ describe('topic pattern matching', () => {
       const t = Array.from({ length: rnd(6) + 1 }, () => alphabet[rnd(3)]!);
       const p = Array.from({ length: rnd(6) + 1 }, () => ['a', 'b', '', '*', '#', '#'][rnd(6)]!);
       expect(matchWords(p, t), `${p.join('.')} vs ${t.join('.')}`).toBe(reference(p, t));
+      if (!t.includes('') && !p.includes('')) expect(matchesPattern(compilePattern(p.join('.')), t.join('.'))).toBe(reference(p, t));
     }
-  });
-});
-
-describe('dead-letter topics', () => {
-  const dl = (pattern: string, topic: string): boolean => matchesDeadLetterTopic(compilePattern(pattern), topic);
-  it.each([
-    ['orders.#', 'orders.dlq', false],
-    ['#', 'orders.dlq', false],
-    ['orders.*', 'orders.dlq', false],
-    ['*.dlq', 'orders.dlq', true],
-    ['#.dlq', 'orders.dlq', true],
-    ['orders.dlq', 'orders.dlq', true],
-    ['#.dlq', 'orders.eu.dlq', true],
-    ['*.dlq', 'orders.eu.dlq', false],
-    ['dead-orders', 'dead-orders', true],
-    ['#', 'dead-orders', false],
-  ])('%s on dead-letter topic %s → %s', (pattern, topic, expected) => {
-    expect(dl(pattern, topic)).toBe(expected);
   });
 });

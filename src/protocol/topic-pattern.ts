@@ -1,27 +1,29 @@
 /**
- * Topic patterns for wildcard subscriptions (AMQP topic-exchange style): names are words separated
- * by `.`; in a pattern `*` matches exactly one word (which may be empty, as in `a..b`) and `#`
- * matches zero or more words. Internal topics (`__…`) never match, and dead-letter topics only match
- * a pattern that names their last word (matchesDeadLetterTopic). Pure: no IO.
+ * The broker's name-pattern grammar (AMQP topic-exchange style), shared by wildcard subscriptions
+ * (features/routing) and permission rules (security/): names are words separated by `.`; in a
+ * pattern `*` matches exactly one word (which may be empty, as in `a..b`) and `#` matches zero or
+ * more words; any other word matches itself, so a pattern without wildcards names exactly one name.
+ * The bare grammar knows no topic kinds: what a pattern may not reach (internal topics, dead-letter
+ * topics for subscriptions) is its user's rule. Pure: no IO.
  */
-import { INTERNAL_TOPIC_PREFIX } from '../../protocol/frames.js';
 
 /** A validated pattern, split into words once. */
 export interface TopicPattern {
   readonly source: string;
   readonly words: readonly string[];
+  /** No `*` or `#`: the pattern matches exactly the name `source`. */
+  readonly literal: boolean;
 }
 
 const PATTERN_CHARS = /^[A-Za-z0-9._*#-]{1,249}$/;
 
-/** Why `source` is not a valid pattern, or null. */
+/** Why `source` is not a pattern of the grammar, or null. */
 export function patternProblem(source: unknown): string | null {
   if (typeof source !== 'string') return 'pattern must be a string';
   if (!PATTERN_CHARS.test(source)) return 'pattern must be 1-249 characters of A-Z a-z 0-9 . _ - * #';
   for (const w of source.split('.')) {
     if (w.length > 1 && (w.includes('*') || w.includes('#'))) return `"*" and "#" must be whole words (between dots), not part of ${JSON.stringify(w)}`;
   }
-  if (source.startsWith(INTERNAL_TOPIC_PREFIX)) return 'patterns cannot name internal topics ("__" prefix)';
   return null;
 }
 
@@ -32,23 +34,13 @@ export function compilePattern(source: string): TopicPattern {
   // Adjacent `#`s mean the same as one; collapsing them keeps matching linear in practice.
   const words: string[] = [];
   for (const w of source.split('.')) if (!(w === '#' && words[words.length - 1] === '#')) words.push(w);
-  return { source, words };
+  return { source, words, literal: !words.some((w) => w === '*' || w === '#') };
 }
 
-/** True when `topic` is a word-for-word match of `pattern`. */
-export function matchesTopic(pattern: TopicPattern, topic: string): boolean {
-  if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) return false;
-  return matchWords(pattern.words, topic.split('.'));
-}
-
-/**
- * Matching for a topic that is some topic's dead-letter topic (e.g. `orders.dlq`): only a pattern
- * whose last word is literally the topic's last word matches it (`*.dlq`, `#.dlq`, `orders.dlq`),
- * never one ending in a wildcard (`orders.#`, `#`). Dead letters are failures to look at on
- * purpose, not more of the same messages: a consumer of `orders.#` must not read them as orders.
- */
-export function matchesDeadLetterTopic(pattern: TopicPattern, topic: string): boolean {
-  return pattern.words[pattern.words.length - 1] === topic.slice(topic.lastIndexOf('.') + 1) && matchesTopic(pattern, topic);
+/** True when `name` is a word-for-word match of `pattern`. */
+export function matchesPattern(pattern: TopicPattern, name: string): boolean {
+  if (pattern.literal) return name === pattern.source;
+  return matchWords(pattern.words, name.split('.'));
 }
 
 /**
