@@ -6,12 +6,11 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run as users } from '../../../src/cli/commands/users.js';
 import { Users } from '../../../src/security/users.js';
-import { cliIo, type CliIo } from '../../support/cli-io.js';
+import { cliIo, terminalIo, type CliIo } from '../../support/cli-io.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -92,7 +91,7 @@ describe('weir users', () => {
   });
 
   it('at a terminal the password is typed twice with echo off and never written out', async () => {
-    const t = fakeTerminal();
+    const t = terminalIo();
     t.answer('Password for carol: ', 'typed secret');
     t.answer('Repeat it: ', 'typed secret');
     const r = await runUsers(['add', 'carol'], t.io);
@@ -102,7 +101,7 @@ describe('weir users', () => {
     expect(r.err).not.toContain('typed secret');
     expect(await Users.load(file).verifyPassword('carol', 'typed secret')).not.toBeNull();
 
-    const again = fakeTerminal();
+    const again = terminalIo();
     again.answer('Password for carol: ', 'new secret');
     again.answer('Repeat it: ', 'new secret');
     expect((await runUsers(['set-password', 'carol'], again.io)).code).toBe(0);
@@ -111,7 +110,7 @@ describe('weir users', () => {
   });
 
   it('two different passwords at the prompt change nothing', async () => {
-    const t = fakeTerminal();
+    const t = terminalIo();
     t.answer('Password for dave: ', 'one');
     t.answer('Repeat it: ', 'two');
     const r = await runUsers(['add', 'dave'], t.io);
@@ -196,28 +195,3 @@ describe('weir users', () => {
     expect((await weir(['list'])).out).toMatch(/^ann roles - tenant - password yes api-keys -\nsvc roles - tenant - password no api-keys [0-9a-f]{16}@/);
   });
 });
-
-/** A stdin that looks like a terminal (isTTY, setRawMode) and answers each prompt as it appears. */
-function fakeTerminal(): { io: CliIo; rawMode: boolean[]; answer(prompt: string, typed: string): void } {
-  const stdin = Object.assign(new PassThrough(), { isTTY: true, rawMode: [] as boolean[], setRawMode(raw: boolean) {
-    stdin.rawMode.push(raw);
-    return stdin;
-  } });
-  const io = { ...cliIo(), stdin };
-  const answers: [string, string][] = [];
-  let seen = 0;
-  io.stderr.on('data', () => {
-    const err = io.err();
-    while (answers.length > 0) {
-      const at = err.indexOf(answers[0]![0], seen);
-      if (at < 0) return;
-      seen = at + answers[0]![0].length;
-      const typed = answers.shift()![1];
-      // Typed a key at a time, as a terminal in raw mode sends them.
-      setImmediate(() => {
-        for (const ch of `${typed}\r`) stdin.write(ch);
-      });
-    }
-  });
-  return { io, rawMode: stdin.rawMode, answer: (prompt, typed) => answers.push([prompt, typed]) };
-}
