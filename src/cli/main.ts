@@ -1,5 +1,5 @@
 /**
- * `weir start | produce | consume | topics | groups | txn | dlq | verify`. `start` runs a broker in this process until SIGINT or
+ * `weir start | produce | consume | topics | groups | txn | dlq | verify | users`. `start` runs a broker in this process until SIGINT or
  * SIGTERM, then shuts down gracefully (stop accepting, drain rings, flush, fsync, close).
  */
 import { parseArgs } from 'node:util';
@@ -26,6 +26,8 @@ const USAGE = `usage:
   weir txn [list [--topic T] [--all] | commit TXN | rollback TXN] [--url URL]
   weir dlq [--url URL] read TOPIC [--max N] | redrive TOPIC   (dead letters of a queue topic)
   weir verify DATA_DIR [--topic T] [--partition N] [--json]   (check every record and index of a stopped broker's data, read-only)
+  weir users [--users FILE] add NAME [--role R ...] [--tenant T] [--password-stdin | --no-password] [--api-key] | set-password NAME
+             | remove NAME | list [--json] | add-key NAME | remove-key ID   (the users file of weir start --users FILE; weir users -h)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -48,6 +50,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./commands/dlq.js')).run(rest, io);
     case 'verify':
       return (await import('./commands/verify.js')).run(rest, io);
+    case 'users':
+      return (await import('./commands/users.js')).run(rest, io);
     case undefined:
     case '-h':
     case '--help':
