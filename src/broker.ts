@@ -38,7 +38,7 @@ import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-d
 import { checkPortFree } from './gateway/native.js';
 import { parseAllowedOrigins } from './gateway/origin.js';
 import { checkTlsFiles, type TlsFiles } from './gateway/tls.js';
-import type { TlsReloadResult } from './gateway/server.js';
+import type { TlsReloadResult, TlsReloadTrigger } from './gateway/server.js';
 import { HALF_TOPIC, SCHEDULE_TOPIC_PREFIX } from './core/topics/names.js';
 
 export type { ActorHost } from './partition/placement.js';
@@ -271,9 +271,9 @@ export class Broker {
    * Load the TLS files again (`weir start` does on SIGHUP): new connections get the new
    * certificate, open ones keep theirs; one that does not load is reported and the old one kept.
    */
-  reloadTls(): TlsReloadResult {
+  async reloadTls(trigger: TlsReloadTrigger = 'call'): Promise<TlsReloadResult> {
     if (!this.gateway) return { ok: false, error: 'the gateway is not running' };
-    return this.gateway.reloadTls('signal');
+    return this.gateway.reloadTls(trigger);
   }
 
   /** Called when supervision gives up (restart intensity exceeded at the root). */

@@ -70,9 +70,10 @@ export function formatEvent(channel: string, m: Message, repeats = 0): EventLine
       };
     case 'weir:tls:reload': {
       const c = (m.certificate ?? {}) as Message;
+      const why = m.trigger === 'signal' ? 'on SIGHUP' : m.trigger === 'files' ? 'as its files changed' : 'on request';
       return m.ok === true
-        ? { level: 'info', text: `TLS certificate reloaded from ${String(m.certFile)} (${String(c.subject)}, serial ${String(c.serialNumber)}, valid until ${String(c.validTo)}); new connections get it` }
-        : { level: 'error', text: `TLS certificate reload failed, still serving the previous certificate: ${String(m.error)}` };
+        ? { level: 'info', text: `TLS certificate reloaded ${why} from ${String(m.certFile)} (${String(c.subject)}, serial ${String(c.serialNumber)}, valid until ${String(c.validTo)}); new connections get it` }
+        : { level: 'error', text: `TLS certificate reload ${why} failed, still serving the previous certificate: ${String(m.error)}` };
     }
     case 'weir:supervisor:escalate':
       return { level: 'error', text: `supervisor ${String(m.supervisor)} gave up (more than ${String(m.intensity)} restarts in ${String(m.period)} ms): ${errorText(m.error)}` };

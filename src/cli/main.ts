@@ -187,7 +187,7 @@ async function start(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     // A renewed certificate without a restart (the outcome is logged from weir:tls:reload).
-    if (tls !== undefined) process.on('SIGHUP', () => broker.reloadTls());
+    if (tls !== undefined) process.on('SIGHUP', () => void broker.reloadTls('signal'));
     broker.onFatal((err) => {
       process.stderr.write(`weir: supervision gave up: ${err.message}\n`);
       resolve(1);

@@ -95,7 +95,7 @@ export class Gateway {
       const files = cfg.tls;
       this.stopWatchingTls = watchTlsFiles(files, TLS_WATCH_DEBOUNCE_MS, () => {
         const digest = tlsFilesDigest(files);
-        if (digest !== null && digest !== this.tlsDigest) this.reloadTls('files');
+        if (digest !== null && digest !== this.tlsDigest) void this.reloadTls('files');
       });
     }
     return this.port;
@@ -105,16 +105,20 @@ export class Gateway {
    * Load the TLS files again: new connections get the new certificate, open ones keep theirs. A
    * certificate that does not load is reported (weir:tls:reload) and the old one kept.
    */
-  reloadTls(trigger: TlsReloadTrigger = 'call'): TlsReloadResult {
+  async reloadTls(trigger: TlsReloadTrigger = 'call'): Promise<TlsReloadResult> {
     const files = this.config.tls;
     let result: TlsReloadResult;
     if (files === undefined) result = { ok: false, error: 'the broker serves no TLS (no certificate configured)' };
-    else if (this.listenSocket === null || this.app === null) result = { ok: false, error: 'the gateway is not listening' };
     else {
       try {
         const digest = tlsFilesDigest(files);
         const certificate = checkTlsFiles(files);
-        this.swapApp(this.createApp());
+        const next = this.createApp();
+        // Connections that arrived while the files loaded wait in the listen socket's backlog, and
+        // closing it would reset them: let the event loop accept them first.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.listenSocket === null || this.app === null) throw new Error('the gateway is not listening');
+        this.swapApp(next);
         this.tlsDigest = digest;
         result = { ok: true, certificate };
       } catch (err) {
