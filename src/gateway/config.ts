@@ -55,6 +55,8 @@ export const defaultGatewayConfig: GatewayConfig = {
   slowConsumerCloseMs: 30_000,
   maxFetchBytes: 1024 * 1024,
   longPollMs: 500,
+  maxSubscriptionsPerConnection: 1000,
+  maxInFlightRequestsPerConnection: 10_000,
   idleTimeoutSec: 120,
   fsyncLabel: 'never',
 };
