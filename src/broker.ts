@@ -394,8 +394,8 @@ function retentionExempt(topic: string): boolean {
  * token (gateway.token).
  */
 function authConfigured(o: BrokerOptions): boolean {
-  const security = (o as { security?: { usersFile?: unknown; jwt?: unknown } }).security;
-  return Boolean(security?.usersFile || security?.jwt || o.gateway?.token !== undefined);
+  const { security, token } = o as { security?: { usersFile?: unknown; jwt?: unknown }; token?: unknown };
+  return Boolean(security?.usersFile || security?.jwt || token || o.gateway?.token !== undefined);
 }
 
 /** Loopback addresses: only this machine reaches them. */
