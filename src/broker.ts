@@ -236,6 +236,10 @@ export class Broker {
     checkExposure(host, options);
     if (options.tls !== undefined) checkTlsFiles(options.tls);
     if (options.allowedOrigins !== undefined) parseAllowedOrigins(options.allowedOrigins);
+    const perAddress = options.gateway?.maxConnectionsPerAddress;
+    if (perAddress !== undefined && !(Number.isSafeInteger(perAddress) && perAddress >= 1)) {
+      throw new WeirError(WeirCode.BAD_CONFIG, `BAD_CONFIG: --max-connections-per-ip must be a whole number, at least 1 (got ${JSON.stringify(perAddress)})`);
+    }
     if (port !== 0) await checkPortFree(host, port);
     const lock = lockDataDir(dataDir);
     let broker: Broker | undefined;

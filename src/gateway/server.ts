@@ -67,11 +67,6 @@ export class Gateway {
     this.limits = new ConnectionLimits(config.maxConnectionsPerAddress === undefined ? {} : { maxPerAddress: config.maxConnectionsPerAddress });
   }
 
-  /** `wss` with TLS, else `ws`. */
-  get scheme(): 'ws' | 'wss' {
-    return this.config.tls === undefined ? 'ws' : 'wss';
-  }
-
   async listen(): Promise<number> {
     const cfg = this.config;
     if (cfg.tls !== undefined) {

@@ -2,14 +2,24 @@
  * What the gateway refuses at the WebSocket upgrade, before any WebSocket (or session) exists: a
  * browser page of an origin not allowed (403), and an address over its connection limit (429).
  */
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect } from '../../src/client/index.js';
 import { parseAllowedOrigins } from '../../src/gateway/origin.js';
 import { brokerFixture, startTestBroker } from '../support/broker.js';
+import { tmpDir } from '../support/tmp-dir.js';
 
 const fx = brokerFixture();
+
+/** A data directory path that does not exist (a refused start must not create it). */
+function unusedDataDir(): string {
+  const tmp = tmpDir('weir-front-door-');
+  fx.defer(tmp.cleanup);
+  return path.join(tmp.dir, 'data');
+}
 
 /** A WebSocket upgrade request by hand; resolves with the status line and body of the answer. */
 function upgrade(port: number, headers: Record<string, string> = {}): Promise<{ status: string; body: string; socket: net.Socket }> {
@@ -85,11 +95,21 @@ describe('Origin allowlist', () => {
     for (const bad of ['app.example', 'https://app.example/chat', 'https://app.example?x=1', 'https://user@app.example', 'file:///tmp/x', '*']) {
       expect(() => parseAllowedOrigins([bad]), bad).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining(`--allowed-origin ${JSON.stringify(bad)} is not an origin`) as unknown }));
     }
-    await expect(startTestBroker({ allowedOrigins: ['https://app.example/chat'] })).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    const dataDir = unusedDataDir();
+    await expect(startTestBroker({ dataDir, allowedOrigins: ['https://app.example/chat'] })).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    expect(fs.existsSync(dataDir)).toBe(false);
   });
 });
 
 describe('connections per address', () => {
+  it('takes a limit of at least 1 (BAD_CONFIG otherwise)', async () => {
+    const dataDir = unusedDataDir();
+    for (const bad of [0, -1, 1.5]) {
+      await expect(startTestBroker({ dataDir, gateway: { maxConnectionsPerAddress: bad } }), String(bad)).rejects.toMatchObject({ code: 'BAD_CONFIG', message: expect.stringContaining('--max-connections-per-ip') as unknown });
+    }
+    expect(fs.existsSync(dataDir)).toBe(false);
+  });
+
   it('refuses (429, TOO_MANY_CONNECTIONS) an upgrade over the limit, and admits again once one closes', async () => {
     fx.tb = await startTestBroker({ gateway: { maxConnectionsPerAddress: 3 } });
     const port = fx.tb.broker.port;
