@@ -36,6 +36,9 @@ import { WeirError } from './common/errors.js';
 import { ErrorCode, WeirCode } from './protocol/codes.js';
 import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-dir.js';
 import { checkPortFree } from './gateway/native.js';
+import { parseAllowedOrigins } from './gateway/origin.js';
+import { checkTlsFiles, type TlsFiles } from './gateway/tls.js';
+import type { TlsReloadResult, TlsReloadTrigger } from './gateway/server.js';
 import { HALF_TOPIC, SCHEDULE_TOPIC_PREFIX } from './core/topics/names.js';
 
 export type { ActorHost } from './partition/placement.js';
@@ -78,6 +81,18 @@ export interface BrokerOptions {
    */
   idleReleaseMs?: number;
   gateway?: Partial<GatewayConfig>;
+  /**
+   * Serve `wss://` with these PEM files (`--tls-cert`, `--tls-key`, `--tls-ca`). They are loaded
+   * again when they change (`watch`, default true) and on `reloadTls()` (`weir start`: SIGHUP).
+   */
+  tls?: TlsFiles & { readonly watch?: boolean };
+  /** Browser pages allowed to connect (`--allowed-origin`): an upgrade with another `Origin` is refused (403). */
+  allowedOrigins?: readonly string[];
+  /**
+   * Listen on an address other machines reach although no authentication is configured
+   * (`--insecure`). Without it such a start fails with BAD_CONFIG.
+   */
+  insecure?: boolean;
   /** Partition supervisor: restarts allowed within `period` ms before it escalates. */
   restartIntensity?: number;
   restartPeriodMs?: number;
@@ -218,6 +233,13 @@ export class Broker {
     const dataDir = path.resolve(options.dataDir ?? './data');
     checkDataDirPath(dataDir);
     const { host, port } = listenAddress(options);
+    checkExposure(host, options);
+    if (options.tls !== undefined) checkTlsFiles(options.tls);
+    if (options.allowedOrigins !== undefined) parseAllowedOrigins(options.allowedOrigins);
+    const perAddress = options.gateway?.maxConnectionsPerAddress;
+    if (perAddress !== undefined && !(Number.isSafeInteger(perAddress) && perAddress >= 1)) {
+      throw new WeirError(WeirCode.BAD_CONFIG, `BAD_CONFIG: --max-connections-per-ip must be a whole number, at least 1 (got ${JSON.stringify(perAddress)})`);
+    }
     if (port !== 0) await checkPortFree(host, port);
     const lock = lockDataDir(dataDir);
     let broker: Broker | undefined;
@@ -241,7 +263,21 @@ export class Broker {
     return this.gateway?.port ?? 0;
   }
   get url(): string {
-    return `ws://${this.opts.host ?? defaultGatewayConfig.host}:${this.port}`;
+    return `${this.opts.tls === undefined ? 'ws' : 'wss'}://${listenAddress(this.opts).host}:${this.port}`;
+  }
+
+  /** Whether clients must authenticate (a users file, JWT keys or a shared token is configured). */
+  get authConfigured(): boolean {
+    return authConfigured(this.opts);
+  }
+
+  /**
+   * Load the TLS files again (`weir start` does on SIGHUP): new connections get the new
+   * certificate, open ones keep theirs; one that does not load is reported and the old one kept.
+   */
+  async reloadTls(trigger: TlsReloadTrigger = 'call'): Promise<TlsReloadResult> {
+    if (!this.gateway) return { ok: false, error: 'the gateway is not running' };
+    return this.gateway.reloadTls(trigger);
   }
 
   /** Called when supervision gives up (restart intensity exceeded at the root). */
@@ -310,6 +346,8 @@ export class Broker {
       ...o.gateway,
       ...listenAddress(o),
       fsyncLabel: fsyncLabel(this.fsync),
+      ...(o.tls !== undefined ? { tls: o.tls, watchTls: o.tls.watch !== false } : {}),
+      ...(o.allowedOrigins !== undefined ? { allowedOrigins: o.allowedOrigins } : {}),
     };
     // The core and its front door live and restart together, with the features installed on them.
     const core = new BrokerCore(config, {
@@ -353,6 +391,34 @@ export class Broker {
  */
 function retentionExempt(topic: string): boolean {
   return topic === HALF_TOPIC || topic.startsWith(SCHEDULE_TOPIC_PREFIX);
+}
+
+/**
+ * Whether clients must authenticate: a users file, JWT keys (BrokerOptions.security) or the shared
+ * token (gateway.token).
+ */
+function authConfigured(o: BrokerOptions): boolean {
+  const { security, token } = o as { security?: { usersFile?: unknown; jwt?: unknown }; token?: unknown };
+  return Boolean(security?.usersFile || security?.jwt || token || o.gateway?.token !== undefined);
+}
+
+/** Loopback addresses: only this machine reaches them. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host) || /^::ffff:127\./i.test(host);
+}
+
+/**
+ * BAD_CONFIG for a broker other machines could reach without authentication, unless `insecure`
+ * says that is meant: by default an unauthenticated broker serves this machine only.
+ */
+function checkExposure(host: string, o: BrokerOptions): void {
+  if (isLoopbackHost(host) || authConfigured(o) || o.insecure === true) return;
+  throw new WeirError(
+    WeirCode.BAD_CONFIG,
+    `BAD_CONFIG: refusing to listen on ${host}, which other machines can reach, without authentication: configure it (a users file, JWT keys or a token), ` +
+      `or pass --insecure (BrokerOptions.insecure) to accept connections from anyone who can reach ${host}`,
+    { details: { host } },
+  );
 }
 
 /** Where the gateway listens: `host`/`port`, else the gateway config's, else the defaults. */

@@ -3,7 +3,7 @@
  *
  *   node [nodeArgs] bin/weir.js start --port 0 --data <tmp> --fsync <mode>
  *
- * The URL is read from its stdout line `weir listening on ws://HOST:PORT/`. stop() sends SIGTERM
+ * The URL is read from its stdout line `weir listening on ws://HOST:PORT/` (or wss://). stop() sends SIGTERM
  * (graceful: drain, flush, close; needed for --cpu-prof to write its profiles), then SIGKILL after
  * a grace period, and removes the data directory. An exit hook SIGKILLs any broker still running
  * and removes its directory if this process exits without stopping it (error, signal).
@@ -178,7 +178,7 @@ export async function startWeirBroker(options: WeirBrokerOptions): Promise<WeirB
       tail.push(line);
       if (tail.length > 50) tail.shift();
       output(line, 'stdout');
-      const m = /weir listening on (ws:\/\/\S+?)\/?(?:\s|$)/.exec(line);
+      const m = /weir listening on (wss?:\/\/\S+?)\/?(?:\s|$)/.exec(line);
       if (m) {
         listening = true;
         clearTimeout(timer);

@@ -68,6 +68,13 @@ export function formatEvent(channel: string, m: Message, repeats = 0): EventLine
         level: 'error',
         text: `partition ${String(m.topic)}/${String(m.partition)} given up after ${String(m.failures)} failure(s): ${String(m.code)}: ${String(m.message)}; its requests are answered ${String(m.answer)} until it is tried again`,
       };
+    case 'weir:tls:reload': {
+      const c = (m.certificate ?? {}) as Message;
+      const why = m.trigger === 'signal' ? 'on SIGHUP' : m.trigger === 'files' ? 'as its files changed' : 'on request';
+      return m.ok === true
+        ? { level: 'info', text: `TLS certificate reloaded ${why} from ${String(m.certFile)} (${String(c.subject)}, serial ${String(c.serialNumber)}, valid until ${String(c.validTo)}); new connections get it` }
+        : { level: 'error', text: `TLS certificate reload ${why} failed, still serving the previous certificate: ${String(m.error)}` };
+    }
     case 'weir:supervisor:escalate':
       return { level: 'error', text: `supervisor ${String(m.supervisor)} gave up (more than ${String(m.intensity)} restarts in ${String(m.period)} ms): ${errorText(m.error)}` };
     default:
@@ -83,6 +90,7 @@ export const LOGGED_CHANNELS = [
   'weir:partition:restart',
   'weir:partition:failed',
   'weir:supervisor:escalate',
+  'weir:tls:reload',
 ] as const;
 
 /** Subscribe `write` to every logged channel; returns the unsubscribe. */

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import diagnostics_channel from 'node:diagnostics_channel';
-import { Broker, parseActorHost } from '../broker.js';
+import { Broker, isLoopbackHost, parseActorHost, type BrokerOptions } from '../broker.js';
 import { applyThreadSlice, nativeIo, nativeIoStatus, raiseOpenFileLimit } from '../common/native-io.js';
 import { logBrokerEvents } from './event-log.js';
 
@@ -18,6 +18,10 @@ const USAGE = `usage:
              [--actors-per-thread N|auto]   (partition actors per worker thread; auto = spread each topic over the cores)
              [--actor-host auto|threads|gateway] (gateway = partition actors on the gateway's thread: less CPU at low rates; auto = there while a topic is quiet, threads while it is busy)
              [--idle-release-ms N]    (a partition quiet this long frees its buffers and closes its files; default 10000)
+             [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]   (serve wss://; key passphrase from WEIR_TLS_PASSPHRASE; reloaded on SIGHUP and when the files change;
+                                                       --tls-ca: client certificates are requested and, when presented, must be signed by it)
+             [--allowed-origin ORIGIN ...]   (browser pages allowed to connect, e.g. https://app.example.com; others get 403)
+             [--max-connections-per-ip N]    (default 100)   [--insecure]   (listen on a non-loopback --host without authentication)
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
@@ -25,6 +29,7 @@ const USAGE = `usage:
   weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url URL]
   weir txn [list [--topic T] [--all] | commit TXN | rollback TXN] [--url URL]
   weir dlq [--url URL] read TOPIC [--max N] | redrive TOPIC   (dead letters of a queue topic)
+  (every command that connects takes [--ca FILE] (or env WEIR_CA): the CA of a wss:// broker's certificate, when Node does not trust it)
   weir verify DATA_DIR [--topic T] [--partition N] [--json]   (check every record and index of a stopped broker's data, read-only)
   weir users [--users FILE] add NAME [--role R ...] [--tenant T] [--password-stdin | --no-password] [--api-key] | set-password NAME
              | remove NAME | list [--json] | add-key NAME | remove-key ID   (the users file of weir start --users FILE; weir users -h)
@@ -92,9 +97,16 @@ async function start(argv: string[]): Promise<number> {
       'actor-host': { type: 'string', default: 'auto' },
       'test-hooks': { type: 'boolean', default: false },
       'idle-release-ms': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'allowed-origin': { type: 'string', multiple: true },
+      'max-connections-per-ip': { type: 'string' },
+      insecure: { type: 'boolean', default: false },
     },
     strict: true,
   });
+  const tls = tlsFiles(values['tls-cert'], values['tls-key'], values['tls-ca']);
   const sliceUs = int(values['sched-slice-us'], 'sched-slice-us')!;
   // The process's main thread is the gateway's (and a quiet topic's partition actors'): every
   // request wakes it. A short slice lets it preempt whatever runs when a request arrives.
@@ -112,6 +124,8 @@ async function start(argv: string[]): Promise<number> {
   const mm = int(values['max-message-bytes'], 'max-message-bytes');
   if (mf !== undefined) gateway.maxFrameBytes = mf;
   if (mm !== undefined) gateway.maxMessageBytes = mm;
+  const perIp = int(values['max-connections-per-ip'], 'max-connections-per-ip');
+  if (perIp !== undefined) gateway.maxConnectionsPerAddress = perIp;
   // Before the start: what recovery finds (torn tails, damage) is logged too.
   logBrokerEvents((line) => process.stderr.write(`weir: ${line.level === 'info' ? '' : `${line.level.toUpperCase()} `}${line.text}\n`));
   const broker = await Broker.start({
@@ -130,12 +144,22 @@ async function start(argv: string[]): Promise<number> {
     actorHost: parseActorHost(values['actor-host']),
     testHooks: values['test-hooks']!,
     ...(values['idle-release-ms'] ? { idleReleaseMs: int(values['idle-release-ms'], 'idle-release-ms')! } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    ...(values['allowed-origin'] !== undefined ? { allowedOrigins: values['allowed-origin'] } : {}),
+    insecure: values.insecure!,
   });
   const limit = (n: number): string => (n < 0 ? 'unlimited' : String(n));
   const filesNote = typeof files === 'string' ? '' : `, open files ${limit(files.soft)}${files.before !== files.soft ? ` (raised from ${limit(files.before)})` : ''}`;
   process.stdout.write(
     `weir listening on ${broker.url}/ (data ${values.data} locked by ${broker.dataDirLock.kind === 'flock' ? 'flock' : 'pid file'}, fsync ${values.fsync}, actors on ${values['actor-host']}${filesNote})\n`,
   );
+  if (!broker.authConfigured) {
+    process.stdout.write(
+      values.insecure && !isLoopbackHost(values.host!)
+        ? `weir: WARNING no authentication and --insecure: anyone who can reach ${values.host} can read, write and delete every topic\n`
+        : `weir: no authentication configured: listening on ${values.host} only, so only this machine can connect\n`,
+    );
+  }
   // What the broker could not take as stored (it serves the rest): say so once, at start.
   for (const problem of broker.topics.loadProblems) process.stderr.write(`weir: ${problem}\n`);
   for (const u of broker.topics.unavailable()) process.stderr.write(`weir: partition ${u.topic}/${u.partition} is not served: ${u.message ?? u.code ?? 'unknown error'}\n`);
@@ -166,9 +190,22 @@ async function start(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    // A renewed certificate without a restart (the outcome is logged from weir:tls:reload).
+    if (tls !== undefined) process.on('SIGHUP', () => void broker.reloadTls('signal'));
     broker.onFatal((err) => {
       process.stderr.write(`weir: supervision gave up: ${err.message}\n`);
       resolve(1);
     });
   });
+}
+
+/** `--tls-cert` and `--tls-key` (both or neither), `--tls-ca`, the key's passphrase from WEIR_TLS_PASSPHRASE. */
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined, caFile: string | undefined): BrokerOptions['tls'] {
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile !== undefined) throw new Error('--tls-ca needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined) throw new Error('--tls-cert and --tls-key go together');
+  const passphrase = process.env.WEIR_TLS_PASSPHRASE;
+  return { certFile, keyFile, ...(caFile !== undefined ? { caFile } : {}), ...(passphrase ? { passphrase } : {}) };
 }

@@ -109,6 +109,7 @@ export class WeirClient extends Emitter<ClientEvents> {
       token: o.token,
       clientName: o.clientName ?? CLIENT_NAME,
       WebSocket: o.WebSocket,
+      tls: o.tls,
       requestTimeoutMs: positive(o.requestTimeoutMs, 30_000, 'requestTimeoutMs'),
       connectTimeoutMs: positive(o.connectTimeoutMs, 10_000, 'connectTimeoutMs'),
       reconnect: o.reconnect ?? true,

@@ -33,7 +33,7 @@ import {
 import { backoffDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { WeirClientError, badResponse, connectionClosedError, errorFromFrame, timeoutError } from './errors.js';
-import type { WebSocketConstructor, WebSocketLike } from './types.js';
+import type { ClientTlsOptions, WebSocketConstructor, WebSocketLike } from './types.js';
 
 /** A request as the caller writes it: the connection assigns `id`. */
 export type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
@@ -50,6 +50,8 @@ export interface ConnectionOptions {
   token: string | undefined;
   clientName: string;
   WebSocket: WebSocketConstructor | undefined;
+  /** Node's `ws` only (ClientOptions.tls). */
+  tls: ClientTlsOptions | undefined;
   requestTimeoutMs: number;
   connectTimeoutMs: number;
   reconnect: boolean;
@@ -310,7 +312,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       let ws: WebSocketLike;
       try {
         ws = nodeWs
-          ? new (Ctor as unknown as NodeWsConstructor)(this.opts.url, { perMessageDeflate: false })
+          ? new (Ctor as unknown as NodeWsConstructor)(this.opts.url, { perMessageDeflate: false, rejectUnauthorized: true, ...this.opts.tls })
           : new Ctor(this.opts.url);
       } catch (err) {
         reject(connectionClosedError(`cannot open ${this.opts.url}: ${String(err)}`, false, err));
@@ -338,7 +340,7 @@ export class Connection extends Emitter<ConnectionEvents> {
         clearTimeout(timer);
         resolve(ws);
       };
-      ws.onerror = (event) => fail(connectionClosedError(`cannot connect to ${this.opts.url}: ${describeEvent(event)}`));
+      ws.onerror = (event) => fail(openFailure(this.opts.url, event));
       ws.onclose = (event) => fail(connectionClosedError(`connection to ${this.opts.url} closed while opening (code ${event.code ?? '?'})`));
     });
     if (this.state === 'closed') {
@@ -629,7 +631,7 @@ function onMessages(socket: WebSocketLike, nodeWs: boolean, listener: (data: unk
   };
 }
 
-type NodeWsConstructor = new (url: string, options: { perMessageDeflate: boolean }) => WebSocketLike;
+type NodeWsConstructor = new (url: string, options: { perMessageDeflate: boolean } & ClientTlsOptions) => WebSocketLike;
 
 const ignore = (): void => undefined;
 
@@ -702,6 +704,37 @@ function checkHello(h: HelloResult): HelloResult {
     maxInFlightBytes: num(h.maxInFlightBytes, 'maxInFlightBytes'),
     fsync: typeof h.fsync === 'string' ? h.fsync : '',
   };
+}
+
+/**
+ * Node's codes of a TLS peer that cannot be trusted (tls.connect, from OpenSSL's X509 errors): not
+ * worth retrying, and the fix is on this side.
+ */
+const UNTRUSTED_CERT_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+]);
+
+/** The error of a socket that failed to open; one whose broker's certificate is not trusted says what to do. */
+function openFailure(url: string, event: unknown): WeirClientError {
+  const code = (event as { error?: { code?: unknown } } | null)?.error?.code;
+  if (typeof code === 'string' && UNTRUSTED_CERT_CODES.has(code)) {
+    return connectionClosedError(
+      `cannot connect to ${url}: the broker's TLS certificate is not trusted (${code}: ${describeEvent(event)}); ` +
+        `if the broker uses a private CA, pass its certificate as tls.ca (CLI: --ca FILE or WEIR_CA)`,
+      false,
+      (event as { error?: unknown }).error,
+    );
+  }
+  return connectionClosedError(`cannot connect to ${url}: ${describeEvent(event)}`);
 }
 
 function describeEvent(event: unknown): string {

@@ -19,6 +19,7 @@ export type {
   Bytes,
   ClientOptions,
   ClientStats,
+  ClientTlsOptions,
   CreateTopicResult,
   DescribeTopicResult,
   FetchOptions,

@@ -138,6 +138,11 @@ export interface ClientOptions {
   clientName?: string;
   /** WebSocket implementation. Default: `ws` in Node, the global `WebSocket` elsewhere. */
   WebSocket?: WebSocketConstructor;
+  /**
+   * `wss://` in Node (the `ws` package): whom to trust and who to be. Browsers use their own
+   * certificate store and ignore this.
+   */
+  tls?: ClientTlsOptions;
 
   /**
    * Check every record received against its CRC32C before handing it to the application (Kafka's
@@ -185,6 +190,17 @@ export interface ClientOptions {
    * stored once and acknowledged with its original offsets. Default false.
    */
   idempotent?: boolean;
+}
+
+/** TLS options of a Node client (passed to `ws`, then `tls.connect`). */
+export interface ClientTlsOptions {
+  /** PEM certificate(s) of the CA(s) to trust instead of Node's default list (a broker's private CA). */
+  ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
+  /** Refuse a broker whose certificate is not trusted or not for the URL's host. Default true: turn it off only for a test. */
+  rejectUnauthorized?: boolean;
+  /** PEM client certificate (chain) and its key, for a broker started with `--tls-ca`. */
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
 }
 
 export interface ClientStats {

@@ -58,6 +58,11 @@
  *                               and `message` say why (errno or innermost error code); requests to it
  *                               are answered with code `answer` until it is started again, one
  *                               restart period later.
+ * - `weir:tls:reload`           `{ ok, trigger, certFile, certificate? , error? }` the gateway loaded
+ *                               its TLS files again (`trigger`: 'signal', 'files' changed, or a
+ *                               'call'): `ok` with the new `certificate` (subject, serialNumber,
+ *                               fingerprint256, validTo), which new connections get; else `error`,
+ *                               and the previous certificate is still served.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
@@ -79,6 +84,7 @@ export const channels = Object.freeze({
   journalSkipped: diagnostics_channel.channel('weir:journal:skipped'),
   gatewaySlowConsumer: diagnostics_channel.channel('weir:gateway:slow-consumer'),
   partitionFailed: diagnostics_channel.channel('weir:partition:failed'),
+  tlsReload: diagnostics_channel.channel('weir:tls:reload'),
 });
 
 export type ChannelName = keyof typeof channels;

@@ -23,7 +23,7 @@ import { ProducePath } from './produce.js';
 import { Reads, fetchFailure, unavailable } from './reads.js';
 import { Subscriptions } from './subscriptions.js';
 import { Turn } from './turn.js';
-import { Session, type Frame, type ProducePart, type SessionPort } from './session.js';
+import { Session, type Frame, type ProducePart, type SessionLimits, type SessionPort } from './session.js';
 import { badRequest, nonNegInt, partitionOf, subscribeOptionsOf, topicOf, type SubscribeOptions } from './validate.js';
 import type { ControlInterceptor, FeatureHost, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
 import { OpTable, type OpSpec, type RequestHandler } from './ops.js';
@@ -48,6 +48,10 @@ export interface CoreConfig {
   maxFetchBytes: number;
   /** How long a subscription's fetch waits at the partition for new data. */
   longPollMs: number;
+  /** Subscriptions per session (SessionLimits). */
+  maxSubscriptionsPerConnection: number;
+  /** Requests taken and not yet answered per session (SessionLimits). */
+  maxInFlightRequestsPerConnection: number;
   /** If set, clients must send it in `hello`. */
   token?: string;
   /** Shown in hello: the fsync policy acknowledgements follow. */
@@ -73,6 +77,7 @@ export class BrokerCore implements FeatureHost {
   private readonly flow: FlowControl;
   private readonly subscriptions: Subscriptions;
   private readonly sessions = new Set<Session>();
+  private readonly sessionLimits: SessionLimits;
   private nextSession = 1;
   private readonly table = new OpTable();
   private readonly closeListeners: Array<(session: Session) => void> = [];
@@ -83,6 +88,7 @@ export class BrokerCore implements FeatureHost {
     private readonly config: CoreConfig,
     private readonly deps: CoreDeps,
   ) {
+    this.sessionLimits = { maxSubscriptions: config.maxSubscriptionsPerConnection, maxInFlightRequests: config.maxInFlightRequestsPerConnection };
     this.reads = new Reads(config, this.turn);
     this.flow = new FlowControl(config);
     this.produces = new ProducePath(config, deps.topics, this.turn, (session, id, error) => this.sendError(session, id, error));
@@ -94,7 +100,7 @@ export class BrokerCore implements FeatureHost {
 
   /** A client connected to a front door. */
   openSession(port: SessionPort): Session {
-    const session = new Session(this.nextSession++, port);
+    const session = new Session(this.nextSession++, port, this.sessionLimits);
     this.sessions.add(session);
     return session;
   }
@@ -145,7 +151,9 @@ export class BrokerCore implements FeatureHost {
     if (spec.requestId === 'required') {
       const requestId = needId(id, op);
       if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
-      return spec.handler(session, requestId, f);
+      // hello and ping are answered at once: a session at its limit can still say who it is and ping.
+      if (op !== 'hello' && op !== 'ping') session.checkInFlightRequests();
+      return countInFlight(session, spec.handler(session, requestId, f));
     }
     if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
     return spec.handler(session, id, f);
@@ -364,6 +372,7 @@ export class BrokerCore implements FeatureHost {
     const fetchId = actor.fetch(FetchMode.OFFSET, offset, maxBytes, maxRecords, maxWaitMs, {
       data: (records, count, next, end) => {
         session.fetchBytes -= maxBytes;
+        session.inFlightRequests--;
         // time: never hand out expired records (only topics with a ttlMs or weir- records can have any)
         if (count > 0 && (topic.config.ttlMs !== null || topic.hasControlRecords)) {
           const live = dropExpired(records, count, topic.config.ttlMs, Date.now());
@@ -376,13 +385,24 @@ export class BrokerCore implements FeatureHost {
       },
       failed: (code, message, start, end) => {
         session.fetchBytes -= maxBytes;
+        session.inFlightRequests--;
         this.sendError(session, id, fetchFailure(topic, partition, code, message, start, end));
       },
     });
     if (fetchId === 0) throw unavailable(topic.name, partition, actor);
     session.fetchBytes += maxBytes; // answered no earlier than the next turn's end
+    session.inFlightRequests++;
     this.turn.markActor(actor);
   }
+}
+
+/** A request answered later (its handler's promise) is in flight until that promise settles. */
+function countInFlight(session: Session, answer: Promise<void> | void): Promise<void> | void {
+  if (answer === undefined) return undefined;
+  session.inFlightRequests++;
+  const done = (): void => void session.inFlightRequests--;
+  answer.then(done, done);
+  return answer;
 }
 
 function shuttingDown(): WeirError {

@@ -74,12 +74,14 @@ export class ProducePath {
     // this handler returns (uWS detaches it). Anything that keeps records past it must copy them.
     const bytes = records.length;
     session.inFlightBytes += bytes;
+    session.inFlightRequests++;
     const outcome = new ProduceAnswer(this.failRequest, session, id, bytes);
     try {
       if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, session });
       else this.write(topic, records, forced, outcome, idem);
     } catch (err) {
       session.inFlightBytes -= bytes;
+      session.inFlightRequests--;
       throw err;
     }
   }
@@ -301,6 +303,7 @@ class ProduceAnswer implements ProduceOutcome {
 
   settled(error: boolean, parts: ProducePart[], route: Uint8Array | undefined): void {
     this.session.inFlightBytes -= this.bytes;
+    this.session.inFlightRequests--;
     if (!error && !this.session.closed) this.session.port.answerProduce(this.id, parts, route);
   }
 }

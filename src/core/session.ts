@@ -5,6 +5,9 @@
  * much the front door holds for it unsent. The identity of the principal behind it belongs here
  * once the security issue lands.
  */
+import { WeirError } from '../common/errors.js';
+import { ErrorCode } from '../protocol/codes.js';
+
 /** A decoded protocol frame (docs/protocol.md): a map of fields. */
 export type Frame = Record<string, unknown>;
 
@@ -27,6 +30,16 @@ export interface SessionPort {
   close(code: number, reason: string): void;
 }
 
+/** What one session may hold at once (CoreConfig), so that one client cannot take the broker's memory. */
+export interface SessionLimits {
+  /** Subscriptions (topic, pattern and queue subscriptions; a pattern's topics not counted). */
+  readonly maxSubscriptions: number;
+  /** Requests taken and not yet answered (produces, fetches, and every request answered later). */
+  readonly maxInFlightRequests: number;
+}
+
+export const NO_SESSION_LIMITS: SessionLimits = Object.freeze({ maxSubscriptions: Infinity, maxInFlightRequests: Infinity });
+
 export class Session {
   closed = false;
   /** `hello` answered (needed first when the broker requires a token). */
@@ -40,10 +53,40 @@ export class Session {
   /** When the session was first seen over its bound (0: not over): the slow-consumer clock. */
   overSince = 0;
   nextSub = 1;
+  /** Subscriptions held (admitSubscription, releaseSubscription). */
+  subscriptions = 0;
+  /** Requests taken and not yet answered (see SessionLimits.maxInFlightRequests). */
+  inFlightRequests = 0;
 
   constructor(
     /** Unique per process run. */
     readonly id: number,
     readonly port: SessionPort,
+    readonly limits: SessionLimits = NO_SESSION_LIMITS,
   ) {}
+
+  /** Count one more subscription, or refuse it (RESOURCE_LIMIT) when the session holds its maximum. */
+  admitSubscription(): void {
+    if (this.subscriptions >= this.limits.maxSubscriptions) {
+      throw new WeirError(ErrorCode.RESOURCE_LIMIT, `this connection holds ${this.subscriptions} subscriptions, its limit; unsubscribe one first`, {
+        retryable: true,
+        details: { limit: 'subscriptions', max: this.limits.maxSubscriptions },
+      });
+    }
+    this.subscriptions++;
+  }
+
+  releaseSubscription(): void {
+    if (this.subscriptions > 0) this.subscriptions--;
+  }
+
+  /** Refuse a request (RESOURCE_LIMIT, retryable) while the session has its maximum of requests unanswered. */
+  checkInFlightRequests(): void {
+    if (this.inFlightRequests >= this.limits.maxInFlightRequests) {
+      throw new WeirError(ErrorCode.RESOURCE_LIMIT, `this connection has ${this.inFlightRequests} requests unanswered, its limit; wait for their answers`, {
+        retryable: true,
+        details: { limit: 'inFlightRequests', max: this.limits.maxInFlightRequests },
+      });
+    }
+  }
 }

@@ -48,6 +48,8 @@ class Subscription implements GroupMember {
   generation = 0;
   /** The last commit that had to ask a partition for its log end: later commits wait for it (in order). */
   checkingCommit: Promise<void> | null = null;
+  /** Opened by the `subscribe` op, so counted in the session's subscriptions (a pattern's topics are not). */
+  counted = false;
   constructor(
     readonly id: number,
     readonly session: Session,
@@ -93,9 +95,10 @@ export class Subscriptions {
 
   /** The `subscribe` op for a topic (answers with the subscription's id, then `assign` frames follow). */
   subscribe(session: Session, id: number, topic: Topic, options: SubscribeOptions): void {
+    session.admitSubscription();
     const subId = session.nextSub++;
     session.port.send({ op: 'result', id, sub: subId });
-    this.start(session, subId, topic, options);
+    this.start(session, subId, topic, options, true);
   }
 
   /**
@@ -229,8 +232,9 @@ export class Subscriptions {
     this.cancelFetch(sub, c);
   }
 
-  private start(session: Session, subId: number, topic: Topic, { group, from, credits }: SubscribeOptions): void {
+  private start(session: Session, subId: number, topic: Topic, { group, from, credits }: SubscribeOptions, counted = false): void {
     const sub = new Subscription(subId, session, topic, group, from, credits, this);
+    sub.counted = counted;
     let subs = this.bySession.get(session);
     if (!subs) this.bySession.set(session, (subs = new Map()));
     subs.set(sub.id, sub);
@@ -239,6 +243,7 @@ export class Subscriptions {
   }
 
   private drop(sub: Subscription): void {
+    if (sub.counted) sub.session.releaseSubscription();
     sub.stopCursors();
     this.bySession.get(sub.session)?.delete(sub.id);
     if (sub.group !== undefined) this.groups.leave(sub.group, sub.topic.name, sub.memberId);

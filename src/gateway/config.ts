@@ -1,4 +1,5 @@
 import type { CoreConfig } from '../core/broker-core.js';
+import type { TlsFiles } from './tls.js';
 
 /** Gateway limits and their defaults (the broker's CLI and startBroker options fill these); the core's among them. */
 export interface GatewayConfig extends CoreConfig {
@@ -29,6 +30,14 @@ export interface GatewayConfig extends CoreConfig {
   /** How long a subscription's fetch waits at the partition for new data. */
   longPollMs: number;
   idleTimeoutSec: number;
+  /** Serve `wss://` with these files (reloaded on change); plain `ws://` without. */
+  tls?: TlsFiles;
+  /** Watch the TLS files and reload them when they change (else only Gateway.reloadTls does). Default true. */
+  watchTls?: boolean;
+  /** When set, a WebSocket upgrade whose `Origin` is not one of these is refused (403); one without `Origin` is not. */
+  allowedOrigins?: readonly string[];
+  /** Live WebSocket connections per client address (IPv6: per /64); more are refused at upgrade (429). Default 100. */
+  maxConnectionsPerAddress?: number;
   /** If set, clients must send it in `hello`. */
   token?: string;
   /** Shown in hello: the fsync policy acknowledgements follow. */
@@ -46,6 +55,8 @@ export const defaultGatewayConfig: GatewayConfig = {
   slowConsumerCloseMs: 30_000,
   maxFetchBytes: 1024 * 1024,
   longPollMs: 500,
+  maxSubscriptionsPerConnection: 1000,
+  maxInFlightRequestsPerConnection: 10_000,
   idleTimeoutSec: 120,
   fsyncLabel: 'never',
 };

@@ -14,6 +14,8 @@ import type { Output } from './output.js';
 
 export interface ConnData {
   conn?: Connection;
+  /** The client's address as its connections are counted (addressKey). */
+  address?: string;
 }
 
 export class Connection implements SessionPort, TurnMember {

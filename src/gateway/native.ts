@@ -44,6 +44,19 @@ export function listenExclusive(app: Uws.TemplatedApp, host: string, port: numbe
   });
 }
 
+/**
+ * listenExclusive, settled before it returns (uSockets listens synchronously and uWS.js calls back
+ * at once): for swapping one listen socket for another within a turn.
+ */
+export function listenExclusiveNow(app: Uws.TemplatedApp, host: string, port: number): Uws.us_listen_socket | false {
+  let result: Uws.us_listen_socket | false | undefined;
+  (app.listen as unknown as ListenWithOptions).call(app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
+    result = socket;
+  });
+  if (result === undefined) throw new Error('uWebSockets.js did not listen synchronously');
+  return result;
+}
+
 export function listenFailed(host: string, port: number): WeirError {
   return new WeirError(WeirCode.LISTEN_FAILED, `LISTEN_FAILED: cannot listen on ${host}:${port}: the port is in use (another broker?) or ${host} is not an address of this machine`, {
     details: { host, port },

@@ -142,7 +142,8 @@ const REGISTRY = {
   RESOURCE_LIMIT: {
     kind: 'wire',
     retryable: true,
-    meaning: 'the broker is near an OS limit (open files): a new topic is refused, a produce or fetch not served; retry once freed',
+    meaning:
+      'the broker is near an OS limit (open files): a new topic is refused, a produce or fetch not served; or the connection is at its limit of subscriptions or of unanswered requests (`details.limit`, `details.max`); retry once freed',
     ring: 10,
   },
   FORBIDDEN: {
@@ -185,7 +186,12 @@ const REGISTRY = {
   },
 
   // ---- start-up: `weir start` prints `weir: CODE: …` and exits 1; Broker.start rejects ----
-  BAD_CONFIG: { kind: 'start-up', retryable: false, meaning: 'an option has an invalid value (`--fsync`, `--actor-host`, `--page-cache-bytes`…)' },
+  BAD_CONFIG: {
+    kind: 'start-up',
+    retryable: false,
+    meaning:
+      'an option has an invalid value (`--fsync`, `--actor-host`, `--page-cache-bytes`, TLS files, `--allowed-origin`…), or a non-loopback `--host` without authentication or `--insecure`',
+  },
   LISTEN_FAILED: { kind: 'start-up', retryable: false, meaning: '`host:port` is in use (the listen is exclusive) or not an address of this machine' },
   BAD_DATA_DIR: {
     kind: 'start-up',

@@ -25,6 +25,15 @@ it('formats each logged event with its facts', () => {
   expect(formatEvent('weir:partition:restart', { topic: 'orders', partition: 3, reason: { code: 'STORAGE_ERROR', message: 'EIO' } })).toMatchObject({ level: 'warn', text: expect.stringContaining('restarted after: STORAGE_ERROR: EIO') });
   expect(formatEvent('weir:partition:failed', { topic: 'orders', partition: 3, code: 'EISDIR', message: 'x', failures: 5, answer: 'STORAGE_ERROR' })!.level).toBe('error');
   expect(formatEvent('weir:supervisor:escalate', { supervisor: 'partitions', intensity: 20, period: 60000, error: new Error('boom') })!.text).toContain('boom');
+  const certificate = { subject: 'CN=broker', serialNumber: '1A2B', validTo: 'Jan  1 00:00:00 2030 GMT' };
+  expect(formatEvent('weir:tls:reload', { ok: true, trigger: 'signal', certFile: '/etc/weir/cert.pem', certificate })).toEqual({
+    level: 'info',
+    text: 'TLS certificate reloaded on SIGHUP from /etc/weir/cert.pem (CN=broker, serial 1A2B, valid until Jan  1 00:00:00 2030 GMT); new connections get it',
+  });
+  expect(formatEvent('weir:tls:reload', { ok: false, trigger: 'files', certFile: '/etc/weir/cert.pem', error: 'BAD_CONFIG: key mismatch' })).toEqual({
+    level: 'error',
+    text: 'TLS certificate reload as its files changed failed, still serving the previous certificate: BAD_CONFIG: key mismatch',
+  });
   for (const c of LOGGED_CHANNELS) expect(formatEvent(c, {}), c).not.toBeNull();
 });
 

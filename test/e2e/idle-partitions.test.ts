@@ -145,7 +145,8 @@ async function startLimitedBroker(dataDir: string, openFiles: number, args: stri
 it('near its open-file limit the broker refuses a new topic with RESOURCE_LIMIT (how many it has, of what limit), keeps serving, and creates it once fds are free', async () => {
   const data = tmpDir('weir-nofile-');
   fx.defer(data.cleanup);
-  const { proc, url } = await startLimitedBroker(data.dir, 256);
+  // Up to 300 connections, all from 127.0.0.1: above the default limit per address.
+  const { proc, url } = await startLimitedBroker(data.dir, 256, ['--max-connections-per-ip', '1000']);
   const clients: WeirClient[] = [];
   fx.defer(() => {
     for (const c of clients) void c.close().catch(() => undefined);

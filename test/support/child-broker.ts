@@ -25,7 +25,7 @@ export function startBrokerProcess(
     const timer = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 30_000);
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (ws:\/\/[^/\s]+)/.exec(out);
+      const m = /listening on (wss?:\/\/[^/\s]+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve({ proc, url: m[1]!, output: () => out });
@@ -63,7 +63,7 @@ export function runBrokerToExit(
     }, options.hangMs ?? 20_000);
     proc.stdout!.on('data', (d: Buffer) => {
       output += d.toString();
-      if (!started && /listening on ws:\/\//.test(output)) {
+      if (!started && /listening on wss?:\/\//.test(output)) {
         started = true;
         proc.kill('SIGKILL');
       }

@@ -1,6 +1,7 @@
 /** Shared pieces of the `weir` client commands (produce, consume, topics). Node-only. */
+import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isWeirError } from '../../client/index.js';
+import { isWeirError, type ClientTlsOptions } from '../../client/index.js';
 
 export interface CommandIo {
   stdout: NodeJS.WritableStream;
@@ -63,4 +64,21 @@ export function write(stream: NodeJS.WritableStream, text: string): Promise<void
 export function singleTopic(positionals: string[]): string {
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing TOPIC' : `unexpected arguments: ${positionals.slice(1).join(' ')}`);
   return positionals[0]!;
+}
+
+/** `--ca FILE`, of every command that connects. */
+export const CA_OPTION = { ca: { type: 'string' } } as const;
+
+/**
+ * The SDK's `tls` option from `--ca FILE`, else the WEIR_CA environment variable: the PEM of the CA
+ * that signed a `wss://` broker's certificate (a private CA Node does not trust by itself).
+ */
+export function tlsOptions(caFile: string | undefined): { tls?: ClientTlsOptions } {
+  const file = caFile ?? process.env.WEIR_CA;
+  if (file === undefined || file === '') return {};
+  try {
+    return { tls: { ca: fs.readFileSync(file) } };
+  } catch (err) {
+    throw new Error(`cannot read the CA file ${file} (--ca or WEIR_CA): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }

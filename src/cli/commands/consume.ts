@@ -9,8 +9,8 @@
  * `--queue` (with `--group`) consumes as a work queue (docs/queues.md): each printed message is acked;
  * `--prefetch N` bounds the messages held unacknowledged (default 100).
  */
-import { connect, DEFAULT_URL, type Message, type StartPosition, type WeirClientError } from '../../client/index.js';
-import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
+import { connect, DEFAULT_URL, type ClientOptions, type Message, type StartPosition, type WeirClientError } from '../../client/index.js';
+import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
 
 const USAGE = 'usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]\n';
 
@@ -35,6 +35,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   return command('consume', USAGE, io, async () => {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
+      ...CA_OPTION,
       group: { type: 'string', short: 'g' },
       from: { type: 'string' },
       count: { type: 'string', short: 'n' },
@@ -54,10 +55,10 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const from = parseFrom(values.from);
     const count = nonNegativeInt(values.count, 'count');
     if (count === 0) return EXIT_OK;
-    if (values.queue) return consumeQueue(topic, values.url!, values.group, from, count, nonNegativeInt(values.prefetch, 'prefetch'), io);
+    if (values.queue) return consumeQueue(topic, { url: values.url!, ...tlsOptions(values.ca) }, values.group, from, count, nonNegativeInt(values.prefetch, 'prefetch'), io);
     if (values.prefetch !== undefined) throw new UsageError('--prefetch needs --queue');
 
-    const client = await connect(values.url!);
+    const client = await connect(values.url!, tlsOptions(values.ca));
     let printed = 0;
     const { stopped, stop, dispose } = stopOnSignal(io);
     try {
@@ -91,7 +92,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
 /** `--queue`: print and ack each message; the ones beyond --count are left to the group's other consumers. */
 async function consumeQueue(
   topic: string,
-  url: string,
+  target: ClientOptions,
   group: string | undefined,
   from: StartPosition | undefined,
   count: number | undefined,
@@ -101,7 +102,7 @@ async function consumeQueue(
   if (group === undefined) throw new UsageError('--queue needs --group G');
   if (from !== undefined && from !== 'earliest' && from !== 'latest') throw new UsageError('--queue starts a new group at --from earliest (default) or latest');
   if (prefetch === 0) throw new UsageError('--prefetch must be at least 1');
-  const client = await connect(url);
+  const client = await connect(target);
   let printed = 0;
   const { stopped, stop, dispose } = stopOnSignal(io);
   try {

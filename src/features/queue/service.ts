@@ -194,6 +194,7 @@ export class QueueService implements Feature {
     const from = f.from === undefined ? 'earliest' : f.from;
     if (from !== 'earliest' && from !== 'latest') throw badRequest('from', 'queue mode starts a new group at "earliest" (default) or "latest"');
     if (this.closed) throw new WeirError(ErrorCode.SHUTTING_DOWN, 'broker is stopping', { retryable: true });
+    conn.admitSubscription();
     const group = this.groupOf(groupName, topic.name);
     const cid = this.nextConsumerId++;
     const consumer: QueueConsumer = { id: cid, sub: QUEUE_SUB_BASE + cid, conn, group, prefetch, held: 0 };
@@ -313,6 +314,7 @@ export class QueueService implements Feature {
 
   private removeConsumer(c: QueueConsumer, unhandled = false): void {
     if (!this.consumers.delete(c.sub)) return;
+    c.conn.releaseSubscription();
     const g = c.group;
     g.consumers = g.consumers.filter((x) => x !== c);
     const topic = this.host.topics.get(g.topicName);

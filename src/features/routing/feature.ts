@@ -73,6 +73,7 @@ export function installRouting({ host }: FeatureContext): Feature {
     let mine = patterns.get(conn);
     if (!mine) patterns.set(conn, (mine = new Map()));
     if (mine.size >= MAX_PATTERNS_PER_CONNECTION) throw badRequest('pattern', `at most ${MAX_PATTERNS_PER_CONNECTION} pattern subscriptions per connection`);
+    conn.admitSubscription();
     const ps: PatternSubscription = { id: nextPatternId++, conn, pattern: compilePattern(f.pattern as string), options, resume: resumeOf(f.resume), children: new Map(), excluded: excludeOf(f.exclude) };
     mine.set(ps.id, ps);
     host.send(conn, { op: 'result', id, patternSub: ps.id });
@@ -95,6 +96,7 @@ export function installRouting({ host }: FeatureContext): Feature {
       const ps = patterns.get(conn)?.get(pid);
       if (!ps) throw new WeirError(ErrorCode.UNKNOWN_SUBSCRIPTION, `no pattern subscription ${pid} on this connection`, { details: { patternSub: pid } });
       patterns.get(conn)!.delete(ps.id);
+      conn.releaseSubscription();
       for (const sub of ps.children.values()) host.unsubscribeById(conn, sub);
       if (id !== undefined) host.send(conn, { op: 'result', id });
     },
