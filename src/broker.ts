@@ -13,6 +13,7 @@
  * lets in-flight requests finish, then every partition drains its ring, flushes, fsyncs and closes
  * its files.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
 import type { PartitionRef } from './partition/ref.js';
@@ -37,6 +38,7 @@ import { ErrorCode, WeirCode } from './protocol/codes.js';
 import { checkDataDirPath, lockDataDir, type DataDirLock } from './common/data-dir.js';
 import { checkPortFree } from './gateway/native.js';
 import { HALF_TOPIC, SCHEDULE_TOPIC_PREFIX } from './core/topics/names.js';
+import { AuditLog, loadAuthenticator, loadUsers, type Authenticator, type SecurityOptions } from './security/index.js';
 
 export type { ActorHost } from './partition/placement.js';
 export type { PartitionResourceTotals } from './partition/fleet.js';
@@ -77,7 +79,19 @@ export interface BrokerOptions {
    * lets go of its rings; its next request allocates and reopens them. Default 10 s.
    */
   idleReleaseMs?: number;
+  /** The WebSocket gateway's limits; `gateway.token` is the shared token of `security.token` (older name). */
   gateway?: Partial<GatewayConfig>;
+  /**
+   * Authentication and permissions (docs/security.md): a users file, roles, JSON Web Token keys, a
+   * shared token. Any of the users file, token keys or token turns authentication on: then every
+   * client authenticates in `hello` and every operation is checked against its permissions. A file
+   * that is missing or wrong refuses the start (BAD_CONFIG). The users file is read again when it
+   * changes (`weir users add` on a running broker).
+   */
+  security?: SecurityOptions & {
+    /** Append authentication failures and denials to this JSON-lines file (rotated by size). */
+    auditLog?: string;
+  };
   /** Partition supervisor: restarts allowed within `period` ms before it escalates. */
   restartIntensity?: number;
   restartPeriodMs?: number;
@@ -168,12 +182,18 @@ export class Broker {
     d.offsets += m.to - m.from;
   };
   private readonly fatalListeners: Array<(err: Error) => void> = [];
+  private readonly audit: AuditLog | null;
+  private readonly stopWatchingUsers: () => void;
 
   private constructor(
     private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions,
     /** Held from before anything is read or written in the data directory until close(). */
     readonly dataDirLock: DataDirLock,
+    /** Authentication; null: off (every client may do everything but reach internal topics). */
+    private readonly auth: Authenticator | null,
   ) {
+    this.audit = opts.security?.auditLog !== undefined ? new AuditLog({ file: path.resolve(opts.security.auditLog), onError: (e) => console.error(`weir: audit log: ${(e as Error).message}`) }) : null;
+    this.stopWatchingUsers = auth !== null && opts.security?.usersFile !== undefined ? watchUsersFile(opts.security.usersFile, auth) : () => undefined;
     // Before anything opens a log: what recovery finds is counted too.
     channels.walDamage.subscribe(this.onDamage);
     this.fsync = parseFsync(opts.fsync);
@@ -219,14 +239,18 @@ export class Broker {
     checkDataDirPath(dataDir);
     const { host, port } = listenAddress(options);
     if (port !== 0) await checkPortFree(host, port);
+    const token = options.security?.token ?? options.gateway?.token;
+    const auth = await loadAuthenticator(token === undefined ? options.security : { ...options.security, token });
     const lock = lockDataDir(dataDir);
     let broker: Broker | undefined;
     try {
-      broker = new Broker({ ...options, dataDir }, lock);
+      broker = new Broker({ ...options, dataDir }, lock, auth);
       await broker.root.start();
     } catch (err) {
       broker?.groups.close();
       broker?.offsets.close();
+      broker?.stopWatchingUsers();
+      broker?.audit?.close();
       lock.release();
       if (broker) channels.walDamage.unsubscribe(broker.onDamage);
       // Another process took the port after checkPortFree: say so as plainly as it would have.
@@ -242,6 +266,11 @@ export class Broker {
   }
   get url(): string {
     return `ws://${this.opts.host ?? defaultGatewayConfig.host}:${this.port}`;
+  }
+
+  /** Whether clients must authenticate (a users file, token keys or a shared token is configured). */
+  get authenticationRequired(): boolean {
+    return this.auth !== null;
   }
 
   /** Called when supervision gives up (restart intensity exceeded at the root). */
@@ -279,6 +308,8 @@ export class Broker {
     await this.root.close();
     this.groups.close();
     this.offsets.close();
+    this.stopWatchingUsers();
+    this.audit?.close();
     this.dataDirLock.release();
     channels.walDamage.unsubscribe(this.onDamage);
   }
@@ -319,6 +350,8 @@ export class Broker {
       offsets: this.offsets,
       brokerName: 'weir/0.1.0',
       defaultPartitions: o.defaultPartitions ?? 8,
+      auth: this.auth,
+      ...(this.audit !== null ? { audit: this.audit } : {}),
     });
     const features = await installFeatures(FEATURES, { host: core, dataDir: this.opts.dataDir, fsync: this.fsync });
     const gateway = new Gateway(config, core, (app) => mountHttpRoutes(app, core));
@@ -353,6 +386,23 @@ export class Broker {
  */
 function retentionExempt(topic: string): boolean {
   return topic === HALF_TOPIC || topic.startsWith(SCHEDULE_TOPIC_PREFIX);
+}
+
+/**
+ * Serve logins from the users file as it changes (`weir users add|remove` on a running broker): read
+ * again after each change; a file that does not parse is reported and the previous users stay.
+ */
+function watchUsersFile(file: string, auth: Authenticator): () => void {
+  const reload = (current: fs.Stats, previous: fs.Stats): void => {
+    if (current.mtimeMs === previous.mtimeMs && current.size === previous.size) return;
+    try {
+      auth.setUsers(loadUsers(file));
+    } catch (err) {
+      console.error(`weir: ${(err as Error).message}; the users loaded before stay in force`);
+    }
+  };
+  fs.watchFile(file, { interval: 1000, persistent: false }, reload);
+  return () => fs.unwatchFile(file, reload);
 }
 
 /** Where the gateway listens: `host`/`port`, else the gateway config's, else the defaults. */

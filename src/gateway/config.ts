@@ -29,7 +29,7 @@ export interface GatewayConfig extends CoreConfig {
   /** How long a subscription's fetch waits at the partition for new data. */
   longPollMs: number;
   idleTimeoutSec: number;
-  /** If set, clients must send it in `hello`. */
+  /** A token shared by every client, sent in `hello` (BrokerOptions.security.token: the broker authenticates with it). */
   token?: string;
   /** Shown in hello: the fsync policy acknowledgements follow. */
   fsyncLabel: string;

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACCESS_ACTIONS, ACCESS_RESOURCES, type OpSpec } from '../../src/core/ops.js';
+import type { OpSpec, ResourceField } from '../../src/core/ops.js';
+import { ACTIONS, ALL_ACTIONS, type ResourceKind } from '../../src/security/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { RawClient, type Frame } from '../support/raw-client.js';
 
@@ -65,14 +66,23 @@ describe('the op table', () => {
     expect(table.map((s) => s.op).sort()).toEqual(documented);
   });
 
-  it('declares, for every op, the permissions it needs', () => {
+  it('declares, for every op, the permissions it needs, as actions of the security registry on resources of their kind', () => {
+    const kindOf: Record<ResourceField, ResourceKind> = { topic: 'topic', group: 'group', producerGroup: 'txn', broker: 'broker' };
     for (const spec of table) {
+      if (typeof spec.access === 'string') continue;
       expect(spec.access.length, spec.op).toBeGreaterThan(0);
       for (const a of spec.access) {
-        expect(ACCESS_ACTIONS, `${spec.op}: action`).toContain(a.action);
-        expect(ACCESS_RESOURCES, `${spec.op}: resource`).toContain(a.resource);
+        expect(ALL_ACTIONS, `${spec.op}: action`).toContain(a.action);
+        if (typeof a.from === 'string') expect(ACTIONS[a.action], `${spec.op}: ${a.action} from ${a.from}`).toBe(kindOf[a.from]);
+        else expect(typeof a.from, spec.op).toBe('function');
       }
     }
+    // Only hello needs nothing; these act on what the session itself holds (its subscriptions, its
+    // inboxes, its producer ids) or filter what they show by permission. A new op is one of them only on purpose.
+    expect(table.filter((s) => s.access === 'none').map((s) => s.op)).toEqual(['hello']);
+    expect(table.filter((s) => s.access === 'session').map((s) => s.op).sort()).toEqual(
+      ['credit', 'inbox', 'init_producer', 'list_topics', 'ping', 'queue_unsubscribe', 'revoked', 'unsubscribe', 'unsubscribe_pattern'],
+    );
   });
 
   it('requires an id only of ops whose every documented form carries one', () => {

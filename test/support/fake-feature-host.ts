@@ -41,6 +41,7 @@ import { TopicRegistry, type PartitionLauncher, type Topic } from '../../src/cor
 import { defaultGatewayConfig } from '../../src/gateway/config.js';
 import { RecordingPort } from './session.js';
 import { tmpDir } from './tmp-dir.js';
+import { Grants, OPEN_PRINCIPAL, forbidden, type Action, type Principal, type RoleTable } from '../../src/security/index.js';
 
 export interface FakeFeatureHostOptions {
   /** Where topics.json and the group offsets go; features get it as ctx.dataDir. */
@@ -163,10 +164,15 @@ export class FakeFeatureHost implements FeatureHost {
     for (const logs of this.logs.values()) for (const log of logs) log.destroy();
   }
 
-  /** A client's session; its port records every frame it is sent. */
-  openSession(): Session {
+  /**
+   * A client's session; its port records every frame it is sent. Its principal is the open one of a
+   * broker without authentication (allowed everything but internal topics), unless given.
+   */
+  openSession(principal: Principal = OPEN_PRINCIPAL, roles?: RoleTable): Session {
     const port = new RecordingPort();
     const session = new Session(this.nextSession++, port);
+    session.principal = principal;
+    session.grants = new Grants(principal, roles);
     this.ports.set(session, port);
     return session;
   }
@@ -291,6 +297,14 @@ export class FakeFeatureHost implements FeatureHost {
 
   registerOp(spec: OpSpec): void {
     this.ops.add(spec);
+  }
+
+  may(session: Session, action: Action, name: string): boolean {
+    return session.grants !== null && session.grants.allows(action, name);
+  }
+
+  check(session: Session, action: Action, name: string): void {
+    if (!this.may(session, action, name)) throw forbidden(action, name);
   }
 
   setPatternSubscribeHandler(handler: RequestHandler): void {
