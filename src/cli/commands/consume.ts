@@ -10,9 +10,9 @@
  * `--prefetch N` bounds the messages held unacknowledged (default 100).
  */
 import { connect, DEFAULT_URL, type Message, type StartPosition, type WeirClientError } from '../../client/index.js';
-import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
+import { EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 
-const USAGE = 'usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]\n';
+const USAGE = `usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] ${AUTH_USAGE} [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]\n`;
 
 /** Thrown by the handler once --count is reached: the message is not processed, so not committed. */
 const STOP = Symbol('stop');
@@ -35,6 +35,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   return command('consume', USAGE, io, async () => {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
+      ...AUTH_OPTIONS,
       group: { type: 'string', short: 'g' },
       from: { type: 'string' },
       count: { type: 'string', short: 'n' },
@@ -54,10 +55,11 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const from = parseFrom(values.from);
     const count = nonNegativeInt(values.count, 'count');
     if (count === 0) return EXIT_OK;
-    if (values.queue) return consumeQueue(topic, values.url!, values.group, from, count, nonNegativeInt(values.prefetch, 'prefetch'), io);
+    const auth = await credentialsOf(values, io);
+    if (values.queue) return consumeQueue(topic, values.url!, auth, values.group, from, count, nonNegativeInt(values.prefetch, 'prefetch'), io);
     if (values.prefetch !== undefined) throw new UsageError('--prefetch needs --queue');
 
-    const client = await connect(values.url!);
+    const client = await connect(values.url!, auth);
     let printed = 0;
     const { stopped, stop, dispose } = stopOnSignal(io);
     try {
@@ -92,6 +94,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
 async function consumeQueue(
   topic: string,
   url: string,
+  auth: { token?: string; user?: string; password?: string },
   group: string | undefined,
   from: StartPosition | undefined,
   count: number | undefined,
@@ -101,7 +104,7 @@ async function consumeQueue(
   if (group === undefined) throw new UsageError('--queue needs --group G');
   if (from !== undefined && from !== 'earliest' && from !== 'latest') throw new UsageError('--queue starts a new group at --from earliest (default) or latest');
   if (prefetch === 0) throw new UsageError('--prefetch must be at least 1');
-  const client = await connect(url);
+  const client = await connect(url, auth);
   let printed = 0;
   const { stopped, stop, dispose } = stopOnSignal(io);
   try {

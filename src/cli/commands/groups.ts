@@ -6,9 +6,9 @@
  * groups only (queue-mode groups track deliveries per message, not an offset).
  */
 import { connect, DEFAULT_URL, type ResetTarget } from '../../client/index.js';
-import { EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo } from './common.js';
+import { EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 
-const USAGE = 'usage: weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url ws://127.0.0.1:7070]\n';
+const USAGE = `usage: weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url ws://127.0.0.1:7070] ${AUTH_USAGE}\n`;
 
 export function parseTimestamp(v: string): number {
   const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
@@ -20,6 +20,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   return command('groups', USAGE, io, async () => {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
+      ...AUTH_OPTIONS,
       'to-earliest': { type: 'boolean' },
       'to-latest': { type: 'boolean' },
       'to-offset': { type: 'string' },
@@ -41,7 +42,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     if (values['to-timestamp'] !== undefined) targets.push({ timestamp: parseTimestamp(values['to-timestamp']) });
     if (targets.length !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-offset, --to-timestamp');
 
-    const client = await connect(values.url!, { reconnect: false });
+    const client = await connect(values.url!, { reconnect: false, ...(await credentialsOf(values, io)) });
     try {
       const offsets = await client.resetOffsets(group, topic, targets[0]!);
       for (const [p, o] of offsets) await write(io.stdout, `partition ${p} offset ${o}\n`);
