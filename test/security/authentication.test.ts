@@ -105,6 +105,32 @@ describe('a users file', () => {
   });
 });
 
+describe('a users file changed while the broker runs', () => {
+  it('is read again: a user added later can log in, a removed one no longer', async () => {
+    const dir = tmpDir('weir-users-reload-');
+    const first = await writeUsersFile(dir.dir, [{ name: 'early', roles: [], apiKey: true }]);
+    const tb = await startTestBroker({ security: { usersFile: first.file, authFailureLimits: { freeFailures: 1000, refuseAfter: 2000 } } });
+    try {
+      const early = await sdk(tb.url, { token: first.keys['early']! });
+      await early.ping();
+      const second = await writeUsersFile(dir.dir, [{ name: 'late', roles: [], apiKey: true }]);
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const r = await sdk(tb.url, { token: second.keys['late']! }).then(() => 'in', (e: unknown) => (isWeirError(e) ? e.code : String(e)));
+        if (r === 'in') break;
+        expect(r).toBe('UNAUTHORIZED');
+        if (Date.now() > deadline) throw new Error('the changed users file was not read again');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(await refusal(sdk(tb.url, { token: first.keys['early']! }))).toMatchObject({ code: 'UNAUTHORIZED' });
+    } finally {
+      for (const c of sdks.splice(0)) await c.close();
+      await tb.stop();
+      dir.cleanup();
+    }
+  });
+});
+
 describe('the shared token', () => {
   it('lets in who presents it (security.token, or gateway.token as before) and nobody else', async () => {
     for (const options of [{ security: { token: 'shared-secret-1' } }, { gateway: { token: 'shared-secret-1' } }]) {
