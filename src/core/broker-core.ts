@@ -194,16 +194,42 @@ export class BrokerCore implements FeatureHost {
     if (spec.requestId === 'required') {
       const requestId = needId(id, op);
       if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
-      if (typeof spec.access === 'object') this.authorize(session, grants!, spec.access, f);
+      const audited = this.authorize(session, grants!, spec, f);
+      if (audited !== undefined) return this.audited(session, audited, () => spec.handler(session, requestId, f));
       return spec.handler(session, requestId, f);
     }
     if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
-    if (typeof spec.access === 'object') this.authorize(session, grants!, spec.access, f);
+    const audited = this.authorize(session, grants!, spec, f);
+    if (audited !== undefined) return this.audited(session, audited, () => spec.handler(session, id, f));
     return spec.handler(session, id, f);
   }
 
-  /** Every permission `access` lists, on the resources the request names; throws the first refusal. */
-  private authorize(session: Session, grants: Grants, access: readonly Access[], f: Frame): void {
+  /** Runs `handle`, then audits `event` with its outcome. */
+  private audited(session: Session, event: AdministrativeEvent, handle: () => Promise<void> | void): Promise<void> | void {
+    const failed = (err: unknown): never => {
+      this.audit(session, { ...event, outcome: 'failed', code: (WeirError.isWeirError(err) ? err.code : ErrorCode.INTERNAL) as ErrorCode });
+      throw err;
+    };
+    let result: Promise<void> | void;
+    try {
+      result = handle();
+    } catch (err) {
+      return failed(err);
+    }
+    if (result === undefined) {
+      this.audit(session, { ...event, outcome: 'ok' });
+      return result;
+    }
+    return result.then(() => this.audit(session, { ...event, outcome: 'ok' }), failed);
+  }
+
+  /**
+   * Every permission the op's access lists, on the resources the request names; throws the first
+   * refusal. Returns the audit event of an administrative request when an audit log is configured.
+   */
+  private authorize(session: Session, grants: Grants, spec: OpSpec, f: Frame): AdministrativeEvent | undefined {
+    const access = spec.access;
+    if (typeof access !== 'object') return undefined;
     for (const a of access) {
       const name = resourceOf(a, session, f);
       if (name === undefined) {
@@ -212,6 +238,7 @@ export class BrokerCore implements FeatureHost {
       }
       if (!grants.allows(a.action, name)) this.deny(session, a.action, name);
     }
+    return this.deps.audit === undefined ? undefined : administrativeEvent(access, session, f);
   }
 
   /**
@@ -527,6 +554,21 @@ export class BrokerCore implements FeatureHost {
     session.fetchBytes += maxBytes; // answered no earlier than the next turn's end
     this.turn.markActor(actor);
   }
+}
+
+/** Actions whose every use is audited: they change what other clients read or where they are. */
+const ADMINISTRATIVE: ReadonlySet<Action> = new Set<Action>(['create', 'alter', 'delete', 'reset', 'redrive', 'admin']);
+
+/** The audit event of an administrative request (a topic created or altered, offsets reset, a redrive, a transaction decided by an admin); undefined for others. */
+type AdministrativeEvent = Omit<AuditEvent, 'principal' | 'address' | 'outcome'>;
+
+function administrativeEvent(access: readonly Access[], session: Session, f: Frame): AdministrativeEvent | undefined {
+  const byAdmin = f.by === 'admin' && (f.op === 'txn_commit' || f.op === 'txn_rollback');
+  const a = access.find((x) => ADMINISTRATIVE.has(x.action)) ?? (byAdmin ? access.find((x) => x.action === 'txn') : undefined);
+  if (a === undefined) return undefined;
+  const resource = resourceLabel(ACTIONS[a.action], resourceOf(a, session, f) ?? '');
+  if (!byAdmin) return { action: a.action, resource };
+  return { action: a.action, resource, details: { txn: String(f.txn), decision: f.op === 'txn_commit' ? 'commit' : 'rollback' } };
 }
 
 function shuttingDown(): WeirError {
