@@ -45,6 +45,29 @@ function documentedRequests(): Map<string, DocsId[]> {
   return ops;
 }
 
+/** The rows of docs/protocol.md's `| op | permission |` table (Security), by op. */
+function documentedPermissions(): Map<string, string> {
+  const rows = new Map<string, string>();
+  let inTable = false;
+  for (const line of fs.readFileSync(protocolMd, 'utf8').split('\n')) {
+    if (!line.startsWith('|')) {
+      inTable = false;
+      continue;
+    }
+    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    if (cells[0] === 'op') {
+      inTable = cells[1] === 'permission';
+      continue;
+    }
+    if (!inTable || /^-+$/.test(cells[0] ?? '')) continue;
+    for (const m of (cells[0] ?? '').matchAll(/`([a-z_]+)`/g)) {
+      if (rows.has(m[1]!)) throw new Error(`docs/protocol.md: ${m[1]} has two permission rows`);
+      rows.set(m[1]!, cells[1] ?? '');
+    }
+  }
+  return rows;
+}
+
 let tb: TestBroker;
 let c: RawClient;
 let table: OpSpec[];
@@ -83,6 +106,17 @@ describe('the op table', () => {
     expect(table.filter((s) => s.access === 'session').map((s) => s.op).sort()).toEqual(
       ['credit', 'inbox', 'init_producer', 'list_topics', 'ping', 'queue_unsubscribe', 'revoked', 'unsubscribe', 'unsubscribe_pattern'],
     );
+  });
+
+  it('is documented, op by op, with the permissions each needs (docs/protocol.md, Security)', () => {
+    const documented = documentedPermissions();
+    expect([...documented.keys()].sort()).toEqual(table.map((s) => s.op).sort());
+    for (const spec of table) {
+      const row = documented.get(spec.op)!;
+      if (spec.access === 'none') expect(row, spec.op).toMatch(/^none/);
+      else if (spec.access === 'session') expect(row, spec.op).toMatch(/^authenticated/);
+      else for (const a of spec.access) expect(row, spec.op).toContain(`\`${a.action}\``);
+    }
   });
 
   it('requires an id only of ops whose every documented form carries one', () => {
