@@ -31,7 +31,7 @@ import { Subscriptions } from './subscriptions.js';
 import { Turn } from './turn.js';
 import { Session, type Frame, type ProducePart, type SessionPort } from './session.js';
 import { badRequest, nonNegInt, partitionOf, subscribeOptionsOf, topicOf, type SubscribeOptions } from './validate.js';
-import type { ControlInterceptor, FeatureHost, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
+import type { ControlGuard, ControlInterceptor, FeatureHost, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
 import { OpTable, resourceOf, type Access, type OpSpec, type RequestHandler } from './ops.js';
 import { topicNotFound } from './topics/registry.js';
 
@@ -342,6 +342,10 @@ export class BrokerCore implements FeatureHost {
 
   addControlInterceptor(interceptor: ControlInterceptor): void {
     this.produces.addControlInterceptor(interceptor);
+  }
+
+  addControlGuard(guard: ControlGuard): void {
+    this.produces.addControlGuard(guard);
   }
 
   onConnectionClosed(listener: (session: Session) => void): void {

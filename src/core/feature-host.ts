@@ -45,6 +45,12 @@ export interface ControlInterceptorRequest {
  */
 export type ControlInterceptor = (request: ControlInterceptorRequest, next: (request: ControlInterceptorRequest) => void) => void;
 
+/**
+ * May `session` produce this batch to `topic` (its records with `weir-` headers, as `index` scanned
+ * them)? Throws the refusal. Asked of idempotent batches too, which no interceptor sees.
+ */
+export type ControlGuard = (session: Session, topic: Topic, records: Uint8Array, index: RecordIndex) => void;
+
 /** Exactly-once append: may `session` send a batch under `producerId` (at `epoch`, if named)? Throws if not. */
 export type ProducerGuard = (session: Session, producerId: number, epoch: number | undefined) => void;
 
@@ -85,6 +91,8 @@ export interface FeatureHost {
   setProducerGuard(guard: ProducerGuard): void;
   /** Take part in produce requests whose batch has records with `weir-` headers (a chain, in the order added). */
   addControlInterceptor(interceptor: ControlInterceptor): void;
+  /** Check every produce request whose batch has records with `weir-` headers, before any interceptor and before anything is written. */
+  addControlGuard(guard: ControlGuard): void;
   /** Called once per session when it closes (after its subscriptions were dropped). */
   onConnectionClosed(listener: (session: Session) => void): void;
   /** The client ended subscription `subId` with the `unsubscribe` op. */

@@ -21,8 +21,8 @@ let secret: Uint8Array;
 let admin: WeirClient;
 const clients: WeirClient[] = [];
 
-async function as(sub: string, allow: Rule[]): Promise<WeirClient> {
-  const c = await connect(tb.url, { token: await signToken(secret, sub, { allow }), reconnect: false });
+async function as(sub: string, allow: Rule[], idempotent = false): Promise<WeirClient> {
+  const c = await connect(tb.url, { token: await signToken(secret, sub, { allow }), reconnect: false, idempotent });
   clients.push(c);
   return c;
 }
@@ -111,6 +111,11 @@ describe('request-reply', () => {
 
     const producerOnly = await as('producer-only', [{ allow: ['produce'], topics: ['rpc.echo'] }]);
     expect(await refusal(producerOnly.request('rpc.echo', { value: 'hi' }, { timeout: 5_000 }))).toMatchObject({ code: 'FORBIDDEN', details: { action: 'request', resource: 'topic:rpc.echo' } });
+    // An idempotent producer's batches skip the control interceptors, not this check.
+    const idempotent = await as('idempotent-producer-only', [{ allow: ['produce', 'describe'], topics: ['rpc.echo'] }], true);
+    expect(await refusal(idempotent.request('rpc.echo', { value: 'hi' }, { timeout: 5_000 }))).toMatchObject({ code: 'FORBIDDEN', details: { action: 'request' } });
+    const idempotentCaller = await as('idempotent-caller', [{ allow: ['produce', 'request', 'describe'], topics: ['rpc.echo'] }], true);
+    expect(Buffer.from((await idempotentCaller.request('rpc.echo', { value: 'again' }, { timeout: 5_000 })).value).toString()).toBe('echo again');
   });
 
   it('a responder without `respond` on the topic cannot reply', async () => {

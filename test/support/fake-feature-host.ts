@@ -27,7 +27,7 @@ import { MemoryLog } from '../../src/log/internal.js';
 import { FetchMode } from '../../src/partition/protocol.js';
 import { slotReady } from '../../src/partition/open-partition.js';
 import { PartitionRef, type ActorRuntime, type PartitionActorConfig, type PartitionResources } from '../../src/partition/ref.js';
-import { closeFeatures, type ControlInterceptor, type ControlInterceptorRequest, type Feature, type FeatureContext, type FeatureHost, type ProducerGuard, type ReadOptions, type ReadResult } from '../../src/core/feature-host.js';
+import { closeFeatures, type ControlGuard, type ControlInterceptor, type ControlInterceptorRequest, type Feature, type FeatureContext, type FeatureHost, type ProducerGuard, type ReadOptions, type ReadResult } from '../../src/core/feature-host.js';
 import { OpTable, type OpSpec, type RequestHandler } from '../../src/core/ops.js';
 import { needId } from '../../src/common/errors.js';
 import { scanProducedBatch } from '../../src/core/produce.js';
@@ -90,6 +90,7 @@ export class FakeFeatureHost implements FeatureHost {
   private producerGuard: ProducerGuard | null = null;
   private controlChain: ((request: ControlInterceptorRequest) => void) | null = null;
   private readonly interceptors: ControlInterceptor[] = [];
+  private readonly guards: ControlGuard[] = [];
   private readonly closeListeners: Array<(session: Session) => void> = [];
   private readonly unsubscribeListeners: Array<(session: Session, subId: number) => void> = [];
   private readonly ports = new Map<Session, RecordingPort>();
@@ -149,6 +150,7 @@ export class FakeFeatureHost implements FeatureHost {
     this.patternSubscribe = null;
     this.producerGuard = null;
     this.interceptors.length = 0;
+    this.guards.length = 0;
     this.controlChain = null;
     this.closeListeners.length = 0;
     this.unsubscribeListeners.length = 0;
@@ -240,6 +242,7 @@ export class FakeFeatureHost implements FeatureHost {
       const topic = this.topicNamed(topicName);
       const forced = partition === undefined ? undefined : partitionOf(topic, partition);
       this.scanBatch(records, this.index);
+      if (this.index.controlCount > 0) for (const guard of this.guards) guard(session, topic, records, this.index);
       if (this.index.controlCount === 0 || this.controlChain === null) {
         resolve(this.write(topic, records, forced));
         return;
@@ -330,6 +333,10 @@ export class FakeFeatureHost implements FeatureHost {
       chain = (req) => link(req, next);
     }
     this.controlChain = chain;
+  }
+
+  addControlGuard(guard: ControlGuard): void {
+    this.guards.push(guard);
   }
 
   onConnectionClosed(listener: (session: Session) => void): void {

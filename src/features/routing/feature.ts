@@ -92,8 +92,7 @@ export function installRouting({ host }: FeatureContext): Feature {
 
   // A request (a record with weir-reply-to) needs `request` on its topic, and its reply-to must be an
   // inbox of the requesting session: replies go only to the requester that asked for them.
-  host.addControlInterceptor((req, next) => {
-    const { records, index, session, topic } = req;
+  host.addControlGuard((session, topic, records, index) => {
     let requests = false;
     for (let i = 0; i < index.count; i++) {
       const at = index.start[i]!;
@@ -108,7 +107,6 @@ export function installRouting({ host }: FeatureContext): Feature {
       requests = true;
     }
     if (requests) host.check(session, 'request', topic.name);
-    next(req);
   });
 
   host.registerOp({
