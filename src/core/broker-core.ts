@@ -16,7 +16,7 @@
 import { WeirError, needId } from '../common/errors.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { INTERNAL_TOPIC_PREFIX, PROTOCOL_VERSION, topicNameProblem, type TopicConfig } from '../protocol/frames.js';
-import { ACTIONS, Grants, OPEN_PRINCIPAL, forbidden, resourceLabel, type Action, type AuditEvent, type Authenticator } from '../security/index.js';
+import { ACTIONS, Grants, OPEN_PRINCIPAL, forbidden, resourceLabel, type Action, type AuditEvent, type Authenticator, type Principal } from '../security/index.js';
 import { dropExpired } from '../protocol/expiry-filter.js';
 import type { RecordIndex } from '../protocol/record.js';
 import { FetchMode } from '../partition/protocol.js';
@@ -79,11 +79,11 @@ export interface AuditSink {
   write(event: AuditEvent): void;
 }
 
-/** The core's security counters (CoreSecurityStats: a front door's or an operator's metrics). */
+/** The core's security counters (for an operator's metrics). */
 export interface SecurityStats {
   /** Requests refused FORBIDDEN. */
   forbidden: number;
-  /** Failed authentications (wrong or malformed credentials, rate-limited attempts). */
+  /** hellos whose credentials were refused (wrong, malformed, expired, or rate-limited). */
   authFailures: number;
   /** Connections closed because their token expired. */
   tokenExpiredCloses: number;
@@ -446,7 +446,7 @@ export class BrokerCore implements FeatureHost {
     if (session.principal !== null) throw badRequest('token', `this connection is authenticated as ${JSON.stringify(session.principal.name)}: open a new connection to authenticate again`);
     if (session.authenticating) throw badRequest('token', 'another hello of this connection is authenticating');
     session.authenticating = true;
-    let principal;
+    let principal: Principal;
     try {
       principal = await auth.authenticate({ token: f.token, user: f.user, password: f.password }, session.port.remoteAddress());
     } catch (err) {
@@ -563,9 +563,9 @@ export class BrokerCore implements FeatureHost {
 /** Actions whose every use is audited: they change what other clients read or where they are. */
 const ADMINISTRATIVE: ReadonlySet<Action> = new Set<Action>(['create', 'alter', 'delete', 'reset', 'redrive', 'admin']);
 
-/** The audit event of an administrative request (a topic created or altered, offsets reset, a redrive, a transaction decided by an admin); undefined for others. */
 type AdministrativeEvent = Omit<AuditEvent, 'principal' | 'address' | 'outcome'>;
 
+/** The audit event of an administrative request (a topic created or altered, offsets reset, a redrive, a transaction decided by an admin); undefined for others. */
 function administrativeEvent(access: readonly Access[], session: Session, f: Frame): AdministrativeEvent | undefined {
   const byAdmin = f.by === 'admin' && (f.op === 'txn_commit' || f.op === 'txn_rollback');
   const a = access.find((x) => ADMINISTRATIVE.has(x.action)) ?? (byAdmin ? access.find((x) => x.action === 'txn') : undefined);
