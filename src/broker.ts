@@ -13,6 +13,7 @@
  * lets in-flight requests finish, then every partition drains its ring, flushes, fsyncs and closes
  * its files.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Supervisor, type ChildHandle, type ChildExit, type ChildSpec } from './supervisor/index.js';
 import type { PartitionRef } from './partition/ref.js';
@@ -40,6 +41,7 @@ import { parseAllowedOrigins } from './gateway/origin.js';
 import { checkTlsFiles, type TlsFiles } from './gateway/tls.js';
 import type { TlsReloadResult, TlsReloadTrigger } from './gateway/server.js';
 import { HALF_TOPIC, SCHEDULE_TOPIC_PREFIX } from './core/topics/names.js';
+import { AuditLog, authenticationConfigured, loadAuthenticator, loadUsers, type Authenticator, type SecurityOptions } from './security/index.js';
 
 export type { ActorHost } from './partition/placement.js';
 export type { PartitionResourceTotals } from './partition/fleet.js';
@@ -80,6 +82,7 @@ export interface BrokerOptions {
    * lets go of its rings; its next request allocates and reopens them. Default 10 s.
    */
   idleReleaseMs?: number;
+  /** The WebSocket gateway's limits; `gateway.token` is the shared token of `security.token` (older name). */
   gateway?: Partial<GatewayConfig>;
   /**
    * Serve `wss://` with these PEM files (`--tls-cert`, `--tls-key`, `--tls-ca`). They are loaded
@@ -93,6 +96,17 @@ export interface BrokerOptions {
    * (`--insecure`). Without it such a start fails with BAD_CONFIG.
    */
   insecure?: boolean;
+  /**
+   * Authentication and permissions (docs/security.md): a users file, roles, JSON Web Token keys, a
+   * shared token. Any of the users file, token keys or token turns authentication on: then every
+   * client authenticates in `hello` and every operation is checked against its permissions. A file
+   * that is missing or wrong refuses the start (BAD_CONFIG). The users file is read again when it
+   * changes (`weir users add` on a running broker).
+   */
+  security?: SecurityOptions & {
+    /** Append authentication failures and denials to this JSON-lines file (rotated by size). */
+    auditLog?: string;
+  };
   /** Partition supervisor: restarts allowed within `period` ms before it escalates. */
   restartIntensity?: number;
   restartPeriodMs?: number;
@@ -183,12 +197,18 @@ export class Broker {
     d.offsets += m.to - m.from;
   };
   private readonly fatalListeners: Array<(err: Error) => void> = [];
+  private readonly audit: AuditLog | null;
+  private readonly stopWatchingUsers: () => void;
 
   private constructor(
     private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions,
     /** Held from before anything is read or written in the data directory until close(). */
     readonly dataDirLock: DataDirLock,
+    /** Authentication; null: off (every client may do everything but reach internal topics). */
+    private readonly auth: Authenticator | null,
   ) {
+    this.audit = opts.security?.auditLog !== undefined ? new AuditLog({ file: path.resolve(opts.security.auditLog), onError: (e) => console.error(`weir: audit log: ${(e as Error).message}`) }) : null;
+    this.stopWatchingUsers = auth !== null && opts.security?.usersFile !== undefined ? watchUsersFile(opts.security.usersFile, auth) : () => undefined;
     // Before anything opens a log: what recovery finds is counted too.
     channels.walDamage.subscribe(this.onDamage);
     this.fsync = parseFsync(opts.fsync);
@@ -241,14 +261,18 @@ export class Broker {
       throw new WeirError(WeirCode.BAD_CONFIG, `BAD_CONFIG: --max-connections-per-ip must be a whole number, at least 1 (got ${JSON.stringify(perAddress)})`);
     }
     if (port !== 0) await checkPortFree(host, port);
+    const token = options.security?.token ?? options.gateway?.token;
+    const auth = await loadAuthenticator(token === undefined ? options.security : { ...options.security, token });
     const lock = lockDataDir(dataDir);
     let broker: Broker | undefined;
     try {
-      broker = new Broker({ ...options, dataDir }, lock);
+      broker = new Broker({ ...options, dataDir }, lock, auth);
       await broker.root.start();
     } catch (err) {
       broker?.groups.close();
       broker?.offsets.close();
+      broker?.stopWatchingUsers();
+      broker?.audit?.close();
       lock.release();
       if (broker) channels.walDamage.unsubscribe(broker.onDamage);
       // Another process took the port after checkPortFree: say so as plainly as it would have.
@@ -278,6 +302,11 @@ export class Broker {
   async reloadTls(trigger: TlsReloadTrigger = 'call'): Promise<TlsReloadResult> {
     if (!this.gateway) return { ok: false, error: 'the gateway is not running' };
     return this.gateway.reloadTls(trigger);
+  }
+
+  /** Whether clients must authenticate (a users file, token keys or a shared token is configured). */
+  get authenticationRequired(): boolean {
+    return this.auth !== null;
   }
 
   /** Called when supervision gives up (restart intensity exceeded at the root). */
@@ -315,6 +344,8 @@ export class Broker {
     await this.root.close();
     this.groups.close();
     this.offsets.close();
+    this.stopWatchingUsers();
+    this.audit?.close();
     this.dataDirLock.release();
     channels.walDamage.unsubscribe(this.onDamage);
   }
@@ -357,6 +388,8 @@ export class Broker {
       offsets: this.offsets,
       brokerName: 'weir/0.1.0',
       defaultPartitions: o.defaultPartitions ?? 8,
+      auth: this.auth,
+      ...(this.audit !== null ? { audit: this.audit } : {}),
     });
     const features = await installFeatures(FEATURES, { host: core, dataDir: this.opts.dataDir, fsync: this.fsync });
     const gateway = new Gateway(config, core, (app) => mountHttpRoutes(app, core));
@@ -398,8 +431,7 @@ function retentionExempt(topic: string): boolean {
  * token (gateway.token).
  */
 function authConfigured(o: BrokerOptions): boolean {
-  const { security, token } = o as { security?: { usersFile?: unknown; jwt?: unknown }; token?: unknown };
-  return Boolean(security?.usersFile || security?.jwt || token || o.gateway?.token !== undefined);
+  return authenticationConfigured(o.security) || o.gateway?.token !== undefined;
 }
 
 /** Loopback addresses: only this machine reaches them. */
@@ -419,6 +451,23 @@ function checkExposure(host: string, o: BrokerOptions): void {
       `or pass --insecure (BrokerOptions.insecure) to accept connections from anyone who can reach ${host}`,
     { details: { host } },
   );
+}
+
+/**
+ * Serve logins from the users file as it changes (`weir users add|remove` on a running broker): read
+ * again after each change; a file that does not parse is reported and the previous users stay.
+ */
+function watchUsersFile(file: string, auth: Authenticator): () => void {
+  const reload = (current: fs.Stats, previous: fs.Stats): void => {
+    if (current.mtimeMs === previous.mtimeMs && current.size === previous.size) return;
+    try {
+      auth.setUsers(loadUsers(file));
+    } catch (err) {
+      console.error(`weir: ${(err as Error).message}; the users loaded before stay in force`);
+    }
+  };
+  fs.watchFile(file, { interval: 1000, persistent: false }, reload);
+  return () => fs.unwatchFile(file, reload);
 }
 
 /** Where the gateway listens: `host`/`port`, else the gateway config's, else the defaults. */

@@ -5,7 +5,11 @@
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import diagnostics_channel from 'node:diagnostics_channel';
+import fs from 'node:fs';
 import { Broker, isLoopbackHost, parseActorHost, type BrokerOptions } from '../broker.js';
+import { WeirError } from '../common/errors.js';
+import { WeirCode } from '../protocol/error-codes.js';
+import type { JwtOptions } from '../security/index.js';
 import { applyThreadSlice, nativeIo, nativeIoStatus, raiseOpenFileLimit } from '../common/native-io.js';
 import { logBrokerEvents } from './event-log.js';
 
@@ -22,6 +26,9 @@ const USAGE = `usage:
                                                        --tls-ca: client certificates are requested and, when presented, must be signed by it)
              [--allowed-origin ORIGIN ...]   (browser pages allowed to connect, e.g. https://app.example.com; others get 403)
              [--max-connections-per-ip N]    (default 100)   [--insecure]   (listen on a non-loopback --host without authentication)
+             [--users FILE] [--roles FILE] [--token-file FILE] [--audit-log FILE]   (authentication and permissions: docs/security.md)
+             [--jwt-secret-file FILE] [--jwt-public-key FILE ...] [--jwt-alg RS256|ES256|EdDSA] [--jwt-jwks FILE]
+             [--jwt-issuer ISS] [--jwt-audience AUD] [--jwt-clock-skew MS]
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
@@ -76,6 +83,40 @@ function int(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+/** `--users`, `--roles`, `--token-file`, `--audit-log` and `--jwt-*` as BrokerOptions.security (undefined: none given). */
+function securityOptionsOf(values: Record<string, string | boolean | string[] | undefined>): NonNullable<BrokerOptions['security']> | undefined {
+  const str = (name: string): string | undefined => values[name] as string | undefined;
+  const alg = str('jwt-alg');
+  if (alg !== undefined && alg !== 'RS256' && alg !== 'ES256' && alg !== 'EdDSA') throw new WeirError(WeirCode.BAD_CONFIG, `--jwt-alg must be RS256, ES256 or EdDSA (got ${JSON.stringify(alg)})`);
+  const publicKeys = values['jwt-public-key'] as string[] | undefined;
+  const jwt: JwtOptions = {
+    ...(str('jwt-secret-file') !== undefined ? { secretFile: str('jwt-secret-file')! } : {}),
+    ...(publicKeys !== undefined ? { publicKeyFiles: publicKeys } : {}),
+    ...(alg !== undefined ? { alg } : {}),
+    ...(str('jwt-jwks') !== undefined ? { jwksFile: str('jwt-jwks')! } : {}),
+    ...(str('jwt-issuer') !== undefined ? { issuer: str('jwt-issuer')! } : {}),
+    ...(str('jwt-audience') !== undefined ? { audience: str('jwt-audience')! } : {}),
+    ...(str('jwt-clock-skew') !== undefined ? { clockSkewMs: int(str('jwt-clock-skew'), 'jwt-clock-skew')! } : {}),
+  };
+  const tokenFile = str('token-file');
+  let token: string | undefined;
+  if (tokenFile !== undefined) {
+    try {
+      token = fs.readFileSync(tokenFile, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (e) {
+      throw new WeirError(WeirCode.BAD_CONFIG, `--token-file ${tokenFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+  }
+  const security = {
+    ...(str('users') !== undefined ? { usersFile: str('users')! } : {}),
+    ...(str('roles') !== undefined ? { rolesFile: str('roles')! } : {}),
+    ...(token !== undefined ? { token } : {}),
+    ...(str('audit-log') !== undefined ? { auditLog: str('audit-log')! } : {}),
+    ...(Object.keys(jwt).length > 0 ? { jwt } : {}),
+  };
+  return Object.keys(security).length > 0 ? security : undefined;
+}
+
 async function start(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -103,10 +144,22 @@ async function start(argv: string[]): Promise<number> {
       'allowed-origin': { type: 'string', multiple: true },
       'max-connections-per-ip': { type: 'string' },
       insecure: { type: 'boolean', default: false },
+      users: { type: 'string' },
+      roles: { type: 'string' },
+      'token-file': { type: 'string' },
+      'audit-log': { type: 'string' },
+      'jwt-secret-file': { type: 'string' },
+      'jwt-public-key': { type: 'string', multiple: true },
+      'jwt-alg': { type: 'string' },
+      'jwt-jwks': { type: 'string' },
+      'jwt-issuer': { type: 'string' },
+      'jwt-audience': { type: 'string' },
+      'jwt-clock-skew': { type: 'string' },
     },
     strict: true,
   });
   const tls = tlsFiles(values['tls-cert'], values['tls-key'], values['tls-ca']);
+  const security = securityOptionsOf(values);
   const sliceUs = int(values['sched-slice-us'], 'sched-slice-us')!;
   // The process's main thread is the gateway's (and a quiet topic's partition actors'): every
   // request wakes it. A short slice lets it preempt whatever runs when a request arrives.
@@ -147,6 +200,7 @@ async function start(argv: string[]): Promise<number> {
     ...(tls !== undefined ? { tls } : {}),
     ...(values['allowed-origin'] !== undefined ? { allowedOrigins: values['allowed-origin'] } : {}),
     insecure: values.insecure!,
+    ...(security !== undefined ? { security } : {}),
   });
   const limit = (n: number): string => (n < 0 ? 'unlimited' : String(n));
   const filesNote = typeof files === 'string' ? '' : `, open files ${limit(files.soft)}${files.before !== files.soft ? ` (raised from ${limit(files.before)})` : ''}`;

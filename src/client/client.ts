@@ -107,6 +107,8 @@ export class WeirClient extends Emitter<ClientEvents> {
     const conn = await Connection.open({
       url: o.url ?? DEFAULT_URL,
       token: o.token,
+      user: o.user,
+      password: o.password,
       clientName: o.clientName ?? CLIENT_NAME,
       WebSocket: o.WebSocket,
       tls: o.tls,

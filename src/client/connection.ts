@@ -47,7 +47,10 @@ export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 export interface ConnectionOptions {
   url: string;
-  token: string | undefined;
+  /** Credentials sent in `hello` (ClientOptions.token, user, password). */
+  token: string | (() => string | Promise<string>) | undefined;
+  user: string | undefined;
+  password: string | undefined;
   clientName: string;
   WebSocket: WebSocketConstructor | undefined;
   /** Node's `ws` only (ClientOptions.tls). */
@@ -358,8 +361,11 @@ export class Connection extends Emitter<ConnectionEvents> {
     };
 
     const helloFrame: RequestBody = { op: 'hello', version: PROTOCOL_VERSION, client: this.opts.clientName };
-    if (this.opts.token !== undefined) helloFrame.token = this.opts.token;
     try {
+      const token = this.opts.token;
+      if (token !== undefined) helloFrame.token = typeof token === 'function' ? await token() : token;
+      if (this.opts.user !== undefined) helloFrame.user = this.opts.user;
+      if (this.opts.password !== undefined) helloFrame.password = this.opts.password;
       const hello = await this.enqueue<HelloResult>(helloFrame, { timeoutMs: this.opts.connectTimeoutMs }, true);
       this.hello = checkHello(hello);
       return this.hello;

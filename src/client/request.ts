@@ -160,7 +160,7 @@ export function responderHandler(conn: Connection, handler: RequestHandler, onEr
       batch.add(null, '', { ...idHeader, [Header.REPLY_ERROR]: why.slice(0, 4096) || 'error' });
     }
     try {
-      await conn.request({ op: 'reply', to, records: batch.take() });
+      await conn.request({ op: 'reply', to, records: batch.take(), topic: m.topic });
     } catch (err) {
       onError?.(asClientError(err, `reply to ${to}`));
     }

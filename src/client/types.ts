@@ -133,7 +133,15 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export interface ClientOptions {
   /** Default ws://127.0.0.1:7070 */
   url?: string;
-  token?: string;
+  /**
+   * Authenticates in `hello` (brokers that require it): a JSON Web Token, an API key (`weir_…`) or
+   * the broker's shared token. A function is asked again at each (re)connect: a browser passes one
+   * that fetches a fresh short-lived token from its backend.
+   */
+  token?: string | (() => string | Promise<string>);
+  /** Authenticates as a user of the broker's users file, with `password`. */
+  user?: string;
+  password?: string;
   /** Sent in `hello.client`. */
   clientName?: string;
   /** WebSocket implementation. Default: `ws` in Node, the global `WebSocket` elsewhere. */

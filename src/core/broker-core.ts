@@ -7,10 +7,16 @@
  *
  *   front door ──dispatch(session, frame)──► op table ──► ProducePath / Reads / Subscriptions ──► PartitionRef
  *              ◄──────── SessionPort (send, deliver, answerProduce) ◄─────────────────────────┘
+ *
+ * Security lives here too, for every front door: `hello` authenticates a session (its principal and
+ * grants), and `dispatch` checks, per request and before any handler, the permissions the op's
+ * entry declares (FORBIDDEN, counted and audited). Without authentication configured every session
+ * is the open principal, allowed everything but the internal topics.
  */
 import { WeirError, needId } from '../common/errors.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
-import { PROTOCOL_VERSION, type TopicConfig } from '../protocol/frames.js';
+import { INTERNAL_TOPIC_PREFIX, PROTOCOL_VERSION, topicNameProblem, type TopicConfig } from '../protocol/frames.js';
+import { ACTIONS, Grants, OPEN_PRINCIPAL, forbidden, resourceLabel, type Action, type AuditEvent, type Authenticator, type Principal } from '../security/index.js';
 import { dropExpired } from '../protocol/expiry-filter.js';
 import type { RecordIndex } from '../protocol/record.js';
 import { FetchMode } from '../partition/protocol.js';
@@ -25,8 +31,9 @@ import { Subscriptions } from './subscriptions.js';
 import { Turn } from './turn.js';
 import { Session, type Frame, type ProducePart, type SessionLimits, type SessionPort } from './session.js';
 import { badRequest, nonNegInt, partitionOf, subscribeOptionsOf, topicOf, type SubscribeOptions } from './validate.js';
-import type { ControlInterceptor, FeatureHost, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
-import { OpTable, type OpSpec, type RequestHandler } from './ops.js';
+import type { ControlGuard, ControlInterceptor, FeatureHost, ProducerGuard, ReadOptions, ReadResult } from './feature-host.js';
+import { OpTable, resourceOf, type Access, type OpSpec, type RequestHandler } from './ops.js';
+import { topicNotFound } from './topics/registry.js';
 
 /** The codes a client may be sent (the wire registry). */
 const WIRE_CODES: ReadonlySet<string> = new Set<string>(Object.values(ErrorCode));
@@ -52,8 +59,6 @@ export interface CoreConfig {
   maxSubscriptionsPerConnection: number;
   /** Requests taken and not yet answered per session (SessionLimits). */
   maxInFlightRequestsPerConnection: number;
-  /** If set, clients must send it in `hello`. */
-  token?: string;
   /** Shown in hello: the fsync policy acknowledgements follow. */
   fsyncLabel: string;
 }
@@ -67,7 +72,29 @@ export interface CoreDeps {
   brokerName: string;
   /** Partition count for create_topic without one. */
   defaultPartitions: number;
+  /** Authentication (hello's credentials → principal); null or absent: off, every session is the open principal. */
+  auth?: Authenticator | null;
+  /** Where authentication failures and denials are recorded (security/audit.ts AuditLog). */
+  audit?: AuditSink;
 }
+
+/** What the core writes audit events to. */
+export interface AuditSink {
+  write(event: AuditEvent): void;
+}
+
+/** The core's security counters (for an operator's metrics). */
+export interface SecurityStats {
+  /** Requests refused FORBIDDEN. */
+  forbidden: number;
+  /** hellos whose credentials were refused (wrong, malformed, expired, or rate-limited). */
+  authFailures: number;
+  /** Connections closed because their token expired. */
+  tokenExpiredCloses: number;
+}
+
+/** A timer's longest delay (setTimeout fires at once beyond it). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class BrokerCore implements FeatureHost {
   /** Ends every turn: partition actors written to are flushed, then the front doors send. */
@@ -83,6 +110,10 @@ export class BrokerCore implements FeatureHost {
   private readonly closeListeners: Array<(session: Session) => void> = [];
   private patternSubscribe: RequestHandler | null = null;
   private closing = false;
+  private readonly auth: Authenticator | null;
+  /** Every session's grants while authentication is off (one cache for all). */
+  private readonly openGrants = new Grants(OPEN_PRINCIPAL);
+  private readonly counters: SecurityStats = { forbidden: 0, authFailures: 0, tokenExpiredCloses: 0 };
 
   constructor(
     private readonly config: CoreConfig,
@@ -94,6 +125,17 @@ export class BrokerCore implements FeatureHost {
     this.produces = new ProducePath(config, deps.topics, this.turn, (session, id, error) => this.sendError(session, id, error));
     this.subscriptions = new Subscriptions(config, deps.groups, deps.offsets, this.turn, this.reads, this.flow, this.sendError);
     for (const spec of this.builtInOps()) this.table.add(spec);
+    this.auth = deps.auth ?? null;
+  }
+
+  /** Whether sessions must authenticate with `hello` (a users file, token keys or a shared token is configured). */
+  get authenticationRequired(): boolean {
+    return this.auth !== null;
+  }
+
+  /** Counters of denials, failed authentications and expired-token closes since the core started. */
+  securityStats(): SecurityStats {
+    return { ...this.counters };
   }
 
   // ------------------------------------------------------------------ sessions (front doors)
@@ -101,6 +143,10 @@ export class BrokerCore implements FeatureHost {
   /** A client connected to a front door. */
   openSession(port: SessionPort): Session {
     const session = new Session(this.nextSession++, port, this.sessionLimits);
+    if (this.auth === null) {
+      session.principal = OPEN_PRINCIPAL;
+      session.grants = this.openGrants;
+    }
     this.sessions.add(session);
     return session;
   }
@@ -109,6 +155,8 @@ export class BrokerCore implements FeatureHost {
   closeSession(session: Session): void {
     if (session.closed) return;
     session.closed = true;
+    if (session.expiryTimer !== null) clearTimeout(session.expiryTimer);
+    session.expiryTimer = null;
     this.sessions.delete(session);
     this.flow.forget(session);
     this.subscriptions.sessionClosed(session);
@@ -143,20 +191,81 @@ export class BrokerCore implements FeatureHost {
    */
   dispatch(session: Session, f: Frame, id: number | undefined): Promise<void> | void {
     const op = f.op as string;
-    if (this.config.token !== undefined && !session.helloDone && op !== 'hello') {
-      throw new WeirError(ErrorCode.UNAUTHORIZED, 'this broker requires a token: send hello with "token" first');
-    }
     const spec = this.table.get(op);
+    const grants = session.grants;
+    if (grants === null && spec?.access !== 'none') {
+      throw new WeirError(ErrorCode.UNAUTHORIZED, 'this broker requires authentication: send hello with "token", or "user" and "password", first', { details: { reason: 'missing' } });
+    }
     if (spec === undefined) throw new WeirError(ErrorCode.UNKNOWN_OP, `unknown operation ${JSON.stringify(op.slice(0, 40))}; see docs/protocol.md`);
     if (spec.requestId === 'required') {
       const requestId = needId(id, op);
       if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
+      const audited = this.authorize(session, grants!, spec, f);
       // hello and ping are answered at once: a session at its limit can still say who it is and ping.
       if (op !== 'hello' && op !== 'ping') session.checkInFlightRequests();
+      if (audited !== undefined) return countInFlight(session, this.audited(session, audited, () => spec.handler(session, requestId, f)));
       return countInFlight(session, spec.handler(session, requestId, f));
     }
     if (this.closing && spec.whenStopping === 'refuse') throw shuttingDown();
+    const audited = this.authorize(session, grants!, spec, f);
+    if (audited !== undefined) return this.audited(session, audited, () => spec.handler(session, id, f));
     return spec.handler(session, id, f);
+  }
+
+  /** Runs `handle`, then audits `event` with its outcome. */
+  private audited(session: Session, event: AdministrativeEvent, handle: () => Promise<void> | void): Promise<void> | void {
+    const failed = (err: unknown): never => {
+      this.audit(session, { ...event, outcome: 'failed', code: (WeirError.isWeirError(err) ? err.code : ErrorCode.INTERNAL) as ErrorCode });
+      throw err;
+    };
+    let result: Promise<void> | void;
+    try {
+      result = handle();
+    } catch (err) {
+      return failed(err);
+    }
+    if (result === undefined) {
+      this.audit(session, { ...event, outcome: 'ok' });
+      return result;
+    }
+    return result.then(() => this.audit(session, { ...event, outcome: 'ok' }), failed);
+  }
+
+  /**
+   * Every permission the op's access lists, on the resources the request names; throws the first
+   * refusal. Returns the audit event of an administrative request when an audit log is configured.
+   */
+  private authorize(session: Session, grants: Grants, spec: OpSpec, f: Frame): AdministrativeEvent | undefined {
+    const access = spec.access;
+    if (typeof access !== 'object') return undefined;
+    for (const a of access) {
+      const name = resourceOf(a, session, f);
+      if (name === undefined) {
+        if (a.ifAbsent === 'deny' && this.auth !== null) this.deny(session, a.action, '');
+        continue;
+      }
+      if (!grants.allows(a.action, name)) this.deny(session, a.action, name);
+    }
+    return this.deps.audit === undefined ? undefined : administrativeEvent(access, session, f);
+  }
+
+  /**
+   * Refuse `action` on `name`: FORBIDDEN, counted and audited. An internal topic is not a permission
+   * matter (no principal reaches one): to a client it does not exist, and is not a name it may create.
+   */
+  private deny(session: Session, action: Action, name: string): never {
+    if (ACTIONS[action] === 'topic' && name.startsWith(INTERNAL_TOPIC_PREFIX)) {
+      if (action === 'create') throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, `${topicNameProblem(name)}: ${JSON.stringify(name.slice(0, 60))}`);
+      throw topicNotFound(name);
+    }
+    const error = forbidden(action, name); // counted as it is answered (sendError)
+    this.audit(session, { action, resource: resourceLabel(ACTIONS[action], name), outcome: 'denied', code: ErrorCode.FORBIDDEN });
+    throw error;
+  }
+
+  private audit(session: Session, event: Omit<AuditEvent, 'principal' | 'address'>): void {
+    if (this.deps.audit === undefined) return;
+    this.deps.audit.write({ principal: session.principal?.name ?? null, address: session.port.remoteAddress(), ...event });
   }
 
   /** The op table, built-in and feature ops alike (tests iterate over it). */
@@ -167,6 +276,12 @@ export class BrokerCore implements FeatureHost {
   /** Answer a failed request (or a subscription's trouble, `sub`) with an `error` frame of a wire code. */
   readonly sendError = (session: Session, id: number | undefined, err: unknown, sub?: number): void => {
     if (session.closed) return;
+    if (WeirError.isWeirError(err) && err.code === ErrorCode.FORBIDDEN) this.counters.forbidden++;
+    session.port.send(this.errorFrame(err, id, sub));
+  };
+
+  /** The `error` frame of a failure: a code of the wire registry, else INTERNAL (a bug, logged). */
+  private errorFrame(err: unknown, id: number | undefined, sub: number | undefined): Frame {
     let e: WeirError;
     if (WeirError.isWeirError(err) && WIRE_CODES.has(err.code)) e = err;
     else if (WeirError.isWeirError(err)) {
@@ -182,8 +297,8 @@ export class BrokerCore implements FeatureHost {
     if (id !== undefined) frame.id = id;
     if (sub !== undefined) frame.sub = sub;
     if (e.details !== undefined) frame.details = e.details;
-    session.port.send(frame);
-  };
+    return frame;
+  }
 
   /** Every partition's availability, and why each that is down is down (an HTTP front door's /healthz). */
   health(): { ok: boolean; status: 'ok' | 'stopping' | 'degraded'; partitions: { up: number; total: number }; unavailable: ReturnType<TopicRegistry['unavailable']> } {
@@ -215,6 +330,14 @@ export class BrokerCore implements FeatureHost {
     this.table.add(spec);
   }
 
+  may(session: Session, action: Action, name: string): boolean {
+    return session.grants !== null && session.grants.allows(action, name);
+  }
+
+  check(session: Session, action: Action, name: string): void {
+    if (!this.may(session, action, name)) this.deny(session, action, name);
+  }
+
   setPatternSubscribeHandler(handler: RequestHandler): void {
     // One feature owns wildcard subscriptions: a second handler would silently steal them.
     if (this.patternSubscribe) throw new Error('a pattern subscribe handler is already set');
@@ -227,6 +350,10 @@ export class BrokerCore implements FeatureHost {
 
   addControlInterceptor(interceptor: ControlInterceptor): void {
     this.produces.addControlInterceptor(interceptor);
+  }
+
+  addControlGuard(guard: ControlGuard): void {
+    this.produces.addControlGuard(guard);
   }
 
   onConnectionClosed(listener: (session: Session) => void): void {
@@ -286,29 +413,32 @@ export class BrokerCore implements FeatureHost {
     const subs = this.subscriptions;
     const topics = this.deps.topics;
     return [
-      { op: 'hello', requestId: 'required', whenStopping: 'serve', access: [{ action: 'connect', resource: 'broker' }], handler: (s, id, f) => this.hello(s, id, f) },
-      { op: 'ping', requestId: 'required', whenStopping: 'serve', access: [{ action: 'connect', resource: 'broker' }], handler: (s, id) => s.port.send({ op: 'result', id }) },
-      { op: 'produce', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'produce', resource: 'topic' }, { action: 'produce', resource: 'producer_id' }], handler: (s, id, f) => this.produces.produce(s, id, f) },
-      { op: 'fetch', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'topic' }], handler: (s, id, f) => this.fetch(s, id, f) },
-      { op: 'subscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'topic' }, { action: 'join', resource: 'group' }], handler: (s, id, f) => this.subscribe(s, id, f) },
-      { op: 'credit', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (s, _id, f) => subs.credit(s, f) },
-      { op: 'commit', requestId: 'required', whenStopping: 'serve', access: [{ action: 'commit', resource: 'group' }], handler: (s, id, f) => subs.commit(s, id, f) },
-      { op: 'revoked', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (s, _id, f) => subs.revoked(s, f) },
-      { op: 'unsubscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }], handler: (s, id, f) => subs.unsubscribe(s, id, f) },
-      { op: 'create_topic', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'create', resource: 'topic' }], handler: (s, id, f) => this.createTopic(s, id, f) },
-      { op: 'alter_topic', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'alter', resource: 'topic' }], handler: (s, id, f) => this.alterTopic(s, id, f) },
-      { op: 'list_topics', requestId: 'required', whenStopping: 'serve', access: [{ action: 'describe', resource: 'topic' }], handler: (s, id) => s.port.send({ op: 'result', id, topics: topics.list() }) },
-      { op: 'describe_topic', requestId: 'required', whenStopping: 'serve', access: [{ action: 'describe', resource: 'topic' }], handler: (s, id, f) => this.describeTopic(s, id, f) },
+      { op: 'hello', requestId: 'required', whenStopping: 'serve', access: 'none', handler: (s, id, f) => this.hello(s, id, f) },
+      { op: 'ping', requestId: 'required', whenStopping: 'serve', access: 'session', handler: (s, id) => s.port.send({ op: 'result', id }) },
+      { op: 'produce', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'produce', from: 'topic' }], handler: (s, id, f) => this.produces.produce(s, id, f) },
+      { op: 'fetch', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', from: 'topic' }], handler: (s, id, f) => this.fetch(s, id, f) },
+      // A pattern subscription names no topic: the routing feature matches only topics the session may consume.
+      { op: 'subscribe', requestId: 'required', whenStopping: 'serve', access: [{ action: 'consume', from: 'topic' }, { action: 'join', from: 'group' }], handler: (s, id, f) => this.subscribe(s, id, f) },
+      { op: 'credit', requestId: 'optional', whenStopping: 'serve', access: 'session', handler: (s, _id, f) => subs.credit(s, f) },
+      { op: 'commit', requestId: 'required', whenStopping: 'serve', access: [{ action: 'commit', from: (s, f) => subs.groupOf(s, f.sub) }], handler: (s, id, f) => subs.commit(s, id, f) },
+      { op: 'revoked', requestId: 'optional', whenStopping: 'serve', access: 'session', handler: (s, _id, f) => subs.revoked(s, f) },
+      { op: 'unsubscribe', requestId: 'required', whenStopping: 'serve', access: 'session', handler: (s, id, f) => subs.unsubscribe(s, id, f) },
+      { op: 'create_topic', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'create', from: 'topic' }], handler: (s, id, f) => this.createTopic(s, id, f) },
+      { op: 'alter_topic', requestId: 'required', whenStopping: 'refuse', access: [{ action: 'alter', from: 'topic' }], handler: (s, id, f) => this.alterTopic(s, id, f) },
+      // Lists only the topics the session may describe.
+      { op: 'list_topics', requestId: 'required', whenStopping: 'serve', access: 'session', handler: (s, id) => s.port.send({ op: 'result', id, topics: topics.list().filter((t) => this.may(s, 'describe', t.topic)) }) },
+      { op: 'describe_topic', requestId: 'required', whenStopping: 'serve', access: [{ action: 'describe', from: 'topic' }], handler: (s, id, f) => this.describeTopic(s, id, f) },
     ];
   }
 
-  private hello(session: Session, id: number, f: Frame): void {
+  private async hello(session: Session, id: number, f: Frame): Promise<void> {
     const version = f.version;
     if (version !== PROTOCOL_VERSION) {
       throw new WeirError(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${String(version)} is not supported; this broker speaks ${PROTOCOL_VERSION}`, { details: { supported: [PROTOCOL_VERSION] } });
     }
-    if (this.config.token !== undefined && f.token !== this.config.token) {
-      throw new WeirError(ErrorCode.UNAUTHORIZED, 'token is missing or wrong');
+    if (this.auth !== null && (session.principal === null || f.token !== undefined || f.user !== undefined)) {
+      await this.authenticate(this.auth, session, f);
+      if (session.closed) return;
     }
     session.helloDone = true;
     const c = this.config;
@@ -316,6 +446,51 @@ export class BrokerCore implements FeatureHost {
       op: 'result', id, version: PROTOCOL_VERSION, broker: this.deps.brokerName,
       maxFrameBytes: c.maxFrameBytes, maxMessageBytes: c.maxMessageBytes, maxInFlightBytes: c.maxInFlightBytes, fsync: c.fsyncLabel,
     });
+  }
+
+  /** hello's credentials → the session's principal and grants, and its close when the credential expires. */
+  private async authenticate(auth: Authenticator, session: Session, f: Frame): Promise<void> {
+    // One principal per connection: its subscriptions and inboxes were opened under it.
+    if (session.principal !== null) throw badRequest('token', `this connection is authenticated as ${JSON.stringify(session.principal.name)}: open a new connection to authenticate again`);
+    if (session.authenticating) throw badRequest('token', 'another hello of this connection is authenticating');
+    session.authenticating = true;
+    let principal: Principal;
+    try {
+      principal = await auth.authenticate({ token: f.token, user: f.user, password: f.password }, session.port.remoteAddress());
+    } catch (err) {
+      if (WeirError.isWeirError(err)) {
+        const reason = (err.details as { reason?: unknown } | undefined)?.reason;
+        if (reason !== 'missing') this.counters.authFailures++;
+        this.audit(session, { action: 'authenticate', outcome: 'failed', code: err.code as ErrorCode, details: { reason: typeof reason === 'string' ? reason : err.code } });
+      }
+      throw err;
+    } finally {
+      session.authenticating = false;
+    }
+    if (session.closed) return;
+    session.principal = principal;
+    session.grants = auth.grantsOf(principal);
+    this.audit(session, { action: 'authenticate', outcome: 'ok', details: { source: principal.source } });
+    const closesAt = auth.closesAt(principal);
+    if (closesAt !== undefined) this.closeAtExpiry(session, closesAt);
+  }
+
+  /** At `at` (ms since the epoch), tell the client its token expired (TOKEN_EXPIRED) and close its connection. */
+  private closeAtExpiry(session: Session, at: number): void {
+    const ms = at - Date.now();
+    session.expiryTimer = setTimeout(() => {
+      session.expiryTimer = null;
+      if (session.closed) return;
+      if (Date.now() < at) {
+        this.closeAtExpiry(session, at); // longer than one timer can wait
+        return;
+      }
+      this.counters.tokenExpiredCloses++;
+      const expired = new WeirError(ErrorCode.TOKEN_EXPIRED, 'the token expired: connect again with a fresh token', { details: { reason: 'expired' } });
+      session.port.sendNow(this.errorFrame(expired, undefined, undefined));
+      session.port.close(1008, `${ErrorCode.TOKEN_EXPIRED}: the token expired`);
+    }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
+    session.expiryTimer.unref();
   }
 
   private async createTopic(session: Session, id: number, f: Frame): Promise<void> {
@@ -403,6 +578,21 @@ function countInFlight(session: Session, answer: Promise<void> | void): Promise<
   const done = (): void => void session.inFlightRequests--;
   answer.then(done, done);
   return answer;
+}
+
+/** Actions whose every use is audited: they change what other clients read or where they are. */
+const ADMINISTRATIVE: ReadonlySet<Action> = new Set<Action>(['create', 'alter', 'delete', 'reset', 'redrive', 'admin']);
+
+type AdministrativeEvent = Omit<AuditEvent, 'principal' | 'address' | 'outcome'>;
+
+/** The audit event of an administrative request (a topic created or altered, offsets reset, a redrive, a transaction decided by an admin); undefined for others. */
+function administrativeEvent(access: readonly Access[], session: Session, f: Frame): AdministrativeEvent | undefined {
+  const byAdmin = f.by === 'admin' && (f.op === 'txn_commit' || f.op === 'txn_rollback');
+  const a = access.find((x) => ADMINISTRATIVE.has(x.action)) ?? (byAdmin ? access.find((x) => x.action === 'txn') : undefined);
+  if (a === undefined) return undefined;
+  const resource = resourceLabel(ACTIONS[a.action], resourceOf(a, session, f) ?? '');
+  if (!byAdmin) return { action: a.action, resource };
+  return { action: a.action, resource, details: { txn: String(f.txn), decision: f.op === 'txn_commit' ? 'commit' : 'rollback' } };
 }
 
 function shuttingDown(): WeirError {

@@ -14,10 +14,12 @@ import type { OffsetStore } from './groups/offset-store.js';
 import type { Frame, ProducePart, Session } from './session.js';
 import type { SubscribeOptions } from './validate.js';
 import type { OpSpec, RequestHandler } from './ops.js';
+import type { Action } from '../security/permissions.js';
 
 export type { Frame, ProducePart, Session } from './session.js';
 export type { SubscribeOptions } from './validate.js';
-export type { Access, OpHandler, OpSpec, RequestHandler } from './ops.js';
+export type { Access, OpAccess, OpHandler, OpSpec, RequestHandler } from './ops.js';
+export type { Action } from '../security/permissions.js';
 
 /** How a produce ends: one error (at most, possibly before every chunk settled), then `settled` once. */
 export interface ProduceOutcome {
@@ -42,6 +44,12 @@ export interface ControlInterceptorRequest {
  * the write to the topic at the end of the chain). Call `next` at most once.
  */
 export type ControlInterceptor = (request: ControlInterceptorRequest, next: (request: ControlInterceptorRequest) => void) => void;
+
+/**
+ * May `session` produce this batch to `topic` (its records with `weir-` headers, as `index` scanned
+ * them)? Throws the refusal. Asked of idempotent batches too, which no interceptor sees.
+ */
+export type ControlGuard = (session: Session, topic: Topic, records: Uint8Array, index: RecordIndex) => void;
 
 /** Exactly-once append: may `session` send a batch under `producerId` (at `epoch`, if named)? Throws if not. */
 export type ProducerGuard = (session: Session, producerId: number, epoch: number | undefined) => void;
@@ -69,12 +77,22 @@ export interface FeatureHost {
 
   /** Add an op to the core's op table (a feature's protocol). Built-in ops cannot be replaced. */
   registerOp(spec: OpSpec): void;
+  /**
+   * May `session` do `action` on the resource `name` (security/permissions.ts)? For what a feature
+   * decides beyond its ops' declared access: which topics a pattern subscription covers, which
+   * entries a listing shows. Per request or per subscription, never per message.
+   */
+  may(session: Session, action: Action, name: string): boolean;
+  /** `may`, or throws FORBIDDEN (counted and audited as the core's own refusals). */
+  check(session: Session, action: Action, name: string): void;
   /** Handler of `subscribe` frames that carry `pattern` instead of `topic` (one feature owns them). */
   setPatternSubscribeHandler(handler: RequestHandler): void;
   /** Exactly-once append: who may use a producer id (refuses a foreign use by throwing). */
   setProducerGuard(guard: ProducerGuard): void;
   /** Take part in produce requests whose batch has records with `weir-` headers (a chain, in the order added). */
   addControlInterceptor(interceptor: ControlInterceptor): void;
+  /** Check every produce request whose batch has records with `weir-` headers, before any interceptor and before anything is written. */
+  addControlGuard(guard: ControlGuard): void;
   /** Called once per session when it closes (after its subscriptions were dropped). */
   onConnectionClosed(listener: (session: Session) => void): void;
   /** The client ended subscription `subId` with the `unsubscribe` op. */

@@ -4,47 +4,40 @@
  * is common to every op (the request id, refusal while the broker stops, the permission it needs)
  * is declared here per op and applied in one place (BrokerCore.dispatch), not in each handler.
  */
+import type { Action } from '../security/permissions.js';
 import type { Frame, Session } from './session.js';
 
-/** What an op does to a resource, as a permission names it. */
-export const ACCESS_ACTIONS = [
-  'connect',
-  'describe',
-  'create',
-  'alter',
-  'produce',
-  'consume',
-  'join',
-  'commit',
-  'reset',
-  'ack',
-  'nack',
-  'redrive',
-  'request',
-  'respond',
-  'transact',
-] as const;
-export type AccessAction = (typeof ACCESS_ACTIONS)[number];
-
 /**
- * The kinds of resource an op acts on; the request names which one (its `topic`, `group`, …).
- * - `broker`: the broker itself (`hello` authenticates; `ping`).
- * - `topic`, `group` (a consumer or queue group), `producer_group` (transactions), `producer_id`, `inbox`.
- * - `subscription`: one of the session's own subscriptions, whose topic and group were checked when
- *   it was opened.
+ * Which field of a request names the resource a permission is checked on: `topic` (f.topic),
+ * `group` (f.group), `producerGroup` (f.producerGroup: a transaction's producer group) or
+ * `broker` (nothing: the broker itself, for `admin`).
  */
-export const ACCESS_RESOURCES = ['broker', 'topic', 'group', 'producer_group', 'producer_id', 'inbox', 'subscription'] as const;
-export type AccessResource = (typeof ACCESS_RESOURCES)[number];
+export type ResourceField = 'topic' | 'group' | 'producerGroup' | 'broker';
 
 /**
- * A permission an op needs: `action` on the `resource` of that kind the request names. An op lists
- * every one it needs (`subscribe`: consume the topic and, when it names a group, join the group).
- * Declared now, enforced by the security issue.
+ * Names the resource from what the session holds, for requests that name it indirectly (a
+ * subscription id → its group, a transaction number → its producer group). Undefined: the request
+ * names none (the handler then refuses it as malformed or unknown).
+ */
+export type ResourceResolver = (session: Session, frame: Frame) => string | undefined;
+
+/**
+ * A permission an op needs: `action` (security/permissions.ts ACTIONS) on the resource named by
+ * `from`. A request that names no such resource is not checked for it (`subscribe` without a
+ * group), unless `ifAbsent` is `deny`: then it is FORBIDDEN while authentication is on.
  */
 export interface Access {
-  readonly action: AccessAction;
-  readonly resource: AccessResource;
+  readonly action: Action;
+  readonly from: ResourceField | ResourceResolver;
+  readonly ifAbsent?: 'skip' | 'deny';
 }
+
+/**
+ * What an op needs of the session: every permission of the list (`subscribe`: consume the topic
+ * and, when it names a group, join it); `session`: only to be authenticated (ops on the session's
+ * own subscriptions and inboxes, `ping`); `none`: nothing (`hello`, which authenticates).
+ */
+export type OpAccess = readonly [Access, ...Access[]] | 'session' | 'none';
 
 /** Handles a request that carries an id (to answer it with). */
 export type RequestHandler = (session: Session, id: number, frame: Frame) => Promise<void> | void;
@@ -54,8 +47,8 @@ export type OpHandler = (session: Session, id: number | undefined, frame: Frame)
 interface OpSpecCommon {
   /** The frame's `op`. */
   readonly op: string;
-  /** The permissions it needs (at least one; `connect` on `broker` for what every session may do). */
-  readonly access: readonly [Access, ...Access[]];
+  /** The permissions it needs, checked by BrokerCore.dispatch before the handler runs. */
+  readonly access: OpAccess;
   /**
    * Once the broker stops accepting (BrokerCore.stopAccepting): `refuse` answers SHUTTING_DOWN
    * (retryable) before the handler runs; `serve` runs it as usual.
@@ -95,5 +88,21 @@ export class OpTable {
   /** Every entry, in the order added. */
   list(): OpSpec[] {
     return [...this.specs.values()];
+  }
+}
+
+/** The name of the resource `access` is checked on in request `f` of `session`; undefined: it names none. */
+export function resourceOf(access: Access, session: Session, f: Frame): string | undefined {
+  switch (access.from) {
+    case 'topic':
+      return typeof f.topic === 'string' ? f.topic : undefined;
+    case 'group':
+      return typeof f.group === 'string' ? f.group : undefined;
+    case 'producerGroup':
+      return typeof f.producerGroup === 'string' ? f.producerGroup : undefined;
+    case 'broker':
+      return '';
+    default:
+      return access.from(session, f);
   }
 }

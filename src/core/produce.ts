@@ -13,7 +13,7 @@ import { idempotentFields, markIdempotent, refuseScheduled, withProducerHeaders 
 import { Router } from './router.js';
 import { unavailable } from './reads.js';
 import { partitionOf, topicOf } from './validate.js';
-import type { ControlInterceptor, ControlInterceptorRequest, ProduceOutcome, ProducerGuard } from './feature-host.js';
+import type { ControlGuard, ControlInterceptor, ControlInterceptorRequest, ProduceOutcome, ProducerGuard } from './feature-host.js';
 import type { Frame, ProducePart, Session } from './session.js';
 import { topicNotFound, type Topic, type TopicRegistry } from './topics/registry.js';
 import type { Turn } from './turn.js';
@@ -34,6 +34,7 @@ export class ProducePath {
   private readonly router = new Router();
   private readonly chunkRuns = new ChunkRuns();
   private readonly controlInterceptors: ControlInterceptor[] = [];
+  private readonly controlGuards: ControlGuard[] = [];
   private controlChain: ((request: ControlInterceptorRequest) => void) | null = null;
   private producerGuard: ProducerGuard = (_session, producerId) => {
     throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker`);
@@ -62,6 +63,7 @@ export class ProducePath {
       throw new WeirError(ErrorCode.THROTTLED, `connection has ${session.inFlightBytes} produce bytes in flight (limit ${this.config.maxInFlightBytes}); wait for acknowledgements`, { retryable: true });
     }
     this.scan(records);
+    if (this.index.controlCount > 0) for (const guard of this.controlGuards) guard(session, topic, records, this.index);
     if (idem !== undefined) {
       if (this.index.controlCount > 0) refuseScheduled(records, this.index);
       records = withProducerHeaders(records, this.index.count, idem);
@@ -121,6 +123,14 @@ export class ProducePath {
    */
   setProducerGuard(guard: ProducerGuard): void {
     this.producerGuard = guard;
+  }
+
+  /**
+   * Check every produce request whose batch has records with `weir-` headers, idempotent ones too,
+   * before anything of it is written: a guard throws to refuse the request.
+   */
+  addControlGuard(guard: ControlGuard): void {
+    this.controlGuards.push(guard);
   }
 
   /**

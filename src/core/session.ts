@@ -2,11 +2,12 @@
  * A client of the broker, as the core and the messaging features know it: a session. A front door
  * (the WebSocket gateway today; an HTTP admin door and a Kafka door later) opens one per client
  * connection (BrokerCore.openSession) with a port that says how frames reach the client and how
- * much the front door holds for it unsent. The identity of the principal behind it belongs here
- * once the security issue lands.
+ * much the front door holds for it unsent. Its principal (who the client is) and grants (what it
+ * may do) are set when it opens (authentication off: the anonymous principal) or by `hello`.
  */
 import { WeirError } from '../common/errors.js';
 import { ErrorCode } from '../protocol/codes.js';
+import type { Grants, Principal } from '../security/index.js';
 
 /** A decoded protocol frame (docs/protocol.md): a map of fields. */
 export type Frame = Record<string, unknown>;
@@ -26,8 +27,10 @@ export interface SessionPort {
   answerProduce(id: number, parts: ProducePart[], route: Uint8Array | undefined): void;
   /** Bytes held for this client and not yet taken by it (flow control compares them with maxBufferedBytes). */
   unsentBytes(): number;
-  /** Close the client's connection with a code and reason (a slow consumer). */
+  /** Close the client's connection with a code and reason (a slow consumer, an expired token). */
   close(code: number, reason: string): void;
+  /** The client's network address as the front door sees it (failed authentications are limited per address). */
+  remoteAddress(): string;
 }
 
 /** What one session may hold at once (CoreConfig), so that one client cannot take the broker's memory. */
@@ -42,8 +45,16 @@ export const NO_SESSION_LIMITS: SessionLimits = Object.freeze({ maxSubscriptions
 
 export class Session {
   closed = false;
-  /** `hello` answered (needed first when the broker requires a token). */
+  /** `hello` answered. */
   helloDone = false;
+  /** Who the client is; null until `hello` authenticates it when the broker requires authentication. */
+  principal: Principal | null = null;
+  /** The principal's permissions, compiled once and asked per request; null while `principal` is. */
+  grants: Grants | null = null;
+  /** A `hello` is authenticating (another one is refused meanwhile). */
+  authenticating = false;
+  /** Closes the session when its principal's credential expires (cleared at close). */
+  expiryTimer: ReturnType<typeof setTimeout> | null = null;
   /** Produce bytes in flight (the per-session budget, maxInFlightBytes). */
   inFlightBytes = 0;
   /** Bytes one-shot `fetch` answers not yet sent may take (their maxBytes): counted against maxBufferedBytes. */

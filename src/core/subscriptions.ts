@@ -111,6 +111,11 @@ export class Subscriptions {
     return subId;
   }
 
+  /** The group of subscription `subId` of `session` (undefined: no such subscription, or none). */
+  groupOf(session: Session, subId: unknown): string | undefined {
+    return typeof subId === 'number' ? this.bySession.get(session)?.get(subId)?.group : undefined;
+  }
+
   /** End subscription `subId` of `session` (false when it does not exist). */
   unsubscribeById(session: Session, subId: number): boolean {
     const sub = this.bySession.get(session)?.get(subId);

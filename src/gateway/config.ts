@@ -38,7 +38,7 @@ export interface GatewayConfig extends CoreConfig {
   allowedOrigins?: readonly string[];
   /** Live WebSocket connections per client address (IPv6: per /64); more are refused at upgrade (429). Default 100. */
   maxConnectionsPerAddress?: number;
-  /** If set, clients must send it in `hello`. */
+  /** A token shared by every client, sent in `hello` (BrokerOptions.security.token: the broker authenticates with it). */
   token?: string;
   /** Shown in hello: the fsync policy acknowledgements follow. */
   fsyncLabel: string;

@@ -26,11 +26,15 @@ export class Connection implements SessionPort, TurnMember {
   /** The core's session of this client (set right after the connection is made). */
   session!: Session;
   closed = false;
+  /** The client's address, read while the socket is open (uWS refuses calls on a closed one). */
+  private readonly address: string;
 
   constructor(
     readonly ws: WebSocket<ConnData>,
     private readonly output: Output,
-  ) {}
+  ) {
+    this.address = Buffer.from(ws.getRemoteAddressAsText()).toString();
+  }
 
   send(frame: Frame): void {
     if (this.closed) return;
@@ -60,5 +64,9 @@ export class Connection implements SessionPort, TurnMember {
 
   close(code: number, reason: string): void {
     if (!this.closed) this.ws.end(code, reason);
+  }
+
+  remoteAddress(): string {
+    return this.address;
   }
 }

@@ -39,7 +39,8 @@ export interface TopicConfig {
 }
 
 // ---------------------------------------------------------------- client → broker requests
-export interface HelloRequest { op: 'hello'; id: number; version: number; client?: string; token?: string }
+/** Credentials when the broker requires authentication: `token` (a JWT, an API key, the shared token), or `user` and `password`. */
+export interface HelloRequest { op: 'hello'; id: number; version: number; client?: string; token?: string; user?: string; password?: string }
 export interface CreateTopicRequest { op: 'create_topic'; id: number; topic: string; partitions: number; config?: TopicConfig }
 /** Change settings of an existing topic (fields not given keep their value). */
 export interface AlterTopicRequest { op: 'alter_topic'; id: number; topic: string; config: TopicConfig }
@@ -139,7 +140,8 @@ export interface UnsubscribePatternRequest { op: 'unsubscribe_pattern'; id: numb
 export interface InboxRequest { op: 'inbox'; id: number; name?: string }
 export interface InboxResult { inbox: string }
 /** Push `records` (a producer record batch, not stored) to the connection that owns inbox `to`. */
-export interface ReplyRequest { op: 'reply'; id: number; to: string; records: Uint8Array }
+/** `topic`: the topic the request came from (needs `respond` on it when the broker requires authentication). */
+export interface ReplyRequest { op: 'reply'; id: number; to: string; records: Uint8Array; topic?: string }
 /** Push: replies for inbox `inbox` (records in producer form: offsets and timestamps are 0). */
 export interface ReplyFrame { op: 'reply'; inbox: string; records: Uint8Array }
 /** A pushed frame (already decoded, op 'matched') that has MatchedFrame's fields and types. */

@@ -10,3 +10,5 @@ export * from './tokens.js';
 export * from './limits.js';
 export * from './quota.js';
 export * from './audit.js';
+export * from './authenticator.js';
+export * from './config.js';

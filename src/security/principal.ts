@@ -1,12 +1,12 @@
 /**
  * A principal: who a connection is once it has authenticated (a user of the users file, one of its
- * API keys, a JSON Web Token's subject), or the anonymous principal of a broker without auth. Its
- * permissions are its own rules (a token's claim) plus those of its roles (the configuration's role
- * table); permissions.ts decides. Front doors make principals, the core checks them. Pure: no IO.
+ * API keys, a JSON Web Token's subject, the broker's shared token), or the anonymous principal of a
+ * broker without auth. Its permissions are its own rules (a token's claim) plus those of its roles
+ * (the configuration's role table); permissions.ts decides. Front doors make principals, the core checks them. Pure: no IO.
  */
 import type { Grantee, Rule } from './permissions.js';
 
-export type PrincipalSource = 'user' | 'api-key' | 'jwt' | 'anonymous';
+export type PrincipalSource = 'user' | 'api-key' | 'jwt' | 'token' | 'anonymous';
 
 export interface Principal extends Grantee {
   /** The user name, or the token's `sub`. */

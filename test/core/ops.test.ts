@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACCESS_ACTIONS, ACCESS_RESOURCES, type OpSpec } from '../../src/core/ops.js';
+import type { OpSpec, ResourceField } from '../../src/core/ops.js';
+import { ACTIONS, ALL_ACTIONS, type ResourceKind } from '../../src/security/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { RawClient, type Frame } from '../support/raw-client.js';
 
@@ -44,6 +45,29 @@ function documentedRequests(): Map<string, DocsId[]> {
   return ops;
 }
 
+/** The rows of docs/protocol.md's `| op | permission |` table (Security), by op. */
+function documentedPermissions(): Map<string, string> {
+  const rows = new Map<string, string>();
+  let inTable = false;
+  for (const line of fs.readFileSync(protocolMd, 'utf8').split('\n')) {
+    if (!line.startsWith('|')) {
+      inTable = false;
+      continue;
+    }
+    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    if (cells[0] === 'op') {
+      inTable = cells[1] === 'permission';
+      continue;
+    }
+    if (!inTable || /^-+$/.test(cells[0] ?? '')) continue;
+    for (const m of (cells[0] ?? '').matchAll(/`([a-z_]+)`/g)) {
+      if (rows.has(m[1]!)) throw new Error(`docs/protocol.md: ${m[1]} has two permission rows`);
+      rows.set(m[1]!, cells[1] ?? '');
+    }
+  }
+  return rows;
+}
+
 let tb: TestBroker;
 let c: RawClient;
 let table: OpSpec[];
@@ -65,13 +89,33 @@ describe('the op table', () => {
     expect(table.map((s) => s.op).sort()).toEqual(documented);
   });
 
-  it('declares, for every op, the permissions it needs', () => {
+  it('declares, for every op, the permissions it needs, as actions of the security registry on resources of their kind', () => {
+    const kindOf: Record<ResourceField, ResourceKind> = { topic: 'topic', group: 'group', producerGroup: 'txn', broker: 'broker' };
     for (const spec of table) {
+      if (typeof spec.access === 'string') continue;
       expect(spec.access.length, spec.op).toBeGreaterThan(0);
       for (const a of spec.access) {
-        expect(ACCESS_ACTIONS, `${spec.op}: action`).toContain(a.action);
-        expect(ACCESS_RESOURCES, `${spec.op}: resource`).toContain(a.resource);
+        expect(ALL_ACTIONS, `${spec.op}: action`).toContain(a.action);
+        if (typeof a.from === 'string') expect(ACTIONS[a.action], `${spec.op}: ${a.action} from ${a.from}`).toBe(kindOf[a.from]);
+        else expect(typeof a.from, spec.op).toBe('function');
       }
+    }
+    // Only hello needs nothing; these act on what the session itself holds (its subscriptions, its
+    // inboxes, its producer ids) or filter what they show by permission. A new op is one of them only on purpose.
+    expect(table.filter((s) => s.access === 'none').map((s) => s.op)).toEqual(['hello']);
+    expect(table.filter((s) => s.access === 'session').map((s) => s.op).sort()).toEqual(
+      ['credit', 'inbox', 'init_producer', 'list_topics', 'ping', 'queue_unsubscribe', 'revoked', 'unsubscribe', 'unsubscribe_pattern'],
+    );
+  });
+
+  it('is documented, op by op, with the permissions each needs (docs/protocol.md, Security)', () => {
+    const documented = documentedPermissions();
+    expect([...documented.keys()].sort()).toEqual(table.map((s) => s.op).sort());
+    for (const spec of table) {
+      const row = documented.get(spec.op)!;
+      if (spec.access === 'none') expect(row, spec.op).toMatch(/^none/);
+      else if (spec.access === 'session') expect(row, spec.op).toMatch(/^authenticated/);
+      else for (const a of spec.access) expect(row, spec.op).toContain(`\`${a.action}\``);
     }
   });
 

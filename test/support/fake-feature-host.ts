@@ -27,7 +27,7 @@ import { MemoryLog } from '../../src/log/internal.js';
 import { FetchMode } from '../../src/partition/protocol.js';
 import { slotReady } from '../../src/partition/open-partition.js';
 import { PartitionRef, type ActorRuntime, type PartitionActorConfig, type PartitionResources } from '../../src/partition/ref.js';
-import { closeFeatures, type ControlInterceptor, type ControlInterceptorRequest, type Feature, type FeatureContext, type FeatureHost, type ProducerGuard, type ReadOptions, type ReadResult } from '../../src/core/feature-host.js';
+import { closeFeatures, type ControlGuard, type ControlInterceptor, type ControlInterceptorRequest, type Feature, type FeatureContext, type FeatureHost, type ProducerGuard, type ReadOptions, type ReadResult } from '../../src/core/feature-host.js';
 import { OpTable, type OpSpec, type RequestHandler } from '../../src/core/ops.js';
 import { needId } from '../../src/common/errors.js';
 import { scanProducedBatch } from '../../src/core/produce.js';
@@ -41,6 +41,7 @@ import { TopicRegistry, type PartitionLauncher, type Topic } from '../../src/cor
 import { defaultGatewayConfig } from '../../src/gateway/config.js';
 import { RecordingPort } from './session.js';
 import { tmpDir } from './tmp-dir.js';
+import { Grants, OPEN_PRINCIPAL, forbidden, type Action, type Principal, type RoleTable } from '../../src/security/index.js';
 
 export interface FakeFeatureHostOptions {
   /** Where topics.json and the group offsets go; features get it as ctx.dataDir. */
@@ -89,6 +90,7 @@ export class FakeFeatureHost implements FeatureHost {
   private producerGuard: ProducerGuard | null = null;
   private controlChain: ((request: ControlInterceptorRequest) => void) | null = null;
   private readonly interceptors: ControlInterceptor[] = [];
+  private readonly guards: ControlGuard[] = [];
   private readonly closeListeners: Array<(session: Session) => void> = [];
   private readonly unsubscribeListeners: Array<(session: Session, subId: number) => void> = [];
   private readonly ports = new Map<Session, RecordingPort>();
@@ -148,6 +150,7 @@ export class FakeFeatureHost implements FeatureHost {
     this.patternSubscribe = null;
     this.producerGuard = null;
     this.interceptors.length = 0;
+    this.guards.length = 0;
     this.controlChain = null;
     this.closeListeners.length = 0;
     this.unsubscribeListeners.length = 0;
@@ -163,10 +166,15 @@ export class FakeFeatureHost implements FeatureHost {
     for (const logs of this.logs.values()) for (const log of logs) log.destroy();
   }
 
-  /** A client's session; its port records every frame it is sent. */
-  openSession(): Session {
+  /**
+   * A client's session; its port records every frame it is sent. Its principal is the open one of a
+   * broker without authentication (allowed everything but internal topics), unless given.
+   */
+  openSession(principal: Principal = OPEN_PRINCIPAL, roles?: RoleTable): Session {
     const port = new RecordingPort();
     const session = new Session(this.nextSession++, port);
+    session.principal = principal;
+    session.grants = new Grants(principal, roles);
     this.ports.set(session, port);
     return session;
   }
@@ -234,6 +242,7 @@ export class FakeFeatureHost implements FeatureHost {
       const topic = this.topicNamed(topicName);
       const forced = partition === undefined ? undefined : partitionOf(topic, partition);
       this.scanBatch(records, this.index);
+      if (this.index.controlCount > 0) for (const guard of this.guards) guard(session, topic, records, this.index);
       if (this.index.controlCount === 0 || this.controlChain === null) {
         resolve(this.write(topic, records, forced));
         return;
@@ -293,6 +302,14 @@ export class FakeFeatureHost implements FeatureHost {
     this.ops.add(spec);
   }
 
+  may(session: Session, action: Action, name: string): boolean {
+    return session.grants !== null && session.grants.allows(action, name);
+  }
+
+  check(session: Session, action: Action, name: string): void {
+    if (!this.may(session, action, name)) throw forbidden(action, name);
+  }
+
   setPatternSubscribeHandler(handler: RequestHandler): void {
     if (this.patternSubscribe) throw new Error('a pattern subscribe handler is already set');
     this.patternSubscribe = handler;
@@ -316,6 +333,10 @@ export class FakeFeatureHost implements FeatureHost {
       chain = (req) => link(req, next);
     }
     this.controlChain = chain;
+  }
+
+  addControlGuard(guard: ControlGuard): void {
+    this.guards.push(guard);
   }
 
   onConnectionClosed(listener: (session: Session) => void): void {

@@ -27,6 +27,9 @@ export class RecordingPort implements SessionPort {
   close(code: number, reason: string): void {
     this.closedWith = { code, reason };
   }
+  remoteAddress(): string {
+    return '127.0.0.1';
+  }
 }
 
 /**

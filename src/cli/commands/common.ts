@@ -9,6 +9,8 @@ export interface CommandIo {
   stdin: NodeJS.ReadableStream;
   /** Stops a long-running command (consume) like SIGINT does; for tests and embedding. */
   signal?: AbortSignal;
+  /** Where WEIR_TOKEN, WEIR_USER and WEIR_PASSWORD are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export const EXIT_OK = 0;
@@ -26,6 +28,70 @@ export function parse<O extends Options>(argv: string[], options: O): ReturnType
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
+}
+
+/** The options of every client command that authenticate it to a broker that requires it. */
+export const AUTH_OPTIONS = {
+  token: { type: 'string' },
+  user: { type: 'string' },
+} as const;
+
+export const AUTH_USAGE = '[--token T | --user U]';
+
+/**
+ * The credentials to connect with: `--token` (else WEIR_TOKEN), or `--user` (else WEIR_USER) with
+ * the password from WEIR_PASSWORD or asked on the terminal. Secrets are better kept out of the
+ * command line (other users of the machine can read it): prefer the environment.
+ */
+export async function credentialsOf(values: { token?: string | undefined; user?: string | undefined }, io: CommandIo): Promise<{ token?: string; user?: string; password?: string }> {
+  const env = io.env ?? process.env;
+  if (values.token !== undefined && values.user !== undefined) throw new UsageError('give --token or --user, not both');
+  const token = values.token ?? (values.user === undefined ? nonEmpty(env['WEIR_TOKEN']) : undefined);
+  if (token !== undefined) return { token };
+  const user = values.user ?? nonEmpty(env['WEIR_USER']);
+  if (user === undefined) return {};
+  const password = env['WEIR_PASSWORD'] ?? (await askPassword(io, user));
+  return { user, password };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** Reads a password from the terminal without echoing it. */
+function askPassword(io: CommandIo, user: string): Promise<string> {
+  const stdin = io.stdin as NodeJS.ReadStream;
+  if (stdin.isTTY !== true || typeof stdin.setRawMode !== 'function') {
+    return Promise.reject(new UsageError(`--user ${user} needs a password: set WEIR_PASSWORD (stdin is not a terminal to ask on)`));
+  }
+  io.stderr.write(`password for ${user}: `);
+  return new Promise((resolve, reject) => {
+    let password = '';
+    const done = (): void => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      io.stderr.write('\n');
+    };
+    const onData = (chunk: Buffer | string): void => {
+      for (const ch of chunk.toString()) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(password);
+          return;
+        }
+        if (ch === '\u0003' || ch === '\u0004') {
+          done();
+          reject(new UsageError('no password given'));
+          return;
+        }
+        password = ch === '\u007f' || ch === '\b' ? password.slice(0, -1) : password + ch;
+      }
+    };
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.on('data', onData);
+  });
 }
 
 export function nonNegativeInt(v: string | undefined, name: string): number | undefined {

@@ -10,9 +10,9 @@
  * `--prefetch N` bounds the messages held unacknowledged (default 100).
  */
 import { connect, DEFAULT_URL, type ClientOptions, type Message, type StartPosition, type WeirClientError } from '../../client/index.js';
-import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
+import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 
-const USAGE = 'usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]\n';
+const USAGE = `usage: weir consume (TOPIC | --pattern PATTERN) [--url ws://127.0.0.1:7070] ${AUTH_USAGE} [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]\n`;
 
 /** Thrown by the handler once --count is reached: the message is not processed, so not committed. */
 const STOP = Symbol('stop');
@@ -36,6 +36,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
       ...CA_OPTION,
+      ...AUTH_OPTIONS,
       group: { type: 'string', short: 'g' },
       from: { type: 'string' },
       count: { type: 'string', short: 'n' },
@@ -55,10 +56,11 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const from = parseFrom(values.from);
     const count = nonNegativeInt(values.count, 'count');
     if (count === 0) return EXIT_OK;
-    if (values.queue) return consumeQueue(topic, { url: values.url!, ...tlsOptions(values.ca) }, values.group, from, count, nonNegativeInt(values.prefetch, 'prefetch'), io);
+    const auth = await credentialsOf(values, io);
+    if (values.queue) return consumeQueue(topic, { url: values.url!, ...tlsOptions(values.ca), ...auth }, values.group, from, count, nonNegativeInt(values.prefetch, 'prefetch'), io);
     if (values.prefetch !== undefined) throw new UsageError('--prefetch needs --queue');
 
-    const client = await connect(values.url!, tlsOptions(values.ca));
+    const client = await connect(values.url!, { ...tlsOptions(values.ca), ...auth });
     let printed = 0;
     const { stopped, stop, dispose } = stopOnSignal(io);
     try {

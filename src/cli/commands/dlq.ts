@@ -7,9 +7,9 @@
  * redrive → `redriven N TOPIC` (the letters not redriven before go back to TOPIC, for their group)
  */
 import { connect, DEFAULT_URL } from '../../client/index.js';
-import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo } from './common.js';
+import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 
-const USAGE = 'usage: weir dlq [--url ws://127.0.0.1:7070] read TOPIC [--max N] | redrive TOPIC\n';
+const USAGE = `usage: weir dlq [--url ws://127.0.0.1:7070] ${AUTH_USAGE} read TOPIC [--max N] | redrive TOPIC\n`;
 const decoder = new TextDecoder();
 
 export async function run(argv: string[], io: CommandIo): Promise<number> {
@@ -17,6 +17,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
       ...CA_OPTION,
+      ...AUTH_OPTIONS,
       max: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
@@ -29,7 +30,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     if (!topic) throw new UsageError(`dlq ${sub} needs a TOPIC`);
     if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
     const max = nonNegativeInt(values.max, 'max');
-    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca) });
+    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca), ...(await credentialsOf(values, io)) });
     try {
       if (sub === 'redrive') {
         const moved = await client.redrive(topic);

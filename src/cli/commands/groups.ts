@@ -6,9 +6,9 @@
  * groups only (queue-mode groups track deliveries per message, not an offset).
  */
 import { connect, DEFAULT_URL, type ResetTarget } from '../../client/index.js';
-import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo } from './common.js';
+import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 
-const USAGE = 'usage: weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url ws://127.0.0.1:7070]\n';
+const USAGE = `usage: weir groups reset GROUP TOPIC (--to-earliest | --to-latest | --to-offset N | --to-timestamp ISO|MS) [--url ws://127.0.0.1:7070] ${AUTH_USAGE}\n`;
 
 export function parseTimestamp(v: string): number {
   const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
@@ -21,6 +21,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
       ...CA_OPTION,
+      ...AUTH_OPTIONS,
       'to-earliest': { type: 'boolean' },
       'to-latest': { type: 'boolean' },
       'to-offset': { type: 'string' },
@@ -42,7 +43,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     if (values['to-timestamp'] !== undefined) targets.push({ timestamp: parseTimestamp(values['to-timestamp']) });
     if (targets.length !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-offset, --to-timestamp');
 
-    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca) });
+    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca), ...(await credentialsOf(values, io)) });
     try {
       const offsets = await client.resetOffsets(group, topic, targets[0]!);
       for (const [p, o] of offsets) await write(io.stdout, `partition ${p} offset ${o}\n`);

@@ -9,10 +9,10 @@
  */
 import { createInterface } from 'node:readline';
 import { connect, DEFAULT_URL, type Ack } from '../../client/index.js';
-import { CA_OPTION, tlsOptions, EXIT_FAILURE, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic } from './common.js';
+import { CA_OPTION, tlsOptions, EXIT_FAILURE, EXIT_OK, UsageError, command, describeError, nonNegativeInt, parse, write, type CommandIo, singleTopic, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 import { TIME_OPTIONS, TIME_USAGE, timeFields } from './time-options.js';
 
-const USAGE = `usage: weir produce TOPIC [--url ws://127.0.0.1:7070] [--key K | --key-sep SEP] [--header k=v ...] [--partition P] [--idempotent] ${TIME_USAGE}   (one message per stdin line)\n`;
+const USAGE = `usage: weir produce TOPIC [--url ws://127.0.0.1:7070] ${AUTH_USAGE} [--key K | --key-sep SEP] [--header k=v ...] [--partition P] [--idempotent] ${TIME_USAGE}   (one message per stdin line)\n`;
 /** produce() calls awaiting their acks at most; reading stdin pauses beyond it. */
 const MAX_PENDING = 4096;
 
@@ -21,6 +21,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
       ...CA_OPTION,
+      ...AUTH_OPTIONS,
       key: { type: 'string', short: 'k' },
       'key-sep': { type: 'string' },
       header: { type: 'string', short: 'H', multiple: true },
@@ -50,7 +51,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       throw new UsageError('--idempotent cannot send delayed messages (--delay / --deliver-at); --ttl and --expires-at are fine');
     }
 
-    const client = await connect(values.url!, { ...tlsOptions(values.ca), ...(values.idempotent === true ? { idempotent: true } : {}) });
+    const client = await connect(values.url!, { ...tlsOptions(values.ca), ...(await credentialsOf(values, io)), ...(values.idempotent === true ? { idempotent: true } : {}) });
     let acked = 0;
     let lastIndex = -1;
     let last: Ack | undefined;

@@ -7,15 +7,16 @@
  *   describe  → `topic NAME partitions N`, then `partition P start S end E` per partition
  */
 import { connect, DEFAULT_URL } from '../../client/index.js';
-import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo } from './common.js';
+import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, nonNegativeInt, parse, write, type CommandIo, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 
-const USAGE = 'usage: weir topics [--url ws://127.0.0.1:7070] [list | create NAME [--partitions N] | describe NAME]\n';
+const USAGE = `usage: weir topics [--url ws://127.0.0.1:7070] ${AUTH_USAGE} [list | create NAME [--partitions N] | describe NAME]\n`;
 
 export async function run(argv: string[], io: CommandIo): Promise<number> {
   return command('topics', USAGE, io, async () => {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
       ...CA_OPTION,
+      ...AUTH_OPTIONS,
       partitions: { type: 'string', short: 'p' },
       help: { type: 'boolean', short: 'h' },
     });
@@ -31,7 +32,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     const partitions = nonNegativeInt(values.partitions, 'partitions') ?? 1;
     if (sub === 'create' && partitions < 1) throw new UsageError('--partitions must be at least 1');
 
-    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca) });
+    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca), ...(await credentialsOf(values, io)) });
     try {
       if (sub === 'list') {
         const topics = await client.listTopics();

@@ -7,15 +7,16 @@
  *   commit    → `committed N`;  rollback → `rolled_back N`
  */
 import { connect, DEFAULT_URL } from '../../client/index.js';
-import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, parse, write, type CommandIo } from './common.js';
+import { CA_OPTION, tlsOptions, EXIT_OK, UsageError, command, parse, write, type CommandIo, AUTH_OPTIONS, AUTH_USAGE, credentialsOf } from './common.js';
 
-const USAGE = 'usage: weir txn [--url ws://127.0.0.1:7070] [list [--topic T] [--all] | commit TXN | rollback TXN]\n';
+const USAGE = `usage: weir txn [--url ws://127.0.0.1:7070] ${AUTH_USAGE} [list [--topic T] [--all] | commit TXN | rollback TXN]\n`;
 
 export async function run(argv: string[], io: CommandIo): Promise<number> {
   return command('txn', USAGE, io, async () => {
     const { values, positionals } = parse(argv, {
       url: { type: 'string', default: DEFAULT_URL },
       ...CA_OPTION,
+      ...AUTH_OPTIONS,
       topic: { type: 'string' },
       all: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -33,7 +34,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       if (id === undefined || !/^\d+$/.test(id) || !Number.isSafeInteger(Number(id)) || Number(id) < 1) throw new UsageError(`txn ${sub} needs a transaction number TXN`);
       txn = Number(id);
     }
-    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca) });
+    const client = await connect(values.url!, { reconnect: false, ...tlsOptions(values.ca), ...(await credentialsOf(values, io)) });
     try {
       if (sub === 'list') {
         const now = Date.now();

@@ -9,7 +9,7 @@
  * docs/exactly-once.md.
  */
 import path from 'node:path';
-import type { Feature, FeatureContext } from '../../core/feature-host.js';
+import type { Feature, FeatureContext, Session } from '../../core/feature-host.js';
 import { badRequest } from '../../common/errors.js';
 import { ProducerIds } from './ids.js';
 import { BindingLog } from './bindings-log.js';
@@ -52,12 +52,13 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
   });
 
   ctx.host.registerOp({
-    op: 'init_producer', requestId: 'required', whenStopping: 'serve', access: [{ action: 'produce', resource: 'producer_id' }],
+    // An id grants nothing by itself (a produce under it needs `produce` on its topic); it is bound to the principal that obtained it.
+    op: 'init_producer', requestId: 'required', whenStopping: 'serve', access: 'session',
     handler: async (conn, id, f) => {
       if (f.producerId === undefined && f.secret === undefined) {
         const producerId = ids.allocate();
         const secret = newSecret();
-        const entry = registry.create(producerId, hashSecret(secret), conn.id, Date.now());
+        const entry = registry.create(producerId, hashSecret(secret), conn.id, Date.now(), ownerOf(conn));
         try {
           await write(entry);
         } catch (err) {
@@ -77,7 +78,7 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
       }
       if (producerId >= ids.highWater) throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker`);
       // Hash now: `secret` views the socket's message buffer, which is gone after this turn.
-      const entry = registry.reclaim(producerId, hashSecret(secret), conn.id, Date.now());
+      const entry = registry.reclaim(producerId, hashSecret(secret), conn.id, Date.now(), ownerOf(conn));
       await write(entry);
       ctx.host.send(conn, { op: 'result', id, producerId, epoch: entry.e });
     },
@@ -98,4 +99,10 @@ export async function installProducers(ctx: FeatureContext): Promise<Feature> {
       await log.close();
     },
   };
+}
+
+/** The principal a producer id is bound to: none on a broker without authentication (every session is the same open principal). */
+function ownerOf(conn: Session): string | undefined {
+  const p = conn.principal;
+  return p === null || p.source === 'anonymous' ? undefined : p.name;
 }

@@ -13,6 +13,8 @@
  *   fenced (PRODUCER_FENCED) from then on.
  * - A connection that closes releases nothing: its client will reclaim. Bindings carry no
  *   connection across a restart (holder 0 until reclaimed).
+ * - An id also belongs to the principal that obtained it (its name, kept with the binding): a
+ *   reclaim by another principal is refused even with the secret.
  *
  * Bounded: at most `maxIds` bindings (the least recently used ones are forgotten first, in batches
  * of 1/16 when full) and none unused for `expiryMs` (Kafka's producer-id expiration); a forgotten id
@@ -29,12 +31,13 @@ export const PRODUCER_ID_EXPIRY_MS = 7 * 24 * 3600 * 1000;
 /** Default: the most producer ids a broker tracks at once. */
 export const MAX_PRODUCER_IDS = 100_000;
 
-/** A binding as the log stores it: id, epoch, hex SHA-256 of the secret, last use (ms). */
+/** A binding as the log stores it: id, epoch, hex SHA-256 of the secret, last use (ms), owning principal (absent: any). */
 export interface BindingEntry {
   p: number;
   e: number;
   h: string;
   t: number;
+  o?: string;
 }
 
 interface Binding {
@@ -45,6 +48,8 @@ interface Binding {
   holder: number;
   /** The connection that held the epoch before: its batches are answered PRODUCER_FENCED. */
   fenced: number;
+  /** The name of the principal that obtained the id (undefined: a binding from before principals). */
+  owner: string | undefined;
 }
 
 export function hashSecret(secret: Uint8Array): Buffer {
@@ -73,19 +78,19 @@ export class ProducerRegistry {
   load(entries: Iterable<BindingEntry>, now: number): void {
     for (const e of entries) {
       if (!validEntry(e)) continue;
-      this.bindings.set(e.p, { epoch: e.e, hash: Buffer.from(e.h, 'hex'), lastUsed: e.t, holder: 0, fenced: 0 });
+      this.bindings.set(e.p, { epoch: e.e, hash: Buffer.from(e.h, 'hex'), lastUsed: e.t, holder: 0, fenced: 0, owner: e.o });
     }
     this.sweep(now);
     if (this.bindings.size > this.limits.maxIds) this.evict(this.bindings.size - this.limits.maxIds);
   }
 
-  /** Bind a freshly allocated id to connection `conn` at epoch 0. Forgets old ids first when full. */
-  create(producerId: number, secretHash: Buffer, conn: number, now: number): BindingEntry {
+  /** Bind a freshly allocated id to connection `conn` of principal `owner` at epoch 0. Forgets old ids first when full. */
+  create(producerId: number, secretHash: Buffer, conn: number, now: number, owner?: string): BindingEntry {
     if (this.bindings.size >= this.limits.maxIds) {
       this.sweep(now);
       if (this.bindings.size >= this.limits.maxIds) this.evict(Math.max(1, this.limits.maxIds >>> 4));
     }
-    const b: Binding = { epoch: 0, hash: secretHash, lastUsed: now, holder: conn, fenced: 0 };
+    const b: Binding = { epoch: 0, hash: secretHash, lastUsed: now, holder: conn, fenced: 0, owner };
     this.bindings.set(producerId, b);
     return toEntry(producerId, b);
   }
@@ -96,10 +101,11 @@ export class ProducerRegistry {
   }
 
   /**
-   * Move `producerId` to connection `conn` at the next epoch, for a client presenting the secret
-   * whose hash is `secretHash`. Throws PRODUCER_ID_NOT_OWNED (unknown id, or another secret).
+   * Move `producerId` to connection `conn` at the next epoch, for a client of principal `principal`
+   * presenting the secret whose hash is `secretHash`. Throws PRODUCER_ID_NOT_OWNED (unknown id,
+   * another secret, or another principal than the one that obtained it).
    */
-  reclaim(producerId: number, secretHash: Buffer, conn: number, now: number): BindingEntry {
+  reclaim(producerId: number, secretHash: Buffer, conn: number, now: number, principal?: string): BindingEntry {
     const b = this.bindings.get(producerId);
     if (b === undefined) {
       throw notOwned(producerId, `producer id ${producerId} is not known to this broker (unused for ${Math.round(this.limits.expiryMs / 3_600_000)} h, beyond the ${this.limits.maxIds} ids it tracks, or its binding was not yet synced at a crash): call init_producer without producerId for a new one`, 'unknown');
@@ -107,6 +113,9 @@ export class ProducerRegistry {
     // Constant time: the comparison must not tell an attacker how much of a guess was right.
     if (secretHash.length !== b.hash.length || !crypto.timingSafeEqual(secretHash, b.hash)) {
       throw notOwned(producerId, `the secret does not match producer id ${producerId}: only the client that obtained it can reclaim it`, 'secret');
+    }
+    if (b.owner !== undefined && b.owner !== principal) {
+      throw notOwned(producerId, `producer id ${producerId} belongs to another principal: only the principal that obtained it can reclaim it`, 'principal');
     }
     if (b.holder !== conn) b.fenced = b.holder;
     b.holder = conn;
@@ -172,12 +181,12 @@ export class ProducerRegistry {
   }
 }
 
-function notOwned(producerId: number, message: string, reason: 'unknown' | 'secret' | 'not-holder'): WeirError {
+function notOwned(producerId: number, message: string, reason: 'unknown' | 'secret' | 'not-holder' | 'principal'): WeirError {
   return new WeirError(ErrorCode.PRODUCER_ID_NOT_OWNED, message, { details: { producerId, reason } });
 }
 
 function toEntry(p: number, b: Binding): BindingEntry {
-  return { p, e: b.epoch, h: b.hash.toString('hex'), t: b.lastUsed };
+  return b.owner === undefined ? { p, e: b.epoch, h: b.hash.toString('hex'), t: b.lastUsed } : { p, e: b.epoch, h: b.hash.toString('hex'), t: b.lastUsed, o: b.owner };
 }
 
 function validEntry(e: unknown): e is BindingEntry {
@@ -186,5 +195,6 @@ function validEntry(e: unknown): e is BindingEntry {
   return Number.isSafeInteger(o.p) && (o.p as number) >= 0
     && Number.isSafeInteger(o.e) && (o.e as number) >= 0
     && typeof o.h === 'string' && /^[0-9a-f]{64}$/.test(o.h)
-    && typeof o.t === 'number' && Number.isFinite(o.t);
+    && typeof o.t === 'number' && Number.isFinite(o.t)
+    && (o.o === undefined || (typeof o.o === 'string' && o.o.length <= 256));
 }

@@ -183,6 +183,12 @@ export class QueueService implements Feature {
     return c;
   }
 
+  /** The topic of queue subscription `sub` of `conn` (undefined: it holds no such subscription). */
+  topicOf(conn: Session, sub: unknown): string | undefined {
+    const c = typeof sub === 'number' ? this.consumers.get(sub) : undefined;
+    return c !== undefined && c.conn === conn ? c.group.topicName : undefined;
+  }
+
   /** The `queue_subscribe` op: join (or start) a queue group; answers {sub}, deliveries follow. */
   subscribe(conn: Session, id: number, f: Frame): void {
     const topic = topicOf(this.host.topics, f);

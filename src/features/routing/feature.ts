@@ -9,6 +9,7 @@ import { WeirError } from '../../common/errors.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { ResetTarget } from '../../protocol/frames.js';
 import { RecordIndex } from '../../protocol/record.js';
+import { Header, hasControlHeaders, headerText } from '../../protocol/headers.js';
 import { FetchMode } from '../../partition/protocol.js';
 import type { Feature, FeatureContext, FeatureHost, Frame, Session } from '../../core/feature-host.js';
 import { badRequest, groupNameOf, publicTopicOf, subscribeOptionsOf, type SubscribeOptions } from '../../core/validate.js';
@@ -56,6 +57,8 @@ export function installRouting({ host }: FeatureContext): Feature {
   const cover = (ps: PatternSubscription, topic: Topic, created: boolean, deadLetters: ReadonlySet<string>): void => {
     if (topic.internal || ps.conn.closed || ps.children.has(topic.name) || ps.excluded.has(topic.name)) return;
     if (!(deadLetters.has(topic.name) ? matchesDeadLetterTopic(ps.pattern, topic.name) : matchesTopic(ps.pattern, topic.name))) return;
+    // Only what the session may read: checked per topic as it is covered, now or when created later.
+    if (!host.may(ps.conn, 'consume', topic.name)) return;
     const resume = ps.resume.get(topic.name);
     // A topic created after the subscription started is read from its beginning: with 'latest',
     // messages produced right after the creation could land before the start offset is resolved.
@@ -88,8 +91,27 @@ export function installRouting({ host }: FeatureContext): Feature {
     for (const mine of patterns.values()) for (const ps of mine.values()) cover(ps, topic, true, deadLetters);
   });
 
+  // A request (a record with weir-reply-to) needs `request` on its topic, and its reply-to must be an
+  // inbox of the requesting session: replies go only to the requester that asked for them.
+  host.addControlGuard((session, topic, records, index) => {
+    let requests = false;
+    for (let i = 0; i < index.count; i++) {
+      const at = index.start[i]!;
+      if (!hasControlHeaders(records, at)) continue;
+      const replyTo = headerText(records, at, Header.REPLY_TO);
+      if (replyTo === null) continue;
+      if (inboxes.owner(replyTo) !== session) {
+        throw new WeirError(ErrorCode.FORBIDDEN, `record ${i}: weir-reply-to ${JSON.stringify(replyTo.slice(0, 80))} is not an inbox of this connection (claim one with the inbox op)`, {
+          details: { action: 'request', resource: `inbox:${replyTo.slice(0, 80)}`, record: i },
+        });
+      }
+      requests = true;
+    }
+    if (requests) host.check(session, 'request', topic.name);
+  });
+
   host.registerOp({
-    op: 'unsubscribe_pattern', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'consume', resource: 'subscription' }],
+    op: 'unsubscribe_pattern', requestId: 'optional', whenStopping: 'serve', access: 'session',
     handler: (conn, id, f: Frame) => {
       const pid = f.patternSub;
       if (!isNonNegInt(pid)) throw badRequest('patternSub', '"patternSub" must be the id a pattern subscribe answered with');
@@ -103,7 +125,8 @@ export function installRouting({ host }: FeatureContext): Feature {
   });
 
   host.registerOp({
-    op: 'inbox', requestId: 'required', whenStopping: 'serve', access: [{ action: 'request', resource: 'inbox' }],
+    // An inbox is bound to its connection: only its holder receives what is sent to it.
+    op: 'inbox', requestId: 'required', whenStopping: 'serve', access: 'session',
     handler: (conn, id, f: Frame) => {
       if (f.name !== undefined && typeof f.name !== 'string') throw badRequest('name', '"name" must be a string');
       const claim = inboxes.claim(conn, f.name as string | undefined);
@@ -116,7 +139,8 @@ export function installRouting({ host }: FeatureContext): Feature {
   });
 
   host.registerOp({
-    op: 'reply', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'respond', resource: 'inbox' }],
+    // A reply names the topic its request came from (the SDK fills it in), on which it needs `respond`.
+    op: 'reply', requestId: 'optional', whenStopping: 'serve', access: [{ action: 'respond', from: 'topic', ifAbsent: 'deny' }],
     handler: (conn, id, f: Frame) => {
       if (typeof f.to !== 'string') throw badRequest('to', '"to" must be the inbox name from the request\'s weir-reply-to header');
       const records = f.records;
@@ -132,7 +156,7 @@ export function installRouting({ host }: FeatureContext): Feature {
   });
 
   host.registerOp({
-    op: 'reset_offsets', requestId: 'required', whenStopping: 'serve', access: [{ action: 'reset', resource: 'group' }, { action: 'consume', resource: 'topic' }],
+    op: 'reset_offsets', requestId: 'required', whenStopping: 'serve', access: [{ action: 'reset', from: 'group' }, { action: 'consume', from: 'topic' }],
     handler: async (conn, id, f: Frame) => {
       const group = groupNameOf(f.group);
       const topic = publicTopicOf(host.topics, f);

@@ -290,6 +290,7 @@ export class TransactionCoordinator implements Feature {
     for (const t of this.book.all()) {
       if (f.topic !== undefined && t.topic !== f.topic) continue;
       if (!all && t.state !== 'open' && t.state !== 'committing') continue;
+      if (!this.host.may(conn, 'txn', t.producerGroup)) continue;
       out.push({
         txn: t.txn, topic: t.topic, producerGroup: t.producerGroup, state: t.state, messages: t.messages,
         begunAt: t.begunAt, lastActivityAt: t.lastActivityAt, decidedAt: t.decidedAt, decidedBy: t.decidedBy, checks: t.checks,
@@ -569,6 +570,11 @@ export class TransactionCoordinator implements Feature {
       };
       this.sleeps.add(sleep);
     });
+  }
+
+  /** The producer group of transaction `txn` (undefined: no such transaction). */
+  producerGroupOf(txn: unknown): string | undefined {
+    return typeof txn === 'number' ? this.book.get(txn)?.producerGroup : undefined;
   }
 
   private txnOf(f: Frame): Transaction {
