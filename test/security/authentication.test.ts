@@ -13,6 +13,7 @@ import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { RawClient } from '../support/raw-client.js';
 import { SUPERUSER, signToken, writeJwtSecret, writeRolesFile, writeUsersFile } from '../support/security.js';
 import { tmpDir } from '../support/tmp-dir.js';
+import { refusal } from '../support/refusal.js';
 
 const tmp = tmpDir('weir-authentication-');
 afterAll(() => tmp.cleanup());
@@ -33,16 +34,6 @@ async function sdk(url: string, options: Parameters<typeof connect>[1]): Promise
   const c = await connect(url, { reconnect: false, ...options });
   sdks.push(c);
   return c;
-}
-
-async function refusal(p: Promise<unknown>): Promise<{ code: string; details?: unknown }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isWeirError(e)) return { code: e.code, details: e.details };
-    throw e;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('a users file', () => {

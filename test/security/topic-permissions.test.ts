@@ -6,7 +6,7 @@
  * inbox of its own, a reply `respond` on the request's topic.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, isWeirError, type Message, type WeirClient } from '../../src/client/index.js';
+import { connect, type Message, type WeirClient } from '../../src/client/index.js';
 import { BatchBuilder } from '../../src/protocol/batch-builder.js';
 import { Header } from '../../src/protocol/headers.js';
 import type { Rule } from '../../src/security/index.js';
@@ -14,6 +14,7 @@ import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { RawClient } from '../support/raw-client.js';
 import { SUPERUSER, signToken, writeJwtSecret } from '../support/security.js';
 import { tmpDir } from '../support/tmp-dir.js';
+import { refusal } from '../support/refusal.js';
 
 const tmp = tmpDir('weir-topic-permissions-');
 let tb: TestBroker;
@@ -25,16 +26,6 @@ async function as(sub: string, allow: Rule[], idempotent = false): Promise<WeirC
   const c = await connect(tb.url, { token: await signToken(secret, sub, { allow }), reconnect: false, idempotent });
   clients.push(c);
   return c;
-}
-
-async function refusal(p: Promise<unknown>): Promise<{ code: string; details?: unknown }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isWeirError(e)) return { code: e.code, details: e.details };
-    throw e;
-  }
-  throw new Error('expected a refusal');
 }
 
 async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
