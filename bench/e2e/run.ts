@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { makeSecureSetup } from './secure.js';
 import { buildReport, collectEnvironment, renderTable, writeReport, type Report } from './report.js';
 import { buildWorkload, PRESETS, presetNames } from './presets.js';
 import { waitForQuiet } from './proc.js';
@@ -57,6 +58,8 @@ const USAGE = `usage: node dist/bench/e2e/run.js [--preset NAME] [options]
 
   --credits N           weir consumer credit window per partition (default 10000)
   --check-crcs on|off   the SDK consumers check each record's CRC32C (ClientOptions.checkCrcs; default on)
+  --secure              the broker serves wss:// (a private CA made for the series) and requires
+                        authentication; clients trust the CA and send a JSON Web Token (bench/e2e/secure.ts)
   --cpu-prof DIR        run the broker under node --cpu-prof, profiles written to DIR
   --broker-arg ARG      extra \`weir start\` flag (repeatable), e.g. --broker-arg=--segment-bytes=268435456
   --broker-node-arg ARG extra node flag for the broker (repeatable), e.g. --broker-node-arg=--trace-gc
@@ -113,6 +116,7 @@ async function main(): Promise<number> {
       prefetch: { type: 'string' },
       credits: { type: 'string' },
       'check-crcs': { type: 'string' },
+      secure: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       'broker-arg': { type: 'string', multiple: true },
       'broker-node-arg': { type: 'string', multiple: true },
@@ -164,6 +168,8 @@ async function main(): Promise<number> {
   const cc = values['check-crcs'];
   if (cc !== undefined && cc !== 'on' && cc !== 'off') throw new Error(`--check-crcs must be on or off, got ${JSON.stringify(cc)}`);
   const checkCrcs = cc === undefined ? undefined : cc === 'on';
+  const secure = values.secure ? await makeSecureSetup() : null;
+  if (secure) process.once('exit', () => secure.dispose());
   const nodeArgs = [...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : []), ...(values['broker-node-arg'] ?? [])];
   const brokerLog = values['broker-log'] ? path.resolve(values['broker-log']) : null;
   const root = projectRoot();
@@ -216,7 +222,7 @@ async function main(): Promise<number> {
             root: snapshot.dir,
             fsync: workload.fsync,
             nodeArgs,
-            args: values['broker-arg'] ?? [],
+            args: [...(secure?.brokerArgs ?? []), ...(values['broker-arg'] ?? [])],
             ...(brokerLog ? { onOutput: (line: string, stream: 'stdout' | 'stderr') => fs.appendFileSync(brokerLog, `[run ${i + 1} ${stream}] ${line}\n`) } : {}),
           });
           url = broker.url;
@@ -231,6 +237,10 @@ async function main(): Promise<number> {
         const config: Record<string, unknown> = { url };
         if (credits !== undefined) config.credits = credits;
         if (checkCrcs !== undefined) config.checkCrcs = checkCrcs;
+        if (secure) {
+          config.token = secure.token;
+          config.ca = secure.ca;
+        }
         const result = await runWorkload({
           workload,
           driver: { module: snapshot?.driverModule ?? new URL('./drivers/weir.js', import.meta.url).href, config },

@@ -5,7 +5,7 @@
  * or, with `workload.consumeMode: 'queue'`, one queue group (prefetch from the workload, auto-ack).
  *
  * Config (DriverSpec.config): `url` (required), `credits` (per-partition credit window, default 10 000),
- * `checkCrcs` (the SDK's CRC check of received records; default on).
+ * `checkCrcs` (the SDK's CRC check of received records; default on), `token` and `ca` (`--secure`).
  */
 import { connect, type ProduceMessage, type QueueSubscription, type Subscription, type WeirClient } from '../../../src/client/index.js';
 import { readStamp, within } from '../clock.js';
@@ -17,6 +17,10 @@ export interface WeirDriverConfig {
   credits?: number;
   /** ClientOptions.checkCrcs (default: the SDK's, on). */
   checkCrcs?: boolean;
+  /** ClientOptions.token (a broker that requires authentication: `--secure`). */
+  token?: string;
+  /** The CA certificate (PEM) a `wss://` broker's certificate is checked against (ClientOptions.tls.ca). */
+  ca?: string;
 }
 
 const RECORD_OVERHEAD = 36;
@@ -57,6 +61,8 @@ class WeirDriver implements Driver {
       maxQueuedBytes: 256 * 1024 * 1024,
       requestTimeoutMs: 60_000,
       ...(this.config.checkCrcs !== undefined ? { checkCrcs: this.config.checkCrcs } : {}),
+      ...(this.config.token !== undefined ? { token: this.config.token } : {}),
+      ...(this.config.ca !== undefined ? { tls: { ca: this.config.ca } } : {}),
     });
   }
 
