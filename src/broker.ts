@@ -41,7 +41,10 @@ import { parseAllowedOrigins } from './gateway/origin.js';
 import { checkTlsFiles, type TlsFiles } from './gateway/tls.js';
 import type { TlsReloadResult, TlsReloadTrigger } from './gateway/server.js';
 import { HALF_TOPIC, SCHEDULE_TOPIC_PREFIX } from './core/topics/names.js';
-import { AuditLog, authenticationConfigured, loadAuthenticator, loadUsers, type Authenticator, type SecurityOptions } from './security/index.js';
+import {
+  AuditLog, authenticationConfigured, loadAuthenticator, loadQuotas, loadTenants, loadUsers, maxConnectionsPerPrincipalOf,
+  type Authenticator, type ByteRateQuotas, type SecurityOptions, type Tenants,
+} from './security/index.js';
 
 export type { ActorHost } from './partition/placement.js';
 export type { PartitionResourceTotals } from './partition/fleet.js';
@@ -199,6 +202,9 @@ export class Broker {
   private readonly fatalListeners: Array<(err: Error) => void> = [];
   private readonly audit: AuditLog | null;
   private readonly stopWatchingUsers: () => void;
+  /** One for the broker's life, so a gateway restarted by its supervisor keeps the principals' debts. */
+  private readonly quotas: ByteRateQuotas | null;
+  private readonly tenants: Tenants | null;
 
   private constructor(
     private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions,
@@ -208,6 +214,8 @@ export class Broker {
     private readonly auth: Authenticator | null,
   ) {
     this.audit = opts.security?.auditLog !== undefined ? new AuditLog({ file: path.resolve(opts.security.auditLog), onError: (e) => console.error(`weir: audit log: ${(e as Error).message}`) }) : null;
+    this.quotas = loadQuotas(opts.security?.quotas);
+    this.tenants = loadTenants(opts.security?.tenants);
     this.stopWatchingUsers = auth !== null && opts.security?.usersFile !== undefined ? watchUsersFile(opts.security.usersFile, auth) : () => undefined;
     // Before anything opens a log: what recovery finds is counted too.
     channels.walDamage.subscribe(this.onDamage);
@@ -260,6 +268,10 @@ export class Broker {
     if (perAddress !== undefined && !(Number.isSafeInteger(perAddress) && perAddress >= 1)) {
       throw new WeirError(WeirCode.BAD_CONFIG, `BAD_CONFIG: --max-connections-per-ip must be a whole number, at least 1 (got ${JSON.stringify(perAddress)})`);
     }
+    // Refused before anything is written: a wrong quota or tenant list.
+    loadQuotas(options.security?.quotas);
+    loadTenants(options.security?.tenants);
+    maxConnectionsPerPrincipalOf(options.security);
     if (port !== 0) await checkPortFree(host, port);
     const token = options.security?.token ?? options.gateway?.token;
     const auth = await loadAuthenticator(token === undefined ? options.security : { ...options.security, token });
@@ -390,6 +402,9 @@ export class Broker {
       defaultPartitions: o.defaultPartitions ?? 8,
       auth: this.auth,
       ...(this.audit !== null ? { audit: this.audit } : {}),
+      quotas: this.quotas,
+      tenants: this.tenants,
+      ...(this.opts.security?.maxConnectionsPerPrincipal !== undefined ? { maxConnectionsPerPrincipal: this.opts.security.maxConnectionsPerPrincipal } : {}),
     });
     const features = await installFeatures(FEATURES, { host: core, dataDir: this.opts.dataDir, fsync: this.fsync });
     const gateway = new Gateway(config, core, (app) => mountHttpRoutes(app, core));
