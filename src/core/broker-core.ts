@@ -224,6 +224,7 @@ export class BrokerCore implements FeatureHost {
   stopAccepting(): void {
     this.closing = true;
     this.flow.close();
+    this.produces.releaseHeld();
   }
 
   get stopping(): boolean {

@@ -43,6 +43,8 @@ export class ProducePath {
   private readonly controlGuards: ControlGuard[] = [];
   private controlChain: ((request: ControlInterceptorRequest) => void) | null = null;
   private admission: ProduceAdmission | null = null;
+  /** Answers held back for a byte-rate quota: each releases (answers) itself. */
+  private readonly held = new Set<() => void>();
   private producerGuard: ProducerGuard = (_session, producerId) => {
     throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker`);
   };
@@ -85,7 +87,7 @@ export class ProducePath {
     const holdMs = this.admission === null ? 0 : this.admission(session, topic, bytes);
     session.inFlightBytes += bytes;
     session.inFlightRequests++;
-    const outcome = new ProduceAnswer(this.failRequest, session, id, bytes, holdMs > 0 ? Date.now() + holdMs : 0);
+    const outcome = new ProduceAnswer(this.failRequest, session, id, bytes, holdMs > 0 ? Date.now() + holdMs : 0, this.held);
     try {
       if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, session });
       else this.write(topic, records, forced, outcome, idem);
@@ -129,6 +131,11 @@ export class ProducePath {
    * Exactly-once append: asked per idempotent produce, before the batch goes anywhere, whether the
    * session may use the producer id it names (it throws the refusal). Unset: no id is valid.
    */
+  /** Answer every produce held back for a quota now (the broker is stopping: its data is written). */
+  releaseHeld(): void {
+    for (const release of [...this.held]) release();
+  }
+
   /** One admission check for every client batch (the core's quotas). */
   setAdmission(admission: ProduceAdmission): void {
     this.admission = admission;
@@ -320,6 +327,8 @@ class ProduceAnswer implements ProduceOutcome {
     private readonly bytes: number,
     /** Answer no earlier than this (ms since the epoch; 0: at once): a principal over its byte rate. */
     private readonly holdUntilMs: number,
+    /** The answers being held now (answered at once when the broker stops). */
+    private readonly held: Set<() => void>,
   ) {}
 
   failed(error: WeirError): void {
@@ -328,10 +337,20 @@ class ProduceAnswer implements ProduceOutcome {
 
   settled(error: boolean, parts: ProducePart[], route: Uint8Array | undefined): void {
     const waitMs = error || this.holdUntilMs === 0 ? 0 : this.holdUntilMs - Date.now();
+    if (waitMs <= 0) {
+      this.answer(error, parts, route);
+      return;
+    }
     // Held, the answer keeps its bytes in the session's in-flight count: a producer keeping within
     // its in-flight window slows to the quota, and one that does not is refused THROTTLED.
-    if (waitMs > 0) setTimeout(() => this.answer(error, parts, route), waitMs);
-    else this.answer(error, parts, route);
+    const release = (): void => {
+      clearTimeout(timer);
+      this.held.delete(release);
+      this.answer(error, parts, route);
+    };
+    const timer = setTimeout(release, waitMs);
+    timer.unref();
+    this.held.add(release);
   }
 
   private answer(error: boolean, parts: ProducePart[], route: Uint8Array | undefined): void {

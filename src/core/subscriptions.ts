@@ -225,6 +225,7 @@ export class Subscriptions {
       session.deliveryHold = null;
       if (!session.closed) this.pumpAll(session);
     }, ms);
+    session.deliveryHold.unref();
   }
 
   /** The session's client took what was buffered: resume its deliveries if they were paused. */

@@ -125,6 +125,39 @@ describe('byte-rate quotas', () => {
   }, 30_000);
 });
 
+describe('configuration and shutdown', () => {
+  it('refuses a wrong quota, tenant list or connection limit at start (BAD_CONFIG)', async () => {
+    for (const security of [
+      { quotas: { produceBytesPerSec: -1 } },
+      { quotas: { perPrincipal: { x: { consumeBytesPerSec: Number.NaN } } } },
+      { tenants: [{ name: 'a', prefix: 'nodot' }] },
+      { tenants: [{ name: 'a', prefix: 'a.', maxTopics: 1, colour: 'red' }] as never },
+      { maxConnectionsPerPrincipal: 0 },
+    ]) {
+      await expect(startTestBroker({ security }), JSON.stringify(security)).rejects.toMatchObject({ code: 'BAD_CONFIG' });
+    }
+  });
+
+  it('answers the produces it holds back at once when the broker stops (their data is written)', async () => {
+    const own = await startTestBroker({ security: { quotas: { produceBytesPerSec: 1000 } } });
+    try {
+      const c = await connect(own.url, { reconnect: false });
+      await c.createTopic('held', { partitions: 1 });
+      const started = Date.now();
+      // 20 KB at 1 KB/s: held about 19 s, unless the broker stops.
+      const ack = c.produce('held', Array.from({ length: 5 }, () => ({ value: VALUE })));
+      await new Promise((r) => setTimeout(r, 300));
+      await own.broker.close();
+      const acks = await ack;
+      expect(acks).toHaveLength(5);
+      expect(Date.now() - started).toBeLessThan(5000);
+      await c.close().catch(() => undefined);
+    } finally {
+      await own.stop().catch(() => undefined);
+    }
+  });
+});
+
 describe('tenants', () => {
   it("refuses a topic beyond the tenant's topic count with QUOTA_EXCEEDED; others are not counted", async () => {
     const c = await as('fast');
