@@ -382,6 +382,34 @@ export class Broker {
     return this.fleet.resources();
   }
 
+  /** Reads what the topics of tenants with a storage quota hold on disk, for the core's usage. */
+  private async measureTenants(core: BrokerCore, tenants: Tenants): Promise<void> {
+    const finish = core.beginTenantMeasurement();
+    const measured = new Map<string, number>();
+    for (const topic of [...this.topics.all()]) {
+      const tenant = tenants.ofTopic(topic.name);
+      if (tenant?.maxStorageBytes === undefined) continue;
+      let bytes = 0;
+      for (let p = 0; p < topic.partitions; p++) bytes += await dirBytes(this.topics.partitionDir(topic.name, p));
+      measured.set(tenant.name, (measured.get(tenant.name) ?? 0) + bytes);
+    }
+    finish(measured);
+  }
+
+  /** measureTenants every `ms`, one at a time; returns the stop. */
+  private measureTenantsEvery(core: BrokerCore, tenants: Tenants, ms: number): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.measureTenants(core, tenants)
+        .catch((e: unknown) => console.error(`weir: measuring the tenants' storage: ${(e as Error).message}`))
+        .finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   private async startGateway(): Promise<ChildHandle> {
     const o = this.opts;
     const config: GatewayConfig = {
@@ -406,6 +434,8 @@ export class Broker {
       tenants: this.tenants,
       ...(this.opts.security?.maxConnectionsPerPrincipal !== undefined ? { maxConnectionsPerPrincipal: this.opts.security.maxConnectionsPerPrincipal } : {}),
     });
+    // The storage quota holds from the first request: what the tenants' topics hold is read first.
+    if (this.tenants !== null) await this.measureTenants(core, this.tenants);
     const features = await installFeatures(FEATURES, { host: core, dataDir: this.opts.dataDir, fsync: this.fsync });
     const gateway = new Gateway(config, core, (app) => mountHttpRoutes(app, core));
     try {
@@ -416,20 +446,46 @@ export class Broker {
     }
     this.gateway = gateway;
     this.brokerCore = core;
+    const stopMeasuring = this.tenants !== null ? this.measureTenantsEvery(core, this.tenants, TENANT_MEASURE_MS) : () => undefined;
     const listeners: Array<(e: ChildExit) => void> = [];
     return {
       close: async () => {
+        stopMeasuring();
         await gateway.close();
         await closeFeatures(features);
         for (const l of listeners) l({ normal: true, reason: null });
       },
       destroy: () => {
+        stopMeasuring();
         void gateway.close(0).then(() => closeFeatures(features));
         for (const l of listeners) l({ normal: false, reason: null });
       },
       onExit: (l) => listeners.push(l),
     };
   }
+}
+
+/** How often the tenants' storage is read from disk again (retention's deletions show then). */
+const TENANT_MEASURE_MS = 5_000;
+
+/** Bytes of the files in `dir` (0: it does not exist). */
+async function dirBytes(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let total = 0;
+  for (const name of names) {
+    try {
+      const st = await fs.promises.stat(path.join(dir, name));
+      if (st.isFile()) total += st.size;
+    } catch {
+      // deleted meanwhile (retention): not stored
+    }
+  }
+  return total;
 }
 
 /**

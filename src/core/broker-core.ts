@@ -130,10 +130,14 @@ export class BrokerCore implements FeatureHost {
   private lastQuotaSweepMs = 0;
   private readonly tenants: Tenants | null;
   /**
-   * Bytes appended per tenant by clients since the broker started (the storage quota's usage):
-   * retention's deletions are not subtracted, so it errs towards refusing.
+   * A tenant's storage usage is what the shell last measured on disk (`beginTenantMeasurement`)
+   * plus what clients appended since the measurement began (`pending`: before the one in progress
+   * began, `appended`: after). Bytes appended while the disk is read may count twice until the
+   * next measurement: it errs towards refusing.
    */
-  private readonly tenantBytes = new Map<string, number>();
+  private tenantMeasured = new Map<string, number>();
+  private tenantPending = new Map<string, number>();
+  private tenantAppended = new Map<string, number>();
   private readonly principalConnections: ConnectionLimits;
 
   constructor(
@@ -157,13 +161,28 @@ export class BrokerCore implements FeatureHost {
   /** A client's batch: refused beyond its tenant's storage, charged to its principal's produce rate (the answer's hold). */
   private admitProduce(session: Session, topic: string, bytes: number): number {
     const tenant = this.tenants?.ofTopic(topic);
-    if (tenant !== undefined) {
-      const used = this.tenantBytes.get(tenant.name) ?? 0;
+    if (tenant?.maxStorageBytes !== undefined) {
+      const name = tenant.name;
+      const appended = this.tenantAppended.get(name) ?? 0;
+      const used = (this.tenantMeasured.get(name) ?? 0) + (this.tenantPending.get(name) ?? 0) + appended;
       const refusal = this.tenants!.checkStorage(topic, used, bytes);
       if (refusal !== null) throw quotaExceeded(refusal);
-      this.tenantBytes.set(tenant.name, used + bytes);
+      this.tenantAppended.set(name, appended + bytes);
     }
     return this.chargeQuota('produce', session, bytes);
+  }
+
+  /**
+   * The shell starts reading the tenants' topics' sizes on disk: call the answer with what it found
+   * (bytes per tenant name). Appends from now on count on top of it; one measurement at a time.
+   */
+  beginTenantMeasurement(): (measured: ReadonlyMap<string, number>) => void {
+    for (const [name, bytes] of this.tenantAppended) this.tenantPending.set(name, (this.tenantPending.get(name) ?? 0) + bytes);
+    this.tenantAppended = new Map();
+    return (measured) => {
+      this.tenantMeasured = new Map(measured);
+      this.tenantPending = new Map();
+    };
   }
 
   /** Charges `bytes` to the session's principal; the milliseconds to hold it back. */

@@ -2,7 +2,8 @@
  * Quotas as clients meet them, through the SDK over real sockets: a principal producing (or
  * consuming) flat out over its byte rate is slowed to it, while another principal on the same
  * broker is not; a tenant's topic count and storage are refused beyond their limits
- * (QUOTA_EXCEEDED); a principal's connections beyond its limit are refused (TOO_MANY_CONNECTIONS).
+ * (QUOTA_EXCEEDED), its storage read from disk at start; a principal's connections beyond its
+ * limit are refused (TOO_MANY_CONNECTIONS).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, isWeirError, type WeirClient } from '../../src/client/index.js';
@@ -178,6 +179,27 @@ describe('tenants', () => {
     expect(r).toEqual({ code: 'QUOTA_EXCEEDED', details: { tenant: 'tiny', quota: 'storageBytes', limit: 20_000 } });
     // Other topics are not the tenant's.
     await c.produce('rates', [{ value: VALUE }, { value: VALUE }]);
+  });
+
+  it("counts what the tenant's topics hold on disk from before a restart", async () => {
+    const data = tmpDir('weir-quota-tenant-restart-');
+    const security = { tenants: [{ name: 'tiny', prefix: 'tiny.', maxStorageBytes: 20_000 }] };
+    let own = await startTestBroker({ dataDir: data.dir, security });
+    try {
+      let c = await connect(own.url, { reconnect: false });
+      await c.createTopic('tiny.kept', { partitions: 2 });
+      for (let i = 0; i < 4; i++) await c.produce('tiny.kept', [{ value: VALUE }]);
+      await c.close();
+      await own.stop({ keepData: true });
+      own = await startTestBroker({ dataDir: data.dir, security });
+      c = await connect(own.url, { reconnect: false });
+      const r = await refusal(c.produce('tiny.kept', [{ value: VALUE }, { value: VALUE }]));
+      expect(r).toEqual({ code: 'QUOTA_EXCEEDED', details: { tenant: 'tiny', quota: 'storageBytes', limit: 20_000 } });
+      await c.close();
+    } finally {
+      await own.stop().catch(() => undefined);
+      data.cleanup();
+    }
   });
 });
 
