@@ -194,7 +194,7 @@ export class BrokerCore implements FeatureHost {
       this.lastQuotaSweepMs = now;
       quotas.sweep(now);
     }
-    return quotas.charge(direction, session.principal.name, bytes, now);
+    return quotas.charge(direction, session.principal.name, bytes, now, session.principal.roles);
   }
 
   /** Whether sessions must authenticate with `hello` (a users file, token keys or a shared token is configured). */

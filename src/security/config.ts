@@ -63,11 +63,13 @@ export interface PrincipalQuota {
 
 /**
  * Byte-rate quotas: the default of every principal (each has its own budget of that size, shared
- * by its connections), and per-principal overrides by name that replace the default (a rate of 0 in
- * an override: no limit for that direction).
+ * by its connections), and overrides that replace the default: by principal name, else by role (a
+ * principal with several such roles gets the highest rate of each direction). A rate of 0 in an
+ * override: no limit for that direction.
  */
 export interface QuotaOptions extends PrincipalQuota {
   readonly perPrincipal?: Readonly<Record<string, PrincipalQuota>>;
+  readonly perRole?: Readonly<Record<string, PrincipalQuota>>;
 }
 
 /** The ByteRateQuotas `options` describe; null when no rate is configured. Throws BAD_CONFIG. */
@@ -84,12 +86,36 @@ export function loadQuotas(options: QuotaOptions | undefined): ByteRateQuotas | 
     const consume = rateOf(q.consumeBytesPerSec, `${who} consumeBytesPerSec`);
     return { ...(produce !== undefined ? { produce } : {}), ...(consume !== undefined ? { consume } : {}) };
   };
+  const overridesOf = (table: Readonly<Record<string, PrincipalQuota>> | undefined, kind: string): Map<string, PrincipalByteRates> => {
+    if (table !== undefined && (typeof table !== 'object' || table === null)) throw badConfig(`quotas: ${kind} must be an object`);
+    return new Map(Object.entries(table ?? {}).map(([name, q]) => [name, ratesOf(q, `${kind} ${JSON.stringify(name)}`)]));
+  };
   const defaults = ratesOf(options, 'the default');
-  const overrides = new Map<string, PrincipalByteRates>();
-  for (const [name, q] of Object.entries(options.perPrincipal ?? {})) overrides.set(name, ratesOf(q, `principal ${JSON.stringify(name)}`));
+  const byName = overridesOf(options.perPrincipal, 'perPrincipal');
+  const byRole = overridesOf(options.perRole, 'perRole');
   const any = (r: PrincipalByteRates): boolean => r.produce !== undefined || r.consume !== undefined;
-  if (!any(defaults) && ![...overrides.values()].some(any)) return null;
-  return new ByteRateQuotas({ ratesOf: (principal) => overrides.get(principal) ?? defaults });
+  if (!any(defaults) && ![...byName.values(), ...byRole.values()].some(any)) return null;
+  return new ByteRateQuotas({
+    ratesOf: (principal, roles) => {
+      const own = byName.get(principal);
+      if (own !== undefined) return own;
+      const ofRoles = roles.filter((r) => byRole.has(r)).map((r) => byRole.get(r)!);
+      if (ofRoles.length === 0) return defaults;
+      // The highest rate of its roles; no limit (absent) beats any rate.
+      const highest = (direction: 'produce' | 'consume'): ByteRate | undefined => {
+        let best: ByteRate | undefined;
+        for (const r of ofRoles) {
+          const rate = r[direction];
+          if (rate === undefined) return undefined;
+          if (best === undefined || rate.bytesPerSec > best.bytesPerSec) best = rate;
+        }
+        return best;
+      };
+      const produce = highest('produce');
+      const consume = highest('consume');
+      return { ...(produce !== undefined ? { produce } : {}), ...(consume !== undefined ? { consume } : {}) };
+    },
+  });
 }
 
 /** The Tenants `tenants` describe; null when none is configured. Throws BAD_CONFIG. */
