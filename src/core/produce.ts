@@ -127,10 +127,6 @@ export class ProducePath {
     });
   }
 
-  /**
-   * Exactly-once append: asked per idempotent produce, before the batch goes anywhere, whether the
-   * session may use the producer id it names (it throws the refusal). Unset: no id is valid.
-   */
   /** Answer every produce held back for a quota now (the broker is stopping: its data is written). */
   releaseHeld(): void {
     for (const release of [...this.held]) release();
@@ -141,6 +137,10 @@ export class ProducePath {
     this.admission = admission;
   }
 
+  /**
+   * Exactly-once append: asked per idempotent produce, before the batch goes anywhere, whether the
+   * session may use the producer id it names (it throws the refusal). Unset: no id is valid.
+   */
   setProducerGuard(guard: ProducerGuard): void {
     this.producerGuard = guard;
   }
