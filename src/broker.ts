@@ -41,7 +41,10 @@ import { parseAllowedOrigins } from './gateway/origin.js';
 import { checkTlsFiles, type TlsFiles } from './gateway/tls.js';
 import type { TlsReloadResult, TlsReloadTrigger } from './gateway/server.js';
 import { HALF_TOPIC, SCHEDULE_TOPIC_PREFIX } from './core/topics/names.js';
-import { AuditLog, authenticationConfigured, loadAuthenticator, loadUsers, type Authenticator, type SecurityOptions } from './security/index.js';
+import {
+  AuditLog, authenticationConfigured, loadAuthenticator, loadQuotas, loadTenants, loadUsers, maxConnectionsPerPrincipalOf,
+  type Authenticator, type ByteRateQuotas, type SecurityOptions, type Tenants,
+} from './security/index.js';
 
 export type { ActorHost } from './partition/placement.js';
 export type { PartitionResourceTotals } from './partition/fleet.js';
@@ -199,6 +202,9 @@ export class Broker {
   private readonly fatalListeners: Array<(err: Error) => void> = [];
   private readonly audit: AuditLog | null;
   private readonly stopWatchingUsers: () => void;
+  /** One for the broker's life, so a gateway restarted by its supervisor keeps the principals' debts. */
+  private readonly quotas: ByteRateQuotas | null;
+  private readonly tenants: Tenants | null;
 
   private constructor(
     private readonly opts: Required<Pick<BrokerOptions, 'dataDir'>> & BrokerOptions,
@@ -208,6 +214,8 @@ export class Broker {
     private readonly auth: Authenticator | null,
   ) {
     this.audit = opts.security?.auditLog !== undefined ? new AuditLog({ file: path.resolve(opts.security.auditLog), onError: (e) => console.error(`weir: audit log: ${(e as Error).message}`) }) : null;
+    this.quotas = loadQuotas(opts.security?.quotas);
+    this.tenants = loadTenants(opts.security?.tenants);
     this.stopWatchingUsers = auth !== null && opts.security?.usersFile !== undefined ? watchUsersFile(opts.security.usersFile, auth) : () => undefined;
     // Before anything opens a log: what recovery finds is counted too.
     channels.walDamage.subscribe(this.onDamage);
@@ -260,6 +268,10 @@ export class Broker {
     if (perAddress !== undefined && !(Number.isSafeInteger(perAddress) && perAddress >= 1)) {
       throw new WeirError(WeirCode.BAD_CONFIG, `BAD_CONFIG: --max-connections-per-ip must be a whole number, at least 1 (got ${JSON.stringify(perAddress)})`);
     }
+    // Refused before anything is written: a wrong quota or tenant list.
+    loadQuotas(options.security?.quotas);
+    loadTenants(options.security?.tenants);
+    maxConnectionsPerPrincipalOf(options.security);
     if (port !== 0) await checkPortFree(host, port);
     const token = options.security?.token ?? options.gateway?.token;
     const auth = await loadAuthenticator(token === undefined ? options.security : { ...options.security, token });
@@ -370,6 +382,34 @@ export class Broker {
     return this.fleet.resources();
   }
 
+  /** Reads what the topics of tenants with a storage quota hold on disk, for the core's usage. */
+  private async measureTenants(core: BrokerCore, tenants: Tenants): Promise<void> {
+    const finish = core.beginTenantMeasurement();
+    const measured = new Map<string, number>();
+    for (const topic of [...this.topics.all()]) {
+      const tenant = tenants.ofTopic(topic.name);
+      if (tenant?.maxStorageBytes === undefined) continue;
+      let bytes = 0;
+      for (let p = 0; p < topic.partitions; p++) bytes += await dirBytes(this.topics.partitionDir(topic.name, p));
+      measured.set(tenant.name, (measured.get(tenant.name) ?? 0) + bytes);
+    }
+    finish(measured);
+  }
+
+  /** measureTenants every `ms`, one at a time; returns the stop. */
+  private measureTenantsEvery(core: BrokerCore, tenants: Tenants, ms: number): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.measureTenants(core, tenants)
+        .catch((e: unknown) => console.error(`weir: measuring the tenants' storage: ${(e as Error).message}`))
+        .finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   private async startGateway(): Promise<ChildHandle> {
     const o = this.opts;
     const config: GatewayConfig = {
@@ -390,7 +430,12 @@ export class Broker {
       defaultPartitions: o.defaultPartitions ?? 8,
       auth: this.auth,
       ...(this.audit !== null ? { audit: this.audit } : {}),
+      quotas: this.quotas,
+      tenants: this.tenants,
+      ...(this.opts.security?.maxConnectionsPerPrincipal !== undefined ? { maxConnectionsPerPrincipal: this.opts.security.maxConnectionsPerPrincipal } : {}),
     });
+    // The storage quota holds from the first request: what the tenants' topics hold is read first.
+    if (this.tenants !== null) await this.measureTenants(core, this.tenants);
     const features = await installFeatures(FEATURES, { host: core, dataDir: this.opts.dataDir, fsync: this.fsync });
     const gateway = new Gateway(config, core, (app) => mountHttpRoutes(app, core));
     try {
@@ -401,20 +446,46 @@ export class Broker {
     }
     this.gateway = gateway;
     this.brokerCore = core;
+    const stopMeasuring = this.tenants !== null ? this.measureTenantsEvery(core, this.tenants, TENANT_MEASURE_MS) : () => undefined;
     const listeners: Array<(e: ChildExit) => void> = [];
     return {
       close: async () => {
+        stopMeasuring();
         await gateway.close();
         await closeFeatures(features);
         for (const l of listeners) l({ normal: true, reason: null });
       },
       destroy: () => {
+        stopMeasuring();
         void gateway.close(0).then(() => closeFeatures(features));
         for (const l of listeners) l({ normal: false, reason: null });
       },
       onExit: (l) => listeners.push(l),
     };
   }
+}
+
+/** How often the tenants' storage is read from disk again (retention's deletions show then). */
+const TENANT_MEASURE_MS = 5_000;
+
+/** Bytes of the files in `dir` (0: it does not exist). */
+async function dirBytes(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let total = 0;
+  for (const name of names) {
+    try {
+      const st = await fs.promises.stat(path.join(dir, name));
+      if (st.isFile()) total += st.size;
+    } catch {
+      // deleted meanwhile (retention): not stored
+    }
+  }
+  return total;
 }
 
 /**

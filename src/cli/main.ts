@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { Broker, isLoopbackHost, parseActorHost, type BrokerOptions } from '../broker.js';
 import { WeirError } from '../common/errors.js';
 import { WeirCode } from '../protocol/error-codes.js';
-import type { JwtOptions } from '../security/index.js';
+import type { JwtOptions, TenantConfig } from '../security/index.js';
 import { applyThreadSlice, nativeIo, nativeIoStatus, raiseOpenFileLimit } from '../common/native-io.js';
 import { logBrokerEvents } from './event-log.js';
 
@@ -29,6 +29,8 @@ const USAGE = `usage:
              [--users FILE] [--roles FILE] [--token-file FILE] [--audit-log FILE]   (authentication and permissions: docs/security.md)
              [--jwt-secret-file FILE] [--jwt-public-key FILE ...] [--jwt-alg RS256|ES256|EdDSA] [--jwt-jwks FILE]
              [--jwt-issuer ISS] [--jwt-audience AUD] [--jwt-clock-skew MS]
+             [--produce-quota BYTES/s] [--consume-quota BYTES/s]   (per principal, e.g. 200KB/s or 1MiB/s; over it its answers and deliveries are held back)
+             [--max-connections-per-principal N]   (default 1000)   [--tenants FILE]   (JSON list of {name, prefix, maxTopics?, maxStorageBytes?})
   weir topics [list | create NAME [--partitions N] | describe NAME] [--url ws://127.0.0.1:7070]
   weir produce TOPIC [--url URL] [--key K] [--key-sep SEP] [--header k=v ...] [--idempotent]   (one message per stdin line)
   weir consume TOPIC [--url URL] [--group G] [--from earliest|latest|OFFSET|@TIMESTAMP] [--count N] [--queue [--prefetch N]]
@@ -83,6 +85,17 @@ function int(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+const RATE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1e3, m: 1e6, g: 1e9, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3 };
+
+/** A byte rate: `200000`, `200KB/s`, `1MiB/s` (K, M, G: powers of 1000; Ki, Mi, Gi: of 1024). */
+function byteRate(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]i?)?b?(?:\/s)?$/i.exec(v.trim());
+  const n = m === null ? NaN : Number(m[1]) * RATE_UNITS[(m[2] ?? '').toLowerCase()]!;
+  if (!(n >= 1 && Number.isFinite(n))) throw new WeirError(WeirCode.BAD_CONFIG, `--${name} must be a byte rate such as 200000, 200KB/s or 1MiB/s (got ${JSON.stringify(v)})`);
+  return Math.floor(n);
+}
+
 /** `--users`, `--roles`, `--token-file`, `--audit-log` and `--jwt-*` as BrokerOptions.security (undefined: none given). */
 function securityOptionsOf(values: Record<string, string | boolean | string[] | undefined>): NonNullable<BrokerOptions['security']> | undefined {
   const str = (name: string): string | undefined => values[name] as string | undefined;
@@ -107,7 +120,26 @@ function securityOptionsOf(values: Record<string, string | boolean | string[] | 
       throw new WeirError(WeirCode.BAD_CONFIG, `--token-file ${tokenFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     }
   }
+  const produceQuota = byteRate(str('produce-quota'), 'produce-quota');
+  const consumeQuota = byteRate(str('consume-quota'), 'consume-quota');
+  const quotas = {
+    ...(produceQuota !== undefined ? { produceBytesPerSec: produceQuota } : {}),
+    ...(consumeQuota !== undefined ? { consumeBytesPerSec: consumeQuota } : {}),
+  };
+  const perPrincipal = int(str('max-connections-per-principal'), 'max-connections-per-principal');
+  const tenantsFile = str('tenants');
+  let tenants: TenantConfig[] | undefined;
+  if (tenantsFile !== undefined) {
+    try {
+      tenants = JSON.parse(fs.readFileSync(tenantsFile, 'utf8')) as TenantConfig[];
+    } catch (e) {
+      throw new WeirError(WeirCode.BAD_CONFIG, `--tenants ${tenantsFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+  }
   const security = {
+    ...(Object.keys(quotas).length > 0 ? { quotas } : {}),
+    ...(perPrincipal !== undefined ? { maxConnectionsPerPrincipal: perPrincipal } : {}),
+    ...(tenants !== undefined ? { tenants } : {}),
     ...(str('users') !== undefined ? { usersFile: str('users')! } : {}),
     ...(str('roles') !== undefined ? { rolesFile: str('roles')! } : {}),
     ...(token !== undefined ? { token } : {}),
@@ -155,6 +187,10 @@ async function start(argv: string[]): Promise<number> {
       'jwt-issuer': { type: 'string' },
       'jwt-audience': { type: 'string' },
       'jwt-clock-skew': { type: 'string' },
+      'produce-quota': { type: 'string' },
+      'consume-quota': { type: 'string' },
+      'max-connections-per-principal': { type: 'string' },
+      tenants: { type: 'string' },
     },
     strict: true,
   });

@@ -16,7 +16,10 @@
 import { WeirError, needId } from '../common/errors.js';
 import { ErrorCode, RETRYABLE } from '../protocol/codes.js';
 import { INTERNAL_TOPIC_PREFIX, PROTOCOL_VERSION, topicNameProblem, type TopicConfig } from '../protocol/frames.js';
-import { ACTIONS, Grants, OPEN_PRINCIPAL, forbidden, resourceLabel, type Action, type AuditEvent, type Authenticator, type Principal } from '../security/index.js';
+import {
+  ACTIONS, ConnectionLimits, Grants, OPEN_PRINCIPAL, forbidden, quotaExceeded, resourceLabel, tooManyConnections,
+  type Action, type AuditEvent, type Authenticator, type ByteRateQuotas, type Principal, type Tenants,
+} from '../security/index.js';
 import { dropExpired } from '../protocol/expiry-filter.js';
 import type { RecordIndex } from '../protocol/record.js';
 import { FetchMode } from '../partition/protocol.js';
@@ -76,6 +79,12 @@ export interface CoreDeps {
   auth?: Authenticator | null;
   /** Where authentication failures and denials are recorded (security/audit.ts AuditLog). */
   audit?: AuditSink;
+  /** Produce and consume byte rates per principal; null or absent: none. */
+  quotas?: ByteRateQuotas | null;
+  /** Tenants' topic counts and storage; null or absent: none. */
+  tenants?: Tenants | null;
+  /** Live connections of one authenticated principal (default 1000). */
+  maxConnectionsPerPrincipal?: number;
 }
 
 /** What the core writes audit events to. */
@@ -92,6 +101,9 @@ export interface SecurityStats {
   /** Connections closed because their token expired. */
   tokenExpiredCloses: number;
 }
+
+/** How often buckets of principals back within their rates are forgotten. */
+const QUOTA_SWEEP_MS = 10_000;
 
 /** A timer's longest delay (setTimeout fires at once beyond it). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -114,6 +126,19 @@ export class BrokerCore implements FeatureHost {
   /** Every session's grants while authentication is off (one cache for all). */
   private readonly openGrants = new Grants(OPEN_PRINCIPAL);
   private readonly counters: SecurityStats = { forbidden: 0, authFailures: 0, tokenExpiredCloses: 0 };
+  private readonly quotas: ByteRateQuotas | null;
+  private lastQuotaSweepMs = 0;
+  private readonly tenants: Tenants | null;
+  /**
+   * A tenant's storage usage is what the shell last measured on disk (`beginTenantMeasurement`)
+   * plus what clients appended since the measurement began (`pending`: before the one in progress
+   * began, `appended`: after). Bytes appended while the disk is read may count twice until the
+   * next measurement: it errs towards refusing.
+   */
+  private tenantMeasured = new Map<string, number>();
+  private tenantPending = new Map<string, number>();
+  private tenantAppended = new Map<string, number>();
+  private readonly principalConnections: ConnectionLimits;
 
   constructor(
     private readonly config: CoreConfig,
@@ -126,6 +151,50 @@ export class BrokerCore implements FeatureHost {
     this.subscriptions = new Subscriptions(config, deps.groups, deps.offsets, this.turn, this.reads, this.flow, this.sendError);
     for (const spec of this.builtInOps()) this.table.add(spec);
     this.auth = deps.auth ?? null;
+    this.quotas = deps.quotas ?? null;
+    this.tenants = deps.tenants ?? null;
+    this.principalConnections = new ConnectionLimits(deps.maxConnectionsPerPrincipal === undefined ? {} : { maxPerPrincipal: deps.maxConnectionsPerPrincipal });
+    if (this.quotas !== null || this.tenants !== null) this.produces.setAdmission((session, topic, bytes) => this.admitProduce(session, topic.name, bytes));
+    if (this.quotas !== null) this.subscriptions.setConsumeQuota((session, bytes) => this.chargeQuota('consume', session, bytes));
+  }
+
+  /** A client's batch: refused beyond its tenant's storage, charged to its principal's produce rate (the answer's hold). */
+  private admitProduce(session: Session, topic: string, bytes: number): number {
+    const tenant = this.tenants?.ofTopic(topic);
+    if (tenant?.maxStorageBytes !== undefined) {
+      const name = tenant.name;
+      const appended = this.tenantAppended.get(name) ?? 0;
+      const used = (this.tenantMeasured.get(name) ?? 0) + (this.tenantPending.get(name) ?? 0) + appended;
+      const refusal = this.tenants!.checkStorage(topic, used, bytes);
+      if (refusal !== null) throw quotaExceeded(refusal);
+      this.tenantAppended.set(name, appended + bytes);
+    }
+    return this.chargeQuota('produce', session, bytes);
+  }
+
+  /**
+   * The shell starts reading the tenants' topics' sizes on disk: call the answer with what it found
+   * (bytes per tenant name). Appends from now on count on top of it; one measurement at a time.
+   */
+  beginTenantMeasurement(): (measured: ReadonlyMap<string, number>) => void {
+    for (const [name, bytes] of this.tenantAppended) this.tenantPending.set(name, (this.tenantPending.get(name) ?? 0) + bytes);
+    this.tenantAppended = new Map();
+    return (measured) => {
+      this.tenantMeasured = new Map(measured);
+      this.tenantPending = new Map();
+    };
+  }
+
+  /** Charges `bytes` to the session's principal; the milliseconds to hold it back. */
+  private chargeQuota(direction: 'produce' | 'consume', session: Session, bytes: number): number {
+    const quotas = this.quotas;
+    if (quotas === null || session.principal === null) return 0;
+    const now = Date.now();
+    if (now - this.lastQuotaSweepMs >= QUOTA_SWEEP_MS) {
+      this.lastQuotaSweepMs = now;
+      quotas.sweep(now);
+    }
+    return quotas.charge(direction, session.principal.name, bytes, now, session.principal.roles);
   }
 
   /** Whether sessions must authenticate with `hello` (a users file, token keys or a shared token is configured). */
@@ -158,6 +227,8 @@ export class BrokerCore implements FeatureHost {
     if (session.expiryTimer !== null) clearTimeout(session.expiryTimer);
     session.expiryTimer = null;
     this.sessions.delete(session);
+    if (session.countedPrincipal !== null) this.principalConnections.releasePrincipal(session.countedPrincipal);
+    session.countedPrincipal = null;
     this.flow.forget(session);
     this.subscriptions.sessionClosed(session);
     for (const l of this.closeListeners) l(session);
@@ -172,6 +243,7 @@ export class BrokerCore implements FeatureHost {
   stopAccepting(): void {
     this.closing = true;
     this.flow.close();
+    this.produces.releaseHeld();
   }
 
   get stopping(): boolean {
@@ -437,8 +509,8 @@ export class BrokerCore implements FeatureHost {
       throw new WeirError(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${String(version)} is not supported; this broker speaks ${PROTOCOL_VERSION}`, { details: { supported: [PROTOCOL_VERSION] } });
     }
     if (this.auth !== null && (session.principal === null || f.token !== undefined || f.user !== undefined)) {
-      await this.authenticate(this.auth, session, f);
-      if (session.closed) return;
+      await this.authenticate(this.auth, session, id, f);
+      if (session.closed || session.principal === null) return;
     }
     session.helloDone = true;
     const c = this.config;
@@ -449,7 +521,7 @@ export class BrokerCore implements FeatureHost {
   }
 
   /** hello's credentials → the session's principal and grants, and its close when the credential expires. */
-  private async authenticate(auth: Authenticator, session: Session, f: Frame): Promise<void> {
+  private async authenticate(auth: Authenticator, session: Session, id: number, f: Frame): Promise<void> {
     // One principal per connection: its subscriptions and inboxes were opened under it.
     if (session.principal !== null) throw badRequest('token', `this connection is authenticated as ${JSON.stringify(session.principal.name)}: open a new connection to authenticate again`);
     if (session.authenticating) throw badRequest('token', 'another hello of this connection is authenticating');
@@ -468,6 +540,15 @@ export class BrokerCore implements FeatureHost {
       session.authenticating = false;
     }
     if (session.closed) return;
+    const refusal = this.principalConnections.admitPrincipal(principal.name);
+    if (refusal !== null) {
+      // Said as hello's answer, then the connection closes: it is not one of the principal's.
+      this.audit(session, { action: 'authenticate', outcome: 'failed', code: ErrorCode.TOO_MANY_CONNECTIONS, details: { reason: 'too-many-connections' } });
+      session.port.sendNow(this.errorFrame(tooManyConnections(refusal), id, undefined));
+      session.port.close(1008, `${ErrorCode.TOO_MANY_CONNECTIONS}: at most ${refusal.limit} connections per principal`);
+      return;
+    }
+    session.countedPrincipal = principal.name;
     session.principal = principal;
     session.grants = auth.grantsOf(principal);
     this.audit(session, { action: 'authenticate', outcome: 'ok', details: { source: principal.source } });
@@ -497,6 +578,8 @@ export class BrokerCore implements FeatureHost {
     const name = f.topic;
     if (typeof name !== 'string') throw new WeirError(ErrorCode.INVALID_TOPIC_NAME, 'topic name must be a string');
     const partitions = f.partitions === undefined ? this.deps.defaultPartitions : f.partitions;
+    const refusal = this.tenants?.checkCreateTopic(name, [...this.deps.topics.all()].map((t) => t.name)) ?? null;
+    if (refusal !== null) throw quotaExceeded(refusal);
     const { topic, created } = await this.deps.topics.create(name, partitions as number, this.deps.launcher, f.config);
     this.send(session, { op: 'result', id, topic: topic.name, partitions: topic.partitions, config: topicConfigToWire(topic.config), created });
   }

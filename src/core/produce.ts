@@ -29,6 +29,12 @@ export interface ProduceConfig {
 /** How a failed client request is answered (BrokerCore.sendError). */
 export type FailRequest = (session: Session, id: number, error: WeirError) => void;
 
+/**
+ * Admits a client's batch of `bytes` for `topic` (quotas): throws to refuse it, or returns how long
+ * to hold its answer back (0: answer at once).
+ */
+export type ProduceAdmission = (session: Session, topic: Topic, bytes: number) => number;
+
 export class ProducePath {
   private readonly index = new RecordIndex();
   private readonly router = new Router();
@@ -36,6 +42,9 @@ export class ProducePath {
   private readonly controlInterceptors: ControlInterceptor[] = [];
   private readonly controlGuards: ControlGuard[] = [];
   private controlChain: ((request: ControlInterceptorRequest) => void) | null = null;
+  private admission: ProduceAdmission | null = null;
+  /** Answers held back for a byte-rate quota: each releases (answers) itself. */
+  private readonly held = new Set<() => void>();
   private producerGuard: ProducerGuard = (_session, producerId) => {
     throw badRequest('producerId', `producer id ${producerId} was not handed out by init_producer on this broker`);
   };
@@ -75,9 +84,10 @@ export class ProducePath {
     // Read the size now: `records` may view the front door's message buffer, which is gone once
     // this handler returns (uWS detaches it). Anything that keeps records past it must copy them.
     const bytes = records.length;
+    const holdMs = this.admission === null ? 0 : this.admission(session, topic, bytes);
     session.inFlightBytes += bytes;
     session.inFlightRequests++;
-    const outcome = new ProduceAnswer(this.failRequest, session, id, bytes);
+    const outcome = new ProduceAnswer(this.failRequest, session, id, bytes, holdMs > 0 ? Date.now() + holdMs : 0, this.held);
     try {
       if (interceptor) interceptor({ topic, records, index: this.index, forced, outcome, session });
       else this.write(topic, records, forced, outcome, idem);
@@ -115,6 +125,16 @@ export class ProducePath {
         settled: (failed, parts, route) => (failed ? reject(error) : resolve(route ? { parts, route } : { parts })),
       });
     });
+  }
+
+  /** Answer every produce held back for a quota now (the broker is stopping: its data is written). */
+  releaseHeld(): void {
+    for (const release of [...this.held]) release();
+  }
+
+  /** One admission check for every client batch (the core's quotas). */
+  setAdmission(admission: ProduceAdmission): void {
+    this.admission = admission;
   }
 
   /**
@@ -305,6 +325,10 @@ class ProduceAnswer implements ProduceOutcome {
     private readonly session: Session,
     private readonly id: number,
     private readonly bytes: number,
+    /** Answer no earlier than this (ms since the epoch; 0: at once): a principal over its byte rate. */
+    private readonly holdUntilMs: number,
+    /** The answers being held now (answered at once when the broker stops). */
+    private readonly held: Set<() => void>,
   ) {}
 
   failed(error: WeirError): void {
@@ -312,6 +336,24 @@ class ProduceAnswer implements ProduceOutcome {
   }
 
   settled(error: boolean, parts: ProducePart[], route: Uint8Array | undefined): void {
+    const waitMs = error || this.holdUntilMs === 0 ? 0 : this.holdUntilMs - Date.now();
+    if (waitMs <= 0) {
+      this.answer(error, parts, route);
+      return;
+    }
+    // Held, the answer keeps its bytes in the session's in-flight count: a producer keeping within
+    // its in-flight window slows to the quota, and one that does not is refused THROTTLED.
+    const release = (): void => {
+      clearTimeout(timer);
+      this.held.delete(release);
+      this.answer(error, parts, route);
+    };
+    const timer = setTimeout(release, waitMs);
+    timer.unref();
+    this.held.add(release);
+  }
+
+  private answer(error: boolean, parts: ProducePart[], route: Uint8Array | undefined): void {
     this.session.inFlightBytes -= this.bytes;
     this.session.inFlightRequests--;
     if (!error && !this.session.closed) this.session.port.answerProduce(this.id, parts, route);

@@ -61,6 +61,10 @@ export class Session {
   fetchBytes = 0;
   /** A cursor stopped because the client was over its bound: pump them all once it is not. */
   deliveryPaused = false;
+  /** Deliveries held back until this timer fires: the principal is over its consume byte rate. */
+  deliveryHold: ReturnType<typeof setTimeout> | null = null;
+  /** The principal's name counted in the per-principal connection limit (released at close). */
+  countedPrincipal: string | null = null;
   /** When the session was first seen over its bound (0: not over): the slow-consumer clock. */
   overSince = 0;
   nextSub = 1;

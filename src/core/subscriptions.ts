@@ -82,6 +82,7 @@ export class Subscriptions {
   /** Each session's subscriptions, by id. */
   private readonly bySession = new Map<Session, Map<number, Subscription>>();
   private readonly unsubscribeListeners: Array<(session: Session, subId: number) => void> = [];
+  private consumeQuota: ((session: Session, bytes: number) => number) | null = null;
 
   constructor(
     private readonly config: SubscriptionsConfig,
@@ -201,16 +202,40 @@ export class Subscriptions {
 
   /** The session is gone: its subscriptions end (their cursors stop, their groups rebalance). */
   sessionClosed(session: Session): void {
+    if (session.deliveryHold !== null) clearTimeout(session.deliveryHold);
+    session.deliveryHold = null;
     const subs = this.bySession.get(session);
     if (!subs) return;
     for (const sub of [...subs.values()]) this.drop(sub);
     this.bySession.delete(session);
   }
 
+  /**
+   * Charges the bytes delivered to a session (its principal's consume quota) and answers how long
+   * to hold its deliveries back (0: not at all).
+   */
+  setConsumeQuota(charge: (session: Session, bytes: number) => number): void {
+    this.consumeQuota = charge;
+  }
+
+  /** Hold every delivery of `session` for `ms`: standing fetches end, and the cursors are pumped again after. */
+  private holdDeliveries(session: Session, ms: number): void {
+    if (session.deliveryHold !== null) return;
+    session.deliveryHold = setTimeout(() => {
+      session.deliveryHold = null;
+      if (!session.closed) this.pumpAll(session);
+    }, ms);
+    session.deliveryHold.unref();
+  }
+
   /** The session's client took what was buffered: resume its deliveries if they were paused. */
   resume(session: Session): void {
     if (!session.deliveryPaused) return;
     session.deliveryPaused = false;
+    this.pumpAll(session);
+  }
+
+  private pumpAll(session: Session): void {
     const subs = this.bySession.get(session);
     if (subs) for (const sub of subs.values()) for (const c of sub.cursors.values()) this.pump(sub, c);
   }
@@ -307,7 +332,7 @@ export class Subscriptions {
   /** Issue the next fetch for a cursor if it has credit, no fetch in flight, and the session keeps up. */
   private pump(sub: Subscription, c: Cursor): void {
     const session = sub.session;
-    if (!c.active || c.fetchId !== 0 || c.credits <= 0 || session.closed) return;
+    if (!c.active || c.fetchId !== 0 || c.credits <= 0 || session.closed || session.deliveryHold !== null) return;
     if (this.flow.overBound(session)) {
       this.pauseDelivery(sub, c);
       return; // resumed when the client took what was buffered
@@ -322,6 +347,11 @@ export class Subscriptions {
         if (!c.active) return;
         c.end = end;
         if (count > 0) {
+          // Held for the consume quota: this answer is dropped (c.next stays) and read again after.
+          if (session.deliveryHold !== null) {
+            this.cancelFetch(sub, c);
+            return;
+          }
           // Checked before every push, not only when a fetch is issued: a standing fetch answers on
           // its own, and many answers can land in one turn, before the front door sends them.
           // Over the bound, this answer is dropped (c.next stays: it is read again on resume) and
@@ -345,6 +375,14 @@ export class Subscriptions {
           session.port.deliver(sub.id, topic.name, c.partition, count, next, records);
           c.next = next;
           c.credits -= count;
+          if (this.consumeQuota !== null) {
+            const holdMs = this.consumeQuota(session, records.length);
+            if (holdMs > 0) {
+              this.holdDeliveries(session, holdMs);
+              if (more) this.cancelFetch(sub, c);
+              return;
+            }
+          }
         }
         if (!more) this.pump(sub, c);
       },

@@ -10,6 +10,7 @@ import { WeirError } from '../common/errors.js';
 import { WeirCode } from '../protocol/error-codes.js';
 import { Authenticator } from './authenticator.js';
 import { AuthFailureLimiter, type AuthFailureLimits } from './limits.js';
+import { ByteRateQuotas, Tenants, type ByteRate, type PrincipalByteRates, type TenantConfig } from './quota.js';
 import { parseRoleTable, type RoleTable, type Rule } from './permissions.js';
 import { DEFAULT_CLOCK_SKEW_MS, createTokenVerifier, type PublicKeyAlgorithm, type TokenVerifier } from './tokens.js';
 import { Users } from './users.js';
@@ -46,6 +47,89 @@ export interface SecurityOptions {
   readonly token?: string;
   /** Failed authentications per client address (defaults: DEFAULT_AUTH_FAILURE_LIMITS). */
   readonly authFailureLimits?: Partial<AuthFailureLimits>;
+  /** Byte rates per principal (`--produce-quota`, `--consume-quota`). */
+  readonly quotas?: QuotaOptions;
+  /** Tenants: topic-name prefixes with a topic count and storage size (QUOTA_EXCEEDED beyond them). */
+  readonly tenants?: readonly TenantConfig[];
+  /** Live connections of one authenticated principal (`--max-connections-per-principal`; default 1000). */
+  readonly maxConnectionsPerPrincipal?: number;
+}
+
+/** A principal's byte rates: bytes per second it may produce and be delivered (absent: no limit). */
+export interface PrincipalQuota {
+  readonly produceBytesPerSec?: number;
+  readonly consumeBytesPerSec?: number;
+}
+
+/**
+ * Byte-rate quotas: the default of every principal (each has its own budget of that size, shared
+ * by its connections), and overrides that replace the default: by principal name, else by role (a
+ * principal with several such roles gets the highest rate of each direction). A rate of 0 in an
+ * override: no limit for that direction.
+ */
+export interface QuotaOptions extends PrincipalQuota {
+  readonly perPrincipal?: Readonly<Record<string, PrincipalQuota>>;
+  readonly perRole?: Readonly<Record<string, PrincipalQuota>>;
+}
+
+/** The ByteRateQuotas `options` describe; null when no rate is configured. Throws BAD_CONFIG. */
+export function loadQuotas(options: QuotaOptions | undefined): ByteRateQuotas | null {
+  if (options === undefined) return null;
+  const rateOf = (value: unknown, what: string): ByteRate | undefined => {
+    if (value === undefined || value === 0) return undefined;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw badConfig(`quotas: ${what} must be a positive number of bytes per second (0: no limit)`);
+    return { bytesPerSec: value };
+  };
+  const ratesOf = (q: PrincipalQuota, who: string): PrincipalByteRates => {
+    if (typeof q !== 'object' || q === null) throw badConfig(`quotas: ${who} must be an object`);
+    const produce = rateOf(q.produceBytesPerSec, `${who} produceBytesPerSec`);
+    const consume = rateOf(q.consumeBytesPerSec, `${who} consumeBytesPerSec`);
+    return { ...(produce !== undefined ? { produce } : {}), ...(consume !== undefined ? { consume } : {}) };
+  };
+  const overridesOf = (table: Readonly<Record<string, PrincipalQuota>> | undefined, kind: string): Map<string, PrincipalByteRates> => {
+    if (table !== undefined && (typeof table !== 'object' || table === null)) throw badConfig(`quotas: ${kind} must be an object`);
+    return new Map(Object.entries(table ?? {}).map(([name, q]) => [name, ratesOf(q, `${kind} ${JSON.stringify(name)}`)]));
+  };
+  const defaults = ratesOf(options, 'the default');
+  const byName = overridesOf(options.perPrincipal, 'perPrincipal');
+  const byRole = overridesOf(options.perRole, 'perRole');
+  const any = (r: PrincipalByteRates): boolean => r.produce !== undefined || r.consume !== undefined;
+  if (!any(defaults) && ![...byName.values(), ...byRole.values()].some(any)) return null;
+  return new ByteRateQuotas({
+    ratesOf: (principal, roles) => {
+      const own = byName.get(principal);
+      if (own !== undefined) return own;
+      const ofRoles = roles.filter((r) => byRole.has(r)).map((r) => byRole.get(r)!);
+      if (ofRoles.length === 0) return defaults;
+      // The highest rate of its roles; no limit (absent) beats any rate.
+      const highest = (direction: 'produce' | 'consume'): ByteRate | undefined => {
+        let best: ByteRate | undefined;
+        for (const r of ofRoles) {
+          const rate = r[direction];
+          if (rate === undefined) return undefined;
+          if (best === undefined || rate.bytesPerSec > best.bytesPerSec) best = rate;
+        }
+        return best;
+      };
+      const produce = highest('produce');
+      const consume = highest('consume');
+      return { ...(produce !== undefined ? { produce } : {}), ...(consume !== undefined ? { consume } : {}) };
+    },
+  });
+}
+
+/** The Tenants `tenants` describe; null when none is configured. Throws BAD_CONFIG. */
+export function loadTenants(tenants: unknown): Tenants | null {
+  if (tenants === undefined) return null;
+  const parsed = Tenants.parse(tenants);
+  return parsed.all.length === 0 ? null : parsed;
+}
+
+/** `--max-connections-per-principal`, checked; undefined: the default. Throws BAD_CONFIG. */
+export function maxConnectionsPerPrincipalOf(options: SecurityOptions | undefined): number | undefined {
+  const n = options?.maxConnectionsPerPrincipal;
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 1)) throw badConfig(`--max-connections-per-principal must be a whole number, at least 1 (got ${JSON.stringify(n)})`);
+  return n;
 }
 
 /** Whether `options` turn authentication on (a users file, token keys or a shared token). */

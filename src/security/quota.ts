@@ -80,8 +80,8 @@ export interface PrincipalByteRates {
 }
 
 export interface ByteRateQuotasOptions {
-  /** The rates of a principal (by name), or undefined: no quota. Asked once per bucket made. */
-  readonly ratesOf: (principal: string) => PrincipalByteRates | undefined;
+  /** The rates of a principal (by name, with its roles), or undefined: no quota. Asked once per bucket made. */
+  readonly ratesOf: (principal: string, roles: readonly string[]) => PrincipalByteRates | undefined;
 }
 
 export class ByteRateQuotas {
@@ -90,20 +90,21 @@ export class ByteRateQuotas {
   constructor(private readonly options: ByteRateQuotasOptions) {}
 
   /** Charges `bytes` produced by `principal`; the milliseconds to hold it back (0: within quota). */
-  chargeProduce(principal: string, bytes: number, nowMs: number): number {
-    return this.charge('produce', principal, bytes, nowMs);
+  chargeProduce(principal: string, bytes: number, nowMs: number, roles: readonly string[] = []): number {
+    return this.charge('produce', principal, bytes, nowMs, roles);
   }
 
   /** Charges `bytes` delivered to (or fetched by) `principal`. */
-  chargeConsume(principal: string, bytes: number, nowMs: number): number {
-    return this.charge('consume', principal, bytes, nowMs);
+  chargeConsume(principal: string, bytes: number, nowMs: number, roles: readonly string[] = []): number {
+    return this.charge('consume', principal, bytes, nowMs, roles);
   }
 
-  charge(direction: QuotaDirection, principal: string, bytes: number, nowMs: number): number {
+  /** `roles`: the principal's, for its rates when its bucket is made (a principal's bucket is one, whatever roles its connections have). */
+  charge(direction: QuotaDirection, principal: string, bytes: number, nowMs: number, roles: readonly string[] = []): number {
     const buckets = this.buckets[direction];
     let bucket = buckets.get(principal);
     if (bucket === undefined) {
-      const rate = this.options.ratesOf(principal)?.[direction];
+      const rate = this.options.ratesOf(principal, roles)?.[direction];
       if (rate === undefined) return 0;
       bucket = new TokenBucket(rate, nowMs);
       buckets.set(principal, bucket);

@@ -1,7 +1,8 @@
 /**
  * `weir start` and transport security, as an operator runs it (bin/weir.js, so `npm run build`
  * first): what it says about who can connect, the refusal to listen beyond this machine without
- * authentication, and a renewed TLS certificate taken on SIGHUP without a restart.
+ * authentication, a renewed TLS certificate taken on SIGHUP without a restart, and the quota and
+ * connection-limit flags.
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -93,3 +94,33 @@ it('serves wss:// with --tls-cert/--tls-key and takes a renewed certificate on S
   await client.produce('t', [{ value: 'after SIGHUP' }]);
   expect((await client.fetch('t', 0, 0)).messages).toHaveLength(1);
 });
+
+it('--produce-quota slows producers to the rate; a rate, tenants file or connection limit that is wrong refuses the start (BAD_CONFIG, exit 1)', async () => {
+  const b = await startBrokerProcess(path.join(dir(), 'data'), { args: ['--produce-quota', '100KB/s', '--consume-quota', '1MiB/s', '--max-connections-per-principal', '5'] });
+  procs.push(b.proc);
+  const c = await connect(b.url, { reconnect: false });
+  clients.push(c);
+  await c.createTopic('paced', { partitions: 1 });
+  const value = new Uint8Array(10_000);
+  const started = Date.now();
+  // 300 KB at 100 KB/s: the first 100 KB pass at once (one second's worth), the rest take 2 s.
+  for (let i = 0; i < 30; i++) await c.produce('paced', [{ value }]);
+  const elapsed = Date.now() - started;
+  expect(elapsed).toBeGreaterThan(1800);
+  expect(elapsed).toBeLessThan(4000);
+
+  const data = path.join(dir(), 'data');
+  const tenants = path.join(dir(), 'tenants.json');
+  fs.writeFileSync(tenants, JSON.stringify([{ name: 'a', prefix: 'a.' }, { name: 'b', prefix: 'a.b.' }]));
+  for (const [args, message] of [
+    [['--produce-quota', 'fast'], /--produce-quota must be a byte rate such as 200000, 200KB\/s or 1MiB\/s \(got "fast"\)/],
+    [['--consume-quota', '0'], /--consume-quota must be a byte rate/],
+    [['--tenants', tenants], /tenants a and b overlap: "a.b." is inside "a."/],
+    [['--max-connections-per-principal', '0'], /--max-connections-per-principal must be a whole number, at least 1/],
+  ] as const) {
+    const refused = await runBrokerToExit([...args, '--port', '0', '--data', data]);
+    expect(refused, args.join(' ')).toMatchObject({ code: 1, started: false });
+    expect(refused.output).toMatch(message);
+  }
+  expect(fs.existsSync(data)).toBe(false);
+}, 60_000);
