@@ -6,11 +6,12 @@
  * limit are refused (TOO_MANY_CONNECTIONS).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, isWeirError, type WeirClient } from '../../src/client/index.js';
+import { connect, type WeirClient } from '../../src/client/index.js';
 import type { Rule } from '../../src/security/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { SUPERUSER, signToken, writeJwtSecret } from '../support/security.js';
 import { tmpDir } from '../support/tmp-dir.js';
+import { refusal } from '../support/refusal.js';
 
 const QUOTA = 200_000; // bytes per second
 const VALUE = new Uint8Array(4000).fill(120);
@@ -24,16 +25,6 @@ async function as(sub: string, allow: Rule[] = [SUPERUSER]): Promise<WeirClient>
   const c = await connect(tb.url, { token: await signToken(secret, sub, { allow }), reconnect: false });
   clients.push(c);
   return c;
-}
-
-async function refusal(p: Promise<unknown>): Promise<{ code: string; details?: unknown }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isWeirError(e)) return { code: e.code, details: e.details };
-    throw e;
-  }
-  throw new Error('expected a refusal');
 }
 
 /** Produces VALUE-sized messages flat out (`workers` calls at once) for `ms`; the acked bytes with the time of each ack. */
