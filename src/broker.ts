@@ -302,11 +302,6 @@ export class Broker {
     return `${this.opts.tls === undefined ? 'ws' : 'wss'}://${listenAddress(this.opts).host}:${this.port}`;
   }
 
-  /** Whether clients must authenticate (a users file, JWT keys or a shared token is configured). */
-  get authConfigured(): boolean {
-    return authConfigured(this.opts);
-  }
-
   /**
    * Load the TLS files again (`weir start` does on SIGHUP): new connections get the new
    * certificate, open ones keep theirs; one that does not load is reported and the old one kept.

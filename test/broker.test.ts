@@ -53,7 +53,7 @@ describe('safe default: no authentication, this machine only', () => {
       for (const [i, options] of ([{ insecure: true }, { gateway: { token: 's3cret' } }] as BrokerOptions[]).entries()) {
         const broker = await Broker.start({ ...options, dataDir: path.join(tmp.dir, String(i)), host: '0.0.0.0', port: 0 });
         try {
-          expect(broker.authConfigured).toBe(options.insecure !== true);
+          expect(broker.authenticationRequired).toBe(options.insecure !== true);
           const ws = new WebSocket(`ws://127.0.0.1:${broker.port}`);
           await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
           ws.close();

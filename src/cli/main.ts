@@ -243,7 +243,7 @@ async function start(argv: string[]): Promise<number> {
   process.stdout.write(
     `weir listening on ${broker.url}/ (data ${values.data} locked by ${broker.dataDirLock.kind === 'flock' ? 'flock' : 'pid file'}, fsync ${values.fsync}, actors on ${values['actor-host']}${filesNote})\n`,
   );
-  if (!broker.authConfigured) {
+  if (!broker.authenticationRequired) {
     process.stdout.write(
       values.insecure && !isLoopbackHost(values.host!)
         ? `weir: WARNING no authentication and --insecure: anyone who can reach ${values.host} can read, write and delete every topic\n`
